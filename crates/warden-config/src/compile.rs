@@ -1,0 +1,307 @@
+//! Stage two: semantic validation and compilation into a [`Snapshot`].
+//!
+//! Every check runs even after earlier ones failed, so one pass lists every
+//! problem. Nothing is compiled lazily: regexes, CIDRs, routes and policies are
+//! all built here, never on the request path.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::Method;
+use ipnet::IpNet;
+use warden_core::Policy;
+use warden_policies::PolicySpec;
+
+use crate::error::Issues;
+use crate::load::Parsed;
+use crate::router::{PathPattern, RouterBuilder};
+use crate::schema::{FileConfig, PathConfig, ServiceConfig};
+use crate::snapshot::{PolicyInstance, RouteRuntime, Snapshot};
+
+const MAX_RETRIES: u32 = 5;
+
+/// Validates and compiles; returns every issue found on failure.
+pub(crate) fn compile(parsed: Parsed, issues: &mut Issues) -> Option<Snapshot> {
+    let Parsed {
+        config,
+        policies: specs,
+        service_names,
+    } = parsed;
+    check_listeners(&config, issues);
+    check_limits(&config, issues);
+    let trusted_proxies = parse_nets(&config.trusted_proxies, "trusted_proxies", issues);
+    let mut services: HashSet<&str> = check_services(&config.services, issues);
+    services.extend(service_names.iter().map(String::as_str));
+    let mut router = RouterBuilder::new();
+    let mut ids = HashSet::new();
+    for (i, (route, specs)) in config.routes.iter().zip(specs).enumerate() {
+        let at = format!("routes[{i}]");
+        if route.id.trim().is_empty() {
+            issues.push(format!("{at}.id"), "must not be empty");
+        } else if !ids.insert(route.id.as_str()) {
+            issues.push(format!("{at}.id"), format!("duplicate route id `{}`", route.id));
+        }
+        if !services.contains(route.service.as_str()) {
+            issues.push(format!("{at}.service"), format!("no service named `{}`", route.service));
+        }
+        if route.max_body_bytes == Some(0) {
+            issues.push(format!("{at}.max_body_bytes"), "must be greater than 0");
+        }
+        let methods = parse_methods(&route.methods, &at, issues);
+        let policies = build_policies(&specs, &at, issues);
+        let needs_body = policies.iter().any(|p| p.policy.needs_request_body());
+        let runtime = Arc::new(RouteRuntime {
+            id: Arc::from(route.id.as_str()),
+            service: Arc::from(route.service.as_str()),
+            policies,
+            max_body_bytes: route.max_body_bytes.unwrap_or(config.limits.max_body_bytes),
+            upstream_errors: route.upstream_errors,
+            security_headers: route.security_headers,
+            needs_body,
+        });
+        let pattern = match &route.path {
+            PathConfig::Exact(p) => PathPattern::Exact(p.clone()),
+            PathConfig::Prefix(p) => PathPattern::Prefix(p.clone()),
+            PathConfig::Template(p) => PathPattern::Template(p.clone()),
+        };
+        let hosts: Vec<Option<&str>> = if route.hosts.is_empty() {
+            vec![None]
+        } else {
+            route.hosts.iter().map(|h| Some(h.as_str())).collect()
+        };
+        for (h, host) in hosts.into_iter().enumerate() {
+            if let Some(name) = host {
+                if !valid_host_pattern(name) {
+                    issues.push(
+                        format!("{at}.hosts[{h}]"),
+                        format!("`{name}` is not a host name or `*.suffix` wildcard"),
+                    );
+                    continue;
+                }
+            }
+            if let Err(e) = router.add(host, methods.as_deref(), pattern.clone(), runtime.clone()) {
+                issues.push(format!("{at}.path"), e.to_string());
+            }
+        }
+    }
+    if !issues.0.is_empty() {
+        return None;
+    }
+    Some(Snapshot {
+        router: router.build(),
+        limits: config.limits.clone(),
+        trusted_proxies,
+        config,
+    })
+}
+
+fn check_listeners(config: &FileConfig, issues: &mut Issues) {
+    if config.listeners.is_empty() {
+        issues.push("listeners", "at least one listener is required");
+    }
+    let mut names = HashSet::new();
+    let mut binds = HashSet::new();
+    for (i, l) in config.listeners.iter().enumerate() {
+        if !names.insert(l.name.as_str()) {
+            issues.push(
+                format!("listeners[{i}].name"),
+                format!("duplicate listener name `{}`", l.name),
+            );
+        }
+        match l.bind.parse::<SocketAddr>() {
+            Ok(addr) if !binds.insert(addr) => {
+                issues.push(format!("listeners[{i}].bind"), format!("{addr} is bound twice"));
+            }
+            Ok(_) => {}
+            Err(_) => issues.push(
+                format!("listeners[{i}].bind"),
+                format!("`{}` is not an ip:port address", l.bind),
+            ),
+        }
+    }
+    if let Some(bind) = &config.admin.bind {
+        if bind.parse::<SocketAddr>().is_err() {
+            issues.push("admin.bind", format!("`{bind}` is not an ip:port address"));
+        }
+    }
+}
+
+fn check_limits(config: &FileConfig, issues: &mut Issues) {
+    let l = &config.limits;
+    let positive: [(&str, u64); 9] = [
+        ("max_header_bytes", l.max_header_bytes as u64),
+        ("max_headers", l.max_headers as u64),
+        ("max_uri_bytes", l.max_uri_bytes as u64),
+        ("max_body_bytes", l.max_body_bytes),
+        ("header_read_timeout_ms", l.header_read_timeout_ms),
+        ("body_read_timeout_ms", l.body_read_timeout_ms),
+        ("idle_timeout_secs", l.idle_timeout_secs),
+        ("max_connections", l.max_connections as u64),
+        ("max_h2_streams", u64::from(l.max_h2_streams)),
+    ];
+    for (key, v) in positive {
+        if v == 0 {
+            issues.push(format!("limits.{key}"), "must be greater than 0 (every cap stays on)");
+        }
+    }
+    if l.max_header_bytes > 1024 * 1024 {
+        issues.push("limits.max_header_bytes", "must be at most 1048576");
+    }
+    if l.max_uri_bytes > 65_534 {
+        issues.push("limits.max_uri_bytes", "must be at most 65534");
+    }
+}
+
+fn check_services<'a>(services: &'a [ServiceConfig], issues: &mut Issues) -> HashSet<&'a str> {
+    let mut names = HashSet::new();
+    for (i, s) in services.iter().enumerate() {
+        let at = format!("services[{i}]");
+        if s.name.trim().is_empty() {
+            issues.push(format!("{at}.name"), "must not be empty");
+        } else if !names.insert(s.name.as_str()) {
+            issues.push(format!("{at}.name"), format!("duplicate service name `{}`", s.name));
+        }
+        if s.targets.is_empty() {
+            issues.push(format!("{at}.targets"), "at least one target is required");
+        }
+        for (j, t) in s.targets.iter().enumerate() {
+            if !valid_target(t) {
+                issues.push(format!("{at}.targets[{j}]"), format!("`{t}` is not host:port"));
+            }
+        }
+        let t = &s.timeouts;
+        for (key, v) in [
+            ("connect_ms", t.connect_ms),
+            ("first_byte_ms", t.first_byte_ms),
+            ("total_ms", t.total_ms),
+        ] {
+            if v == 0 {
+                issues.push(format!("{at}.timeouts.{key}"), "must be greater than 0");
+            }
+        }
+        if s.retries.attempts > MAX_RETRIES {
+            issues.push(
+                format!("{at}.retries.attempts"),
+                format!("must be at most {MAX_RETRIES}"),
+            );
+        }
+        if let Some(a) = &s.health.active {
+            if !a.path.starts_with('/') {
+                issues.push(format!("{at}.health.active.path"), "must start with `/`");
+            }
+            if a.interval_ms < 100 {
+                issues.push(format!("{at}.health.active.interval_ms"), "must be at least 100");
+            }
+            if a.timeout_ms == 0 {
+                issues.push(format!("{at}.health.active.timeout_ms"), "must be greater than 0");
+            }
+            if a.healthy_threshold == 0 || a.unhealthy_threshold == 0 {
+                issues.push(format!("{at}.health.active"), "thresholds must be at least 1");
+            }
+        }
+        if s.health.passive.consecutive_failures > 0 && s.health.passive.cooldown_secs == 0 {
+            issues.push(
+                format!("{at}.health.passive.cooldown_secs"),
+                "must be greater than 0 when ejection is on",
+            );
+        }
+    }
+    names
+}
+
+fn valid_target(t: &str) -> bool {
+    if t.parse::<SocketAddr>().is_ok() {
+        return true;
+    }
+    match t.rsplit_once(':') {
+        Some((host, port)) => port.parse::<u16>().is_ok_and(|p| p > 0) && !host.is_empty() && valid_host_name(host),
+        None => false,
+    }
+}
+
+fn valid_host_name(h: &str) -> bool {
+    h.len() <= 253
+        && h.split('.').all(|label| {
+            !label.is_empty() && label.len() <= 63 && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+fn valid_host_pattern(h: &str) -> bool {
+    let name = h.strip_prefix("*.").unwrap_or(h);
+    valid_host_name(name) || name.parse::<std::net::IpAddr>().is_ok()
+}
+
+fn parse_nets(items: &[String], key: &str, issues: &mut Issues) -> Vec<IpNet> {
+    let mut nets = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        match item
+            .parse::<IpNet>()
+            .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from))
+        {
+            Ok(n) => nets.push(n.trunc()),
+            Err(_) => issues.push(
+                format!("{key}[{i}]"),
+                format!("`{item}` is not an IP address or CIDR block"),
+            ),
+        }
+    }
+    nets
+}
+
+fn parse_methods(methods: &[String], at: &str, issues: &mut Issues) -> Option<Vec<Method>> {
+    if methods.is_empty() {
+        return None;
+    }
+    let mut out = Vec::new();
+    for (j, m) in methods.iter().enumerate() {
+        let ok = !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase());
+        match Method::from_bytes(m.as_bytes()) {
+            Ok(method) if ok => out.push(method),
+            _ => issues.push(
+                format!("{at}.methods[{j}]"),
+                format!("`{m}` is not an upper-case HTTP method"),
+            ),
+        }
+    }
+    Some(out)
+}
+
+fn build_policies(specs: &[PolicySpec], at: &str, issues: &mut Issues) -> Vec<PolicyInstance> {
+    let mut seen = HashMap::new();
+    let mut built = Vec::new();
+    for (j, spec) in specs.iter().enumerate() {
+        let path = format!("{at}.policies[{j}]");
+        if let Some(first) = seen.insert(spec.kind(), j) {
+            issues.push(
+                &path,
+                format!(
+                    "`{}` already appears at policies[{first}]; one entry per kind",
+                    spec.kind().name()
+                ),
+            );
+            continue;
+        }
+        match spec.build() {
+            Ok(policy) => built.push((
+                spec.kind(),
+                PolicyInstance {
+                    policy,
+                    on_error: spec.on_error(),
+                },
+            )),
+            Err(errs) => {
+                for e in errs {
+                    let p = if e.path.is_empty() {
+                        path.clone()
+                    } else {
+                        format!("{path}.{}", e.path)
+                    };
+                    issues.push(p, e.message);
+                }
+            }
+        }
+    }
+    built.sort_by_key(|(kind, _)| *kind);
+    built.into_iter().map(|(_, p)| p).collect()
+}

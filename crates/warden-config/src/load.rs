@@ -1,0 +1,137 @@
+//! Stage one: YAML text → [`FileConfig`], reporting every structural problem.
+//!
+//! The YAML is parsed into a generic tree first, then each section and each list
+//! item is deserialized on its own, so one bad route does not hide the errors of
+//! the next. `serde_path_to_error` supplies the key path inside each item.
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use warden_policies::PolicySpec;
+
+use crate::error::{ConfigError, Issues};
+use crate::schema::{FileConfig, RouteConfig};
+
+const TOP_KEYS: [&str; 7] = [
+    "listeners",
+    "admin",
+    "limits",
+    "trusted_proxies",
+    "services",
+    "routes",
+    "access_log",
+];
+
+/// The result of stage one.
+pub(crate) struct Parsed {
+    /// The sections that parsed.
+    pub config: FileConfig,
+    /// Each route's policy specs that parsed.
+    pub policies: Vec<Vec<PolicySpec>>,
+    /// Every service name in the file, including entries that failed to parse.
+    pub service_names: Vec<String>,
+}
+
+/// Parses YAML text into a [`FileConfig`] plus each route's policy specs.
+/// Structural problems are added to `issues`; whatever parsed is returned so
+/// the semantic checks can still run on it and report their problems too.
+pub(crate) fn parse(text: &str, issues: &mut Issues) -> Result<Parsed, ConfigError> {
+    let tree: Value = serde_saphyr::from_str(text).map_err(|e| ConfigError::Yaml(e.to_string()))?;
+    let Value::Object(mut top) = tree else {
+        return Err(ConfigError::Invalid(vec![crate::ConfigIssue {
+            path: String::new(),
+            message: "the config must be a mapping of sections".into(),
+        }]));
+    };
+    for key in top.keys() {
+        if !TOP_KEYS.contains(&key.as_str()) {
+            issues.push(
+                key.clone(),
+                format!("unknown section; expected one of {}", TOP_KEYS.join(", ")),
+            );
+        }
+    }
+    // Names of every service entry, parsed or not, so a route that names a
+    // service with a structural error does not get a second, misleading error.
+    let service_names: Vec<String> = top
+        .get("services")
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| i.get("name").and_then(Value::as_str).map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let listeners = required_list(&mut top, "listeners", issues);
+    let services = required_list(&mut top, "services", issues);
+    let routes: Vec<RouteConfig> = required_list(&mut top, "routes", issues);
+    let admin = optional(&mut top, "admin", issues);
+    let limits = optional(&mut top, "limits", issues);
+    let trusted_proxies = optional(&mut top, "trusted_proxies", issues);
+    let access_log = optional(&mut top, "access_log", issues);
+
+    let mut policies = Vec::with_capacity(routes.len());
+    for (i, route) in routes.iter().enumerate() {
+        let mut specs = Vec::new();
+        for (j, raw) in route.policies.iter().enumerate() {
+            if let Some(spec) = item::<PolicySpec>(raw.clone(), &format!("routes[{i}].policies[{j}]"), issues) {
+                specs.push(spec);
+            }
+        }
+        policies.push(specs);
+    }
+    let config = FileConfig {
+        listeners,
+        admin: admin.unwrap_or_default(),
+        limits: limits.unwrap_or_default(),
+        trusted_proxies: trusted_proxies.unwrap_or_default(),
+        services,
+        routes,
+        access_log: access_log.unwrap_or_default(),
+    };
+    Ok(Parsed {
+        config,
+        policies,
+        service_names,
+    })
+}
+
+fn required_list<T: DeserializeOwned>(top: &mut Map<String, Value>, key: &str, issues: &mut Issues) -> Vec<T> {
+    match top.remove(key) {
+        None => {
+            issues.push(key, "required section is missing");
+            Vec::new()
+        }
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, v)| item(v, &format!("{key}[{i}]"), issues))
+            .collect(),
+        Some(_) => {
+            issues.push(key, "must be a list");
+            Vec::new()
+        }
+    }
+}
+
+fn optional<T: DeserializeOwned>(top: &mut Map<String, Value>, key: &str, issues: &mut Issues) -> Option<T> {
+    top.remove(key).and_then(|v| item(v, key, issues))
+}
+
+fn item<T: DeserializeOwned>(value: Value, path: &str, issues: &mut Issues) -> Option<T> {
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(v) => Some(v),
+        Err(err) => {
+            let inner = err.path().to_string();
+            let full = if inner == "." || inner.is_empty() {
+                path.to_string()
+            } else if inner.starts_with('[') {
+                format!("{path}{inner}")
+            } else {
+                format!("{path}.{inner}")
+            };
+            issues.push(full, err.into_inner().to_string());
+            None
+        }
+    }
+}

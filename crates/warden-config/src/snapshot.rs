@@ -1,0 +1,62 @@
+//! [`Snapshot`]: the compiled, immutable form of a config that every request reads.
+
+use std::sync::Arc;
+
+use ipnet::IpNet;
+use warden_core::OnError;
+use warden_policies::CompiledPolicy;
+
+use crate::router::Router;
+use crate::schema::{FileConfig, LimitsConfig, UpstreamErrors};
+
+/// Everything the data plane needs, compiled once at load.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The validated file it was built from (listeners, services, admin).
+    pub config: FileConfig,
+    /// Host/method/path router.
+    pub router: Router<Arc<RouteRuntime>>,
+    /// Listener-wide caps.
+    pub limits: LimitsConfig,
+    /// Trusted proxy networks.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+impl Snapshot {
+    /// True when `ip` is a configured trusted proxy.
+    pub fn is_trusted_proxy(&self, ip: std::net::IpAddr) -> bool {
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        self.trusted_proxies.iter().any(|n| n.contains(&ip))
+    }
+}
+
+/// One compiled route.
+#[derive(Debug)]
+pub struct RouteRuntime {
+    /// Route id.
+    pub id: Arc<str>,
+    /// Service name.
+    pub service: Arc<str>,
+    /// Policies in run order.
+    pub policies: Vec<PolicyInstance>,
+    /// Body cap before policies lower it.
+    pub max_body_bytes: u64,
+    /// Upstream 5xx body handling.
+    pub upstream_errors: UpstreamErrors,
+    /// Add the default security headers.
+    pub security_headers: bool,
+    /// Some policy needs the whole request body.
+    pub needs_body: bool,
+}
+
+/// A compiled policy plus its failure mode.
+#[derive(Debug)]
+pub struct PolicyInstance {
+    /// The policy.
+    pub policy: CompiledPolicy,
+    /// Fail closed (`deny`) or open (`allow`) when it breaks.
+    pub on_error: OnError,
+}

@@ -1,0 +1,13 @@
+//! Types every Warden crate shares: the [`Policy`] trait and its phases, the
+//! [`Decision`] a phase returns, the per-request [`RequestCtx`], and the RFC 9457
+//! problem types the gateway answers with.
+//!
+//! Nothing here does I/O; the proxy drives policies, the config crate builds them.
+
+pub mod ctx;
+pub mod policy;
+pub mod problem;
+
+pub use ctx::RequestCtx;
+pub use policy::{Decision, OnError, Policy, PolicyError};
+pub use problem::{ProblemKind, Rejection};

@@ -1,0 +1,86 @@
+//! The [`Policy`] trait: one module, optional phases, denial as a value.
+//!
+//! Request phases run in the fixed order of the policy kinds (see
+//! `warden_policies::PolicyKind`); response phases run in reverse. A phase that
+//! returns `Err` broke internally: the driver then fails closed (500) unless the
+//! policy instance was configured with `on_error: allow`.
+
+use std::future::Future;
+
+use bytes::Bytes;
+use http::{request, response};
+
+use crate::{Rejection, RequestCtx};
+
+/// What a phase decided.
+#[derive(Debug)]
+pub enum Decision {
+    /// Go on with the next policy.
+    Continue,
+    /// Stop and answer the client with this problem.
+    Reject(Rejection),
+}
+
+/// A policy failed internally (not a denial).
+#[derive(Debug, thiserror::Error)]
+#[error("policy {policy} failed: {message}")]
+pub struct PolicyError {
+    /// Policy name.
+    pub policy: &'static str,
+    /// What broke, for the log.
+    pub message: String,
+}
+
+/// What the driver does when a policy phase returns `Err`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    /// Refuse the request with 500 (the default).
+    #[default]
+    Deny,
+    /// Log the failure and go on as if the policy had said `Continue`.
+    Allow,
+}
+
+/// One policy. Every phase is optional; defaults continue.
+pub trait Policy: Send + Sync + 'static {
+    /// Short kind name for logs and metrics.
+    fn name(&self) -> &'static str;
+
+    /// True when the policy needs the whole request body before the upstream is
+    /// contacted. The driver then buffers it, bounded by the route's body cap.
+    fn needs_request_body(&self) -> bool {
+        false
+    }
+
+    /// Request headers arrived.
+    fn on_request(
+        &self,
+        _req: &mut request::Parts,
+        _ctx: &mut RequestCtx,
+    ) -> impl Future<Output = Result<Decision, PolicyError>> + Send {
+        async { Ok(Decision::Continue) }
+    }
+
+    /// The buffered request body (only when [`Policy::needs_request_body`]).
+    fn on_request_body(
+        &self,
+        _req: &request::Parts,
+        _body: &Bytes,
+        _ctx: &mut RequestCtx,
+    ) -> impl Future<Output = Result<Decision, PolicyError>> + Send {
+        async { Ok(Decision::Continue) }
+    }
+
+    /// Upstream response headers arrived.
+    fn on_response(
+        &self,
+        _resp: &mut response::Parts,
+        _ctx: &mut RequestCtx,
+    ) -> impl Future<Output = Result<Decision, PolicyError>> + Send {
+        async { Ok(Decision::Continue) }
+    }
+
+    /// Always runs at the end, whatever happened (logging, learning).
+    fn on_complete(&self, _ctx: &RequestCtx) {}
+}

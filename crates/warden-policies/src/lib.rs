@@ -1,0 +1,150 @@
+//! Warden's built-in policies, one folder each, and the closed set of policy
+//! kinds the configuration can name.
+//!
+//! [`PolicySpec`] is the `type:`-tagged config enum; [`PolicySpec::build`]
+//! compiles it once into a [`CompiledPolicy`], the runtime value the proxy
+//! drives. Request phases run in [`PolicyKind`] order, whatever order the
+//! config lists them in.
+
+pub mod ip_rules;
+pub mod request_limits;
+
+use bytes::Bytes;
+use http::{request, response};
+use serde::Deserialize;
+use warden_core::{Decision, OnError, Policy, PolicyError, RequestCtx};
+
+/// The policy kinds, in the fixed order their request phases run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PolicyKind {
+    /// Connection guard: client IP allow/deny lists.
+    IpRules,
+    /// Connection guard: per-route header, URI and body caps.
+    RequestLimits,
+}
+
+impl PolicyKind {
+    /// The `type:` name in config.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::IpRules => "ip_rules",
+            Self::RequestLimits => "request_limits",
+        }
+    }
+}
+
+/// One entry of a route's `policies:` list.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PolicySpec {
+    /// See [`ip_rules`].
+    IpRules(ip_rules::IpRulesConfig),
+    /// See [`request_limits`].
+    RequestLimits(request_limits::RequestLimitsConfig),
+}
+
+/// A config problem found while compiling a policy; `path` is relative to the policy entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecError {
+    /// Key path inside the policy entry, e.g. `allow[2]`.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl PolicySpec {
+    /// The kind of this entry.
+    pub fn kind(&self) -> PolicyKind {
+        match self {
+            Self::IpRules(_) => PolicyKind::IpRules,
+            Self::RequestLimits(_) => PolicyKind::RequestLimits,
+        }
+    }
+
+    /// What the driver does when this policy breaks.
+    pub fn on_error(&self) -> OnError {
+        match self {
+            Self::IpRules(c) => c.on_error,
+            Self::RequestLimits(c) => c.on_error,
+        }
+    }
+
+    /// Compiles the entry, reporting every problem found.
+    pub fn build(&self) -> Result<CompiledPolicy, Vec<SpecError>> {
+        match self {
+            Self::IpRules(c) => c.build().map(CompiledPolicy::IpRules),
+            Self::RequestLimits(c) => c.build().map(CompiledPolicy::RequestLimits),
+        }
+    }
+}
+
+/// A compiled policy, ready for the request path.
+#[derive(Debug)]
+pub enum CompiledPolicy {
+    /// See [`ip_rules`].
+    IpRules(ip_rules::IpRules),
+    /// See [`request_limits`].
+    RequestLimits(request_limits::RequestLimits),
+}
+
+impl Policy for CompiledPolicy {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::IpRules(p) => p.name(),
+            Self::RequestLimits(p) => p.name(),
+        }
+    }
+
+    fn needs_request_body(&self) -> bool {
+        match self {
+            Self::IpRules(p) => p.needs_request_body(),
+            Self::RequestLimits(p) => p.needs_request_body(),
+        }
+    }
+
+    async fn on_request(&self, req: &mut request::Parts, ctx: &mut RequestCtx) -> Result<Decision, PolicyError> {
+        match self {
+            Self::IpRules(p) => p.on_request(req, ctx).await,
+            Self::RequestLimits(p) => p.on_request(req, ctx).await,
+        }
+    }
+
+    async fn on_request_body(
+        &self,
+        req: &request::Parts,
+        body: &Bytes,
+        ctx: &mut RequestCtx,
+    ) -> Result<Decision, PolicyError> {
+        match self {
+            Self::IpRules(p) => p.on_request_body(req, body, ctx).await,
+            Self::RequestLimits(p) => p.on_request_body(req, body, ctx).await,
+        }
+    }
+
+    async fn on_response(&self, resp: &mut response::Parts, ctx: &mut RequestCtx) -> Result<Decision, PolicyError> {
+        match self {
+            Self::IpRules(p) => p.on_response(resp, ctx).await,
+            Self::RequestLimits(p) => p.on_response(resp, ctx).await,
+        }
+    }
+
+    fn on_complete(&self, ctx: &RequestCtx) {
+        match self {
+            Self::IpRules(p) => p.on_complete(ctx),
+            Self::RequestLimits(p) => p.on_complete(ctx),
+        }
+    }
+}
+
+/// Runs a future that never waits (policy phases without I/O) to completion.
+#[cfg(test)]
+pub(crate) fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    use std::task::{Context, Poll, Waker};
+    let mut f = std::pin::pin!(f);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! `request_limits`: per-route caps on the request head and body, tighter than
+//! the listener-wide ones.
+//!
+//! Protects against resource exhaustion and parser abuse on routes that only
+//! take small requests: too many headers or header bytes (431), an over-long
+//! request target (414), a body larger than the route accepts (413). A declared
+//! `Content-Length` over the cap is refused before any byte is read; a chunked
+//! body is cut off when it passes the cap, before the upstream sees more.
+//!
+//! Limits: header bytes are counted as `name: value` plus 4 bytes per line, the
+//! HTTP/1 wire size, for both HTTP/1 and HTTP/2 requests.
+
+mod config;
+mod policy;
+#[cfg(test)]
+mod tests;
+
+pub use config::RequestLimitsConfig;
+pub use policy::{RequestLimits, header_bytes, uri_bytes};

@@ -1,0 +1,239 @@
+//! Body types and wrappers: the boxed body both sides use, a request body that
+//! enforces the byte cap and read deadline while streaming, and a response body
+//! that counts bytes and runs a completion hook when it ends or is dropped.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyExt, Empty, Full};
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+
+/// Any error a body may yield.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body type on both sides of the proxy.
+pub type ProxyBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+
+/// A body holding `bytes`.
+pub fn full(bytes: Bytes) -> ProxyBody {
+    Full::new(bytes).map_err(|never| match never {}).boxed_unsync()
+}
+
+/// An empty body.
+pub fn empty() -> ProxyBody {
+    Empty::new().map_err(|never| match never {}).boxed_unsync()
+}
+
+/// Why a request body stopped early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFault {
+    /// More bytes than the cap.
+    TooLarge,
+    /// Not received before the deadline.
+    TimedOut,
+    /// The client's stream broke.
+    Broken,
+}
+
+/// Shared record of a request body's progress, read after the exchange.
+#[derive(Debug, Default)]
+pub struct BodyStats {
+    bytes: AtomicU64,
+    fault: AtomicU8,
+}
+
+impl BodyStats {
+    /// Bytes received so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// The fault that stopped the body, if any.
+    pub fn fault(&self) -> Option<BodyFault> {
+        match self.fault.load(Ordering::Relaxed) {
+            1 => Some(BodyFault::TooLarge),
+            2 => Some(BodyFault::TimedOut),
+            3 => Some(BodyFault::Broken),
+            _ => None,
+        }
+    }
+
+    fn set_fault(&self, f: BodyFault) {
+        let v = match f {
+            BodyFault::TooLarge => 1,
+            BodyFault::TimedOut => 2,
+            BodyFault::Broken => 3,
+        };
+        self.fault.store(v, Ordering::Relaxed);
+    }
+}
+
+/// The error a capped body yields.
+#[derive(Debug, thiserror::Error)]
+#[error("request body stopped: {0:?}")]
+pub struct BodyStopped(pub BodyFault);
+
+pin_project! {
+    /// Request body that enforces a byte cap and a deadline while it streams.
+    pub struct CappedBody<B> {
+        #[pin]
+        inner: B,
+        max: u64,
+        seen: u64,
+        #[pin]
+        deadline: Sleep,
+        stats: Arc<BodyStats>,
+    }
+}
+
+impl<B> CappedBody<B> {
+    /// Wraps `inner`, allowing `max` bytes within `timeout`.
+    pub fn new(inner: B, max: u64, timeout: Duration, stats: Arc<BodyStats>) -> Self {
+        Self {
+            inner,
+            max,
+            seen: 0,
+            deadline: tokio::time::sleep_until(Instant::now() + timeout),
+            stats,
+        }
+    }
+}
+
+impl<B> Body for CappedBody<B>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        match this.inner.poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    *this.seen += data.len() as u64;
+                    this.stats.bytes.store(*this.seen, Ordering::Relaxed);
+                    if *this.seen > *this.max {
+                        this.stats.set_fault(BodyFault::TooLarge);
+                        return Poll::Ready(Some(Err(Box::new(BodyStopped(BodyFault::TooLarge)))));
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.stats.set_fault(BodyFault::Broken);
+                Poll::Ready(Some(Err(e.into())))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                if this.deadline.poll(cx).is_ready() {
+                    this.stats.set_fault(BodyFault::TimedOut);
+                    return Poll::Ready(Some(Err(Box::new(BodyStopped(BodyFault::TimedOut)))));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+pin_project! {
+    /// Response body that counts bytes, enforces a deadline, and calls `on_done`
+    /// exactly once: at the end of the stream, on error, or when dropped early.
+    pub struct TrackedBody<B: Body, F: FnOnce(u64, bool)> {
+        #[pin]
+        inner: B,
+        #[pin]
+        deadline: Option<Sleep>,
+        sent: u64,
+        on_done: Option<F>,
+    }
+
+    impl<B: Body, F: FnOnce(u64, bool)> PinnedDrop for TrackedBody<B, F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(done) = this.on_done.take() {
+                done(*this.sent, this.inner.is_end_stream());
+            }
+        }
+    }
+}
+
+impl<B: Body, F: FnOnce(u64, bool)> TrackedBody<B, F> {
+    /// Wraps `inner`; the stream fails if it is not done by `deadline`.
+    pub fn new(inner: B, deadline: Option<Instant>, on_done: F) -> Self {
+        Self {
+            inner,
+            deadline: deadline.map(tokio::time::sleep_until),
+            sent: 0,
+            on_done: Some(on_done),
+        }
+    }
+}
+
+impl<B, F> Body for TrackedBody<B, F>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+    F: FnOnce(u64, bool),
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let mut this = self.project();
+        match this.inner.poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    *this.sent += data.len() as u64;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                if let Some(done) = this.on_done.take() {
+                    done(*this.sent, false);
+                }
+                Poll::Ready(Some(Err(e.into())))
+            }
+            Poll::Ready(None) => {
+                if let Some(done) = this.on_done.take() {
+                    done(*this.sent, true);
+                }
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                if let Some(deadline) = this.deadline.as_mut().as_pin_mut() {
+                    if deadline.poll(cx).is_ready() {
+                        if let Some(done) = this.on_done.take() {
+                            done(*this.sent, false);
+                        }
+                        return Poll::Ready(Some(Err("response exceeded the total timeout".into())));
+                    }
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

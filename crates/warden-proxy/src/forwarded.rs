@@ -1,0 +1,264 @@
+//! Headers the gateway owns between client and upstream: hop-by-hop stripping,
+//! `X-Forwarded-For/-Proto/-Host`, `Forwarded` (RFC 7239), and the request id.
+//!
+//! Client-supplied forwarding headers and request ids are believed only when the
+//! TCP peer is a configured trusted proxy; from anyone else they are replaced.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+];
+
+/// Removes hop-by-hop headers, including those named in `Connection`. With
+/// `upgrade` set, `Connection: upgrade` and `Upgrade` are kept for the handshake.
+pub fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
+    let listed: Vec<HeaderName> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .filter(|n| !(upgrade && n == header::UPGRADE))
+        .collect();
+    for name in listed {
+        h.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        h.remove(name);
+    }
+    if upgrade {
+        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        h.remove(header::UPGRADE);
+    }
+}
+
+/// True when the request asks for a protocol upgrade (WebSocket).
+pub fn wants_upgrade(h: &HeaderMap) -> bool {
+    h.contains_key(header::UPGRADE)
+        && h.get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// The client address: the peer, or — when the peer is a trusted proxy — the
+/// right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
+pub fn client_ip(h: &HeaderMap, peer: IpAddr, trusted: impl Fn(IpAddr) -> bool) -> IpAddr {
+    if !trusted(peer) {
+        return peer;
+    }
+    let chain: Vec<IpAddr> = h
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    chain.into_iter().rev().find(|ip| !trusted(*ip)).unwrap_or(peer)
+}
+
+/// What the gateway writes about the hop it received.
+pub struct Hop<'a> {
+    /// TCP peer.
+    pub peer: IpAddr,
+    /// The peer is a trusted proxy.
+    pub trusted: bool,
+    /// `http` or `https`.
+    pub proto: &'static str,
+    /// The Host the client asked for.
+    pub host: Option<&'a str>,
+}
+
+/// Writes `X-Forwarded-*` and `Forwarded`, keeping earlier hops only from trusted peers.
+pub fn write_forwarded(h: &mut HeaderMap, hop: &Hop<'_>) {
+    let peer = hop.peer.to_string();
+    let prior_xff = hop.trusted.then(|| join(h, &X_FORWARDED_FOR)).flatten();
+    let xff = match prior_xff {
+        Some(prior) => format!("{prior}, {peer}"),
+        None => peer.clone(),
+    };
+    set(h, &X_FORWARDED_FOR, &xff);
+    if !(hop.trusted && h.contains_key(&X_FORWARDED_PROTO)) {
+        set(h, &X_FORWARDED_PROTO, hop.proto);
+    }
+    if !(hop.trusted && h.contains_key(&X_FORWARDED_HOST)) {
+        match hop.host {
+            Some(host) => set(h, &X_FORWARDED_HOST, host),
+            None => {
+                h.remove(&X_FORWARDED_HOST);
+            }
+        }
+    }
+    let node = match hop.peer {
+        IpAddr::V4(_) => peer,
+        IpAddr::V6(_) => format!("\"[{peer}]\""),
+    };
+    let mut element = format!("for={node};proto={}", hop.proto);
+    if let Some(host) = hop
+        .host
+        .filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"'))
+    {
+        element.push_str(";host=\"");
+        element.push_str(host);
+        element.push('"');
+    }
+    let forwarded = match hop.trusted.then(|| join(h, &FORWARDED)).flatten() {
+        Some(prior) => format!("{prior}, {element}"),
+        None => element,
+    };
+    set(h, &FORWARDED, &forwarded);
+}
+
+fn join(h: &HeaderMap, name: &HeaderName) -> Option<String> {
+    let parts: Vec<&str> = h.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+fn set(h: &mut HeaderMap, name: &HeaderName, value: &str) {
+    match HeaderValue::from_str(value) {
+        Ok(v) => {
+            h.insert(name.clone(), v);
+        }
+        Err(_) => {
+            h.remove(name);
+        }
+    }
+}
+
+/// A request id: the trusted peer's if well-formed, else a fresh random one.
+pub fn request_id(h: &HeaderMap, trusted: bool) -> String {
+    if trusted {
+        if let Some(v) = h.get(&crate::respond::REQUEST_ID).and_then(|v| v.to_str().ok()) {
+            let ok = !v.is_empty()
+                && v.len() <= 128
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            if ok {
+                return v.to_owned();
+            }
+        }
+    }
+    format!("{:032x}", rand::random::<u128>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_listed_headers_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("keep-alive, x-secret-hop"));
+        h.insert("x-secret-hop", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("te", HeaderValue::from_static("gzip"));
+        h.insert("upgrade", HeaderValue::from_static("h2c"));
+        h.insert("x-end-to-end", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key("x-end-to-end"));
+    }
+
+    #[test]
+    fn upgrade_handshake_keeps_upgrade_headers() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("Upgrade"));
+        h.insert("upgrade", HeaderValue::from_static("websocket"));
+        assert!(wants_upgrade(&h));
+        strip_hop_by_hop(&mut h, true);
+        assert_eq!(h["upgrade"], "websocket");
+        assert_eq!(h["connection"], "upgrade");
+    }
+
+    #[test]
+    fn spoofed_xff_from_untrusted_peer_is_ignored_and_replaced() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("1.2.3.4"));
+        h.insert("forwarded", HeaderValue::from_static("for=1.2.3.4"));
+        h.insert("x-forwarded-host", HeaderValue::from_static("evil.example"));
+        let peer = ip("198.51.100.9");
+        assert_eq!(client_ip(&h, peer, |_| false), peer);
+        write_forwarded(
+            &mut h,
+            &Hop {
+                peer,
+                trusted: false,
+                proto: "http",
+                host: Some("api.example.com"),
+            },
+        );
+        assert_eq!(h["x-forwarded-for"], "198.51.100.9");
+        assert_eq!(h["x-forwarded-host"], "api.example.com");
+        assert_eq!(h["forwarded"], "for=198.51.100.9;proto=http;host=\"api.example.com\"");
+    }
+
+    #[test]
+    fn trusted_peer_chain_is_extended_and_client_is_rightmost_untrusted() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("9.9.9.9, 203.0.113.5, 10.0.0.2"),
+        );
+        let trusted = |ip: IpAddr| matches!(ip, IpAddr::V4(v4) if v4.octets()[0] == 10);
+        let peer = ip("10.0.0.1");
+        assert_eq!(client_ip(&h, peer, trusted), ip("203.0.113.5"));
+        write_forwarded(
+            &mut h,
+            &Hop {
+                peer,
+                trusted: true,
+                proto: "http",
+                host: None,
+            },
+        );
+        assert_eq!(h["x-forwarded-for"], "9.9.9.9, 203.0.113.5, 10.0.0.2, 10.0.0.1");
+    }
+
+    #[test]
+    fn ipv6_forwarded_node_is_quoted() {
+        let mut h = HeaderMap::new();
+        write_forwarded(
+            &mut h,
+            &Hop {
+                peer: ip("::1"),
+                trusted: false,
+                proto: "http",
+                host: None,
+            },
+        );
+        assert_eq!(h["forwarded"], "for=\"[::1]\";proto=http");
+    }
+
+    #[test]
+    fn request_id_is_accepted_only_from_trusted_peers_and_only_when_well_formed() {
+        let mut h = HeaderMap::new();
+        h.insert("x-request-id", HeaderValue::from_static("abc-123"));
+        assert_eq!(request_id(&h, true), "abc-123");
+        assert_ne!(request_id(&h, false), "abc-123");
+        h.insert("x-request-id", HeaderValue::from_static("bad id<script>"));
+        let generated = request_id(&h, true);
+        assert_eq!(generated.len(), 32);
+        assert_ne!(request_id(&h, false), generated, "ids are random");
+    }
+}

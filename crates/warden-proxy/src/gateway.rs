@@ -1,0 +1,170 @@
+//! [`Gateway`]: binds the listeners, starts the admin listener and the config
+//! watcher, and shuts everything down in order.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use warden_config::schema::AccessLogConfig;
+use warden_config::{ConfigError, Snapshot};
+
+use crate::access_log::{AccessLog, AccessLogSink};
+use crate::state::{ReloadOutcome, Shared};
+
+/// How to start a gateway besides its config.
+#[derive(Debug, Clone, Default)]
+pub struct GatewayOptions {
+    /// The file the config came from; enables reloads.
+    pub config_path: Option<PathBuf>,
+    /// Poll the config file for changes at this interval and reload on change.
+    pub watch_interval: Option<Duration>,
+    /// Overrides the config's `access_log` (tests use a memory sink).
+    pub access_log: Option<AccessLogSink>,
+}
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct Gateway {
+    shared: Arc<Shared>,
+    listeners: Vec<SocketAddr>,
+    admin: Option<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listener could not be bound.
+    #[error("cannot bind {what} on {addr}: {source}")]
+    Bind {
+        /// Which listener.
+        what: String,
+        /// Address.
+        addr: String,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// The access log could not be opened.
+    #[error("cannot open access log: {0}")]
+    AccessLog(std::io::Error),
+}
+
+async fn bind(what: &str, addr: &str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).await.map_err(|source| StartError::Bind {
+        what: what.into(),
+        addr: addr.into(),
+        source,
+    })
+}
+
+impl Gateway {
+    /// Binds everything and starts serving `snapshot`.
+    pub async fn start(snapshot: Snapshot, opts: GatewayOptions) -> Result<Self, StartError> {
+        let sink = opts
+            .access_log
+            .clone()
+            .unwrap_or_else(|| match &snapshot.config.access_log {
+                AccessLogConfig::Stdout => AccessLogSink::Stdout,
+                AccessLogConfig::Off => AccessLogSink::Off,
+                AccessLogConfig::File(p) => AccessLogSink::File(p.into()),
+            });
+        let access_log = AccessLog::start(sink).map_err(StartError::AccessLog)?;
+        let mut bound = Vec::new();
+        for l in &snapshot.config.listeners {
+            bound.push(bind(&format!("listener `{}`", l.name), &l.bind).await?);
+        }
+        let admin_listener = match &snapshot.config.admin.bind {
+            Some(addr) => Some(bind("admin listener", addr).await?),
+            None => None,
+        };
+        let shared = Shared::new(snapshot, opts.config_path.clone(), access_log);
+        let (shutdown, rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let mut listeners = Vec::new();
+        for l in bound {
+            if let Ok(addr) = l.local_addr() {
+                listeners.push(addr);
+            }
+            tasks.push(tokio::spawn(crate::listener::serve(l, Arc::clone(&shared), rx.clone())));
+        }
+        let admin = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
+        if let Some(l) = admin_listener {
+            tasks.push(tokio::spawn(crate::admin::serve(l, Arc::clone(&shared), rx.clone())));
+        }
+        if let (Some(path), Some(every)) = (opts.config_path, opts.watch_interval) {
+            tokio::spawn(watch_file(path, every, Arc::downgrade(&shared), rx));
+        }
+        tracing::info!(listeners = ?listeners, admin = ?admin, "warden started");
+        Ok(Self {
+            shared,
+            listeners,
+            admin,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Bound addresses of the client listeners, in config order.
+    pub fn listener_addrs(&self) -> &[SocketAddr] {
+        &self.listeners
+    }
+
+    /// Bound address of the admin listener.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin
+    }
+
+    /// The shared state (runtime, metrics).
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Reloads from the config file (SIGHUP, file change).
+    pub async fn reload(&self) -> Result<ReloadOutcome, ConfigError> {
+        self.shared.reload_from_file().await
+    }
+
+    /// Stops accepting, drains in-flight requests (bounded by
+    /// `limits.drain_timeout_secs`), and returns when every listener is done.
+    pub async fn shutdown(self) {
+        self.shared.start_draining();
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        tracing::info!("warden stopped");
+    }
+}
+
+/// Polls the config file; on a change of its modification time, size or
+/// contents, reloads. A refused reload leaves the old config serving.
+async fn watch_file(path: PathBuf, every: Duration, shared: std::sync::Weak<Shared>, mut stop: watch::Receiver<bool>) {
+    let stamp = |p: &PathBuf| -> Option<(SystemTime, u64, u64)> {
+        let meta = std::fs::metadata(p).ok()?;
+        let text = std::fs::read(p).ok()?;
+        let hash = text.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+        });
+        Some((meta.modified().ok()?, meta.len(), hash))
+    };
+    let mut last = stamp(&path);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        let now = stamp(&path);
+        if now.is_none() || now == last {
+            continue;
+        }
+        last = now;
+        let Some(shared) = shared.upgrade() else { return };
+        tracing::info!(path = %path.display(), "config file changed; reloading");
+        let _ = shared.reload_from_file().await;
+    }
+}

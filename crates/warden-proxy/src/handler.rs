@@ -1,0 +1,440 @@
+//! The per-request path: caps, request id and client address, path
+//! normalisation, routing, the policy pipeline, the upstream exchange, response
+//! rewriting, and — when the response body ends — metrics and the access log.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Version};
+use http_body::Body as _;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::time::Instant;
+use warden_config::RouteRuntime;
+use warden_config::router::{RouteMatch, normalize_path};
+use warden_config::schema::UpstreamErrors;
+use warden_core::{Policy, ProblemKind, Rejection, RequestCtx};
+use warden_policies::request_limits::{header_bytes, uri_bytes};
+
+use crate::access_log::{AccessRecord, rfc3339};
+use crate::body::{BodyFault, BodyStats, CappedBody, ProxyBody, TrackedBody, full};
+use crate::forwarded::{self, Hop};
+use crate::pipeline;
+use crate::respond::{self, REQUEST_ID};
+use crate::state::{Runtime, Shared};
+use crate::upstream::{self, InflightGuard, Outgoing, SendError};
+
+/// What the handler knows about the client connection.
+#[derive(Debug)]
+pub struct ConnInfo {
+    /// TCP peer.
+    pub peer: SocketAddr,
+    /// `http` or `https`.
+    pub proto: &'static str,
+    /// Activity, for the idle watchdog.
+    pub activity: Arc<ConnActivity>,
+}
+
+/// Last activity and in-flight requests of one client connection.
+#[derive(Debug)]
+pub struct ConnActivity {
+    start: std::time::Instant,
+    last_ms: AtomicU64,
+    inflight: AtomicUsize,
+}
+
+impl ConnActivity {
+    /// A connection that is active now.
+    pub fn new() -> Self {
+        Self {
+            start: std::time::Instant::now(),
+            last_ms: AtomicU64::new(0),
+            inflight: AtomicUsize::new(0),
+        }
+    }
+
+    /// Records I/O now.
+    pub fn touch(&self) {
+        self.last_ms
+            .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Time since the last I/O, or `None` while a request is in flight.
+    pub fn idle_for(&self) -> Option<Duration> {
+        if self.inflight.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        let now = self.start.elapsed().as_millis() as u64;
+        Some(Duration::from_millis(
+            now.saturating_sub(self.last_ms.load(Ordering::Relaxed)),
+        ))
+    }
+}
+
+impl Default for ConnActivity {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+struct InflightOnConn(Arc<ConnActivity>);
+
+impl Drop for InflightOnConn {
+    fn drop(&mut self) {
+        self.0.inflight.fetch_sub(1, Ordering::Relaxed);
+        self.0.touch();
+    }
+}
+
+/// Everything recorded about one exchange until its response body ends.
+struct Exchange {
+    ctx: RequestCtx,
+    method: Method,
+    wall_start: SystemTime,
+    route: Option<Arc<RouteRuntime>>,
+    upstream: Option<String>,
+    guard: Option<InflightGuard>,
+    body_stats: Arc<BodyStats>,
+    deadline: Option<Instant>,
+    _conn: InflightOnConn,
+}
+
+impl Exchange {
+    fn reject(&mut self, rej: Rejection) -> Response<ProxyBody> {
+        tracing::debug!(request_id = %self.ctx.request_id, code = rej.code, reason = %rej.reason, "request refused");
+        self.ctx.rejection_code = Some(rej.code);
+        respond::rejection(&rej, &self.ctx.request_id)
+    }
+}
+
+/// Serves one request.
+pub async fn handle(
+    req: Request<Incoming>,
+    conn: Arc<ConnInfo>,
+    shared: Arc<Shared>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    conn.activity.inflight.fetch_add(1, Ordering::Relaxed);
+    let on_conn = InflightOnConn(Arc::clone(&conn.activity));
+    let rt = shared.runtime();
+    let snap = &rt.snapshot;
+    let peer = conn.peer.ip();
+    let trusted = snap.is_trusted_proxy(peer);
+    let request_id: Arc<str> = Arc::from(forwarded::request_id(req.headers(), trusted));
+    let mut ctx = RequestCtx::new(request_id, peer, snap.limits.max_body_bytes);
+    ctx.client_ip = forwarded::client_ip(req.headers(), peer, |ip| snap.is_trusted_proxy(ip));
+    let mut ex = Exchange {
+        ctx,
+        method: req.method().clone(),
+        wall_start: SystemTime::now(),
+        route: None,
+        upstream: None,
+        guard: None,
+        body_stats: Arc::new(BodyStats::default()),
+        deadline: None,
+        _conn: on_conn,
+    };
+    // The strict framing checker stops inspecting after an Upgrade or CONNECT
+    // head; if the upgrade is not taken, hyper would read further requests on
+    // this connection unchecked, so such connections are closed instead.
+    let upgrade_asked = req.method() == Method::CONNECT || req.headers().contains_key(header::UPGRADE);
+    let mut resp = match proxy(req, &mut ex, &rt, &conn, trusted).await {
+        Ok(resp) => resp,
+        Err(rej) => ex.reject(rej),
+    };
+    if upgrade_asked && resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    Ok(finish(resp, ex, shared))
+}
+
+fn refuse(kind: ProblemKind, code: &'static str, reason: impl Into<String>) -> Rejection {
+    Rejection::new(kind, code, reason)
+}
+
+fn check_caps(req: &Request<Incoming>, rt: &Runtime) -> Result<(), Rejection> {
+    let limits = &rt.snapshot.limits;
+    let uri_len = uri_bytes(req.uri());
+    if uri_len > limits.max_uri_bytes {
+        return Err(refuse(
+            ProblemKind::UriTooLong,
+            "uri_too_long",
+            format!("{uri_len} byte target"),
+        ));
+    }
+    if req.headers().len() > limits.max_headers {
+        return Err(refuse(
+            ProblemKind::HeadersTooLarge,
+            "too_many_headers",
+            format!("{} headers", req.headers().len()),
+        ));
+    }
+    let bytes = header_bytes(req.headers());
+    if bytes > limits.max_header_bytes {
+        return Err(refuse(
+            ProblemKind::HeadersTooLarge,
+            "header_bytes_exceeded",
+            format!("{bytes} header bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// The host the client asked for, without validation beyond UTF-8.
+fn request_host(req: &Request<Incoming>) -> Result<String, Rejection> {
+    if let Some(a) = req.uri().authority() {
+        return Ok(a.as_str().to_owned());
+    }
+    match req.headers().get(header::HOST).map(|h| h.to_str()) {
+        Some(Ok(h)) => Ok(h.to_owned()),
+        Some(Err(_)) => Err(refuse(
+            ProblemKind::BadRequest,
+            "bad_host",
+            "Host header is not visible ASCII",
+        )),
+        None if req.version() == Version::HTTP_11 => Err(refuse(
+            ProblemKind::BadRequest,
+            "missing_host",
+            "HTTP/1.1 request without Host",
+        )),
+        None => Ok(String::new()),
+    }
+}
+
+async fn proxy(
+    mut req: Request<Incoming>,
+    ex: &mut Exchange,
+    rt: &Runtime,
+    conn: &ConnInfo,
+    trusted: bool,
+) -> Result<Response<ProxyBody>, Rejection> {
+    check_caps(&req, rt)?;
+    if req.headers().get_all(header::HOST).iter().count() > 1 {
+        return Err(refuse(
+            ProblemKind::BadRequest,
+            "duplicate_host",
+            "more than one Host header",
+        ));
+    }
+    let host = request_host(&req)?;
+    let path = normalize_path(req.uri().path())
+        .map_err(|e| refuse(ProblemKind::BadRequest, "bad_path", e.to_string()).with_detail(e.to_string()))?;
+    ex.ctx.path.clone_from(&path);
+    let route = match rt.snapshot.router.lookup(&host, req.method(), &path) {
+        RouteMatch::Found { value, params } => {
+            ex.ctx.params = params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+            Arc::clone(value)
+        }
+        RouteMatch::MethodNotAllowed { allow } => {
+            let list = allow.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+            let mut rej = refuse(
+                ProblemKind::MethodNotAllowed,
+                "method_not_allowed",
+                format!("{} {path}", req.method()),
+            );
+            if let Ok(v) = HeaderValue::from_str(&list) {
+                rej = rej.with_header(header::ALLOW, v);
+            }
+            return Err(rej);
+        }
+        RouteMatch::NotFound => return Err(refuse(ProblemKind::RouteNotFound, "no_route", format!("{host} {path}"))),
+    };
+    ex.ctx.route_id = Some(Arc::clone(&route.id));
+    ex.ctx.max_body_bytes = route.max_body_bytes;
+    ex.route = Some(Arc::clone(&route));
+
+    let upgrade = req.version() == Version::HTTP_11 && forwarded::wants_upgrade(req.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let query = req.uri().query().map(str::to_owned);
+    let (mut parts, body) = req.into_parts();
+    pipeline::on_request(&route.policies, &mut parts, &mut ex.ctx).await?;
+
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(len) = declared.filter(|len| *len > ex.ctx.max_body_bytes) {
+        return Err(refuse(
+            ProblemKind::PayloadTooLarge,
+            "body_too_large",
+            format!("declared {len} bytes"),
+        )
+        .closing());
+    }
+    let body_empty = body.is_end_stream();
+    let body_timeout = Duration::from_millis(rt.snapshot.limits.body_read_timeout_ms);
+    let capped = CappedBody::new(body, ex.ctx.max_body_bytes, body_timeout, Arc::clone(&ex.body_stats));
+    let body: ProxyBody = if route.needs_body {
+        let bytes = match capped.collect().await {
+            Ok(c) => c.to_bytes(),
+            Err(_) => return Err(body_fault(ex.body_stats.fault().unwrap_or(BodyFault::Broken))),
+        };
+        pipeline::on_request_body(&route.policies, &parts, &bytes, &mut ex.ctx).await?;
+        full(bytes)
+    } else {
+        capped.boxed_unsync()
+    };
+
+    let h = &mut parts.headers;
+    forwarded::strip_hop_by_hop(h, upgrade);
+    h.remove(header::EXPECT);
+    forwarded::write_forwarded(
+        h,
+        &Hop {
+            peer: conn.peer.ip(),
+            trusted,
+            proto: conn.proto,
+            host: Some(&host).filter(|h| !h.is_empty()).map(String::as_str),
+        },
+    );
+    if let Ok(v) = HeaderValue::from_str(&ex.ctx.request_id) {
+        h.insert(REQUEST_ID.clone(), v);
+    }
+    if !h.contains_key(header::HOST) {
+        if let Ok(v) = HeaderValue::from_str(&host) {
+            h.insert(header::HOST, v);
+        }
+    }
+    let pool = rt
+        .pools
+        .get(&*route.service)
+        .ok_or_else(|| refuse(ProblemKind::ServiceUnavailable, "no_pool", "service has no pool"))?;
+    let total = Duration::from_millis(pool.config.timeouts.total_ms);
+    let deadline = Instant::now() + total;
+    ex.deadline = Some(deadline);
+    let path_and_query = match &query {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    };
+    let out = Outgoing {
+        method: parts.method.clone(),
+        path_and_query,
+        headers: std::mem::take(&mut parts.headers),
+        body_empty,
+    };
+    let sent = upstream::send(pool, out, body, &ex.body_stats, deadline)
+        .await
+        .map_err(send_error)?;
+    ex.upstream = Some(sent.guard.target().authority.to_string());
+    let response = sent.response;
+    ex.guard = Some(sent.guard);
+
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        return Ok(tunnel(response, client_upgrade, &ex.ctx.request_id));
+    }
+    let (mut rparts, rbody) = response.into_parts();
+    forwarded::strip_hop_by_hop(&mut rparts.headers, false);
+    respond::strip_fingerprints(&mut rparts.headers);
+    pipeline::on_response(&route.policies, &mut rparts, &mut ex.ctx).await?;
+    if rparts.status.is_server_error() && route.upstream_errors == UpstreamErrors::Replace {
+        ex.ctx.rejection_code = Some("upstream_5xx");
+        return Ok(respond::problem(
+            ProblemKind::UpstreamError,
+            Some(rparts.status),
+            None,
+            &ex.ctx.request_id,
+        ));
+    }
+    if route.security_headers {
+        respond::security_headers(&mut rparts.headers);
+    }
+    Ok(Response::from_parts(rparts, rbody.map_err(Into::into).boxed_unsync()))
+}
+
+fn tunnel(
+    mut response: Response<Incoming>,
+    client: Option<hyper::upgrade::OnUpgrade>,
+    request_id: &str,
+) -> Response<ProxyBody> {
+    let Some(client) = client else {
+        return respond::problem(ProblemKind::BadGateway, None, None, request_id);
+    };
+    let upstream = hyper::upgrade::on(&mut response);
+    tokio::spawn(async move {
+        match tokio::try_join!(client, upstream) {
+            Ok((c, u)) => {
+                let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
+                let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "upgrade failed"),
+        }
+    });
+    let (mut parts, _) = response.into_parts();
+    respond::strip_fingerprints(&mut parts.headers);
+    Response::from_parts(parts, crate::body::empty())
+}
+
+fn body_fault(fault: BodyFault) -> Rejection {
+    match fault {
+        BodyFault::TooLarge => refuse(
+            ProblemKind::PayloadTooLarge,
+            "body_too_large",
+            "streamed body passed the cap",
+        ),
+        BodyFault::TimedOut => refuse(ProblemKind::RequestTimeout, "body_timeout", "body not received in time"),
+        BodyFault::Broken => refuse(ProblemKind::BadRequest, "body_broken", "client body stream failed"),
+    }
+    .closing()
+}
+
+fn send_error(e: SendError) -> Rejection {
+    let reason = e.to_string();
+    match e {
+        SendError::NoHealthyTarget => refuse(ProblemKind::ServiceUnavailable, "no_healthy_target", reason),
+        SendError::Connect { .. } => refuse(ProblemKind::BadGateway, "upstream_connect_failed", reason),
+        SendError::Timeout { .. } => refuse(ProblemKind::GatewayTimeout, "upstream_timeout", reason),
+        SendError::Exchange { .. } => refuse(ProblemKind::BadGateway, "upstream_failed", reason),
+        SendError::Body(fault) => body_fault(fault),
+    }
+}
+
+fn finish(mut resp: Response<ProxyBody>, ex: Exchange, shared: Arc<Shared>) -> Response<ProxyBody> {
+    if let Ok(v) = HeaderValue::from_str(&ex.ctx.request_id) {
+        resp.headers_mut().insert(REQUEST_ID.clone(), v);
+    }
+    let status = resp.status().as_u16();
+    let deadline = ex.deadline;
+    let (parts, body) = resp.into_parts();
+    let body = TrackedBody::new(body, deadline, move |bytes_out, completed| {
+        let ex = ex;
+        let elapsed = ex.ctx.started.elapsed();
+        let route_label = ex.ctx.route_id.as_deref().unwrap_or("-");
+        shared.metrics.observe(route_label, status, elapsed.as_secs_f64());
+        if let Some(route) = &ex.route {
+            for p in &route.policies {
+                p.policy.on_complete(&ex.ctx);
+            }
+        }
+        if shared.access_log.enabled() {
+            shared.access_log.write(AccessRecord {
+                time: rfc3339(ex.wall_start),
+                request_id: Arc::clone(&ex.ctx.request_id),
+                client_ip: ex.ctx.client_ip,
+                method: ex.method.to_string(),
+                path: ex.ctx.path.clone(),
+                route: ex.ctx.route_id.clone(),
+                status,
+                latency_ms: elapsed.as_secs_f64() * 1000.0,
+                bytes_in: ex.body_stats.bytes(),
+                bytes_out,
+                upstream: ex.upstream.clone(),
+                rejection: ex.ctx.rejection_code,
+                consumer: ex.ctx.consumer.clone(),
+                completed,
+            });
+        }
+    });
+    Response::from_parts(parts, body.boxed_unsync())
+}
+
+#[allow(dead_code)]
+fn _assert_send(req: Request<Incoming>, conn: Arc<ConnInfo>, shared: Arc<Shared>) {
+    fn is_send<T: Send>(_: T) {}
+    is_send(handle(req, conn, shared));
+}

@@ -1,0 +1,134 @@
+//! Prometheus metrics: requests by route and status, latency, upstream health,
+//! ejections and config reloads. Rendered by the admin listener at `/metrics`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of a finished request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Route id, or `-` when no route matched.
+    pub route: String,
+    /// Response status.
+    pub status: u16,
+}
+
+/// Labels of a latency observation.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// Route id, or `-`.
+    pub route: String,
+}
+
+/// Labels of an upstream target.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetLabels {
+    /// Service name.
+    pub service: String,
+    /// Target `host:port`.
+    pub target: String,
+}
+
+/// Labels of a reload outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// `ok` or `refused`.
+    pub result: String,
+}
+
+type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
+
+/// Every metric the gateway keeps.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// `warden_requests_total{route,status}`.
+    pub requests: Family<RequestLabels, Counter>,
+    /// `warden_request_duration_seconds{route}`.
+    pub latency: HistogramFamily,
+    /// `warden_upstream_healthy{service,target}` (1 or 0).
+    pub upstream_healthy: Family<TargetLabels, Gauge>,
+    /// `warden_upstream_ejections_total{service,target}`.
+    pub ejections: Family<TargetLabels, Counter>,
+    /// `warden_config_reloads_total{result}`.
+    pub reloads: Family<ReloadLabels, Counter>,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("warden");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency: HistogramFamily = Family::new_with_constructor(latency_histogram);
+        let upstream_healthy = Family::<TargetLabels, Gauge>::default();
+        let ejections = Family::<TargetLabels, Counter>::default();
+        let reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register("requests", "Requests answered, by route and status", requests.clone());
+        registry.register(
+            "request_duration_seconds",
+            "Time from request to end of response",
+            latency.clone(),
+        );
+        registry.register(
+            "upstream_healthy",
+            "1 when the target receives traffic",
+            upstream_healthy.clone(),
+        );
+        registry.register("upstream_ejections", "Passive ejections of a target", ejections.clone());
+        registry.register("config_reloads", "Config reloads by result", reloads.clone());
+        Self {
+            registry,
+            requests,
+            latency,
+            upstream_healthy,
+            ejections,
+            reloads,
+        }
+    }
+
+    /// Records a finished request.
+    pub fn observe(&self, route: &str, status: u16, seconds: f64) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: route.to_owned(),
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabels {
+                route: route.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    /// Records a reload outcome.
+    pub fn reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "refused" };
+        self.reloads
+            .get_or_create(&ReloadLabels { result: result.into() })
+            .inc();
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

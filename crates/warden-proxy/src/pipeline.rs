@@ -1,0 +1,199 @@
+//! The pipeline driver: runs policy phases in order and turns their outcomes
+//! into either "go on" or a [`Rejection`].
+//!
+//! A phase's `Err` means the policy broke: with `on_error: deny` (the default)
+//! the request fails closed with 500; with `on_error: allow` it is logged and
+//! skipped.
+
+use bytes::Bytes;
+use http::{request, response};
+use warden_core::{Decision, OnError, Policy, PolicyError, ProblemKind, Rejection, RequestCtx};
+
+/// One entry of a policy list: the policy and its failure mode.
+pub trait Slot: Send + Sync {
+    /// The policy type.
+    type P: Policy;
+    /// The policy.
+    fn policy(&self) -> &Self::P;
+    /// What to do when it breaks.
+    fn on_error(&self) -> OnError;
+}
+
+impl Slot for warden_config::PolicyInstance {
+    type P = warden_policies::CompiledPolicy;
+    fn policy(&self) -> &Self::P {
+        &self.policy
+    }
+    fn on_error(&self) -> OnError {
+        self.on_error
+    }
+}
+
+impl<P: Policy> Slot for (P, OnError) {
+    type P = P;
+    fn policy(&self) -> &P {
+        &self.0
+    }
+    fn on_error(&self) -> OnError {
+        self.1
+    }
+}
+
+fn settle(outcome: Result<Decision, PolicyError>, on_error: OnError) -> Result<(), Rejection> {
+    match outcome {
+        Ok(Decision::Continue) => Ok(()),
+        Ok(Decision::Reject(r)) => Err(r),
+        Err(e) => match on_error {
+            OnError::Allow => {
+                tracing::warn!(error = %e, "policy failed; on_error: allow lets the request continue");
+                Ok(())
+            }
+            OnError::Deny => Err(Rejection::new(
+                ProblemKind::InternalError,
+                "policy_error",
+                e.to_string(),
+            )),
+        },
+    }
+}
+
+/// Runs every `on_request` phase in order; the first rejection stops the chain.
+pub async fn on_request<S: Slot>(
+    policies: &[S],
+    req: &mut request::Parts,
+    ctx: &mut RequestCtx,
+) -> Result<(), Rejection> {
+    for slot in policies {
+        settle(slot.policy().on_request(req, ctx).await, slot.on_error())?;
+    }
+    Ok(())
+}
+
+/// Runs every `on_request_body` phase of the policies that asked for the body.
+pub async fn on_request_body<S: Slot>(
+    policies: &[S],
+    req: &request::Parts,
+    body: &Bytes,
+    ctx: &mut RequestCtx,
+) -> Result<(), Rejection> {
+    for slot in policies {
+        if slot.policy().needs_request_body() {
+            settle(slot.policy().on_request_body(req, body, ctx).await, slot.on_error())?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs every `on_response` phase, in reverse order.
+pub async fn on_response<S: Slot>(
+    policies: &[S],
+    resp: &mut response::Parts,
+    ctx: &mut RequestCtx,
+) -> Result<(), Rejection> {
+    for slot in policies.iter().rev() {
+        settle(slot.policy().on_response(resp, ctx).await, slot.on_error())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    struct Probe {
+        name: &'static str,
+        outcome: fn() -> Result<Decision, PolicyError>,
+        calls: Arc<AtomicUsize>,
+        order: Arc<std::sync::Mutex<Vec<&'static str>>>,
+    }
+
+    impl Policy for Probe {
+        fn name(&self) -> &'static str {
+            self.name
+        }
+        async fn on_request(&self, _: &mut request::Parts, _: &mut RequestCtx) -> Result<Decision, PolicyError> {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            self.order.lock().unwrap().push(self.name);
+            (self.outcome)()
+        }
+        async fn on_response(&self, _: &mut response::Parts, _: &mut RequestCtx) -> Result<Decision, PolicyError> {
+            self.order.lock().unwrap().push(self.name);
+            Ok(Decision::Continue)
+        }
+    }
+
+    fn ok() -> Result<Decision, PolicyError> {
+        Ok(Decision::Continue)
+    }
+    fn deny() -> Result<Decision, PolicyError> {
+        Ok(Decision::Reject(Rejection::new(
+            ProblemKind::Forbidden,
+            "test_deny",
+            "no",
+        )))
+    }
+    fn broken() -> Result<Decision, PolicyError> {
+        Err(PolicyError {
+            policy: "probe",
+            message: "boom".into(),
+        })
+    }
+
+    fn probes(
+        spec: &[(&'static str, fn() -> Result<Decision, PolicyError>)],
+    ) -> (Vec<Probe>, Arc<AtomicUsize>, Arc<std::sync::Mutex<Vec<&'static str>>>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let v = spec
+            .iter()
+            .map(|(name, outcome)| Probe {
+                name,
+                outcome: *outcome,
+                calls: calls.clone(),
+                order: order.clone(),
+            })
+            .collect();
+        (v, calls, order)
+    }
+
+    fn slots(ps: Vec<Probe>, on_error: OnError) -> Vec<(Probe, OnError)> {
+        ps.into_iter().map(|p| (p, on_error)).collect()
+    }
+
+    fn ctx() -> RequestCtx {
+        RequestCtx::new(Arc::from("r"), "127.0.0.1".parse().unwrap(), 10)
+    }
+
+    #[tokio::test]
+    async fn first_rejection_stops_the_chain() {
+        let (ps, calls, _) = probes(&[("a", ok), ("b", deny), ("c", ok)]);
+        let (mut parts, ()) = http::Request::new(()).into_parts();
+        let r = on_request(&slots(ps, OnError::Deny), &mut parts, &mut ctx()).await;
+        assert_eq!(r.unwrap_err().code, "test_deny");
+        assert_eq!(calls.load(Ordering::Relaxed), 2, "c never ran");
+    }
+
+    #[tokio::test]
+    async fn broken_policy_fails_closed_unless_allowed() {
+        let (ps, _, _) = probes(&[("a", broken), ("b", ok)]);
+        let (mut parts, ()) = http::Request::new(()).into_parts();
+        let denied = on_request(&slots(ps, OnError::Deny), &mut parts, &mut ctx()).await;
+        assert_eq!(denied.unwrap_err().kind, ProblemKind::InternalError);
+        let (ps, _, _) = probes(&[("a", broken), ("b", ok)]);
+        let allowed = on_request(&slots(ps, OnError::Allow), &mut parts, &mut ctx()).await;
+        assert!(allowed.is_ok());
+    }
+
+    #[tokio::test]
+    async fn response_phases_run_in_reverse() {
+        let (ps, _, order) = probes(&[("a", ok), ("b", ok), ("c", ok)]);
+        let (mut parts, ()) = http::Response::new(()).into_parts();
+        on_response(&slots(ps, OnError::Deny), &mut parts, &mut ctx())
+            .await
+            .unwrap();
+        assert_eq!(*order.lock().unwrap(), ["c", "b", "a"]);
+    }
+}

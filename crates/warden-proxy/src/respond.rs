@@ -1,0 +1,135 @@
+//! The one place that turns a [`Rejection`] or problem into response bytes, and
+//! that decides which headers every response carries.
+//!
+//! Gateway-made responses are RFC 9457 `application/problem+json` with `type`,
+//! `title`, `status`, optional client-safe `detail` and `request_id`. Nothing
+//! internal (upstream address, error text, framework name) is ever written here.
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Response, StatusCode};
+use warden_core::{ProblemKind, Rejection};
+
+use crate::body::{ProxyBody, full};
+
+/// `X-Request-Id`.
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Response headers from upstreams that reveal the stack and are always removed.
+const FINGERPRINT_HEADERS: [&str; 8] = [
+    "server",
+    "x-powered-by",
+    "x-aspnet-version",
+    "x-aspnetmvc-version",
+    "x-generator",
+    "x-runtime",
+    "x-version",
+    "via",
+];
+
+/// Renders a problem document. `status` overrides the kind's default (used for
+/// replaced upstream 5xx bodies, which keep the upstream's status).
+pub fn problem(
+    kind: ProblemKind,
+    status: Option<StatusCode>,
+    detail: Option<&str>,
+    request_id: &str,
+) -> Response<ProxyBody> {
+    let status = status.unwrap_or_else(|| kind.status());
+    let mut doc = serde_json::json!({
+        "type": kind.type_uri(),
+        "title": kind.title(),
+        "status": status.as_u16(),
+        "request_id": request_id,
+    });
+    if let (Some(d), Some(obj)) = (detail, doc.as_object_mut()) {
+        obj.insert("detail".into(), serde_json::Value::String(d.to_owned()));
+    }
+    let body = Bytes::from(doc.to_string());
+    let mut resp = Response::new(full(body.clone()));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert(REQUEST_ID.clone(), v);
+    }
+    security_headers(h);
+    resp
+}
+
+/// Renders a policy's or the gateway's rejection.
+pub fn rejection(rej: &Rejection, request_id: &str) -> Response<ProxyBody> {
+    let mut resp = problem(rej.kind, None, rej.detail.as_deref(), request_id);
+    for (name, value) in &rej.headers {
+        resp.headers_mut().append(name.clone(), value.clone());
+    }
+    if rej.close {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}
+
+/// Adds the default API security headers unless the upstream set its own.
+pub fn security_headers(h: &mut HeaderMap) {
+    let defaults = [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'",
+        ),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ];
+    for (name, value) in defaults {
+        if !h.contains_key(&name) {
+            h.insert(name, HeaderValue::from_static(value));
+        }
+    }
+}
+
+/// Removes headers that fingerprint the upstream's software.
+pub fn strip_fingerprints(h: &mut HeaderMap) {
+    for name in FINGERPRINT_HEADERS {
+        h.remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn problem_document_has_the_rfc9457_members_and_safe_headers() {
+        let resp = problem(ProblemKind::RouteNotFound, None, None, "abc");
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        let h = resp.headers().clone();
+        assert_eq!(h["content-type"], "application/problem+json");
+        assert_eq!(h["cache-control"], "no-store");
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["x-request-id"], "abc");
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["type"], "urn:warden:problem:route-not-found");
+        assert_eq!(v["status"], 404);
+        assert_eq!(v["request_id"], "abc");
+        assert!(v.get("detail").is_none());
+    }
+
+    #[test]
+    fn fingerprint_headers_are_removed_and_others_kept() {
+        let mut h = HeaderMap::new();
+        h.insert("server", HeaderValue::from_static("nginx/1.2"));
+        h.insert("x-powered-by", HeaderValue::from_static("Express"));
+        h.insert("x-aspnet-version", HeaderValue::from_static("4.0"));
+        h.insert("x-served-by", HeaderValue::from_static("keep-me"));
+        strip_fingerprints(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-served-by"));
+    }
+}

@@ -1,0 +1,180 @@
+//! The gateway's live state: the current [`Runtime`] (snapshot plus upstream
+//! pools) behind an `ArcSwap`, and reload, which builds a new runtime beside the
+//! old one and swaps it in, or refuses it and keeps the old one serving.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use arc_swap::ArcSwap;
+use warden_config::schema::ListenerConfig;
+use warden_config::{ConfigError, Snapshot};
+
+use crate::access_log::AccessLog;
+use crate::metrics::Metrics;
+use crate::upstream::ServicePool;
+
+/// One consistent view: a request reads one of these from start to end.
+#[derive(Debug)]
+pub struct Runtime {
+    /// The compiled config.
+    pub snapshot: Arc<Snapshot>,
+    /// Upstream pools by service name.
+    pub pools: HashMap<Arc<str>, Arc<ServicePool>>,
+    /// Increments on every applied reload.
+    pub generation: u64,
+}
+
+/// What a reload did.
+#[derive(Debug)]
+pub struct ReloadOutcome {
+    /// New generation number.
+    pub generation: u64,
+    /// Settings that changed but only take effect after a restart.
+    pub needs_restart: Vec<String>,
+}
+
+/// State shared by every listener, connection and request.
+#[derive(Debug)]
+pub struct Shared {
+    current: ArcSwap<Runtime>,
+    /// Metrics registry.
+    pub metrics: Arc<Metrics>,
+    /// Access log.
+    pub access_log: AccessLog,
+    /// Where the config came from (for reloads).
+    pub config_path: Option<PathBuf>,
+    draining: AtomicBool,
+    generation: AtomicU64,
+    reload_lock: tokio::sync::Mutex<()>,
+}
+
+impl Shared {
+    /// Builds the first runtime from `snapshot`.
+    pub fn new(snapshot: Snapshot, config_path: Option<PathBuf>, access_log: AccessLog) -> Arc<Self> {
+        let metrics = Arc::new(Metrics::new());
+        let pools = build_pools(&snapshot, &HashMap::new(), &metrics);
+        let runtime = Runtime {
+            snapshot: Arc::new(snapshot),
+            pools,
+            generation: 1,
+        };
+        Arc::new(Self {
+            current: ArcSwap::from_pointee(runtime),
+            metrics,
+            access_log,
+            config_path,
+            draining: AtomicBool::new(false),
+            generation: AtomicU64::new(1),
+            reload_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The runtime in force now.
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.current.load_full()
+    }
+
+    /// True once shutdown has begun.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Marks the gateway as draining (readiness turns 503).
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Re-reads the config file and applies it, or refuses it with every error.
+    pub async fn reload_from_file(&self) -> Result<ReloadOutcome, ConfigError> {
+        let Some(path) = self.config_path.clone() else {
+            return Err(ConfigError::Yaml("no config file to reload from".into()));
+        };
+        let loaded = tokio::task::spawn_blocking(move || warden_config::load_file(&path))
+            .await
+            .map_err(|e| ConfigError::Yaml(format!("reload task failed: {e}")))?;
+        match loaded {
+            Ok(snapshot) => Ok(self.apply(snapshot).await),
+            Err(e) => {
+                self.metrics.reload(false);
+                tracing::error!(error = %e, "config reload refused; the running config keeps serving");
+                Err(e)
+            }
+        }
+    }
+
+    /// Swaps in an already validated snapshot, keeping unchanged pools.
+    pub async fn apply(&self, snapshot: Snapshot) -> ReloadOutcome {
+        let _one_at_a_time = self.reload_lock.lock().await;
+        let old = self.runtime();
+        let needs_restart = restart_only_changes(&old.snapshot, &snapshot);
+        for what in &needs_restart {
+            tracing::warn!(setting = %what, "changed setting needs a restart; the old value stays in force");
+        }
+        let pools = build_pools(&snapshot, &old.pools, &self.metrics);
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        self.current.store(Arc::new(Runtime {
+            snapshot: Arc::new(snapshot),
+            pools,
+            generation,
+        }));
+        self.metrics.reload(true);
+        tracing::info!(generation, "config reloaded");
+        ReloadOutcome {
+            generation,
+            needs_restart,
+        }
+    }
+}
+
+fn build_pools(
+    snapshot: &Snapshot,
+    old: &HashMap<Arc<str>, Arc<ServicePool>>,
+    metrics: &Arc<Metrics>,
+) -> HashMap<Arc<str>, Arc<ServicePool>> {
+    snapshot
+        .config
+        .services
+        .iter()
+        .map(|svc| {
+            let reuse = old.get(svc.name.as_str()).filter(|p| p.config == *svc);
+            let pool = match reuse {
+                Some(p) => Arc::clone(p),
+                None => ServicePool::start(svc, Arc::clone(metrics)),
+            };
+            (Arc::from(svc.name.as_str()), pool)
+        })
+        .collect()
+}
+
+fn restart_only_changes(old: &Snapshot, new: &Snapshot) -> Vec<String> {
+    let mut out = Vec::new();
+    let key = |ls: &[ListenerConfig]| ls.iter().map(|l| (l.name.clone(), l.bind.clone())).collect::<Vec<_>>();
+    if key(&old.config.listeners) != key(&new.config.listeners) {
+        out.push("listeners".into());
+    }
+    if old.config.admin != new.config.admin {
+        out.push("admin".into());
+    }
+    if old.config.access_log != new.config.access_log {
+        out.push("access_log".into());
+    }
+    let (o, n) = (&old.limits, &new.limits);
+    if (
+        o.max_header_bytes,
+        o.max_headers,
+        o.header_read_timeout_ms,
+        o.max_connections,
+        o.max_h2_streams,
+    ) != (
+        n.max_header_bytes,
+        n.max_headers,
+        n.header_read_timeout_ms,
+        n.max_connections,
+        n.max_h2_streams,
+    ) {
+        out.push("limits (connection-level caps)".into());
+    }
+    out
+}

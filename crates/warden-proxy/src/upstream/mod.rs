@@ -1,0 +1,212 @@
+//! Upstream services: a pool of targets per service, target selection
+//! (round-robin or power-of-two-choices on in-flight requests), passive ejection,
+//! active health checks, and the pooled HTTP client that reaches them.
+//!
+//! Pools live across reloads: a reload reuses the pool of every service whose
+//! config did not change, so health state and warm connections survive.
+
+mod health;
+mod send;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use http::uri::Authority;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use warden_config::schema::{Balance, ServiceConfig, UpstreamProtocol};
+
+use crate::body::ProxyBody;
+use crate::metrics::Metrics;
+
+pub use send::{Outgoing, SendError, Sent, send};
+
+/// One upstream target and its health.
+#[derive(Debug)]
+pub struct Target {
+    /// `host:port`.
+    pub authority: Authority,
+    inflight: AtomicUsize,
+    failures: AtomicU32,
+    /// Milliseconds since the pool's epoch until which the target is ejected.
+    ejected_until_ms: AtomicU64,
+    active_up: AtomicBool,
+    streak_ok: AtomicU32,
+    streak_fail: AtomicU32,
+}
+
+impl Target {
+    fn new(authority: Authority) -> Self {
+        Self {
+            authority,
+            inflight: AtomicUsize::new(0),
+            failures: AtomicU32::new(0),
+            ejected_until_ms: AtomicU64::new(0),
+            active_up: AtomicBool::new(true),
+            streak_ok: AtomicU32::new(0),
+            streak_fail: AtomicU32::new(0),
+        }
+    }
+
+    /// Requests in flight to this target.
+    pub fn inflight(&self) -> usize {
+        self.inflight.load(Ordering::Relaxed)
+    }
+}
+
+/// The pool of one service.
+#[derive(Debug)]
+pub struct ServicePool {
+    /// Service name.
+    pub name: Arc<str>,
+    /// The config the pool was built from (reused on reload when equal).
+    pub config: ServiceConfig,
+    /// Targets in config order.
+    pub targets: Vec<Target>,
+    client: Client<HttpConnector, ProxyBody>,
+    next: AtomicUsize,
+    epoch: Instant,
+    metrics: Arc<Metrics>,
+}
+
+/// Tracks one in-flight request to a target; decrements on drop.
+#[derive(Debug)]
+pub struct InflightGuard {
+    pool: Arc<ServicePool>,
+    index: usize,
+}
+
+impl InflightGuard {
+    /// The target's index in the pool.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The target.
+    pub fn target(&self) -> &Target {
+        &self.pool.targets[self.index]
+    }
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        self.pool.targets[self.index].inflight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl ServicePool {
+    /// Builds the pool and, when configured, starts its active health checker.
+    /// Targets must already be validated `host:port` strings.
+    pub fn start(config: &ServiceConfig, metrics: Arc<Metrics>) -> Arc<Self> {
+        let targets = config
+            .targets
+            .iter()
+            .filter_map(|t| t.parse::<Authority>().ok())
+            .map(Target::new)
+            .collect();
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_millis(config.timeouts.connect_ms)));
+        connector.set_nodelay(true);
+        connector.enforce_http(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(config.pool.idle_timeout_secs))
+            .pool_max_idle_per_host(config.pool.max_idle_per_target)
+            .http2_only(config.protocol == UpstreamProtocol::Http2)
+            .build(connector);
+        let pool = Arc::new(Self {
+            name: Arc::from(config.name.as_str()),
+            config: config.clone(),
+            targets,
+            client,
+            next: AtomicUsize::new(0),
+            epoch: Instant::now(),
+            metrics,
+        });
+        for i in 0..pool.targets.len() {
+            pool.publish_health(i);
+        }
+        if let Some(active) = &config.health.active {
+            health::spawn_active(Arc::downgrade(&pool), active.clone());
+        }
+        pool
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// True when the target may receive traffic.
+    pub fn is_healthy(&self, index: usize) -> bool {
+        let t = &self.targets[index];
+        t.active_up.load(Ordering::Relaxed) && t.ejected_until_ms.load(Ordering::Relaxed) <= self.now_ms()
+    }
+
+    /// Picks a healthy target not in `exclude`; `None` when none is left.
+    pub fn pick(self: &Arc<Self>, exclude: &[usize]) -> Option<InflightGuard> {
+        let healthy: Vec<usize> = (0..self.targets.len())
+            .filter(|i| !exclude.contains(i) && self.is_healthy(*i))
+            .collect();
+        let index = match (healthy.len(), self.config.balance) {
+            (0, _) => return None,
+            (1, _) => healthy[0],
+            (n, Balance::RoundRobin) => healthy[self.next.fetch_add(1, Ordering::Relaxed) % n],
+            (n, Balance::LeastOutstanding) => {
+                let a = healthy[rand::random_range(0..n)];
+                let mut b = healthy[rand::random_range(0..n - 1)];
+                if b == a {
+                    b = healthy[n - 1];
+                }
+                if self.targets[b].inflight() < self.targets[a].inflight() {
+                    b
+                } else {
+                    a
+                }
+            }
+        };
+        self.targets[index].inflight.fetch_add(1, Ordering::Relaxed);
+        Some(InflightGuard {
+            pool: Arc::clone(self),
+            index,
+        })
+    }
+
+    /// Live traffic to `index` succeeded.
+    pub fn record_success(&self, index: usize) {
+        self.targets[index].failures.store(0, Ordering::Relaxed);
+    }
+
+    /// Live traffic to `index` failed (connect error, timeout or 5xx); ejects
+    /// the target after `consecutive_failures` in a row.
+    pub fn record_failure(&self, index: usize) {
+        let passive = &self.config.health.passive;
+        if passive.consecutive_failures == 0 {
+            return;
+        }
+        let t = &self.targets[index];
+        let n = t.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if n >= passive.consecutive_failures {
+            t.failures.store(0, Ordering::Relaxed);
+            let until = self.now_ms() + passive.cooldown_secs * 1000;
+            t.ejected_until_ms.store(until, Ordering::Relaxed);
+            tracing::warn!(service = %self.name, target = %t.authority, failures = n, cooldown_secs = passive.cooldown_secs, "target ejected");
+            self.metrics.ejections.get_or_create(&self.labels(index)).inc();
+        }
+        self.publish_health(index);
+    }
+
+    fn labels(&self, index: usize) -> crate::metrics::TargetLabels {
+        crate::metrics::TargetLabels {
+            service: self.name.to_string(),
+            target: self.targets[index].authority.to_string(),
+        }
+    }
+
+    fn publish_health(&self, index: usize) {
+        let up = i64::from(self.is_healthy(index));
+        self.metrics.upstream_healthy.get_or_create(&self.labels(index)).set(up);
+    }
+}

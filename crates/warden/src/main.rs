@@ -1,0 +1,166 @@
+//! `warden`: the API security gateway binary.
+//!
+//! `warden run` serves a config (with none given, the bundled quickstart config
+//! in front of the bundled sample API); `warden validate` checks config files
+//! with the same code path start-up and reload use; `warden sample-api` runs the
+//! demo upstream alone.
+
+mod sample_api;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use warden_proxy::{Gateway, GatewayOptions};
+
+const QUICKSTART: &str = include_str!("../../../examples/quickstart.yaml");
+
+/// Warden API security gateway.
+#[derive(Debug, Parser)]
+#[command(name = "warden", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Run {
+        /// Config file. Without it, the bundled quickstart config is served in
+        /// front of the bundled sample API on 127.0.0.1:9000.
+        #[arg(long, short, env = "WARDEN_CONFIG")]
+        config: Option<PathBuf>,
+        /// Also start the bundled sample API on this address.
+        #[arg(long)]
+        sample_api: Option<SocketAddr>,
+        /// Poll the config file for changes this often and reload (0 disables).
+        #[arg(long, default_value_t = 2)]
+        watch_secs: u64,
+    },
+    /// Validate config files; prints every problem and exits non-zero if any file is invalid.
+    Validate {
+        /// Files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run only the bundled sample API.
+    SampleApi {
+        /// Address to bind.
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        bind: SocketAddr,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = match cli.command {
+        Command::Validate { files } => Ok(validate(&files)),
+        other => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")
+            .and_then(|rt| rt.block_on(run_async(other))),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("warden: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .init();
+}
+
+fn validate(files: &[PathBuf]) -> ExitCode {
+    let mut bad = 0;
+    for f in files {
+        match warden_config::load_file(f) {
+            Ok(_) => println!("{}: ok", f.display()),
+            Err(e) => {
+                bad += 1;
+                println!("{}: {e}", f.display());
+            }
+        }
+    }
+    if bad == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+async fn run_async(cmd: Command) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Command::SampleApi { bind } => {
+            let addr = sample_api::serve(bind).await?;
+            println!("sample API listening on http://{addr}");
+            tokio::signal::ctrl_c().await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run {
+            config,
+            sample_api,
+            watch_secs,
+        } => run(config, sample_api, watch_secs).await,
+        Command::Validate { files } => Ok(validate(&files)),
+    }
+}
+
+async fn run(config: Option<PathBuf>, sample: Option<SocketAddr>, watch_secs: u64) -> anyhow::Result<ExitCode> {
+    let (snapshot, sample) = match &config {
+        Some(path) => (warden_config::load_file(path)?, sample),
+        None => {
+            let default_sample: SocketAddr = "127.0.0.1:9000".parse()?;
+            (
+                warden_config::load_str(QUICKSTART)?,
+                Some(sample.unwrap_or(default_sample)),
+            )
+        }
+    };
+    if let Some(addr) = sample {
+        let bound = sample_api::serve(addr)
+            .await
+            .with_context(|| format!("cannot start the sample API on {addr}"))?;
+        tracing::info!(addr = %bound, "sample API started");
+    }
+    let opts = GatewayOptions {
+        watch_interval: (config.is_some() && watch_secs > 0).then(|| Duration::from_secs(watch_secs)),
+        config_path: config,
+        access_log: None,
+    };
+    let gateway = Gateway::start(snapshot, opts).await?;
+    wait_for_signals(&gateway).await?;
+    gateway.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reloads on SIGHUP; returns on SIGTERM or SIGINT.
+async fn wait_for_signals(gateway: &Gateway) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading config");
+                match gateway.reload().await {
+                    Ok(outcome) => tracing::info!(generation = outcome.generation, needs_restart = ?outcome.needs_restart, "reload applied"),
+                    Err(e) => tracing::error!(error = %e, "reload refused; the running config keeps serving"),
+                }
+            }
+            _ = term.recv() => { tracing::info!("SIGTERM: draining"); return Ok(()); }
+            _ = int.recv() => { tracing::info!("SIGINT: draining"); return Ok(()); }
+        }
+    }
+}
