@@ -1,1 +1,231 @@
-//! placeholder
+//! Dev-only test harness: an in-process gateway ([`TestGateway`]) and mock
+//! upstreams ([`MockUpstream`]) on port 0, plus HTTP/1, HTTP/2 and raw-TCP
+//! clients. Every test gets its own ports and temp files, so tests run in parallel.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod upstream;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use warden_proxy::{AccessLogSink, Gateway, GatewayOptions};
+
+pub use upstream::{MockUpstream, Recorded};
+
+/// A gateway running in this test's runtime.
+pub struct TestGateway {
+    /// The gateway (None after shutdown).
+    pub gateway: Option<Gateway>,
+    /// First client listener.
+    pub addr: SocketAddr,
+    /// Admin listener.
+    pub admin: SocketAddr,
+    /// Config file path (for reload tests).
+    pub config_path: PathBuf,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+/// A response read fully.
+#[derive(Debug)]
+pub struct Reply {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// Body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+
+    /// Body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn temp_path(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join("warden-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(format!("{}-{:016x}-{name}", std::process::id(), rand_u64()))
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64,
+    );
+    h.finish()
+}
+
+impl TestGateway {
+    /// Starts a gateway on `yaml`. `listeners` and `admin` are filled in (port 0)
+    /// unless the YAML has them.
+    pub async fn start(yaml: &str) -> Self {
+        Self::start_with(yaml, None).await
+    }
+
+    /// Like [`TestGateway::start`], polling the config file for changes.
+    pub async fn start_with(yaml: &str, watch: Option<Duration>) -> Self {
+        let yaml = with_defaults(yaml);
+        let config_path = temp_path("warden.yaml");
+        std::fs::write(&config_path, &yaml).unwrap();
+        let snapshot = warden_config::load_file(&config_path).unwrap_or_else(|e| panic!("test config invalid: {e}"));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let opts = GatewayOptions {
+            config_path: Some(config_path.clone()),
+            watch_interval: watch,
+            access_log: Some(AccessLogSink::Memory(log.clone())),
+        };
+        let gateway = Gateway::start(snapshot, opts).await.unwrap();
+        let addr = gateway.listener_addrs()[0];
+        let admin = gateway.admin_addr().unwrap();
+        Self {
+            gateway: Some(gateway),
+            addr,
+            admin,
+            config_path,
+            log,
+        }
+    }
+
+    /// `http://addr{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Access-log lines so far, parsed.
+    pub fn access_log(&self) -> Vec<serde_json::Value> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// Raw access-log lines.
+    pub fn access_log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Waits until the access log has at least `n` lines (it is written in the background).
+    pub async fn wait_for_log_lines(&self, n: usize) {
+        for _ in 0..500 {
+            if self.log.lock().unwrap().len() >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("access log never reached {n} lines: {}", self.access_log_text());
+    }
+
+    /// Replaces the config file's text (with the same listener defaults).
+    pub fn write_config(&self, yaml: &str) {
+        std::fs::write(&self.config_path, with_defaults(yaml)).unwrap();
+    }
+
+    /// The gateway.
+    pub fn gw(&self) -> &Gateway {
+        self.gateway.as_ref().unwrap()
+    }
+
+    /// Admin GET.
+    pub async fn admin_get(&self, path: &str) -> Reply {
+        get(&format!("http://{}{path}", self.admin)).await
+    }
+
+    /// Drains and stops.
+    pub async fn shutdown(&mut self) {
+        if let Some(g) = self.gateway.take() {
+            g.shutdown().await;
+        }
+    }
+}
+
+fn with_defaults(yaml: &str) -> String {
+    let mut out = String::new();
+    if !yaml.contains("listeners:") {
+        out.push_str("listeners:\n  - name: test\n    bind: 127.0.0.1:0\n");
+    }
+    if !yaml.contains("admin:") {
+        out.push_str("admin:\n  bind: 127.0.0.1:0\n");
+    }
+    out.push_str(yaml);
+    out
+}
+
+/// An HTTP/1.1 client.
+pub fn http1() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// An HTTP/2 prior-knowledge (h2c) client.
+pub fn http2() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).http2_only(true).build_http()
+}
+
+/// Sends `req` with `client` and reads the whole response.
+pub async fn send(client: &Client<HttpConnector, Full<Bytes>>, req: Request<Full<Bytes>>) -> Reply {
+    let resp = tokio::time::timeout(Duration::from_secs(20), client.request(req))
+        .await
+        .expect("request timed out")
+        .expect("request failed");
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+/// GET over HTTP/1.1.
+pub async fn get(url: &str) -> Reply {
+    send(&http1(), Request::get(url).body(Full::default()).unwrap()).await
+}
+
+/// Writes `bytes` on a fresh TCP connection and reads until the server closes
+/// (or 5 s pass). Returns what was read and whether the server closed.
+pub async fn raw(addr: SocketAddr, bytes: &[u8]) -> (String, bool) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    let closed = loop {
+        match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await {
+            Ok(Ok(0)) => break true,
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Ok(Err(_)) => break true,
+            Err(_) => break false,
+        }
+    };
+    (String::from_utf8_lossy(&out).into_owned(), closed)
+}
+
+/// An address on loopback where nothing listens.
+pub async fn dead_addr() -> SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let a = l.local_addr().unwrap();
+    drop(l);
+    a
+}
