@@ -67,12 +67,17 @@ async fn least_outstanding_avoids_the_busy_target() {
     // Hold several slow requests open; P2C with two targets compares both, so
     // quick requests issued meanwhile must go to whichever target is less busy.
     let mut slow = Vec::new();
-    for _ in 0..4 {
+    for i in 1..=4 {
         let url = gw.url("/slow/1500");
         slow.push(tokio::spawn(async move { get(&url).await }));
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // Wait until the upstream holds request i, so each pick sees the previous ones in flight.
+        for _ in 0..500 {
+            if a.hits() + b.hits() >= i {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let slow_a = a.seen().iter().filter(|r| r.uri.starts_with("/slow")).count();
     let slow_b = b.seen().iter().filter(|r| r.uri.starts_with("/slow")).count();
     assert_eq!(slow_a + slow_b, 4);
