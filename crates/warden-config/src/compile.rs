@@ -27,15 +27,16 @@ pub(crate) fn compile(parsed: Parsed, issues: &mut Issues) -> Option<Snapshot> {
         config,
         policies: specs,
         service_names,
+        index,
     } = parsed;
-    check_listeners(&config, issues);
+    check_listeners(&config, &index.listeners, issues);
     check_limits(&config, issues);
     let trusted_proxies = parse_nets(&config.trusted_proxies, "trusted_proxies", issues);
-    let mut services: HashSet<&str> = check_services(&config.services, issues);
+    let mut services: HashSet<&str> = check_services(&config.services, &index.services, issues);
     services.extend(service_names.iter().map(String::as_str));
     let mut router = RouterBuilder::new();
     let mut ids = HashSet::new();
-    for (i, (route, specs)) in config.routes.iter().zip(specs).enumerate() {
+    for ((route, specs), i) in config.routes.iter().zip(specs).zip(&index.routes) {
         let at = format!("routes[{i}]");
         if route.id.trim().is_empty() {
             issues.push(format!("{at}.id"), "must not be empty");
@@ -96,13 +97,13 @@ pub(crate) fn compile(parsed: Parsed, issues: &mut Issues) -> Option<Snapshot> {
     })
 }
 
-fn check_listeners(config: &FileConfig, issues: &mut Issues) {
+fn check_listeners(config: &FileConfig, index: &[usize], issues: &mut Issues) {
     if config.listeners.is_empty() {
         issues.push("listeners", "at least one listener is required");
     }
     let mut names = HashSet::new();
     let mut binds = HashSet::new();
-    for (i, l) in config.listeners.iter().enumerate() {
+    for (l, i) in config.listeners.iter().zip(index) {
         if !names.insert(l.name.as_str()) {
             issues.push(
                 format!("listeners[{i}].name"),
@@ -153,9 +154,9 @@ fn check_limits(config: &FileConfig, issues: &mut Issues) {
     }
 }
 
-fn check_services<'a>(services: &'a [ServiceConfig], issues: &mut Issues) -> HashSet<&'a str> {
+fn check_services<'a>(services: &'a [ServiceConfig], index: &[usize], issues: &mut Issues) -> HashSet<&'a str> {
     let mut names = HashSet::new();
-    for (i, s) in services.iter().enumerate() {
+    for (s, i) in services.iter().zip(index) {
         let at = format!("services[{i}]");
         if s.name.trim().is_empty() {
             issues.push(format!("{at}.name"), "must not be empty");

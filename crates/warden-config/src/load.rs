@@ -29,13 +29,28 @@ pub(crate) struct Parsed {
     pub policies: Vec<Vec<PolicySpec>>,
     /// Every service name in the file, including entries that failed to parse.
     pub service_names: Vec<String>,
+    /// Position in the file of each parsed list item (items that failed to
+    /// parse are skipped, so later items keep their true index in messages).
+    pub index: Indexes,
+}
+
+/// File positions of the parsed list items.
+#[derive(Debug, Default)]
+pub(crate) struct Indexes {
+    pub listeners: Vec<usize>,
+    pub services: Vec<usize>,
+    pub routes: Vec<usize>,
 }
 
 /// Parses YAML text into a [`FileConfig`] plus each route's policy specs.
 /// Structural problems are added to `issues`; whatever parsed is returned so
 /// the semantic checks can still run on it and report their problems too.
 pub(crate) fn parse(text: &str, issues: &mut Issues) -> Result<Parsed, ConfigError> {
-    let tree: Value = serde_saphyr::from_str(text).map_err(|e| ConfigError::Yaml(e.to_string()))?;
+    // YAML 1.2 booleans only: `y`, `on`, `off`, `no` stay strings (a route id
+    // `y` or `no` must not turn into a boolean). Duplicate keys are an error.
+    let options = serde_saphyr::options! { strict_booleans: true };
+    let tree: Value =
+        serde_saphyr::from_str_with_options(text, options).map_err(|e| ConfigError::Yaml(e.to_string()))?;
     let Value::Object(mut top) = tree else {
         return Err(ConfigError::Invalid(vec![crate::ConfigIssue {
             path: String::new(),
@@ -62,16 +77,16 @@ pub(crate) fn parse(text: &str, issues: &mut Issues) -> Result<Parsed, ConfigErr
                 .collect()
         })
         .unwrap_or_default();
-    let listeners = required_list(&mut top, "listeners", issues);
-    let services = required_list(&mut top, "services", issues);
-    let routes: Vec<RouteConfig> = required_list(&mut top, "routes", issues);
+    let (listeners, listener_index) = required_list(&mut top, "listeners", issues);
+    let (services, service_index) = required_list(&mut top, "services", issues);
+    let (routes, route_index): (Vec<RouteConfig>, _) = required_list(&mut top, "routes", issues);
     let admin = optional(&mut top, "admin", issues);
     let limits = optional(&mut top, "limits", issues);
     let trusted_proxies = optional(&mut top, "trusted_proxies", issues);
     let access_log = optional(&mut top, "access_log", issues);
 
     let mut policies = Vec::with_capacity(routes.len());
-    for (i, route) in routes.iter().enumerate() {
+    for (route, i) in routes.iter().zip(&route_index) {
         let mut specs = Vec::new();
         for (j, raw) in route.policies.iter().enumerate() {
             if let Some(spec) = item::<PolicySpec>(raw.clone(), &format!("routes[{i}].policies[{j}]"), issues) {
@@ -89,27 +104,37 @@ pub(crate) fn parse(text: &str, issues: &mut Issues) -> Result<Parsed, ConfigErr
         routes,
         access_log: access_log.unwrap_or_default(),
     };
+    let index = Indexes {
+        listeners: listener_index,
+        services: service_index,
+        routes: route_index,
+    };
     Ok(Parsed {
         config,
         policies,
         service_names,
+        index,
     })
 }
 
-fn required_list<T: DeserializeOwned>(top: &mut Map<String, Value>, key: &str, issues: &mut Issues) -> Vec<T> {
+fn required_list<T: DeserializeOwned>(
+    top: &mut Map<String, Value>,
+    key: &str,
+    issues: &mut Issues,
+) -> (Vec<T>, Vec<usize>) {
     match top.remove(key) {
         None => {
             issues.push(key, "required section is missing");
-            Vec::new()
+            (Vec::new(), Vec::new())
         }
         Some(Value::Array(items)) => items
             .into_iter()
             .enumerate()
-            .filter_map(|(i, v)| item(v, &format!("{key}[{i}]"), issues))
-            .collect(),
+            .filter_map(|(i, v)| item(v, &format!("{key}[{i}]"), issues).map(|t| (t, i)))
+            .unzip(),
         Some(_) => {
             issues.push(key, "must be a list");
-            Vec::new()
+            (Vec::new(), Vec::new())
         }
     }
 }

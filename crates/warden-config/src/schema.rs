@@ -29,8 +29,9 @@ pub struct FileConfig {
 }
 
 /// Access-log destination: `stdout` (default), `off`, or `{ file: PATH }`.
+/// (YAML 1.1 readers turn a bare `off` into `false`; both are accepted.)
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[serde(try_from = "RawAccessLog")]
 pub enum AccessLogConfig {
     /// One JSON line per request on standard output.
     #[default]
@@ -39,6 +40,28 @@ pub enum AccessLogConfig {
     Off,
     /// Append to this file.
     File(String),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawAccessLog {
+    Flag(bool),
+    Word(String),
+    File { file: String },
+}
+
+impl TryFrom<RawAccessLog> for AccessLogConfig {
+    type Error = String;
+
+    fn try_from(raw: RawAccessLog) -> Result<Self, String> {
+        match raw {
+            RawAccessLog::Flag(false) => Ok(Self::Off),
+            RawAccessLog::Word(w) if w == "off" => Ok(Self::Off),
+            RawAccessLog::Word(w) if w == "stdout" => Ok(Self::Stdout),
+            RawAccessLog::File { file } if !file.is_empty() => Ok(Self::File(file)),
+            _ => Err("expected `stdout`, `off` or `{ file: PATH }`".into()),
+        }
+    }
 }
 
 /// One client-facing listener.

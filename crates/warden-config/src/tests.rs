@@ -147,3 +147,36 @@ fn trusted_proxy_matching_handles_mapped_ipv4() {
     assert!(snap.is_trusted_proxy("::1".parse().unwrap()));
     assert!(!snap.is_trusted_proxy("11.1.2.3".parse().unwrap()));
 }
+
+#[test]
+fn yaml_1_1_booleans_stay_strings_and_duplicate_keys_are_refused() {
+    let text = GOOD.replace("id: root", "id: y").replace("id: users", "id: no");
+    let snap = load_str(&text).unwrap();
+    assert!(matches!(
+        snap.router.lookup("x", &http::Method::GET, "/anything"),
+        crate::router::RouteMatch::Found { value, .. } if &*value.id == "y"
+    ));
+    let dup = GOOD.replace(
+        "    service: api
+",
+        "    service: api
+    service: api
+",
+    );
+    assert!(load_str(&dup).is_err());
+}
+
+#[test]
+fn access_log_accepts_off_stdout_and_file_and_refuses_others() {
+    use crate::schema::AccessLogConfig;
+    for (v, want) in [
+        ("off", AccessLogConfig::Off),
+        ("false", AccessLogConfig::Off),
+        ("stdout", AccessLogConfig::Stdout),
+        ("{ file: /tmp/a.log }", AccessLogConfig::File("/tmp/a.log".into())),
+    ] {
+        let snap = load_str(&format!("{GOOD}access_log: {v}\n")).unwrap();
+        assert_eq!(snap.config.access_log, want, "{v}");
+    }
+    assert!(load_str(&format!("{GOOD}access_log: syslog\n")).is_err());
+}

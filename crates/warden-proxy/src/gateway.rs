@@ -97,7 +97,10 @@ impl Gateway {
             tasks.push(tokio::spawn(crate::admin::serve(l, Arc::clone(&shared), rx.clone())));
         }
         if let (Some(path), Some(every)) = (opts.config_path, opts.watch_interval) {
-            tokio::spawn(watch_file(path, every, Arc::downgrade(&shared), rx));
+            // Stamp the file now, not when the task first runs, so a change made
+            // right after start is still seen as a change.
+            let first = file_stamp(&path);
+            tokio::spawn(watch_file(path, first, every, Arc::downgrade(&shared), rx));
         }
         tracing::info!(listeners = ?listeners, admin = ?admin, "warden started");
         Ok(Self {
@@ -141,24 +144,34 @@ impl Gateway {
     }
 }
 
+/// Modification time, size and FNV-1a hash of a file's contents.
+type Stamp = (SystemTime, u64, u64);
+
+fn file_stamp(p: &std::path::Path) -> Option<Stamp> {
+    let meta = std::fs::metadata(p).ok()?;
+    let text = std::fs::read(p).ok()?;
+    let hash = text.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    });
+    Some((meta.modified().ok()?, meta.len(), hash))
+}
+
 /// Polls the config file; on a change of its modification time, size or
 /// contents, reloads. A refused reload leaves the old config serving.
-async fn watch_file(path: PathBuf, every: Duration, shared: std::sync::Weak<Shared>, mut stop: watch::Receiver<bool>) {
-    let stamp = |p: &PathBuf| -> Option<(SystemTime, u64, u64)> {
-        let meta = std::fs::metadata(p).ok()?;
-        let text = std::fs::read(p).ok()?;
-        let hash = text.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
-        });
-        Some((meta.modified().ok()?, meta.len(), hash))
-    };
-    let mut last = stamp(&path);
+async fn watch_file(
+    path: PathBuf,
+    first: Option<Stamp>,
+    every: Duration,
+    shared: std::sync::Weak<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut last = first;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = stop.changed() => return,
         }
-        let now = stamp(&path);
+        let now = file_stamp(&path);
         if now.is_none() || now == last {
             continue;
         }

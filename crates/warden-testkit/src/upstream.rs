@@ -172,7 +172,7 @@ async fn answer(mut req: Request<Incoming>, state: Arc<Inner>) -> Result<Respons
         body: body.clone(),
         version: parts.version,
     });
-    if let Some(ms) = path.strip_prefix("/slow/").and_then(|s| s.parse::<u64>().ok()) {
+    if let Some(ms) = path.split("/slow/").nth(1).and_then(|s| s.parse::<u64>().ok()) {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     if let Some(code) = path.strip_prefix("/status/").and_then(|s| s.parse::<u16>().ok()) {
