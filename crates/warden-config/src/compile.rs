@@ -72,14 +72,14 @@ pub(crate) fn compile(parsed: Parsed, issues: &mut Issues) -> Option<Snapshot> {
             route.hosts.iter().map(|h| Some(h.as_str())).collect()
         };
         for (h, host) in hosts.into_iter().enumerate() {
-            if let Some(name) = host {
-                if !valid_host_pattern(name) {
-                    issues.push(
-                        format!("{at}.hosts[{h}]"),
-                        format!("`{name}` is not a host name or `*.suffix` wildcard"),
-                    );
-                    continue;
-                }
+            if let Some(name) = host
+                && !valid_host_pattern(name)
+            {
+                issues.push(
+                    format!("{at}.hosts[{h}]"),
+                    format!("`{name}` is not a host name or `*.suffix` wildcard"),
+                );
+                continue;
             }
             if let Err(e) = router.add(host, methods.as_deref(), pattern.clone(), runtime.clone()) {
                 issues.push(format!("{at}.path"), e.to_string());
@@ -121,10 +121,10 @@ fn check_listeners(config: &FileConfig, index: &[usize], issues: &mut Issues) {
             ),
         }
     }
-    if let Some(bind) = &config.admin.bind {
-        if bind.parse::<SocketAddr>().is_err() {
-            issues.push("admin.bind", format!("`{bind}` is not an ip:port address"));
-        }
+    if let Some(bind) = &config.admin.bind
+        && bind.parse::<SocketAddr>().is_err()
+    {
+        issues.push("admin.bind", format!("`{bind}` is not an ip:port address"));
     }
 }
 

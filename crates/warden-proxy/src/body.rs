@@ -216,13 +216,13 @@ where
                 Poll::Ready(None)
             }
             Poll::Pending => {
-                if let Some(deadline) = this.deadline.as_mut().as_pin_mut() {
-                    if deadline.poll(cx).is_ready() {
-                        if let Some(done) = this.on_done.take() {
-                            done(*this.sent, false);
-                        }
-                        return Poll::Ready(Some(Err("response exceeded the total timeout".into())));
+                if let Some(deadline) = this.deadline.as_mut().as_pin_mut()
+                    && deadline.poll(cx).is_ready()
+                {
+                    if let Some(done) = this.on_done.take() {
+                        done(*this.sent, false);
                     }
+                    return Poll::Ready(Some(Err("response exceeded the total timeout".into())));
                 }
                 Poll::Pending
             }

@@ -144,16 +144,14 @@ fn set(h: &mut HeaderMap, name: &HeaderName, value: &str) {
 
 /// A request id: the trusted peer's if well-formed, else a fresh random one.
 pub fn request_id(h: &HeaderMap, trusted: bool) -> String {
-    if trusted {
-        if let Some(v) = h.get(&crate::respond::REQUEST_ID).and_then(|v| v.to_str().ok()) {
-            let ok = !v.is_empty()
-                && v.len() <= 128
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-            if ok {
-                return v.to_owned();
-            }
-        }
+    if trusted
+        && let Some(v) = h.get(&crate::respond::REQUEST_ID).and_then(|v| v.to_str().ok())
+        && !v.is_empty()
+        && v.len() <= 128
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return v.to_owned();
     }
     format!("{:032x}", rand::random::<u128>())
 }

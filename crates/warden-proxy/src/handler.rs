@@ -296,10 +296,10 @@ async fn proxy(
     if let Ok(v) = HeaderValue::from_str(&ex.ctx.request_id) {
         h.insert(REQUEST_ID.clone(), v);
     }
-    if !h.contains_key(header::HOST) {
-        if let Ok(v) = HeaderValue::from_str(&host) {
-            h.insert(header::HOST, v);
-        }
+    if !h.contains_key(header::HOST)
+        && let Ok(v) = HeaderValue::from_str(&host)
+    {
+        h.insert(header::HOST, v);
     }
     let pool = rt
         .pools

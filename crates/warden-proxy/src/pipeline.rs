@@ -103,11 +103,14 @@ mod tests {
 
     use super::*;
 
+    type Outcome = fn() -> Result<Decision, PolicyError>;
+    type Order = Arc<std::sync::Mutex<Vec<&'static str>>>;
+
     struct Probe {
         name: &'static str,
-        outcome: fn() -> Result<Decision, PolicyError>,
+        outcome: Outcome,
         calls: Arc<AtomicUsize>,
-        order: Arc<std::sync::Mutex<Vec<&'static str>>>,
+        order: Order,
     }
 
     impl Policy for Probe {
@@ -142,9 +145,7 @@ mod tests {
         })
     }
 
-    fn probes(
-        spec: &[(&'static str, fn() -> Result<Decision, PolicyError>)],
-    ) -> (Vec<Probe>, Arc<AtomicUsize>, Arc<std::sync::Mutex<Vec<&'static str>>>) {
+    fn probes(spec: &[(&'static str, Outcome)]) -> (Vec<Probe>, Arc<AtomicUsize>, Order) {
         let calls = Arc::new(AtomicUsize::new(0));
         let order = Arc::new(std::sync::Mutex::new(Vec::new()));
         let v = spec

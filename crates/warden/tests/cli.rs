@@ -1,6 +1,8 @@
 //! End-to-end through the real binary: `warden validate`, `warden --version`,
 //! and `warden run` under real signals (SIGHUP reload, SIGTERM drain).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 

@@ -2,6 +2,8 @@
 //! each malformed framing case gets 400 and a closed connection, and nothing
 //! reaches the upstream.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;

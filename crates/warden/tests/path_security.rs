@@ -2,6 +2,8 @@
 //! attack is tried and must not reach the protected route; the benign
 //! look-alike must pass.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use warden_testkit::{MockUpstream, TestGateway, get, raw};
 
 async fn setup() -> (MockUpstream, MockUpstream, TestGateway) {

@@ -1,6 +1,8 @@
 //! End-to-end: the proxy path on both protocols, balancing, headers, errors,
 //! upgrades and the access log, against real mock upstreams over TCP.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashMap;
 
 use bytes::Bytes;

@@ -1,6 +1,8 @@
 //! End-to-end: hot reload (refused configs keep the old one serving; valid
 //! reloads under load drop nothing) and graceful shutdown under load.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! End-to-end: timeouts, dead upstreams, retries, passive ejection and active
 //! health checks — each answered with a problem document that names no upstream.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use warden_testkit::{MockUpstream, Reply, TestGateway, dead_addr, get};
