@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{Criterion, criterion_group, criterion_main};
 use warden_core::{OnError, Policy, RequestCtx};
 use warden_proxy::pipeline;
 
@@ -38,7 +38,11 @@ fn request() -> (http::request::Parts, RequestCtx) {
         .body(())
         .unwrap()
         .into_parts();
-    let ctx = RequestCtx::new(Arc::from("0123456789abcdef0123456789abcdef"), "192.0.2.10".parse().unwrap(), 1 << 20);
+    let ctx = RequestCtx::new(
+        Arc::from("0123456789abcdef0123456789abcdef"),
+        "192.0.2.10".parse().unwrap(),
+        1 << 20,
+    );
     (parts, ctx)
 }
 
@@ -83,7 +87,9 @@ routes:
 
     let mut norm = c.benchmark_group("normalize_path");
     for path in ["/api/v1/users/42/orders", "/api/./v1//users/%7Ejo/../42/orders"] {
-        norm.bench_function(path, |b| b.iter(|| warden_config::router::normalize_path(black_box(path))));
+        norm.bench_function(path, |b| {
+            b.iter(|| warden_config::router::normalize_path(black_box(path)))
+        });
     }
     norm.finish();
 }

@@ -13,38 +13,47 @@ static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-prot
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-];
+/// Hop-by-hop headers (RFC 9110 §7.6.1), plus the obsolete `proxy-connection`.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    )
+}
 
 /// Removes hop-by-hop headers, including those named in `Connection`. With
 /// `upgrade` set, `Connection: upgrade` and `Upgrade` are kept for the handshake.
+/// One pass over the names present; nothing is allocated when nothing goes.
 pub fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
-    let listed: Vec<HeaderName> = h
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .filter(|n| !(upgrade && n == header::UPGRADE))
-        .collect();
-    for name in listed {
-        h.remove(name);
+    let mut doomed: Vec<HeaderName> = Vec::new();
+    for v in h.get_all(header::CONNECTION) {
+        let Ok(v) = v.to_str() else { continue };
+        for token in v.split(',') {
+            if let Ok(name) = HeaderName::from_bytes(token.trim().as_bytes())
+                && !(upgrade && name == header::UPGRADE)
+            {
+                doomed.push(name);
+            }
+        }
     }
-    for name in HOP_BY_HOP {
+    for name in h.keys() {
+        if is_hop_by_hop(name) && !(upgrade && name == header::UPGRADE) {
+            doomed.push(name.clone());
+        }
+    }
+    for name in doomed {
         h.remove(name);
     }
     if upgrade {
         h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
-        h.remove(header::UPGRADE);
     }
 }
 

@@ -24,6 +24,9 @@ pub struct GatewayOptions {
     pub watch_interval: Option<Duration>,
     /// Overrides the config's `access_log` (tests use a memory sink).
     pub access_log: Option<AccessLogSink>,
+    /// Worker runtimes that serve connections, one per core; empty: the
+    /// runtime that calls [`Gateway::start`] serves everything.
+    pub workers: Vec<tokio::runtime::Handle>,
 }
 
 /// A running gateway.
@@ -82,7 +85,8 @@ impl Gateway {
             Some(addr) => Some(bind("admin listener", addr).await?),
             None => None,
         };
-        let shared = Shared::new(snapshot, opts.config_path.clone(), access_log);
+        let shared = Shared::new(snapshot, opts.config_path.clone(), access_log, opts.workers.len());
+        let workers = Arc::new(opts.workers.clone());
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = Vec::new();
         let mut listeners = Vec::new();
@@ -90,7 +94,12 @@ impl Gateway {
             if let Ok(addr) = l.local_addr() {
                 listeners.push(addr);
             }
-            tasks.push(tokio::spawn(crate::listener::serve(l, Arc::clone(&shared), rx.clone())));
+            tasks.push(tokio::spawn(crate::listener::serve(
+                l,
+                Arc::clone(&shared),
+                Arc::clone(&workers),
+                rx.clone(),
+            )));
         }
         let admin = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
         if let Some(l) = admin_listener {

@@ -5,10 +5,10 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use http::header::{self, HeaderValue};
+use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
 use http_body_util::BodyExt;
@@ -24,6 +24,7 @@ use warden_policies::request_limits::{header_bytes, uri_bytes};
 use crate::access_log::{AccessRecord, rfc3339};
 use crate::body::{BodyFault, BodyStats, CappedBody, ProxyBody, TrackedBody, full};
 use crate::forwarded::{self, Hop};
+use crate::listener::ConnActivity;
 use crate::pipeline;
 use crate::respond::{self, REQUEST_ID};
 use crate::state::{Runtime, Shared};
@@ -40,54 +41,11 @@ pub struct ConnInfo {
     pub activity: Arc<ConnActivity>,
 }
 
-/// Last activity and in-flight requests of one client connection.
-#[derive(Debug)]
-pub struct ConnActivity {
-    start: std::time::Instant,
-    last_ms: AtomicU64,
-    inflight: AtomicUsize,
-}
-
-impl ConnActivity {
-    /// A connection that is active now.
-    pub fn new() -> Self {
-        Self {
-            start: std::time::Instant::now(),
-            last_ms: AtomicU64::new(0),
-            inflight: AtomicUsize::new(0),
-        }
-    }
-
-    /// Records I/O now.
-    pub fn touch(&self) {
-        self.last_ms
-            .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
-    }
-
-    /// Time since the last I/O, or `None` while a request is in flight.
-    pub fn idle_for(&self) -> Option<Duration> {
-        if self.inflight.load(Ordering::Relaxed) > 0 {
-            return None;
-        }
-        let now = self.start.elapsed().as_millis() as u64;
-        Some(Duration::from_millis(
-            now.saturating_sub(self.last_ms.load(Ordering::Relaxed)),
-        ))
-    }
-}
-
-impl Default for ConnActivity {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 struct InflightOnConn(Arc<ConnActivity>);
 
 impl Drop for InflightOnConn {
     fn drop(&mut self) {
-        self.0.inflight.fetch_sub(1, Ordering::Relaxed);
-        self.0.touch();
+        self.0.end_request();
     }
 }
 
@@ -95,9 +53,12 @@ impl Drop for InflightOnConn {
 struct Exchange {
     ctx: RequestCtx,
     method: Method,
-    wall_start: SystemTime,
+    /// Wall-clock start, read only when the access log is on.
+    wall_start: Option<SystemTime>,
+    /// The request id as a header value, built once.
+    id_header: HeaderValue,
     route: Option<Arc<RouteRuntime>>,
-    upstream: Option<String>,
+    upstream: Option<http::uri::Authority>,
     guard: Option<InflightGuard>,
     body_stats: Arc<BodyStats>,
     deadline: Option<Instant>,
@@ -118,19 +79,22 @@ pub async fn handle(
     conn: Arc<ConnInfo>,
     shared: Arc<Shared>,
 ) -> Result<Response<ProxyBody>, Infallible> {
-    conn.activity.inflight.fetch_add(1, Ordering::Relaxed);
+    conn.activity.start_request();
     let on_conn = InflightOnConn(Arc::clone(&conn.activity));
     let rt = shared.runtime();
     let snap = &rt.snapshot;
     let peer = conn.peer.ip();
     let trusted = snap.is_trusted_proxy(peer);
-    let request_id: Arc<str> = Arc::from(forwarded::request_id(req.headers(), trusted));
+    let id = forwarded::request_id(req.headers(), trusted);
+    let id_header = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("-"));
+    let request_id: Arc<str> = Arc::from(id);
     let mut ctx = RequestCtx::new(request_id, peer, snap.limits.max_body_bytes);
     ctx.client_ip = forwarded::client_ip(req.headers(), peer, |ip| snap.is_trusted_proxy(ip));
     let mut ex = Exchange {
         ctx,
         method: req.method().clone(),
-        wall_start: SystemTime::now(),
+        wall_start: shared.access_log.enabled().then(SystemTime::now),
+        id_header,
         route: None,
         upstream: None,
         guard: None,
@@ -250,7 +214,6 @@ async fn proxy(
 
     let upgrade = req.version() == Version::HTTP_11 && forwarded::wants_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let query = req.uri().query().map(str::to_owned);
     let (mut parts, body) = req.into_parts();
     pipeline::on_request(&route.policies, &mut parts, &mut ex.ctx).await?;
 
@@ -293,9 +256,7 @@ async fn proxy(
             host: Some(&host).filter(|h| !h.is_empty()).map(String::as_str),
         },
     );
-    if let Ok(v) = HeaderValue::from_str(&ex.ctx.request_id) {
-        h.insert(REQUEST_ID.clone(), v);
-    }
+    h.insert(REQUEST_ID.clone(), ex.id_header.clone());
     if !h.contains_key(header::HOST)
         && let Ok(v) = HeaderValue::from_str(&host)
     {
@@ -308,9 +269,23 @@ async fn proxy(
     let total = Duration::from_millis(pool.config.timeouts.total_ms);
     let deadline = Instant::now() + total;
     ex.deadline = Some(deadline);
-    let path_and_query = match &query {
-        Some(q) => format!("{path}?{q}"),
-        None => path,
+    // The upstream sees the normalised path; when normalising changed nothing
+    // the request's own (shared, already parsed) path-and-query is reused.
+    let path_and_query = match parts.uri.path_and_query() {
+        Some(pq) if pq.path() == path => pq.clone(),
+        original => {
+            let text = match original.and_then(|pq| pq.query()) {
+                Some(q) => format!("{path}?{q}"),
+                None => path,
+            };
+            text.parse::<PathAndQuery>().map_err(|_| {
+                refuse(
+                    ProblemKind::BadRequest,
+                    "bad_path",
+                    "normalised path is not a valid URI",
+                )
+            })?
+        }
     };
     let out = Outgoing {
         method: parts.method.clone(),
@@ -321,7 +296,7 @@ async fn proxy(
     let sent = upstream::send(pool, out, body, &ex.body_stats, deadline)
         .await
         .map_err(send_error)?;
-    ex.upstream = Some(sent.guard.target().authority.to_string());
+    ex.upstream = Some(sent.guard.target().authority.clone());
     let response = sent.response;
     ex.guard = Some(sent.guard);
 
@@ -395,17 +370,16 @@ fn send_error(e: SendError) -> Rejection {
 }
 
 fn finish(mut resp: Response<ProxyBody>, ex: Exchange, shared: Arc<Shared>) -> Response<ProxyBody> {
-    if let Ok(v) = HeaderValue::from_str(&ex.ctx.request_id) {
-        resp.headers_mut().insert(REQUEST_ID.clone(), v);
-    }
+    resp.headers_mut().insert(REQUEST_ID.clone(), ex.id_header.clone());
     let status = resp.status().as_u16();
     let deadline = ex.deadline;
     let (parts, body) = resp.into_parts();
     let body = TrackedBody::new(body, deadline, move |bytes_out, completed| {
         let ex = ex;
         let elapsed = ex.ctx.started.elapsed();
-        let route_label = ex.ctx.route_id.as_deref().unwrap_or("-");
-        shared.metrics.observe(route_label, status, elapsed.as_secs_f64());
+        shared
+            .metrics
+            .observe(ex.ctx.route_id.as_ref(), status, elapsed.as_secs_f64());
         if let Some(route) = &ex.route {
             for p in &route.policies {
                 p.policy.on_complete(&ex.ctx);
@@ -413,7 +387,7 @@ fn finish(mut resp: Response<ProxyBody>, ex: Exchange, shared: Arc<Shared>) -> R
         }
         if shared.access_log.enabled() {
             shared.access_log.write(AccessRecord {
-                time: rfc3339(ex.wall_start),
+                time: ex.wall_start.map(rfc3339).unwrap_or_default(),
                 request_id: Arc::clone(&ex.ctx.request_id),
                 client_ip: ex.ctx.client_ip,
                 method: ex.method.to_string(),
@@ -423,7 +397,7 @@ fn finish(mut resp: Response<ProxyBody>, ex: Exchange, shared: Arc<Shared>) -> R
                 latency_ms: elapsed.as_secs_f64() * 1000.0,
                 bytes_in: ex.body_stats.bytes(),
                 bytes_out,
-                upstream: ex.upstream.clone(),
+                upstream: ex.upstream.as_ref().map(ToString::to_string),
                 rejection: ex.ctx.rejection_code,
                 consumer: ex.ctx.consumer.clone(),
                 completed,

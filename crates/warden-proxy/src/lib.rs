@@ -15,6 +15,7 @@ pub mod pipeline;
 pub mod respond;
 pub mod state;
 pub mod upstream;
+pub mod worker;
 
 pub use access_log::AccessLogSink;
 pub use gateway::{Gateway, GatewayOptions, StartError};

@@ -1,18 +1,32 @@
 //! Prometheus metrics: requests by route and status, latency, upstream health,
 //! ejections and config reloads. Rendered by the admin listener at `/metrics`.
 
-use prometheus_client::encoding::EncodeLabelSet;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+/// A label value shared by reference count, so recording a request
+/// allocates nothing.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct Name(pub Arc<str>);
+
+impl EncodeLabelValue for Name {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> std::fmt::Result {
+        encoder.write_str(&self.0)
+    }
+}
+
 /// Labels of a finished request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     /// Route id, or `-` when no route matched.
-    pub route: String,
+    pub route: Name,
     /// Response status.
     pub status: u16,
 }
@@ -21,7 +35,7 @@ pub struct RequestLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
     /// Route id, or `-`.
-    pub route: String,
+    pub route: Name,
 }
 
 /// Labels of an upstream target.
@@ -56,6 +70,7 @@ pub struct Metrics {
     pub ejections: Family<TargetLabels, Counter>,
     /// `warden_config_reloads_total{result}`.
     pub reloads: Family<ReloadLabels, Counter>,
+    no_route: Arc<str>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -91,22 +106,20 @@ impl Metrics {
             upstream_healthy,
             ejections,
             reloads,
+            no_route: Arc::from("-"),
         }
     }
 
-    /// Records a finished request.
-    pub fn observe(&self, route: &str, status: u16, seconds: f64) {
+    /// Records a finished request (`None`: no route matched).
+    pub fn observe(&self, route: Option<&Arc<str>>, status: u16, seconds: f64) {
+        let route = Name(Arc::clone(route.unwrap_or(&self.no_route)));
         self.requests
             .get_or_create(&RequestLabels {
-                route: route.to_owned(),
+                route: route.clone(),
                 status,
             })
             .inc();
-        self.latency
-            .get_or_create(&RouteLabels {
-                route: route.to_owned(),
-            })
-            .observe(seconds);
+        self.latency.get_or_create(&RouteLabels { route }).observe(seconds);
     }
 
     /// Records a reload outcome.

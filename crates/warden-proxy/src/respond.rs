@@ -15,17 +15,20 @@ use crate::body::{ProxyBody, full};
 /// `X-Request-Id`.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Response headers from upstreams that reveal the stack and are always removed.
-const FINGERPRINT_HEADERS: [&str; 8] = [
-    "server",
-    "x-powered-by",
-    "x-aspnet-version",
-    "x-aspnetmvc-version",
-    "x-generator",
-    "x-runtime",
-    "x-version",
-    "via",
-];
+/// Response headers from upstreams that reveal the stack; always removed.
+fn is_fingerprint(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "server"
+            | "x-powered-by"
+            | "x-aspnet-version"
+            | "x-aspnetmvc-version"
+            | "x-generator"
+            | "x-runtime"
+            | "x-version"
+            | "via"
+    )
+}
 
 /// Renders a problem document. `status` overrides the kind's default (used for
 /// replaced upstream 5xx bodies, which keep the upstream's status).
@@ -94,7 +97,8 @@ pub fn security_headers(h: &mut HeaderMap) {
 
 /// Removes headers that fingerprint the upstream's software.
 pub fn strip_fingerprints(h: &mut HeaderMap) {
-    for name in FINGERPRINT_HEADERS {
+    let doomed: Vec<HeaderName> = h.keys().filter(|n| is_fingerprint(n)).cloned().collect();
+    for name in doomed {
         h.remove(name);
     }
 }

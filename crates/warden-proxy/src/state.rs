@@ -47,14 +47,15 @@ pub struct Shared {
     pub config_path: Option<PathBuf>,
     draining: AtomicBool,
     generation: AtomicU64,
+    workers: usize,
     reload_lock: tokio::sync::Mutex<()>,
 }
 
 impl Shared {
     /// Builds the first runtime from `snapshot`.
-    pub fn new(snapshot: Snapshot, config_path: Option<PathBuf>, access_log: AccessLog) -> Arc<Self> {
+    pub fn new(snapshot: Snapshot, config_path: Option<PathBuf>, access_log: AccessLog, workers: usize) -> Arc<Self> {
         let metrics = Arc::new(Metrics::new());
-        let pools = build_pools(&snapshot, &HashMap::new(), &metrics);
+        let pools = build_pools(&snapshot, &HashMap::new(), &metrics, workers);
         let runtime = Runtime {
             snapshot: Arc::new(snapshot),
             pools,
@@ -66,6 +67,7 @@ impl Shared {
             access_log,
             config_path,
             draining: AtomicBool::new(false),
+            workers,
             generation: AtomicU64::new(1),
             reload_lock: tokio::sync::Mutex::new(()),
         })
@@ -112,7 +114,7 @@ impl Shared {
         for what in &needs_restart {
             tracing::warn!(setting = %what, "changed setting needs a restart; the old value stays in force");
         }
-        let pools = build_pools(&snapshot, &old.pools, &self.metrics);
+        let pools = build_pools(&snapshot, &old.pools, &self.metrics, self.workers);
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         self.current.store(Arc::new(Runtime {
             snapshot: Arc::new(snapshot),
@@ -132,6 +134,7 @@ fn build_pools(
     snapshot: &Snapshot,
     old: &HashMap<Arc<str>, Arc<ServicePool>>,
     metrics: &Arc<Metrics>,
+    workers: usize,
 ) -> HashMap<Arc<str>, Arc<ServicePool>> {
     snapshot
         .config
@@ -141,7 +144,7 @@ fn build_pools(
             let reuse = old.get(svc.name.as_str()).filter(|p| p.config == *svc);
             let pool = match reuse {
                 Some(p) => Arc::clone(p),
-                None => ServicePool::start(svc, Arc::clone(metrics)),
+                None => ServicePool::start(svc, Arc::clone(metrics), workers),
             };
             (Arc::from(svc.name.as_str()), pool)
         })

@@ -19,6 +19,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use warden_proxy::worker::Workers;
 use warden_proxy::{AccessLogSink, Gateway, GatewayOptions};
 
 pub use upstream::{MockUpstream, Recorded};
@@ -34,6 +35,7 @@ pub struct TestGateway {
     /// Config file path (for reload tests).
     pub config_path: PathBuf,
     log: Arc<Mutex<Vec<String>>>,
+    workers: Option<Workers>,
 }
 
 /// A response read fully.
@@ -84,8 +86,18 @@ impl TestGateway {
         Self::start_with(yaml, None).await
     }
 
+    /// Like [`TestGateway::start`], with connections served by `n` worker
+    /// runtimes on their own threads, as the binary runs.
+    pub async fn start_with_workers(yaml: &str, n: usize) -> Self {
+        Self::start_full(yaml, None, Some(Workers::start(n).unwrap())).await
+    }
+
     /// Like [`TestGateway::start`], polling the config file for changes.
     pub async fn start_with(yaml: &str, watch: Option<Duration>) -> Self {
+        Self::start_full(yaml, watch, None).await
+    }
+
+    async fn start_full(yaml: &str, watch: Option<Duration>, workers: Option<Workers>) -> Self {
         let yaml = with_defaults(yaml);
         let config_path = temp_path("warden.yaml");
         std::fs::write(&config_path, &yaml).unwrap();
@@ -95,6 +107,7 @@ impl TestGateway {
             config_path: Some(config_path.clone()),
             watch_interval: watch,
             access_log: Some(AccessLogSink::Memory(log.clone())),
+            workers: workers.as_ref().map(Workers::handles).unwrap_or_default(),
         };
         let gateway = Gateway::start(snapshot, opts).await.unwrap();
         let addr = gateway.listener_addrs()[0];
@@ -105,6 +118,7 @@ impl TestGateway {
             admin,
             config_path,
             log,
+            workers,
         }
     }
 
@@ -158,6 +172,9 @@ impl TestGateway {
     pub async fn shutdown(&mut self) {
         if let Some(g) = self.gateway.take() {
             g.shutdown().await;
+        }
+        if let Some(w) = self.workers.take() {
+            tokio::task::spawn_blocking(move || w.stop()).await.unwrap();
         }
     }
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use warden_proxy::worker::Workers;
 use warden_proxy::{Gateway, GatewayOptions};
 
 const QUICKSTART: &str = include_str!("../../../examples/quickstart.yaml");
@@ -40,6 +41,9 @@ enum Command {
         /// Poll the config file for changes this often and reload (0 disables).
         #[arg(long, default_value_t = 2)]
         watch_secs: u64,
+        /// Worker threads serving connections (default: one per available core).
+        #[arg(long, env = "WARDEN_WORKERS")]
+        workers: Option<usize>,
     },
     /// Validate config files; prints every problem and exits non-zero if any file is invalid.
     Validate {
@@ -60,7 +64,9 @@ fn main() -> ExitCode {
     init_tracing();
     let result = match cli.command {
         Command::Validate { files } => Ok(validate(&files)),
-        other => tokio::runtime::Builder::new_multi_thread()
+        // The control runtime (accept loops, admin, signals, health checks) is
+        // single-threaded; connections are served by per-core worker runtimes.
+        other => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .context("cannot start the async runtime")
@@ -111,12 +117,18 @@ async fn run_async(cmd: Command) -> anyhow::Result<ExitCode> {
             config,
             sample_api,
             watch_secs,
-        } => run(config, sample_api, watch_secs).await,
+            workers,
+        } => run(config, sample_api, watch_secs, workers).await,
         Command::Validate { files } => Ok(validate(&files)),
     }
 }
 
-async fn run(config: Option<PathBuf>, sample: Option<SocketAddr>, watch_secs: u64) -> anyhow::Result<ExitCode> {
+async fn run(
+    config: Option<PathBuf>,
+    sample: Option<SocketAddr>,
+    watch_secs: u64,
+    workers: Option<usize>,
+) -> anyhow::Result<ExitCode> {
     let (snapshot, sample) = match &config {
         Some(path) => (warden_config::load_file(path)?, sample),
         None => {
@@ -133,14 +145,21 @@ async fn run(config: Option<PathBuf>, sample: Option<SocketAddr>, watch_secs: u6
             .with_context(|| format!("cannot start the sample API on {addr}"))?;
         tracing::info!(addr = %bound, "sample API started");
     }
+    let n = workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+        .max(1);
+    let pool = Workers::start(n).context("cannot start worker threads")?;
     let opts = GatewayOptions {
         watch_interval: (config.is_some() && watch_secs > 0).then(|| Duration::from_secs(watch_secs)),
         config_path: config,
         access_log: None,
+        workers: pool.handles(),
     };
     let gateway = Gateway::start(snapshot, opts).await?;
+    tracing::info!(workers = n, "serving");
     wait_for_signals(&gateway).await?;
     gateway.shutdown().await;
+    tokio::task::spawn_blocking(move || pool.stop()).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -302,3 +302,20 @@ async fn admin_listener_serves_health_readiness_and_metrics() {
     );
     assert_eq!(gw.admin_get("/nope").await.status, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_runtimes_serve_both_protocols_and_keep_round_robin_exact() {
+    let (a, b) = (MockUpstream::start("a").await, MockUpstream::start("b").await);
+    let gw = TestGateway::start_with_workers(&config(&[&a, &b], "", ""), 2).await;
+    let payload = Bytes::from(vec![b'w'; 64 * 1024]);
+    for client in [http1(), http2()] {
+        for _ in 0..10 {
+            let req = Request::post(gw.url("/w")).body(Full::new(payload.clone())).unwrap();
+            let reply = send(&client, req).await;
+            assert_eq!(reply.status, 200);
+            assert_eq!(reply.json()["body_len"], 64 * 1024);
+        }
+    }
+    // Targets' counters are shared by all workers: 20 requests split 10/10.
+    assert_eq!((a.hits(), b.hits()), (10, 10));
+}

@@ -161,3 +161,31 @@ async fn shutdown_drains_in_flight_requests_and_refuses_new_ones() {
         "still accepting after shutdown"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_runtimes_drain_in_flight_requests_on_shutdown_and_survive_reloads() {
+    let up = MockUpstream::start("a").await;
+    let mut gw = TestGateway::start_with_workers(&yaml(&up, "r", ""), 2).await;
+    gw.write_config(&yaml(
+        &up,
+        "r2",
+        "  - id: y\n    path: { prefix: /y }\n    service: a\n",
+    ));
+    gw.gw().reload().await.unwrap();
+    assert_eq!(get(&gw.url("/y")).await.status, 200);
+    let mut inflight = Vec::new();
+    for _ in 0..6 {
+        let url = gw.url("/x/slow/400");
+        inflight.push(tokio::spawn(async move { get(&url).await.status }));
+    }
+    for _ in 0..500 {
+        if up.hits() >= 7 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    gw.shutdown().await;
+    for t in inflight {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+}

@@ -1,5 +1,6 @@
 //! The routes of one host rule: exact paths in a hash map, templates and prefixes in
-//! segment tries, so a lookup costs O(path segments) whatever the number of routes.
+//! segment tries (children in sorted vectors), so a lookup walks the path's segments
+//! once (plus a binary search per segment), whatever the number of routes.
 //!
 //! Candidates are tried from most to least specific: the exact pattern, then templates
 //! (a literal segment before a parameter at each depth, so `/users/me` beats
@@ -45,7 +46,7 @@ pub(super) struct Table<T> {
 #[derive(Debug)]
 struct TemplateNode<T> {
     /// Children by literal segment.
-    literals: HashMap<Box<str>, TemplateNode<T>>,
+    literals: Literals<TemplateNode<T>>,
     /// The child reached by a `{param}` segment.
     param: Option<Box<TemplateNode<T>>>,
     /// Templates ending at this node.
@@ -66,11 +67,45 @@ struct TemplateLeaf<T> {
 #[derive(Debug)]
 struct PrefixNode<T> {
     /// Children by literal segment.
-    children: HashMap<Box<str>, PrefixNode<T>>,
+    children: Literals<PrefixNode<T>>,
     /// Prefix without trailing slash (`/api`): matches here and below.
     bare: Vec<Route<T>>,
     /// Prefix with trailing slash (`/api/`, or `/` at the root): matches below only.
     slash: Vec<Route<T>>,
+}
+
+/// The children of a trie node by literal segment, sorted for binary search: cheaper
+/// than hashing for the few children most nodes have, O(log n) for wide nodes.
+#[derive(Debug)]
+struct Literals<N>(Vec<(Box<str>, N)>);
+
+impl<N> Default for Literals<N> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<N> Literals<N> {
+    /// The child for `segment`.
+    fn get(&self, segment: &str) -> Option<&N> {
+        let index = self.0.binary_search_by(|(key, _)| (**key).cmp(segment)).ok()?;
+        self.0.get(index).map(|(_, node)| node)
+    }
+
+    /// The child for `segment`, created empty if missing.
+    fn get_or_insert(&mut self, segment: Box<str>) -> &mut N
+    where
+        N: Default,
+    {
+        let index = match self.0.binary_search_by(|(key, _)| (**key).cmp(&*segment)) {
+            Ok(index) => index,
+            Err(index) => {
+                self.0.insert(index, (segment, N::default()));
+                index
+            }
+        };
+        &mut self.0[index].1
+    }
 }
 
 impl<T> Default for Table<T> {
@@ -86,7 +121,7 @@ impl<T> Default for Table<T> {
 impl<T> Default for TemplateNode<T> {
     fn default() -> Self {
         Self {
-            literals: HashMap::new(),
+            literals: Literals::default(),
             param: None,
             leaf: None,
         }
@@ -96,7 +131,7 @@ impl<T> Default for TemplateNode<T> {
 impl<T> Default for PrefixNode<T> {
     fn default() -> Self {
         Self {
-            children: HashMap::new(),
+            children: Literals::default(),
             bare: Vec::new(),
             slash: Vec::new(),
         }
@@ -112,7 +147,7 @@ impl<T> Table<T> {
             Parsed::Prefix { segments, slash } => {
                 let mut node = &mut self.prefixes;
                 for segment in segments {
-                    node = node.children.entry(segment).or_default();
+                    node = node.children.get_or_insert(segment);
                 }
                 push_route(if slash { &mut node.slash } else { &mut node.bare }, route)
             }
@@ -125,7 +160,7 @@ impl<T> Table<T> {
                 let mut positions = Vec::new();
                 for (index, segment) in segments.into_iter().enumerate() {
                     node = match segment {
-                        Segment::Literal(text) => node.literals.entry(text).or_default(),
+                        Segment::Literal(text) => node.literals.get_or_insert(text),
                         Segment::Param => {
                             positions.push(index);
                             node.param.get_or_insert_with(Box::default)

@@ -2,21 +2,26 @@
 //! server settings (HTTP/1.1 and h2c prior knowledge), strict HTTP/1 framing,
 //! the per-connection idle watchdog, and draining on shutdown.
 
+mod activity;
 pub mod strict_h1;
 mod strict_io;
 
+pub use activity::ConnActivity;
+
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use warden_config::schema::LimitsConfig;
 
-use crate::handler::{self, ConnActivity, ConnInfo};
+use crate::handler::{self, ConnInfo};
 use crate::state::Shared;
 use strict_h1::FramingLimits;
 pub use strict_io::refusal_bytes;
@@ -43,17 +48,33 @@ fn server_builder(limits: &LimitsConfig) -> auto::Builder<TokioExecutor> {
     b
 }
 
+/// Per-listener settings every connection needs.
+struct ConnSettings {
+    builder: auto::Builder<TokioExecutor>,
+    framing: FramingLimits,
+    idle: Duration,
+}
+
 /// Runs one listener until `shutdown` flips, then drains its connections for at
-/// most `drain_timeout_secs`.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+/// most `drain_timeout_secs`. Accepted connections are handed round-robin to
+/// the `workers` runtimes (or served here when there are none).
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    workers: Arc<Vec<Handle>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let limits = shared.runtime().snapshot.limits.clone();
-    let builder = server_builder(&limits);
-    let framing = FramingLimits {
-        max_head_bytes: limits.max_header_bytes + limits.max_uri_bytes + HEAD_SLACK_BYTES,
-    };
-    let idle = Duration::from_secs(limits.idle_timeout_secs);
+    let settings = Arc::new(ConnSettings {
+        builder: server_builder(&limits),
+        framing: FramingLimits {
+            max_head_bytes: limits.max_header_bytes + limits.max_uri_bytes + HEAD_SLACK_BYTES,
+        },
+        idle: Duration::from_secs(limits.idle_timeout_secs),
+    });
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut conns = JoinSet::new();
+    let mut next = 0usize;
     loop {
         while conns.try_join_next().is_some() {}
         let permit = tokio::select! {
@@ -72,44 +93,19 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: wat
             _ = shutdown.changed() => break,
         };
         let _ = stream.set_nodelay(true);
-        let activity = Arc::new(ConnActivity::new());
-        let info = Arc::new(ConnInfo {
-            peer,
-            proto: "http",
-            activity: Arc::clone(&activity),
-        });
-        let io = strict_io::StrictIo::new(stream, framing, Arc::clone(&activity));
-        let shared = Arc::clone(&shared);
-        let builder = builder.clone();
-        let mut stop = shutdown.clone();
-        conns.spawn(async move {
-            let _permit = permit;
-            let service = service_fn(move |req| handler::handle(req, Arc::clone(&info), Arc::clone(&shared)));
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-            let mut conn = std::pin::pin!(conn);
-            let mut closing = false;
-            loop {
-                let wait = idle_wait(&activity, idle);
-                tokio::select! {
-                    r = conn.as_mut() => {
-                        if let Err(e) = r {
-                            tracing::debug!(error = %e, %peer, "connection ended with error");
-                        }
-                        break;
-                    }
-                    idle_now = wait, if !closing => {
-                        if idle_now {
-                            closing = true;
-                            conn.as_mut().graceful_shutdown();
-                        }
-                    }
-                    _ = stop.changed(), if !closing => {
-                        closing = true;
-                        conn.as_mut().graceful_shutdown();
-                    }
-                }
-            }
-        });
+        let (settings, shared, stop) = (Arc::clone(&settings), Arc::clone(&shared), shutdown.clone());
+        if workers.is_empty() {
+            conns.spawn(serve_conn(Accepted::Here(stream), peer, settings, shared, stop, permit));
+        } else {
+            // Deregister here; the worker registers the socket with its own reactor.
+            let Ok(std_stream) = stream.into_std() else { continue };
+            let handle = &workers[next % workers.len()];
+            next = next.wrapping_add(1);
+            conns.spawn_on(
+                serve_conn(Accepted::Moved(std_stream), peer, settings, shared, stop, permit),
+                handle,
+            );
+        }
     }
     drop(listener);
     let drain = Duration::from_secs(limits.drain_timeout_secs);
@@ -123,13 +119,63 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: wat
     }
 }
 
-/// Sleeps until the connection may have been idle for `idle`; true when it was.
-async fn idle_wait(activity: &ConnActivity, idle: Duration) -> bool {
-    let remaining = match activity.idle_for() {
-        Some(for_) if for_ >= idle => return true,
-        Some(for_) => idle - for_,
-        None => idle,
+/// An accepted connection, still on the accepting runtime or moved off it.
+enum Accepted {
+    Here(TcpStream),
+    Moved(std::net::TcpStream),
+}
+
+/// Serves one client connection until it closes, idles out, or shutdown
+/// asks it to finish its in-flight requests and close.
+async fn serve_conn(
+    stream: Accepted,
+    peer: SocketAddr,
+    settings: Arc<ConnSettings>,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+    _permit: OwnedSemaphorePermit,
+) {
+    let stream = match stream {
+        Accepted::Here(s) => s,
+        Accepted::Moved(s) => match TcpStream::from_std(s) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot register connection on worker");
+                return;
+            }
+        },
     };
-    tokio::time::sleep(remaining).await;
-    matches!(activity.idle_for(), Some(for_) if for_ >= idle)
+    let activity = Arc::new(ConnActivity::new());
+    let info = Arc::new(ConnInfo {
+        peer,
+        proto: "http",
+        activity: Arc::clone(&activity),
+    });
+    let io = strict_io::StrictIo::new(stream, settings.framing, Arc::clone(&activity));
+    let service = service_fn(move |req| handler::handle(req, Arc::clone(&info), Arc::clone(&shared)));
+    let conn = settings
+        .builder
+        .serve_connection_with_upgrades(TokioIo::new(io), service);
+    let mut conn = std::pin::pin!(conn);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, %peer, "connection ended with error");
+                }
+                return;
+            }
+            idle_now = activity.idle_period(settings.idle), if !closing => {
+                if idle_now {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+            _ = stop.changed(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
 }

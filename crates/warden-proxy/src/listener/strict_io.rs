@@ -13,8 +13,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use warden_core::ProblemKind;
 
+use super::ConnActivity;
 use super::strict_h1::{FramingLimits, H1Framing, Violation};
-use crate::handler::ConnActivity;
 
 /// A client TCP stream behind the strict framing checker.
 #[derive(Debug)]

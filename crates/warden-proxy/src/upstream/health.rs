@@ -39,7 +39,7 @@ async fn probe(pool: &ServicePool, index: usize, cfg: &ActiveHealthConfig) -> bo
         *req.version_mut() = http::Version::HTTP_2;
     }
     let timeout = Duration::from_millis(cfg.timeout_ms);
-    match tokio::time::timeout(timeout, pool.client.request(req)).await {
+    match tokio::time::timeout(timeout, pool.client().request(req)).await {
         Ok(Ok(resp)) => {
             let ok = resp.status().is_success() || resp.status().is_redirection();
             drop(resp);

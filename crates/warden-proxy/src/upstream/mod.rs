@@ -65,7 +65,7 @@ pub struct ServicePool {
     pub config: ServiceConfig,
     /// Targets in config order.
     pub targets: Vec<Target>,
-    client: Client<HttpConnector, ProxyBody>,
+    clients: Vec<Client<HttpConnector, ProxyBody>>,
     next: AtomicUsize,
     epoch: Instant,
     metrics: Arc<Metrics>,
@@ -99,7 +99,7 @@ impl Drop for InflightGuard {
 impl ServicePool {
     /// Builds the pool and, when configured, starts its active health checker.
     /// Targets must already be validated `host:port` strings.
-    pub fn start(config: &ServiceConfig, metrics: Arc<Metrics>) -> Arc<Self> {
+    pub fn start(config: &ServiceConfig, metrics: Arc<Metrics>, workers: usize) -> Arc<Self> {
         let targets = config
             .targets
             .iter()
@@ -110,18 +110,22 @@ impl ServicePool {
         connector.set_connect_timeout(Some(Duration::from_millis(config.timeouts.connect_ms)));
         connector.set_nodelay(true);
         connector.enforce_http(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(config.pool.idle_timeout_secs))
-            .pool_max_idle_per_host(config.pool.max_idle_per_target)
-            .http2_only(config.protocol == UpstreamProtocol::Http2)
-            .build(connector);
+        let clients = (0..=workers)
+            .map(|_| {
+                Client::builder(TokioExecutor::new())
+                    .pool_timer(TokioTimer::new())
+                    .timer(TokioTimer::new())
+                    .pool_idle_timeout(Duration::from_secs(config.pool.idle_timeout_secs))
+                    .pool_max_idle_per_host(config.pool.max_idle_per_target)
+                    .http2_only(config.protocol == UpstreamProtocol::Http2)
+                    .build(connector.clone())
+            })
+            .collect();
         let pool = Arc::new(Self {
             name: Arc::from(config.name.as_str()),
             config: config.clone(),
             targets,
-            client,
+            clients,
             next: AtomicUsize::new(0),
             epoch: Instant::now(),
             metrics,
@@ -135,6 +139,11 @@ impl ServicePool {
         pool
     }
 
+    /// The HTTP client of the calling worker.
+    pub(crate) fn client(&self) -> &Client<HttpConnector, ProxyBody> {
+        &self.clients[crate::worker::slot() % self.clients.len()]
+    }
+
     fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
     }
@@ -146,20 +155,20 @@ impl ServicePool {
     }
 
     /// Picks a healthy target not in `exclude`; `None` when none is left.
+    /// Allocates nothing: candidates are counted, then the k-th is taken.
     pub fn pick(self: &Arc<Self>, exclude: &[usize]) -> Option<InflightGuard> {
-        let healthy: Vec<usize> = (0..self.targets.len())
-            .filter(|i| !exclude.contains(i) && self.is_healthy(*i))
-            .collect();
-        let index = match (healthy.len(), self.config.balance) {
+        let eligible = |i: &usize| !exclude.contains(i) && self.is_healthy(*i);
+        let nth = |k: usize| (0..self.targets.len()).filter(eligible).nth(k);
+        let n = (0..self.targets.len()).filter(eligible).count();
+        let index = match (n, self.config.balance) {
             (0, _) => return None,
-            (1, _) => healthy[0],
-            (n, Balance::RoundRobin) => healthy[self.next.fetch_add(1, Ordering::Relaxed) % n],
+            (1, _) => nth(0)?,
+            (n, Balance::RoundRobin) => nth(self.next.fetch_add(1, Ordering::Relaxed) % n)?,
             (n, Balance::LeastOutstanding) => {
-                let a = healthy[rand::random_range(0..n)];
-                let mut b = healthy[rand::random_range(0..n - 1)];
-                if b == a {
-                    b = healthy[n - 1];
-                }
+                // Two distinct random candidates; the less busy one wins.
+                let ka = rand::random_range(0..n);
+                let kb = (ka + 1 + rand::random_range(0..n - 1)) % n;
+                let (a, b) = (nth(ka)?, nth(kb)?);
                 if self.targets[b].inflight() < self.targets[a].inflight() {
                     b
                 } else {

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, Method, Request, Response, Uri, Version};
 use hyper::body::Incoming;
 use tokio::time::Instant;
@@ -20,7 +21,7 @@ pub struct Outgoing {
     /// Method.
     pub method: Method,
     /// Path and query, already normalised.
-    pub path_and_query: String,
+    pub path_and_query: PathAndQuery,
     /// Headers, already rewritten for the upstream.
     pub headers: HeaderMap,
     /// The request body is known to be empty.
@@ -87,29 +88,38 @@ pub async fn send(
     let retryable = idempotent(&out.method) && out.body_empty;
     let attempts = if retryable { pool.config.retries.attempts } else { 0 };
     let first_byte = Duration::from_millis(pool.config.timeouts.first_byte_ms);
+    let Outgoing {
+        method,
+        path_and_query,
+        headers,
+        ..
+    } = out;
+    let mut headers = Some(headers);
     let mut body = Some(body);
+    // Targets already tried; only kept when a retry is possible.
     let mut tried = Vec::new();
     let mut last = SendError::NoHealthyTarget;
-    for _ in 0..=attempts {
+    for attempt in 0..=attempts {
         let Some(guard) = pool.pick(&tried) else { break };
-        tried.push(guard.index());
-        let target = guard.target().authority.to_string();
+        if attempts > 0 {
+            tried.push(guard.index());
+        }
+        let authority = guard.target().authority.clone();
         let b = if retryable {
             empty()
         } else {
             body.take().unwrap_or_else(empty)
         };
-        let req = match build(pool, &out, &target, b) {
-            Some(r) => r,
-            None => {
-                return Err(SendError::Exchange {
-                    target,
-                    message: "invalid upstream URI".into(),
-                });
-            }
-        };
+        // The last attempt takes the headers; earlier ones send a copy.
+        let h = if attempt < attempts {
+            headers.clone()
+        } else {
+            headers.take()
+        }
+        .unwrap_or_default();
+        let req = build(pool, method.clone(), authority.clone(), path_and_query.clone(), h, b);
         let wait = first_byte.min(deadline.saturating_duration_since(Instant::now()));
-        match tokio::time::timeout(wait, pool.client.request(req)).await {
+        match tokio::time::timeout(wait, pool.client().request(req)).await {
             Ok(Ok(response)) => {
                 if response.status().is_server_error() {
                     pool.record_failure(guard.index());
@@ -123,36 +133,44 @@ pub async fn send(
                     return Err(SendError::Body(fault));
                 }
                 pool.record_failure(guard.index());
+                let (target, message) = (authority.to_string(), error_chain(&e));
                 if e.is_connect() {
-                    last = SendError::Connect {
-                        target,
-                        message: error_chain(&e),
-                    };
+                    last = SendError::Connect { target, message };
                     continue;
                 }
-                return Err(SendError::Exchange {
-                    target,
-                    message: error_chain(&e),
-                });
+                return Err(SendError::Exchange { target, message });
             }
             Err(_) => {
                 if let Some(fault) = stats.fault() {
                     return Err(SendError::Body(fault));
                 }
                 pool.record_failure(guard.index());
-                return Err(SendError::Timeout { target });
+                return Err(SendError::Timeout {
+                    target: authority.to_string(),
+                });
             }
         }
     }
     Err(last)
 }
 
-fn build(pool: &ServicePool, out: &Outgoing, target: &str, body: ProxyBody) -> Option<Request<ProxyBody>> {
-    let uri: Uri = format!("http://{target}{}", out.path_and_query).parse().ok()?;
+fn build(
+    pool: &ServicePool,
+    method: Method,
+    authority: Authority,
+    path_and_query: PathAndQuery,
+    headers: HeaderMap,
+    body: ProxyBody,
+) -> Request<ProxyBody> {
+    let mut uri = http::uri::Parts::default();
+    uri.scheme = Some(Scheme::HTTP);
+    uri.authority = Some(authority);
+    uri.path_and_query = Some(path_and_query);
     let mut req = Request::new(body);
-    *req.method_mut() = out.method.clone();
-    *req.uri_mut() = uri;
-    *req.headers_mut() = out.headers.clone();
+    *req.method_mut() = method;
+    // Scheme, authority and path are all set, so these parts always form a URI.
+    *req.uri_mut() = Uri::from_parts(uri).unwrap_or_default();
+    *req.headers_mut() = headers;
     *req.version_mut() = match pool.config.protocol {
         UpstreamProtocol::Http1 => Version::HTTP_11,
         UpstreamProtocol::Http2 => Version::HTTP_2,
@@ -160,7 +178,7 @@ fn build(pool: &ServicePool, out: &Outgoing, target: &str, body: ProxyBody) -> O
     if pool.config.protocol == UpstreamProtocol::Http2 {
         req.headers_mut().remove(http::header::HOST);
     }
-    Some(req)
+    req
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

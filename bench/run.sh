@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Side-by-side plain reverse-proxy benchmark on loopback:
+#   upstream direct  vs  nginx (proxy_pass)  vs  warden
+# Same machine, same run, same CPU pinning: the upstream and wrk share core 0,
+# the proxy under test (nginx: 1 worker; warden: 1 runtime thread) gets core 1.
+# Small JSON, HTTP/1.1 keep-alive both sides, access logs off on both proxies.
+# Stops by itself. Usage: bench/run.sh [seconds-per-run] [connections] [rounds]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DUR=${1:-10}
+CONNS=${2:-64}
+ROUNDS=${3:-3}
+UP_PORT=18101 NGINX_PORT=18102 WARDEN_PORT=18103 ADMIN_PORT=18104
+CORE_LOAD=${CORE_LOAD:-0}
+CORE_PROXY=${CORE_PROXY:-1}
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need nginx || ! need wrk; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk >/dev/null
+fi
+NGINX=$(command -v nginx)
+cargo build --release -p warden >/dev/null 2>&1 || cargo build --release -p warden
+WARDEN=$PWD/target/release/warden
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$work"; }
+trap cleanup EXIT
+
+mkdir -p "$work/up" "$work/px"
+cat > "$work/up/nginx.conf" <<CONF
+daemon off; worker_processes 1; pid $work/up/nginx.pid; error_log $work/up/error.log crit;
+events { worker_connections 4096; }
+http {
+  access_log off; client_body_temp_path $work/up; proxy_temp_path $work/up;
+  fastcgi_temp_path $work/up; uwsgi_temp_path $work/up; scgi_temp_path $work/up;
+  keepalive_requests 1000000;
+  server { listen 127.0.0.1:$UP_PORT; default_type application/json;
+    location / { return 200 '{"id":42,"name":"ada","roles":["reader"],"active":true}'; } }
+}
+CONF
+cat > "$work/px/nginx.conf" <<CONF
+daemon off; worker_processes 1; pid $work/px/nginx.pid; error_log $work/px/error.log crit;
+events { worker_connections 4096; }
+http {
+  access_log off; client_body_temp_path $work/px; proxy_temp_path $work/px;
+  fastcgi_temp_path $work/px; uwsgi_temp_path $work/px; scgi_temp_path $work/px;
+  keepalive_requests 1000000;
+  upstream api { server 127.0.0.1:$UP_PORT; keepalive 128; }
+  server { listen 127.0.0.1:$NGINX_PORT;
+    location / { proxy_pass http://api; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+}
+CONF
+cat > "$work/warden.yaml" <<CONF
+listeners: [{ name: bench, bind: "127.0.0.1:$WARDEN_PORT" }]
+admin: { bind: "127.0.0.1:$ADMIN_PORT" }
+access_log: off
+services: [{ name: api, targets: ["127.0.0.1:$UP_PORT"], pool: { max_idle_per_target: 256 } }]
+routes: [{ id: all, path: { prefix: / }, service: api }]
+CONF
+
+taskset -c "$CORE_LOAD" "$NGINX" -c "$work/up/nginx.conf" & pids+=($!)
+taskset -c "$CORE_PROXY" "$NGINX" -c "$work/px/nginx.conf" & pids+=($!)
+WARDEN_LOG=warn taskset -c "$CORE_PROXY" "$WARDEN" run --watch-secs 0 --config "$work/warden.yaml" 2>"$work/warden.err" & pids+=($!)
+for port in $UP_PORT $NGINX_PORT $WARDEN_PORT; do
+  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/" >/dev/null 2>&1 && break; sleep 0.1; done
+done
+
+# wrk prints latency as e.g. 812.00us / 1.20ms / 1.01s: normalise to microseconds.
+to_us() { awk '{ v=$1; if (v ~ /us$/) { sub(/us/,"",v); print v } else if (v ~ /ms$/) { sub(/ms/,"",v); print v*1000 } else if (v ~ /s$/) { sub(/s/,"",v); print v*1000000 } }'; }
+run() { # name port
+  local out; out=$(taskset -c "$CORE_LOAD" wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "http://127.0.0.1:$2/users/42")
+  local rps p50 p99 errs
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out" | to_us)
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out" | to_us)
+  errs=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out")
+  echo "$1 $rps $p50 $p99" >> "$work/results"
+  printf '  %-9s %10.0f req/s   p50 %8.0f us   p99 %8.0f us  %s\n' "$1" "$rps" "$p50" "$p99" "$errs"
+}
+
+echo "warden bench: ${DUR}s x $ROUNDS rounds, $CONNS connections, wrk+upstream on core $CORE_LOAD, proxy on core $CORE_PROXY"
+echo "$(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+for r in $(seq "$ROUNDS"); do
+  echo "round $r"
+  run upstream $UP_PORT
+  run nginx $NGINX_PORT
+  run warden $WARDEN_PORT
+done
+
+# Medians over the rounds, then the ratios.
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+declare -A RPS P50 P99
+for name in upstream nginx warden; do
+  RPS[$name]=$(awk -v n=$name '$1==n {print $2}' "$work/results" | median)
+  P50[$name]=$(awk -v n=$name '$1==n {print $3}' "$work/results" | median)
+  P99[$name]=$(awk -v n=$name '$1==n {print $4}' "$work/results" | median)
+done
+echo
+echo "median of $ROUNDS rounds"
+printf '| %-8s | %10s | %8s | %8s |\n' target "req/s" "p50 us" "p99 us"
+printf '|----------|------------|----------|----------|\n'
+for name in upstream nginx warden; do
+  printf '| %-8s | %10.0f | %8.0f | %8.0f |\n' "$name" "${RPS[$name]}" "${P50[$name]}" "${P99[$name]}"
+done
+awk -v a="${RPS[warden]}" -v b="${RPS[nginx]}" -v c="${P99[warden]}" -v d="${P99[nginx]}" -v e="${P50[warden]}" -v f="${P50[nginx]}" \
+  'BEGIN { printf "ratios warden/nginx: throughput %.2fx, p50 latency %.2fx, p99 latency %.2fx\n", a/b, e/f, c/d }'
