@@ -106,7 +106,9 @@ pub async fn handle(
     // head; if the upgrade is not taken, hyper would read further requests on
     // this connection unchecked, so such connections are closed instead.
     let upgrade_asked = req.method() == Method::CONNECT || req.headers().contains_key(header::UPGRADE);
-    let mut resp = match proxy(req, &mut ex, &rt, &conn, trusted).await {
+    // Boxed: the proxy future is large, and hyper moves the handler future
+    // into its dispatcher; a pointer moves cheaper than kilobytes of state.
+    let mut resp = match Box::pin(proxy(req, &mut ex, &rt, &conn, trusted)).await {
         Ok(resp) => resp,
         Err(rej) => ex.reject(rej),
     };

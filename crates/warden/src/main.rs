@@ -183,3 +183,8 @@ async fn wait_for_signals(gateway: &Gateway) -> anyhow::Result<()> {
         }
     }
 }
+
+/// mimalloc: the request path allocates small, short-lived objects on every
+/// worker thread; measured 8–9% of CPU in glibc malloc/free under load.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
