@@ -83,56 +83,88 @@ pub fn client_ip(h: &HeaderMap, peer: IpAddr, trusted: impl Fn(IpAddr) -> bool) 
     chain.into_iter().rev().find(|ip| !trusted(*ip)).unwrap_or(peer)
 }
 
+/// The TCP peer as header text, computed once per connection (keep-alive
+/// connections carry many requests).
+#[derive(Debug, Clone)]
+pub struct PeerText {
+    /// The peer address.
+    pub ip: IpAddr,
+    /// The address as an `X-Forwarded-For` value.
+    value: HeaderValue,
+    /// The RFC 7239 node: `192.0.2.1` or `"[2001:db8::1]"`.
+    node: String,
+}
+
+impl PeerText {
+    /// Formats `ip` once.
+    pub fn new(ip: IpAddr) -> Self {
+        let text = ip.to_string();
+        let node = match ip {
+            IpAddr::V4(_) => text.clone(),
+            IpAddr::V6(_) => format!("\"[{text}]\""),
+        };
+        let value = HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        Self { ip, value, node }
+    }
+}
+
 /// What the gateway writes about the hop it received.
 pub struct Hop<'a> {
     /// TCP peer.
-    pub peer: IpAddr,
+    pub peer: &'a PeerText,
     /// The peer is a trusted proxy.
     pub trusted: bool,
     /// `http` or `https`.
     pub proto: &'static str,
     /// The Host the client asked for.
-    pub host: Option<&'a str>,
+    pub host: Option<&'a HeaderValue>,
 }
 
 /// Writes `X-Forwarded-*` and `Forwarded`, keeping earlier hops only from trusted peers.
 pub fn write_forwarded(h: &mut HeaderMap, hop: &Hop<'_>) {
-    let peer = hop.peer.to_string();
-    let prior_xff = hop.trusted.then(|| join(h, &X_FORWARDED_FOR)).flatten();
-    let xff = match prior_xff {
-        Some(prior) => format!("{prior}, {peer}"),
-        None => peer.clone(),
-    };
-    set(h, &X_FORWARDED_FOR, &xff);
+    match hop.trusted.then(|| join(h, &X_FORWARDED_FOR)).flatten() {
+        Some(prior) => set(h, &X_FORWARDED_FOR, &format!("{prior}, {}", hop.peer.node_plain())),
+        None => {
+            h.insert(X_FORWARDED_FOR.clone(), hop.peer.value.clone());
+        }
+    }
     if !(hop.trusted && h.contains_key(&X_FORWARDED_PROTO)) {
-        set(h, &X_FORWARDED_PROTO, hop.proto);
+        h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(hop.proto));
     }
     if !(hop.trusted && h.contains_key(&X_FORWARDED_HOST)) {
         match hop.host {
-            Some(host) => set(h, &X_FORWARDED_HOST, host),
+            Some(host) => {
+                h.insert(X_FORWARDED_HOST.clone(), host.clone());
+            }
             None => {
                 h.remove(&X_FORWARDED_HOST);
             }
         }
     }
-    let node = match hop.peer {
-        IpAddr::V4(_) => peer,
-        IpAddr::V6(_) => format!("\"[{peer}]\""),
-    };
-    let mut element = format!("for={node};proto={}", hop.proto);
-    if let Some(host) = hop
+    let host = hop
         .host
-        .filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"'))
-    {
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"'));
+    let mut element = String::with_capacity(32 + host.map_or(0, str::len));
+    element.push_str("for=");
+    element.push_str(&hop.peer.node);
+    element.push_str(";proto=");
+    element.push_str(hop.proto);
+    if let Some(host) = host {
         element.push_str(";host=\"");
         element.push_str(host);
         element.push('"');
     }
-    let forwarded = match hop.trusted.then(|| join(h, &FORWARDED)).flatten() {
-        Some(prior) => format!("{prior}, {element}"),
-        None => element,
-    };
-    set(h, &FORWARDED, &forwarded);
+    match hop.trusted.then(|| join(h, &FORWARDED)).flatten() {
+        Some(prior) => set(h, &FORWARDED, &format!("{prior}, {element}")),
+        None => set(h, &FORWARDED, &element),
+    }
+}
+
+impl PeerText {
+    fn node_plain(&self) -> &str {
+        self.value.to_str().unwrap_or("unknown")
+    }
 }
 
 fn join(h: &HeaderMap, name: &HeaderName) -> Option<String> {
@@ -162,7 +194,13 @@ pub fn request_id(h: &HeaderMap, trusted: bool) -> String {
     {
         return v.to_owned();
     }
-    format!("{:032x}", rand::random::<u128>())
+    let mut id = String::with_capacity(32);
+    let n = rand::random::<u128>();
+    for shift in (0..32).rev() {
+        let nibble = ((n >> (shift * 4)) & 0xf) as u8;
+        id.push(char::from(if nibble < 10 { b'0' + nibble } else { b'a' + nibble - 10 }));
+    }
+    id
 }
 
 #[cfg(test)]
@@ -209,10 +247,10 @@ mod tests {
         write_forwarded(
             &mut h,
             &Hop {
-                peer,
+                peer: &PeerText::new(peer),
                 trusted: false,
                 proto: "http",
-                host: Some("api.example.com"),
+                host: Some(&HeaderValue::from_static("api.example.com")),
             },
         );
         assert_eq!(h["x-forwarded-for"], "198.51.100.9");
@@ -233,7 +271,7 @@ mod tests {
         write_forwarded(
             &mut h,
             &Hop {
-                peer,
+                peer: &PeerText::new(peer),
                 trusted: true,
                 proto: "http",
                 host: None,
@@ -248,7 +286,7 @@ mod tests {
         write_forwarded(
             &mut h,
             &Hop {
-                peer: ip("::1"),
+                peer: &PeerText::new(ip("::1")),
                 trusted: false,
                 proto: "http",
                 host: None,

@@ -39,6 +39,8 @@ pub struct ConnInfo {
     pub proto: &'static str,
     /// Activity, for the idle watchdog.
     pub activity: Arc<ConnActivity>,
+    /// The peer as forwarding-header text, formatted once per connection.
+    pub peer_text: forwarded::PeerText,
 }
 
 struct InflightOnConn(Arc<ConnActivity>);
@@ -246,21 +248,26 @@ async fn proxy(
         capped.boxed_unsync()
     };
 
+    // The client's own Host value is reused (shared bytes) when it sent one.
+    let host_value = match parts.headers.get(header::HOST) {
+        Some(v) => Some(v.clone()),
+        None => HeaderValue::from_str(&host).ok().filter(|_| !host.is_empty()),
+    };
     let h = &mut parts.headers;
     forwarded::strip_hop_by_hop(h, upgrade);
     h.remove(header::EXPECT);
     forwarded::write_forwarded(
         h,
         &Hop {
-            peer: conn.peer.ip(),
+            peer: &conn.peer_text,
             trusted,
             proto: conn.proto,
-            host: Some(&host).filter(|h| !h.is_empty()).map(String::as_str),
+            host: host_value.as_ref(),
         },
     );
     h.insert(REQUEST_ID.clone(), ex.id_header.clone());
     if !h.contains_key(header::HOST)
-        && let Ok(v) = HeaderValue::from_str(&host)
+        && let Some(v) = host_value
     {
         h.insert(header::HOST, v);
     }

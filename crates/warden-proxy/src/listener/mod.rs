@@ -150,6 +150,7 @@ async fn serve_conn(
         peer,
         proto: "http",
         activity: Arc::clone(&activity),
+        peer_text: crate::forwarded::PeerText::new(peer.ip()),
     });
     let io = strict_io::StrictIo::new(stream, settings.framing, Arc::clone(&activity));
     let service = service_fn(move |req| handler::handle(req, Arc::clone(&info), Arc::clone(&shared)));
