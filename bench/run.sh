@@ -59,49 +59,56 @@ services: [{ name: api, targets: ["127.0.0.1:$UP_PORT"], pool: { max_idle_per_ta
 routes: [{ id: all, path: { prefix: / }, service: api }]
 CONF
 
-taskset -c "$CORE_LOAD" "$NGINX" -c "$work/up/nginx.conf" & pids+=($!)
-taskset -c "$CORE_PROXY" "$NGINX" -c "$work/px/nginx.conf" & pids+=($!)
-WARDEN_LOG=warn taskset -c "$CORE_PROXY" "$WARDEN" run --watch-secs 0 --config "$work/warden.yaml" 2>"$work/warden.err" & pids+=($!)
+taskset -c "$CORE_LOAD" "$NGINX" -c "$work/up/nginx.conf" & pids+=($!); UP_PID=$!
+taskset -c "$CORE_PROXY" "$NGINX" -c "$work/px/nginx.conf" & pids+=($!); NGINX_PID=$!
+WARDEN_LOG=warn taskset -c "$CORE_PROXY" "$WARDEN" run --watch-secs 0 --config "$work/warden.yaml" 2>"$work/warden.err" & pids+=($!); WARDEN_PID=$!
 for port in $UP_PORT $NGINX_PORT $WARDEN_PORT; do
   for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/" >/dev/null 2>&1 && break; sleep 0.1; done
 done
 
 # wrk prints latency as e.g. 812.00us / 1.20ms / 1.01s: normalise to microseconds.
 to_us() { awk '{ v=$1; if (v ~ /us$/) { sub(/us/,"",v); print v } else if (v ~ /ms$/) { sub(/ms/,"",v); print v*1000 } else if (v ~ /s$/) { sub(/s/,"",v); print v*1000000 } }'; }
-run() { # name port
+# CPU ticks (user+system, all threads) of a process and its children (nginx workers).
+ticks() { local t=0 p; for p in $1 $(pgrep -P "$1"); do t=$((t + $(awk '{s=0} {s+=$14+$15} END {print s}' /proc/"$p"/task/*/stat))); done; echo $t; }
+run() { # name port pid
+  local c0; c0=$(ticks "$3")
   local out; out=$(taskset -c "$CORE_LOAD" wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "http://127.0.0.1:$2/users/42")
+  local c1; c1=$(ticks "$3")
   local rps p50 p99 errs
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out" | to_us)
   p99=$(awk '$1=="99%" {print $2}' <<<"$out" | to_us)
   errs=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out")
-  echo "$1 $rps $p50 $p99" >> "$work/results"
-  printf '  %-9s %10.0f req/s   p50 %8.0f us   p99 %8.0f us  %s\n' "$1" "$rps" "$p50" "$p99" "$errs"
+  local hz; hz=$(getconf CLK_TCK)
+  local cpu; cpu=$(awk -v t=$((c1 - c0)) -v r="$rps" -v d="$DUR" -v hz="$hz" 'BEGIN { printf "%.1f", t * 1000000 / hz / (r * d) }')
+  echo "$1 $rps $p50 $p99 $cpu" >> "$work/results"
+  printf '  %-9s %10.0f req/s   p50 %8.0f us   p99 %8.0f us   cpu %5.1f us/req  %s\n' "$1" "$rps" "$p50" "$p99" "$cpu" "$errs"
 }
 
 echo "warden bench: ${DUR}s x $ROUNDS rounds, $CONNS connections, wrk+upstream on core $CORE_LOAD, proxy on core $CORE_PROXY"
 echo "$(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 for r in $(seq "$ROUNDS"); do
   echo "round $r"
-  run upstream $UP_PORT
-  run nginx $NGINX_PORT
-  run warden $WARDEN_PORT
+  run upstream $UP_PORT "$UP_PID"
+  run nginx $NGINX_PORT "$NGINX_PID"
+  run warden $WARDEN_PORT "$WARDEN_PID"
 done
 
 # Medians over the rounds, then the ratios.
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-declare -A RPS P50 P99
+declare -A RPS P50 P99 CPU
 for name in upstream nginx warden; do
+  CPU[$name]=$(awk -v n=$name '$1==n {print $5}' "$work/results" | median)
   RPS[$name]=$(awk -v n=$name '$1==n {print $2}' "$work/results" | median)
   P50[$name]=$(awk -v n=$name '$1==n {print $3}' "$work/results" | median)
   P99[$name]=$(awk -v n=$name '$1==n {print $4}' "$work/results" | median)
 done
 echo
 echo "median of $ROUNDS rounds"
-printf '| %-8s | %10s | %8s | %8s |\n' target "req/s" "p50 us" "p99 us"
-printf '|----------|------------|----------|----------|\n'
+printf '| %-8s | %10s | %8s | %8s | %14s |\n' target "req/s" "p50 us" "p99 us" "CPU us/req"
+printf '|----------|------------|----------|----------|----------------|\n'
 for name in upstream nginx warden; do
-  printf '| %-8s | %10.0f | %8.0f | %8.0f |\n' "$name" "${RPS[$name]}" "${P50[$name]}" "${P99[$name]}"
+  printf '| %-8s | %10.0f | %8.0f | %8.0f | %14.1f |\n' "$name" "${RPS[$name]}" "${P50[$name]}" "${P99[$name]}" "${CPU[$name]}"
 done
 awk -v a="${RPS[warden]}" -v b="${RPS[nginx]}" -v c="${P99[warden]}" -v d="${P99[nginx]}" -v e="${P50[warden]}" -v f="${P50[nginx]}" \
   'BEGIN { printf "ratios warden/nginx: throughput %.2fx, p50 latency %.2fx, p99 latency %.2fx\n", a/b, e/f, c/d }'
