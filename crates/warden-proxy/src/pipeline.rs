@@ -188,6 +188,48 @@ mod tests {
         assert!(allowed.is_ok());
     }
 
+    struct BodyCheck;
+
+    impl Policy for BodyCheck {
+        fn name(&self) -> &'static str {
+            "body_check"
+        }
+        fn needs_request_body(&self) -> bool {
+            true
+        }
+        async fn on_request_body(
+            &self,
+            _: &request::Parts,
+            body: &Bytes,
+            _: &mut RequestCtx,
+        ) -> Result<Decision, PolicyError> {
+            if body.windows(6).any(|w| w == b"attack") {
+                Ok(Decision::Reject(Rejection::new(
+                    ProblemKind::BadRequest,
+                    "body_attack",
+                    "found",
+                )))
+            } else {
+                Ok(Decision::Continue)
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn body_phase_sees_the_buffered_body_and_can_refuse() {
+        let body_slots = [(BodyCheck, OnError::Deny)];
+        let (parts, ()) = http::Request::new(()).into_parts();
+        let bad = on_request_body(&body_slots, &parts, &Bytes::from_static(b"an attack here"), &mut ctx()).await;
+        assert_eq!(bad.unwrap_err().code, "body_attack");
+        let fine = on_request_body(&body_slots, &parts, &Bytes::from_static(b"benign"), &mut ctx()).await;
+        assert!(fine.is_ok());
+        // A policy that did not ask for the body is not called with it.
+        let (ps, calls, _) = probes(&[("a", deny)]);
+        let skipped = on_request_body(&slots(ps, OnError::Deny), &parts, &Bytes::from_static(b"x"), &mut ctx()).await;
+        assert!(skipped.is_ok());
+        assert_eq!(calls.load(Ordering::Relaxed), 0);
+    }
+
     #[tokio::test]
     async fn response_phases_run_in_reverse() {
         let (ps, _, order) = probes(&[("a", ok), ("b", ok), ("c", ok)]);
