@@ -64,6 +64,9 @@ struct Exchange {
     guard: Option<InflightGuard>,
     body_stats: Arc<BodyStats>,
     deadline: Option<Instant>,
+    /// The client is being sent the upstream's own response body, so reading it
+    /// to the end leaves the upstream connection reusable.
+    forwards_upstream_body: bool,
     _conn: InflightOnConn,
 }
 
@@ -102,6 +105,7 @@ pub async fn handle(
         guard: None,
         body_stats: Arc::new(BodyStats::default()),
         deadline: None,
+        forwards_upstream_body: false,
         _conn: on_conn,
     };
     // The strict framing checker stops inspecting after an Upgrade or CONNECT
@@ -310,6 +314,9 @@ async fn proxy(
     ex.guard = Some(sent.guard);
 
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(g) = ex.guard.as_mut() {
+            g.detach_connection();
+        }
         return Ok(tunnel(response, client_upgrade, &ex.ctx.request_id));
     }
     let (mut rparts, rbody) = response.into_parts();
@@ -328,6 +335,7 @@ async fn proxy(
     if route.security_headers {
         respond::security_headers(&mut rparts.headers);
     }
+    ex.forwards_upstream_body = true;
     Ok(Response::from_parts(rparts, rbody.map_err(Into::into).boxed_unsync()))
 }
 
@@ -384,7 +392,10 @@ fn finish(mut resp: Response<ProxyBody>, ex: Exchange, shared: Arc<Shared>) -> R
     let deadline = ex.deadline;
     let (parts, body) = resp.into_parts();
     let body = TrackedBody::new(body, deadline, move |bytes_out, completed| {
-        let ex = ex;
+        let mut ex = ex;
+        if let Some(guard) = ex.guard.take() {
+            guard.finish(completed && ex.forwards_upstream_body);
+        }
         let elapsed = ex.ctx.started.elapsed();
         shared
             .metrics

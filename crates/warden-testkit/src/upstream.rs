@@ -42,6 +42,7 @@ struct Inner {
     name: String,
     seen: Mutex<Vec<Recorded>>,
     hits: AtomicUsize,
+    connections: AtomicUsize,
     healthy: AtomicBool,
 }
 
@@ -73,6 +74,7 @@ impl MockUpstream {
             name: name.to_owned(),
             seen: Mutex::new(Vec::new()),
             hits: AtomicUsize::new(0),
+            connections: AtomicUsize::new(0),
             healthy: AtomicBool::new(true),
         });
         let state = inner.clone();
@@ -83,6 +85,7 @@ impl MockUpstream {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                state.connections.fetch_add(1, Ordering::SeqCst);
                 let state = state.clone();
                 let builder = builder.clone();
                 conns.spawn(async move {
@@ -101,6 +104,11 @@ impl MockUpstream {
     /// Requests received (excluding `/health` probes).
     pub fn hits(&self) -> usize {
         self.inner.hits.load(Ordering::SeqCst)
+    }
+
+    /// TCP connections accepted so far (health probes included).
+    pub fn connections(&self) -> usize {
+        self.inner.connections.load(Ordering::SeqCst)
     }
 
     /// Everything received (excluding `/health` probes).
@@ -182,6 +190,11 @@ async fn answer(mut req: Request<Incoming>, state: Arc<Inner>) -> Result<Respons
         )));
         *r.status_mut() = status;
         r.headers_mut().insert("server", "secret-server/1.2.3".parse().unwrap());
+        return Ok(r);
+    }
+    if path.ends_with("/close") {
+        let mut r = json(StatusCode::OK, serde_json::json!({"closing": true}));
+        r.headers_mut().insert("connection", "close".parse().unwrap());
         return Ok(r);
     }
     if path == "/headers" {

@@ -319,3 +319,46 @@ async fn worker_runtimes_serve_both_protocols_and_keep_round_robin_exact() {
     // Targets' counters are shared by all workers: 20 requests split 10/10.
     assert_eq!((a.hits(), b.hits()), (10, 10));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_connections_are_reused_and_closed_ones_replaced() {
+    let up = MockUpstream::start("a").await;
+    let gw = TestGateway::start_with_workers(&config(&[&up], "", ""), 1).await;
+    for _ in 0..20 {
+        assert_eq!(get(&gw.url("/x")).await.status, 200);
+    }
+    assert_eq!(
+        up.connections(),
+        1,
+        "sequential requests share one pooled upstream connection"
+    );
+    // The upstream closes the connection after each of these answers; the next
+    // request must get a fresh connection, not an error.
+    for _ in 0..5 {
+        assert_eq!(get(&gw.url("/x/close")).await.status, 200);
+        assert_eq!(get(&gw.url("/x")).await.status, 200);
+    }
+    assert_eq!(up.hits(), 30);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pooled_connections_to_a_restarted_upstream_are_not_used() {
+    let up = MockUpstream::start("a").await;
+    let addr = up.addr;
+    let gw = TestGateway::start(&config(
+        &[&up],
+        "    health: { passive: { consecutive_failures: 0 } }",
+        "",
+    ))
+    .await;
+    assert_eq!(get(&gw.url("/x")).await.status, 200);
+    up.stop();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let again = MockUpstream::start_on("a2", addr).await;
+    assert_eq!(
+        get(&gw.url("/x")).await.status,
+        200,
+        "a dead pooled connection must not fail the request"
+    );
+    assert_eq!(again.hits(), 1);
+}

@@ -29,6 +29,19 @@ pub(super) fn spawn_active(pool: Weak<ServicePool>, cfg: ActiveHealthConfig) {
     });
 }
 
+/// Closes idle upstream connections past their idle timeout, even when no
+/// traffic comes to take them; ends with the pool.
+pub(super) fn spawn_reaper(pool: Weak<ServicePool>, idle: Duration) {
+    tokio::spawn(async move {
+        let every = (idle / 2).max(Duration::from_secs(1));
+        loop {
+            tokio::time::sleep(every).await;
+            let Some(pool) = pool.upgrade() else { return };
+            pool.reap_idle();
+        }
+    });
+}
+
 async fn probe(pool: &ServicePool, index: usize, cfg: &ActiveHealthConfig) -> bool {
     let uri = format!("http://{}{}", pool.targets[index].authority, cfg.path);
     let Ok(uri) = uri.parse::<Uri>() else { return false };

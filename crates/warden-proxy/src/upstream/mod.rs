@@ -5,6 +5,7 @@
 //! Pools live across reloads: a reload reuses the pool of every service whose
 //! config did not change, so health state and warm connections survive.
 
+mod h1pool;
 mod health;
 mod send;
 
@@ -66,16 +67,21 @@ pub struct ServicePool {
     /// Targets in config order.
     pub targets: Vec<Target>,
     clients: Vec<Client<HttpConnector, ProxyBody>>,
+    /// Own HTTP/1.1 pools, `[worker slot][target]`.
+    h1: Vec<Vec<h1pool::H1Pool>>,
     next: AtomicUsize,
     epoch: Instant,
     metrics: Arc<Metrics>,
 }
 
-/// Tracks one in-flight request to a target; decrements on drop.
+/// Tracks one in-flight request to a target; decrements on drop. Holds the
+/// HTTP/1.1 connection the request used until its response body is done.
 #[derive(Debug)]
 pub struct InflightGuard {
     pool: Arc<ServicePool>,
     index: usize,
+    lease: Option<hyper::client::conn::http1::SendRequest<ProxyBody>>,
+    reusable: bool,
 }
 
 impl InflightGuard {
@@ -88,11 +94,27 @@ impl InflightGuard {
     pub fn target(&self) -> &Target {
         &self.pool.targets[self.index]
     }
+
+    /// The upstream connection was upgraded (101): it must never be pooled.
+    pub fn detach_connection(&mut self) {
+        self.lease = None;
+    }
+
+    /// Ends the request. When the response body was read to the end, the
+    /// upstream connection goes back to this worker's pool; otherwise it closes.
+    pub fn finish(mut self, response_complete: bool) {
+        self.reusable = response_complete;
+    }
 }
 
 impl Drop for InflightGuard {
     fn drop(&mut self) {
         self.pool.targets[self.index].inflight.fetch_sub(1, Ordering::Relaxed);
+        if let Some(tx) = self.lease.take()
+            && self.reusable
+        {
+            self.pool.h1_pool(self.index).put(tx);
+        }
     }
 }
 
@@ -121,11 +143,25 @@ impl ServicePool {
                     .build(connector.clone())
             })
             .collect();
+        let target_count = config.targets.len();
+        let h1 = (0..=workers)
+            .map(|_| {
+                (0..target_count)
+                    .map(|_| {
+                        h1pool::H1Pool::new(
+                            config.pool.max_idle_per_target,
+                            Duration::from_secs(config.pool.idle_timeout_secs),
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
         let pool = Arc::new(Self {
             name: Arc::from(config.name.as_str()),
             config: config.clone(),
             targets,
             clients,
+            h1,
             next: AtomicUsize::new(0),
             epoch: Instant::now(),
             metrics,
@@ -136,7 +172,25 @@ impl ServicePool {
         if let Some(active) = &config.health.active {
             health::spawn_active(Arc::downgrade(&pool), active.clone());
         }
+        health::spawn_reaper(
+            Arc::downgrade(&pool),
+            Duration::from_secs(config.pool.idle_timeout_secs),
+        );
         pool
+    }
+
+    /// The calling worker's own HTTP/1.1 pool for target `index`.
+    pub(crate) fn h1_pool(&self, index: usize) -> &h1pool::H1Pool {
+        &self.h1[crate::worker::slot() % self.h1.len()][index]
+    }
+
+    /// Drops idle HTTP/1.1 connections past their idle timeout (every slot).
+    pub(crate) fn reap_idle(&self) {
+        for slot in &self.h1 {
+            for p in slot {
+                p.clear_expired();
+            }
+        }
     }
 
     /// The HTTP client of the calling worker.
@@ -180,6 +234,8 @@ impl ServicePool {
         Some(InflightGuard {
             pool: Arc::clone(self),
             index,
+            lease: None,
+            reusable: false,
         })
     }
 

@@ -12,6 +12,9 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 use warden_config::schema::UpstreamProtocol;
 
+use hyper::client::conn::http1::SendRequest;
+
+use super::h1pool::{ConnectError, connect};
 use super::{InflightGuard, ServicePool};
 use crate::body::{BodyFault, BodyStats, ProxyBody, empty};
 
@@ -119,7 +122,26 @@ pub async fn send(
         .unwrap_or_default();
         let req = build(pool, method.clone(), authority.clone(), path_and_query.clone(), h, b);
         let wait = first_byte.min(deadline.saturating_duration_since(Instant::now()));
-        match tokio::time::timeout(wait, pool.client().request(req)).await {
+        let mut guard = guard;
+        let outcome = match pool.config.protocol {
+            UpstreamProtocol::Http1 => match tokio::time::timeout(wait, exchange_h1(pool, &guard, req)).await {
+                Ok(Ok((response, tx))) => {
+                    guard.lease = Some(tx);
+                    Ok(Ok(response))
+                }
+                Ok(Err(e)) => Ok(Err(e)),
+                Err(elapsed) => Err(elapsed),
+            },
+            UpstreamProtocol::Http2 => match tokio::time::timeout(wait, pool.client().request(req)).await {
+                Ok(Ok(response)) => Ok(Ok(response)),
+                Ok(Err(e)) => Ok(Err(Failure {
+                    connect: e.is_connect(),
+                    message: error_chain(&e),
+                })),
+                Err(elapsed) => Err(elapsed),
+            },
+        };
+        match outcome {
             Ok(Ok(response)) => {
                 if response.status().is_server_error() {
                     pool.record_failure(guard.index());
@@ -128,17 +150,23 @@ pub async fn send(
                 }
                 return Ok(Sent { response, guard });
             }
-            Ok(Err(e)) => {
+            Ok(Err(failure)) => {
                 if let Some(fault) = stats.fault() {
                     return Err(SendError::Body(fault));
                 }
                 pool.record_failure(guard.index());
-                let (target, message) = (authority.to_string(), error_chain(&e));
-                if e.is_connect() {
-                    last = SendError::Connect { target, message };
+                let target = authority.to_string();
+                if failure.connect {
+                    last = SendError::Connect {
+                        target,
+                        message: failure.message,
+                    };
                     continue;
                 }
-                return Err(SendError::Exchange { target, message });
+                return Err(SendError::Exchange {
+                    target,
+                    message: failure.message,
+                });
             }
             Err(_) => {
                 if let Some(fault) = stats.fault() {
@@ -152,6 +180,59 @@ pub async fn send(
         }
     }
     Err(last)
+}
+
+/// Why one attempt failed.
+struct Failure {
+    /// No connection could be made (safe to retry elsewhere).
+    connect: bool,
+    /// Cause, for the log.
+    message: String,
+}
+
+/// One exchange over this worker's own HTTP/1.1 pool. A pooled connection that
+/// turns out dead before the request was written is replaced by a fresh one,
+/// once; the request is never sent twice.
+async fn exchange_h1(
+    pool: &ServicePool,
+    guard: &InflightGuard,
+    req: Request<ProxyBody>,
+) -> Result<(Response<Incoming>, SendRequest<ProxyBody>), Failure> {
+    let h1 = pool.h1_pool(guard.index());
+    let authority = &guard.target().authority;
+    let connect_timeout = Duration::from_millis(pool.config.timeouts.connect_ms);
+    let mut req = req;
+    let mut pooled = h1.take();
+    loop {
+        let reused = pooled.is_some();
+        let mut tx = match pooled.take() {
+            Some(tx) => tx,
+            None => connect(authority, connect_timeout)
+                .await
+                .map_err(|ConnectError::Connect(message)| Failure { connect: true, message })?,
+        };
+        if tx.ready().await.is_err() {
+            if reused {
+                continue;
+            }
+            return Err(Failure {
+                connect: true,
+                message: "new connection closed before use".into(),
+            });
+        }
+        match tx.try_send_request(req).await {
+            Ok(response) => return Ok((response, tx)),
+            Err(mut e) => match e.take_message() {
+                Some(unsent) if reused => req = unsent,
+                _ => {
+                    return Err(Failure {
+                        connect: false,
+                        message: error_chain(e.error()),
+                    });
+                }
+            },
+        }
+    }
 }
 
 fn build(

@@ -1,0 +1,118 @@
+//! Warden's own HTTP/1.1 upstream connection pool, one per worker and target.
+//!
+//! hyper-util's pooled client keeps one pool behind a lock, boxes its checkout
+//! and response futures, and showed as the largest userland block in the proxy's
+//! profile. A worker never shares its connections, so its pool is a plain
+//! LIFO list (the mutex is never contended: only its own thread touches it).
+//! A connection goes back to the list only after its response body was read to
+//! the end; a stale one (closed by the upstream while idle) is detected before
+//! use, or — if it fails with the request still unsent — replaced by a fresh
+//! connection once.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use http::uri::Authority;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::body::ProxyBody;
+
+/// An idle connection and when it went idle.
+struct Idle {
+    tx: SendRequest<ProxyBody>,
+    since: Instant,
+}
+
+/// Idle HTTP/1.1 connections to one target, for one worker.
+pub(crate) struct H1Pool {
+    idle: Mutex<Vec<Idle>>,
+    max_idle: usize,
+    idle_timeout: Duration,
+}
+
+impl std::fmt::Debug for H1Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.idle.lock().map_or(0, |v| v.len());
+        f.debug_struct("H1Pool").field("idle", &n).finish()
+    }
+}
+
+/// Why a new connection could not be made.
+#[derive(Debug)]
+pub(crate) enum ConnectError {
+    /// TCP connect failed or timed out, or the name did not resolve.
+    Connect(String),
+}
+
+impl H1Pool {
+    pub(crate) fn new(max_idle: usize, idle_timeout: Duration) -> Self {
+        Self {
+            idle: Mutex::new(Vec::new()),
+            max_idle,
+            idle_timeout,
+        }
+    }
+
+    /// The most recently used live idle connection, if any. Expired and closed
+    /// ones are dropped on the way.
+    pub(crate) fn take(&self) -> Option<SendRequest<ProxyBody>> {
+        let mut idle = self.idle.lock().ok()?;
+        while let Some(entry) = idle.pop() {
+            if entry.tx.is_closed() || entry.since.elapsed() > self.idle_timeout {
+                continue;
+            }
+            return Some(entry.tx);
+        }
+        None
+    }
+
+    /// Returns a connection whose last response was read to the end.
+    pub(crate) fn put(&self, tx: SendRequest<ProxyBody>) {
+        if tx.is_closed() {
+            return;
+        }
+        if let Ok(mut idle) = self.idle.lock() {
+            // Drop expired entries from the cold end so the list cannot hold
+            // connections past their idle timeout while traffic is steady.
+            let timeout = self.idle_timeout;
+            idle.retain(|e| e.since.elapsed() <= timeout && !e.tx.is_closed());
+            if idle.len() < self.max_idle {
+                idle.push(Idle {
+                    tx,
+                    since: Instant::now(),
+                });
+            }
+        }
+    }
+
+    /// Closes every idle connection (reaper and tests).
+    pub(crate) fn clear_expired(&self) {
+        if let Ok(mut idle) = self.idle.lock() {
+            let timeout = self.idle_timeout;
+            idle.retain(|e| e.since.elapsed() <= timeout && !e.tx.is_closed());
+        }
+    }
+}
+
+/// Opens a new HTTP/1.1 connection to `authority` and starts driving it on the
+/// current worker.
+pub(crate) async fn connect(authority: &Authority, timeout: Duration) -> Result<SendRequest<ProxyBody>, ConnectError> {
+    let stream = match tokio::time::timeout(timeout, TcpStream::connect(authority.as_str())).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(ConnectError::Connect(e.to_string())),
+        Err(_) => return Err(ConnectError::Connect(format!("connect timed out after {timeout:?}"))),
+    };
+    let _ = stream.set_nodelay(true);
+    let (tx, conn) = http1::Builder::new()
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| ConnectError::Connect(e.to_string()))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.with_upgrades().await {
+            tracing::debug!(error = %e, "upstream connection ended with error");
+        }
+    });
+    Ok(tx)
+}
