@@ -46,12 +46,18 @@ pub enum BodyFault {
 pub struct BodyStats {
     bytes: AtomicU64,
     fault: AtomicU8,
+    ended: std::sync::atomic::AtomicBool,
 }
 
 impl BodyStats {
     /// Bytes received so far.
     pub fn bytes(&self) -> u64 {
         self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// True once the whole body was received.
+    pub fn ended(&self) -> bool {
+        self.ended.load(Ordering::Relaxed)
     }
 
     /// The fault that stopped the body, if any.
@@ -131,7 +137,10 @@ where
                 this.stats.set_fault(BodyFault::Broken);
                 Poll::Ready(Some(Err(e.into())))
             }
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                this.stats.ended.store(true, Ordering::Relaxed);
+                Poll::Ready(None)
+            }
             Poll::Pending => {
                 if this.deadline.poll(cx).is_ready() {
                     this.stats.set_fault(BodyFault::TimedOut);

@@ -39,6 +39,7 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
         for token in v.split(',') {
             if let Ok(name) = HeaderName::from_bytes(token.trim().as_bytes())
                 && !(upgrade && name == header::UPGRADE)
+                && !gateway_owned(&name)
             {
                 doomed.push(name);
             }
@@ -57,6 +58,25 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
     }
 }
 
+/// Headers the gateway writes or relies on; a `Connection` token naming one of
+/// them is ignored, so a client (or a trusted proxy passing a client's header
+/// through) cannot make the gateway delete them.
+fn gateway_owned(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "x-forwarded-for"
+            | "x-forwarded-proto"
+            | "x-forwarded-host"
+            | "forwarded"
+            | "x-request-id"
+            | "host"
+            | "content-length"
+            | "content-type"
+            | "authorization"
+            | "cookie"
+    )
+}
+
 /// True when the request asks for a protocol upgrade (WebSocket).
 pub fn wants_upgrade(h: &HeaderMap) -> bool {
     h.contains_key(header::UPGRADE)
@@ -73,14 +93,36 @@ pub fn client_ip(h: &HeaderMap, peer: IpAddr, trusted: impl Fn(IpAddr) -> bool) 
     if !trusted(peer) {
         return peer;
     }
-    let chain: Vec<IpAddr> = h
+    let entries: Vec<&str> = h
         .get_all(&X_FORWARDED_FOR)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse().ok())
+        .map(str::trim)
         .collect();
-    chain.into_iter().rev().find(|ip| !trusted(*ip)).unwrap_or(peer)
+    // Walk from the right. An entry that does not parse stops the walk: the
+    // last address that did is the best we can vouch for, so an attacker's
+    // entry further left is never reached by skipping junk.
+    let mut client = peer;
+    for entry in entries.iter().rev() {
+        let Some(ip) = parse_xff_entry(entry) else { break };
+        client = ip;
+        if !trusted(ip) {
+            break;
+        }
+    }
+    client
+}
+
+/// An `X-Forwarded-For` entry: `1.2.3.4`, `1.2.3.4:5678`, `2001:db8::1` or `[2001:db8::1]:5678`.
+fn parse_xff_entry(entry: &str) -> Option<IpAddr> {
+    if let Ok(ip) = entry.parse() {
+        return Some(ip);
+    }
+    if let Some(rest) = entry.strip_prefix('[') {
+        return rest.split_once(']').and_then(|(ip, _)| ip.parse().ok());
+    }
+    entry.parse::<std::net::SocketAddr>().ok().map(|sa| sa.ip())
 }
 
 /// The TCP peer as header text, computed once per connection (keep-alive
@@ -144,7 +186,7 @@ pub fn write_forwarded(h: &mut HeaderMap, hop: &Hop<'_>) {
     let host = hop
         .host
         .and_then(|v| v.to_str().ok())
-        .filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"'));
+        .filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\'));
     let mut element = String::with_capacity(32 + host.map_or(0, str::len));
     element.push_str("for=");
     element.push_str(&hop.peer.node);
@@ -278,6 +320,42 @@ mod tests {
             },
         );
         assert_eq!(h["x-forwarded-for"], "9.9.9.9, 203.0.113.5, 10.0.0.2, 10.0.0.1");
+    }
+
+    #[test]
+    fn junk_or_port_forms_in_a_trusted_chain_do_not_let_spoofed_entries_through() {
+        let trusted = |ip: IpAddr| matches!(ip, IpAddr::V4(v4) if v4.octets()[0] == 10);
+        let peer = ip("10.0.0.1");
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("6.6.6.6, garbage, 10.0.0.2"),
+        );
+        assert_eq!(
+            client_ip(&h, peer, trusted),
+            ip("10.0.0.2"),
+            "stops at junk, never reaches 6.6.6.6"
+        );
+        h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6, 203.0.113.5:4711"));
+        assert_eq!(client_ip(&h, peer, trusted), ip("203.0.113.5"));
+        h.insert("x-forwarded-for", HeaderValue::from_static("[2001:db8::7]:443"));
+        assert_eq!(client_ip(&h, peer, trusted), ip("2001:db8::7"));
+    }
+
+    #[test]
+    fn connection_cannot_delete_headers_the_gateway_owns() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "connection",
+            HeaderValue::from_static("x-forwarded-for, forwarded, host, x-junk"),
+        );
+        h.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.5"));
+        h.insert("forwarded", HeaderValue::from_static("for=203.0.113.5"));
+        h.insert("host", HeaderValue::from_static("api"));
+        h.insert("x-junk", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h, false);
+        assert!(h.contains_key("x-forwarded-for") && h.contains_key("forwarded") && h.contains_key("host"));
+        assert!(!h.contains_key("x-junk"));
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub struct ConnInfo {
     pub activity: Arc<ConnActivity>,
     /// The peer as forwarding-header text, formatted once per connection.
     pub peer_text: forwarded::PeerText,
+    /// The connection's `max_connections` slot; an upgrade tunnel keeps it.
+    pub slot: Arc<tokio::sync::OwnedSemaphorePermit>,
 }
 
 struct InflightOnConn(Arc<ConnActivity>);
@@ -160,6 +162,18 @@ fn check_caps(req: &Request<Incoming>, rt: &Runtime) -> Result<(), Rejection> {
 /// The host the client asked for, without validation beyond UTF-8.
 fn request_host(req: &Request<Incoming>) -> Result<String, Rejection> {
     if let Some(a) = req.uri().authority() {
+        // Absolute-form (HTTP/1) or :authority (HTTP/2) is what is routed; a
+        // Host header naming anything else is refused, so the route chosen and
+        // the host the upstream sees can never differ.
+        if let Some(host) = req.headers().get(header::HOST)
+            && !host.as_bytes().eq_ignore_ascii_case(a.as_str().as_bytes())
+        {
+            return Err(refuse(
+                ProblemKind::BadRequest,
+                "host_mismatch",
+                "Host differs from the request's authority",
+            ));
+        }
         return Ok(a.as_str().to_owned());
     }
     match req.headers().get(header::HOST).map(|h| h.to_str()) {
@@ -220,7 +234,14 @@ async fn proxy(
     ex.ctx.max_body_bytes = route.max_body_bytes;
     ex.route = Some(Arc::clone(&route));
 
-    let upgrade = req.version() == Version::HTTP_11 && forwarded::wants_upgrade(req.headers());
+    // Only WebSocket upgrades are tunnelled; any other Upgrade is stripped and
+    // the request proxied as plain HTTP (with `Connection: close`, see handle()).
+    let upgrade = req.version() == Version::HTTP_11
+        && forwarded::wants_upgrade(req.headers())
+        && req
+            .headers()
+            .get(header::UPGRADE)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     pipeline::on_request(&route.policies, &mut parts, &mut ex.ctx).await?;
@@ -317,7 +338,8 @@ async fn proxy(
         if let Some(g) = ex.guard.as_mut() {
             g.detach_connection();
         }
-        return Ok(tunnel(response, client_upgrade, &ex.ctx.request_id));
+        let idle = Duration::from_secs(rt.snapshot.limits.idle_timeout_secs);
+        return Ok(tunnel(response, client_upgrade, conn, idle, &ex.ctx.request_id));
     }
     let (mut rparts, rbody) = response.into_parts();
     forwarded::strip_hop_by_hop(&mut rparts.headers, false);
@@ -339,21 +361,29 @@ async fn proxy(
     Ok(Response::from_parts(rparts, rbody.map_err(Into::into).boxed_unsync()))
 }
 
+/// Joins an accepted WebSocket upgrade. The tunnel keeps the client
+/// connection's `max_connections` slot and closes after `idle` with no bytes
+/// in either direction. A 101 that is not a WebSocket acceptance is refused.
 fn tunnel(
     mut response: Response<Incoming>,
     client: Option<hyper::upgrade::OnUpgrade>,
+    conn: &ConnInfo,
+    idle: Duration,
     request_id: &str,
 ) -> Response<ProxyBody> {
-    let Some(client) = client else {
+    let accepted = response
+        .headers()
+        .get(header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    let Some(client) = client.filter(|_| accepted) else {
         return respond::problem(ProblemKind::BadGateway, None, None, request_id);
     };
     let upstream = hyper::upgrade::on(&mut response);
+    let slot = Arc::clone(&conn.slot);
     tokio::spawn(async move {
+        let _slot = slot;
         match tokio::try_join!(client, upstream) {
-            Ok((c, u)) => {
-                let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
-                let _ = tokio::io::copy_bidirectional(&mut c, &mut u).await;
-            }
+            Ok((c, u)) => crate::tunnel::join(TokioIo::new(c), TokioIo::new(u), idle).await,
             Err(e) => tracing::debug!(error = %e, "upgrade failed"),
         }
     });

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod respond;
 pub mod state;
+pub mod tunnel;
 pub mod upstream;
 pub mod worker;
 

@@ -36,6 +36,8 @@ pub struct Recorded {
     pub body: Bytes,
     /// HTTP version.
     pub version: http::Version,
+    /// The authority in the request target (absolute-form / `:authority`), if any.
+    pub target_authority: Option<String>,
 }
 
 struct Inner {
@@ -179,6 +181,7 @@ async fn answer(mut req: Request<Incoming>, state: Arc<Inner>) -> Result<Respons
         headers: parts.headers.clone(),
         body: body.clone(),
         version: parts.version,
+        target_authority: parts.uri.authority().map(ToString::to_string),
     });
     if let Some(ms) = path.split("/slow/").nth(1).and_then(|s| s.parse::<u64>().ok()) {
         tokio::time::sleep(Duration::from_millis(ms)).await;

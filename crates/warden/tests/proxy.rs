@@ -362,3 +362,47 @@ async fn pooled_connections_to_a_restarted_upstream_are_not_used() {
     );
     assert_eq!(again.hits(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http1_upstreams_get_origin_form_and_the_clients_host() {
+    let up = MockUpstream::start("a").await;
+    let gw = TestGateway::start(&config(&[&up], "", "")).await;
+    let req = Request::get(gw.url("/o?q=1"))
+        .header("host", "api.example.com")
+        .body(Full::default())
+        .unwrap();
+    assert_eq!(send(&http1(), req).await.status, 200);
+    let seen = &up.seen()[0];
+    assert_eq!(
+        seen.target_authority, None,
+        "internal target address leaked into the request line"
+    );
+    assert_eq!(seen.uri, "/o?q=1");
+    assert_eq!(seen.headers["host"], "api.example.com");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_header_that_differs_from_the_routed_authority_is_refused() {
+    let admin = MockUpstream::start("admin").await;
+    let public = MockUpstream::start("public").await;
+    let yaml = format!(
+        "services:\n  - name: admin\n    targets: [\"{}\"]\n  - name: public\n    targets: [\"{}\"]\nroutes:\n  - id: admin\n    hosts: [admin.example.com]\n    path: {{ prefix: / }}\n    service: admin\n    policies:\n      - type: ip_rules\n        deny: [127.0.0.0/8]\n  - id: www\n    hosts: [www.example.com]\n    path: {{ prefix: / }}\n    service: public\n",
+        admin.addr, public.addr
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let (resp, _) = warden_testkit::raw(
+        gw.addr,
+        b"GET http://www.example.com/admin/users HTTP/1.1\r\nHost: admin.example.com\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(resp.starts_with("HTTP/1.1 400"), "{resp}");
+    assert_eq!(admin.hits() + public.hits(), 0);
+    // The benign look-alike: absolute-form whose Host agrees.
+    let (resp, _) = warden_testkit::raw(
+        gw.addr,
+        b"GET http://www.example.com/x HTTP/1.1\r\nHost: www.example.com\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert_eq!(public.hits(), 1);
+}

@@ -1,6 +1,7 @@
-//! [`ConnActivity`]: I/O and in-flight request counts of one client
-//! connection, for the idle watchdog. Counting events instead of reading the
-//! clock keeps the per-read and per-write cost to one relaxed atomic add.
+//! [`ConnActivity`]: request events and in-flight requests of one client
+//! connection, for the idle watchdog. Only requests count as activity — not
+//! bytes — so HTTP/2 keep-alive pings (which hyper sends while idle) or a
+//! client trickling frames without requests cannot keep a connection open.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -18,7 +19,7 @@ impl ConnActivity {
         Self::default()
     }
 
-    /// Records an I/O event.
+    /// Records an activity event.
     pub fn touch(&self) {
         self.events.fetch_add(1, Ordering::Relaxed);
     }
@@ -26,6 +27,7 @@ impl ConnActivity {
     /// A request started on this connection.
     pub fn start_request(&self) {
         self.inflight.fetch_add(1, Ordering::Relaxed);
+        self.touch();
     }
 
     /// A request's response finished (or was dropped).
@@ -34,7 +36,7 @@ impl ConnActivity {
         self.touch();
     }
 
-    /// Waits one `idle` period; true when the connection had no I/O in it and
+    /// Waits one `idle` period; true when no request started or ended in it and
     /// no request in flight at its end. An idle connection is therefore closed
     /// between one and two `idle` periods after its last byte.
     pub async fn idle_period(&self, idle: Duration) -> bool {

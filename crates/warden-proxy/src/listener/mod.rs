@@ -133,7 +133,7 @@ async fn serve_conn(
     settings: Arc<ConnSettings>,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
-    _permit: OwnedSemaphorePermit,
+    permit: OwnedSemaphorePermit,
 ) {
     let stream = match stream {
         Accepted::Here(s) => s,
@@ -151,8 +151,9 @@ async fn serve_conn(
         proto: "http",
         activity: Arc::clone(&activity),
         peer_text: crate::forwarded::PeerText::new(peer.ip()),
+        slot: Arc::new(permit),
     });
-    let io = strict_io::StrictIo::new(stream, settings.framing, Arc::clone(&activity));
+    let io = strict_io::StrictIo::new(stream, settings.framing);
     let service = service_fn(move |req| handler::handle(req, Arc::clone(&info), Arc::clone(&shared)));
     let conn = settings
         .builder

@@ -1,19 +1,16 @@
 //! [`StrictIo`]: the client socket as hyper sees it. Every byte read passes the
 //! [`H1Framing`] checker first; on a violation the client gets a problem+json
 //! 400 (431 for an oversized head) and the connection is closed, so hyper — and
-//! the upstream — never see the request. It also records activity for the idle
-//! watchdog.
+//! the upstream — never see the request.
 
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use warden_core::ProblemKind;
 
-use super::ConnActivity;
 use super::strict_h1::{FramingLimits, H1Framing, Violation};
 
 /// A client TCP stream behind the strict framing checker.
@@ -21,17 +18,15 @@ use super::strict_h1::{FramingLimits, H1Framing, Violation};
 pub struct StrictIo {
     inner: TcpStream,
     framing: H1Framing,
-    activity: Arc<ConnActivity>,
     refused: bool,
 }
 
 impl StrictIo {
     /// Wraps an accepted stream.
-    pub fn new(inner: TcpStream, limits: FramingLimits, activity: Arc<ConnActivity>) -> Self {
+    pub fn new(inner: TcpStream, limits: FramingLimits) -> Self {
         Self {
             inner,
             framing: H1Framing::new(limits),
-            activity,
             refused: false,
         }
     }
@@ -77,7 +72,6 @@ impl AsyncRead for StrictIo {
             Poll::Ready(Ok(())) => {
                 let fresh = &buf.filled()[before..];
                 if !fresh.is_empty() {
-                    this.activity.touch();
                     if !this.framing.is_passthrough()
                         && let Err(v) = this.framing.feed(fresh)
                     {
@@ -100,11 +94,7 @@ impl AsyncRead for StrictIo {
 impl AsyncWrite for StrictIo {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let r = Pin::new(&mut this.inner).poll_write(cx, data);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            this.activity.touch();
-        }
-        r
+        Pin::new(&mut this.inner).poll_write(cx, data)
     }
 
     fn poll_write_vectored(
@@ -113,11 +103,7 @@ impl AsyncWrite for StrictIo {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            this.activity.touch();
-        }
-        r
+        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {

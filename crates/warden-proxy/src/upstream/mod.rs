@@ -253,7 +253,13 @@ impl ServicePool {
         }
         let t = &self.targets[index];
         let n = t.failures.fetch_add(1, Ordering::Relaxed) + 1;
-        if n >= passive.consecutive_failures {
+        // Never eject the last healthy target: failures a client can provoke
+        // (a request the app answers with 500) must not take a whole service out.
+        let others_healthy = (0..self.targets.len()).any(|i| i != index && self.is_healthy(i));
+        if n >= passive.consecutive_failures && !others_healthy {
+            t.failures.store(0, Ordering::Relaxed);
+            tracing::warn!(service = %self.name, target = %t.authority, failures = n, "last healthy target failing; not ejected");
+        } else if n >= passive.consecutive_failures {
             t.failures.store(0, Ordering::Relaxed);
             let until = self.now_ms() + passive.cooldown_secs * 1000;
             t.ejected_until_ms.store(until, Ordering::Relaxed);

@@ -88,7 +88,8 @@ pub async fn send(
     stats: &BodyStats,
     deadline: Instant,
 ) -> Result<Sent, SendError> {
-    let retryable = idempotent(&out.method) && out.body_empty;
+    let body_empty = out.body_empty;
+    let retryable = idempotent(&out.method) && body_empty;
     let attempts = if retryable { pool.config.retries.attempts } else { 0 };
     let first_byte = Duration::from_millis(pool.config.timeouts.first_byte_ms);
     let Outgoing {
@@ -172,7 +173,11 @@ pub async fn send(
                 if let Some(fault) = stats.fault() {
                     return Err(SendError::Body(fault));
                 }
-                pool.record_failure(guard.index());
+                // A client still trickling its body is not the target's fault:
+                // only a timeout after the whole request was sent counts.
+                if body_empty || stats.ended() {
+                    pool.record_failure(guard.index());
+                }
                 return Err(SendError::Timeout {
                     target: authority.to_string(),
                 });
@@ -249,8 +254,18 @@ fn build(
     uri.path_and_query = Some(path_and_query);
     let mut req = Request::new(body);
     *req.method_mut() = method;
-    // Scheme, authority and path are all set, so these parts always form a URI.
-    *req.uri_mut() = Uri::from_parts(uri).unwrap_or_default();
+    *req.uri_mut() = match pool.config.protocol {
+        // hyper's connection-level client writes the URI as given: HTTP/1.1
+        // upstreams get origin-form (`/path?q`) and the client's Host header,
+        // never `http://<internal target>/path`.
+        UpstreamProtocol::Http1 => Uri::from(
+            uri.path_and_query
+                .take()
+                .unwrap_or_else(|| PathAndQuery::from_static("/")),
+        ),
+        // Scheme, authority and path are all set, so these parts form a URI.
+        UpstreamProtocol::Http2 => Uri::from_parts(uri).unwrap_or_default(),
+    };
     *req.headers_mut() = headers;
     *req.version_mut() = match pool.config.protocol {
         UpstreamProtocol::Http1 => Version::HTTP_11,
