@@ -71,18 +71,17 @@ impl AsyncRead for StrictIo {
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 let fresh = &buf.filled()[before..];
-                if !fresh.is_empty() {
-                    if !this.framing.is_passthrough()
-                        && let Err(v) = this.framing.feed(fresh)
-                    {
-                        this.refused = true;
-                        let answer = refusal_bytes(&v);
-                        // Best effort: the socket's send buffer is empty at
-                        // this point in practice; a partial write just closes.
-                        let _ = this.inner.try_write(&answer);
-                        buf.set_filled(before);
-                        return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, v.to_string())));
-                    }
+                if !fresh.is_empty()
+                    && !this.framing.is_passthrough()
+                    && let Err(v) = this.framing.feed(fresh)
+                {
+                    this.refused = true;
+                    let answer = refusal_bytes(&v);
+                    // Best effort: the socket's send buffer is empty at
+                    // this point in practice; a partial write just closes.
+                    let _ = this.inner.try_write(&answer);
+                    buf.set_filled(before);
+                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, v.to_string())));
                 }
                 Poll::Ready(Ok(()))
             }
