@@ -22,6 +22,8 @@
 
 mod host;
 pub mod normalize;
+#[cfg(test)]
+mod normalize_tests;
 mod params;
 mod pattern;
 mod table;
