@@ -60,17 +60,23 @@ pub struct AccessRecord {
     pub completed: bool,
 }
 
+/// Records queued for the writer at most; beyond, records are dropped and
+/// counted, so a stalled log destination cannot grow memory without bound.
+pub const QUEUE_RECORDS: usize = 65_536;
+
 /// Handle for writing access-log records.
 #[derive(Debug, Clone)]
 pub struct AccessLog {
-    tx: Option<mpsc::UnboundedSender<AccessRecord>>,
+    tx: Option<mpsc::Sender<AccessRecord>>,
+    dropped: prometheus_client::metrics::counter::Counter,
 }
 
 impl AccessLog {
-    /// Starts the writer task for `sink`.
-    pub fn start(sink: AccessLogSink) -> std::io::Result<Self> {
+    /// Starts the writer task for `sink`; `dropped` counts records lost to a
+    /// full queue (`warden_access_log_dropped_total`).
+    pub fn start(sink: AccessLogSink, dropped: prometheus_client::metrics::counter::Counter) -> std::io::Result<Self> {
         let mut out: Box<dyn FnMut(&str) + Send> = match sink {
-            AccessLogSink::Off => return Ok(Self { tx: None }),
+            AccessLogSink::Off => return Ok(Self { tx: None, dropped }),
             AccessLogSink::Stdout => {
                 let mut w = std::io::BufWriter::new(std::io::stdout());
                 Box::new(move |line: &str| {
@@ -92,7 +98,7 @@ impl AccessLog {
                 }
             }),
         };
-        let (tx, mut rx) = mpsc::unbounded_channel::<AccessRecord>();
+        let (tx, mut rx) = mpsc::channel::<AccessRecord>(QUEUE_RECORDS);
         tokio::task::spawn_blocking(move || {
             while let Some(rec) = rx.blocking_recv() {
                 if let Ok(line) = serde_json::to_string(&rec) {
@@ -100,14 +106,21 @@ impl AccessLog {
                 }
             }
         });
-        Ok(Self { tx: Some(tx) })
+        Ok(Self { tx: Some(tx), dropped })
     }
 
-    /// Queues a record.
+    /// Queues a record; drops (and counts) it when the queue is full.
     pub fn write(&self, rec: AccessRecord) {
-        if let Some(tx) = &self.tx {
-            let _ = tx.send(rec);
+        if let Some(tx) = &self.tx
+            && tx.try_send(rec).is_err()
+        {
+            self.dropped.inc();
         }
+    }
+
+    /// Records dropped because the writer fell behind.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.get()
     }
 
     /// True when records are written somewhere.

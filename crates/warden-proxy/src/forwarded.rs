@@ -164,6 +164,20 @@ pub struct Hop<'a> {
 
 /// Writes `X-Forwarded-*` and `Forwarded`, keeping earlier hops only from trusted peers.
 pub fn write_forwarded(h: &mut HeaderMap, hop: &Hop<'_>) {
+    if !hop.trusted {
+        // Other client-address headers upstream frameworks believe; from an
+        // untrusted client they can only be spoofed.
+        for name in [
+            "x-real-ip",
+            "true-client-ip",
+            "x-client-ip",
+            "x-forwarded-port",
+            "x-forwarded-prefix",
+            "x-original-forwarded-for",
+        ] {
+            h.remove(name);
+        }
+    }
     match hop.trusted.then(|| join(h, &X_FORWARDED_FOR)).flatten() {
         Some(prior) => set(h, &X_FORWARDED_FOR, &format!("{prior}, {}", hop.peer.node_plain())),
         None => {
@@ -355,6 +369,22 @@ mod tests {
         h.insert("x-junk", HeaderValue::from_static("1"));
         strip_hop_by_hop(&mut h, false);
         assert!(h.contains_key("x-forwarded-for") && h.contains_key("forwarded") && h.contains_key("host"));
+        h.insert("x-real-ip", HeaderValue::from_static("6.6.6.6"));
+        h.insert("true-client-ip", HeaderValue::from_static("6.6.6.6"));
+        let peer = PeerText::new(ip("198.51.100.1"));
+        write_forwarded(
+            &mut h,
+            &Hop {
+                peer: &peer,
+                trusted: false,
+                proto: "http",
+                host: None,
+            },
+        );
+        assert!(
+            !h.contains_key("x-real-ip") && !h.contains_key("true-client-ip"),
+            "spoofable client-IP headers kept"
+        );
         assert!(!h.contains_key("x-junk"));
     }
 

@@ -76,7 +76,8 @@ impl Gateway {
                 AccessLogConfig::Off => AccessLogSink::Off,
                 AccessLogConfig::File(p) => AccessLogSink::File(p.into()),
             });
-        let access_log = AccessLog::start(sink).map_err(StartError::AccessLog)?;
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let access_log = AccessLog::start(sink, metrics.access_log_dropped.clone()).map_err(StartError::AccessLog)?;
         let mut bound = Vec::new();
         for l in &snapshot.config.listeners {
             bound.push(bind(&format!("listener `{}`", l.name), &l.bind).await?);
@@ -85,7 +86,13 @@ impl Gateway {
             Some(addr) => Some(bind("admin listener", addr).await?),
             None => None,
         };
-        let shared = Shared::new(snapshot, opts.config_path.clone(), access_log, opts.workers.len());
+        let shared = Shared::new(
+            snapshot,
+            opts.config_path.clone(),
+            access_log,
+            metrics,
+            opts.workers.len(),
+        );
         let workers = Arc::new(opts.workers.clone());
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = Vec::new();

@@ -200,6 +200,14 @@ async fn proxy(
     trusted: bool,
 ) -> Result<Response<ProxyBody>, Rejection> {
     check_caps(&req, rt)?;
+    if req.method() == Method::TRACE {
+        // TRACE echoes requests (cookies, auth headers) back: cross-site tracing.
+        return Err(refuse(
+            ProblemKind::MethodNotAllowed,
+            "trace_refused",
+            "TRACE is never proxied",
+        ));
+    }
     if req.headers().get_all(header::HOST).iter().count() > 1 {
         return Err(refuse(
             ProblemKind::BadRequest,

@@ -70,6 +70,8 @@ pub struct Metrics {
     pub ejections: Family<TargetLabels, Counter>,
     /// `warden_config_reloads_total{result}`.
     pub reloads: Family<ReloadLabels, Counter>,
+    /// `warden_access_log_dropped_total`: records lost to a full log queue.
+    pub access_log_dropped: Counter,
     no_route: Arc<str>,
 }
 
@@ -86,6 +88,7 @@ impl Metrics {
         let upstream_healthy = Family::<TargetLabels, Gauge>::default();
         let ejections = Family::<TargetLabels, Counter>::default();
         let reloads = Family::<ReloadLabels, Counter>::default();
+        let access_log_dropped = Counter::default();
         registry.register("requests", "Requests answered, by route and status", requests.clone());
         registry.register(
             "request_duration_seconds",
@@ -99,6 +102,11 @@ impl Metrics {
         );
         registry.register("upstream_ejections", "Passive ejections of a target", ejections.clone());
         registry.register("config_reloads", "Config reloads by result", reloads.clone());
+        registry.register(
+            "access_log_dropped",
+            "Access-log records dropped because the writer fell behind",
+            access_log_dropped.clone(),
+        );
         Self {
             registry,
             requests,
@@ -106,6 +114,7 @@ impl Metrics {
             upstream_healthy,
             ejections,
             reloads,
+            access_log_dropped,
             no_route: Arc::from("-"),
         }
     }

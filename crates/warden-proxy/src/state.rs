@@ -53,8 +53,13 @@ pub struct Shared {
 
 impl Shared {
     /// Builds the first runtime from `snapshot`.
-    pub fn new(snapshot: Snapshot, config_path: Option<PathBuf>, access_log: AccessLog, workers: usize) -> Arc<Self> {
-        let metrics = Arc::new(Metrics::new());
+    pub fn new(
+        snapshot: Snapshot,
+        config_path: Option<PathBuf>,
+        access_log: AccessLog,
+        metrics: Arc<Metrics>,
+        workers: usize,
+    ) -> Arc<Self> {
         let pools = build_pools(&snapshot, &HashMap::new(), &metrics, workers);
         let runtime = Runtime {
             snapshot: Arc::new(snapshot),

@@ -156,3 +156,22 @@ async fn spoofed_forwarded_for_cannot_bypass_ip_rules() {
     assert!(resp.starts_with("HTTP/1.1 403"), "{resp}");
     assert_eq!(up.hits(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tomcat_style_dot_parameters_and_trace_are_refused() {
+    let (public, admin, gw) = setup().await;
+    for attack in ["/public/..;/admin", "/public/.;/admin", "/public/%2e%2e;/admin"] {
+        let resp = raw_get(&gw, attack).await;
+        assert!(resp.starts_with("HTTP/1.1 400"), "{attack}: {resp}");
+    }
+    let resp = raw(
+        gw.addr,
+        b"TRACE /public/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .0;
+    assert!(resp.starts_with("HTTP/1.1 405"), "{resp}");
+    assert_eq!(public.hits() + admin.hits(), 0);
+    // Benign: a matrix parameter on an ordinary segment passes.
+    assert!(raw_get(&gw, "/public/item;v=2").await.starts_with("HTTP/1.1 200"));
+}

@@ -37,6 +37,10 @@ pub enum PathError {
     /// The path contains a control character (below 0x20, or 0x7F), literal or encoded.
     #[error("path contains a control character")]
     ControlChar,
+    /// A `.` or `..` segment carries a `;` parameter (`/a/..;/b`): Tomcat and
+    /// Spring resolve it as `..`, so it would climb where this router did not.
+    #[error("path contains a dot segment with a `;` parameter")]
+    DotSegmentParameter,
 }
 
 /// Normalises the raw path of a request URI (without its query string).
@@ -53,11 +57,19 @@ pub fn normalize_path(raw: &str) -> Result<String, PathError> {
     if bytes.first() != Some(&b'/') {
         return Err(PathError::NotAbsolute);
     }
-    if is_plain(bytes) {
-        return Ok(raw.to_owned());
+    let normal = if is_plain(bytes) {
+        raw.to_owned()
+    } else {
+        remove_dot_segments(&decode(bytes)?)
+    };
+    if normal.contains(';')
+        && normal
+            .split('/')
+            .any(|seg| seg.starts_with(".;") || seg.starts_with("..;"))
+    {
+        return Err(PathError::DotSegmentParameter);
     }
-    let decoded = decode(bytes)?;
-    Ok(remove_dot_segments(&decoded))
+    Ok(normal)
 }
 
 /// True when `bytes` (starting with `/`) is printable ASCII without `%` or `\`, with no

@@ -212,6 +212,19 @@ fn generated_paths_normalise_to_canonical_fixed_points() {
 }
 
 #[test]
+fn dot_segments_with_parameters_are_refused_and_other_semicolons_kept() {
+    for attack in [
+        "/public/..;/admin",
+        "/public/.;/admin",
+        "/a/..;jsessionid=1/b",
+        "/public/%2e%2e;/admin",
+    ] {
+        assert_refused(attack, PathError::DotSegmentParameter);
+    }
+    assert_norm("/a;v=1/b", "/a;v=1/b");
+}
+
+#[test]
 fn path_errors_have_clear_messages() {
     assert_eq!(
         PathError::EncodedSlash.to_string(),
