@@ -29,25 +29,51 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
     )
 }
 
+/// Client-address headers some upstream frameworks believe; from an untrusted
+/// client they can only be spoofed.
+fn spoofable_client_address(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "x-real-ip" | "true-client-ip" | "x-client-ip" | "x-forwarded-port" | "x-forwarded-prefix"
+    )
+}
+
 /// Removes hop-by-hop headers, including those named in `Connection`. With
 /// `upgrade` set, `Connection: upgrade` and `Upgrade` are kept for the handshake.
 /// One pass over the names present; nothing is allocated when nothing goes.
 pub fn strip_hop_by_hop(h: &mut HeaderMap, upgrade: bool) {
+    scrub(h, upgrade, false);
+}
+
+/// [`strip_hop_by_hop`] for a request, also removing spoofable client-address
+/// headers when the peer is not a trusted proxy — in the same single pass.
+pub fn scrub_request(h: &mut HeaderMap, upgrade: bool, trusted: bool) {
+    scrub(h, upgrade, !trusted);
+}
+
+fn scrub(h: &mut HeaderMap, upgrade: bool, untrusted: bool) {
     let mut doomed: Vec<HeaderName> = Vec::new();
-    for v in h.get_all(header::CONNECTION) {
-        let Ok(v) = v.to_str() else { continue };
-        for token in v.split(',') {
-            if let Ok(name) = HeaderName::from_bytes(token.trim().as_bytes())
-                && !(upgrade && name == header::UPGRADE)
-                && !gateway_owned(&name)
-            {
-                doomed.push(name);
-            }
+    let mut has_connection = false;
+    for name in h.keys() {
+        if *name == header::CONNECTION {
+            has_connection = true;
+        }
+        let hop = is_hop_by_hop(name) && !(upgrade && name == header::UPGRADE);
+        if hop || (untrusted && spoofable_client_address(name)) {
+            doomed.push(name.clone());
         }
     }
-    for name in h.keys() {
-        if is_hop_by_hop(name) && !(upgrade && name == header::UPGRADE) {
-            doomed.push(name.clone());
+    if has_connection {
+        for v in h.get_all(header::CONNECTION) {
+            let Ok(v) = v.to_str() else { continue };
+            for token in v.split(',') {
+                if let Ok(name) = HeaderName::from_bytes(token.trim().as_bytes())
+                    && !(upgrade && name == header::UPGRADE)
+                    && !gateway_owned(&name)
+                {
+                    doomed.push(name);
+                }
+            }
         }
     }
     for name in doomed {
@@ -250,13 +276,16 @@ pub fn request_id(h: &HeaderMap, trusted: bool) -> String {
     {
         return v.to_owned();
     }
-    let mut id = String::with_capacity(32);
-    let n = rand::random::<u128>();
-    for shift in (0..32).rev() {
-        let nibble = ((n >> (shift * 4)) & 0xf) as u8;
-        id.push(char::from(if nibble < 10 { b'0' + nibble } else { b'a' + nibble - 10 }));
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = [0u8; 32];
+    for (pair, byte) in id.chunks_exact_mut(2).zip(rand::random::<u128>().to_be_bytes()) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0x0f)];
     }
-    id
+    // Hex digits are ASCII, so this never falls back.
+    std::str::from_utf8(&id)
+        .unwrap_or("00000000000000000000000000000000")
+        .to_owned()
 }
 
 #[cfg(test)]

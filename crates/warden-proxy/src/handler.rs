@@ -287,7 +287,7 @@ async fn proxy(
         None => HeaderValue::from_str(&host).ok().filter(|_| !host.is_empty()),
     };
     let h = &mut parts.headers;
-    forwarded::strip_hop_by_hop(h, upgrade);
+    forwarded::scrub_request(h, upgrade, trusted);
     h.remove(header::EXPECT);
     forwarded::write_forwarded(
         h,

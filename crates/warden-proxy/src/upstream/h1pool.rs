@@ -59,8 +59,9 @@ impl H1Pool {
     /// ones are dropped on the way.
     pub(crate) fn take(&self) -> Option<SendRequest<ProxyBody>> {
         let mut idle = self.idle.lock().ok()?;
+        let now = Instant::now();
         while let Some(entry) = idle.pop() {
-            if entry.tx.is_closed() || entry.since.elapsed() > self.idle_timeout {
+            if entry.tx.is_closed() || now.duration_since(entry.since) > self.idle_timeout {
                 continue;
             }
             return Some(entry.tx);
@@ -74,10 +75,17 @@ impl H1Pool {
             return;
         }
         if let Ok(mut idle) = self.idle.lock() {
-            // Drop expired entries from the cold end so the list cannot hold
-            // connections past their idle timeout while traffic is steady.
-            let timeout = self.idle_timeout;
-            idle.retain(|e| e.since.elapsed() <= timeout && !e.tx.is_closed());
+            // The list is LIFO, so the oldest entries sit at the front: drop
+            // expired ones from there (rarely any) so steady traffic cannot
+            // keep connections past their idle timeout.
+            let now = Instant::now();
+            let expired = idle
+                .iter()
+                .take_while(|e| now.duration_since(e.since) > self.idle_timeout)
+                .count();
+            if expired > 0 {
+                idle.drain(..expired);
+            }
             if idle.len() < self.max_idle {
                 idle.push(Idle {
                     tx,

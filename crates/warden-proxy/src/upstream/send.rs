@@ -109,38 +109,56 @@ pub async fn send(
             tried.push(guard.index());
         }
         let authority = guard.target().authority.clone();
-        let b = if retryable {
-            empty()
-        } else {
-            body.take().unwrap_or_else(empty)
-        };
-        // The last attempt takes the headers; earlier ones send a copy.
-        let h = if attempt < attempts {
-            headers.clone()
-        } else {
-            headers.take()
-        }
-        .unwrap_or_default();
-        let req = build(pool, method.clone(), authority.clone(), path_and_query.clone(), h, b);
         let wait = first_byte.min(deadline.saturating_duration_since(Instant::now()));
         let mut guard = guard;
         let outcome = match pool.config.protocol {
-            UpstreamProtocol::Http1 => match tokio::time::timeout(wait, exchange_h1(pool, &guard, req)).await {
-                Ok(Ok((response, tx))) => {
-                    guard.lease = Some(tx);
-                    Ok(Ok(response))
+            // HTTP/1.1: get a connection first, build the request after. A
+            // connect failure leaves the headers untouched for the next
+            // target, so they are never copied.
+            UpstreamProtocol::Http1 => {
+                let exchange = async {
+                    let (tx, reused) = acquire_h1(pool, &guard).await?;
+                    let h = headers.take().unwrap_or_default();
+                    let b = if retryable {
+                        empty()
+                    } else {
+                        body.take().unwrap_or_else(empty)
+                    };
+                    let req = build(pool, method.clone(), authority.clone(), path_and_query.clone(), h, b);
+                    exchange_h1(pool, &guard, tx, reused, req).await
+                };
+                match tokio::time::timeout(wait, exchange).await {
+                    Ok(Ok((response, tx))) => {
+                        guard.lease = Some(tx);
+                        Ok(Ok(response))
+                    }
+                    Ok(Err(e)) => Ok(Err(e)),
+                    Err(elapsed) => Err(elapsed),
                 }
-                Ok(Err(e)) => Ok(Err(e)),
-                Err(elapsed) => Err(elapsed),
-            },
-            UpstreamProtocol::Http2 => match tokio::time::timeout(wait, pool.client().request(req)).await {
-                Ok(Ok(response)) => Ok(Ok(response)),
-                Ok(Err(e)) => Ok(Err(Failure {
-                    connect: e.is_connect(),
-                    message: error_chain(&e),
-                })),
-                Err(elapsed) => Err(elapsed),
-            },
+            }
+            UpstreamProtocol::Http2 => {
+                // The last attempt takes the headers; earlier ones send a copy.
+                let h = if attempt < attempts {
+                    headers.clone()
+                } else {
+                    headers.take()
+                }
+                .unwrap_or_default();
+                let b = if retryable {
+                    empty()
+                } else {
+                    body.take().unwrap_or_else(empty)
+                };
+                let req = build(pool, method.clone(), authority.clone(), path_and_query.clone(), h, b);
+                match tokio::time::timeout(wait, pool.client().request(req)).await {
+                    Ok(Ok(response)) => Ok(Ok(response)),
+                    Ok(Err(e)) => Ok(Err(Failure {
+                        connect: e.is_connect(),
+                        message: error_chain(&e),
+                    })),
+                    Err(elapsed) => Err(elapsed),
+                }
+            }
         };
         match outcome {
             Ok(Ok(response)) => {
@@ -195,48 +213,67 @@ struct Failure {
     message: String,
 }
 
-/// One exchange over this worker's own HTTP/1.1 pool. A pooled connection that
-/// turns out dead before the request was written is replaced by a fresh one,
-/// once; the request is never sent twice.
+/// A ready HTTP/1.1 connection to the guard's target from this worker's
+/// pool, or a new one; the flag says whether it was reused.
+async fn acquire_h1(pool: &ServicePool, guard: &InflightGuard) -> Result<(SendRequest<ProxyBody>, bool), Failure> {
+    if let Some(mut tx) = pool.h1_pool(guard.index()).take()
+        && tx.ready().await.is_ok()
+    {
+        return Ok((tx, true));
+    }
+    let mut tx = connect_h1(pool, guard).await?;
+    tx.ready().await.map_err(|e| Failure {
+        connect: true,
+        message: error_chain(&e),
+    })?;
+    Ok((tx, false))
+}
+
+async fn connect_h1(pool: &ServicePool, guard: &InflightGuard) -> Result<SendRequest<ProxyBody>, Failure> {
+    let timeout = Duration::from_millis(pool.config.timeouts.connect_ms);
+    connect(&guard.target().authority, timeout)
+        .await
+        .map_err(|ConnectError::Connect(message)| Failure { connect: true, message })
+}
+
+/// Sends over `tx`. A reused connection that turns out dead before the
+/// request was written is replaced by a fresh one, once; the request is never
+/// sent twice.
 async fn exchange_h1(
     pool: &ServicePool,
     guard: &InflightGuard,
+    mut tx: SendRequest<ProxyBody>,
+    reused: bool,
     req: Request<ProxyBody>,
 ) -> Result<(Response<Incoming>, SendRequest<ProxyBody>), Failure> {
-    let h1 = pool.h1_pool(guard.index());
-    let authority = &guard.target().authority;
-    let connect_timeout = Duration::from_millis(pool.config.timeouts.connect_ms);
-    let mut req = req;
-    let mut pooled = h1.take();
-    loop {
-        let reused = pooled.is_some();
-        let mut tx = match pooled.take() {
-            Some(tx) => tx,
-            None => connect(authority, connect_timeout)
-                .await
-                .map_err(|ConnectError::Connect(message)| Failure { connect: true, message })?,
-        };
-        if tx.ready().await.is_err() {
-            if reused {
-                continue;
-            }
-            return Err(Failure {
-                connect: true,
-                message: "new connection closed before use".into(),
-            });
-        }
-        match tx.try_send_request(req).await {
-            Ok(response) => return Ok((response, tx)),
-            Err(mut e) => match e.take_message() {
-                Some(unsent) if reused => req = unsent,
-                _ => {
-                    return Err(Failure {
+    match tx.try_send_request(req).await {
+        Ok(response) => Ok((response, tx)),
+        Err(mut e) => match e.take_message() {
+            Some(unsent) if reused => {
+                // The request (headers, body) is consumed from here on: a
+                // failure now is final, never retried on another target.
+                let final_failure = |f: Failure| Failure {
+                    connect: false,
+                    message: f.message,
+                };
+                let mut fresh = connect_h1(pool, guard).await.map_err(final_failure)?;
+                fresh.ready().await.map_err(|e| Failure {
+                    connect: false,
+                    message: error_chain(&e),
+                })?;
+                match fresh.try_send_request(unsent).await {
+                    Ok(response) => Ok((response, fresh)),
+                    Err(e) => Err(Failure {
                         connect: false,
                         message: error_chain(e.error()),
-                    });
+                    }),
                 }
-            },
-        }
+            }
+            _ => Err(Failure {
+                connect: false,
+                message: error_chain(e.error()),
+            }),
+        },
     }
 }
 
