@@ -465,6 +465,9 @@ fn finish(mut resp: Response<ProxyBody>, ex: Exchange, shared: Arc<Shared>) -> R
     Response::from_parts(parts, body.boxed_unsync())
 }
 
+/// Compile-time check, never called: the handler future must stay `Send`, or
+/// hyper cannot run it (a non-`Send` future shows up as an obscure error at
+/// the listener instead of here).
 #[allow(dead_code)]
 fn _assert_send(req: Request<Incoming>, conn: Arc<ConnInfo>, shared: Arc<Shared>) {
     fn is_send<T: Send>(_: T) {}
