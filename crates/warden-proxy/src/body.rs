@@ -14,6 +14,32 @@ use http_body_util::{BodyExt, Empty, Full};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
+/// A deadline whose timer is only registered the first time the body has to
+/// wait: small bodies that arrive with their headers never touch the timer
+/// wheel.
+#[derive(Debug)]
+pub struct LazyDeadline {
+    at: Instant,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl LazyDeadline {
+    /// A deadline at `at`.
+    pub fn new(at: Instant) -> Self {
+        Self { at, timer: None }
+    }
+
+    /// Polls the deadline (registering its timer on first use).
+    pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        if Instant::now() >= self.at {
+            return true;
+        }
+        let at = self.at;
+        let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+        timer.as_mut().poll(cx).is_ready()
+    }
+}
+
 /// Any error a body may yield.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -92,8 +118,7 @@ pin_project! {
         inner: B,
         max: u64,
         seen: u64,
-        #[pin]
-        deadline: Sleep,
+        deadline: LazyDeadline,
         stats: Arc<BodyStats>,
     }
 }
@@ -105,7 +130,7 @@ impl<B> CappedBody<B> {
             inner,
             max,
             seen: 0,
-            deadline: tokio::time::sleep_until(Instant::now() + timeout),
+            deadline: LazyDeadline::new(Instant::now() + timeout),
             stats,
         }
     }
@@ -142,7 +167,7 @@ where
                 Poll::Ready(None)
             }
             Poll::Pending => {
-                if this.deadline.poll(cx).is_ready() {
+                if this.deadline.poll_expired(cx) {
                     this.stats.set_fault(BodyFault::TimedOut);
                     return Poll::Ready(Some(Err(Box::new(BodyStopped(BodyFault::TimedOut)))));
                 }
@@ -166,8 +191,7 @@ pin_project! {
     pub struct TrackedBody<B: Body, F: FnOnce(u64, bool)> {
         #[pin]
         inner: B,
-        #[pin]
-        deadline: Option<Sleep>,
+        deadline: Option<LazyDeadline>,
         sent: u64,
         on_done: Option<F>,
     }
@@ -187,7 +211,7 @@ impl<B: Body, F: FnOnce(u64, bool)> TrackedBody<B, F> {
     pub fn new(inner: B, deadline: Option<Instant>, on_done: F) -> Self {
         Self {
             inner,
-            deadline: deadline.map(tokio::time::sleep_until),
+            deadline: deadline.map(LazyDeadline::new),
             sent: 0,
             on_done: Some(on_done),
         }
@@ -204,7 +228,7 @@ where
     type Error = BoxError;
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let mut this = self.project();
+        let this = self.project();
         match this.inner.poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
@@ -225,8 +249,8 @@ where
                 Poll::Ready(None)
             }
             Poll::Pending => {
-                if let Some(deadline) = this.deadline.as_mut().as_pin_mut()
-                    && deadline.poll(cx).is_ready()
+                if let Some(deadline) = this.deadline.as_mut()
+                    && deadline.poll_expired(cx)
                 {
                     if let Some(done) = this.on_done.take() {
                         done(*this.sent, false);
@@ -244,5 +268,55 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A body that never yields.
+    struct Stalled;
+
+    impl Body for Stalled {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+        fn poll_frame(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            Poll::Pending
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stalled_body_times_out_and_the_fault_is_recorded() {
+        let stats = Arc::new(BodyStats::default());
+        let body = CappedBody::new(Stalled, 100, Duration::from_millis(50), Arc::clone(&stats));
+        let Err(err) = body.collect().await else {
+            panic!("a stalled body must time out")
+        };
+        assert!(err.to_string().contains("TimedOut"), "{err}");
+        assert_eq!(stats.fault(), Some(BodyFault::TimedOut));
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_cap_is_cut_off_and_a_small_one_passes_without_a_timer() {
+        let stats = Arc::new(BodyStats::default());
+        let big = CappedBody::new(
+            Full::new(Bytes::from(vec![0u8; 101])),
+            100,
+            Duration::from_secs(5),
+            Arc::clone(&stats),
+        );
+        assert!(big.collect().await.is_err());
+        assert_eq!(stats.fault(), Some(BodyFault::TooLarge));
+        let stats = Arc::new(BodyStats::default());
+        let small = CappedBody::new(
+            Full::new(Bytes::from_static(b"ok")),
+            100,
+            Duration::from_secs(5),
+            Arc::clone(&stats),
+        );
+        assert_eq!(small.collect().await.unwrap().to_bytes(), Bytes::from_static(b"ok"));
+        assert!(stats.ended());
+        assert_eq!(stats.fault(), None);
     }
 }
