@@ -27,30 +27,25 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$work"; }
 trap cleanup EXIT
 
-mkdir -p "$work/up" "$work/px"
-cat > "$work/up/nginx.conf" <<CONF
-daemon off; worker_processes 1; pid $work/up/nginx.pid; error_log $work/up/error.log crit;
+# nginx_conf DIR HTTP-BLOCK-BODY: one single-worker nginx, logs off, temp files in DIR.
+nginx_conf() {
+  mkdir -p "$1"
+  cat > "$1/nginx.conf" <<CONF
+daemon off; worker_processes 1; pid $1/nginx.pid; error_log $1/error.log crit;
 events { worker_connections 4096; }
 http {
-  access_log off; client_body_temp_path $work/up; proxy_temp_path $work/up;
-  fastcgi_temp_path $work/up; uwsgi_temp_path $work/up; scgi_temp_path $work/up;
+  access_log off; client_body_temp_path $1; proxy_temp_path $1;
+  fastcgi_temp_path $1; uwsgi_temp_path $1; scgi_temp_path $1;
   keepalive_requests 1000000;
-  server { listen 127.0.0.1:$UP_PORT; default_type application/json;
-    location / { return 200 '{"id":42,"name":"ada","roles":["reader"],"active":true}'; } }
+  $2
 }
 CONF
-cat > "$work/px/nginx.conf" <<CONF
-daemon off; worker_processes 1; pid $work/px/nginx.pid; error_log $work/px/error.log crit;
-events { worker_connections 4096; }
-http {
-  access_log off; client_body_temp_path $work/px; proxy_temp_path $work/px;
-  fastcgi_temp_path $work/px; uwsgi_temp_path $work/px; scgi_temp_path $work/px;
-  keepalive_requests 1000000;
-  upstream api { server 127.0.0.1:$UP_PORT; keepalive 128; }
+}
+nginx_conf "$work/up" "server { listen 127.0.0.1:$UP_PORT; default_type application/json;
+    location / { return 200 '{\"id\":42,\"name\":\"ada\",\"roles\":[\"reader\"],\"active\":true}'; } }"
+nginx_conf "$work/px" "upstream api { server 127.0.0.1:$UP_PORT; keepalive 128; }
   server { listen 127.0.0.1:$NGINX_PORT;
-    location / { proxy_pass http://api; proxy_http_version 1.1; proxy_set_header Connection ""; } }
-}
-CONF
+    location / { proxy_pass http://api; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
 cat > "$work/warden.yaml" <<CONF
 listeners: [{ name: bench, bind: "127.0.0.1:$WARDEN_PORT" }]
 admin: { bind: "127.0.0.1:$ADMIN_PORT" }

@@ -9,9 +9,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::Method;
-use ipnet::IpNet;
 use warden_core::Policy;
 use warden_policies::PolicySpec;
+use warden_policies::ip_rules::NetList;
 
 use crate::error::Issues;
 use crate::load::Parsed;
@@ -31,7 +31,7 @@ pub(crate) fn compile(parsed: Parsed, issues: &mut Issues) -> Option<Snapshot> {
     } = parsed;
     check_listeners(&config, &index.listeners, issues);
     check_limits(&config, issues);
-    let trusted_proxies = parse_nets(&config.trusted_proxies, "trusted_proxies", issues);
+    let trusted_proxies = parse_nets(&config.trusted_proxies, issues);
     let mut services: HashSet<&str> = check_services(&config.services, &index.services, issues);
     services.extend(service_names.iter().map(String::as_str));
     let mut router = RouterBuilder::new();
@@ -233,19 +233,11 @@ fn valid_host_pattern(h: &str) -> bool {
     valid_host_name(name) || name.parse::<std::net::IpAddr>().is_ok()
 }
 
-fn parse_nets(items: &[String], key: &str, issues: &mut Issues) -> Vec<IpNet> {
-    let mut nets = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        match item
-            .parse::<IpNet>()
-            .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from))
-        {
-            Ok(n) => nets.push(n.trunc()),
-            Err(_) => issues.push(
-                format!("{key}[{i}]"),
-                format!("`{item}` is not an IP address or CIDR block"),
-            ),
-        }
+fn parse_nets(items: &[String], issues: &mut Issues) -> NetList {
+    let mut errors = Vec::new();
+    let nets = NetList::parse("trusted_proxies", items, &mut errors);
+    for e in errors {
+        issues.push(e.path, e.message);
     }
     nets
 }

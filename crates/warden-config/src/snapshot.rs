@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use ipnet::IpNet;
 use warden_core::OnError;
 use warden_policies::CompiledPolicy;
+use warden_policies::ip_rules::NetList;
 
 use crate::router::Router;
 use crate::schema::{FileConfig, LimitsConfig, UpstreamErrors};
@@ -19,17 +19,13 @@ pub struct Snapshot {
     /// Listener-wide caps.
     pub limits: LimitsConfig,
     /// Trusted proxy networks.
-    pub trusted_proxies: Vec<IpNet>,
+    pub trusted_proxies: NetList,
 }
 
 impl Snapshot {
     /// True when `ip` is a configured trusted proxy.
     pub fn is_trusted_proxy(&self, ip: std::net::IpAddr) -> bool {
-        let ip = match ip {
-            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
-            v4 => v4,
-        };
-        self.trusted_proxies.iter().any(|n| n.contains(&ip))
+        self.trusted_proxies.contains(ip)
     }
 }
 

@@ -276,6 +276,11 @@ pub fn request_id(h: &HeaderMap, trusted: bool) -> String {
     {
         return v.to_owned();
     }
+    new_request_id()
+}
+
+/// A fresh random request id: 32 lower-case hex digits.
+pub fn new_request_id() -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut id = [0u8; 32];
     for (pair, byte) in id.chunks_exact_mut(2).zip(rand::random::<u128>().to_be_bytes()) {

@@ -30,15 +30,9 @@ fn is_fingerprint(name: &HeaderName) -> bool {
     )
 }
 
-/// Renders a problem document. `status` overrides the kind's default (used for
-/// replaced upstream 5xx bodies, which keep the upstream's status).
-pub fn problem(
-    kind: ProblemKind,
-    status: Option<StatusCode>,
-    detail: Option<&str>,
-    request_id: &str,
-) -> Response<ProxyBody> {
-    let status = status.unwrap_or_else(|| kind.status());
+/// The RFC 9457 body: `type`, `title`, `status`, `request_id`, optional `detail`.
+/// Also used by the framing refusal, which answers before hyper exists.
+pub fn problem_json(kind: ProblemKind, status: StatusCode, detail: Option<&str>, request_id: &str) -> String {
     let mut doc = serde_json::json!({
         "type": kind.type_uri(),
         "title": kind.title(),
@@ -48,7 +42,20 @@ pub fn problem(
     if let (Some(d), Some(obj)) = (detail, doc.as_object_mut()) {
         obj.insert("detail".into(), serde_json::Value::String(d.to_owned()));
     }
-    let body = Bytes::from(doc.to_string());
+    doc.to_string()
+}
+
+/// Renders a problem document. `status` overrides the kind's default (used for
+/// replaced upstream 5xx bodies, which keep the upstream's status).
+pub fn problem(
+    kind: ProblemKind,
+    status: Option<StatusCode>,
+    detail: Option<&str>,
+    request_id: &str,
+) -> Response<ProxyBody> {
+    let status = status.unwrap_or_else(|| kind.status());
+    let doc = problem_json(kind, status, detail, request_id);
+    let body = Bytes::from(doc);
     let mut resp = Response::new(full(body.clone()));
     *resp.status_mut() = status;
     let h = resp.headers_mut();

@@ -1,10 +1,9 @@
 //! `IpRulesConfig`: the YAML shape of `type: ip_rules`.
 
-use ipnet::IpNet;
 use serde::Deserialize;
 use warden_core::OnError;
 
-use super::IpRules;
+use super::{IpRules, NetList};
 use crate::SpecError;
 
 /// `type: ip_rules` — `allow` and `deny` CIDR lists.
@@ -26,8 +25,8 @@ impl IpRulesConfig {
     /// Parses every CIDR, listing each bad one.
     pub fn build(&self) -> Result<IpRules, Vec<SpecError>> {
         let mut errors = Vec::new();
-        let allow = parse_list("allow", &self.allow, &mut errors);
-        let deny = parse_list("deny", &self.deny, &mut errors);
+        let allow = NetList::parse("allow", &self.allow, &mut errors);
+        let deny = NetList::parse("deny", &self.deny, &mut errors);
         if self.allow.is_empty() && self.deny.is_empty() {
             errors.push(SpecError {
                 path: String::new(),
@@ -40,21 +39,4 @@ impl IpRulesConfig {
             Err(errors)
         }
     }
-}
-
-fn parse_list(key: &str, items: &[String], errors: &mut Vec<SpecError>) -> Vec<IpNet> {
-    let mut nets = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let parsed = item
-            .parse::<IpNet>()
-            .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from));
-        match parsed {
-            Ok(net) => nets.push(net.trunc()),
-            Err(_) => errors.push(SpecError {
-                path: format!("{key}[{i}]"),
-                message: format!("`{item}` is not an IP address or CIDR block"),
-            }),
-        }
-    }
-    nets
 }

@@ -12,9 +12,11 @@
 //! millions (a prefix trie comes with the threat-intel feeds).
 
 mod config;
+mod nets;
 mod policy;
 #[cfg(test)]
 mod tests;
 
 pub use config::IpRulesConfig;
+pub use nets::NetList;
 pub use policy::IpRules;

@@ -24,7 +24,6 @@ use warden_config::schema::LimitsConfig;
 use crate::handler::{self, ConnInfo};
 use crate::state::Shared;
 use strict_h1::FramingLimits;
-pub use strict_io::refusal_bytes;
 
 /// Slack above `max_header_bytes` hyper and the framing checker allow, so the
 /// handler (which answers with problem+json) is the one that usually refuses.

@@ -39,15 +39,8 @@ pub fn refusal_bytes(v: &Violation) -> Vec<u8> {
     } else {
         ProblemKind::BadRequest
     };
-    let id = format!("{:032x}", rand::random::<u128>());
-    let body = serde_json::json!({
-        "type": kind.type_uri(),
-        "title": kind.title(),
-        "status": kind.status().as_u16(),
-        "detail": v.to_string(),
-        "request_id": id,
-    })
-    .to_string();
+    let id = crate::forwarded::new_request_id();
+    let body = crate::respond::problem_json(kind, kind.status(), Some(&v.to_string()), &id);
     tracing::info!(request_id = %id, violation = %v, "malformed HTTP/1 framing refused; connection closed");
     format!(
         "HTTP/1.1 {} {}\r\ncontent-type: application/problem+json\r\ncontent-length: {}\r\ncache-control: no-store\r\nx-content-type-options: nosniff\r\nx-request-id: {id}\r\nconnection: close\r\n\r\n{body}",

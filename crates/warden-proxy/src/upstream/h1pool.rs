@@ -95,7 +95,8 @@ impl H1Pool {
         }
     }
 
-    /// Closes every idle connection (reaper and tests).
+    /// Drops idle connections past their idle timeout or closed by the
+    /// upstream, wherever they sit in the list (the periodic reaper).
     pub(crate) fn clear_expired(&self) {
         if let Ok(mut idle) = self.idle.lock() {
             let timeout = self.idle_timeout;
