@@ -47,7 +47,7 @@ nginx_conf "$work/px" "upstream api { server 127.0.0.1:$UP_PORT; keepalive 128; 
   server { listen 127.0.0.1:$NGINX_PORT;
     location / { proxy_pass http://api; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
 cat > "$work/warden.yaml" <<CONF
-listeners: [{ name: bench, bind: "127.0.0.1:$WARDEN_PORT" }]
+listeners: [{ name: bench, bind: "127.0.0.1:$WARDEN_PORT", plain_http: serve }]
 admin: { bind: "127.0.0.1:$ADMIN_PORT" }
 access_log: off
 services: [{ name: api, targets: ["127.0.0.1:$UP_PORT"], pool: { max_idle_per_target: 256 } }]

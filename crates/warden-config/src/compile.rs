@@ -8,16 +8,18 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::Method;
+use http::{HeaderName, Method};
 use warden_core::Policy;
 use warden_policies::PolicySpec;
 use warden_policies::ip_rules::NetList;
+use warden_tls::ServerTls;
+use warden_tls::config::ClientAuthMode;
 
 use crate::error::Issues;
 use crate::load::Parsed;
 use crate::router::{PathPattern, RouterBuilder};
-use crate::schema::{FileConfig, PathConfig, ServiceConfig};
-use crate::snapshot::{PolicyInstance, RouteRuntime, Snapshot};
+use crate::schema::{FileConfig, PathConfig, PlainHttp, ServiceConfig};
+use crate::snapshot::{ListenerRuntime, PolicyInstance, RouteRuntime, Snapshot};
 
 const MAX_RETRIES: u32 = 5;
 
@@ -29,7 +31,12 @@ pub(crate) fn compile(parsed: Parsed, issues: &mut Issues) -> Option<Snapshot> {
         service_names,
         index,
     } = parsed;
-    check_listeners(&config, &index.listeners, issues);
+    let (listeners, identity_headers) = check_listeners(&config, &index.listeners, issues);
+    let mtls_listener = config.listeners.iter().any(|l| {
+        l.tls
+            .as_ref()
+            .is_some_and(|t| t.client_auth.mode != ClientAuthMode::Off)
+    });
     check_limits(&config, issues);
     let trusted_proxies = parse_nets(&config.trusted_proxies, issues);
     let mut services: HashSet<&str> = check_services(&config.services, &index.services, issues);
@@ -49,6 +56,19 @@ pub(crate) fn compile(parsed: Parsed, issues: &mut Issues) -> Option<Snapshot> {
         if route.max_body_bytes == Some(0) {
             issues.push(format!("{at}.max_body_bytes"), "must be greater than 0");
         }
+        if let Some(rule) = &route.client_cert {
+            if !mtls_listener {
+                issues.push(
+                    format!("{at}.client_cert"),
+                    "no listener asks for client certificates (set tls.client_auth.mode on one)",
+                );
+            }
+            for (j, a) in rule.allow.iter().enumerate() {
+                if let Some(problem) = a.check() {
+                    issues.push(format!("{at}.client_cert.allow[{j}]"), problem);
+                }
+            }
+        }
         let methods = parse_methods(&route.methods, &at, issues);
         let policies = build_policies(&specs, &at, issues);
         let needs_body = policies.iter().any(|p| p.policy.needs_request_body());
@@ -60,6 +80,7 @@ pub(crate) fn compile(parsed: Parsed, issues: &mut Issues) -> Option<Snapshot> {
             upstream_errors: route.upstream_errors,
             security_headers: route.security_headers,
             needs_body,
+            client_cert: route.client_cert.clone(),
         });
         let pattern = match &route.path {
             PathConfig::Exact(p) => PathPattern::Exact(p.clone()),
@@ -93,11 +114,66 @@ pub(crate) fn compile(parsed: Parsed, issues: &mut Issues) -> Option<Snapshot> {
         router: router.build(),
         limits: config.limits.clone(),
         trusted_proxies,
+        listeners,
+        identity_headers,
         config,
     })
 }
 
-fn check_listeners(config: &FileConfig, index: &[usize], issues: &mut Issues) {
+type Listeners = (Vec<Arc<ListenerRuntime>>, Vec<HeaderName>);
+
+fn check_listeners(config: &FileConfig, index: &[usize], issues: &mut Issues) -> Listeners {
+    let mut compiled = Vec::new();
+    let mut identity_headers: Vec<HeaderName> = Vec::new();
+    for (l, i) in config.listeners.iter().zip(index) {
+        let at = format!("listeners[{i}]");
+        let tls = l.tls.as_ref().and_then(|t| match ServerTls::load(t) {
+            Ok(s) => Some(Arc::new(s)),
+            Err(problems) => {
+                for p in problems {
+                    issues.push(format!("{at}.tls.{}", p.path), p.message);
+                }
+                None
+            }
+        });
+        if l.tls.is_some() && l.plain_http.is_some() {
+            issues.push(format!("{at}.plain_http"), "only for listeners without `tls`");
+        }
+        if l.https_port.is_some() && l.plain_http != Some(PlainHttp::Redirect) {
+            issues.push(format!("{at}.https_port"), "only used with `plain_http: redirect`");
+        }
+        let identity_header = l
+            .tls
+            .as_ref()
+            .and_then(|t| t.client_auth.identity_header.as_deref())
+            .and_then(|name| match HeaderName::from_bytes(name.as_bytes()) {
+                Ok(h) => Some(h),
+                Err(_) => {
+                    issues.push(
+                        format!("{at}.tls.client_auth.identity_header"),
+                        format!("`{name}` is not a header name"),
+                    );
+                    None
+                }
+            });
+        if let Some(h) = &identity_header
+            && !identity_headers.contains(h)
+        {
+            identity_headers.push(h.clone());
+        }
+        compiled.push(Arc::new(ListenerRuntime {
+            name: Arc::from(l.name.as_str()),
+            tls,
+            plain_http: l.plain_http.unwrap_or_default(),
+            https_port: l.https_port.unwrap_or(443),
+            identity_header,
+        }));
+    }
+    check_listener_names(config, index, issues);
+    (compiled, identity_headers)
+}
+
+fn check_listener_names(config: &FileConfig, index: &[usize], issues: &mut Issues) {
     if config.listeners.is_empty() {
         issues.push("listeners", "at least one listener is required");
     }

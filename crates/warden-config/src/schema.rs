@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 use warden_policies::PolicySpec;
+pub use warden_tls::config::{ClientCertRule, TlsListenerConfig};
 
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -72,6 +73,30 @@ pub struct ListenerConfig {
     pub name: String,
     /// `ip:port` to bind.
     pub bind: String,
+    /// TLS settings; without them the listener speaks plain HTTP.
+    #[serde(default)]
+    pub tls: Option<TlsListenerConfig>,
+    /// What a plain-HTTP listener does with requests (default `refuse`).
+    #[serde(default)]
+    pub plain_http: Option<PlainHttp>,
+    /// Port named in `redirect` answers (default 443).
+    #[serde(default)]
+    pub https_port: Option<u16>,
+}
+
+/// What a listener without TLS does with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlainHttp {
+    /// Answer 403 `https-required` (the default: API clients must not be
+    /// taught to follow redirects with credentials attached).
+    #[default]
+    Refuse,
+    /// Answer 308 to the same host and path over `https://` (browser-facing sites).
+    Redirect,
+    /// Serve the request in clear text: only behind a TLS-terminating load
+    /// balancer or on loopback.
+    Serve,
 }
 
 /// The admin listener.
@@ -326,6 +351,9 @@ pub struct RouteConfig {
     pub security_headers: bool,
     /// Body cap for this route (overrides the listener default).
     pub max_body_bytes: Option<u64>,
+    /// Mutual TLS: `required`, or `{ allow: [...] }` to accept only some identities.
+    #[serde(default)]
+    pub client_cert: Option<ClientCertRule>,
     /// Policies; they run in the fixed kind order, not list order.
     #[serde(default)]
     pub policies: Vec<serde_json::Value>,

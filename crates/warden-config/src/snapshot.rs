@@ -7,7 +7,7 @@ use warden_policies::CompiledPolicy;
 use warden_policies::ip_rules::NetList;
 
 use crate::router::Router;
-use crate::schema::{FileConfig, LimitsConfig, UpstreamErrors};
+use crate::schema::{ClientCertRule, FileConfig, LimitsConfig, PlainHttp, UpstreamErrors};
 
 /// Everything the data plane needs, compiled once at load.
 #[derive(Debug)]
@@ -20,12 +20,39 @@ pub struct Snapshot {
     pub limits: LimitsConfig,
     /// Trusted proxy networks.
     pub trusted_proxies: NetList,
+    /// Compiled listeners, in config order.
+    pub listeners: Vec<Arc<ListenerRuntime>>,
+    /// Every configured client-certificate identity header; removed from
+    /// every request before the gateway writes its own.
+    pub identity_headers: Vec<http::HeaderName>,
+}
+
+/// One listener's compiled settings. A listener looks itself up by name in
+/// the current snapshot on every accepted connection, so certificate and TLS
+/// setting changes reach new handshakes on reload.
+#[derive(Debug)]
+pub struct ListenerRuntime {
+    /// Listener name.
+    pub name: Arc<str>,
+    /// TLS, when the listener has a `tls` section.
+    pub tls: Option<Arc<warden_tls::ServerTls>>,
+    /// Plain-HTTP behaviour (only used without TLS).
+    pub plain_http: PlainHttp,
+    /// Port for `https://` redirects.
+    pub https_port: u16,
+    /// Header that carries the verified client identity upstream.
+    pub identity_header: Option<http::HeaderName>,
 }
 
 impl Snapshot {
     /// True when `ip` is a configured trusted proxy.
     pub fn is_trusted_proxy(&self, ip: std::net::IpAddr) -> bool {
         self.trusted_proxies.contains(ip)
+    }
+
+    /// The listener called `name`.
+    pub fn listener(&self, name: &str) -> Option<&Arc<ListenerRuntime>> {
+        self.listeners.iter().find(|l| &*l.name == name)
     }
 }
 
@@ -46,6 +73,8 @@ pub struct RouteRuntime {
     pub security_headers: bool,
     /// Some policy needs the whole request body.
     pub needs_body: bool,
+    /// Mutual-TLS requirement.
+    pub client_cert: Option<ClientCertRule>,
 }
 
 /// A compiled policy plus its failure mode.

@@ -40,6 +40,10 @@ pub enum ProblemKind {
     GatewayTimeout,
     /// The upstream answered with a 5xx; its body was replaced. The status is the upstream's.
     UpstreamError,
+    /// The request came over plain HTTP to a listener that only refuses it.
+    HttpsRequired,
+    /// The route needs a client certificate (mTLS) that was not presented or is not allowed.
+    ClientCertRequired,
 }
 
 impl ProblemKind {
@@ -61,6 +65,7 @@ impl ProblemKind {
             Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::UpstreamError => StatusCode::BAD_GATEWAY,
+            Self::HttpsRequired | Self::ClientCertRequired => StatusCode::FORBIDDEN,
         }
     }
 
@@ -82,6 +87,8 @@ impl ProblemKind {
             Self::ServiceUnavailable => "service-unavailable",
             Self::GatewayTimeout => "gateway-timeout",
             Self::UpstreamError => "upstream-error",
+            Self::HttpsRequired => "https-required",
+            Self::ClientCertRequired => "client-certificate-required",
         }
     }
 
@@ -103,6 +110,8 @@ impl ProblemKind {
             Self::ServiceUnavailable => "Service unavailable",
             Self::GatewayTimeout => "Upstream did not answer in time",
             Self::UpstreamError => "The upstream service failed",
+            Self::HttpsRequired => "This API is served over HTTPS only",
+            Self::ClientCertRequired => "A valid client certificate is required",
         }
     }
 

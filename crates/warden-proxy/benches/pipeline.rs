@@ -57,7 +57,7 @@ fn pipeline_bench(c: &mut Criterion) {
     }
     let snapshot = warden_config::load_str(
         r#"
-listeners: [{ name: a, bind: "127.0.0.1:0" }]
+listeners: [{ name: a, bind: "127.0.0.1:0", plain_http: serve }]
 services: [{ name: s, targets: ["127.0.0.1:1"] }]
 routes:
   - id: r

@@ -58,6 +58,50 @@ pub struct AccessRecord {
     pub consumer: Option<Arc<str>>,
     /// The response body was sent to the end.
     pub completed: bool,
+    /// TLS facts, on TLS listeners.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsLog>,
+}
+
+/// The `tls` object of an access-log line.
+#[derive(Debug, Serialize)]
+pub struct TlsLog {
+    /// `TLSv1.3` or `TLSv1.2`.
+    pub version: &'static str,
+    /// Cipher suite.
+    pub cipher: &'static str,
+    /// Key-exchange group.
+    pub group: &'static str,
+    /// The key exchange was post-quantum (hybrid ML-KEM).
+    pub post_quantum: bool,
+    /// SNI name sent by the client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sni: Option<Arc<str>>,
+    /// Verified client certificate: its principal (first URI SAN, else DNS SAN, else subject).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<String>,
+    /// Client certificate subject DN.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_subject: Option<String>,
+    /// Client certificate SHA-256.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_sha256: Option<String>,
+}
+
+impl From<&warden_tls::TlsFacts> for TlsLog {
+    fn from(f: &warden_tls::TlsFacts) -> Self {
+        let client = f.client.as_deref();
+        Self {
+            version: f.version,
+            cipher: f.cipher,
+            group: f.group,
+            post_quantum: f.post_quantum,
+            sni: f.sni.clone(),
+            client_cert: client.map(|c| c.principal().to_owned()),
+            client_subject: client.map(|c| c.subject.clone()),
+            client_sha256: client.map(|c| c.sha256.clone()),
+        }
+    }
 }
 
 /// Records queued for the writer at most; beyond, records are dropped and

@@ -80,7 +80,8 @@ impl Gateway {
         let access_log = AccessLog::start(sink, metrics.access_log_dropped.clone()).map_err(StartError::AccessLog)?;
         let mut bound = Vec::new();
         for l in &snapshot.config.listeners {
-            bound.push(bind(&format!("listener `{}`", l.name), &l.bind).await?);
+            let socket = bind(&format!("listener `{}`", l.name), &l.bind).await?;
+            bound.push((socket, Arc::<str>::from(l.name.as_str())));
         }
         let admin_listener = match &snapshot.config.admin.bind {
             Some(addr) => Some(bind("admin listener", addr).await?),
@@ -97,12 +98,13 @@ impl Gateway {
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = Vec::new();
         let mut listeners = Vec::new();
-        for l in bound {
+        for (l, name) in bound {
             if let Ok(addr) = l.local_addr() {
                 listeners.push(addr);
             }
             tasks.push(tokio::spawn(crate::listener::serve(
                 l,
+                name,
                 Arc::clone(&shared),
                 Arc::clone(&workers),
                 rx.clone(),
@@ -112,11 +114,14 @@ impl Gateway {
         if let Some(l) = admin_listener {
             tasks.push(tokio::spawn(crate::admin::serve(l, Arc::clone(&shared), rx.clone())));
         }
-        if let (Some(path), Some(every)) = (opts.config_path, opts.watch_interval) {
+        if let Some(every) = opts.watch_interval {
             // Stamp the file now, not when the task first runs, so a change made
             // right after start is still seen as a change.
-            let first = file_stamp(&path);
-            tokio::spawn(watch_file(path, first, every, Arc::downgrade(&shared), rx));
+            let config = opts.config_path.map(|p| {
+                let first = file_stamp(&p);
+                (p, first)
+            });
+            tokio::spawn(watch_files(config, every, Arc::downgrade(&shared), rx));
         }
         tracing::info!(listeners = ?listeners, admin = ?admin, "warden started");
         Ok(Self {
@@ -172,28 +177,41 @@ fn file_stamp(p: &std::path::Path) -> Option<Stamp> {
     Some((meta.modified().ok()?, meta.len(), hash))
 }
 
-/// Polls the config file; on a change of its modification time, size or
-/// contents, reloads. A refused reload leaves the old config serving.
-async fn watch_file(
-    path: PathBuf,
-    first: Option<Stamp>,
+/// Polls the config file (when there is one) and every listener's TLS files.
+/// A changed config file is reloaded (a refused reload leaves the old config
+/// serving); changed certificate, key, CA or CRL files are re-read into the
+/// listener's TLS config (unusable new files leave the old ones serving).
+async fn watch_files(
+    mut config: Option<(PathBuf, Option<Stamp>)>,
     every: Duration,
     shared: std::sync::Weak<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut last = first;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = stop.changed() => return,
         }
-        let now = file_stamp(&path);
-        if now.is_none() || now == last {
-            continue;
-        }
-        last = now;
         let Some(shared) = shared.upgrade() else { return };
-        tracing::info!(path = %path.display(), "config file changed; reloading");
-        let _ = shared.reload_from_file().await;
+        if let Some((path, last)) = config.as_mut() {
+            let now = file_stamp(path);
+            if now.is_some() && now != *last {
+                *last = now;
+                tracing::info!(path = %path.display(), "config file changed; reloading");
+                let _ = shared.reload_from_file().await;
+            }
+        }
+        let rt = shared.runtime();
+        for l in &rt.snapshot.listeners {
+            let Some(tls) = &l.tls else { continue };
+            match tls.refresh() {
+                Ok(true) => tracing::info!(listener = %l.name, "TLS files changed; new handshakes use them"),
+                Ok(false) => {}
+                Err(problems) => {
+                    let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                    tracing::error!(listener = %l.name, problems = ?list, "changed TLS files refused; the previous certificates keep serving");
+                }
+            }
+        }
     }
 }

@@ -18,10 +18,12 @@ use tokio::time::Instant;
 use warden_config::RouteRuntime;
 use warden_config::router::{RouteMatch, normalize_path};
 use warden_config::schema::UpstreamErrors;
+use warden_config::snapshot::ListenerRuntime;
 use warden_core::{Policy, ProblemKind, Rejection, RequestCtx};
 use warden_policies::request_limits::{header_bytes, uri_bytes};
+use warden_tls::TlsFacts;
 
-use crate::access_log::{AccessRecord, rfc3339};
+use crate::access_log::{AccessRecord, TlsLog, rfc3339};
 use crate::body::{BodyFault, BodyStats, CappedBody, ProxyBody, TrackedBody, full};
 use crate::forwarded::{self, Hop};
 use crate::listener::ConnActivity;
@@ -43,6 +45,12 @@ pub struct ConnInfo {
     pub peer_text: forwarded::PeerText,
     /// The connection's `max_connections` slot; an upgrade tunnel keeps it.
     pub slot: Arc<tokio::sync::OwnedSemaphorePermit>,
+    /// Handshake facts, on a TLS connection.
+    pub tls: Option<TlsFacts>,
+    /// `Strict-Transport-Security` for every response, on a TLS listener with HSTS on.
+    pub hsts: Option<HeaderValue>,
+    /// The listener's settings as of the accept.
+    pub listener: Arc<ListenerRuntime>,
 }
 
 struct InflightOnConn(Arc<ConnActivity>);
@@ -124,7 +132,7 @@ pub async fn handle(
         resp.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    Ok(finish(resp, ex, shared))
+    Ok(finish(resp, ex, &conn, shared))
 }
 
 fn refuse(kind: ProblemKind, code: &'static str, reason: impl Into<String>) -> Rejection {
@@ -219,6 +227,12 @@ async fn proxy(
     let path = normalize_path(req.uri().path())
         .map_err(|e| refuse(ProblemKind::BadRequest, "bad_path", e.to_string()).with_detail(e.to_string()))?;
     ex.ctx.path.clone_from(&path);
+    let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+    if let Some(answer) =
+        crate::client_cert::plain_http_answer(conn, &host, &format!("{path}{query}"), &ex.ctx.request_id)
+    {
+        return answer;
+    }
     let route = match rt.snapshot.router.lookup(&host, req.method(), &path) {
         RouteMatch::Found { value, params } => {
             ex.ctx.params = params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
@@ -241,6 +255,9 @@ async fn proxy(
     ex.ctx.route_id = Some(Arc::clone(&route.id));
     ex.ctx.max_body_bytes = route.max_body_bytes;
     ex.route = Some(Arc::clone(&route));
+    if let Some(rule) = &route.client_cert {
+        crate::client_cert::check(rule, conn)?;
+    }
 
     // Only WebSocket upgrades are tunnelled; any other Upgrade is stripped and
     // the request proxied as plain HTTP (with `Connection: close`, see handle()).
@@ -289,6 +306,7 @@ async fn proxy(
     let h = &mut parts.headers;
     forwarded::scrub_request(h, upgrade, trusted);
     h.remove(header::EXPECT);
+    crate::client_cert::write_identity(h, &rt.snapshot.identity_headers, conn);
     forwarded::write_forwarded(
         h,
         &Hop {
@@ -424,8 +442,17 @@ fn send_error(e: SendError) -> Rejection {
     }
 }
 
-fn finish(mut resp: Response<ProxyBody>, ex: Exchange, shared: Arc<Shared>) -> Response<ProxyBody> {
+fn finish(mut resp: Response<ProxyBody>, ex: Exchange, conn: &ConnInfo, shared: Arc<Shared>) -> Response<ProxyBody> {
     resp.headers_mut().insert(REQUEST_ID.clone(), ex.id_header.clone());
+    if let Some(hsts) = &conn.hsts {
+        resp.headers_mut()
+            .insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+    }
+    let tls = if shared.access_log.enabled() {
+        conn.tls.clone()
+    } else {
+        None
+    };
     let status = resp.status().as_u16();
     let deadline = ex.deadline;
     let (parts, body) = resp.into_parts();
@@ -459,6 +486,7 @@ fn finish(mut resp: Response<ProxyBody>, ex: Exchange, shared: Arc<Shared>) -> R
                 rejection: ex.ctx.rejection_code,
                 consumer: ex.ctx.consumer.clone(),
                 completed,
+                tls: tls.as_ref().map(TlsLog::from),
             });
         }
     });

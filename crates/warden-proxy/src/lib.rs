@@ -6,6 +6,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod body;
+pub mod client_cert;
 pub mod forwarded;
 pub mod gateway;
 pub mod handler;

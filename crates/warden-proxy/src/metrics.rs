@@ -54,6 +54,19 @@ pub struct ReloadLabels {
     pub result: String,
 }
 
+/// Labels of `warden_tls_handshakes_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TlsLabels {
+    /// `TLSv1.3` or `TLSv1.2`.
+    pub version: &'static str,
+    /// Key-exchange group.
+    pub group: &'static str,
+    /// `true` when the key exchange was post-quantum.
+    pub post_quantum: &'static str,
+    /// `true` when the client presented a verified certificate.
+    pub client_cert: &'static str,
+}
+
 type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
 /// Every metric the gateway keeps.
@@ -72,6 +85,10 @@ pub struct Metrics {
     pub reloads: Family<ReloadLabels, Counter>,
     /// `warden_access_log_dropped_total`: records lost to a full log queue.
     pub access_log_dropped: Counter,
+    /// `warden_tls_handshakes_total{version,group,post_quantum,client_cert}`.
+    pub tls_handshakes: Family<TlsLabels, Counter>,
+    /// `warden_tls_handshake_failures_total`.
+    pub tls_handshake_failures: Counter,
     no_route: Arc<str>,
 }
 
@@ -107,8 +124,22 @@ impl Metrics {
             "Access-log records dropped because the writer fell behind",
             access_log_dropped.clone(),
         );
+        let tls_handshakes = Family::<TlsLabels, Counter>::default();
+        let tls_handshake_failures = Counter::default();
+        registry.register(
+            "tls_handshakes",
+            "Completed TLS handshakes by version, key-exchange group and client certificate",
+            tls_handshakes.clone(),
+        );
+        registry.register(
+            "tls_handshake_failures",
+            "TLS handshakes that failed or timed out",
+            tls_handshake_failures.clone(),
+        );
         Self {
             registry,
+            tls_handshakes,
+            tls_handshake_failures,
             requests,
             latency,
             upstream_healthy,
@@ -129,6 +160,24 @@ impl Metrics {
             })
             .inc();
         self.latency.get_or_create(&RouteLabels { route }).observe(seconds);
+    }
+
+    /// Records a completed handshake.
+    pub fn tls_handshake(&self, f: &warden_tls::TlsFacts) {
+        let flag = |b: bool| if b { "true" } else { "false" };
+        self.tls_handshakes
+            .get_or_create(&TlsLabels {
+                version: f.version,
+                group: f.group,
+                post_quantum: flag(f.post_quantum),
+                client_cert: flag(f.client.is_some()),
+            })
+            .inc();
+    }
+
+    /// Records a failed or timed-out handshake.
+    pub fn tls_handshake_failed(&self) {
+        self.tls_handshake_failures.inc();
     }
 
     /// Records a reload outcome.

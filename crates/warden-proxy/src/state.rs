@@ -158,7 +158,11 @@ fn build_pools(
 
 fn restart_only_changes(old: &Snapshot, new: &Snapshot) -> Vec<String> {
     let mut out = Vec::new();
-    let key = |ls: &[ListenerConfig]| ls.iter().map(|l| (l.name.clone(), l.bind.clone())).collect::<Vec<_>>();
+    let key = |ls: &[ListenerConfig]| {
+        ls.iter()
+            .map(|l| (l.name.clone(), l.bind.clone(), l.tls.is_some()))
+            .collect::<Vec<_>>()
+    };
     if key(&old.config.listeners) != key(&new.config.listeners) {
         out.push("listeners".into());
     }

@@ -182,7 +182,7 @@ impl TestGateway {
 fn with_defaults(yaml: &str) -> String {
     let mut out = String::new();
     if !yaml.contains("listeners:") {
-        out.push_str("listeners:\n  - name: test\n    bind: 127.0.0.1:0\n");
+        out.push_str("listeners:\n  - name: test\n    bind: 127.0.0.1:0\n    plain_http: serve\n");
     }
     if !yaml.contains("admin:") {
         out.push_str("admin:\n  bind: 127.0.0.1:0\n");

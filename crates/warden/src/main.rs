@@ -62,6 +62,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
+    // Before any TLS config is built: aws-lc-rs is the only provider.
+    warden_tls::install_provider();
     let result = match cli.command {
         Command::Validate { files } => Ok(validate(&files)),
         // The control runtime (accept loops, admin, signals, health checks) is

@@ -78,7 +78,7 @@ fn signal(child: &Child, sig: &str) {
 
 fn config(port: u16, admin: u16, up: &MockUpstream, extra: &str) -> String {
     format!(
-        "listeners:\n  - name: main\n    bind: 127.0.0.1:{port}\nadmin:\n  bind: 127.0.0.1:{admin}\naccess_log: off\nservices:\n  - name: a\n    targets: [\"{}\"]\nroutes:\n  - id: x\n    path: {{ prefix: /x }}\n    service: a\n{extra}",
+        "listeners:\n  - name: main\n    bind: 127.0.0.1:{port}\n    plain_http: serve\nadmin:\n  bind: 127.0.0.1:{admin}\naccess_log: off\nservices:\n  - name: a\n    targets: [\"{}\"]\nroutes:\n  - id: x\n    path: {{ prefix: /x }}\n    service: a\n{extra}",
         up.addr
     )
 }

@@ -59,7 +59,7 @@ async fn valid_reload_applies_and_listener_changes_need_a_restart() {
     assert_eq!(get(&gw.url("/y")).await.status, 200);
     // Changing the listener is accepted for everything else but reported.
     let text = format!(
-        "listeners:\n  - name: other\n    bind: 127.0.0.1:0\n{}",
+        "listeners:\n  - name: other\n    bind: 127.0.0.1:0\n    plain_http: serve\n{}",
         yaml(&up, "first", "")
     );
     gw.write_config(&text);

@@ -1,5 +1,6 @@
-//! Client-facing listeners: the accept loop with its connection cap, the hyper
-//! server settings (HTTP/1.1 and h2c prior knowledge), strict HTTP/1 framing,
+//! Client-facing listeners: the accept loop with its connection cap, the TLS
+//! handshake (rustls, ALPN `h2`/`http/1.1`), the hyper server settings
+//! (HTTP/1.1, HTTP/2 via ALPN or h2c prior knowledge), strict HTTP/1 framing,
 //! the per-connection idle watchdog, and draining on shutdown.
 
 mod activity;
@@ -12,18 +13,23 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::HeaderValue;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use warden_config::schema::LimitsConfig;
+use warden_config::snapshot::ListenerRuntime;
+use warden_tls::TlsFacts;
 
 use crate::handler::{self, ConnInfo};
 use crate::state::Shared;
 use strict_h1::FramingLimits;
+use strict_io::{SendNow, StrictIo};
 
 /// Slack above `max_header_bytes` hyper and the framing checker allow, so the
 /// handler (which answers with problem+json) is the one that usually refuses.
@@ -52,24 +58,33 @@ struct ConnSettings {
     builder: auto::Builder<TokioExecutor>,
     framing: FramingLimits,
     idle: Duration,
+    handshake_timeout: Duration,
 }
 
 /// Runs one listener until `shutdown` flips, then drains its connections for at
 /// most `drain_timeout_secs`. Accepted connections are handed round-robin to
-/// the `workers` runtimes (or served here when there are none).
+/// the `workers` runtimes (or served here when there are none). Each
+/// connection takes the listener's settings (TLS config included) from the
+/// snapshot current when it is accepted.
 pub async fn serve(
     listener: TcpListener,
+    name: Arc<str>,
     shared: Arc<Shared>,
     workers: Arc<Vec<Handle>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let limits = shared.runtime().snapshot.limits.clone();
+    let Some(initial) = shared.runtime().snapshot.listener(&name).cloned() else {
+        tracing::error!(listener = %name, "listener missing from the config; not serving");
+        return;
+    };
     let settings = Arc::new(ConnSettings {
         builder: server_builder(&limits),
         framing: FramingLimits {
             max_head_bytes: limits.max_header_bytes + limits.max_uri_bytes + HEAD_SLACK_BYTES,
         },
         idle: Duration::from_secs(limits.idle_timeout_secs),
+        handshake_timeout: Duration::from_millis(limits.header_read_timeout_ms),
     });
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut conns = JoinSet::new();
@@ -92,16 +107,27 @@ pub async fn serve(
             _ = shutdown.changed() => break,
         };
         let _ = stream.set_nodelay(true);
+        // A reload may change TLS settings and certificates, never whether
+        // the listener speaks TLS (that needs a restart).
+        let current = shared
+            .runtime()
+            .snapshot
+            .listener(&name)
+            .filter(|l| l.tls.is_some() == initial.tls.is_some())
+            .cloned()
+            .unwrap_or_else(|| Arc::clone(&initial));
         let (settings, shared, stop) = (Arc::clone(&settings), Arc::clone(&shared), shutdown.clone());
         if workers.is_empty() {
-            conns.spawn(serve_conn(Accepted::Here(stream), peer, settings, shared, stop, permit));
+            let accepted = Accepted::Here(stream);
+            conns.spawn(serve_conn(accepted, peer, current, settings, shared, stop, permit));
         } else {
             // Deregister here; the worker registers the socket with its own reactor.
             let Ok(std_stream) = stream.into_std() else { continue };
             let handle = &workers[next % workers.len()];
             next = next.wrapping_add(1);
+            let accepted = Accepted::Moved(std_stream);
             conns.spawn_on(
-                serve_conn(Accepted::Moved(std_stream), peer, settings, shared, stop, permit),
+                serve_conn(accepted, peer, current, settings, shared, stop, permit),
                 handle,
             );
         }
@@ -125,13 +151,15 @@ enum Accepted {
 }
 
 /// Serves one client connection until it closes, idles out, or shutdown
-/// asks it to finish its in-flight requests and close.
+/// asks it to finish its in-flight requests and close. On a TLS listener the
+/// handshake comes first, bounded by `header_read_timeout_ms`.
 async fn serve_conn(
     stream: Accepted,
     peer: SocketAddr,
+    listener: Arc<ListenerRuntime>,
     settings: Arc<ConnSettings>,
     shared: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     permit: OwnedSemaphorePermit,
 ) {
     let stream = match stream {
@@ -144,15 +172,66 @@ async fn serve_conn(
             }
         },
     };
-    let activity = Arc::new(ConnActivity::new());
-    let info = Arc::new(ConnInfo {
+    let Some(tls) = listener.tls.as_ref() else {
+        let info = conn_info(peer, listener, None, permit);
+        return drive(StrictIo::new(stream, settings.framing), info, settings, shared, stop).await;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
+    let timeout = settings.handshake_timeout;
+    let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            shared.metrics.tls_handshake_failed();
+            tracing::debug!(error = %e, %peer, listener = %listener.name, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            shared.metrics.tls_handshake_failed();
+            tracing::debug!(%peer, listener = %listener.name, "TLS handshake timed out");
+            return;
+        }
+    };
+    let facts = TlsFacts::of(stream.get_ref().1);
+    shared.metrics.tls_handshake(&facts);
+    let info = conn_info(peer, listener, Some(facts), permit);
+    drive(StrictIo::new(stream, settings.framing), info, settings, shared, stop).await;
+}
+
+fn conn_info(
+    peer: SocketAddr,
+    listener: Arc<ListenerRuntime>,
+    tls: Option<TlsFacts>,
+    permit: OwnedSemaphorePermit,
+) -> Arc<ConnInfo> {
+    let hsts = listener
+        .tls
+        .as_ref()
+        .and_then(|t| t.hsts())
+        .and_then(|v| HeaderValue::from_str(v).ok());
+    Arc::new(ConnInfo {
         peer,
-        proto: "http",
-        activity: Arc::clone(&activity),
+        proto: if tls.is_some() { "https" } else { "http" },
+        activity: Arc::new(ConnActivity::new()),
         peer_text: crate::forwarded::PeerText::new(peer.ip()),
         slot: Arc::new(permit),
-    });
-    let io = strict_io::StrictIo::new(stream, settings.framing);
+        tls,
+        hsts,
+        listener,
+    })
+}
+
+/// Runs hyper on an accepted (and, for TLS, handshaken) stream.
+async fn drive<S>(
+    io: StrictIo<S>,
+    info: Arc<ConnInfo>,
+    settings: Arc<ConnSettings>,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + SendNow + Unpin + Send + 'static,
+{
+    let activity = Arc::clone(&info.activity);
+    let peer = info.peer;
     let service = service_fn(move |req| handler::handle(req, Arc::clone(&info), Arc::clone(&shared)));
     let conn = settings
         .builder

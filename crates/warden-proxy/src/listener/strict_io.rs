@@ -13,17 +13,60 @@ use warden_core::ProblemKind;
 
 use super::strict_h1::{FramingLimits, H1Framing, Violation};
 
-/// A client TCP stream behind the strict framing checker.
+/// A client stream (TCP, or TLS over TCP) behind the strict framing checker.
 #[derive(Debug)]
-pub struct StrictIo {
-    inner: TcpStream,
+pub struct StrictIo<S> {
+    inner: S,
     framing: H1Framing,
     refused: bool,
 }
 
-impl StrictIo {
+/// A stream that can push a short answer out without waiting (best effort),
+/// used for the refusal written from inside `poll_read`.
+pub trait SendNow {
+    /// Writes `bytes` if the socket takes them now; otherwise drops them.
+    fn send_now(&mut self, bytes: &[u8]);
+}
+
+impl SendNow for TcpStream {
+    fn send_now(&mut self, bytes: &[u8]) {
+        let _ = self.try_write(bytes);
+    }
+}
+
+/// `io::Write` over a non-blocking socket write.
+struct TryWriter<'a>(&'a TcpStream);
+
+impl io::Write for TryWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.try_write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl SendNow for tokio_rustls::server::TlsStream<TcpStream> {
+    fn send_now(&mut self, bytes: &[u8]) {
+        use std::io::Write as _;
+        let (tcp, conn) = self.get_mut();
+        if conn.writer().write_all(bytes).is_err() {
+            return;
+        }
+        conn.send_close_notify();
+        while conn.wants_write() {
+            match conn.write_tls(&mut TryWriter(tcp)) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
+}
+
+impl<S> StrictIo<S> {
     /// Wraps an accepted stream.
-    pub fn new(inner: TcpStream, limits: FramingLimits) -> Self {
+    pub fn new(inner: S, limits: FramingLimits) -> Self {
         Self {
             inner,
             framing: H1Framing::new(limits),
@@ -51,7 +94,7 @@ pub fn refusal_bytes(v: &Violation) -> Vec<u8> {
     .into_bytes()
 }
 
-impl AsyncRead for StrictIo {
+impl<S: AsyncRead + SendNow + Unpin> AsyncRead for StrictIo<S> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if this.refused {
@@ -72,7 +115,7 @@ impl AsyncRead for StrictIo {
                     let answer = refusal_bytes(&v);
                     // Best effort: the socket's send buffer is empty at
                     // this point in practice; a partial write just closes.
-                    let _ = this.inner.try_write(&answer);
+                    this.inner.send_now(&answer);
                     buf.set_filled(before);
                     return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, v.to_string())));
                 }
@@ -83,7 +126,7 @@ impl AsyncRead for StrictIo {
     }
 }
 
-impl AsyncWrite for StrictIo {
+impl<S: AsyncWrite + Unpin> AsyncWrite for StrictIo<S> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         Pin::new(&mut this.inner).poll_write(cx, data)

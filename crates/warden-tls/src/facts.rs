@@ -1,0 +1,126 @@
+//! What a finished handshake tells: protocol version, cipher suite, key-exchange
+//! group (post-quantum or classical), ALPN, SNI, and the verified client
+//! certificate's identity. Computed once per connection, read by the access
+//! log, metrics, mTLS route checks and the upstream identity header.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use rustls::server::ServerConnection;
+use rustls::{NamedGroup, ProtocolVersion};
+use rustls_pki_types::CertificateDer;
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+/// Negotiated parameters of one TLS connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFacts {
+    /// `TLSv1.3` or `TLSv1.2`.
+    pub version: &'static str,
+    /// IANA name of the cipher suite, e.g. `TLS13_AES_256_GCM_SHA384`.
+    pub cipher: &'static str,
+    /// Key-exchange group, e.g. `X25519MLKEM768`.
+    pub group: &'static str,
+    /// True when the key exchange includes ML-KEM (quantum-safe).
+    pub post_quantum: bool,
+    /// The SNI name the client sent.
+    pub sni: Option<Arc<str>>,
+    /// The verified client certificate, when one was presented.
+    pub client: Option<Arc<ClientIdentity>>,
+}
+
+/// Identity of a verified client certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientIdentity {
+    /// Subject distinguished name, RFC 4514 style (`CN=svc,O=Example`).
+    pub subject: String,
+    /// subjectAltName DNS names.
+    pub dns: Vec<String>,
+    /// subjectAltName URIs (SPIFFE IDs among them).
+    pub uris: Vec<String>,
+    /// Lower-case hex SHA-256 of the DER certificate.
+    pub sha256: String,
+}
+
+impl ClientIdentity {
+    /// Reads the identity out of a DER certificate.
+    pub fn from_der(der: &CertificateDer<'_>) -> Option<Self> {
+        let (_, cert) = X509Certificate::from_der(der).ok()?;
+        let mut dns = Vec::new();
+        let mut uris = Vec::new();
+        if let Ok(Some(san)) = cert.subject_alternative_name() {
+            for name in &san.value.general_names {
+                match name {
+                    GeneralName::DNSName(d) => dns.push(d.to_ascii_lowercase()),
+                    GeneralName::URI(u) => uris.push((*u).to_owned()),
+                    _ => {}
+                }
+            }
+        }
+        Some(Self {
+            subject: cert.subject().to_string(),
+            dns,
+            uris,
+            sha256: sha256_hex(der.as_ref()),
+        })
+    }
+
+    /// A one-line form for logs and the upstream header: the first SPIFFE/URI
+    /// SAN, else the first DNS SAN, else the subject DN.
+    pub fn principal(&self) -> &str {
+        self.uris
+            .first()
+            .or_else(|| self.dns.first())
+            .map_or(self.subject.as_str(), String::as_str)
+    }
+}
+
+/// Lower-case hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    let mut out = String::with_capacity(64);
+    for b in digest.as_ref() {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+fn is_post_quantum(group: NamedGroup) -> bool {
+    matches!(
+        group,
+        NamedGroup::X25519MLKEM768
+            | NamedGroup::secp256r1MLKEM768
+            | NamedGroup::MLKEM512
+            | NamedGroup::MLKEM768
+            | NamedGroup::MLKEM1024
+    )
+}
+
+impl TlsFacts {
+    /// Facts of a connection whose handshake has completed.
+    pub fn of(conn: &ServerConnection) -> Self {
+        let version = match conn.protocol_version() {
+            Some(ProtocolVersion::TLSv1_3) => "TLSv1.3",
+            Some(ProtocolVersion::TLSv1_2) => "TLSv1.2",
+            _ => "unknown",
+        };
+        let cipher = conn
+            .negotiated_cipher_suite()
+            .and_then(|s| s.suite().as_str())
+            .unwrap_or("unknown");
+        let group = conn.negotiated_key_exchange_group().map(|g| g.name());
+        let client = conn
+            .peer_certificates()
+            .and_then(<[CertificateDer<'_>]>::first)
+            .and_then(ClientIdentity::from_der)
+            .map(Arc::new);
+        Self {
+            version,
+            cipher,
+            group: group.and_then(|g| g.as_str()).unwrap_or("unknown"),
+            post_quantum: group.is_some_and(is_post_quantum),
+            sni: conn.server_name().map(Arc::from),
+            client,
+        }
+    }
+}
