@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod pki;
 mod upstream;
 
 use std::net::SocketAddr;
@@ -245,4 +246,96 @@ pub async fn dead_addr() -> SocketAddr {
     let a = l.local_addr().unwrap();
     drop(l);
     a
+}
+
+/// A TLS exchange's outcome as the client saw it.
+#[derive(Debug)]
+pub struct TlsReply {
+    /// The response.
+    pub reply: Reply,
+    /// Negotiated protocol version.
+    pub version: Option<rustls::ProtocolVersion>,
+    /// Negotiated key-exchange group.
+    pub group: Option<rustls::NamedGroup>,
+    /// Negotiated ALPN protocol.
+    pub alpn: Option<Vec<u8>>,
+    /// HTTP version of the response.
+    pub http: http::Version,
+    /// The server's leaf certificate.
+    pub server_cert: Option<rustls::pki_types::CertificateDer<'static>>,
+}
+
+/// Connects with TLS to `addr` sending `sni`, then sends `req` over HTTP/2
+/// when ALPN chose `h2`, else HTTP/1.1. Any failure (handshake, refused
+/// certificate, closed connection) is an `Err` with its text.
+pub async fn https(
+    addr: SocketAddr,
+    sni: &str,
+    cfg: Arc<rustls::ClientConfig>,
+    req: Request<Full<Bytes>>,
+) -> Result<TlsReply, String> {
+    let work = async {
+        let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        let name = rustls::pki_types::ServerName::try_from(sni.to_owned()).map_err(|e| e.to_string())?;
+        let tls = tokio_rustls::TlsConnector::from(cfg)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("handshake: {e}"))?;
+        let conn = tls.get_ref().1;
+        let version = conn.protocol_version();
+        let group = conn.negotiated_key_exchange_group().map(|g| g.name());
+        let alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
+        let server_cert = conn.peer_certificates().and_then(|c| c.first()).cloned();
+        let io = hyper_util::rt::TokioIo::new(tls);
+        let mut req = req;
+        let resp = if alpn.as_deref() == Some(b"h2") {
+            if req.uri().authority().is_none() {
+                let pq = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
+                *req.uri_mut() = format!("https://{sni}{pq}").parse().map_err(|e| format!("{e}"))?;
+            }
+            let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(conn);
+            send.send_request(req).await.map_err(|e| format!("request: {e}"))?
+        } else {
+            let (mut send, conn) = hyper::client::conn::http1::handshake(io)
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(conn);
+            send.send_request(req).await.map_err(|e| format!("request: {e}"))?
+        };
+        let http = resp.version();
+        let (parts, body) = resp.into_parts();
+        let body = body.collect().await.map_err(|e| format!("body: {e}"))?.to_bytes();
+        Ok(TlsReply {
+            reply: Reply {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+            },
+            version,
+            group,
+            alpn,
+            http,
+            server_cert,
+        })
+    };
+    tokio::time::timeout(Duration::from_secs(20), work)
+        .await
+        .map_err(|_| "timed out".to_owned())?
+}
+
+/// `GET https://sni{path}` via [`https`].
+pub async fn https_get(
+    addr: SocketAddr,
+    sni: &str,
+    cfg: Arc<rustls::ClientConfig>,
+    path: &str,
+) -> Result<TlsReply, String> {
+    let req = Request::get(path)
+        .header(http::header::HOST, sni)
+        .body(Full::default())
+        .unwrap();
+    https(addr, sni, cfg, req).await
 }

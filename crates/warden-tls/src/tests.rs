@@ -59,10 +59,7 @@ fn settings(certs: Vec<(String, String)>) -> TlsListenerConfig {
 }
 
 fn messages(r: Result<ServerTls, Vec<crate::TlsIssue>>) -> Vec<String> {
-    r.expect_err("load must fail")
-        .iter()
-        .map(ToString::to_string)
-        .collect()
+    r.expect_err("load must fail").iter().map(ToString::to_string).collect()
 }
 
 #[test]
