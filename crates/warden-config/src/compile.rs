@@ -12,8 +12,8 @@ use http::{HeaderName, Method};
 use warden_core::Policy;
 use warden_policies::PolicySpec;
 use warden_policies::ip_rules::NetList;
-use warden_tls::ServerTls;
 use warden_tls::config::ClientAuthMode;
+use warden_tls::{ServerTls, UpstreamTls};
 
 use crate::error::Issues;
 use crate::load::Parsed;
@@ -40,6 +40,7 @@ pub(crate) fn compile(parsed: Parsed, issues: &mut Issues) -> Option<Snapshot> {
     check_limits(&config, issues);
     let trusted_proxies = parse_nets(&config.trusted_proxies, issues);
     let mut services: HashSet<&str> = check_services(&config.services, &index.services, issues);
+    let upstream_tls = load_upstream_tls(&config.services, &index.services, issues);
     services.extend(service_names.iter().map(String::as_str));
     let mut router = RouterBuilder::new();
     let mut ids = HashSet::new();
@@ -116,6 +117,7 @@ pub(crate) fn compile(parsed: Parsed, issues: &mut Issues) -> Option<Snapshot> {
         trusted_proxies,
         listeners,
         identity_headers,
+        upstream_tls,
         config,
     })
 }
@@ -228,6 +230,28 @@ fn check_limits(config: &FileConfig, issues: &mut Issues) {
     if l.max_uri_bytes > 65_534 {
         issues.push("limits.max_uri_bytes", "must be at most 65534");
     }
+}
+
+fn load_upstream_tls(
+    services: &[ServiceConfig],
+    index: &[usize],
+    issues: &mut Issues,
+) -> HashMap<String, Arc<UpstreamTls>> {
+    let mut out = HashMap::new();
+    for (s, i) in services.iter().zip(index) {
+        let Some(cfg) = &s.tls else { continue };
+        match UpstreamTls::load(cfg) {
+            Ok(t) => {
+                out.insert(s.name.clone(), Arc::new(t));
+            }
+            Err(problems) => {
+                for p in problems {
+                    issues.push(format!("services[{i}].tls.{}", p.path), p.message);
+                }
+            }
+        }
+    }
+    out
 }
 
 fn check_services<'a>(services: &'a [ServiceConfig], index: &[usize], issues: &mut Issues) -> HashSet<&'a str> {

@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 use warden_policies::PolicySpec;
+pub use warden_tls::UpstreamTlsConfig;
 pub use warden_tls::config::{ClientCertRule, TlsListenerConfig};
 
 /// The whole file.
@@ -189,6 +190,9 @@ pub struct ServiceConfig {
     /// Connection pool.
     #[serde(default)]
     pub pool: PoolConfig,
+    /// TLS towards the targets; without it the targets are spoken to in clear text.
+    #[serde(default)]
+    pub tls: Option<UpstreamTlsConfig>,
 }
 
 /// Protocol towards a service.

@@ -25,6 +25,8 @@ pub struct Snapshot {
     /// Every configured client-certificate identity header; removed from
     /// every request before the gateway writes its own.
     pub identity_headers: Vec<http::HeaderName>,
+    /// Compiled upstream TLS by service name.
+    pub upstream_tls: std::collections::HashMap<String, Arc<warden_tls::UpstreamTls>>,
 }
 
 /// One listener's compiled settings. A listener looks itself up by name in

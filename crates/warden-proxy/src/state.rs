@@ -149,7 +149,12 @@ fn build_pools(
             let reuse = old.get(svc.name.as_str()).filter(|p| p.config == *svc);
             let pool = match reuse {
                 Some(p) => Arc::clone(p),
-                None => ServicePool::start(svc, Arc::clone(metrics), workers),
+                None => ServicePool::start(
+                    svc,
+                    snapshot.upstream_tls.get(&svc.name).cloned(),
+                    Arc::clone(metrics),
+                    workers,
+                ),
             };
             (Arc::from(svc.name.as_str()), pool)
         })

@@ -230,6 +230,30 @@ pub fn client_config_with(
     Arc::new(cfg)
 }
 
+/// A server config presenting `server`; when `client_ca` is given, clients
+/// must present a certificate from it.
+pub fn server_config(server: &CertFiles, client_ca: Option<&TestCa>) -> Arc<rustls::ServerConfig> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .unwrap();
+    let builder = match client_ca {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(ca.ca_der.clone()).unwrap();
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let (chain, key) = server.load();
+    let mut cfg = builder.with_single_cert(chain, key).unwrap();
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Arc::new(cfg)
+}
+
 /// A client config trusting `ca` that speaks TLS 1.2 only.
 pub fn tls12_only_client_config(ca: &TestCa) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();

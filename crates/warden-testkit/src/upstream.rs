@@ -61,16 +61,24 @@ impl MockUpstream {
     /// Starts on a free loopback port.
     pub async fn start(name: &str) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        Self::serve(name, listener)
+        Self::serve(name, listener, None)
+    }
+
+    /// Starts on a free loopback port, speaking TLS with `config` (ALPN
+    /// `h2`/`http/1.1` both served). `connections()` counts TCP accepts;
+    /// `hits()` counts only requests that got through the handshake.
+    pub async fn start_tls(name: &str, config: Arc<rustls::ServerConfig>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve(name, listener, Some(tokio_rustls::TlsAcceptor::from(config)))
     }
 
     /// Starts on a given address (to bring a "dead" target back).
     pub async fn start_on(name: &str, addr: SocketAddr) -> Self {
         let listener = TcpListener::bind(addr).await.unwrap();
-        Self::serve(name, listener)
+        Self::serve(name, listener, None)
     }
 
-    fn serve(name: &str, listener: TcpListener) -> Self {
+    fn serve(name: &str, listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let addr = listener.local_addr().unwrap();
         let inner = Arc::new(Inner {
             name: name.to_owned(),
@@ -90,9 +98,20 @@ impl MockUpstream {
                 state.connections.fetch_add(1, Ordering::SeqCst);
                 let state = state.clone();
                 let builder = builder.clone();
+                let tls = tls.clone();
                 conns.spawn(async move {
                     let svc = service_fn(move |req| answer(req, state.clone()));
-                    let _ = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).await;
+                    match tls {
+                        None => {
+                            let _ = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).await;
+                        }
+                        Some(acceptor) => {
+                            let Ok(stream) = acceptor.accept(stream).await else {
+                                return;
+                            };
+                            let _ = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).await;
+                        }
+                    }
                 });
             }
         });

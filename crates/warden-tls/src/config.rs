@@ -28,7 +28,7 @@ pub struct TlsListenerConfig {
 }
 
 /// One certificate chain and its private key, both PEM files.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CertificateConfig {
     /// PEM file: the leaf certificate first, then its intermediates.

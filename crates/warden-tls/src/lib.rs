@@ -10,10 +10,12 @@ pub mod config;
 mod facts;
 mod material;
 mod server;
+mod upstream;
 
 pub use facts::{ClientIdentity, TlsFacts, sha256_hex};
 pub use material::TlsIssue;
 pub use server::ServerTls;
+pub use upstream::{UpstreamTls, UpstreamTlsConfig, spki_pin};
 
 /// Installs aws-lc-rs as the process-wide rustls provider (idempotent).
 pub fn install_provider() {

@@ -39,7 +39,11 @@ async fn setup(mode: &str) -> Setup {
     );
     let crl = ca.crl("revoked.crl", &[revoked.serial]);
     let mut other = TestCa::new("other");
-    let other_ca_cert = other.client("billing-elsewhere", "billing", &["spiffe://example.org/ns/prod/sa/billing"]);
+    let other_ca_cert = other.client(
+        "billing-elsewhere",
+        "billing",
+        &["spiffe://example.org/ns/prod/sa/billing"],
+    );
     let yaml = format!(
         r#"listeners:
   - name: tls
@@ -93,9 +97,19 @@ async fn required_routes_refuse_missing_foreign_expired_and_revoked_certificates
     let s = setup("optional").await;
     let anon = s.ca.client_config(&["http/1.1"], None);
     // No certificate: the open route works, the protected ones answer 403.
-    assert_eq!(https_get(s.gw.addr, "api.test", anon.clone(), "/open").await.unwrap().reply.status, 200);
+    assert_eq!(
+        https_get(s.gw.addr, "api.test", anon.clone(), "/open")
+            .await
+            .unwrap()
+            .reply
+            .status,
+        200
+    );
     for path in ["/secure", "/billing"] {
-        let r = https_get(s.gw.addr, "api.test", anon.clone(), path).await.unwrap().reply;
+        let r = https_get(s.gw.addr, "api.test", anon.clone(), path)
+            .await
+            .unwrap()
+            .reply;
         assert_eq!(r.status, 403, "{path}");
         assert_eq!(r.json()["type"], "urn:warden:problem:client-certificate-required");
     }
@@ -118,18 +132,23 @@ async fn required_routes_refuse_missing_foreign_expired_and_revoked_certificates
         assert_eq!(r.status, 200, "{path}");
     }
     let failures = s.gw.admin_get("/metrics").await.text();
-    assert!(
-        failures.contains("warden_tls_handshake_failures_total 3"),
-        "{failures}"
-    );
+    assert!(failures.contains("warden_tls_handshake_failures_total 3"), "{failures}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_allow_list_refuses_a_valid_certificate_with_another_identity() {
     let mut s = setup("optional").await;
-    let other = s.ca.client("payments", "payments", &["spiffe://example.org/ns/prod/sa/payments"]);
+    let other =
+        s.ca.client("payments", "payments", &["spiffe://example.org/ns/prod/sa/payments"]);
     let cfg = s.ca.client_config(&["h2"], Some(&other));
-    assert_eq!(https_get(s.gw.addr, "api.test", cfg.clone(), "/secure").await.unwrap().reply.status, 200);
+    assert_eq!(
+        https_get(s.gw.addr, "api.test", cfg.clone(), "/secure")
+            .await
+            .unwrap()
+            .reply
+            .status,
+        200
+    );
     let r = https_get(s.gw.addr, "api.test", cfg, "/billing").await.unwrap().reply;
     assert_eq!(r.status, 403);
     assert_eq!(r.json()["type"], "urn:warden:problem:client-certificate-required");
@@ -181,6 +200,13 @@ async fn required_mode_fails_the_handshake_without_a_certificate() {
     let err = https_get(s.gw.addr, "api.test", anon, "/open").await.unwrap_err();
     assert!(!err.is_empty());
     let cfg = s.ca.client_config(&["http/1.1"], Some(&s.good));
-    assert_eq!(https_get(s.gw.addr, "api.test", cfg, "/open").await.unwrap().reply.status, 200);
+    assert_eq!(
+        https_get(s.gw.addr, "api.test", cfg, "/open")
+            .await
+            .unwrap()
+            .reply
+            .status,
+        200
+    );
     assert_eq!(s.up.hits(), 1);
 }

@@ -9,13 +9,16 @@
 //! use, or — if it fails with the request still unsent — replaced by a fresh
 //! connection once.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::uri::Authority;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
+
+use super::UpstreamLink;
 
 use crate::body::ProxyBody;
 
@@ -44,6 +47,8 @@ impl std::fmt::Debug for H1Pool {
 pub(crate) enum ConnectError {
     /// TCP connect failed or timed out, or the name did not resolve.
     Connect(String),
+    /// The TLS handshake failed: verification, pin mismatch, or protocol.
+    Tls(String),
 }
 
 impl H1Pool {
@@ -105,15 +110,48 @@ impl H1Pool {
     }
 }
 
-/// Opens a new HTTP/1.1 connection to `authority` and starts driving it on the
-/// current worker.
-pub(crate) async fn connect(authority: &Authority, timeout: Duration) -> Result<SendRequest<ProxyBody>, ConnectError> {
+/// Opens a new HTTP/1.1 connection to `authority` (with TLS when `tls` is
+/// set; the handshake shares the connect timeout) and starts driving it on
+/// the current worker.
+pub(crate) async fn connect(
+    authority: &Authority,
+    timeout: Duration,
+    tls: Option<&UpstreamLink>,
+) -> Result<SendRequest<ProxyBody>, ConnectError> {
+    let started = tokio::time::Instant::now();
     let stream = match tokio::time::timeout(timeout, TcpStream::connect(authority.as_str())).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Err(ConnectError::Connect(e.to_string())),
         Err(_) => return Err(ConnectError::Connect(format!("connect timed out after {timeout:?}"))),
     };
     let _ = stream.set_nodelay(true);
+    let Some(tls) = tls else {
+        return handshake(stream).await;
+    };
+    let name = match &tls.server_name {
+        Some(n) => n.clone(),
+        None => ServerName::try_from(
+            authority
+                .host()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+        )
+        .map_err(|e| ConnectError::Tls(format!("target host is not a TLS server name: {e}")))?,
+    };
+    let left = timeout.saturating_sub(started.elapsed());
+    let connecting = tokio_rustls::TlsConnector::from(Arc::clone(&tls.config)).connect(name, stream);
+    match tokio::time::timeout(left, connecting).await {
+        Ok(Ok(s)) => handshake(s).await,
+        Ok(Err(e)) => Err(ConnectError::Tls(e.to_string())),
+        Err(_) => Err(ConnectError::Tls(format!("TLS handshake timed out after {timeout:?}"))),
+    }
+}
+
+async fn handshake<S>(stream: S) -> Result<SendRequest<ProxyBody>, ConnectError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (tx, conn) = http1::Builder::new()
         .handshake(TokioIo::new(stream))
         .await

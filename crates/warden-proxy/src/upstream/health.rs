@@ -43,7 +43,7 @@ pub(super) fn spawn_reaper(pool: Weak<ServicePool>, idle: Duration) {
 }
 
 async fn probe(pool: &ServicePool, index: usize, cfg: &ActiveHealthConfig) -> bool {
-    let uri = format!("http://{}{}", pool.targets[index].authority, cfg.path);
+    let uri = format!("{}://{}{}", pool.scheme(), pool.targets[index].authority, cfg.path);
     let Ok(uri) = uri.parse::<Uri>() else { return false };
     let mut req = Request::new(empty());
     *req.method_mut() = Method::GET;

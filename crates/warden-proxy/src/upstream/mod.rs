@@ -14,10 +14,13 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::time::{Duration, Instant};
 
 use http::uri::Authority;
+use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::pki_types::ServerName;
 use warden_config::schema::{Balance, ServiceConfig, UpstreamProtocol};
+use warden_tls::UpstreamTls;
 
 use crate::body::ProxyBody;
 use crate::metrics::Metrics;
@@ -66,12 +69,47 @@ pub struct ServicePool {
     pub config: ServiceConfig,
     /// Targets in config order.
     pub targets: Vec<Target>,
-    clients: Vec<Client<HttpConnector, ProxyBody>>,
+    clients: Vec<Client<HttpsConnector<HttpConnector>, ProxyBody>>,
+    /// TLS for this worker's own HTTP/1.1 connections, when the service has `tls`.
+    pub(crate) tls: Option<UpstreamLink>,
     /// Own HTTP/1.1 pools, `[worker slot][target]`.
     h1: Vec<Vec<h1pool::H1Pool>>,
     next: AtomicUsize,
     epoch: Instant,
     metrics: Arc<Metrics>,
+}
+
+/// How HTTP/1.1 pool connections do TLS to a service's targets.
+#[derive(Debug, Clone)]
+pub(crate) struct UpstreamLink {
+    /// Client config offering ALPN `http/1.1`.
+    pub config: Arc<rustls::ClientConfig>,
+    /// Fixed name for SNI and verification; else the target's host.
+    pub server_name: Option<ServerName<'static>>,
+}
+
+/// The legacy client's connector: TLS when the service has `tls` (HTTPS
+/// only, SNI as configured), else clear text.
+fn connector(config: &ServiceConfig, tls: Option<&UpstreamTls>) -> HttpsConnector<HttpConnector> {
+    let mut http = HttpConnector::new();
+    http.set_connect_timeout(Some(Duration::from_millis(config.timeouts.connect_ms)));
+    http.set_nodelay(true);
+    http.enforce_http(tls.is_none());
+    let builder = HttpsConnectorBuilder::new();
+    let schemes = match tls {
+        Some(t) => {
+            let b = builder.with_tls_config(t.base_config()).https_only();
+            match t.server_name.as_ref() {
+                Some(name) => b.with_server_name_resolver(FixedServerNameResolver::new(name.clone())),
+                None => b,
+            }
+        }
+        None => builder.with_tls_config(UpstreamTls::trust_nothing()).https_or_http(),
+    };
+    match config.protocol {
+        UpstreamProtocol::Http1 => schemes.enable_http1().wrap_connector(http),
+        UpstreamProtocol::Http2 => schemes.enable_http2().wrap_connector(http),
+    }
 }
 
 /// Tracks one in-flight request to a target; decrements on drop. Holds the
@@ -121,17 +159,19 @@ impl Drop for InflightGuard {
 impl ServicePool {
     /// Builds the pool and, when configured, starts its active health checker.
     /// Targets must already be validated `host:port` strings.
-    pub fn start(config: &ServiceConfig, metrics: Arc<Metrics>, workers: usize) -> Arc<Self> {
+    pub fn start(
+        config: &ServiceConfig,
+        tls: Option<Arc<UpstreamTls>>,
+        metrics: Arc<Metrics>,
+        workers: usize,
+    ) -> Arc<Self> {
         let targets = config
             .targets
             .iter()
             .filter_map(|t| t.parse::<Authority>().ok())
             .map(Target::new)
             .collect();
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_millis(config.timeouts.connect_ms)));
-        connector.set_nodelay(true);
-        connector.enforce_http(true);
+        let connector = connector(config, tls.as_deref());
         let clients = (0..=workers)
             .map(|_| {
                 Client::builder(TokioExecutor::new())
@@ -161,6 +201,10 @@ impl ServicePool {
             config: config.clone(),
             targets,
             clients,
+            tls: tls.map(|t| UpstreamLink {
+                config: t.client_config(b"http/1.1"),
+                server_name: t.server_name.clone(),
+            }),
             h1,
             next: AtomicUsize::new(0),
             epoch: Instant::now(),
@@ -193,8 +237,17 @@ impl ServicePool {
         }
     }
 
+    /// `https` for TLS services, else `http`.
+    pub(crate) fn scheme(&self) -> http::uri::Scheme {
+        if self.tls.is_some() {
+            http::uri::Scheme::HTTPS
+        } else {
+            http::uri::Scheme::HTTP
+        }
+    }
+
     /// The HTTP client of the calling worker.
-    pub(crate) fn client(&self) -> &Client<HttpConnector, ProxyBody> {
+    pub(crate) fn client(&self) -> &Client<HttpsConnector<HttpConnector>, ProxyBody> {
         &self.clients[crate::worker::slot() % self.clients.len()]
     }
 

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::{Authority, PathAndQuery};
 use http::{HeaderMap, Method, Request, Response, Uri, Version};
 use hyper::body::Incoming;
 use tokio::time::Instant;
@@ -231,9 +231,21 @@ async fn acquire_h1(pool: &ServicePool, guard: &InflightGuard) -> Result<(SendRe
 
 async fn connect_h1(pool: &ServicePool, guard: &InflightGuard) -> Result<SendRequest<ProxyBody>, Failure> {
     let timeout = Duration::from_millis(pool.config.timeouts.connect_ms);
-    connect(&guard.target().authority, timeout)
+    connect(&guard.target().authority, timeout, pool.tls.as_ref())
         .await
-        .map_err(|ConnectError::Connect(message)| Failure { connect: true, message })
+        .map_err(|e| match e {
+            ConnectError::Connect(message) => Failure { connect: true, message },
+            ConnectError::Tls(message) => {
+                tracing::warn!(
+                    event = "upstream_tls_failed",
+                    service = %pool.name,
+                    target = %guard.target().authority,
+                    error = %message,
+                    "upstream TLS handshake failed (verification or pin mismatch); nothing was sent"
+                );
+                Failure { connect: true, message }
+            }
+        })
 }
 
 /// Sends over `tx`. A reused connection that turns out dead before the
@@ -286,7 +298,7 @@ fn build(
     body: ProxyBody,
 ) -> Request<ProxyBody> {
     let mut uri = http::uri::Parts::default();
-    uri.scheme = Some(Scheme::HTTP);
+    uri.scheme = Some(pool.scheme());
     uri.authority = Some(authority);
     uri.path_and_query = Some(path_and_query);
     let mut req = Request::new(body);
