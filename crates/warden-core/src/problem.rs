@@ -44,6 +44,8 @@ pub enum ProblemKind {
     HttpsRequired,
     /// The route needs a client certificate (mTLS) that was not presented or is not allowed.
     ClientCertRequired,
+    /// The request's host differs from the TLS server name (SNI) of its connection.
+    MisdirectedRequest,
 }
 
 impl ProblemKind {
@@ -66,6 +68,7 @@ impl ProblemKind {
             Self::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::UpstreamError => StatusCode::BAD_GATEWAY,
             Self::HttpsRequired | Self::ClientCertRequired => StatusCode::FORBIDDEN,
+            Self::MisdirectedRequest => StatusCode::MISDIRECTED_REQUEST,
         }
     }
 
@@ -89,6 +92,7 @@ impl ProblemKind {
             Self::UpstreamError => "upstream-error",
             Self::HttpsRequired => "https-required",
             Self::ClientCertRequired => "client-certificate-required",
+            Self::MisdirectedRequest => "misdirected-request",
         }
     }
 
@@ -112,6 +116,7 @@ impl ProblemKind {
             Self::UpstreamError => "The upstream service failed",
             Self::HttpsRequired => "This API is served over HTTPS only",
             Self::ClientCertRequired => "A valid client certificate is required",
+            Self::MisdirectedRequest => "The request's host does not match the TLS server name",
         }
     }
 

@@ -77,6 +77,28 @@ fn escape(v: &str) -> String {
     out
 }
 
+/// Refuses (421) a request whose host is not the SNI name its TLS connection
+/// was set up for, so a certificate (and, with HTTP/2, a connection) for one
+/// host is never used to reach another host's routes.
+pub fn check_sni(conn: &ConnInfo, host: &str) -> Result<(), Rejection> {
+    let Some(sni) = conn.tls.as_ref().and_then(|t| t.sni.as_deref()) else {
+        return Ok(());
+    };
+    let name = host
+        .parse::<http::uri::Authority>()
+        .map(|a| a.host().to_owned())
+        .unwrap_or_default();
+    if name.eq_ignore_ascii_case(sni) {
+        Ok(())
+    } else {
+        Err(Rejection::new(
+            ProblemKind::MisdirectedRequest,
+            "sni_host_mismatch",
+            format!("host `{name}` on a connection for `{sni}`"),
+        ))
+    }
+}
+
 /// What a plain-HTTP listener does before routing: `None` to serve, or the
 /// answer (403 problem or 308 redirect).
 pub fn plain_http_answer(

@@ -281,3 +281,23 @@ async fn plain_http_listeners_refuse_by_default_or_redirect_and_never_send_hsts(
     assert!(!r.headers.contains_key("strict-transport-security"));
     assert_eq!(up.hits(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_other_than_the_sni_name_gets_421() {
+    let up = MockUpstream::start("a").await;
+    let mut ca = TestCa::new("fronting");
+    let both = ca.server("both", &["a.test", "b.test"]);
+    let gw = TestGateway::start(&tls_config(&certs_yaml(&[&both]), &up)).await;
+    let send = |host: &'static str| {
+        let req = http::Request::get("/x")
+            .header("host", host)
+            .body(http_body_util::Full::default())
+            .unwrap();
+        warden_testkit::https(gw.addr, "a.test", ca.client_config(&["http/1.1"], None), req)
+    };
+    let r = send("b.test").await.unwrap().reply;
+    assert_eq!(r.status, 421);
+    assert_eq!(r.json()["type"], "urn:warden:problem:misdirected-request");
+    assert_eq!(send("A.test:443").await.unwrap().reply.status, 200);
+    assert_eq!(up.hits(), 1);
+}

@@ -174,7 +174,15 @@ async fn serve_conn(
     };
     let Some(tls) = listener.tls.as_ref() else {
         let info = conn_info(peer, listener, None, permit);
-        return drive(StrictIo::new(stream, settings.framing), info, settings, shared, stop).await;
+        return drive(
+            StrictIo::new(stream, settings.framing),
+            &settings.builder,
+            info,
+            &settings,
+            shared,
+            stop,
+        )
+        .await;
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
     let timeout = settings.handshake_timeout;
@@ -193,8 +201,23 @@ async fn serve_conn(
     };
     let facts = TlsFacts::of(stream.get_ref().1);
     shared.metrics.tls_handshake(&facts);
+    // Speak only the protocol ALPN chose (HTTP/1.1 when the client sent no ALPN).
+    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+    let builder = if h2 {
+        settings.builder.clone().http2_only()
+    } else {
+        settings.builder.clone().http1_only()
+    };
     let info = conn_info(peer, listener, Some(facts), permit);
-    drive(StrictIo::new(stream, settings.framing), info, settings, shared, stop).await;
+    drive(
+        StrictIo::new(stream, settings.framing),
+        &builder,
+        info,
+        &settings,
+        shared,
+        stop,
+    )
+    .await;
 }
 
 fn conn_info(
@@ -223,8 +246,9 @@ fn conn_info(
 /// Runs hyper on an accepted (and, for TLS, handshaken) stream.
 async fn drive<S>(
     io: StrictIo<S>,
+    builder: &auto::Builder<TokioExecutor>,
     info: Arc<ConnInfo>,
-    settings: Arc<ConnSettings>,
+    settings: &ConnSettings,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) where
@@ -233,9 +257,7 @@ async fn drive<S>(
     let activity = Arc::clone(&info.activity);
     let peer = info.peer;
     let service = service_fn(move |req| handler::handle(req, Arc::clone(&info), Arc::clone(&shared)));
-    let conn = settings
-        .builder
-        .serve_connection_with_upgrades(TokioIo::new(io), service);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     let mut conn = std::pin::pin!(conn);
     let mut closing = false;
     loop {
