@@ -5,6 +5,9 @@
 # the proxy under test (nginx: 1 worker; warden: 1 runtime thread) gets core 1.
 # Small JSON, HTTP/1.1 keep-alive both sides, access logs off on both proxies.
 # Stops by itself. Usage: bench/run.sh [seconds-per-run] [connections] [rounds]
+# TLS=1 bench/run.sh ...: both proxies terminate TLS 1.3 (same ECDSA P-256
+# certificate, keep-alive), then a second table measures new handshakes per
+# second (`Connection: close`: one TCP connection and full handshake per request).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10}
@@ -43,11 +46,20 @@ CONF
 }
 nginx_conf "$work/up" "server { listen 127.0.0.1:$UP_PORT; default_type application/json;
     location / { return 200 '{\"id\":42,\"name\":\"ada\",\"roles\":[\"reader\"],\"active\":true}'; } }"
+TLS=${TLS:-0}
+SCHEME=http NGINX_LISTEN="" WARDEN_LISTENER="plain_http: serve"
+if [ "$TLS" = 1 ]; then
+  SCHEME=https
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/key.pem" -out "$work/cert.pem" \
+    -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null
+  NGINX_LISTEN="ssl; ssl_certificate $work/cert.pem; ssl_certificate_key $work/key.pem; ssl_protocols TLSv1.3"
+  WARDEN_LISTENER="tls: { certificates: [{ cert: \"$work/cert.pem\", key: \"$work/key.pem\" }], alpn: [http/1.1] }"
+fi
 nginx_conf "$work/px" "upstream api { server 127.0.0.1:$UP_PORT; keepalive 128; }
-  server { listen 127.0.0.1:$NGINX_PORT;
+  server { listen 127.0.0.1:$NGINX_PORT $NGINX_LISTEN;
     location / { proxy_pass http://api; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
 cat > "$work/warden.yaml" <<CONF
-listeners: [{ name: bench, bind: "127.0.0.1:$WARDEN_PORT", plain_http: serve }]
+listeners: [{ name: bench, bind: "127.0.0.1:$WARDEN_PORT", $WARDEN_LISTENER }]
 admin: { bind: "127.0.0.1:$ADMIN_PORT" }
 access_log: off
 services: [{ name: api, targets: ["127.0.0.1:$UP_PORT"], pool: { max_idle_per_target: 256 } }]
@@ -57,18 +69,22 @@ CONF
 taskset -c "$CORE_LOAD" "$NGINX" -c "$work/up/nginx.conf" & pids+=($!); UP_PID=$!
 taskset -c "$CORE_PROXY" "$NGINX" -c "$work/px/nginx.conf" & pids+=($!); NGINX_PID=$!
 WARDEN_LOG=warn taskset -c "$CORE_PROXY" "$WARDEN" run --watch-secs 0 --config "$work/warden.yaml" 2>"$work/warden.err" & pids+=($!); WARDEN_PID=$!
-for port in $UP_PORT $NGINX_PORT $WARDEN_PORT; do
+for port in $UP_PORT; do
   for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/" >/dev/null 2>&1 && break; sleep 0.1; done
+done
+for port in $NGINX_PORT $WARDEN_PORT; do
+  for _ in $(seq 100); do curl -kfs "$SCHEME://127.0.0.1:$port/" >/dev/null 2>&1 && break; sleep 0.1; done
 done
 
 # wrk prints latency as e.g. 812.00us / 1.20ms / 1.01s: normalise to microseconds.
 to_us() { awk '{ v=$1; if (v ~ /us$/) { sub(/us/,"",v); print v } else if (v ~ /ms$/) { sub(/ms/,"",v); print v*1000 } else if (v ~ /s$/) { sub(/s/,"",v); print v*1000000 } }'; }
 # CPU ticks (user+system, all threads) of a process and its children (nginx workers).
 ticks() { local t=0 p; for p in $1 $(pgrep -P "$1"); do t=$((t + $(awk '{s=0} {s+=$14+$15} END {print s}' /proc/"$p"/task/*/stat))); done; echo $t; }
-run() { # name port pid
-  local c0; c0=$(ticks "$3")
-  local out; out=$(taskset -c "$CORE_LOAD" wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "http://127.0.0.1:$2/users/42")
-  local c1; c1=$(ticks "$3")
+run() { # name port pid [scheme] [wrk args...]
+  local name=$1 port=$2 pid=$3 scheme=${4:-http}; shift 3; [ $# -gt 0 ] && shift
+  local c0; c0=$(ticks "$pid")
+  local out; out=$(taskset -c "$CORE_LOAD" wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "$@" "$scheme://127.0.0.1:$port/users/42")
+  local c1; c1=$(ticks "$pid")
   local rps p50 p99 errs
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out" | to_us)
@@ -76,8 +92,8 @@ run() { # name port pid
   errs=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out")
   local hz; hz=$(getconf CLK_TCK)
   local cpu; cpu=$(awk -v t=$((c1 - c0)) -v r="$rps" -v d="$DUR" -v hz="$hz" 'BEGIN { printf "%.1f", t * 1000000 / hz / (r * d) }')
-  echo "$1 $rps $p50 $p99 $cpu" >> "$work/results"
-  printf '  %-9s %10.0f req/s   p50 %8.0f us   p99 %8.0f us   cpu %5.1f us/req  %s\n' "$1" "$rps" "$p50" "$p99" "$cpu" "$errs"
+  echo "$name $rps $p50 $p99 $cpu" >> "$work/results"
+  printf '  %-9s %10.0f req/s   p50 %8.0f us   p99 %8.0f us   cpu %5.1f us/req  %s\n' "$name" "$rps" "$p50" "$p99" "$cpu" "$errs"
 }
 
 echo "warden bench: ${DUR}s x $ROUNDS rounds, $CONNS connections, wrk+upstream on core $CORE_LOAD, proxy on core $CORE_PROXY"
@@ -85,14 +101,19 @@ echo "$(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xarg
 for r in $(seq "$ROUNDS"); do
   echo "round $r"
   run upstream $UP_PORT "$UP_PID"
-  run nginx $NGINX_PORT "$NGINX_PID"
-  run warden $WARDEN_PORT "$WARDEN_PID"
+  run nginx $NGINX_PORT "$NGINX_PID" $SCHEME
+  run warden $WARDEN_PORT "$WARDEN_PID" $SCHEME
+  if [ "$TLS" = 1 ]; then
+    run nginx-hs $NGINX_PORT "$NGINX_PID" https -H "Connection: close"
+    run warden-hs $WARDEN_PORT "$WARDEN_PID" https -H "Connection: close"
+  fi
 done
 
 # Medians over the rounds, then the ratios.
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 declare -A RPS P50 P99 CPU
-for name in upstream nginx warden; do
+names="upstream nginx warden"; [ "$TLS" = 1 ] && names="$names nginx-hs warden-hs"
+for name in $names; do
   CPU[$name]=$(awk -v n=$name '$1==n {print $5}' "$work/results" | median)
   RPS[$name]=$(awk -v n=$name '$1==n {print $2}' "$work/results" | median)
   P50[$name]=$(awk -v n=$name '$1==n {print $3}' "$work/results" | median)
@@ -102,8 +123,12 @@ echo
 echo "median of $ROUNDS rounds"
 printf '| %-8s | %10s | %8s | %8s | %14s |\n' target "req/s" "p50 us" "p99 us" "CPU us/req"
 printf '|----------|------------|----------|----------|----------------|\n'
-for name in upstream nginx warden; do
+for name in $names; do
   printf '| %-8s | %10.0f | %8.0f | %8.0f | %14.1f |\n' "$name" "${RPS[$name]}" "${P50[$name]}" "${P99[$name]}" "${CPU[$name]}"
 done
 awk -v a="${RPS[warden]}" -v b="${RPS[nginx]}" -v c="${P99[warden]}" -v d="${P99[nginx]}" -v e="${P50[warden]}" -v f="${P50[nginx]}" \
   'BEGIN { printf "ratios warden/nginx: throughput %.2fx, p50 latency %.2fx, p99 latency %.2fx\n", a/b, e/f, c/d }'
+if [ "$TLS" = 1 ]; then
+  awk -v a="${RPS[warden-hs]}" -v b="${RPS[nginx-hs]}" \
+    'BEGIN { printf "new handshakes (Connection: close) warden/nginx: %.2fx (%.0f vs %.0f per second)\n", a/b, a, b }'
+fi

@@ -180,3 +180,19 @@ fn access_log_accepts_off_stdout_and_file_and_refuses_others() {
     }
     assert!(load_str(&format!("{GOOD}access_log: syslog\n")).is_err());
 }
+
+#[test]
+fn relative_paths_in_a_file_are_relative_to_its_directory() {
+    let dir = std::env::temp_dir().join(format!("warden-cfg-paths-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("gw.yaml");
+    std::fs::write(
+        &file,
+        "listeners:\n  - name: a\n    bind: 127.0.0.1:0\n    tls:\n      certificates: [{ cert: certs/missing.pem, key: /abs/k.pem }]\nservices: []\nroutes: []\n",
+    )
+    .unwrap();
+    let err = crate::load_file(&file).unwrap_err().to_string();
+    let joined = dir.join("certs/missing.pem");
+    assert!(err.contains(&format!("cannot read `{}`", joined.display())), "{err}");
+    assert!(err.contains("cannot read `/abs/k.pem`"), "{err}");
+}

@@ -27,6 +27,33 @@ pub struct RequestCtx {
     pub rejection_code: Option<&'static str>,
     /// When the request started.
     pub started: Instant,
+    /// The client certificate the TLS listener verified, if any (mTLS): for
+    /// consumer mapping and authorization.
+    pub client_cert: Option<Arc<ClientIdentity>>,
+}
+
+/// Identity of a verified client certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientIdentity {
+    /// Subject distinguished name, RFC 4514 style (`CN=svc, O=Example`).
+    pub subject: String,
+    /// subjectAltName DNS names, lower case.
+    pub dns: Vec<String>,
+    /// subjectAltName URIs (SPIFFE IDs among them).
+    pub uris: Vec<String>,
+    /// Lower-case hex SHA-256 of the DER certificate.
+    pub sha256: String,
+}
+
+impl ClientIdentity {
+    /// A one-line name for logs: the first URI SAN, else the first DNS SAN,
+    /// else the subject DN.
+    pub fn principal(&self) -> &str {
+        self.uris
+            .first()
+            .or_else(|| self.dns.first())
+            .map_or(self.subject.as_str(), String::as_str)
+    }
 }
 
 impl RequestCtx {
@@ -43,6 +70,7 @@ impl RequestCtx {
             max_body_bytes,
             rejection_code: None,
             started: Instant::now(),
+            client_cert: None,
         }
     }
 

@@ -8,6 +8,6 @@ pub mod ctx;
 pub mod policy;
 pub mod problem;
 
-pub use ctx::RequestCtx;
+pub use ctx::{ClientIdentity, RequestCtx};
 pub use policy::{Decision, OnError, Policy, PolicyError};
 pub use problem::{ProblemKind, Rejection};

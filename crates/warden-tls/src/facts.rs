@@ -9,6 +9,7 @@ use std::sync::Arc;
 use rustls::server::ServerConnection;
 use rustls::{NamedGroup, ProtocolVersion};
 use rustls_pki_types::CertificateDer;
+use warden_core::ClientIdentity;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -29,50 +30,26 @@ pub struct TlsFacts {
     pub client: Option<Arc<ClientIdentity>>,
 }
 
-/// Identity of a verified client certificate.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientIdentity {
-    /// Subject distinguished name, RFC 4514 style (`CN=svc,O=Example`).
-    pub subject: String,
-    /// subjectAltName DNS names.
-    pub dns: Vec<String>,
-    /// subjectAltName URIs (SPIFFE IDs among them).
-    pub uris: Vec<String>,
-    /// Lower-case hex SHA-256 of the DER certificate.
-    pub sha256: String,
-}
-
-impl ClientIdentity {
-    /// Reads the identity out of a DER certificate.
-    pub fn from_der(der: &CertificateDer<'_>) -> Option<Self> {
-        let (_, cert) = X509Certificate::from_der(der).ok()?;
-        let mut dns = Vec::new();
-        let mut uris = Vec::new();
-        if let Ok(Some(san)) = cert.subject_alternative_name() {
-            for name in &san.value.general_names {
-                match name {
-                    GeneralName::DNSName(d) => dns.push(d.to_ascii_lowercase()),
-                    GeneralName::URI(u) => uris.push((*u).to_owned()),
-                    _ => {}
-                }
+/// Reads a verified client certificate's identity out of its DER form.
+pub fn client_identity(der: &CertificateDer<'_>) -> Option<ClientIdentity> {
+    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    let mut dns = Vec::new();
+    let mut uris = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::DNSName(d) => dns.push(d.to_ascii_lowercase()),
+                GeneralName::URI(u) => uris.push((*u).to_owned()),
+                _ => {}
             }
         }
-        Some(Self {
-            subject: cert.subject().to_string(),
-            dns,
-            uris,
-            sha256: sha256_hex(der.as_ref()),
-        })
     }
-
-    /// A one-line form for logs and the upstream header: the first SPIFFE/URI
-    /// SAN, else the first DNS SAN, else the subject DN.
-    pub fn principal(&self) -> &str {
-        self.uris
-            .first()
-            .or_else(|| self.dns.first())
-            .map_or(self.subject.as_str(), String::as_str)
-    }
+    Some(ClientIdentity {
+        subject: cert.subject().to_string(),
+        dns,
+        uris,
+        sha256: sha256_hex(der.as_ref()),
+    })
 }
 
 /// Lower-case hex SHA-256.
@@ -112,7 +89,7 @@ impl TlsFacts {
         let client = conn
             .peer_certificates()
             .and_then(<[CertificateDer<'_>]>::first)
-            .and_then(ClientIdentity::from_der)
+            .and_then(client_identity)
             .map(Arc::new);
         Self {
             version,

@@ -12,10 +12,11 @@ mod material;
 mod server;
 mod upstream;
 
-pub use facts::{ClientIdentity, TlsFacts, sha256_hex};
+pub use facts::{TlsFacts, client_identity, sha256_hex};
 pub use material::TlsIssue;
 pub use server::ServerTls;
 pub use upstream::{UpstreamTls, UpstreamTlsConfig, spki_pin};
+pub use warden_core::ClientIdentity;
 
 /// Installs aws-lc-rs as the process-wide rustls provider (idempotent).
 pub fn install_provider() {
