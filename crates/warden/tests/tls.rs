@@ -301,3 +301,22 @@ async fn a_host_other_than_the_sni_name_gets_421() {
     assert_eq!(send("A.test:443").await.unwrap().reply.status, 200);
     assert_eq!(up.hits(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_reload_sighup_path_picks_up_a_replaced_certificate() {
+    let up = MockUpstream::start("a").await;
+    let mut ca = TestCa::new("hup");
+    let first = ca.server("live", &["api.test"]);
+    // No file watching: only an explicit reload (what SIGHUP calls) may change it.
+    let first_der = first.load().0[0].clone();
+    let gw = TestGateway::start(&tls_config(&certs_yaml(&[&first]), &up)).await;
+    let next = ca.server("next", &["api.test"]);
+    std::fs::copy(&next.cert, &first.cert).unwrap();
+    std::fs::copy(&next.key, &first.key).unwrap();
+    let cfg = || ca.client_config(&["http/1.1"], None);
+    let r = https_get(gw.addr, "api.test", cfg(), "/").await.unwrap();
+    assert_eq!(r.server_cert.as_ref(), Some(&first_der), "not reloaded yet");
+    gw.gw().reload().await.unwrap();
+    let r = https_get(gw.addr, "api.test", cfg(), "/").await.unwrap();
+    assert_eq!(r.server_cert.as_ref(), Some(&next.load().0[0]));
+}
