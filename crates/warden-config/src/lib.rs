@@ -26,7 +26,7 @@ fn load_with_base(text: &str, base: Option<&std::path::Path>) -> Result<Snapshot
     let mut issues = error::Issues::default();
     let mut parsed = load::parse(text, &mut issues)?;
     if let Some(base) = base {
-        paths::resolve(&mut parsed.config, base);
+        paths::resolve(&mut parsed, base);
     }
     match compile::compile(parsed, &mut issues) {
         Some(snapshot) if issues.0.is_empty() => Ok(snapshot),

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::schema::{AccessLogConfig, FileConfig};
+use crate::schema::AccessLogConfig;
 
 fn join(base: &Path, p: &mut String) {
     if !p.is_empty() && Path::new(p.as_str()).is_relative() {
@@ -10,8 +10,14 @@ fn join(base: &Path, p: &mut String) {
     }
 }
 
-/// Rewrites every relative path in `config` to sit under `base`.
-pub(crate) fn resolve(config: &mut FileConfig, base: &Path) {
+/// Rewrites every relative path in the parsed config to sit under `base`.
+pub(crate) fn resolve(parsed: &mut crate::load::Parsed, base: &Path) {
+    for specs in &mut parsed.policies {
+        for spec in specs {
+            spec.resolve_paths(base);
+        }
+    }
+    let config = &mut parsed.config;
     for l in &mut config.listeners {
         let Some(tls) = l.tls.as_mut() else { continue };
         for c in &mut tls.certificates {

@@ -30,6 +30,8 @@ pub struct RequestCtx {
     /// The client certificate the TLS listener verified, if any (mTLS): for
     /// consumer mapping and authorization.
     pub client_cert: Option<Arc<ClientIdentity>>,
+    /// Claims of the verified access token, once an authentication policy accepted one.
+    pub token_claims: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
 }
 
 /// Identity of a verified client certificate.
@@ -71,6 +73,7 @@ impl RequestCtx {
             rejection_code: None,
             started: Instant::now(),
             client_cert: None,
+            token_claims: None,
         }
     }
 

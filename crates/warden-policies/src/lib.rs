@@ -7,6 +7,7 @@
 //! config lists them in.
 
 pub mod ip_rules;
+pub mod jwt;
 pub mod request_limits;
 
 use bytes::Bytes;
@@ -21,6 +22,8 @@ pub enum PolicyKind {
     IpRules,
     /// Connection guard: per-route header, URI and body caps.
     RequestLimits,
+    /// Authentication: JSON Web Tokens.
+    Jwt,
 }
 
 impl PolicyKind {
@@ -29,6 +32,7 @@ impl PolicyKind {
         match self {
             Self::IpRules => "ip_rules",
             Self::RequestLimits => "request_limits",
+            Self::Jwt => "jwt",
         }
     }
 }
@@ -41,6 +45,8 @@ pub enum PolicySpec {
     IpRules(ip_rules::IpRulesConfig),
     /// See [`request_limits`].
     RequestLimits(request_limits::RequestLimitsConfig),
+    /// See [`jwt`].
+    Jwt(jwt::JwtConfig),
 }
 
 /// A config problem found while compiling a policy; `path` is relative to the policy entry.
@@ -58,6 +64,7 @@ impl PolicySpec {
         match self {
             Self::IpRules(_) => PolicyKind::IpRules,
             Self::RequestLimits(_) => PolicyKind::RequestLimits,
+            Self::Jwt(_) => PolicyKind::Jwt,
         }
     }
 
@@ -66,6 +73,7 @@ impl PolicySpec {
         match self {
             Self::IpRules(c) => c.on_error,
             Self::RequestLimits(c) => c.on_error,
+            Self::Jwt(c) => c.on_error,
         }
     }
 
@@ -74,6 +82,15 @@ impl PolicySpec {
         match self {
             Self::IpRules(c) => c.build().map(CompiledPolicy::IpRules),
             Self::RequestLimits(c) => c.build().map(CompiledPolicy::RequestLimits),
+            Self::Jwt(c) => c.build().map(CompiledPolicy::Jwt),
+        }
+    }
+
+    /// Makes relative file paths in the entry relative to `base` (the config
+    /// file's directory).
+    pub fn resolve_paths(&mut self, base: &std::path::Path) {
+        if let Self::Jwt(c) = self {
+            c.resolve_paths(base);
         }
     }
 }
@@ -85,6 +102,8 @@ pub enum CompiledPolicy {
     IpRules(ip_rules::IpRules),
     /// See [`request_limits`].
     RequestLimits(request_limits::RequestLimits),
+    /// See [`jwt`].
+    Jwt(jwt::Jwt),
 }
 
 impl Policy for CompiledPolicy {
@@ -92,6 +111,7 @@ impl Policy for CompiledPolicy {
         match self {
             Self::IpRules(p) => p.name(),
             Self::RequestLimits(p) => p.name(),
+            Self::Jwt(p) => p.name(),
         }
     }
 
@@ -99,6 +119,7 @@ impl Policy for CompiledPolicy {
         match self {
             Self::IpRules(p) => p.needs_request_body(),
             Self::RequestLimits(p) => p.needs_request_body(),
+            Self::Jwt(p) => p.needs_request_body(),
         }
     }
 
@@ -106,6 +127,7 @@ impl Policy for CompiledPolicy {
         match self {
             Self::IpRules(p) => p.on_request(req, ctx).await,
             Self::RequestLimits(p) => p.on_request(req, ctx).await,
+            Self::Jwt(p) => p.on_request(req, ctx).await,
         }
     }
 
@@ -118,6 +140,7 @@ impl Policy for CompiledPolicy {
         match self {
             Self::IpRules(p) => p.on_request_body(req, body, ctx).await,
             Self::RequestLimits(p) => p.on_request_body(req, body, ctx).await,
+            Self::Jwt(p) => p.on_request_body(req, body, ctx).await,
         }
     }
 
@@ -125,6 +148,7 @@ impl Policy for CompiledPolicy {
         match self {
             Self::IpRules(p) => p.on_response(resp, ctx).await,
             Self::RequestLimits(p) => p.on_response(resp, ctx).await,
+            Self::Jwt(p) => p.on_response(resp, ctx).await,
         }
     }
 
@@ -132,6 +156,7 @@ impl Policy for CompiledPolicy {
         match self {
             Self::IpRules(p) => p.on_complete(ctx),
             Self::RequestLimits(p) => p.on_complete(ctx),
+            Self::Jwt(p) => p.on_complete(ctx),
         }
     }
 }

@@ -187,6 +187,7 @@ async fn watch_files(
     shared: std::sync::Weak<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut last_upstream_try: Option<u64> = None;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
@@ -201,17 +202,50 @@ async fn watch_files(
                 let _ = shared.reload_from_file().await;
             }
         }
+        // File reads and certificate parsing stay off the async threads.
         let rt = shared.runtime();
-        for l in &rt.snapshot.listeners {
-            let Some(tls) = &l.tls else { continue };
-            match tls.refresh() {
-                Ok(true) => tracing::info!(listener = %l.name, "TLS files changed; new handshakes use them"),
-                Ok(false) => {}
-                Err(problems) => {
-                    let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
-                    tracing::error!(listener = %l.name, problems = ?list, "changed TLS files refused; the previous certificates keep serving");
-                }
+        let Ok(upstream) = tokio::task::spawn_blocking(move || refresh_tls(&rt)).await else {
+            continue;
+        };
+        // Try each new state of the upstream files once: a refused reload
+        // (say, a half-copied key) is not retried until the files change again.
+        if let Some(state) = upstream
+            && config.is_some()
+            && last_upstream_try != Some(state)
+        {
+            last_upstream_try = Some(state);
+            tracing::info!("upstream TLS files changed; reloading");
+            let _ = shared.reload_from_file().await;
+        }
+    }
+}
+
+/// Re-reads changed listener TLS files. When an upstream TLS file changed
+/// (those are applied by a config reload, which rebuilds the affected pools),
+/// returns a digest of the current upstream file states.
+fn refresh_tls(rt: &crate::state::Runtime) -> Option<u64> {
+    for l in &rt.snapshot.listeners {
+        let Some(tls) = &l.tls else { continue };
+        match tls.refresh() {
+            Ok(true) => tracing::info!(listener = %l.name, "TLS files changed; new handshakes use them"),
+            Ok(false) => {}
+            Err(problems) => {
+                let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                tracing::error!(listener = %l.name, problems = ?list, "changed TLS files refused; the previous certificates keep serving");
             }
         }
     }
+    if !rt.snapshot.upstream_tls.values().any(|t| t.files_changed()) {
+        return None;
+    }
+    let mut names: Vec<&String> = rt.snapshot.upstream_tls.keys().collect();
+    names.sort();
+    let mut digest = std::collections::hash_map::DefaultHasher::new();
+    for n in names {
+        std::hash::Hash::hash(n, &mut digest);
+        if let Some(t) = rt.snapshot.upstream_tls.get(n) {
+            std::hash::Hash::hash(&t.current_stamp(), &mut digest);
+        }
+    }
+    Some(std::hash::Hasher::finish(&digest))
 }

@@ -146,15 +146,15 @@ fn build_pools(
         .services
         .iter()
         .map(|svc| {
-            let reuse = old.get(svc.name.as_str()).filter(|p| p.config == *svc);
+            let tls = snapshot.upstream_tls.get(&svc.name);
+            let stamp = tls.map(|t| t.stamp().to_vec());
+            // Same config and the same TLS file contents: keep the warm pool.
+            let reuse = old
+                .get(svc.name.as_str())
+                .filter(|p| p.config == *svc && p.tls_stamp == stamp);
             let pool = match reuse {
                 Some(p) => Arc::clone(p),
-                None => ServicePool::start(
-                    svc,
-                    snapshot.upstream_tls.get(&svc.name).cloned(),
-                    Arc::clone(metrics),
-                    workers,
-                ),
+                None => ServicePool::start(svc, tls.cloned(), Arc::clone(metrics), workers),
             };
             (Arc::from(svc.name.as_str()), pool)
         })

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod jwt;
 pub mod pki;
 mod upstream;
 
@@ -263,6 +264,8 @@ pub struct TlsReply {
     pub http: http::Version,
     /// The server's leaf certificate.
     pub server_cert: Option<rustls::pki_types::CertificateDer<'static>>,
+    /// The handshake resumed an earlier session.
+    pub resumed: bool,
 }
 
 /// Connects with TLS to `addr` sending `sni`, then sends `req` over HTTP/2
@@ -286,6 +289,7 @@ pub async fn https(
         let group = conn.negotiated_key_exchange_group().map(|g| g.name());
         let alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
         let server_cert = conn.peer_certificates().and_then(|c| c.first()).cloned();
+        let resumed = conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
         let io = hyper_util::rt::TokioIo::new(tls);
         let mut req = req;
         let resp = if alpn.as_deref() == Some(b"h2") {
@@ -319,6 +323,7 @@ pub async fn https(
             alpn,
             http,
             server_cert,
+            resumed,
         })
     };
     tokio::time::timeout(Duration::from_secs(20), work)

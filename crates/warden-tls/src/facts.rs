@@ -45,21 +45,75 @@ pub fn client_identity(der: &CertificateDer<'_>) -> Option<ClientIdentity> {
         }
     }
     Some(ClientIdentity {
-        subject: cert.subject().to_string(),
+        subject: subject_dn(cert.subject()),
         dns,
         uris,
         sha256: sha256_hex(der.as_ref()),
     })
 }
 
-/// Lower-case hex SHA-256.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
-    let mut out = String::with_capacity(64);
-    for b in digest.as_ref() {
+/// The subject as `CN=a, O=b` (DER order, multi-valued RDNs joined with `+`),
+/// with RFC 4514 escaping of every special character in values, so a value
+/// that contains `, O=...` cannot pass for another attribute. Values that are
+/// not strings print as `#hex`.
+fn subject_dn(name: &x509_parser::x509::X509Name<'_>) -> String {
+    let registry = x509_parser::objects::oid_registry();
+    let mut rdns = Vec::new();
+    for rdn in name.iter_rdn() {
+        let parts: Vec<String> = rdn
+            .iter()
+            .map(|a| {
+                let ty = x509_parser::objects::oid2abbrev(a.attr_type(), registry)
+                    .map_or_else(|_| a.attr_type().to_id_string(), str::to_owned);
+                let value = match a.as_str() {
+                    Ok(s) => escape_dn_value(s),
+                    Err(_) => format!("#{}", hex(a.as_slice())),
+                };
+                format!("{ty}={value}")
+            })
+            .collect();
+        rdns.push(parts.join("+"));
+    }
+    rdns.join(", ")
+}
+
+fn escape_dn_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    let last = v.chars().count().saturating_sub(1);
+    for (i, c) in v.chars().enumerate() {
+        match c {
+            ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '#' | ' ' if i == 0 => {
+                out.push('\\');
+                out.push(c);
+            }
+            ' ' if i == last => out.push_str("\\ "),
+            c if c.is_control() => {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    let _ = write!(out, "\\{b:02X}");
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
         let _ = write!(out, "{b:02x}");
     }
     out
+}
+
+/// Lower-case hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref())
 }
 
 fn is_post_quantum(group: NamedGroup) -> bool {

@@ -188,13 +188,17 @@ pub(crate) fn load_roots(path: &str, at: &str) -> Result<RootCertStore, TlsIssue
     Ok(roots)
 }
 
-/// Loads a CRL file, PEM or DER.
-pub(crate) fn load_crl(path: &str, at: &str) -> Result<CertificateRevocationListDer<'static>, TlsIssue> {
+/// Loads a CRL file: DER (one CRL) or PEM (every CRL in it).
+pub(crate) fn load_crls(path: &str, at: &str) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsIssue> {
     let bytes = read(path, at)?;
-    if bytes.starts_with(b"-----") {
-        CertificateRevocationListDer::from_pem_slice(&bytes)
-            .map_err(|e| TlsIssue::new(at, format!("`{path}` holds no PEM CRL: {e}")))
-    } else {
-        Ok(CertificateRevocationListDer::from(bytes))
+    if !bytes.starts_with(b"-----") {
+        return Ok(vec![CertificateRevocationListDer::from(bytes)]);
     }
+    let crls = CertificateRevocationListDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsIssue::new(at, format!("`{path}` is not valid PEM: {e}")))?;
+    if crls.is_empty() {
+        return Err(TlsIssue::new(at, format!("`{path}` holds no PEM CRL")));
+    }
+    Ok(crls)
 }

@@ -15,7 +15,7 @@ use rustls::sign::CertifiedKey;
 use rustls::{ServerConfig, SupportedProtocolVersion};
 
 use crate::config::{ClientAuthMode, TlsListenerConfig, TlsVersion};
-use crate::material::{TlsIssue, load_cert, load_crl, load_roots, stamp};
+use crate::material::{TlsIssue, load_cert, load_crls, load_roots, stamp};
 
 /// Sessions remembered for resumption, per listener (kept across reloads).
 const SESSION_CACHE_ENTRIES: usize = 4096;
@@ -191,7 +191,16 @@ fn build(
     };
     let mut config = builder.with_cert_resolver(Arc::new(SniResolver::new(loaded)));
     config.alpn_protocols = alpn;
-    config.session_storage = Arc::clone(sessions);
+    if settings.client_auth.mode == ClientAuthMode::Off {
+        config.session_storage = Arc::clone(sessions);
+    } else {
+        // A resumed session carries the client certificate of its first
+        // handshake without verifying it again: a certificate revoked (CRL
+        // reload) or expired since would live on. With client certificates,
+        // every connection does a full handshake.
+        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        config.send_tls13_tickets = 0;
+    }
     // Server order decides the cipher suite; no 0-RTT (replayable) data.
     config.ignore_client_order = true;
     config.max_early_data_size = 0;
@@ -229,8 +238,8 @@ fn client_verifier(
     };
     let mut crls = Vec::new();
     for (i, path) in auth.crls.iter().enumerate() {
-        match load_crl(path, &format!("client_auth.crls[{i}]")) {
-            Ok(c) => crls.push(c),
+        match load_crls(path, &format!("client_auth.crls[{i}]")) {
+            Ok(mut c) => crls.append(&mut c),
             Err(e) => issues.push(e),
         }
     }

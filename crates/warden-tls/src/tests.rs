@@ -174,3 +174,23 @@ fn refresh_swaps_in_a_replaced_certificate_and_keeps_the_old_one_on_a_bad_file()
     assert!(errs[0].message.contains("does not match"), "{errs:?}");
     assert!(std::sync::Arc::ptr_eq(&second, &tls.config()));
 }
+
+#[test]
+fn subject_values_are_escaped_so_a_cn_cannot_pose_as_more_attributes() {
+    use crate::config::AllowedIdentity;
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name
+        .push(rcgen::DnType::CommonName, "billing, O=Example");
+    let der = p.self_signed(&key).unwrap().der().clone();
+    let id = crate::client_identity(&der).unwrap();
+    assert_eq!(id.subject, "CN=billing\\, O\\=Example");
+    let forged = crate::config::ClientCertRule {
+        allow: vec![AllowedIdentity::Subject("CN=billing, O=Example".into())],
+    };
+    assert!(!forged.allows(&id));
+    let exact = crate::config::ClientCertRule {
+        allow: vec![AllowedIdentity::Subject(id.subject.clone())],
+    };
+    assert!(exact.allows(&id));
+}

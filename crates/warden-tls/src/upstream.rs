@@ -17,7 +17,7 @@ use serde::Deserialize;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::config::CertificateConfig;
-use crate::material::{TlsIssue, load_cert, load_roots};
+use crate::material::{TlsIssue, load_cert, load_roots, stamp};
 
 /// `services[].tls`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
@@ -32,7 +32,7 @@ pub struct UpstreamTlsConfig {
     #[serde(default)]
     pub ca: Option<String>,
     /// SPKI SHA-256 pins, base64 (optionally prefixed `sha256/`). When set,
-    /// some certificate of the verified chain must match one of them.
+    /// the upstream's leaf certificate key must match one of them.
     #[serde(default)]
     pub pins: Vec<String>,
     /// Client certificate for upstreams that require mTLS.
@@ -46,11 +46,19 @@ pub struct UpstreamTls {
     config: ClientConfig,
     /// Fixed SNI/verification name, when configured.
     pub server_name: Option<ServerName<'static>>,
+    files: Vec<String>,
+    stamp: Vec<Option<(u64, usize)>>,
 }
 
 impl UpstreamTls {
     /// Loads and checks the section; on failure returns every problem.
     pub fn load(cfg: &UpstreamTlsConfig) -> Result<Self, Vec<TlsIssue>> {
+        let mut files: Vec<String> = cfg.ca.iter().cloned().collect();
+        if let Some(c) = &cfg.client_cert {
+            files.push(c.cert.clone());
+            files.push(c.key.clone());
+        }
+        let stamp = files.iter().map(|f| stamp(f)).collect();
         let provider = Arc::new(aws_lc_rs::default_provider());
         let mut issues = Vec::new();
         let roots = match &cfg.ca {
@@ -108,7 +116,28 @@ impl UpstreamTls {
             Some(key) => builder.with_client_cert_resolver(Arc::new(OneClientCert(key))),
             None => builder.with_no_client_auth(),
         };
-        Ok(Self { config, server_name })
+        Ok(Self {
+            config,
+            server_name,
+            files,
+            stamp,
+        })
+    }
+
+    /// Contents stamp of the files this was loaded from (CA, client
+    /// certificate and key), to tell whether a pool built on it is current.
+    pub fn stamp(&self) -> &[Option<(u64, usize)>] {
+        &self.stamp
+    }
+
+    /// True when a file this was loaded from changed since.
+    pub fn files_changed(&self) -> bool {
+        self.current_stamp() != self.stamp
+    }
+
+    /// Contents stamp of the files as they are on disk now.
+    pub fn current_stamp(&self) -> Vec<Option<(u64, usize)>> {
+        self.files.iter().map(|f| stamp(f)).collect()
     }
 
     /// A client config that trusts nothing, for connectors of clear-text
@@ -166,7 +195,7 @@ fn spki_sha256(der: &CertificateDer<'_>) -> Option<[u8; 32]> {
 }
 
 /// WebPKI verification, then (when pins are set) an SPKI pin match on the
-/// presented chain. Runs inside the handshake: on a mismatch the handshake
+/// leaf certificate. Runs inside the handshake: on a mismatch the handshake
 /// fails before any request byte is written.
 #[derive(Debug)]
 struct PinningVerifier {
@@ -189,10 +218,11 @@ impl ServerCertVerifier for PinningVerifier {
         if self.pins.is_empty() {
             return Ok(verified);
         }
-        let pinned = std::iter::once(end_entity)
-            .chain(intermediates)
-            .filter_map(spki_sha256)
-            .any(|d| self.pins.contains(&d));
+        // Only the leaf is certain to be on the verified path: extra
+        // certificates a server appends are not verified, so matching them
+        // would let any trusted certificate for the name carry a pinned key
+        // along.
+        let pinned = spki_sha256(end_entity).is_some_and(|d| self.pins.contains(&d));
         if pinned {
             Ok(verified)
         } else {

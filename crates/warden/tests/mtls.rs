@@ -163,10 +163,15 @@ async fn the_verified_identity_goes_upstream_and_to_the_log_and_client_copies_ne
     let req = Request::get("/open")
         .header("host", "api.test")
         .header("x-client-identity", forged)
+        .header("x_client_identity", forged)
+        .header("X_Client-Identity", forged)
         .body(Full::<Bytes>::default())
         .unwrap();
     assert_eq!(https(s.gw.addr, "api.test", anon, req).await.unwrap().reply.status, 200);
-    assert!(!s.up.seen()[0].headers.contains_key("x-client-identity"));
+    let seen = s.up.seen();
+    for name in ["x-client-identity", "x_client_identity", "x_client-identity"] {
+        assert!(!seen[0].headers.contains_key(name), "{name} reached the upstream");
+    }
     // With one: only the gateway's value arrives.
     let cfg = s.ca.client_config(&["h2"], Some(&s.good));
     let req = Request::get("https://api.test/secure")
@@ -209,4 +214,47 @@ async fn required_mode_fails_the_handshake_without_a_certificate() {
         200
     );
     assert_eq!(s.up.hits(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_are_never_resumed_when_client_certificates_are_asked_for() {
+    let s = setup("optional").await;
+    // One client config = one session cache: a second connection would resume if allowed.
+    let cfg = s.ca.client_config(&["http/1.1"], Some(&s.good));
+    for _ in 0..3 {
+        let r = https_get(s.gw.addr, "api.test", cfg.clone(), "/secure").await.unwrap();
+        assert_eq!(r.reply.status, 200);
+        assert!(!r.resumed, "a resumed session would skip certificate and CRL checks");
+    }
+    // Control: on a listener without client auth the same client does resume.
+    let up = MockUpstream::start("b").await;
+    let mut ca = TestCa::new("resume");
+    let server = ca.server("server", &["api.test"]);
+    let yaml = format!(
+        "listeners:\n  - name: tls\n    bind: 127.0.0.1:0\n    tls:\n      certificates: [{{ cert: \"{}\", key: \"{}\" }}]\nservices:\n  - name: api\n    targets: [\"{}\"]\nroutes:\n  - id: all\n    path: {{ prefix: / }}\n    service: api\n",
+        server.cert_str(),
+        server.key_str(),
+        up.addr
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let cfg = ca.client_config(&["http/1.1"], None);
+    let mut resumed = false;
+    for _ in 0..3 {
+        resumed |= https_get(gw.addr, "api.test", cfg.clone(), "/").await.unwrap().resumed;
+    }
+    assert!(resumed, "resumption works where no client certificate is involved");
+}
+
+#[test]
+fn reserved_or_ambiguous_identity_header_names_are_refused() {
+    for name in ["host", "authorization", "x-forwarded-for", "x_client_cert"] {
+        let yaml = format!(
+            "listeners:\n  - name: a\n    bind: 127.0.0.1:0\n    tls:\n      certificates: [{{ cert: /none.pem, key: /none.key }}]\n      client_auth: {{ mode: optional, ca: /none-ca.pem, identity_header: {name} }}\nservices: []\nroutes: []\n"
+        );
+        let err = warden_config::load_str(&yaml).unwrap_err().to_string();
+        assert!(
+            err.contains("listeners[0].tls.client_auth.identity_header") && err.contains("reserved or ambiguous"),
+            "{name}: {err}"
+        );
+    }
 }

@@ -129,3 +129,34 @@ fn bad_upstream_tls_settings_are_all_listed() {
         assert!(err.contains(want), "missing `{want}` in:\n{err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_upstream_client_certificate_is_used_without_restart() {
+    let mut ca = TestCa::new("rotate");
+    let cert = ca.server("upstream", &["127.0.0.1"]);
+    let up = MockUpstream::start_tls("a", server_config(&cert, Some(&ca))).await;
+    // The gateway starts with a client certificate from a CA the upstream does not trust.
+    let mut other = TestCa::new("rotate-other");
+    let stale = other.client("gateway", "gateway", &[]);
+    let tls = format!(
+        "      ca: \"{}\"\n      client_cert: {{ cert: \"{}\", key: \"{}\" }}",
+        ca.ca_str(),
+        stale.cert_str(),
+        stale.key_str()
+    );
+    let gw = TestGateway::start_with(&config(&up, "http1", &tls), Some(std::time::Duration::from_millis(100))).await;
+    assert_eq!(get(&gw.url("/")).await.status, 502);
+    // Renewal in place (cert-manager style): same paths, new contents.
+    let fresh = ca.client("gateway-new", "gateway", &[]);
+    std::fs::copy(&fresh.key, &stale.key).unwrap();
+    std::fs::copy(&fresh.cert, &stale.cert).unwrap();
+    let mut status = 0;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        status = get(&gw.url("/")).await.status.as_u16();
+        if status == 200 {
+            break;
+        }
+    }
+    assert_eq!(status, 200, "the renewed client certificate was never used");
+}

@@ -72,6 +72,8 @@ pub struct ServicePool {
     clients: Vec<Client<HttpsConnector<HttpConnector>, ProxyBody>>,
     /// TLS for this worker's own HTTP/1.1 connections, when the service has `tls`.
     pub(crate) tls: Option<UpstreamLink>,
+    /// The TLS material the pool was built with (reused on reload only when equal).
+    pub tls_stamp: Option<Vec<Option<(u64, usize)>>>,
     /// Own HTTP/1.1 pools, `[worker slot][target]`.
     h1: Vec<Vec<h1pool::H1Pool>>,
     next: AtomicUsize,
@@ -172,6 +174,7 @@ impl ServicePool {
             .map(Target::new)
             .collect();
         let connector = connector(config, tls.as_deref());
+        let tls_stamp = tls.as_ref().map(|t| t.stamp().to_vec());
         let clients = (0..=workers)
             .map(|_| {
                 Client::builder(TokioExecutor::new())
@@ -201,6 +204,7 @@ impl ServicePool {
             config: config.clone(),
             targets,
             clients,
+            tls_stamp,
             tls: tls.map(|t| UpstreamLink {
                 config: t.client_config(b"http/1.1"),
                 server_name: t.server_name.clone(),

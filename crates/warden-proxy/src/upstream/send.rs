@@ -152,10 +152,22 @@ pub async fn send(
                 let req = build(pool, method.clone(), authority.clone(), path_and_query.clone(), h, b);
                 match tokio::time::timeout(wait, pool.client().request(req)).await {
                     Ok(Ok(response)) => Ok(Ok(response)),
-                    Ok(Err(e)) => Ok(Err(Failure {
-                        connect: e.is_connect(),
-                        message: error_chain(&e),
-                    })),
+                    Ok(Err(e)) => {
+                        let message = error_chain(&e);
+                        if e.is_connect() && pool.tls.is_some() {
+                            tracing::warn!(
+                                event = "upstream_tls_failed",
+                                service = %pool.name,
+                                target = %authority,
+                                error = %message,
+                                "upstream connect or TLS handshake failed (verification or pin mismatch); nothing was sent"
+                            );
+                        }
+                        Ok(Err(Failure {
+                            connect: e.is_connect(),
+                            message,
+                        }))
+                    }
                     Err(elapsed) => Err(elapsed),
                 }
             }

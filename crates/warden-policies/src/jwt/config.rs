@@ -1,0 +1,262 @@
+//! `jwt` config and its compilation into [`Jwt`].
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::str::FromStr;
+
+use jsonwebtoken::{Algorithm, DecodingKey};
+use serde::Deserialize;
+use warden_core::OnError;
+
+use super::policy::{Issuer, Jwt, Key};
+use crate::SpecError;
+
+/// `type: jwt`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtConfig {
+    /// Accepted issuers (at least one).
+    pub issuers: Vec<IssuerConfig>,
+    /// Also read the token from this query parameter (off unless set: query
+    /// strings end up in logs, caches and `Referer` headers).
+    #[serde(default)]
+    pub query_param: Option<String>,
+    /// Longest token accepted, checked before any decoding.
+    #[serde(default = "default_max_token_bytes")]
+    pub max_token_bytes: usize,
+    /// What happens when the policy itself breaks.
+    #[serde(default)]
+    pub on_error: OnError,
+}
+
+/// One trusted issuer.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerConfig {
+    /// Exact `iss` value.
+    pub issuer: String,
+    /// Accepted `aud` values; the token must name one (at least one required).
+    pub audiences: Vec<String>,
+    /// Algorithm allow-list, e.g. `[RS256, ES256]`. `none` cannot be named.
+    pub algorithms: Vec<String>,
+    /// Verification keys.
+    pub keys: Vec<KeyConfig>,
+    /// Clock skew allowed on `exp`, `nbf` and `iat`.
+    #[serde(default = "default_leeway_secs")]
+    pub leeway_secs: u64,
+    /// Claims that must be present besides `exp`, `iss` and `aud`.
+    #[serde(default)]
+    pub required_claims: Vec<String>,
+    /// Required `typ` header, e.g. `at+jwt` (RFC 9068); off unless set.
+    #[serde(default)]
+    pub typ: Option<String>,
+    /// Claim that names the consumer.
+    #[serde(default = "default_consumer_claim")]
+    pub consumer_claim: String,
+}
+
+/// One verification key; exactly one of the two sources.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    /// `kid` this key answers to; a token with a `kid` only uses the key with that `kid`.
+    #[serde(default)]
+    pub kid: Option<String>,
+    /// PEM public key: RSA (SPKI or PKCS#1), EC P-256/P-384, or Ed25519.
+    #[serde(default)]
+    pub public_key_file: Option<String>,
+    /// File whose bytes are an HMAC secret (at least 32 bytes).
+    #[serde(default)]
+    pub hmac_secret_file: Option<String>,
+}
+
+fn default_max_token_bytes() -> usize {
+    8192
+}
+fn default_leeway_secs() -> u64 {
+    30
+}
+fn default_consumer_claim() -> String {
+    "sub".into()
+}
+
+/// Shortest HMAC secret accepted (RFC 7518 §3.2: at least the hash size).
+const MIN_HMAC_SECRET_BYTES: usize = 32;
+
+impl JwtConfig {
+    /// Makes relative key file paths relative to `base`.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        let join = |p: &mut Option<String>| {
+            if let Some(s) = p
+                && Path::new(s.as_str()).is_relative()
+            {
+                *s = base.join(s.as_str()).to_string_lossy().into_owned();
+            }
+        };
+        for i in &mut self.issuers {
+            for k in &mut i.keys {
+                join(&mut k.public_key_file);
+                join(&mut k.hmac_secret_file);
+            }
+        }
+    }
+
+    /// Compiles the config, reporting every problem.
+    pub fn build(&self) -> Result<Jwt, Vec<SpecError>> {
+        let mut errors = Vec::new();
+        let err = |errors: &mut Vec<SpecError>, path: String, message: String| errors.push(SpecError { path, message });
+        if self.issuers.is_empty() {
+            err(&mut errors, "issuers".into(), "at least one issuer is required".into());
+        }
+        if self.max_token_bytes == 0 || self.max_token_bytes > 65_536 {
+            err(
+                &mut errors,
+                "max_token_bytes".into(),
+                "must be between 1 and 65536".into(),
+            );
+        }
+        if let Some(q) = &self.query_param
+            && q.trim().is_empty()
+        {
+            err(&mut errors, "query_param".into(), "must not be empty".into());
+        }
+        let mut issuers = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (i, cfg) in self.issuers.iter().enumerate() {
+            let at = format!("issuers[{i}]");
+            if !seen.insert(cfg.issuer.as_str()) {
+                err(
+                    &mut errors,
+                    format!("{at}.issuer"),
+                    format!("issuer `{}` is listed twice", cfg.issuer),
+                );
+            }
+            if let Some(issuer) = build_issuer(cfg, &at, &mut errors) {
+                issuers.push(issuer);
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Jwt {
+            issuers,
+            query_param: self.query_param.clone(),
+            max_token_bytes: self.max_token_bytes,
+        })
+    }
+}
+
+fn build_issuer(cfg: &IssuerConfig, at: &str, errors: &mut Vec<SpecError>) -> Option<Issuer> {
+    let before = errors.len();
+    let mut push = |path: String, message: String| errors.push(SpecError { path, message });
+    if cfg.issuer.trim().is_empty() {
+        push(format!("{at}.issuer"), "must not be empty".into());
+    }
+    if cfg.audiences.is_empty() {
+        push(format!("{at}.audiences"), "at least one audience is required".into());
+    }
+    if cfg.consumer_claim.trim().is_empty() {
+        push(format!("{at}.consumer_claim"), "must not be empty".into());
+    }
+    let mut keys = Vec::new();
+    let mut kids = HashMap::new();
+    if cfg.keys.is_empty() {
+        push(format!("{at}.keys"), "at least one key is required".into());
+    }
+    for (j, k) in cfg.keys.iter().enumerate() {
+        let kat = format!("{at}.keys[{j}]");
+        let key = match (&k.public_key_file, &k.hmac_secret_file) {
+            (Some(file), None) => load_public_key(file)
+                .map_err(|m| push(format!("{kat}.public_key_file"), m))
+                .ok(),
+            (None, Some(file)) => load_hmac(file)
+                .map_err(|m| push(format!("{kat}.hmac_secret_file"), m))
+                .ok(),
+            _ => {
+                push(
+                    kat.clone(),
+                    "set exactly one of `public_key_file`, `hmac_secret_file`".into(),
+                );
+                None
+            }
+        };
+        if let Some(kid) = &k.kid
+            && kids.insert(kid.clone(), keys.len()).is_some()
+        {
+            push(format!("{kat}.kid"), format!("kid `{kid}` is used twice"));
+        }
+        if let Some(key) = key {
+            keys.push(Key {
+                kid: k.kid.clone(),
+                key,
+            });
+        }
+    }
+    let asymmetric = keys
+        .iter()
+        .any(|k| k.key.family() != jsonwebtoken::AlgorithmFamily::Hmac);
+    let mut algorithms = Vec::new();
+    if cfg.algorithms.is_empty() {
+        push(format!("{at}.algorithms"), "at least one algorithm is required".into());
+    }
+    for (j, name) in cfg.algorithms.iter().enumerate() {
+        let aat = format!("{at}.algorithms[{j}]");
+        let Ok(alg) = Algorithm::from_str(name) else {
+            let why = if name.eq_ignore_ascii_case("none") {
+                "`none` (unsigned tokens) is never accepted".to_owned()
+            } else {
+                format!("unknown algorithm `{name}`")
+            };
+            push(aat, why);
+            continue;
+        };
+        if alg.family() == jsonwebtoken::AlgorithmFamily::Hmac && asymmetric {
+            push(
+                aat,
+                format!("`{name}` is refused for an issuer with asymmetric keys (HMAC key confusion)"),
+            );
+            continue;
+        }
+        if !keys.iter().any(|k| k.key.family() == alg.family()) {
+            push(aat, format!("no configured key can verify `{name}`"));
+            continue;
+        }
+        algorithms.push(alg);
+    }
+    if errors.len() > before {
+        return None;
+    }
+    Some(Issuer {
+        issuer: cfg.issuer.clone(),
+        audiences: cfg.audiences.clone(),
+        algorithms,
+        keys,
+        kids,
+        leeway_secs: cfg.leeway_secs,
+        required_claims: cfg.required_claims.clone(),
+        typ: cfg.typ.clone(),
+        consumer_claim: cfg.consumer_claim.clone(),
+    })
+}
+
+fn load_public_key(file: &str) -> Result<DecodingKey, String> {
+    let pem = std::fs::read(file).map_err(|e| format!("cannot read `{file}`: {e}"))?;
+    if String::from_utf8_lossy(&pem).contains("PRIVATE KEY") {
+        return Err(format!("`{file}` holds a private key; give the public key only"));
+    }
+    DecodingKey::from_rsa_pem(&pem)
+        .or_else(|_| DecodingKey::from_ec_pem(&pem))
+        .or_else(|_| DecodingKey::from_ed_pem(&pem))
+        .map_err(|_| format!("`{file}` is not a PEM RSA, EC or Ed25519 public key"))
+}
+
+fn load_hmac(file: &str) -> Result<DecodingKey, String> {
+    let secret = std::fs::read(file).map_err(|e| format!("cannot read `{file}`: {e}"))?;
+    if secret.len() < MIN_HMAC_SECRET_BYTES {
+        return Err(format!(
+            "`{file}` holds {} bytes; an HMAC secret needs at least {MIN_HMAC_SECRET_BYTES}",
+            secret.len()
+        ));
+    }
+    Ok(DecodingKey::from_secret(&secret))
+}

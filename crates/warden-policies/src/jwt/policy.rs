@@ -1,0 +1,204 @@
+//! `Jwt`: token extraction and verification.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use http::header::{self, HeaderValue};
+use http::request;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Map, Value};
+use warden_core::{Decision, Policy, PolicyError, ProblemKind, Rejection, RequestCtx};
+
+/// A compiled verification key.
+#[derive(Debug)]
+pub(crate) struct Key {
+    pub kid: Option<String>,
+    pub key: DecodingKey,
+}
+
+/// A compiled issuer.
+#[derive(Debug)]
+pub(crate) struct Issuer {
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub algorithms: Vec<Algorithm>,
+    pub keys: Vec<Key>,
+    pub kids: HashMap<String, usize>,
+    pub leeway_secs: u64,
+    pub required_claims: Vec<String>,
+    pub typ: Option<String>,
+    pub consumer_claim: String,
+}
+
+/// Compiled `jwt`.
+#[derive(Debug)]
+pub struct Jwt {
+    pub(crate) issuers: Vec<Issuer>,
+    pub(crate) query_param: Option<String>,
+    pub(crate) max_token_bytes: usize,
+}
+
+/// Why a token was refused (log only; the client always gets the same answer).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    Missing,
+    Invalid(String),
+}
+
+fn invalid(why: impl Into<String>) -> Refusal {
+    Refusal::Invalid(why.into())
+}
+
+impl Jwt {
+    /// The bearer token of the request, if any.
+    fn token<'a>(&self, req: &'a request::Parts) -> Result<&'a str, Refusal> {
+        let mut auth = req.headers.get_all(header::AUTHORIZATION).iter();
+        if let Some(v) = auth.next() {
+            if auth.next().is_some() {
+                return Err(invalid("more than one Authorization header"));
+            }
+            let v = v.to_str().map_err(|_| invalid("Authorization is not ASCII"))?;
+            let (scheme, token) = v
+                .split_once(' ')
+                .ok_or_else(|| invalid("Authorization without a scheme"))?;
+            if !scheme.eq_ignore_ascii_case("bearer") {
+                return Err(Refusal::Missing);
+            }
+            return Ok(token.trim());
+        }
+        let Some(param) = &self.query_param else {
+            return Err(Refusal::Missing);
+        };
+        let query = req.uri.query().unwrap_or("");
+        query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| k == param)
+            .map(|(_, v)| v)
+            .ok_or(Refusal::Missing)
+    }
+
+    /// Verifies `token`; returns the issuer and its claims.
+    pub(crate) fn verify(&self, token: &str, now: u64) -> Result<(&Issuer, Map<String, Value>), Refusal> {
+        if token.is_empty() {
+            return Err(Refusal::Missing);
+        }
+        if token.len() > self.max_token_bytes {
+            return Err(invalid(format!("token of {} bytes", token.len())));
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|e| invalid(format!("bad header: {e}")))?;
+        let issuer = self.issuer_for(token)?;
+        if !issuer.algorithms.contains(&header.alg) {
+            return Err(invalid(format!("algorithm {:?} not allowed", header.alg)));
+        }
+        if let Some(want) = &issuer.typ {
+            let typ = header.typ.as_deref().unwrap_or("");
+            let typ = typ.strip_prefix("application/").unwrap_or(typ);
+            if !typ.eq_ignore_ascii_case(want) {
+                return Err(invalid(format!("typ `{typ}` is not `{want}`")));
+            }
+        }
+        let candidates: Vec<&Key> = match &header.kid {
+            Some(kid) => issuer
+                .kids
+                .get(kid)
+                .and_then(|i| issuer.keys.get(*i))
+                .map(|k| vec![k])
+                .ok_or_else(|| invalid("unknown kid"))?,
+            None => issuer
+                .keys
+                .iter()
+                .filter(|k| k.kid.is_none() && k.key.family() == header.alg.family())
+                .collect(),
+        };
+        let mut validation = Validation::new(header.alg);
+        validation.algorithms = vec![header.alg];
+        validation.leeway = issuer.leeway_secs;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&issuer.issuer]);
+        validation.set_audience(&issuer.audiences);
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        let mut last = invalid("no key for this token");
+        for key in candidates {
+            match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation) {
+                Ok(data) => {
+                    check_claims(issuer, &data.claims, now)?;
+                    return Ok((issuer, data.claims));
+                }
+                Err(e) => last = invalid(e.to_string()),
+            }
+        }
+        Err(last)
+    }
+
+    /// The issuer to verify against: the only one, or the one the (not yet
+    /// verified) `iss` names — used only to pick keys, then verified.
+    fn issuer_for(&self, token: &str) -> Result<&Issuer, Refusal> {
+        if let [only] = self.issuers.as_slice() {
+            return Ok(only);
+        }
+        let claims: Map<String, Value> =
+            jsonwebtoken::dangerous::insecure_decode_claims(token).map_err(|e| invalid(format!("bad payload: {e}")))?;
+        let iss = claims.get("iss").and_then(Value::as_str).unwrap_or("");
+        self.issuers
+            .iter()
+            .find(|i| i.issuer == iss)
+            .ok_or_else(|| invalid("unknown issuer"))
+    }
+}
+
+fn check_claims(issuer: &Issuer, claims: &Map<String, Value>, now: u64) -> Result<(), Refusal> {
+    if let Some(iat) = claims.get("iat") {
+        let iat = iat.as_u64().ok_or_else(|| invalid("iat is not a number"))?;
+        if iat > now.saturating_add(issuer.leeway_secs) {
+            return Err(invalid("iat in the future"));
+        }
+    }
+    for c in &issuer.required_claims {
+        if !claims.contains_key(c) {
+            return Err(invalid(format!("missing claim `{c}`")));
+        }
+    }
+    match claims.get(&issuer.consumer_claim) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(()),
+        _ => Err(invalid(format!("no `{}` claim", issuer.consumer_claim))),
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn refusal(r: &Refusal) -> Rejection {
+    let (code, reason, challenge) = match r {
+        Refusal::Missing => ("jwt_missing", "no bearer token".to_owned(), r#"Bearer realm="warden""#),
+        Refusal::Invalid(why) => (
+            "jwt_invalid",
+            why.clone(),
+            r#"Bearer realm="warden", error="invalid_token""#,
+        ),
+    };
+    Rejection::new(ProblemKind::Unauthorized, code, reason)
+        .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge))
+}
+
+impl Policy for Jwt {
+    fn name(&self) -> &'static str {
+        "jwt"
+    }
+
+    async fn on_request(&self, req: &mut request::Parts, ctx: &mut RequestCtx) -> Result<Decision, PolicyError> {
+        let outcome = self.token(req).and_then(|t| self.verify(t, now_secs()));
+        match outcome {
+            Ok((issuer, claims)) => {
+                if let Some(Value::String(who)) = claims.get(&issuer.consumer_claim) {
+                    ctx.consumer = Some(Arc::from(who.as_str()));
+                }
+                ctx.token_claims = Some(Arc::new(claims));
+                Ok(Decision::Continue)
+            }
+            Err(r) => Ok(Decision::Reject(refusal(&r))),
+        }
+    }
+}
