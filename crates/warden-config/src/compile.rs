@@ -43,6 +43,7 @@ pub(crate) fn compile(parsed: Parsed, issues: &mut Issues) -> Option<Snapshot> {
     let upstream_tls = load_upstream_tls(&config.services, &index.services, issues);
     services.extend(service_names.iter().map(String::as_str));
     let mut router = RouterBuilder::new();
+    let mut routes = Vec::new();
     let mut ids = HashSet::new();
     for ((route, specs), i) in config.routes.iter().zip(specs).zip(&index.routes) {
         let at = format!("routes[{i}]");
@@ -83,6 +84,7 @@ pub(crate) fn compile(parsed: Parsed, issues: &mut Issues) -> Option<Snapshot> {
             needs_body,
             client_cert: route.client_cert.clone(),
         });
+        routes.push(Arc::clone(&runtime));
         let pattern = match &route.path {
             PathConfig::Exact(p) => PathPattern::Exact(p.clone()),
             PathConfig::Prefix(p) => PathPattern::Prefix(p.clone()),
@@ -118,6 +120,7 @@ pub(crate) fn compile(parsed: Parsed, issues: &mut Issues) -> Option<Snapshot> {
         listeners,
         identity_headers,
         upstream_tls,
+        routes,
         config,
     })
 }

@@ -25,6 +25,8 @@ pub struct Snapshot {
     /// Every configured client-certificate identity header; removed from
     /// every request before the gateway writes its own.
     pub identity_headers: Vec<http::HeaderName>,
+    /// Every compiled route, in config order (for policy start-up and readiness).
+    pub routes: Vec<Arc<RouteRuntime>>,
     /// Compiled upstream TLS by service name.
     pub upstream_tls: std::collections::HashMap<String, Arc<warden_tls::UpstreamTls>>,
 }
@@ -50,6 +52,25 @@ impl Snapshot {
     /// True when `ip` is a configured trusted proxy.
     pub fn is_trusted_proxy(&self, ip: std::net::IpAddr) -> bool {
         self.trusted_proxies.contains(ip)
+    }
+
+    /// True when every policy has what it needs to serve (e.g. fetched JWKS).
+    pub fn is_ready(&self) -> bool {
+        use warden_core::Policy;
+        self.routes
+            .iter()
+            .all(|r| r.policies.iter().all(|p| p.policy.is_ready()))
+    }
+
+    /// Starts the policies' background work (key fetching); call on the
+    /// runtime that should run it, once per snapshot.
+    pub fn start_policies(&self) {
+        use warden_core::Policy;
+        for r in &self.routes {
+            for p in &r.policies {
+                p.policy.start();
+            }
+        }
     }
 
     /// The listener called `name`.

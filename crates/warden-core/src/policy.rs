@@ -83,4 +83,14 @@ pub trait Policy: Send + Sync + 'static {
 
     /// Always runs at the end, whatever happened (logging, learning).
     fn on_complete(&self, _ctx: &RequestCtx) {}
+
+    /// Starts background work (fetching keys); called once the snapshot that
+    /// holds the policy is about to serve, inside the tokio runtime.
+    fn start(&self) {}
+
+    /// False while the policy cannot serve yet (keys not fetched); readiness
+    /// reports 503 until every policy is ready.
+    fn is_ready(&self) -> bool {
+        true
+    }
 }

@@ -159,6 +159,22 @@ impl Policy for CompiledPolicy {
             Self::Jwt(p) => p.on_complete(ctx),
         }
     }
+
+    fn start(&self) {
+        match self {
+            Self::IpRules(p) => p.start(),
+            Self::RequestLimits(p) => p.start(),
+            Self::Jwt(p) => p.start(),
+        }
+    }
+
+    fn is_ready(&self) -> bool {
+        match self {
+            Self::IpRules(p) => p.is_ready(),
+            Self::RequestLimits(p) => p.is_ready(),
+            Self::Jwt(p) => p.is_ready(),
+        }
+    }
 }
 
 /// Runs a future that never waits (policy phases without I/O) to completion.

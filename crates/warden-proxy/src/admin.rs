@@ -46,6 +46,11 @@ pub fn answer(req: &Request<Incoming>, shared: &Shared) -> Response<ProxyBody> {
             "application/json",
             r#"{"status":"draining"}"#.into(),
         ),
+        "/readyz" if !shared.runtime().snapshot.is_ready() => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "application/json",
+            r#"{"status":"starting","reason":"waiting for policy keys (JWKS)"}"#.into(),
+        ),
         "/readyz" => {
             let generation = shared.runtime().generation;
             text(

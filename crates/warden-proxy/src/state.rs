@@ -60,6 +60,7 @@ impl Shared {
         metrics: Arc<Metrics>,
         workers: usize,
     ) -> Arc<Self> {
+        snapshot.start_policies();
         let pools = build_pools(&snapshot, &HashMap::new(), &metrics, workers);
         let runtime = Runtime {
             snapshot: Arc::new(snapshot),
@@ -119,6 +120,7 @@ impl Shared {
         for what in &needs_restart {
             tracing::warn!(setting = %what, "changed setting needs a restart; the old value stays in force");
         }
+        snapshot.start_policies();
         let pools = build_pools(&snapshot, &old.pools, &self.metrics, self.workers);
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         self.current.store(Arc::new(Runtime {

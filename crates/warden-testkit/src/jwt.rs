@@ -138,3 +138,101 @@ pub fn hs256_sign(secret: &[u8], message: &str) -> Vec<u8> {
     let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
     aws_lc_rs::hmac::sign(&key, message.as_bytes()).as_ref().to_vec()
 }
+
+/// A local JWKS endpoint (`GET /jwks`): the set it serves can be changed,
+/// it can be taken down (503) and brought back, and it counts requests.
+#[derive(Clone)]
+pub struct JwksServer {
+    /// Bound address.
+    pub addr: std::net::SocketAddr,
+    state: std::sync::Arc<JwksState>,
+}
+
+struct JwksState {
+    set: std::sync::Mutex<Value>,
+    up: std::sync::atomic::AtomicBool,
+    hits: std::sync::atomic::AtomicUsize,
+    cache_control: std::sync::Mutex<String>,
+}
+
+/// A public JWK for `key` under `alg`, with `kid`.
+pub fn jwk(key: &TestKey, alg: Algorithm, kid: &str) -> Value {
+    let mut j = jsonwebtoken::jwk::Jwk::from_encoding_key(&key.encoding, alg).unwrap();
+    j.common.key_id = Some(kid.to_owned());
+    serde_json::to_value(j).unwrap()
+}
+
+impl JwksServer {
+    /// Serves `{"keys": keys}` on a free loopback port.
+    pub async fn start(keys: Vec<Value>) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = std::sync::Arc::new(JwksState {
+            set: std::sync::Mutex::new(json!({ "keys": keys })),
+            up: std::sync::atomic::AtomicBool::new(true),
+            hits: std::sync::atomic::AtomicUsize::new(0),
+            cache_control: std::sync::Mutex::new("max-age=300".into()),
+        });
+        let st = state.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let st = st.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |_req: http::Request<hyper::body::Incoming>| {
+                        let st = st.clone();
+                        async move {
+                            st.hits.fetch_add(1, Ordering::SeqCst);
+                            let (status, body) = if st.up.load(Ordering::SeqCst) {
+                                (200, st.set.lock().unwrap().to_string())
+                            } else {
+                                (503, String::new())
+                            };
+                            let cc = st.cache_control.lock().unwrap().clone();
+                            Ok::<_, std::convert::Infallible>(
+                                http::Response::builder()
+                                    .status(status)
+                                    .header("content-type", "application/json")
+                                    .header("cache-control", cc)
+                                    .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                                    .unwrap(),
+                            )
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Self { addr, state }
+    }
+
+    /// `http://addr/jwks`.
+    pub fn url(&self) -> String {
+        format!("http://{}/jwks", self.addr)
+    }
+
+    /// Replaces the served keys.
+    pub fn set_keys(&self, keys: Vec<Value>) {
+        *self.state.set.lock().unwrap() = json!({ "keys": keys });
+    }
+
+    /// Answers 503 (false) or the key set (true).
+    pub fn set_up(&self, up: bool) {
+        self.state.up.store(up, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Sets the `Cache-Control` header value.
+    pub fn set_cache_control(&self, v: &str) {
+        *self.state.cache_control.lock().unwrap() = v.to_owned();
+    }
+
+    /// Requests received so far.
+    pub fn hits(&self) -> usize {
+        self.state.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}

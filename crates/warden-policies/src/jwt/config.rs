@@ -39,8 +39,12 @@ pub struct IssuerConfig {
     pub audiences: Vec<String>,
     /// Algorithm allow-list, e.g. `[RS256, ES256]`. `none` cannot be named.
     pub algorithms: Vec<String>,
-    /// Verification keys.
+    /// Verification keys from files.
+    #[serde(default)]
     pub keys: Vec<KeyConfig>,
+    /// Verification keys from the issuer's JWKS URL.
+    #[serde(default)]
+    pub jwks: Option<super::JwksConfig>,
     /// Clock skew allowed on `exp`, `nbf` and `iat`.
     #[serde(default = "default_leeway_secs")]
     pub leeway_secs: u64,
@@ -160,9 +164,25 @@ fn build_issuer(cfg: &IssuerConfig, at: &str, errors: &mut Vec<SpecError>) -> Op
     }
     let mut keys = Vec::new();
     let mut kids = HashMap::new();
-    if cfg.keys.is_empty() {
-        push(format!("{at}.keys"), "at least one key is required".into());
+    if cfg.keys.is_empty() && cfg.jwks.is_none() {
+        push(format!("{at}.keys"), "set `keys`, `jwks`, or both".into());
     }
+    let jwks = match &cfg.jwks {
+        Some(j) => {
+            let problems = j.check();
+            for (key, message) in &problems {
+                push(format!("{at}.jwks.{key}"), message.clone());
+            }
+            if problems.is_empty() {
+                super::jwks::Jwks::shared(j)
+                    .map_err(|m| push(format!("{at}.jwks.url"), m))
+                    .ok()
+            } else {
+                None
+            }
+        }
+        None => None,
+    };
     for (j, k) in cfg.keys.iter().enumerate() {
         let kat = format!("{at}.keys[{j}]");
         let key = match (&k.public_key_file, &k.hmac_secret_file) {
@@ -188,13 +208,15 @@ fn build_issuer(cfg: &IssuerConfig, at: &str, errors: &mut Vec<SpecError>) -> Op
         if let Some(key) = key {
             keys.push(Key {
                 kid: k.kid.clone(),
-                key,
+                key: std::sync::Arc::new(key),
             });
         }
     }
-    let asymmetric = keys
-        .iter()
-        .any(|k| k.key.family() != jsonwebtoken::AlgorithmFamily::Hmac);
+    // JWKS keys are public keys: an issuer with a JWKS is asymmetric.
+    let asymmetric = cfg.jwks.is_some()
+        || keys
+            .iter()
+            .any(|k| k.key.family() != jsonwebtoken::AlgorithmFamily::Hmac);
     let mut algorithms = Vec::new();
     if cfg.algorithms.is_empty() {
         push(format!("{at}.algorithms"), "at least one algorithm is required".into());
@@ -217,7 +239,7 @@ fn build_issuer(cfg: &IssuerConfig, at: &str, errors: &mut Vec<SpecError>) -> Op
             );
             continue;
         }
-        if !keys.iter().any(|k| k.key.family() == alg.family()) {
+        if cfg.jwks.is_none() && !keys.iter().any(|k| k.key.family() == alg.family()) {
             push(aat, format!("no configured key can verify `{name}`"));
             continue;
         }
@@ -232,6 +254,7 @@ fn build_issuer(cfg: &IssuerConfig, at: &str, errors: &mut Vec<SpecError>) -> Op
         algorithms,
         keys,
         kids,
+        jwks,
         leeway_secs: cfg.leeway_secs,
         required_claims: cfg.required_claims.clone(),
         typ: cfg.typ.clone(),

@@ -15,14 +15,18 @@
 //! `WWW-Authenticate: Bearer realm="warden", error="invalid_token"` (a missing
 //! token: `Bearer realm="warden"`); the precise reason goes to the log only.
 //!
-//! Limits: static keys from PEM files in this version; JWKS URLs and OIDC
-//! discovery are the next step. Verification costs one signature check per
-//! request (no cache yet).
+//! Keys come from PEM files and/or a JWKS URL ([`jwks`]: cached, refetched on
+//! an unknown `kid`, served stale while the provider is down).
+//!
+//! Limits: OIDC discovery is the next step. Verification costs one signature
+//! check per request (no cache yet).
 
 mod config;
+mod jwks;
 mod policy;
 #[cfg(test)]
 mod tests;
 
 pub use config::{IssuerConfig, JwtConfig, KeyConfig};
+pub use jwks::JwksConfig;
 pub use policy::Jwt;

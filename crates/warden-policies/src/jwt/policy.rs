@@ -14,7 +14,7 @@ use warden_core::{Decision, Policy, PolicyError, ProblemKind, Rejection, Request
 #[derive(Debug)]
 pub(crate) struct Key {
     pub kid: Option<String>,
-    pub key: DecodingKey,
+    pub key: Arc<DecodingKey>,
 }
 
 /// A compiled issuer.
@@ -25,6 +25,7 @@ pub(crate) struct Issuer {
     pub algorithms: Vec<Algorithm>,
     pub keys: Vec<Key>,
     pub kids: HashMap<String, usize>,
+    pub jwks: Option<Arc<super::jwks::Jwks>>,
     pub leeway_secs: u64,
     pub required_claims: Vec<String>,
     pub typ: Option<String>,
@@ -80,7 +81,7 @@ impl Jwt {
     }
 
     /// Verifies `token`; returns the issuer and its claims.
-    pub(crate) fn verify(&self, token: &str, now: u64) -> Result<(&Issuer, Map<String, Value>), Refusal> {
+    pub(crate) async fn verify(&self, token: &str, now: u64) -> Result<(&Issuer, Map<String, Value>), Refusal> {
         if token.is_empty() {
             return Err(Refusal::Missing);
         }
@@ -99,19 +100,7 @@ impl Jwt {
                 return Err(invalid(format!("typ `{typ}` is not `{want}`")));
             }
         }
-        let candidates: Vec<&Key> = match &header.kid {
-            Some(kid) => issuer
-                .kids
-                .get(kid)
-                .and_then(|i| issuer.keys.get(*i))
-                .map(|k| vec![k])
-                .ok_or_else(|| invalid("unknown kid"))?,
-            None => issuer
-                .keys
-                .iter()
-                .filter(|k| k.kid.is_none() && k.key.family() == header.alg.family())
-                .collect(),
-        };
+        let candidates = candidates(issuer, header.kid.as_deref(), header.alg).await?;
         let mut validation = Validation::new(header.alg);
         validation.algorithms = vec![header.alg];
         validation.leeway = issuer.leeway_secs;
@@ -121,7 +110,7 @@ impl Jwt {
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         let mut last = invalid("no key for this token");
         for key in candidates {
-            match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation) {
+            match jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation) {
                 Ok(data) => {
                     check_claims(issuer, &data.claims, now)?;
                     return Ok((issuer, data.claims));
@@ -146,6 +135,40 @@ impl Jwt {
             .find(|i| i.issuer == iss)
             .ok_or_else(|| invalid("unknown issuer"))
     }
+}
+
+/// Keys that may verify a token with `kid` and `alg`: by `kid` from the
+/// configured keys, then the JWKS (refetched once, rate-limited, when the
+/// `kid` is unknown); without `kid`, every unnamed key of the right family.
+async fn candidates(issuer: &Issuer, kid: Option<&str>, alg: Algorithm) -> Result<Vec<Arc<DecodingKey>>, Refusal> {
+    let family = alg.family();
+    if let Some(kid) = kid {
+        if let Some(k) = issuer.kids.get(kid).and_then(|i| issuer.keys.get(*i)) {
+            return Ok(vec![Arc::clone(&k.key)]);
+        }
+        let Some(jwks) = &issuer.jwks else {
+            return Err(invalid("unknown kid"));
+        };
+        if let Some(k) = jwks.current().and_then(|s| s.by_kid.get(kid).cloned()) {
+            return Ok(vec![k]);
+        }
+        jwks.refetch_for_unknown_kid().await;
+        return jwks
+            .current()
+            .and_then(|s| s.by_kid.get(kid).cloned())
+            .map(|k| vec![k])
+            .ok_or_else(|| invalid("unknown kid"));
+    }
+    let mut out: Vec<Arc<DecodingKey>> = issuer
+        .keys
+        .iter()
+        .filter(|k| k.kid.is_none() && k.key.family() == family)
+        .map(|k| Arc::clone(&k.key))
+        .collect();
+    if let Some(set) = issuer.jwks.as_ref().and_then(|j| j.current()) {
+        out.extend(set.unnamed.iter().filter(|k| k.family() == family).cloned());
+    }
+    Ok(out)
 }
 
 fn check_claims(issuer: &Issuer, claims: &Map<String, Value>, now: u64) -> Result<(), Refusal> {
@@ -188,8 +211,25 @@ impl Policy for Jwt {
         "jwt"
     }
 
+    fn start(&self) {
+        for i in &self.issuers {
+            if let Some(j) = &i.jwks {
+                j.start();
+            }
+        }
+    }
+
+    fn is_ready(&self) -> bool {
+        self.issuers
+            .iter()
+            .all(|i| i.jwks.as_ref().is_none_or(|j| j.is_ready()))
+    }
+
     async fn on_request(&self, req: &mut request::Parts, ctx: &mut RequestCtx) -> Result<Decision, PolicyError> {
-        let outcome = self.token(req).and_then(|t| self.verify(t, now_secs()));
+        let outcome = match self.token(req) {
+            Ok(t) => self.verify(t, now_secs()).await,
+            Err(r) => Err(r),
+        };
         match outcome {
             Ok((issuer, claims)) => {
                 if let Some(Value::String(who)) = claims.get(&issuer.consumer_claim) {

@@ -22,6 +22,7 @@ fn issuer(algorithms: &[&str], keys: Vec<KeyConfig>) -> IssuerConfig {
         audiences: vec!["api".into()],
         algorithms: algorithms.iter().map(|a| (*a).to_owned()).collect(),
         keys,
+        jwks: None,
         leeway_secs: 30,
         required_claims: vec![],
         typ: None,
@@ -123,4 +124,33 @@ fn short_hmac_secrets_private_keys_and_missing_audiences_are_refused() {
 fn an_algorithm_no_key_can_verify_is_refused() {
     let e = errors(&config(vec![issuer(&["RS256"], vec![ec_key()])]));
     assert!(e.iter().any(|m| m.contains("no configured key can verify")), "{e:?}");
+}
+
+#[test]
+fn jwks_urls_must_be_https_except_on_loopback_and_hmac_is_refused_beside_them() {
+    let jwks = |url: &str| super::JwksConfig {
+        url: url.into(),
+        min_cache_secs: 60,
+        max_cache_secs: 86_400,
+        stale_grace_secs: 3_600,
+        refetch_interval_secs: 10,
+        timeout_ms: 2_000,
+    };
+    let mut plain = issuer(&["RS256"], vec![]);
+    plain.jwks = Some(jwks("http://idp.example.com/jwks"));
+    let e = errors(&config(vec![plain]));
+    assert!(
+        e.iter()
+            .any(|m| m.contains("issuers[0].jwks.url") && m.contains("https")),
+        "{e:?}"
+    );
+
+    let mut local = issuer(&["RS256"], vec![]);
+    local.jwks = Some(jwks("http://127.0.0.1:9/jwks"));
+    assert!(config(vec![local]).build().is_ok());
+
+    let mut hmac = issuer(&["HS256"], vec![]);
+    hmac.jwks = Some(jwks("https://idp.example.com/jwks"));
+    let e = errors(&config(vec![hmac]));
+    assert!(e.iter().any(|m| m.contains("key confusion")), "{e:?}");
 }

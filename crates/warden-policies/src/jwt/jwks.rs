@@ -1,0 +1,353 @@
+//! JWKS: an issuer's keys fetched from its `jwks_uri`, cached per
+//! `Cache-Control` (clamped), refetched once on an unknown `kid`
+//! (single-flight, rate-limited), served stale within a grace period when the
+//! identity provider is down, retried with bounded backoff.
+//!
+//! One [`Jwks`] per URL and settings is shared process-wide, so a config
+//! reload keeps the keys already fetched (no 401 gap while refetching).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{Request, Uri};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use jsonwebtoken::DecodingKey;
+use jsonwebtoken::jwk::{JwkSet, PublicKeyUse};
+use serde::Deserialize;
+
+/// Largest JWKS document accepted.
+const MAX_JWKS_BYTES: usize = 1 << 20;
+
+/// `issuers[].jwks`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwksConfig {
+    /// `https://` URL of the key set (`http://` only for loopback hosts).
+    pub url: String,
+    /// Shortest time keys are cached, whatever `Cache-Control` says.
+    #[serde(default = "default_min_cache_secs")]
+    pub min_cache_secs: u64,
+    /// Longest time keys are cached without a refetch.
+    #[serde(default = "default_max_cache_secs")]
+    pub max_cache_secs: u64,
+    /// After the cache time ran out and the provider cannot be reached, keep
+    /// using the last keys this much longer.
+    #[serde(default = "default_stale_grace_secs")]
+    pub stale_grace_secs: u64,
+    /// An unknown `kid` triggers a refetch at most this often.
+    #[serde(default = "default_refetch_interval_secs")]
+    pub refetch_interval_secs: u64,
+    /// Timeout of one fetch.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_min_cache_secs() -> u64 {
+    60
+}
+fn default_max_cache_secs() -> u64 {
+    86_400
+}
+fn default_stale_grace_secs() -> u64 {
+    3_600
+}
+fn default_refetch_interval_secs() -> u64 {
+    10
+}
+fn default_timeout_ms() -> u64 {
+    2_000
+}
+
+impl JwksConfig {
+    /// Problems with the settings, as `(key, message)`.
+    pub fn check(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        match self.url.parse::<Uri>() {
+            Ok(u) => {
+                let host = u.host().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
+                let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+                match u.scheme_str() {
+                    Some("https") => {}
+                    Some("http") if loopback => {}
+                    Some("http") => out.push(("url", "must be https:// (http:// only for loopback)".to_owned())),
+                    _ => out.push(("url", format!("`{}` is not an http(s) URL", self.url))),
+                }
+            }
+            Err(_) => out.push(("url", format!("`{}` is not a URL", self.url))),
+        }
+        if self.min_cache_secs == 0 || self.min_cache_secs > self.max_cache_secs {
+            out.push(("min_cache_secs", "must be at least 1 and at most max_cache_secs".into()));
+        }
+        if self.refetch_interval_secs == 0 {
+            out.push(("refetch_interval_secs", "must be at least 1".into()));
+        }
+        if self.timeout_ms == 0 {
+            out.push(("timeout_ms", "must be greater than 0".into()));
+        }
+        out
+    }
+}
+
+/// Keys as last fetched.
+#[derive(Debug, Default)]
+pub(crate) struct KeySet {
+    pub by_kid: HashMap<String, Arc<DecodingKey>>,
+    pub unnamed: Vec<Arc<DecodingKey>>,
+    /// Until when the keys are fresh; `None`: never fetched.
+    fresh_until: Option<Instant>,
+    stale_until: Option<Instant>,
+}
+
+impl KeySet {
+    fn usable(&self, now: Instant) -> bool {
+        self.stale_until.is_some_and(|t| now < t)
+    }
+}
+
+/// One key set URL and its cache.
+#[derive(Debug)]
+pub(crate) struct Jwks {
+    cfg: JwksConfig,
+    uri: Uri,
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    keys: ArcSwap<KeySet>,
+    fetching: tokio::sync::Mutex<()>,
+    last_attempt: Mutex<Option<Instant>>,
+    /// Last refetch caused by an unknown `kid` (these are rate-limited;
+    /// start-up and scheduled refreshes are not).
+    last_kid_refetch: Mutex<Option<Instant>>,
+    started: AtomicBool,
+    /// Fetch attempts so far (tests and logs).
+    pub fetches: AtomicU64,
+}
+
+type Registry = Mutex<HashMap<JwksConfig, Weak<Jwks>>>;
+
+fn registry() -> &'static Registry {
+    static R: OnceLock<Registry> = OnceLock::new();
+    R.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+impl Jwks {
+    /// The process-wide instance for `cfg` (created on first use).
+    pub(crate) fn shared(cfg: &JwksConfig) -> Result<Arc<Self>, String> {
+        let mut reg = registry().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        reg.retain(|_, w| w.strong_count() > 0);
+        if let Some(j) = reg.get(cfg).and_then(Weak::upgrade) {
+            return Ok(j);
+        }
+        let uri = cfg.url.parse::<Uri>().map_err(|e| e.to_string())?;
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(system_roots())
+            .with_no_client_auth();
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(Duration::from_millis(cfg.timeout_ms)));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let j = Arc::new(Self {
+            cfg: cfg.clone(),
+            uri,
+            client: Client::builder(TokioExecutor::new()).build(https),
+            keys: ArcSwap::from_pointee(KeySet::default()),
+            fetching: tokio::sync::Mutex::new(()),
+            last_attempt: Mutex::new(None),
+            last_kid_refetch: Mutex::new(None),
+            started: AtomicBool::new(false),
+            fetches: AtomicU64::new(0),
+        });
+        reg.insert(cfg.clone(), Arc::downgrade(&j));
+        Ok(j)
+    }
+
+    /// Current keys, if still within the stale grace period.
+    pub(crate) fn current(&self) -> Option<Arc<KeySet>> {
+        let k = self.keys.load_full();
+        k.usable(Instant::now()).then_some(k)
+    }
+
+    /// True once keys were fetched (and are not past their grace period).
+    pub(crate) fn is_ready(&self) -> bool {
+        self.current().is_some()
+    }
+
+    /// Starts the refresh loop once per process-wide instance: fetch now,
+    /// retry with backoff (0.5 s doubling to 30 s) until it works, then
+    /// refresh when the cache time runs out.
+    pub(crate) fn start(self: &Arc<Self>) {
+        if self.started.swap(true, Ordering::SeqCst) || tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(500);
+            loop {
+                let Some(j) = weak.upgrade() else { return };
+                let wait = if j.refresh().await {
+                    backoff = Duration::from_millis(500);
+                    let k = j.keys.load();
+                    k.fresh_until
+                        .map_or(backoff, |t| t.saturating_duration_since(Instant::now()))
+                        .max(Duration::from_secs(1))
+                } else {
+                    let w = backoff;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    w
+                };
+                drop(j);
+                tokio::time::sleep(wait).await;
+            }
+        });
+    }
+
+    /// An unknown `kid` arrived: refetch unless one happened within
+    /// `refetch_interval_secs`. Concurrent callers share one fetch.
+    pub(crate) async fn refetch_for_unknown_kid(&self) {
+        let since = Instant::now();
+        let _one = self.fetching.lock().await;
+        // Someone fetched while we waited for the lock: use their result.
+        let fetched_meanwhile = self
+            .last_attempt
+            .lock()
+            .map(|l| l.is_some_and(|t| t >= since))
+            .unwrap_or(true);
+        {
+            let Ok(mut last) = self.last_kid_refetch.lock() else {
+                return;
+            };
+            let too_soon = last.is_some_and(|t| t.elapsed() < Duration::from_secs(self.cfg.refetch_interval_secs));
+            if fetched_meanwhile || too_soon {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        self.fetch_locked().await;
+    }
+
+    async fn refresh(&self) -> bool {
+        let _one = self.fetching.lock().await;
+        self.fetch_locked().await
+    }
+
+    /// Fetches and swaps in the keys; the caller holds `fetching`.
+    async fn fetch_locked(&self) -> bool {
+        if let Ok(mut l) = self.last_attempt.lock() {
+            *l = Some(Instant::now());
+        }
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        match tokio::time::timeout(Duration::from_millis(self.cfg.timeout_ms), self.fetch()).await {
+            Ok(Ok((set, max_age))) => {
+                let ttl = max_age
+                    .unwrap_or(self.cfg.min_cache_secs)
+                    .clamp(self.cfg.min_cache_secs, self.cfg.max_cache_secs);
+                let now = Instant::now();
+                let fresh = now + Duration::from_secs(ttl);
+                let (by_kid, unnamed) = decode_keys(&set);
+                tracing::info!(url = %self.cfg.url, keys = by_kid.len() + unnamed.len(), ttl_secs = ttl, "JWKS fetched");
+                self.keys.store(Arc::new(KeySet {
+                    by_kid,
+                    unnamed,
+                    fresh_until: Some(fresh),
+                    stale_until: Some(fresh + Duration::from_secs(self.cfg.stale_grace_secs)),
+                }));
+                true
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(url = %self.cfg.url, error = %e, "JWKS fetch failed; cached keys stay in use within their grace period");
+                false
+            }
+            Err(_) => {
+                tracing::warn!(url = %self.cfg.url, "JWKS fetch timed out; cached keys stay in use within their grace period");
+                false
+            }
+        }
+    }
+
+    async fn fetch(&self) -> Result<(JwkSet, Option<u64>), String> {
+        let req = Request::get(self.uri.clone())
+            .header(http::header::ACCEPT, "application/json")
+            .body(Empty::new())
+            .map_err(|e| e.to_string())?;
+        let resp = self.client.request(req).await.map_err(|e| e.to_string())?;
+        if !resp.status().is_success() {
+            return Err(format!("status {}", resp.status()));
+        }
+        let max_age = resp
+            .headers()
+            .get(http::header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .and_then(max_age);
+        let body = Limited::new(resp.into_body(), MAX_JWKS_BYTES)
+            .collect()
+            .await
+            .map_err(|e| format!("body: {e}"))?
+            .to_bytes();
+        let set: JwkSet = serde_json::from_slice(&body).map_err(|e| format!("not a JWK set: {e}"))?;
+        Ok((set, max_age))
+    }
+}
+
+/// `max-age` of a `Cache-Control` value; `no-store`/`no-cache` count as 0.
+fn max_age(v: &str) -> Option<u64> {
+    let mut out = None;
+    for d in v.split(',').map(str::trim) {
+        if d.eq_ignore_ascii_case("no-store") || d.eq_ignore_ascii_case("no-cache") {
+            return Some(0);
+        }
+        if let Some(n) = d.strip_prefix("max-age=") {
+            out = n.trim_matches('"').parse().ok();
+        }
+    }
+    out
+}
+
+/// Signing keys of the set: entries for encryption (`use: enc`) and entries
+/// that do not decode are skipped.
+fn decode_keys(set: &JwkSet) -> (HashMap<String, Arc<DecodingKey>>, Vec<Arc<DecodingKey>>) {
+    let mut by_kid = HashMap::new();
+    let mut unnamed = Vec::new();
+    for jwk in &set.keys {
+        if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
+            continue;
+        }
+        let Ok(key) = DecodingKey::from_jwk(jwk) else { continue };
+        match &jwk.common.key_id {
+            Some(kid) => {
+                by_kid.insert(kid.clone(), Arc::new(key));
+            }
+            None => unnamed.push(Arc::new(key)),
+        }
+    }
+    (by_kid, unnamed)
+}
+
+fn system_roots() -> rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore::empty();
+    let _ = roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    roots
+}
+
+#[cfg(test)]
+mod tests {
+    use super::max_age;
+
+    #[test]
+    fn cache_control_max_age_is_read_and_no_store_means_zero() {
+        assert_eq!(max_age("public, max-age=300"), Some(300));
+        assert_eq!(max_age("max-age=\"60\""), Some(60));
+        assert_eq!(max_age("no-store"), Some(0));
+        assert_eq!(max_age("private"), None);
+    }
+}
