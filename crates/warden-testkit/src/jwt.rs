@@ -153,6 +153,8 @@ struct JwksState {
     up: std::sync::atomic::AtomicBool,
     hits: std::sync::atomic::AtomicUsize,
     cache_control: std::sync::Mutex<String>,
+    /// `issuer` named by the discovery document (default: the server's base URL).
+    discovery_issuer: std::sync::Mutex<Option<String>>,
 }
 
 /// A public JWK for `key` under `alg`, with `kid`.
@@ -173,6 +175,7 @@ impl JwksServer {
             up: std::sync::atomic::AtomicBool::new(true),
             hits: std::sync::atomic::AtomicUsize::new(0),
             cache_control: std::sync::Mutex::new("max-age=300".into()),
+            discovery_issuer: std::sync::Mutex::new(None),
         });
         let st = state.clone();
         tokio::spawn(async move {
@@ -182,14 +185,26 @@ impl JwksServer {
                 };
                 let st = st.clone();
                 tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |_req: http::Request<hyper::body::Incoming>| {
+                    let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                         let st = st.clone();
                         async move {
                             st.hits.fetch_add(1, Ordering::SeqCst);
-                            let (status, body) = if st.up.load(Ordering::SeqCst) {
-                                (200, st.set.lock().unwrap().to_string())
-                            } else {
+                            let base = format!("http://{addr}");
+                            let (status, body) = if !st.up.load(Ordering::SeqCst) {
                                 (503, String::new())
+                            } else if req.uri().path() == "/.well-known/openid-configuration" {
+                                let issuer = st
+                                    .discovery_issuer
+                                    .lock()
+                                    .unwrap()
+                                    .clone()
+                                    .unwrap_or_else(|| base.clone());
+                                (
+                                    200,
+                                    json!({ "issuer": issuer, "jwks_uri": format!("{base}/jwks") }).to_string(),
+                                )
+                            } else {
+                                (200, st.set.lock().unwrap().to_string())
                             };
                             let cc = st.cache_control.lock().unwrap().clone();
                             Ok::<_, std::convert::Infallible>(
@@ -229,6 +244,16 @@ impl JwksServer {
     /// Sets the `Cache-Control` header value.
     pub fn set_cache_control(&self, v: &str) {
         *self.state.cache_control.lock().unwrap() = v.to_owned();
+    }
+
+    /// The server's base URL, the issuer its discovery document names by default.
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Makes the discovery document name another issuer.
+    pub fn set_discovery_issuer(&self, issuer: &str) {
+        *self.state.discovery_issuer.lock().unwrap() = Some(issuer.to_owned());
     }
 
     /// Requests received so far.

@@ -147,3 +147,38 @@ async fn cached_keys_serve_while_the_provider_is_down_within_the_grace_period_on
     }
     assert!(recovered);
 }
+
+fn discovery_yaml(up: &MockUpstream, issuer: &str) -> String {
+    format!(
+        "services:\n  - name: api\n    targets: [\"{}\"]\nroutes:\n  - id: orders\n    path: {{ prefix: /orders }}\n    service: api\n    policies:\n      - type: jwt\n        issuers:\n          - issuer: \"{issuer}\"\n            discovery: true\n            audiences: [{AUDIENCE}]\n            algorithms: [RS256]\n",
+        up.addr
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issuer_url_is_enough_with_oidc_discovery() {
+    let iss = TestIssuer::new();
+    let idp = JwksServer::start(vec![jwk(&iss.rsa, Algorithm::RS256, "rsa-1")]).await;
+    let up = MockUpstream::start("a").await;
+    let gw = TestGateway::start(&discovery_yaml(&up, &idp.base())).await;
+    wait_ready(&gw).await;
+    let mut claims = iss.claims();
+    claims["iss"] = serde_json::json!(idp.base());
+    assert_eq!(status(&gw, &iss.rs256(&claims)).await, 200);
+    // A token from the default test issuer is not this issuer's.
+    assert_eq!(status(&gw, &iss.rs256(&iss.claims())).await, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discovery_document_naming_another_issuer_is_not_trusted() {
+    let iss = TestIssuer::new();
+    let idp = JwksServer::start(vec![jwk(&iss.rsa, Algorithm::RS256, "rsa-1")]).await;
+    idp.set_discovery_issuer("https://evil.test");
+    let up = MockUpstream::start("a").await;
+    let gw = TestGateway::start(&discovery_yaml(&up, &idp.base())).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(gw.admin_get("/readyz").await.status, 503);
+    let mut claims = iss.claims();
+    claims["iss"] = serde_json::json!(idp.base());
+    assert_eq!(status(&gw, &iss.rs256(&claims)).await, 401);
+}

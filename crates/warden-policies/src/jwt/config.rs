@@ -45,6 +45,11 @@ pub struct IssuerConfig {
     /// Verification keys from the issuer's JWKS URL.
     #[serde(default)]
     pub jwks: Option<super::JwksConfig>,
+    /// OpenID Connect discovery: the JWKS URL comes from
+    /// `{issuer}/.well-known/openid-configuration` (the `jwks` section is then
+    /// optional and takes no `url`).
+    #[serde(default)]
+    pub discovery: bool,
     /// Clock skew allowed on `exp`, `nbf` and `iat`.
     #[serde(default = "default_leeway_secs")]
     pub leeway_secs: u64,
@@ -164,18 +169,27 @@ fn build_issuer(cfg: &IssuerConfig, at: &str, errors: &mut Vec<SpecError>) -> Op
     }
     let mut keys = Vec::new();
     let mut kids = HashMap::new();
-    if cfg.keys.is_empty() && cfg.jwks.is_none() {
-        push(format!("{at}.keys"), "set `keys`, `jwks`, or both".into());
+    let jwks_cfg = match (&cfg.jwks, cfg.discovery) {
+        (Some(j), _) => Some(j.clone()),
+        (None, true) => Some(super::JwksConfig::default()),
+        (None, false) => None,
+    };
+    if cfg.keys.is_empty() && jwks_cfg.is_none() {
+        push(
+            format!("{at}.keys"),
+            "set `keys`, `jwks`, `discovery: true`, or a combination".into(),
+        );
     }
-    let jwks = match &cfg.jwks {
+    let jwks = match &jwks_cfg {
         Some(j) => {
-            let problems = j.check();
+            let problems = j.check(cfg.discovery);
             for (key, message) in &problems {
                 push(format!("{at}.jwks.{key}"), message.clone());
             }
             if problems.is_empty() {
-                super::jwks::Jwks::shared(j)
-                    .map_err(|m| push(format!("{at}.jwks.url"), m))
+                let discovery = cfg.discovery.then_some(cfg.issuer.as_str());
+                super::jwks::Jwks::shared(j, discovery)
+                    .map_err(|m| push(format!("{at}.issuer"), m))
                     .ok()
             } else {
                 None
@@ -213,7 +227,7 @@ fn build_issuer(cfg: &IssuerConfig, at: &str, errors: &mut Vec<SpecError>) -> Op
         }
     }
     // JWKS keys are public keys: an issuer with a JWKS is asymmetric.
-    let asymmetric = cfg.jwks.is_some()
+    let asymmetric = jwks_cfg.is_some()
         || keys
             .iter()
             .any(|k| k.key.family() != jsonwebtoken::AlgorithmFamily::Hmac);
@@ -239,7 +253,7 @@ fn build_issuer(cfg: &IssuerConfig, at: &str, errors: &mut Vec<SpecError>) -> Op
             );
             continue;
         }
-        if cfg.jwks.is_none() && !keys.iter().any(|k| k.key.family() == alg.family()) {
+        if jwks_cfg.is_none() && !keys.iter().any(|k| k.key.family() == alg.family()) {
             push(aat, format!("no configured key can verify `{name}`"));
             continue;
         }

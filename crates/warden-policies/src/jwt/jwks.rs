@@ -30,7 +30,10 @@ const MAX_JWKS_BYTES: usize = 1 << 20;
 #[serde(deny_unknown_fields)]
 pub struct JwksConfig {
     /// `https://` URL of the key set (`http://` only for loopback hosts).
-    pub url: String,
+    /// Leave it out with `discovery: true` on the issuer: the URL then comes
+    /// from the issuer's OpenID configuration.
+    #[serde(default)]
+    pub url: Option<String>,
     /// Shortest time keys are cached, whatever `Cache-Control` says.
     #[serde(default = "default_min_cache_secs")]
     pub min_cache_secs: u64,
@@ -65,22 +68,50 @@ fn default_timeout_ms() -> u64 {
     2_000
 }
 
+impl Default for JwksConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            min_cache_secs: default_min_cache_secs(),
+            max_cache_secs: default_max_cache_secs(),
+            stale_grace_secs: default_stale_grace_secs(),
+            refetch_interval_secs: default_refetch_interval_secs(),
+            timeout_ms: default_timeout_ms(),
+        }
+    }
+}
+
+/// Why `url` may not be fetched: not http(s), or `http://` to a non-loopback host.
+pub(crate) fn url_problem(url: &str) -> Option<String> {
+    let Ok(u) = url.parse::<Uri>() else {
+        return Some(format!("`{url}` is not a URL"));
+    };
+    let host = u.host().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    match u.scheme_str() {
+        Some("https") if !host.is_empty() => None,
+        Some("http") if loopback => None,
+        Some("http") => Some("must be https:// (http:// only for loopback)".to_owned()),
+        _ => Some(format!("`{url}` is not an http(s) URL")),
+    }
+}
+
 impl JwksConfig {
     /// Problems with the settings, as `(key, message)`.
-    pub fn check(&self) -> Vec<(&'static str, String)> {
+    pub fn check(&self, discovery: bool) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
-        match self.url.parse::<Uri>() {
-            Ok(u) => {
-                let host = u.host().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
-                let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
-                match u.scheme_str() {
-                    Some("https") => {}
-                    Some("http") if loopback => {}
-                    Some("http") => out.push(("url", "must be https:// (http:// only for loopback)".to_owned())),
-                    _ => out.push(("url", format!("`{}` is not an http(s) URL", self.url))),
+        match (&self.url, discovery) {
+            (Some(url), false) => {
+                if let Some(p) = url_problem(url) {
+                    out.push(("url", p));
                 }
             }
-            Err(_) => out.push(("url", format!("`{}` is not a URL", self.url))),
+            (None, false) => out.push(("url", "required unless the issuer has `discovery: true`".into())),
+            (Some(_), true) => out.push((
+                "url",
+                "leave it out with `discovery: true` (it comes from discovery)".into(),
+            )),
+            (None, true) => {}
         }
         if self.min_cache_secs == 0 || self.min_cache_secs > self.max_cache_secs {
             out.push(("min_cache_secs", "must be at least 1 and at most max_cache_secs".into()));
@@ -111,11 +142,25 @@ impl KeySet {
     }
 }
 
+/// Where the key set URL comes from.
+#[derive(Debug)]
+enum Source {
+    /// Configured.
+    Url(Uri),
+    /// From `{issuer}/.well-known/openid-configuration`; the last `jwks_uri` seen.
+    Discovery {
+        config_url: Uri,
+        issuer: String,
+        jwks_uri: Mutex<Option<Uri>>,
+    },
+}
+
 /// One key set URL and its cache.
 #[derive(Debug)]
 pub(crate) struct Jwks {
     cfg: JwksConfig,
-    uri: Uri,
+    source: Source,
+    label: String,
     client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>,
     keys: ArcSwap<KeySet>,
     fetching: tokio::sync::Mutex<()>,
@@ -128,7 +173,7 @@ pub(crate) struct Jwks {
     pub fetches: AtomicU64,
 }
 
-type Registry = Mutex<HashMap<JwksConfig, Weak<Jwks>>>;
+type Registry = Mutex<HashMap<(JwksConfig, Option<String>), Weak<Jwks>>>;
 
 fn registry() -> &'static Registry {
     static R: OnceLock<Registry> = OnceLock::new();
@@ -136,14 +181,35 @@ fn registry() -> &'static Registry {
 }
 
 impl Jwks {
-    /// The process-wide instance for `cfg` (created on first use).
-    pub(crate) fn shared(cfg: &JwksConfig) -> Result<Arc<Self>, String> {
+    /// The process-wide instance for `cfg` (created on first use); with
+    /// `discovery_issuer`, the key set URL comes from that issuer's OpenID
+    /// configuration.
+    pub(crate) fn shared(cfg: &JwksConfig, discovery_issuer: Option<&str>) -> Result<Arc<Self>, String> {
+        let key = (cfg.clone(), discovery_issuer.map(str::to_owned));
         let mut reg = registry().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         reg.retain(|_, w| w.strong_count() > 0);
-        if let Some(j) = reg.get(cfg).and_then(Weak::upgrade) {
+        if let Some(j) = reg.get(&key).and_then(Weak::upgrade) {
             return Ok(j);
         }
-        let uri = cfg.url.parse::<Uri>().map_err(|e| e.to_string())?;
+        let (source, label) = match (discovery_issuer, &cfg.url) {
+            (Some(issuer), _) => {
+                let text = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
+                if let Some(p) = url_problem(&text) {
+                    return Err(format!("discovery URL {text}: {p}"));
+                }
+                let config_url = text.parse::<Uri>().map_err(|e| e.to_string())?;
+                (
+                    Source::Discovery {
+                        config_url,
+                        issuer: issuer.to_owned(),
+                        jwks_uri: Mutex::new(None),
+                    },
+                    text,
+                )
+            }
+            (None, Some(url)) => (Source::Url(url.parse::<Uri>().map_err(|e| e.to_string())?), url.clone()),
+            (None, None) => return Err("no JWKS URL".into()),
+        };
         let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?
@@ -159,7 +225,8 @@ impl Jwks {
             .wrap_connector(http);
         let j = Arc::new(Self {
             cfg: cfg.clone(),
-            uri,
+            source,
+            label,
             client: Client::builder(TokioExecutor::new()).build(https),
             keys: ArcSwap::from_pointee(KeySet::default()),
             fetching: tokio::sync::Mutex::new(()),
@@ -168,7 +235,7 @@ impl Jwks {
             started: AtomicBool::new(false),
             fetches: AtomicU64::new(0),
         });
-        reg.insert(cfg.clone(), Arc::downgrade(&j));
+        reg.insert(key, Arc::downgrade(&j));
         Ok(j)
     }
 
@@ -255,7 +322,7 @@ impl Jwks {
                 let now = Instant::now();
                 let fresh = now + Duration::from_secs(ttl);
                 let (by_kid, unnamed) = decode_keys(&set);
-                tracing::info!(url = %self.cfg.url, keys = by_kid.len() + unnamed.len(), ttl_secs = ttl, "JWKS fetched");
+                tracing::info!(url = %self.label, keys = by_kid.len() + unnamed.len(), ttl_secs = ttl, "JWKS fetched");
                 self.keys.store(Arc::new(KeySet {
                     by_kid,
                     unnamed,
@@ -265,18 +332,74 @@ impl Jwks {
                 true
             }
             Ok(Err(e)) => {
-                tracing::warn!(url = %self.cfg.url, error = %e, "JWKS fetch failed; cached keys stay in use within their grace period");
+                tracing::warn!(url = %self.label, error = %e, "JWKS fetch failed; cached keys stay in use within their grace period");
                 false
             }
             Err(_) => {
-                tracing::warn!(url = %self.cfg.url, "JWKS fetch timed out; cached keys stay in use within their grace period");
+                tracing::warn!(url = %self.label, "JWKS fetch timed out; cached keys stay in use within their grace period");
                 false
             }
         }
     }
 
     async fn fetch(&self) -> Result<(JwkSet, Option<u64>), String> {
-        let req = Request::get(self.uri.clone())
+        let uri = match &self.source {
+            Source::Url(u) => u.clone(),
+            Source::Discovery { jwks_uri, .. } => {
+                let known = jwks_uri.lock().ok().and_then(|u| u.clone());
+                match known {
+                    Some(u) => u,
+                    None => self.discover().await?,
+                }
+            }
+        };
+        let result = self.get_json::<JwkSet>(&uri).await;
+        if result.is_err()
+            && let Source::Discovery { jwks_uri, .. } = &self.source
+            && let Ok(mut u) = jwks_uri.lock()
+        {
+            // The provider may have moved its key set: discover again next time.
+            *u = None;
+        }
+        result
+    }
+
+    /// Reads the OpenID configuration; its `issuer` must be the configured
+    /// issuer exactly (OpenID Connect Discovery §4.3) and its `jwks_uri`
+    /// must pass the same URL rules as a configured one.
+    async fn discover(&self) -> Result<Uri, String> {
+        let Source::Discovery {
+            config_url,
+            issuer,
+            jwks_uri,
+        } = &self.source
+        else {
+            return Err("not a discovery source".into());
+        };
+        #[derive(Deserialize)]
+        struct OpenIdConfiguration {
+            issuer: String,
+            jwks_uri: String,
+        }
+        let (doc, _) = self
+            .get_json::<OpenIdConfiguration>(config_url)
+            .await
+            .map_err(|e| format!("discovery: {e}"))?;
+        if doc.issuer != *issuer {
+            return Err(format!("discovery names issuer `{}`, expected `{issuer}`", doc.issuer));
+        }
+        if let Some(p) = url_problem(&doc.jwks_uri) {
+            return Err(format!("discovered jwks_uri: {p}"));
+        }
+        let uri = doc.jwks_uri.parse::<Uri>().map_err(|e| e.to_string())?;
+        if let Ok(mut u) = jwks_uri.lock() {
+            *u = Some(uri.clone());
+        }
+        Ok(uri)
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, uri: &Uri) -> Result<(T, Option<u64>), String> {
+        let req = Request::get(uri.clone())
             .header(http::header::ACCEPT, "application/json")
             .body(Empty::new())
             .map_err(|e| e.to_string())?;
@@ -294,8 +417,8 @@ impl Jwks {
             .await
             .map_err(|e| format!("body: {e}"))?
             .to_bytes();
-        let set: JwkSet = serde_json::from_slice(&body).map_err(|e| format!("not a JWK set: {e}"))?;
-        Ok((set, max_age))
+        let value: T = serde_json::from_slice(&body).map_err(|e| format!("unexpected JSON: {e}"))?;
+        Ok((value, max_age))
     }
 }
 

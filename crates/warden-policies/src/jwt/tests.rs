@@ -23,6 +23,7 @@ fn issuer(algorithms: &[&str], keys: Vec<KeyConfig>) -> IssuerConfig {
         algorithms: algorithms.iter().map(|a| (*a).to_owned()).collect(),
         keys,
         jwks: None,
+        discovery: false,
         leeway_secs: 30,
         required_claims: vec![],
         typ: None,
@@ -129,7 +130,7 @@ fn an_algorithm_no_key_can_verify_is_refused() {
 #[test]
 fn jwks_urls_must_be_https_except_on_loopback_and_hmac_is_refused_beside_them() {
     let jwks = |url: &str| super::JwksConfig {
-        url: url.into(),
+        url: Some(url.into()),
         min_cache_secs: 60,
         max_cache_secs: 86_400,
         stale_grace_secs: 3_600,
