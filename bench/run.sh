@@ -8,6 +8,9 @@
 # TLS=1 bench/run.sh ...: both proxies terminate TLS 1.3 (same ECDSA P-256
 # certificate, keep-alive), then a second table measures new handshakes per
 # second (`Connection: close`: one TCP connection and full handshake per request).
+# JWT=1 bench/run.sh ...: warden also serves the same upstream behind a `jwt`
+# policy (RS256 and ES256 tokens, one verification per request); the rows
+# warden-rs256 / warden-es256 run in the same process as the plain warden row.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10}
@@ -63,8 +66,28 @@ listeners: [{ name: bench, bind: "127.0.0.1:$WARDEN_PORT", $WARDEN_LISTENER }]
 admin: { bind: "127.0.0.1:$ADMIN_PORT" }
 access_log: off
 services: [{ name: api, targets: ["127.0.0.1:$UP_PORT"], pool: { max_idle_per_target: 256 } }]
-routes: [{ id: all, path: { prefix: / }, service: api }]
+routes:
+  - { id: all, path: { prefix: / }, service: api }
 CONF
+JWT=${JWT:-0}
+if [ "$JWT" = 1 ]; then
+  cargo run -q --release -p warden-testkit --example mint_tokens -- "$work/jwt" >/dev/null
+  RS_TOKEN=$(cat "$work/jwt/rs256.jwt"); ES_TOKEN=$(cat "$work/jwt/es256.jwt")
+  cat >> "$work/warden.yaml" <<CONF
+  - id: jwt
+    path: { prefix: /jwt }
+    service: api
+    policies:
+      - type: jwt
+        issuers:
+          - issuer: https://idp.test
+            audiences: [orders-api]
+            algorithms: [RS256, ES256]
+            keys:
+              - { kid: rsa-1, public_key_file: "$work/jwt/rsa.pub.pem" }
+              - { kid: ec-1, public_key_file: "$work/jwt/ec.pub.pem" }
+CONF
+fi
 
 taskset -c "$CORE_LOAD" "$NGINX" -c "$work/up/nginx.conf" & pids+=($!); UP_PID=$!
 taskset -c "$CORE_PROXY" "$NGINX" -c "$work/px/nginx.conf" & pids+=($!); NGINX_PID=$!
@@ -83,7 +106,7 @@ ticks() { local t=0 p; for p in $1 $(pgrep -P "$1"); do t=$((t + $(awk '{s=0} {s
 run() { # name port pid [scheme] [wrk args...]
   local name=$1 port=$2 pid=$3 scheme=${4:-http}; shift 3; [ $# -gt 0 ] && shift
   local c0; c0=$(ticks "$pid")
-  local out; out=$(taskset -c "$CORE_LOAD" wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "$@" "$scheme://127.0.0.1:$port/users/42")
+  local out; out=$(taskset -c "$CORE_LOAD" wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "$@" "$scheme://127.0.0.1:$port${RPATH:-/users/42}")
   local c1; c1=$(ticks "$pid")
   local rps p50 p99 errs
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
@@ -103,6 +126,10 @@ for r in $(seq "$ROUNDS"); do
   run upstream $UP_PORT "$UP_PID"
   run nginx $NGINX_PORT "$NGINX_PID" $SCHEME
   run warden $WARDEN_PORT "$WARDEN_PID" $SCHEME
+  if [ "$JWT" = 1 ]; then
+    RPATH=/jwt/users/42 run warden-rs256 $WARDEN_PORT "$WARDEN_PID" $SCHEME -H "Authorization: Bearer $RS_TOKEN"
+    RPATH=/jwt/users/42 run warden-es256 $WARDEN_PORT "$WARDEN_PID" $SCHEME -H "Authorization: Bearer $ES_TOKEN"
+  fi
   if [ "$TLS" = 1 ]; then
     run nginx-hs $NGINX_PORT "$NGINX_PID" https -H "Connection: close"
     run warden-hs $WARDEN_PORT "$WARDEN_PID" https -H "Connection: close"
@@ -112,7 +139,8 @@ done
 # Medians over the rounds, then the ratios.
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 declare -A RPS P50 P99 CPU
-names="upstream nginx warden"; [ "$TLS" = 1 ] && names="$names nginx-hs warden-hs"
+names="upstream nginx warden"; [ "$JWT" = 1 ] && names="$names warden-rs256 warden-es256"
+[ "$TLS" = 1 ] && names="$names nginx-hs warden-hs"
 for name in $names; do
   CPU[$name]=$(awk -v n=$name '$1==n {print $5}' "$work/results" | median)
   RPS[$name]=$(awk -v n=$name '$1==n {print $2}' "$work/results" | median)
@@ -131,4 +159,8 @@ awk -v a="${RPS[warden]}" -v b="${RPS[nginx]}" -v c="${P99[warden]}" -v d="${P99
 if [ "$TLS" = 1 ]; then
   awk -v a="${RPS[warden-hs]}" -v b="${RPS[nginx-hs]}" \
     'BEGIN { printf "new handshakes (Connection: close) warden/nginx: %.2fx (%.0f vs %.0f per second)\n", a/b, a, b }'
+fi
+if [ "$JWT" = 1 ]; then
+  awk -v a="${RPS[warden-rs256]}" -v b="${RPS[warden-es256]}" -v c="${RPS[warden]}" \
+    'BEGIN { printf "jwt on every request / no auth (same process): RS256 %.2fx, ES256 %.2fx\n", a/c, b/c }'
 fi

@@ -182,3 +182,26 @@ async fn a_discovery_document_naming_another_issuer_is_not_trusted() {
     claims["iss"] = serde_json::json!(idp.base());
     assert_eq!(status(&gw, &iss.rs256(&claims)).await, 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_token_stops_working_when_its_key_leaves_the_set() {
+    let iss = TestIssuer::new();
+    let jwks = JwksServer::start(vec![jwk(&iss.rsa, Algorithm::RS256, "rsa-1")]).await;
+    let up = MockUpstream::start("a").await;
+    let gw = TestGateway::start(&yaml(&up, &jwks, ", refetch_interval_secs: 1")).await;
+    wait_ready(&gw).await;
+    let old = iss.rs256(&iss.claims());
+    assert_eq!(status(&gw, &old).await, 200);
+    assert_eq!(status(&gw, &old).await, 200, "served from the cache");
+    // The provider drops rsa-1 and publishes ec-2; the first ec-2 token makes
+    // the gateway refetch, which replaces the key set.
+    jwks.set_keys(vec![jwk(&iss.ec, Algorithm::ES256, "ec-2")]);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let new = iss.sign(Algorithm::ES256, &iss.ec, Some("ec-2"), &iss.claims());
+    assert_eq!(status(&gw, &new).await, 200);
+    assert_eq!(
+        status(&gw, &old).await,
+        401,
+        "a cached verification must not outlive its key"
+    );
+}

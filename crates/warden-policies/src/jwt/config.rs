@@ -24,6 +24,9 @@ pub struct JwtConfig {
     /// Longest token accepted, checked before any decoding.
     #[serde(default = "default_max_token_bytes")]
     pub max_token_bytes: usize,
+    /// Verified tokens remembered (until `exp` or a key-set change); 0 disables.
+    #[serde(default = "default_cache_entries")]
+    pub cache_entries: usize,
     /// What happens when the policy itself breaks.
     #[serde(default)]
     pub on_error: OnError,
@@ -82,6 +85,9 @@ pub struct KeyConfig {
 fn default_max_token_bytes() -> usize {
     8192
 }
+fn default_cache_entries() -> usize {
+    10_000
+}
 fn default_leeway_secs() -> u64 {
     30
 }
@@ -124,6 +130,9 @@ impl JwtConfig {
                 "must be between 1 and 65536".into(),
             );
         }
+        if self.cache_entries > 1_000_000 {
+            err(&mut errors, "cache_entries".into(), "must be at most 1000000".into());
+        }
         if let Some(q) = &self.query_param
             && q.trim().is_empty()
         {
@@ -151,6 +160,7 @@ impl JwtConfig {
             issuers,
             query_param: self.query_param.clone(),
             max_token_bytes: self.max_token_bytes,
+            cache: super::cache::TokenCache::new(self.cache_entries),
         })
     }
 }

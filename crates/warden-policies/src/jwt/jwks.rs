@@ -169,6 +169,8 @@ pub(crate) struct Jwks {
     /// start-up and scheduled refreshes are not).
     last_kid_refetch: Mutex<Option<Instant>>,
     started: AtomicBool,
+    /// Bumped on every key-set swap (invalidates cached verifications).
+    generation: AtomicU64,
     /// Fetch attempts so far (tests and logs).
     pub fetches: AtomicU64,
 }
@@ -233,6 +235,7 @@ impl Jwks {
             last_attempt: Mutex::new(None),
             last_kid_refetch: Mutex::new(None),
             started: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
             fetches: AtomicU64::new(0),
         });
         reg.insert(key, Arc::downgrade(&j));
@@ -243,6 +246,11 @@ impl Jwks {
     pub(crate) fn current(&self) -> Option<Arc<KeySet>> {
         let k = self.keys.load_full();
         k.usable(Instant::now()).then_some(k)
+    }
+
+    /// Changes whenever the key set is replaced.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     /// True once keys were fetched (and are not past their grace period).
@@ -323,6 +331,7 @@ impl Jwks {
                 let fresh = now + Duration::from_secs(ttl);
                 let (by_kid, unnamed) = decode_keys(&set);
                 tracing::info!(url = %self.label, keys = by_kid.len() + unnamed.len(), ttl_secs = ttl, "JWKS fetched");
+                self.generation.fetch_add(1, Ordering::SeqCst);
                 self.keys.store(Arc::new(KeySet {
                     by_kid,
                     unnamed,

@@ -18,9 +18,11 @@
 //! Keys come from PEM files and/or a JWKS URL ([`jwks`]: cached, refetched on
 //! an unknown `kid`, served stale while the provider is down).
 //!
-//! Limits: OIDC discovery is the next step. Verification costs one signature
-//! check per request (no cache yet).
+//! A token that verified is remembered (exact token string, until its `exp`
+//! or a key-set change), so a client reusing its token costs one signature
+//! check, not one per request.
 
+mod cache;
 mod config;
 mod jwks;
 mod policy;

@@ -38,6 +38,7 @@ pub struct Jwt {
     pub(crate) issuers: Vec<Issuer>,
     pub(crate) query_param: Option<String>,
     pub(crate) max_token_bytes: usize,
+    pub(crate) cache: Option<super::cache::TokenCache>,
 }
 
 /// Why a token was refused (log only; the client always gets the same answer).
@@ -226,16 +227,53 @@ impl Policy for Jwt {
     }
 
     async fn on_request(&self, req: &mut request::Parts, ctx: &mut RequestCtx) -> Result<Decision, PolicyError> {
-        let outcome = match self.token(req) {
-            Ok(t) => self.verify(t, now_secs()).await,
-            Err(r) => Err(r),
+        let token = match self.token(req) {
+            Ok(t) => t,
+            Err(r) => return Ok(Decision::Reject(refusal(&r))),
         };
-        match outcome {
+        let now = now_secs();
+        // Key-set generation per issuer; keys past their grace period count
+        // as a change, so no cached verification outlives usable keys.
+        let generation = |i: usize| {
+            self.issuers
+                .get(i)
+                .and_then(|iss| iss.jwks.as_ref())
+                .map_or(0, |j| if j.is_ready() { j.generation() } else { u64::MAX })
+        };
+        if token.len() <= self.max_token_bytes
+            && let Some(hit) = self.cache.as_ref().and_then(|c| c.get(token, now, generation))
+        {
+            ctx.consumer = Some(hit.consumer);
+            ctx.token_claims = Some(hit.claims);
+            return Ok(Decision::Continue);
+        }
+        // The key generation before verifying: a swap during verification
+        // makes the entry stale rather than wrongly fresh.
+        let before: Vec<u64> = (0..self.issuers.len()).map(generation).collect();
+        match self.verify(token, now).await {
             Ok((issuer, claims)) => {
-                if let Some(Value::String(who)) = claims.get(&issuer.consumer_claim) {
-                    ctx.consumer = Some(Arc::from(who.as_str()));
+                let consumer: Arc<str> = match claims.get(&issuer.consumer_claim) {
+                    Some(Value::String(who)) => Arc::from(who.as_str()),
+                    _ => Arc::from(""),
+                };
+                let until = claims
+                    .get("exp")
+                    .and_then(Value::as_u64)
+                    .map_or(now, |exp| exp.saturating_add(issuer.leeway_secs));
+                let claims = Arc::new(claims);
+                if let Some(cache) = &self.cache {
+                    let index = self.issuers.iter().position(|i| std::ptr::eq(i, issuer)).unwrap_or(0);
+                    let verified = super::cache::Verified {
+                        issuer: index,
+                        consumer: Arc::clone(&consumer),
+                        claims: Arc::clone(&claims),
+                        until,
+                        key_generation: before.get(index).copied().unwrap_or(0),
+                    };
+                    cache.put(token, verified, now);
                 }
-                ctx.token_claims = Some(Arc::new(claims));
+                ctx.consumer = Some(consumer);
+                ctx.token_claims = Some(claims);
                 Ok(Decision::Continue)
             }
             Err(r) => Ok(Decision::Reject(refusal(&r))),

@@ -44,6 +44,7 @@ fn config(issuers: Vec<IssuerConfig>) -> JwtConfig {
         issuers,
         query_param: None,
         max_token_bytes: 8192,
+        cache_entries: 100,
         on_error: warden_core::OnError::Deny,
     }
 }
