@@ -227,3 +227,94 @@ async fn valid_rs256_and_es256_tokens_pass_and_name_the_consumer() {
     .await;
     assert_eq!(r.status, 200);
 }
+
+async fn gateway_with(policy_extra: &str) -> (TestGateway, MockUpstream, TestIssuer) {
+    let up = MockUpstream::start("a").await;
+    let iss = TestIssuer::new();
+    let yaml = format!(
+        "services:\n  - name: api\n    targets: [\"{}\"]\nroutes:\n  - id: admin\n    path: {{ prefix: /admin }}\n    service: api\n    policies:\n{}",
+        up.addr,
+        iss.policy_yaml(policy_extra),
+    );
+    (TestGateway::start(&yaml).await, up, iss)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn step_up_challenges_follow_rfc_9470() {
+    let (gw, up, iss) = gateway_with(
+        "        require:\n          acr_values: [\"urn:example:mfa\", \"urn:example:hwk\"]\n          max_auth_age_secs: 300\n",
+    )
+    .await;
+    // Valid token, no acr: step-up with the acceptable values and max age.
+    let r = call(&gw, "/admin/x", Some(&iss.rs256(&iss.claims()))).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.headers["www-authenticate"],
+        "Bearer realm=\"warden\", error=\"insufficient_user_authentication\", error_description=\"A different authentication level is required\", acr_values=\"urn:example:mfa urn:example:hwk\", max_age=\"300\""
+    );
+    assert_eq!(r.json()["type"], "urn:warden:problem:unauthorized");
+    // Right acr, but the user authenticated an hour ago.
+    let mut c = with(&iss, "acr", json!("urn:example:mfa"));
+    c["auth_time"] = json!(now() - 3600);
+    let r = call(&gw, "/admin/x", Some(&iss.rs256(&c))).await;
+    assert_eq!(r.status, 401);
+    let challenge = r.headers["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.contains("error_description=\"More recent authentication is required\""),
+        "{challenge}"
+    );
+    assert!(challenge.contains("max_age=\"300\""), "{challenge}");
+    assert_eq!(up.hits(), 0);
+    // Right acr, recent authentication: through.
+    c["auth_time"] = json!(now() - 60);
+    assert_eq!(call(&gw, "/admin/x", Some(&iss.rs256(&c))).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn required_amr_entries_and_maximum_token_age() {
+    let (gw, _up, iss) =
+        gateway_with("        require:\n          amr: [mfa]\n          max_token_age_secs: 600\n").await;
+    let r = call(&gw, "/admin/x", Some(&iss.rs256(&with(&iss, "amr", json!(["pwd"]))))).await;
+    assert_eq!(r.status, 401);
+    assert!(
+        r.headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("insufficient_user_authentication")
+    );
+    let good = with(&iss, "amr", json!(["pwd", "mfa"]));
+    assert_eq!(call(&gw, "/admin/x", Some(&iss.rs256(&good))).await.status, 200);
+    // A valid, unexpired token issued too long ago is refused like any invalid token.
+    let mut old = good.clone();
+    old["iat"] = json!(now() - 3600);
+    let r = call(&gw, "/admin/x", Some(&iss.rs256(&old))).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.headers["www-authenticate"],
+        "Bearer realm=\"warden\", error=\"invalid_token\""
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verified_claims_go_upstream_and_client_copies_never_do() {
+    let (gw, up, iss) = gateway_with("        forward_claims: { sub: x-consumer-id, scope: x-consumer-scope }\n").await;
+    let token = iss.rs256(&with(&iss, "scope", json!("orders:read orders:write")));
+    let req = Request::get(gw.url("/admin/x"))
+        .header("authorization", format!("Bearer {token}"))
+        .header("x-consumer-id", "admin")
+        .header("x-consumer-scope", "everything")
+        .body(Full::<Bytes>::default())
+        .unwrap();
+    assert_eq!(send(&http1(), req).await.status, 200);
+    // Without a token the forged headers are dropped too (and the request refused).
+    let req = Request::get(gw.url("/admin/x"))
+        .header("x-consumer-id", "admin")
+        .body(Full::<Bytes>::default())
+        .unwrap();
+    assert_eq!(send(&http1(), req).await.status, 401);
+    let seen = up.seen();
+    assert_eq!(seen.len(), 1);
+    let ids: Vec<_> = seen[0].headers.get_all("x-consumer-id").iter().collect();
+    assert_eq!(ids, ["alice"]);
+    assert_eq!(seen[0].headers["x-consumer-scope"], "orders:read orders:write");
+}

@@ -27,9 +27,30 @@ pub struct JwtConfig {
     /// Verified tokens remembered (until `exp` or a key-set change); 0 disables.
     #[serde(default = "default_cache_entries")]
     pub cache_entries: usize,
+    /// What this route asks beyond a valid token (step-up, token age).
+    #[serde(default)]
+    pub require: RequireConfig,
+    /// Verified claims sent upstream as headers (`claim: header-name`); any
+    /// copy of those headers the client sent is removed first.
+    #[serde(default)]
+    pub forward_claims: std::collections::BTreeMap<String, String>,
     /// What happens when the policy itself breaks.
     #[serde(default)]
     pub on_error: OnError,
+}
+
+/// Per-route requirements on a valid token.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RequireConfig {
+    /// The token's `acr` must be one of these (step-up, RFC 9470).
+    pub acr_values: Vec<String>,
+    /// Every one of these must be in the token's `amr` list (e.g. `mfa`).
+    pub amr: Vec<String>,
+    /// The user must have authenticated (`auth_time`) at most this long ago.
+    pub max_auth_age_secs: Option<u64>,
+    /// The token must have been issued (`iat`) at most this long ago.
+    pub max_token_age_secs: Option<u64>,
 }
 
 /// One trusted issuer.
@@ -95,6 +116,22 @@ fn default_consumer_claim() -> String {
     "sub".into()
 }
 
+/// Headers the gateway or HTTP owns; never a claim header.
+const RESERVED: [&str; 12] = [
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "te",
+    "upgrade",
+    "authorization",
+    "cookie",
+    "forwarded",
+    "x-forwarded-for",
+    "x-request-id",
+];
+
 /// Shortest HMAC secret accepted (RFC 7518 §3.2: at least the hash size).
 const MIN_HMAC_SECRET_BYTES: usize = 32;
 
@@ -130,6 +167,32 @@ impl JwtConfig {
                 "must be between 1 and 65536".into(),
             );
         }
+        let mut forward = Vec::new();
+        for (claim, header) in &self.forward_claims {
+            match http::HeaderName::from_bytes(header.as_bytes()) {
+                Ok(h) if !h.as_str().contains('_') && !RESERVED.contains(&h.as_str()) => {
+                    forward.push((claim.clone(), h))
+                }
+                _ => err(
+                    &mut errors,
+                    format!("forward_claims.{claim}"),
+                    format!("`{header}` is not a usable header name (reserved, underscore or invalid)"),
+                ),
+            }
+        }
+        if self
+            .require
+            .acr_values
+            .iter()
+            .chain(&self.require.amr)
+            .any(|v| v.is_empty() || v.contains('"'))
+        {
+            err(
+                &mut errors,
+                "require".into(),
+                "acr/amr values must be non-empty and contain no `\"`".into(),
+            );
+        }
         if self.cache_entries > 1_000_000 {
             err(&mut errors, "cache_entries".into(), "must be at most 1000000".into());
         }
@@ -161,6 +224,8 @@ impl JwtConfig {
             query_param: self.query_param.clone(),
             max_token_bytes: self.max_token_bytes,
             cache: super::cache::TokenCache::new(self.cache_entries),
+            require: self.require.clone(),
+            forward,
         })
     }
 }

@@ -26,9 +26,10 @@ mod cache;
 mod config;
 mod jwks;
 mod policy;
+mod require;
 #[cfg(test)]
 mod tests;
 
-pub use config::{IssuerConfig, JwtConfig, KeyConfig};
+pub use config::{IssuerConfig, JwtConfig, KeyConfig, RequireConfig};
 pub use jwks::JwksConfig;
 pub use policy::Jwt;

@@ -39,6 +39,8 @@ pub struct Jwt {
     pub(crate) query_param: Option<String>,
     pub(crate) max_token_bytes: usize,
     pub(crate) cache: Option<super::cache::TokenCache>,
+    pub(crate) require: super::RequireConfig,
+    pub(crate) forward: Vec<(String, http::HeaderName)>,
 }
 
 /// Why a token was refused (log only; the client always gets the same answer).
@@ -194,7 +196,7 @@ fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-fn refusal(r: &Refusal) -> Rejection {
+pub(crate) fn refusal(r: &Refusal) -> Rejection {
     let (code, reason, challenge) = match r {
         Refusal::Missing => ("jwt_missing", "no bearer token".to_owned(), r#"Bearer realm="warden""#),
         Refusal::Invalid(why) => (
@@ -205,6 +207,31 @@ fn refusal(r: &Refusal) -> Rejection {
     };
     Rejection::new(ProblemKind::Unauthorized, code, reason)
         .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge))
+}
+
+impl Jwt {
+    /// A verified token: route requirements, then the consumer, the claims
+    /// and the claim headers.
+    fn accept(
+        &self,
+        req: &mut request::Parts,
+        ctx: &mut RequestCtx,
+        consumer: Arc<str>,
+        claims: Arc<Map<String, Value>>,
+        now: u64,
+    ) -> Decision {
+        if let Err(r) = super::require::check(&self.require, &claims, now) {
+            return Decision::Reject(r);
+        }
+        for (claim, header) in &self.forward {
+            if let Some(v) = claims.get(claim).and_then(super::require::header_value) {
+                req.headers.insert(header.clone(), v);
+            }
+        }
+        ctx.consumer = Some(consumer);
+        ctx.token_claims = Some(claims);
+        Decision::Continue
+    }
 }
 
 impl Policy for Jwt {
@@ -227,6 +254,11 @@ impl Policy for Jwt {
     }
 
     async fn on_request(&self, req: &mut request::Parts, ctx: &mut RequestCtx) -> Result<Decision, PolicyError> {
+        // Claim headers are the gateway's to write: drop the client's copies
+        // whatever the outcome.
+        for (_, h) in &self.forward {
+            req.headers.remove(h);
+        }
         let token = match self.token(req) {
             Ok(t) => t,
             Err(r) => return Ok(Decision::Reject(refusal(&r))),
@@ -243,9 +275,7 @@ impl Policy for Jwt {
         if token.len() <= self.max_token_bytes
             && let Some(hit) = self.cache.as_ref().and_then(|c| c.get(token, now, generation))
         {
-            ctx.consumer = Some(hit.consumer);
-            ctx.token_claims = Some(hit.claims);
-            return Ok(Decision::Continue);
+            return Ok(self.accept(req, ctx, hit.consumer, hit.claims, now));
         }
         // The key generation before verifying: a swap during verification
         // makes the entry stale rather than wrongly fresh.
@@ -272,9 +302,7 @@ impl Policy for Jwt {
                     };
                     cache.put(token, verified, now);
                 }
-                ctx.consumer = Some(consumer);
-                ctx.token_claims = Some(claims);
-                Ok(Decision::Continue)
+                Ok(self.accept(req, ctx, consumer, claims, now))
             }
             Err(r) => Ok(Decision::Reject(refusal(&r))),
         }

@@ -45,6 +45,8 @@ fn config(issuers: Vec<IssuerConfig>) -> JwtConfig {
         query_param: None,
         max_token_bytes: 8192,
         cache_entries: 100,
+        require: super::config::RequireConfig::default(),
+        forward_claims: Default::default(),
         on_error: warden_core::OnError::Deny,
     }
 }
