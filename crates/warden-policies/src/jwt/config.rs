@@ -69,6 +69,10 @@ pub struct IssuerConfig {
     /// Verification keys from the issuer's JWKS URL.
     #[serde(default)]
     pub jwks: Option<super::JwksConfig>,
+    /// Opaque access tokens (anything that is not a JWT) are checked with
+    /// this RFC 7662 introspection endpoint.
+    #[serde(default)]
+    pub introspection: Option<super::IntrospectionConfig>,
     /// OpenID Connect discovery: the JWKS URL comes from
     /// `{issuer}/.well-known/openid-configuration` (the `jwks` section is then
     /// optional and takes no `url`).
@@ -149,6 +153,11 @@ impl JwtConfig {
             for k in &mut i.keys {
                 join(&mut k.public_key_file);
                 join(&mut k.hmac_secret_file);
+            }
+            if let Some(intro) = i.introspection.as_mut() {
+                let mut f = Some(std::mem::take(&mut intro.client_secret_file));
+                join(&mut f);
+                intro.client_secret_file = f.unwrap_or_default();
             }
         }
     }
@@ -249,10 +258,23 @@ fn build_issuer(cfg: &IssuerConfig, at: &str, errors: &mut Vec<SpecError>) -> Op
         (None, true) => Some(super::JwksConfig::default()),
         (None, false) => None,
     };
-    if cfg.keys.is_empty() && jwks_cfg.is_none() {
+    let introspector = cfg
+        .introspection
+        .as_ref()
+        .and_then(|c| match super::introspect::Introspector::new(c) {
+            Ok(i) => Some(i),
+            Err(problems) => {
+                for (key, message) in problems {
+                    push(format!("{at}.introspection.{key}"), message);
+                }
+                None
+            }
+        });
+    let verifies_jwts = !cfg.keys.is_empty() || jwks_cfg.is_some();
+    if !verifies_jwts && cfg.introspection.is_none() {
         push(
             format!("{at}.keys"),
-            "set `keys`, `jwks`, `discovery: true`, or a combination".into(),
+            "set `keys`, `jwks`, `discovery: true` or `introspection` (or a combination)".into(),
         );
     }
     let jwks = match &jwks_cfg {
@@ -307,7 +329,7 @@ fn build_issuer(cfg: &IssuerConfig, at: &str, errors: &mut Vec<SpecError>) -> Op
             .iter()
             .any(|k| k.key.family() != jsonwebtoken::AlgorithmFamily::Hmac);
     let mut algorithms = Vec::new();
-    if cfg.algorithms.is_empty() {
+    if cfg.algorithms.is_empty() && verifies_jwts {
         push(format!("{at}.algorithms"), "at least one algorithm is required".into());
     }
     for (j, name) in cfg.algorithms.iter().enumerate() {
@@ -344,6 +366,7 @@ fn build_issuer(cfg: &IssuerConfig, at: &str, errors: &mut Vec<SpecError>) -> Op
         keys,
         kids,
         jwks,
+        introspector,
         leeway_secs: cfg.leeway_secs,
         required_claims: cfg.required_claims.clone(),
         typ: cfg.typ.clone(),

@@ -212,19 +212,7 @@ impl Jwks {
             (None, Some(url)) => (Source::Url(url.parse::<Uri>().map_err(|e| e.to_string())?), url.clone()),
             (None, None) => return Err("no JWKS URL".into()),
         };
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_root_certificates(system_roots())
-            .with_no_client_auth();
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(Duration::from_millis(cfg.timeout_ms)));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let https = https_connector(cfg.timeout_ms);
         let j = Arc::new(Self {
             cfg: cfg.clone(),
             source,
@@ -463,6 +451,26 @@ fn decode_keys(set: &JwkSet) -> (HashMap<String, Arc<DecodingKey>>, Vec<Arc<Deco
         }
     }
     (by_kid, unnamed)
+}
+
+/// An HTTP/1.1 connector for identity-provider calls: TLS verified against
+/// the system roots (plain HTTP only where the URL checks allowed it).
+pub(crate) fn https_connector(timeout_ms: u64) -> hyper_rustls::HttpsConnector<HttpConnector> {
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+    let tls = match builder.with_safe_default_protocol_versions() {
+        Ok(b) => b.with_root_certificates(system_roots()).with_no_client_auth(),
+        Err(_) => rustls::ClientConfig::builder()
+            .with_root_certificates(system_roots())
+            .with_no_client_auth(),
+    };
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(Duration::from_millis(timeout_ms)));
+    hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http)
 }
 
 fn system_roots() -> rustls::RootCertStore {

@@ -24,6 +24,7 @@
 
 mod cache;
 mod config;
+mod introspect;
 mod jwks;
 mod policy;
 mod require;
@@ -31,5 +32,6 @@ mod require;
 mod tests;
 
 pub use config::{IssuerConfig, JwtConfig, KeyConfig, RequireConfig};
+pub use introspect::IntrospectionConfig;
 pub use jwks::JwksConfig;
 pub use policy::Jwt;

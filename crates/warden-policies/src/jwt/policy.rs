@@ -26,6 +26,7 @@ pub(crate) struct Issuer {
     pub keys: Vec<Key>,
     pub kids: HashMap<String, usize>,
     pub jwks: Option<Arc<super::jwks::Jwks>>,
+    pub introspector: Option<super::introspect::Introspector>,
     pub leeway_secs: u64,
     pub required_claims: Vec<String>,
     pub typ: Option<String>,
@@ -83,15 +84,26 @@ impl Jwt {
             .ok_or(Refusal::Missing)
     }
 
-    /// Verifies `token`; returns the issuer and its claims.
-    pub(crate) async fn verify(&self, token: &str, now: u64) -> Result<(&Issuer, Map<String, Value>), Refusal> {
+    /// Verifies `token`; returns the issuer, its claims, and until when
+    /// (epoch seconds) the result may be reused.
+    pub(crate) async fn verify(&self, token: &str, now: u64) -> Result<(&Issuer, Map<String, Value>, u64), Refusal> {
         if token.is_empty() {
             return Err(Refusal::Missing);
         }
         if token.len() > self.max_token_bytes {
             return Err(invalid(format!("token of {} bytes", token.len())));
         }
-        let header = jsonwebtoken::decode_header(token).map_err(|e| invalid(format!("bad header: {e}")))?;
+        if token.bytes().filter(|b| *b == b'.').count() != 2 {
+            return self.introspect(token, now).await;
+        }
+        let header = match jsonwebtoken::decode_header(token) {
+            Ok(h) => h,
+            // Not a JWT after all: an opaque token with two dots.
+            Err(_) if self.issuers.iter().any(|i| i.introspector.is_some()) => {
+                return self.introspect(token, now).await;
+            }
+            Err(e) => return Err(invalid(format!("bad header: {e}"))),
+        };
         let issuer = self.issuer_for(token)?;
         if !issuer.algorithms.contains(&header.alg) {
             return Err(invalid(format!("algorithm {:?} not allowed", header.alg)));
@@ -116,9 +128,41 @@ impl Jwt {
             match jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation) {
                 Ok(data) => {
                     check_claims(issuer, &data.claims, now)?;
-                    return Ok((issuer, data.claims));
+                    let until = data
+                        .claims
+                        .get("exp")
+                        .and_then(Value::as_u64)
+                        .map_or(now, |exp| exp.saturating_add(issuer.leeway_secs));
+                    return Ok((issuer, data.claims, until));
                 }
                 Err(e) => last = invalid(e.to_string()),
+            }
+        }
+        Err(last)
+    }
+
+    /// An opaque token: the first issuer with an introspection endpoint that
+    /// calls it active (and whose `iss`/`aud`/`exp` checks pass) owns it.
+    async fn introspect(&self, token: &str, now: u64) -> Result<(&Issuer, Map<String, Value>, u64), Refusal> {
+        let mut last = invalid("opaque token and no introspection endpoint");
+        for issuer in &self.issuers {
+            let Some(intro) = &issuer.introspector else { continue };
+            match intro.introspect(token, now).await {
+                Ok(answer) => {
+                    if let Err(e) = super::introspect::check_answer(&answer, &issuer.issuer, &issuer.audiences, now) {
+                        last = invalid(e);
+                        continue;
+                    }
+                    let named = |k: &str| matches!(answer.get(k), Some(Value::String(s)) if !s.is_empty());
+                    if !named(&issuer.consumer_claim) && !named("client_id") {
+                        last = invalid("introspection names no consumer");
+                        continue;
+                    }
+                    let cap = now.saturating_add(intro.max_cache_secs);
+                    let until = answer.get("exp").and_then(Value::as_u64).map_or(cap, |e| e.min(cap));
+                    return Ok((issuer, answer, until));
+                }
+                Err(e) => last = invalid(format!("introspection: {e}")),
             }
         }
         Err(last)
@@ -281,15 +325,11 @@ impl Policy for Jwt {
         // makes the entry stale rather than wrongly fresh.
         let before: Vec<u64> = (0..self.issuers.len()).map(generation).collect();
         match self.verify(token, now).await {
-            Ok((issuer, claims)) => {
-                let consumer: Arc<str> = match claims.get(&issuer.consumer_claim) {
-                    Some(Value::String(who)) => Arc::from(who.as_str()),
+            Ok((issuer, claims, until)) => {
+                let consumer: Arc<str> = match (claims.get(&issuer.consumer_claim), claims.get("client_id")) {
+                    (Some(Value::String(who)), _) | (_, Some(Value::String(who))) => Arc::from(who.as_str()),
                     _ => Arc::from(""),
                 };
-                let until = claims
-                    .get("exp")
-                    .and_then(Value::as_u64)
-                    .map_or(now, |exp| exp.saturating_add(issuer.leeway_secs));
                 let claims = Arc::new(claims);
                 if let Some(cache) = &self.cache {
                     let index = self.issuers.iter().position(|i| std::ptr::eq(i, issuer)).unwrap_or(0);

@@ -23,6 +23,7 @@ fn issuer(algorithms: &[&str], keys: Vec<KeyConfig>) -> IssuerConfig {
         algorithms: algorithms.iter().map(|a| (*a).to_owned()).collect(),
         keys,
         jwks: None,
+        introspection: None,
         discovery: false,
         leeway_secs: 30,
         required_claims: vec![],
