@@ -125,27 +125,6 @@ pub(crate) fn compile(parsed: Parsed, issues: &mut Issues) -> Option<Snapshot> {
     })
 }
 
-/// Headers the gateway or HTTP itself owns; never an identity header.
-const RESERVED_IDENTITY_HEADERS: [&str; 17] = [
-    "host",
-    "content-length",
-    "content-type",
-    "transfer-encoding",
-    "connection",
-    "te",
-    "trailer",
-    "upgrade",
-    "keep-alive",
-    "proxy-authorization",
-    "authorization",
-    "cookie",
-    "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    "x-request-id",
-];
-
 type Listeners = (Vec<Arc<ListenerRuntime>>, Vec<HeaderName>);
 
 fn check_listeners(config: &FileConfig, index: &[usize], issues: &mut Issues) -> Listeners {
@@ -173,7 +152,7 @@ fn check_listeners(config: &FileConfig, index: &[usize], issues: &mut Issues) ->
             .as_ref()
             .and_then(|t| t.client_auth.identity_header.as_deref())
             .and_then(|name| match HeaderName::from_bytes(name.as_bytes()) {
-                Ok(h) if RESERVED_IDENTITY_HEADERS.contains(&h.as_str()) || h.as_str().contains('_') => {
+                Ok(h) if warden_core::headers::is_reserved_or_ambiguous(h.as_str()) => {
                     issues.push(
                         format!("{at}.tls.client_auth.identity_header"),
                         format!("`{name}` is reserved or ambiguous; choose a dedicated name such as `x-client-cert`"),

@@ -5,6 +5,7 @@
 //! Nothing here does I/O; the proxy drives policies, the config crate builds them.
 
 pub mod ctx;
+pub mod headers;
 pub mod policy;
 pub mod problem;
 

@@ -120,22 +120,6 @@ fn default_consumer_claim() -> String {
     "sub".into()
 }
 
-/// Headers the gateway or HTTP owns; never a claim header.
-const RESERVED: [&str; 12] = [
-    "host",
-    "content-length",
-    "content-type",
-    "transfer-encoding",
-    "connection",
-    "te",
-    "upgrade",
-    "authorization",
-    "cookie",
-    "forwarded",
-    "x-forwarded-for",
-    "x-request-id",
-];
-
 /// Shortest HMAC secret accepted (RFC 7518 §3.2: at least the hash size).
 const MIN_HMAC_SECRET_BYTES: usize = 32;
 
@@ -179,7 +163,7 @@ impl JwtConfig {
         let mut forward = Vec::new();
         for (claim, header) in &self.forward_claims {
             match http::HeaderName::from_bytes(header.as_bytes()) {
-                Ok(h) if !h.as_str().contains('_') && !RESERVED.contains(&h.as_str()) => {
+                Ok(h) if !warden_core::headers::is_reserved_or_ambiguous(h.as_str()) => {
                     forward.push((claim.clone(), h))
                 }
                 _ => err(
