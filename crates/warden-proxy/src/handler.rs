@@ -271,6 +271,10 @@ async fn proxy(
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
+    // Hop-by-hop and spoofable headers go before the policies run: headers a
+    // policy writes (verified claims) must not be removable by a client that
+    // names them in `Connection`.
+    forwarded::scrub_request(&mut parts.headers, upgrade, trusted);
     pipeline::on_request(&route.policies, &mut parts, &mut ex.ctx).await?;
 
     let declared = parts
@@ -306,7 +310,6 @@ async fn proxy(
         None => HeaderValue::from_str(&host).ok().filter(|_| !host.is_empty()),
     };
     let h = &mut parts.headers;
-    forwarded::scrub_request(h, upgrade, trusted);
     h.remove(header::EXPECT);
     crate::client_cert::write_identity(h, &rt.snapshot.identity_headers, conn);
     forwarded::write_forwarded(

@@ -112,7 +112,15 @@ async fn active_opaque_tokens_pass_and_everything_else_is_refused() {
         );
         a.insert(
             "client.only.token".into(),
-            json!({ "active": true, "client_id": "billing-svc", "exp": now() + 300 }),
+            json!({ "active": true, "client_id": "billing-svc", "aud": [AUDIENCE, "x"], "exp": now() + 300 }),
+        );
+        a.insert(
+            "no-aud".into(),
+            json!({ "active": true, "sub": "bob", "exp": now() + 300 }),
+        );
+        a.insert(
+            "refresh".into(),
+            json!({ "active": true, "sub": "bob", "aud": AUDIENCE, "token_type": "refresh_token", "exp": now() + 300 }),
         );
         a.insert(
             "other-aud".into(),
@@ -134,10 +142,18 @@ async fn active_opaque_tokens_pass_and_everything_else_is_refused() {
         200,
         "opaque token with dots, consumer from client_id"
     );
-    for bad in ["other-aud", "other-iss", "expired", "revoked", "unknown"] {
+    for bad in [
+        "other-aud",
+        "other-iss",
+        "expired",
+        "revoked",
+        "unknown",
+        "no-aud",
+        "refresh",
+    ] {
         assert_eq!(status(&gw, bad).await, 401, "{bad}");
     }
-    gw.wait_for_log_lines(7).await;
+    gw.wait_for_log_lines(9).await;
     let consumers: Vec<Value> = gw.access_log().iter().map(|l| l["consumer"].clone()).collect();
     assert_eq!(consumers[0], "alice");
     assert_eq!(consumers[1], "billing-svc");
@@ -150,7 +166,7 @@ async fn answers_are_cached_and_a_refused_client_secret_fails_closed() {
     let up = MockUpstream::start("a").await;
     ep.answers.lock().unwrap().insert(
         "good-token".into(),
-        json!({ "active": true, "sub": "alice", "exp": now() + 300 }),
+        json!({ "active": true, "sub": "alice", "aud": AUDIENCE, "exp": now() + 300 }),
     );
     let gw = gateway(&ep, "s3cret", &up).await;
     for _ in 0..5 {

@@ -134,6 +134,11 @@ refused!(not_before_in_the_future, |i| i.rs256(&with(
 refused!(issued_in_the_future, |i| i.es256(&with(i, "iat", json!(now() + 3600))));
 refused!(wrong_issuer, |i| i.rs256(&with(i, "iss", json!("https://evil.test"))));
 refused!(wrong_audience, |i| i.rs256(&with(i, "aud", json!("billing-api"))));
+refused!(issuer_as_an_array, |i| i.rs256(&with(
+    i,
+    "iss",
+    json!([warden_testkit::jwt::ISSUER, "https://evil.test"])
+)));
 refused!(missing_exp, |i| i.rs256(&without(i, "exp")));
 refused!(missing_subject, |i| i.es256(&without(i, "sub")));
 refused!(kid_with_path_traversal, |i| i.sign(
@@ -317,4 +322,54 @@ async fn verified_claims_go_upstream_and_client_copies_never_do() {
     let ids: Vec<_> = seen[0].headers.get_all("x-consumer-id").iter().collect();
     assert_eq!(ids, ["alice"]);
     assert_eq!(seen[0].headers["x-consumer-scope"], "orders:read orders:write");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_token_is_refused_when_repeated_and_never_forwarded() {
+    let s = setup().await;
+    let token = s.iss.rs256(&s.iss.claims());
+    let other = s.iss.rs256(&with(&s.iss, "sub", json!("mallory")));
+    for q in [
+        format!("access_token={token}&access_token={other}"),
+        format!("access_token={token}&access%5Ftoken={other}"),
+    ] {
+        let r = call(&s.gw, &format!("/q/1?{q}"), None).await;
+        assert_eq!(r.status, 401, "{q}");
+    }
+    assert_eq!(s.up.hits(), 0);
+    let r = call(&s.gw, &format!("/q/1?a=1&access_token={token}&b=2"), None).await;
+    assert_eq!(r.status, 200);
+    let seen = s.up.seen();
+    assert_eq!(seen[0].uri, "/q/1?a=1&b=2", "the token must not travel upstream");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_cannot_drop_claim_headers_through_connection() {
+    let (gw, up, iss) = gateway_with("        forward_claims: { sub: x-consumer-id }\n").await;
+    let req = Request::get(gw.url("/admin/x"))
+        .header("authorization", format!("Bearer {}", iss.rs256(&iss.claims())))
+        .header("connection", "x-consumer-id")
+        .body(Full::<Bytes>::default())
+        .unwrap();
+    assert_eq!(send(&http1(), req).await.status, 200);
+    assert_eq!(up.seen()[0].headers["x-consumer-id"], "alice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auth_time_in_the_future_is_not_recent() {
+    let (gw, _up, iss) = gateway_with("        require:\n          max_auth_age_secs: 300\n").await;
+    let r = call(
+        &gw,
+        "/admin/x",
+        Some(&iss.rs256(&with(&iss, "auth_time", json!(now() + 86_400)))),
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    let r = call(
+        &gw,
+        "/admin/x",
+        Some(&iss.rs256(&with(&iss, "auth_time", json!(now() - 10)))),
+    )
+    .await;
+    assert_eq!(r.status, 200);
 }

@@ -178,12 +178,12 @@ impl JwtConfig {
             .acr_values
             .iter()
             .chain(&self.require.amr)
-            .any(|v| v.is_empty() || v.contains('"'))
+            .any(|v| v.is_empty() || !v.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\'))
         {
             err(
                 &mut errors,
                 "require".into(),
-                "acr/amr values must be non-empty and contain no `\"`".into(),
+                "acr/amr values must be visible ASCII without spaces, `\"` or `\\`".into(),
             );
         }
         if self.cache_entries > 1_000_000 {
@@ -193,6 +193,13 @@ impl JwtConfig {
             && q.trim().is_empty()
         {
             err(&mut errors, "query_param".into(), "must not be empty".into());
+        }
+        if self.issuers.iter().filter(|i| i.introspection.is_some()).count() > 1 {
+            err(
+                &mut errors,
+                "issuers".into(),
+                "at most one issuer per policy may use introspection (an opaque token names no issuer, so it would be sent to every endpoint)".into(),
+            );
         }
         let mut issuers = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -231,6 +238,9 @@ fn build_issuer(cfg: &IssuerConfig, at: &str, errors: &mut Vec<SpecError>) -> Op
     }
     if cfg.audiences.is_empty() {
         push(format!("{at}.audiences"), "at least one audience is required".into());
+    }
+    if cfg.leeway_secs > 300 {
+        push(format!("{at}.leeway_secs"), "must be at most 300".into());
     }
     if cfg.consumer_claim.trim().is_empty() {
         push(format!("{at}.consumer_claim"), "must not be empty".into());

@@ -121,7 +121,11 @@ impl Introspector {
         {
             return Err("inactive (remembered)".into());
         }
-        let _permit = self.permits.acquire().await.map_err(|e| e.to_string())?;
+        // Waiting for a call slot counts against the same timeout.
+        let _permit = tokio::time::timeout(self.timeout, self.permits.acquire())
+            .await
+            .map_err(|_| "introspection busy".to_owned())?
+            .map_err(|e| e.to_string())?;
         let body = format!("token={}&token_type_hint=access_token", form(token));
         let req = Request::post(self.uri.clone())
             .header(header::AUTHORIZATION, &self.authorization)
@@ -176,9 +180,34 @@ fn form(v: &str) -> String {
     out
 }
 
-/// Checks an active answer against the issuer: `exp` not passed, `iss` (if
-/// given) exact, `aud` (if given) naming one of `audiences`.
-pub(crate) fn check_answer(answer: &Active, issuer: &str, audiences: &[String], now: u64) -> Result<(), String> {
+/// Checks an active answer against the issuer: an access token (not a
+/// refresh token), `exp` not passed, `nbf`/`iat` not in the future, `iss` (if
+/// given) exact, `aud` present and naming one of `audiences`, every required
+/// claim present.
+pub(crate) fn check_answer(answer: &Active, issuer: &super::policy::Issuer, now: u64) -> Result<(), String> {
+    let (audiences, leeway) = (&issuer.audiences, issuer.leeway_secs);
+    let issuer = issuer.issuer.as_str();
+    if let Some(t) = answer.get("token_type")
+        && !t
+            .as_str()
+            .is_some_and(|t| t.eq_ignore_ascii_case("bearer") || t.eq_ignore_ascii_case("access_token"))
+    {
+        return Err("not an access token (token_type)".into());
+    }
+    if answer
+        .get("typ")
+        .and_then(Value::as_str)
+        .is_some_and(|t| t.eq_ignore_ascii_case("refresh") || t.eq_ignore_ascii_case("offline"))
+    {
+        return Err("a refresh token".into());
+    }
+    for claim in ["nbf", "iat"] {
+        if let Some(v) = answer.get(claim)
+            && v.as_u64().is_none_or(|t| t > now.saturating_add(leeway))
+        {
+            return Err(format!("{claim} in the future"));
+        }
+    }
     if let Some(exp) = answer.get("exp")
         && exp.as_u64().is_none_or(|e| e <= now)
     {
@@ -189,15 +218,13 @@ pub(crate) fn check_answer(answer: &Active, issuer: &str, audiences: &[String], 
     {
         return Err("issuer differs".into());
     }
-    if let Some(aud) = answer.get("aud") {
-        let names: Vec<&str> = match aud {
-            Value::String(s) => vec![s.as_str()],
-            Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
-            _ => Vec::new(),
-        };
-        if !names.iter().any(|n| audiences.iter().any(|a| a == n)) {
-            return Err("audience differs".into());
-        }
+    let names: Vec<&str> = match answer.get("aud") {
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    if !names.iter().any(|n| audiences.iter().any(|a| a == n)) {
+        return Err("audience missing or differs".into());
     }
     Ok(())
 }

@@ -22,6 +22,9 @@ use jsonwebtoken::DecodingKey;
 use jsonwebtoken::jwk::{JwkSet, PublicKeyUse};
 use serde::Deserialize;
 
+/// Longest configurable cache or grace time (7 days).
+const MAX_DURATION_SECS: u64 = 7 * 86_400;
+
 /// Largest JWKS document accepted.
 const MAX_JWKS_BYTES: usize = 1 << 20;
 
@@ -116,6 +119,12 @@ impl JwksConfig {
         if self.min_cache_secs == 0 || self.min_cache_secs > self.max_cache_secs {
             out.push(("min_cache_secs", "must be at least 1 and at most max_cache_secs".into()));
         }
+        if self.max_cache_secs > MAX_DURATION_SECS || self.stale_grace_secs > MAX_DURATION_SECS {
+            out.push((
+                "max_cache_secs",
+                format!("max_cache_secs and stale_grace_secs must be at most {MAX_DURATION_SECS} (7 days)"),
+            ));
+        }
         if self.refetch_interval_secs == 0 {
             out.push(("refetch_interval_secs", "must be at least 1".into()));
         }
@@ -169,8 +178,13 @@ pub(crate) struct Jwks {
     /// start-up and scheduled refreshes are not).
     last_kid_refetch: Mutex<Option<Instant>>,
     started: AtomicBool,
-    /// Bumped on every key-set swap (invalidates cached verifications).
+    /// Bumped when the fetched key set differs from the last one
+    /// (invalidates cached verifications).
     generation: AtomicU64,
+    /// Digest of the last key set, to tell a change from a refresh.
+    last_digest: AtomicU64,
+    /// Keys were fetched at least once (readiness).
+    ever_fetched: AtomicBool,
     /// Fetch attempts so far (tests and logs).
     pub fetches: AtomicU64,
 }
@@ -224,6 +238,8 @@ impl Jwks {
             last_kid_refetch: Mutex::new(None),
             started: AtomicBool::new(false),
             generation: AtomicU64::new(0),
+            last_digest: AtomicU64::new(0),
+            ever_fetched: AtomicBool::new(false),
             fetches: AtomicU64::new(0),
         });
         reg.insert(key, Arc::downgrade(&j));
@@ -241,16 +257,23 @@ impl Jwks {
         self.generation.load(Ordering::SeqCst)
     }
 
-    /// True once keys were fetched (and are not past their grace period).
-    pub(crate) fn is_ready(&self) -> bool {
+    /// True once keys were fetched and are not past their grace period.
+    pub(crate) fn usable(&self) -> bool {
         self.current().is_some()
+    }
+
+    /// Readiness: the first fetch has happened. (Keys that later fall past
+    /// their grace period refuse tokens, but do not take the whole gateway —
+    /// routes without JWT included — out of the load balancer.)
+    pub(crate) fn is_ready(&self) -> bool {
+        self.ever_fetched.load(Ordering::SeqCst)
     }
 
     /// Starts the refresh loop once per process-wide instance: fetch now,
     /// retry with backoff (0.5 s doubling to 30 s) until it works, then
     /// refresh when the cache time runs out.
     pub(crate) fn start(self: &Arc<Self>) {
-        if self.started.swap(true, Ordering::SeqCst) || tokio::runtime::Handle::try_current().is_err() {
+        if tokio::runtime::Handle::try_current().is_err() || self.started.swap(true, Ordering::SeqCst) {
             return;
         }
         let weak = Arc::downgrade(self);
@@ -316,16 +339,30 @@ impl Jwks {
                     .unwrap_or(self.cfg.min_cache_secs)
                     .clamp(self.cfg.min_cache_secs, self.cfg.max_cache_secs);
                 let now = Instant::now();
-                let fresh = now + Duration::from_secs(ttl);
+                let fresh = now.checked_add(Duration::from_secs(ttl)).unwrap_or(now);
+                let stale = fresh
+                    .checked_add(Duration::from_secs(self.cfg.stale_grace_secs))
+                    .unwrap_or(fresh);
+                let digest = {
+                    use std::hash::{Hash, Hasher};
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    serde_json::to_string(&set).unwrap_or_default().hash(&mut h);
+                    h.finish()
+                };
+                if self.last_digest.swap(digest, Ordering::SeqCst) != digest
+                    || !self.ever_fetched.load(Ordering::SeqCst)
+                {
+                    self.generation.fetch_add(1, Ordering::SeqCst);
+                }
                 let (by_kid, unnamed) = decode_keys(&set);
                 tracing::info!(url = %self.label, keys = by_kid.len() + unnamed.len(), ttl_secs = ttl, "JWKS fetched");
-                self.generation.fetch_add(1, Ordering::SeqCst);
                 self.keys.store(Arc::new(KeySet {
                     by_kid,
                     unnamed,
                     fresh_until: Some(fresh),
-                    stale_until: Some(fresh + Duration::from_secs(self.cfg.stale_grace_secs)),
+                    stale_until: Some(stale),
                 }));
+                self.ever_fetched.store(true, Ordering::SeqCst);
                 true
             }
             Ok(Err(e)) => {
@@ -389,6 +426,15 @@ impl Jwks {
             return Err(format!("discovered jwks_uri: {p}"));
         }
         let uri = doc.jwks_uri.parse::<Uri>().map_err(|e| e.to_string())?;
+        // The key set must come from the issuer's own host, over the issuer's
+        // scheme: a discovery document cannot point the gateway at internal
+        // services or downgrade it to plain HTTP.
+        if uri.host() != config_url.host() || uri.scheme_str() != config_url.scheme_str() {
+            return Err(format!(
+                "discovered jwks_uri `{}` is not on the issuer's origin",
+                doc.jwks_uri
+            ));
+        }
         if let Ok(mut u) = jwks_uri.lock() {
             *u = Some(uri.clone());
         }

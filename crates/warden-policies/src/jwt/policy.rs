@@ -76,12 +76,38 @@ impl Jwt {
             return Err(Refusal::Missing);
         };
         let query = req.uri.query().unwrap_or("");
-        query
+        let mut found = query
             .split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .find(|(k, _)| k == param)
-            .map(|(_, v)| v)
-            .ok_or(Refusal::Missing)
+            .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+            .filter(|(k, _)| names_param(k, param));
+        let first = found.next();
+        if found.next().is_some() {
+            return Err(invalid("token query parameter given more than once"));
+        }
+        first.map(|(_, v)| v).ok_or(Refusal::Missing)
+    }
+
+    /// The request URI without the token query parameter, so the token does
+    /// not travel on to the upstream (and its logs).
+    fn strip_query_token(&self, req: &mut request::Parts) {
+        let Some(param) = &self.query_param else { return };
+        let Some(query) = req.uri.query() else { return };
+        let kept: Vec<&str> = query
+            .split('&')
+            .filter(|kv| !names_param(kv.split_once('=').map_or(*kv, |(k, _)| k), param))
+            .collect();
+        let pq = if kept.is_empty() {
+            req.uri.path().to_owned()
+        } else {
+            format!("{}?{}", req.uri.path(), kept.join("&"))
+        };
+        let mut parts = req.uri.clone().into_parts();
+        if let Ok(pq) = pq.parse() {
+            parts.path_and_query = Some(pq);
+            if let Ok(uri) = http::Uri::from_parts(parts) {
+                req.uri = uri;
+            }
+        }
     }
 
     /// Verifies `token`; returns the issuer, its claims, and until when
@@ -149,8 +175,12 @@ impl Jwt {
             let Some(intro) = &issuer.introspector else { continue };
             match intro.introspect(token, now).await {
                 Ok(answer) => {
-                    if let Err(e) = super::introspect::check_answer(&answer, &issuer.issuer, &issuer.audiences, now) {
+                    if let Err(e) = super::introspect::check_answer(&answer, issuer, now) {
                         last = invalid(e);
+                        continue;
+                    }
+                    if let Some(missing) = issuer.required_claims.iter().find(|c| !answer.contains_key(*c)) {
+                        last = invalid(format!("missing claim `{missing}`"));
                         continue;
                     }
                     let named = |k: &str| matches!(answer.get(k), Some(Value::String(s)) if !s.is_empty());
@@ -219,6 +249,10 @@ async fn candidates(issuer: &Issuer, kid: Option<&str>, alg: Algorithm) -> Resul
 }
 
 fn check_claims(issuer: &Issuer, claims: &Map<String, Value>, now: u64) -> Result<(), Refusal> {
+    // The library also accepts `iss` as an array that contains the issuer.
+    if claims.get("iss").and_then(Value::as_str) != Some(issuer.issuer.as_str()) {
+        return Err(invalid("iss is not exactly the issuer"));
+    }
     if let Some(iat) = claims.get("iat") {
         let iat = iat.as_u64().ok_or_else(|| invalid("iat is not a number"))?;
         if iat > now.saturating_add(issuer.leeway_secs) {
@@ -234,6 +268,34 @@ fn check_claims(issuer: &Issuer, claims: &Map<String, Value>, now: u64) -> Resul
         Some(Value::String(s)) if !s.is_empty() => Ok(()),
         _ => Err(invalid(format!("no `{}` claim", issuer.consumer_claim))),
     }
+}
+
+/// True when query key `k` is `param`, also in a percent-encoded spelling
+/// (`access%5Ftoken`), so an encoded duplicate cannot slip past the
+/// duplicate check or survive stripping.
+fn names_param(k: &str, param: &str) -> bool {
+    if k == param {
+        return true;
+    }
+    if !k.contains('%') {
+        return false;
+    }
+    let bytes = k.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(h) = bytes.get(i + 1..i + 3)
+            && let Ok(b) = u8::from_str_radix(std::str::from_utf8(h).unwrap_or("zz"), 16)
+        {
+            out.push(b);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    out == param.as_bytes()
 }
 
 fn now_secs() -> u64 {
@@ -267,6 +329,7 @@ impl Jwt {
         if let Err(r) = super::require::check(&self.require, &claims, now) {
             return Decision::Reject(r);
         }
+        self.strip_query_token(req);
         for (claim, header) in &self.forward {
             if let Some(v) = claims.get(claim).and_then(super::require::header_value) {
                 req.headers.insert(header.clone(), v);
@@ -314,7 +377,7 @@ impl Policy for Jwt {
             self.issuers
                 .get(i)
                 .and_then(|iss| iss.jwks.as_ref())
-                .map_or(0, |j| if j.is_ready() { j.generation() } else { u64::MAX })
+                .map_or(0, |j| if j.usable() { j.generation() } else { u64::MAX })
         };
         if token.len() <= self.max_token_bytes
             && let Some(hit) = self.cache.as_ref().and_then(|c| c.get(token, now, generation))
@@ -331,8 +394,11 @@ impl Policy for Jwt {
                     _ => Arc::from(""),
                 };
                 let claims = Arc::new(claims);
-                if let Some(cache) = &self.cache {
-                    let index = self.issuers.iter().position(|i| std::ptr::eq(i, issuer)).unwrap_or(0);
+                let index = self.issuers.iter().position(|i| std::ptr::eq(i, issuer)).unwrap_or(0);
+                let stable = before
+                    .get(index)
+                    .is_some_and(|g| *g != u64::MAX && *g == generation(index));
+                if let Some(cache) = self.cache.as_ref().filter(|_| stable) {
                     let verified = super::cache::Verified {
                         issuer: index,
                         consumer: Arc::clone(&consumer),

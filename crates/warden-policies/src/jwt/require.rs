@@ -9,6 +9,9 @@ use warden_core::{ProblemKind, Rejection};
 use super::RequireConfig;
 use super::policy::{Refusal, refusal};
 
+/// Clock skew tolerated on `auth_time`.
+const AUTH_TIME_SKEW_SECS: u64 = 60;
+
 /// The RFC 9470 challenge: the token is valid but its authentication is too
 /// weak or too old for this route.
 fn step_up(description: &str, acr_values: &[String], max_age: Option<u64>) -> Rejection {
@@ -65,10 +68,11 @@ pub(crate) fn check(req: &RequireConfig, claims: &Map<String, Value>, now: u64) 
         }
     }
     if let Some(max) = max_age {
+        // An `auth_time` in the future (beyond clock skew) is not "recent".
         let recent = claims
             .get("auth_time")
             .and_then(Value::as_u64)
-            .is_some_and(|t| now.saturating_sub(t) <= max);
+            .is_some_and(|t| t <= now.saturating_add(AUTH_TIME_SKEW_SECS) && now.saturating_sub(t) <= max);
         if !recent {
             return Err(step_up(
                 "More recent authentication is required",
