@@ -259,6 +259,9 @@ async fn proxy(
     ex.route = Some(Arc::clone(&route));
     if let Some(rule) = &route.client_cert {
         crate::client_cert::check(rule, conn)?;
+        // The verified certificate names the consumer unless an
+        // authentication policy names one later.
+        ex.ctx.consumer = ex.ctx.client_cert.as_ref().map(|c| Arc::from(c.principal()));
     }
 
     // Only WebSocket upgrades are tunnelled; any other Upgrade is stripped and

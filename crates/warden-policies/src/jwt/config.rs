@@ -27,6 +27,13 @@ pub struct JwtConfig {
     /// Verified tokens remembered (until `exp` or a key-set change); 0 disables.
     #[serde(default = "default_cache_entries")]
     pub cache_entries: usize,
+    /// Requests without any token pass as anonymous (no consumer); a token
+    /// that is present must still be valid.
+    #[serde(default)]
+    pub anonymous: bool,
+    /// Only certificate-bound tokens (RFC 8705 `cnf.x5t#S256`) are accepted.
+    #[serde(default)]
+    pub require_certificate_bound: bool,
     /// What this route asks beyond a valid token (step-up, token age).
     #[serde(default)]
     pub require: RequireConfig,
@@ -225,6 +232,8 @@ impl JwtConfig {
             max_token_bytes: self.max_token_bytes,
             cache: super::cache::TokenCache::new(self.cache_entries),
             require: self.require.clone(),
+            anonymous: self.anonymous,
+            require_certificate_bound: self.require_certificate_bound,
             forward,
         })
     }

@@ -41,6 +41,8 @@ pub struct Jwt {
     pub(crate) max_token_bytes: usize,
     pub(crate) cache: Option<super::cache::TokenCache>,
     pub(crate) require: super::RequireConfig,
+    pub(crate) anonymous: bool,
+    pub(crate) require_certificate_bound: bool,
     pub(crate) forward: Vec<(String, http::HeaderName)>,
 }
 
@@ -270,6 +272,42 @@ fn check_claims(issuer: &Issuer, claims: &Map<String, Value>, now: u64) -> Resul
     }
 }
 
+/// Sender constraint (RFC 8705): a token with `cnf.x5t#S256` is usable only
+/// over a connection whose verified client certificate has that SHA-256
+/// thumbprint. DPoP-bound tokens (`cnf.jkt`) are refused: without proof
+/// checking, accepting them would drop their sender constraint.
+fn check_binding(claims: &Map<String, Value>, ctx: &RequestCtx, required: bool) -> Result<(), String> {
+    let cnf = claims.get("cnf").and_then(Value::as_object);
+    if cnf.is_some_and(|c| c.contains_key("jkt")) {
+        return Err("DPoP-bound token (cnf.jkt) not supported".into());
+    }
+    let Some(thumb) = cnf.and_then(|c| c.get("x5t#S256")) else {
+        return if required {
+            Err("token is not certificate-bound".into())
+        } else {
+            Ok(())
+        };
+    };
+    let Some(cert) = &ctx.client_cert else {
+        return Err("certificate-bound token without a client certificate".into());
+    };
+    let presented = hex_to_b64url(&cert.sha256).ok_or("bad certificate fingerprint")?;
+    if thumb.as_str() == Some(presented.as_str()) {
+        Ok(())
+    } else {
+        Err("token bound to another client certificate".into())
+    }
+}
+
+fn hex_to_b64url(hex: &str) -> Option<String> {
+    use base64::Engine as _;
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| hex.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect();
+    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes?))
+}
+
 /// True when query key `k` is `param`, also in a percent-encoded spelling
 /// (`access%5Ftoken`), so an encoded duplicate cannot slip past the
 /// duplicate check or survive stripping.
@@ -329,6 +367,9 @@ impl Jwt {
         if let Err(r) = super::require::check(&self.require, &claims, now) {
             return Decision::Reject(r);
         }
+        if let Err(why) = check_binding(&claims, ctx, self.require_certificate_bound) {
+            return Decision::Reject(refusal(&Refusal::Invalid(why)));
+        }
         self.strip_query_token(req);
         for (claim, header) in &self.forward {
             if let Some(v) = claims.get(claim).and_then(super::require::header_value) {
@@ -368,6 +409,7 @@ impl Policy for Jwt {
         }
         let token = match self.token(req) {
             Ok(t) => t,
+            Err(Refusal::Missing) if self.anonymous => return Ok(Decision::Continue),
             Err(r) => return Ok(Decision::Reject(refusal(&r))),
         };
         let now = now_secs();

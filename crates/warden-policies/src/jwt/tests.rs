@@ -47,6 +47,8 @@ fn config(issuers: Vec<IssuerConfig>) -> JwtConfig {
         max_token_bytes: 8192,
         cache_entries: 100,
         require: super::config::RequireConfig::default(),
+        anonymous: false,
+        require_certificate_bound: false,
         forward_claims: Default::default(),
         on_error: warden_core::OnError::Deny,
     }
