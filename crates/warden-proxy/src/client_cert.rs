@@ -121,7 +121,8 @@ pub fn check_sni(conn: &ConnInfo, host: &str) -> Result<(), Rejection> {
 pub fn plain_http_answer(
     conn: &ConnInfo,
     host: &str,
-    path_and_query: &str,
+    path: &str,
+    query: Option<&str>,
     request_id: &str,
 ) -> Option<Result<Response<ProxyBody>, Rejection>> {
     if conn.tls.is_some() {
@@ -138,7 +139,11 @@ pub fn plain_http_answer(
         PlainHttp::Serve => None,
         PlainHttp::Refuse => Some(Err(refuse())),
         PlainHttp::Redirect => {
-            let Some(location) = https_location(host, conn.listener.https_port, path_and_query) else {
+            let path_and_query = match query {
+                Some(q) => format!("{path}?{q}"),
+                None => path.to_owned(),
+            };
+            let Some(location) = https_location(host, conn.listener.https_port, &path_and_query) else {
                 return Some(Err(refuse()));
             };
             let mut resp = Response::new(empty());

@@ -229,9 +229,8 @@ async fn proxy(
         .map_err(|e| refuse(ProblemKind::BadRequest, "bad_path", e.to_string()).with_detail(e.to_string()))?;
     ex.ctx.path.clone_from(&path);
     crate::client_cert::check_sni(conn, &host)?;
-    let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
     if let Some(answer) =
-        crate::client_cert::plain_http_answer(conn, &host, &format!("{path}{query}"), &ex.ctx.request_id)
+        crate::client_cert::plain_http_answer(conn, &host, &path, req.uri().query(), &ex.ctx.request_id)
     {
         return answer;
     }
