@@ -373,3 +373,30 @@ async fn an_auth_time_in_the_future_is_not_recent() {
     .await;
     assert_eq!(r.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_several_issuers_the_consumer_is_namespaced_by_issuer() {
+    let up = MockUpstream::start("a").await;
+    let iss = TestIssuer::new();
+    let yaml = format!(
+        "services:\n  - name: api\n    targets: [\"{}\"]\nroutes:\n  - id: r\n    path: {{ prefix: / }}\n    service: api\n    policies:\n      - type: jwt\n        issuers:\n          - issuer: {}\n            audiences: [{}]\n            algorithms: [RS256]\n            keys: [{{ kid: rsa-1, public_key_file: \"{}\" }}]\n          - issuer: https://partner.test\n            audiences: [{}]\n            algorithms: [ES256]\n            keys: [{{ kid: ec-1, public_key_file: \"{}\" }}]\n",
+        up.addr,
+        warden_testkit::jwt::ISSUER,
+        warden_testkit::jwt::AUDIENCE,
+        iss.rsa.public_file.display(),
+        warden_testkit::jwt::AUDIENCE,
+        iss.ec.public_file.display(),
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let ours = iss.rs256(&iss.claims());
+    let partner = iss.es256(&with(&iss, "iss", json!("https://partner.test")));
+    assert_eq!(call(&gw, "/x", Some(&ours)).await.status, 200);
+    assert_eq!(call(&gw, "/x", Some(&partner)).await.status, 200);
+    // The partner's key cannot sign for the first issuer.
+    let forged = iss.sign(Algorithm::ES256, &iss.ec, Some("ec-1"), &iss.claims());
+    assert_eq!(call(&gw, "/x", Some(&forged)).await.status, 401);
+    gw.wait_for_log_lines(3).await;
+    let log = gw.access_log();
+    assert_eq!(log[0]["consumer"], format!("{}#alice", warden_testkit::jwt::ISSUER));
+    assert_eq!(log[1]["consumer"], "https://partner.test#alice");
+}

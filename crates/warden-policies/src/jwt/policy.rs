@@ -431,9 +431,16 @@ impl Policy for Jwt {
         let before: Vec<u64> = (0..self.issuers.len()).map(generation).collect();
         match self.verify(token, now).await {
             Ok((issuer, claims, until)) => {
-                let consumer: Arc<str> = match (claims.get(&issuer.consumer_claim), claims.get("client_id")) {
-                    (Some(Value::String(who)), _) | (_, Some(Value::String(who))) => Arc::from(who.as_str()),
-                    _ => Arc::from(""),
+                let who = match (claims.get(&issuer.consumer_claim), claims.get("client_id")) {
+                    (Some(Value::String(who)), _) | (_, Some(Value::String(who))) => who.as_str(),
+                    _ => "",
+                };
+                // With several issuers, `sub` values are only unique per
+                // issuer: `alice` from one provider is not `alice` from another.
+                let consumer: Arc<str> = if self.issuers.len() > 1 {
+                    Arc::from(format!("{}#{who}", issuer.issuer))
+                } else {
+                    Arc::from(who)
                 };
                 let claims = Arc::new(claims);
                 let index = self.issuers.iter().position(|i| std::ptr::eq(i, issuer)).unwrap_or(0);
