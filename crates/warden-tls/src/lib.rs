@@ -15,7 +15,7 @@ mod upstream;
 pub use facts::{TlsFacts, client_identity, sha256_hex};
 pub use material::TlsIssue;
 pub use server::ServerTls;
-pub use upstream::{UpstreamTls, UpstreamTlsConfig, spki_pin};
+pub use upstream::{UpstreamTls, UpstreamTlsConfig, native_roots, spki_pin};
 pub use warden_core::ClientIdentity;
 
 /// Installs aws-lc-rs as the process-wide rustls provider (idempotent).

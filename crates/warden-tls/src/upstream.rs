@@ -167,11 +167,16 @@ impl UpstreamTls {
     }
 }
 
-fn system_roots() -> Result<RootCertStore, TlsIssue> {
-    let found = rustls_native_certs::load_native_certs();
+/// The operating system's trusted root certificates (possibly none).
+pub fn native_roots() -> RootCertStore {
     let mut roots = RootCertStore::empty();
-    let (added, _) = roots.add_parsable_certificates(found.certs);
-    if added == 0 {
+    let _ = roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    roots
+}
+
+fn system_roots() -> Result<RootCertStore, TlsIssue> {
+    let roots = native_roots();
+    if roots.is_empty() {
         return Err(TlsIssue::new("ca", "no system CA certificates found; set `ca`"));
     }
     Ok(roots)

@@ -504,9 +504,11 @@ fn decode_keys(set: &JwkSet) -> (HashMap<String, Arc<DecodingKey>>, Vec<Arc<Deco
 pub(crate) fn https_connector(timeout_ms: u64) -> hyper_rustls::HttpsConnector<HttpConnector> {
     let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
     let tls = match builder.with_safe_default_protocol_versions() {
-        Ok(b) => b.with_root_certificates(system_roots()).with_no_client_auth(),
+        Ok(b) => b
+            .with_root_certificates(warden_tls::native_roots())
+            .with_no_client_auth(),
         Err(_) => rustls::ClientConfig::builder()
-            .with_root_certificates(system_roots())
+            .with_root_certificates(warden_tls::native_roots())
             .with_no_client_auth(),
     };
     let mut http = HttpConnector::new();
@@ -517,12 +519,6 @@ pub(crate) fn https_connector(timeout_ms: u64) -> hyper_rustls::HttpsConnector<H
         .https_or_http()
         .enable_http1()
         .wrap_connector(http)
-}
-
-fn system_roots() -> rustls::RootCertStore {
-    let mut roots = rustls::RootCertStore::empty();
-    let _ = roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-    roots
 }
 
 #[cfg(test)]
