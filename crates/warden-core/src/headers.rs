@@ -32,3 +32,55 @@ pub const RESERVED: [&str; 19] = [
 pub fn is_reserved_or_ambiguous(name: &str) -> bool {
     name.contains('_') || RESERVED.contains(&name)
 }
+
+/// Removes every header in `names` from `h`, with the spellings that use `_`
+/// for `-` (`X_Client_Cert`), which CGI-style stacks (PHP, Rack, WSGI) read as
+/// the same variable. For headers only the gateway may write.
+pub fn remove_with_lookalikes(h: &mut http::HeaderMap, names: &[http::HeaderName]) {
+    if names.is_empty() {
+        return;
+    }
+    for name in names {
+        h.remove(name);
+    }
+    let lookalikes: Vec<http::HeaderName> = h
+        .keys()
+        .filter(|k| k.as_str().contains('_'))
+        .filter(|k| {
+            let dashed = k.as_str().replace('_', "-");
+            names.iter().any(|n| n.as_str() == dashed)
+        })
+        .cloned()
+        .collect();
+    for name in lookalikes {
+        h.remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use http::{HeaderMap, HeaderName, HeaderValue};
+
+    #[test]
+    fn exact_names_and_underscore_spellings_go_others_stay() {
+        let mut h = HeaderMap::new();
+        for n in [
+            "x-client-cert",
+            "x_client_cert",
+            "x_client-cert",
+            "x-client-certs",
+            "accept",
+        ] {
+            h.insert(
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_static("v"),
+            );
+        }
+        super::remove_with_lookalikes(&mut h, &[HeaderName::from_static("x-client-cert")]);
+        let left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        assert_eq!(left.len(), 2, "{left:?}");
+        assert!(left.contains(&"x-client-certs") && left.contains(&"accept"));
+    }
+}

@@ -35,26 +35,7 @@ pub fn check(rule: &ClientCertRule, conn: &ConnInfo) -> Result<(), Rejection> {
 /// Removes every configured identity header the client sent, then writes the
 /// verified identity under this listener's header name, if it has one.
 pub fn write_identity(h: &mut HeaderMap, all: &[http::HeaderName], conn: &ConnInfo) {
-    if all.is_empty() {
-        return;
-    }
-    for name in all {
-        h.remove(name);
-    }
-    // `X_Client_Cert` reaches CGI-style stacks (PHP, Rack, WSGI) as the same
-    // variable as `X-Client-Cert`: remove those spellings too.
-    let lookalikes: Vec<http::HeaderName> = h
-        .keys()
-        .filter(|k| k.as_str().contains('_'))
-        .filter(|k| {
-            let dashed = k.as_str().replace('_', "-");
-            all.iter().any(|n| n.as_str() == dashed)
-        })
-        .cloned()
-        .collect();
-    for name in lookalikes {
-        h.remove(name);
-    }
+    warden_core::headers::remove_with_lookalikes(h, all);
     let (Some(name), Some(id)) = (
         conn.listener.identity_header.as_ref(),
         conn.tls.as_ref().and_then(|t| t.client.as_deref()),
