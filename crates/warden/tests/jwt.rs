@@ -307,6 +307,7 @@ async fn verified_claims_go_upstream_and_client_copies_never_do() {
     let req = Request::get(gw.url("/admin/x"))
         .header("authorization", format!("Bearer {token}"))
         .header("x-consumer-id", "admin")
+        .header("x_consumer_id", "admin")
         .header("x-consumer-scope", "everything")
         .body(Full::<Bytes>::default())
         .unwrap();
@@ -321,6 +322,10 @@ async fn verified_claims_go_upstream_and_client_copies_never_do() {
     assert_eq!(seen.len(), 1);
     let ids: Vec<_> = seen[0].headers.get_all("x-consumer-id").iter().collect();
     assert_eq!(ids, ["alice"]);
+    assert!(
+        !seen[0].headers.contains_key("x_consumer_id"),
+        "underscore spelling reached the upstream"
+    );
     assert_eq!(seen[0].headers["x-consumer-scope"], "orders:read orders:write");
 }
 

@@ -231,6 +231,7 @@ impl JwtConfig {
             query_param: self.query_param.clone(),
             max_token_bytes: self.max_token_bytes,
             cache: super::cache::TokenCache::new(self.cache_entries),
+            forward_names: forward.iter().map(|(_, h)| h.clone()).collect(),
             require: self.require.clone(),
             anonymous: self.anonymous,
             require_certificate_bound: self.require_certificate_bound,

@@ -44,6 +44,8 @@ pub struct Jwt {
     pub(crate) anonymous: bool,
     pub(crate) require_certificate_bound: bool,
     pub(crate) forward: Vec<(String, http::HeaderName)>,
+    /// The header names of `forward`, for removal of client copies.
+    pub(crate) forward_names: Vec<http::HeaderName>,
 }
 
 /// Why a token was refused (log only; the client always gets the same answer).
@@ -404,9 +406,7 @@ impl Policy for Jwt {
     async fn on_request(&self, req: &mut request::Parts, ctx: &mut RequestCtx) -> Result<Decision, PolicyError> {
         // Claim headers are the gateway's to write: drop the client's copies
         // whatever the outcome.
-        for (_, h) in &self.forward {
-            req.headers.remove(h);
-        }
+        warden_core::headers::remove_with_lookalikes(&mut req.headers, &self.forward_names);
         let token = match self.token(req) {
             Ok(t) => t,
             Err(Refusal::Missing) if self.anonymous => return Ok(Decision::Continue),
