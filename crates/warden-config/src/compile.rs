@@ -38,6 +38,11 @@ pub(crate) fn compile(parsed: Parsed, issues: &mut Issues) -> Option<Snapshot> {
             .is_some_and(|t| t.client_auth.mode != ClientAuthMode::Off)
     });
     check_limits(&config, issues);
+    if let Some(store) = &config.store {
+        for (key, message) in store.problems() {
+            issues.push(format!("store.{key}"), message);
+        }
+    }
     let trusted_proxies = parse_nets(&config.trusted_proxies, issues);
     let mut services: HashSet<&str> = check_services(&config.services, &index.services, issues);
     let upstream_tls = load_upstream_tls(&config.services, &index.services, issues);

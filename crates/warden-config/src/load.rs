@@ -11,7 +11,7 @@ use warden_policies::PolicySpec;
 use crate::error::{ConfigError, Issues};
 use crate::schema::{FileConfig, RouteConfig};
 
-const TOP_KEYS: [&str; 7] = [
+const TOP_KEYS: [&str; 8] = [
     "listeners",
     "admin",
     "limits",
@@ -19,6 +19,7 @@ const TOP_KEYS: [&str; 7] = [
     "services",
     "routes",
     "access_log",
+    "store",
 ];
 
 /// The result of stage one.
@@ -84,6 +85,7 @@ pub(crate) fn parse(text: &str, issues: &mut Issues) -> Result<Parsed, ConfigErr
     let limits = optional(&mut top, "limits", issues);
     let trusted_proxies = optional(&mut top, "trusted_proxies", issues);
     let access_log = optional(&mut top, "access_log", issues);
+    let store: Option<warden_store::StoreConfig> = optional(&mut top, "store", issues);
 
     let mut policies = Vec::with_capacity(routes.len());
     for (route, i) in routes.iter().zip(&route_index) {
@@ -95,6 +97,10 @@ pub(crate) fn parse(text: &str, issues: &mut Issues) -> Result<Parsed, ConfigErr
         }
         policies.push(specs);
     }
+    // A route checking API keys needs the store: without a `store:` section
+    // it gets the default one (SQLite in `warden-data`).
+    let uses_store = policies.iter().flatten().any(|p| matches!(p, PolicySpec::ApiKey(_)));
+    let store = store.or_else(|| uses_store.then(warden_store::StoreConfig::default));
     let config = FileConfig {
         listeners,
         admin: admin.unwrap_or_default(),
@@ -103,6 +109,7 @@ pub(crate) fn parse(text: &str, issues: &mut Issues) -> Result<Parsed, ConfigErr
         services,
         routes,
         access_log: access_log.unwrap_or_default(),
+        store,
     };
     let index = Indexes {
         listeners: listener_index,

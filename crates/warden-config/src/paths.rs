@@ -44,4 +44,7 @@ pub(crate) fn resolve(parsed: &mut crate::load::Parsed, base: &Path) {
     if let AccessLogConfig::File(f) = &mut config.access_log {
         join(base, f);
     }
+    if let Some(store) = &mut config.store {
+        store.resolve_paths(base);
+    }
 }

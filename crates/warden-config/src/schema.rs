@@ -28,6 +28,11 @@ pub struct FileConfig {
     /// Where the JSON access log goes.
     #[serde(default)]
     pub access_log: AccessLogConfig,
+    /// Where consumers and credentials live. Present when configured or when
+    /// a route checks API keys (then with the defaults). Changing it needs a
+    /// restart.
+    #[serde(default)]
+    pub store: Option<warden_store::StoreConfig>,
 }
 
 /// Access-log destination: `stdout` (default), `off`, or `{ file: PATH }`.

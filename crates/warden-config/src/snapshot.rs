@@ -64,13 +64,23 @@ impl Snapshot {
 
     /// Starts the policies' background work (key fetching); call on the
     /// runtime that should run it, once per snapshot.
-    pub fn start_policies(&self) {
+    pub fn start_policies(&self, services: &warden_core::Services) {
         use warden_core::Policy;
         for r in &self.routes {
             for p in &r.policies {
-                p.policy.start();
+                p.policy.start(services);
             }
         }
+    }
+
+    /// True when a route authenticates against the store (API keys), so the
+    /// gateway must open it.
+    pub fn needs_store(&self) -> bool {
+        self.config.store.is_some()
+            || self
+                .routes
+                .iter()
+                .any(|r| r.policies.iter().any(|p| matches!(p.policy, CompiledPolicy::ApiKey(_))))
     }
 
     /// The listener called `name`.

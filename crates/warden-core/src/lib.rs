@@ -8,7 +8,9 @@ pub mod ctx;
 pub mod headers;
 pub mod policy;
 pub mod problem;
+pub mod services;
 
 pub use ctx::{ClientIdentity, RequestCtx};
 pub use policy::{Decision, OnError, Policy, PolicyError};
 pub use problem::{ProblemKind, Rejection};
+pub use services::{ApiKeyVerifier, KeyOwner, KeyRefusal, Services};

@@ -10,7 +10,7 @@ use std::future::Future;
 use bytes::Bytes;
 use http::{request, response};
 
-use crate::{Rejection, RequestCtx};
+use crate::{Rejection, RequestCtx, Services};
 
 /// What a phase decided.
 #[derive(Debug)]
@@ -85,8 +85,9 @@ pub trait Policy: Send + Sync + 'static {
     fn on_complete(&self, _ctx: &RequestCtx) {}
 
     /// Starts background work (fetching keys); called once the snapshot that
-    /// holds the policy is about to serve, inside the tokio runtime.
-    fn start(&self) {}
+    /// holds the policy is about to serve, inside the tokio runtime, with the
+    /// gateway's long-lived services.
+    fn start(&self, _services: &Services) {}
 
     /// False while the policy cannot serve yet (keys not fetched); readiness
     /// reports 503 until every policy is ready.

@@ -6,14 +6,16 @@
 //! drives. Request phases run in [`PolicyKind`] order, whatever order the
 //! config lists them in.
 
+pub mod api_key;
 pub mod ip_rules;
 pub mod jwt;
+mod query;
 pub mod request_limits;
 
 use bytes::Bytes;
 use http::{request, response};
 use serde::Deserialize;
-use warden_core::{Decision, OnError, Policy, PolicyError, RequestCtx};
+use warden_core::{Decision, OnError, Policy, PolicyError, RequestCtx, Services};
 
 /// The policy kinds, in the fixed order their request phases run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -24,6 +26,8 @@ pub enum PolicyKind {
     RequestLimits,
     /// Authentication: JSON Web Tokens.
     Jwt,
+    /// Authentication: API keys from the store.
+    ApiKey,
 }
 
 impl PolicyKind {
@@ -33,6 +37,7 @@ impl PolicyKind {
             Self::IpRules => "ip_rules",
             Self::RequestLimits => "request_limits",
             Self::Jwt => "jwt",
+            Self::ApiKey => "api_key",
         }
     }
 }
@@ -47,6 +52,8 @@ pub enum PolicySpec {
     RequestLimits(request_limits::RequestLimitsConfig),
     /// See [`jwt`].
     Jwt(jwt::JwtConfig),
+    /// See [`api_key`].
+    ApiKey(api_key::ApiKeyConfig),
 }
 
 /// A config problem found while compiling a policy; `path` is relative to the policy entry.
@@ -65,6 +72,7 @@ impl PolicySpec {
             Self::IpRules(_) => PolicyKind::IpRules,
             Self::RequestLimits(_) => PolicyKind::RequestLimits,
             Self::Jwt(_) => PolicyKind::Jwt,
+            Self::ApiKey(_) => PolicyKind::ApiKey,
         }
     }
 
@@ -74,6 +82,7 @@ impl PolicySpec {
             Self::IpRules(c) => c.on_error,
             Self::RequestLimits(c) => c.on_error,
             Self::Jwt(c) => c.on_error,
+            Self::ApiKey(c) => c.on_error,
         }
     }
 
@@ -83,6 +92,7 @@ impl PolicySpec {
             Self::IpRules(c) => c.build().map(CompiledPolicy::IpRules),
             Self::RequestLimits(c) => c.build().map(CompiledPolicy::RequestLimits),
             Self::Jwt(c) => c.build().map(CompiledPolicy::Jwt),
+            Self::ApiKey(c) => c.build().map(CompiledPolicy::ApiKey),
         }
     }
 
@@ -104,6 +114,8 @@ pub enum CompiledPolicy {
     RequestLimits(request_limits::RequestLimits),
     /// See [`jwt`].
     Jwt(jwt::Jwt),
+    /// See [`api_key`].
+    ApiKey(api_key::ApiKey),
 }
 
 impl Policy for CompiledPolicy {
@@ -112,6 +124,7 @@ impl Policy for CompiledPolicy {
             Self::IpRules(p) => p.name(),
             Self::RequestLimits(p) => p.name(),
             Self::Jwt(p) => p.name(),
+            Self::ApiKey(p) => p.name(),
         }
     }
 
@@ -120,6 +133,7 @@ impl Policy for CompiledPolicy {
             Self::IpRules(p) => p.needs_request_body(),
             Self::RequestLimits(p) => p.needs_request_body(),
             Self::Jwt(p) => p.needs_request_body(),
+            Self::ApiKey(p) => p.needs_request_body(),
         }
     }
 
@@ -128,6 +142,7 @@ impl Policy for CompiledPolicy {
             Self::IpRules(p) => p.on_request(req, ctx).await,
             Self::RequestLimits(p) => p.on_request(req, ctx).await,
             Self::Jwt(p) => p.on_request(req, ctx).await,
+            Self::ApiKey(p) => p.on_request(req, ctx).await,
         }
     }
 
@@ -141,6 +156,7 @@ impl Policy for CompiledPolicy {
             Self::IpRules(p) => p.on_request_body(req, body, ctx).await,
             Self::RequestLimits(p) => p.on_request_body(req, body, ctx).await,
             Self::Jwt(p) => p.on_request_body(req, body, ctx).await,
+            Self::ApiKey(p) => p.on_request_body(req, body, ctx).await,
         }
     }
 
@@ -149,6 +165,7 @@ impl Policy for CompiledPolicy {
             Self::IpRules(p) => p.on_response(resp, ctx).await,
             Self::RequestLimits(p) => p.on_response(resp, ctx).await,
             Self::Jwt(p) => p.on_response(resp, ctx).await,
+            Self::ApiKey(p) => p.on_response(resp, ctx).await,
         }
     }
 
@@ -157,14 +174,16 @@ impl Policy for CompiledPolicy {
             Self::IpRules(p) => p.on_complete(ctx),
             Self::RequestLimits(p) => p.on_complete(ctx),
             Self::Jwt(p) => p.on_complete(ctx),
+            Self::ApiKey(p) => p.on_complete(ctx),
         }
     }
 
-    fn start(&self) {
+    fn start(&self, services: &Services) {
         match self {
-            Self::IpRules(p) => p.start(),
-            Self::RequestLimits(p) => p.start(),
-            Self::Jwt(p) => p.start(),
+            Self::IpRules(p) => p.start(services),
+            Self::RequestLimits(p) => p.start(services),
+            Self::Jwt(p) => p.start(services),
+            Self::ApiKey(p) => p.start(services),
         }
     }
 
@@ -173,6 +192,7 @@ impl Policy for CompiledPolicy {
             Self::IpRules(p) => p.is_ready(),
             Self::RequestLimits(p) => p.is_ready(),
             Self::Jwt(p) => p.is_ready(),
+            Self::ApiKey(p) => p.is_ready(),
         }
     }
 }

@@ -37,6 +37,7 @@ pub struct Gateway {
     admin: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    keys: Option<Arc<warden_store::KeyIndex>>,
 }
 
 /// Why the gateway could not start.
@@ -55,6 +56,9 @@ pub enum StartError {
     /// The access log could not be opened.
     #[error("cannot open access log: {0}")]
     AccessLog(std::io::Error),
+    /// The store could not be opened or read.
+    #[error("cannot open the store: {0}")]
+    Store(warden_store::StoreError),
 }
 
 async fn bind(what: &str, addr: &str) -> Result<TcpListener, StartError> {
@@ -87,8 +91,20 @@ impl Gateway {
             Some(addr) => Some(bind("admin listener", addr).await?),
             None => None,
         };
+        let keys = match &snapshot.config.store {
+            Some(config) => {
+                let store = warden_store::Store::open(config).await.map_err(StartError::Store)?;
+                tracing::info!(backend = ?store.backend(), "store opened");
+                Some(warden_store::KeyIndex::start(store).await.map_err(StartError::Store)?)
+            }
+            None => None,
+        };
+        let services = warden_core::Services {
+            api_keys: keys.clone().map(|k| k as Arc<dyn warden_core::ApiKeyVerifier>),
+        };
         let shared = Shared::new(
             snapshot,
+            services,
             opts.config_path.clone(),
             access_log,
             metrics,
@@ -130,6 +146,7 @@ impl Gateway {
             admin,
             shutdown,
             tasks,
+            keys,
         })
     }
 
@@ -160,6 +177,9 @@ impl Gateway {
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             let _ = t.await;
+        }
+        if let Some(keys) = &self.keys {
+            keys.stop();
         }
         tracing::info!("warden stopped");
     }

@@ -48,6 +48,7 @@ pub struct Shared {
     draining: AtomicBool,
     generation: AtomicU64,
     workers: usize,
+    services: warden_core::Services,
     reload_lock: tokio::sync::Mutex<()>,
 }
 
@@ -55,12 +56,13 @@ impl Shared {
     /// Builds the first runtime from `snapshot`.
     pub fn new(
         snapshot: Snapshot,
+        services: warden_core::Services,
         config_path: Option<PathBuf>,
         access_log: AccessLog,
         metrics: Arc<Metrics>,
         workers: usize,
     ) -> Arc<Self> {
-        snapshot.start_policies();
+        snapshot.start_policies(&services);
         let pools = build_pools(&snapshot, &HashMap::new(), &metrics, workers);
         let runtime = Runtime {
             snapshot: Arc::new(snapshot),
@@ -74,6 +76,7 @@ impl Shared {
             config_path,
             draining: AtomicBool::new(false),
             workers,
+            services,
             generation: AtomicU64::new(1),
             reload_lock: tokio::sync::Mutex::new(()),
         })
@@ -120,7 +123,7 @@ impl Shared {
         for what in &needs_restart {
             tracing::warn!(setting = %what, "changed setting needs a restart; the old value stays in force");
         }
-        snapshot.start_policies();
+        snapshot.start_policies(&self.services);
         let pools = build_pools(&snapshot, &old.pools, &self.metrics, self.workers);
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         self.current.store(Arc::new(Runtime {
@@ -178,6 +181,9 @@ fn restart_only_changes(old: &Snapshot, new: &Snapshot) -> Vec<String> {
     }
     if old.config.access_log != new.config.access_log {
         out.push("access_log".into());
+    }
+    if old.config.store != new.config.store {
+        out.push("store".into());
     }
     let (o, n) = (&old.limits, &new.limits);
     if (

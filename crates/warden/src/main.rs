@@ -6,6 +6,7 @@
 //! demo upstream alone.
 
 mod sample_api;
+mod store_cli;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -50,6 +51,22 @@ enum Command {
         /// Files to check.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Manage consumers in the store.
+    Consumers {
+        /// Config file whose `store:` section names the store.
+        #[arg(long, short, env = "WARDEN_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        cmd: store_cli::ConsumersCmd,
+    },
+    /// Manage API keys in the store.
+    Keys {
+        /// Config file whose `store:` section names the store.
+        #[arg(long, short, env = "WARDEN_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        cmd: store_cli::KeysCmd,
     },
     /// Run only the bundled sample API.
     SampleApi {
@@ -122,6 +139,8 @@ async fn run_async(cmd: Command) -> anyhow::Result<ExitCode> {
             workers,
         } => run(config, sample_api, watch_secs, workers).await,
         Command::Validate { files } => Ok(validate(&files)),
+        Command::Consumers { config, cmd } => store_cli::consumers(cmd, config.as_ref()).await,
+        Command::Keys { config, cmd } => store_cli::keys(cmd, config.as_ref()).await,
     }
 }
 

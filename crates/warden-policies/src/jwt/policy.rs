@@ -79,38 +79,18 @@ impl Jwt {
         let Some(param) = &self.query_param else {
             return Err(Refusal::Missing);
         };
-        let query = req.uri.query().unwrap_or("");
-        let mut found = query
-            .split('&')
-            .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
-            .filter(|(k, _)| names_param(k, param));
-        let first = found.next();
-        if found.next().is_some() {
-            return Err(invalid("token query parameter given more than once"));
+        match crate::query::single(req, param) {
+            Ok(Some(v)) => Ok(v),
+            Ok(None) => Err(Refusal::Missing),
+            Err(()) => Err(invalid("token query parameter given more than once")),
         }
-        first.map(|(_, v)| v).ok_or(Refusal::Missing)
     }
 
-    /// The request URI without the token query parameter, so the token does
-    /// not travel on to the upstream (and its logs).
+    /// Removes the token query parameter, so the token does not travel on to
+    /// the upstream (and its logs).
     fn strip_query_token(&self, req: &mut request::Parts) {
-        let Some(param) = &self.query_param else { return };
-        let Some(query) = req.uri.query() else { return };
-        let kept: Vec<&str> = query
-            .split('&')
-            .filter(|kv| !names_param(kv.split_once('=').map_or(*kv, |(k, _)| k), param))
-            .collect();
-        let pq = if kept.is_empty() {
-            req.uri.path().to_owned()
-        } else {
-            format!("{}?{}", req.uri.path(), kept.join("&"))
-        };
-        let mut parts = req.uri.clone().into_parts();
-        if let Ok(pq) = pq.parse() {
-            parts.path_and_query = Some(pq);
-            if let Ok(uri) = http::Uri::from_parts(parts) {
-                req.uri = uri;
-            }
+        if let Some(param) = &self.query_param {
+            crate::query::strip(req, param);
         }
     }
 
@@ -310,34 +290,6 @@ fn hex_to_b64url(hex: &str) -> Option<String> {
     Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes?))
 }
 
-/// True when query key `k` is `param`, also in a percent-encoded spelling
-/// (`access%5Ftoken`), so an encoded duplicate cannot slip past the
-/// duplicate check or survive stripping.
-fn names_param(k: &str, param: &str) -> bool {
-    if k == param {
-        return true;
-    }
-    if !k.contains('%') {
-        return false;
-    }
-    let bytes = k.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(h) = bytes.get(i + 1..i + 3)
-            && let Ok(b) = u8::from_str_radix(std::str::from_utf8(h).unwrap_or("zz"), 16)
-        {
-            out.push(b);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    out == param.as_bytes()
-}
-
 fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
@@ -389,7 +341,7 @@ impl Policy for Jwt {
         "jwt"
     }
 
-    fn start(&self) {
+    fn start(&self, _services: &warden_core::Services) {
         for i in &self.issuers {
             if let Some(j) = &i.jwks {
                 j.start();

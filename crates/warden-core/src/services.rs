@@ -1,0 +1,72 @@
+//! [`Services`]: what a running gateway lends its policies when it starts them
+//! (things that outlive one config snapshot, such as the store's credential
+//! index), and the small traits those services implement.
+//!
+//! Policies depend on these traits only; the store crate implements them.
+
+use std::sync::Arc;
+
+/// Long-lived services handed to [`crate::Policy::start`].
+#[derive(Clone, Default)]
+pub struct Services {
+    /// API-key verification against the store, when the gateway has a store.
+    pub api_keys: Option<Arc<dyn ApiKeyVerifier>>,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services")
+            .field("api_keys", &self.api_keys.is_some())
+            .finish()
+    }
+}
+
+/// Checks presented API keys. Runs on the request path: implementations answer
+/// from memory, never from the database.
+pub trait ApiKeyVerifier: Send + Sync + 'static {
+    /// Verifies `presented` at `now` (Unix seconds).
+    fn verify(&self, presented: &str, now: i64) -> Result<KeyOwner, KeyRefusal>;
+
+    /// False until the first load from the store has completed.
+    fn is_ready(&self) -> bool;
+}
+
+/// Who an accepted API key belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyOwner {
+    /// Consumer name.
+    pub consumer: Arc<str>,
+    /// The key's public prefix (safe to log).
+    pub prefix: Arc<str>,
+    /// The consumer's groups.
+    pub groups: Arc<[Arc<str>]>,
+}
+
+/// Why a presented API key was refused. The client is told only that the key
+/// is not valid; the reason goes to the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRefusal {
+    /// Not shaped like a Warden key.
+    Malformed,
+    /// No key with that prefix, or the secret part does not match.
+    Unknown,
+    /// Past its expiry.
+    Expired,
+    /// Revoked.
+    Revoked,
+    /// The owning consumer is disabled.
+    ConsumerDisabled,
+}
+
+impl KeyRefusal {
+    /// Stable reason code for logs and metrics.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Malformed => "api_key_malformed",
+            Self::Unknown => "api_key_unknown",
+            Self::Expired => "api_key_expired",
+            Self::Revoked => "api_key_revoked",
+            Self::ConsumerDisabled => "consumer_disabled",
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! [`KeyIndex`]: every API key's HMAC in memory, kept in step with the store.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+use arc_swap::ArcSwap;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use warden_core::{ApiKeyVerifier, KeyOwner, KeyRefusal};
+
+use crate::secret::ServerSecret;
+use crate::{Backend, Store, StoreError, parse_key};
+
+struct Entry {
+    tag: Vec<u8>,
+    owner: KeyOwner,
+    consumer_active: bool,
+    expires_at: Option<i64>,
+    revoked: bool,
+}
+
+/// The request path's view of the store's API keys.
+pub struct KeyIndex {
+    secret: Arc<ServerSecret>,
+    entries: ArcSwap<HashMap<Box<str>, Entry>>,
+    /// Store version the entries were read at (-1: never loaded).
+    version: AtomicI64,
+    ready: AtomicBool,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for KeyIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyIndex")
+            .field("keys", &self.entries.load().len())
+            .field("version", &self.version.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl KeyIndex {
+    /// Loads every key from `store`, then keeps following its changes in the
+    /// background until [`KeyIndex::stop`].
+    pub async fn start(store: Store) -> Result<Arc<Self>, StoreError> {
+        let index = Arc::new(Self {
+            secret: Arc::clone(&store.secret),
+            entries: ArcSwap::from_pointee(HashMap::new()),
+            version: AtomicI64::new(-1),
+            ready: AtomicBool::new(false),
+            tasks: std::sync::Mutex::new(Vec::new()),
+        });
+        index.refresh(&store).await?;
+        let nudge = Arc::new(Notify::new());
+        let mut tasks = vec![tokio::spawn(follow(
+            store.clone(),
+            Arc::clone(&index),
+            Arc::clone(&nudge),
+        ))];
+        if store.backend == Backend::Postgres {
+            tasks.push(tokio::spawn(listen(Arc::clone(&store.url), nudge)));
+        }
+        if let Ok(mut t) = index.tasks.lock() {
+            *t = tasks;
+        }
+        Ok(index)
+    }
+
+    /// Stops following the store; the keys loaded last stay in force.
+    pub fn stop(&self) {
+        if let Ok(mut tasks) = self.tasks.lock() {
+            for t in tasks.drain(..) {
+                t.abort();
+            }
+        }
+    }
+
+    /// Number of keys held.
+    pub fn len(&self) -> usize {
+        self.entries.load().len()
+    }
+
+    /// True when no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Re-reads the store when its change counter moved since the last read.
+    pub async fn refresh(&self, store: &Store) -> Result<bool, StoreError> {
+        // The version is read before the rows: a change landing in between
+        // makes the next poll read again, never skip a change.
+        let version = store.version().await?;
+        if version == self.version.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        let rows = store.index_rows().await?;
+        let mut map = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let Some(tag) = unhex(&row.key_hmac) else {
+                tracing::warn!(key = %row.prefix, "stored key hash is not hex; key ignored");
+                continue;
+            };
+            map.insert(
+                row.prefix.clone().into_boxed_str(),
+                Entry {
+                    tag,
+                    owner: KeyOwner {
+                        consumer: row.consumer.into(),
+                        prefix: row.prefix.into(),
+                        groups: row.groups.into_iter().map(Arc::from).collect(),
+                    },
+                    consumer_active: row.consumer_active,
+                    expires_at: row.expires_at,
+                    revoked: row.revoked,
+                },
+            );
+        }
+        let keys = map.len();
+        self.entries.store(Arc::new(map));
+        self.version.store(version, Ordering::Release);
+        self.ready.store(true, Ordering::Release);
+        tracing::debug!(version, keys, "API keys reloaded from the store");
+        Ok(true)
+    }
+}
+
+impl Drop for KeyIndex {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl ApiKeyVerifier for KeyIndex {
+    fn verify(&self, presented: &str, now: i64) -> Result<KeyOwner, KeyRefusal> {
+        let prefix = parse_key(presented).ok_or(KeyRefusal::Malformed)?;
+        let entries = self.entries.load();
+        let Some(e) = entries.get(prefix) else {
+            // The same work as for a known prefix, so timing does not tell
+            // which prefixes exist.
+            let _ = self.secret.tag(presented.as_bytes());
+            return Err(KeyRefusal::Unknown);
+        };
+        // The secret part is checked first: knowing a (public) prefix tells
+        // nothing about the key's state.
+        if !self.secret.verify(presented.as_bytes(), &e.tag) {
+            return Err(KeyRefusal::Unknown);
+        }
+        if e.revoked {
+            return Err(KeyRefusal::Revoked);
+        }
+        if e.expires_at.is_some_and(|x| x <= now) {
+            return Err(KeyRefusal::Expired);
+        }
+        if !e.consumer_active {
+            return Err(KeyRefusal::ConsumerDisabled);
+        }
+        Ok(e.owner.clone())
+    }
+
+    fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+}
+
+/// Polls the change counter (and wakes early when PostgreSQL announces a
+/// change); reloads when it moved. A store outage keeps the last keys.
+async fn follow(store: Store, index: Arc<KeyIndex>, nudge: Arc<Notify>) {
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            () = nudge.notified() => {}
+            () = tokio::time::sleep(store.poll) => {}
+        }
+        match index.refresh(&store).await {
+            Ok(_) if failing => {
+                failing = false;
+                tracing::info!("store reachable again; API keys are current");
+            }
+            Ok(_) => {}
+            Err(e) if !failing => {
+                failing = true;
+                tracing::error!(error = %e, "cannot read the store; serving the API keys loaded last");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Wakes the follower on every `NOTIFY warden_store`. sqlx reconnects the
+/// listener by itself; while it is down, polling carries on.
+async fn listen(url: Arc<str>, nudge: Arc<Notify>) {
+    loop {
+        match sqlx::postgres::PgListener::connect(&url).await {
+            Ok(mut l) => match l.listen(crate::db::CHANNEL).await {
+                Ok(()) => loop {
+                    match l.recv().await {
+                        Ok(_) => nudge.notify_one(),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "store change listener lost its connection");
+                            break;
+                        }
+                    }
+                },
+                Err(e) => tracing::warn!(error = %e, "cannot LISTEN for store changes"),
+            },
+            Err(e) => tracing::warn!(error = %e, "cannot connect the store change listener"),
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect()
+}

@@ -1,0 +1,213 @@
+//! `warden consumers …` and `warden keys …`: manage the store from the shell.
+//!
+//! Every command finds the store the way the gateway does: the config file's
+//! `store:` section (paths relative to the file), or the defaults
+//! (`WARDEN_DATA_DIR`, else `./warden-data`; `WARDEN_DATABASE_URL` for
+//! PostgreSQL). Running gateways pick the changes up without a restart.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use warden_store::{ConsumerStatus, NewConsumer, Store, StoreConfig};
+
+/// `warden consumers …`
+#[derive(Debug, Subcommand)]
+pub enum ConsumersCmd {
+    /// Create a consumer.
+    Create {
+        /// Unique name (letters, digits and . _ - @ : + /).
+        name: String,
+        /// Group to put it in (repeatable).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+    },
+    /// List consumers.
+    List,
+    /// Disable a consumer: all its credentials are refused at once.
+    Disable {
+        /// Consumer name.
+        name: String,
+    },
+    /// Enable a disabled consumer again.
+    Enable {
+        /// Consumer name.
+        name: String,
+    },
+    /// Delete a consumer and all its keys.
+    Delete {
+        /// Consumer name.
+        name: String,
+    },
+}
+
+/// `warden keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCmd {
+    /// Create an API key for a consumer and print it (it is shown only once).
+    Create {
+        /// The consumer that will own the key.
+        #[arg(long)]
+        consumer: String,
+        /// Lifetime: a number followed by d (days), h (hours) or m (minutes).
+        #[arg(long)]
+        expires_in: Option<String>,
+        /// A note to tell keys apart (`ci`, `laptop`).
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// List keys (prefixes and states only; keys themselves are not stored).
+    List {
+        /// Only this consumer's keys.
+        #[arg(long)]
+        consumer: Option<String>,
+    },
+    /// Revoke a key by its prefix (or the whole key).
+    Revoke {
+        /// The key's prefix, as `keys list` shows it.
+        prefix: String,
+    },
+}
+
+/// The store settings for `config` (or the defaults without one).
+pub fn store_config(config: Option<&Path>) -> anyhow::Result<StoreConfig> {
+    let Some(path) = config else {
+        return Ok(StoreConfig::default());
+    };
+    let snapshot = warden_config::load_file(path)?;
+    Ok(snapshot.config.store.clone().unwrap_or_else(|| {
+        let mut d = StoreConfig::default();
+        d.resolve_paths(path.parent().unwrap_or(Path::new(".")));
+        d
+    }))
+}
+
+async fn open(config: Option<&PathBuf>) -> anyhow::Result<Store> {
+    let settings = store_config(config.map(PathBuf::as_path))?;
+    Ok(Store::open(&settings).await?)
+}
+
+/// Runs a `consumers` command.
+pub async fn consumers(cmd: ConsumersCmd, config: Option<&PathBuf>) -> anyhow::Result<ExitCode> {
+    let store = open(config).await?;
+    match cmd {
+        ConsumersCmd::Create { name, groups } => {
+            let c = store
+                .create_consumer(&NewConsumer {
+                    name,
+                    groups,
+                    ..NewConsumer::default()
+                })
+                .await?;
+            println!("created consumer {}", c.name);
+        }
+        ConsumersCmd::List => {
+            for c in store.consumers().await? {
+                let status = match c.status {
+                    ConsumerStatus::Active => "active",
+                    ConsumerStatus::Disabled => "disabled",
+                };
+                println!("{}\t{status}\tgroups={}", c.name, c.groups.join(","));
+            }
+        }
+        ConsumersCmd::Disable { name } => {
+            store.set_consumer_status(&name, ConsumerStatus::Disabled).await?;
+            println!("disabled consumer {name}");
+        }
+        ConsumersCmd::Enable { name } => {
+            store.set_consumer_status(&name, ConsumerStatus::Active).await?;
+            println!("enabled consumer {name}");
+        }
+        ConsumersCmd::Delete { name } => {
+            store.delete_consumer(&name).await?;
+            println!("deleted consumer {name} and its keys");
+        }
+    }
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs a `keys` command.
+pub async fn keys(cmd: KeysCmd, config: Option<&PathBuf>) -> anyhow::Result<ExitCode> {
+    let store = open(config).await?;
+    let now = now_secs();
+    match cmd {
+        KeysCmd::Create {
+            consumer,
+            expires_in,
+            label,
+        } => {
+            let expires_at = expires_in.as_deref().map(parse_lifetime).transpose()?.map(|s| now + s);
+            let created = store.create_key(&consumer, expires_at, label.as_deref()).await?;
+            eprintln!(
+                "created key {} for consumer {}; store it now, it cannot be shown again",
+                created.record.prefix, created.record.consumer
+            );
+            println!("{}", created.key);
+        }
+        KeysCmd::List { consumer } => {
+            for k in store.keys(consumer.as_deref()).await? {
+                let state = if k.revoked_at.is_some() {
+                    "revoked"
+                } else if !k.is_active(now) {
+                    "expired"
+                } else {
+                    "active"
+                };
+                let expires = k.expires_at.map_or_else(|| "never".to_owned(), |e| e.to_string());
+                println!(
+                    "{}\t{}\t{state}\texpires={expires}\tlabel={}",
+                    k.prefix,
+                    k.consumer,
+                    k.label.unwrap_or_default()
+                );
+            }
+        }
+        KeysCmd::Revoke { prefix } => {
+            store.revoke_key(&prefix).await?;
+            println!("revoked key {}", warden_store::parse_key(&prefix).unwrap_or(&prefix));
+        }
+    }
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `90d`, `12h`, `30m` → seconds.
+fn parse_lifetime(text: &str) -> anyhow::Result<i64> {
+    let (n, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: i64 = n
+        .parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| anyhow::anyhow!("`{text}` is not a lifetime like 90d, 12h or 30m"))?;
+    let unit = match unit {
+        "d" => 86_400,
+        "h" => 3_600,
+        "m" => 60,
+        _ => anyhow::bail!("`{text}` is not a lifetime like 90d, 12h or 30m"),
+    };
+    n.checked_mul(unit)
+        .filter(|s| *s <= 10 * 365 * 86_400)
+        .ok_or_else(|| anyhow::anyhow!("`{text}` is longer than ten years"))
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_lifetime;
+
+    #[test]
+    fn lifetimes_parse_and_bad_ones_are_refused() {
+        assert_eq!(parse_lifetime("90d").ok(), Some(90 * 86_400));
+        assert_eq!(parse_lifetime("12h").ok(), Some(12 * 3_600));
+        assert_eq!(parse_lifetime("30m").ok(), Some(1_800));
+        for bad in ["", "d", "0d", "-1d", "5", "5s", "1.5d", "99999d"] {
+            assert!(parse_lifetime(bad).is_err(), "{bad}");
+        }
+    }
+}

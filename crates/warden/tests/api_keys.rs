@@ -1,0 +1,337 @@
+//! API keys end to end: keys made with the real `warden` CLI against the
+//! store a running gateway uses (SQLite here; PostgreSQL with two gateway
+//! processes below), then presented, rotated and revoked.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use warden_store::testing::TestDatabase;
+use warden_testkit::{MockUpstream, Reply, TestGateway, http1, send};
+
+const BIN: &str = env!("CARGO_BIN_EXE_warden");
+
+fn temp_dir(name: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let dir = std::env::temp_dir()
+        .join("warden-key-tests")
+        .join(format!("{}-{nanos}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs `warden <args> --config <config>`; returns stdout, panics on failure.
+fn cli(config: &Path, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "warden {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Like [`cli`], for commands that must fail; returns stderr.
+fn cli_fails(config: &Path, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "warden {args:?} should have failed");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+async fn call(base: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut req = http::Request::get(format!("{base}{path}"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    send(&http1(), req.body(Full::<Bytes>::default()).unwrap()).await
+}
+
+/// Polls until `path` with `key` answers `want`; returns how long it took.
+async fn until_status(base: &str, path: &str, key: &str, want: u16) -> Duration {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if call(base, path, &[("x-api-key", key)]).await.status == want {
+            return start.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{path} never answered {want}");
+}
+
+fn routes(up: &MockUpstream) -> String {
+    format!(
+        "services:\n  - name: api\n    targets: [\"{}\"]\nroutes:\n  - id: keyed\n    path: {{ prefix: /keyed }}\n    service: api\n    policies:\n      - type: api_key\n  - id: query\n    path: {{ prefix: /query }}\n    service: api\n    policies:\n      - type: api_key\n        query_param: api_key\n  - id: eng\n    path: {{ prefix: /eng }}\n    service: api\n    policies:\n      - type: api_key\n        groups: [eng]\n",
+        up.addr
+    )
+}
+
+struct Sqlite {
+    gw: TestGateway,
+    up: MockUpstream,
+    config: PathBuf,
+}
+
+/// A gateway on a fresh SQLite store, and a config file the CLI can use to
+/// reach the same store.
+async fn sqlite_gateway() -> Sqlite {
+    let up = MockUpstream::start("a").await;
+    let dir = temp_dir("sqlite");
+    let store = format!(
+        "store:\n  data_dir: \"{}\"\n  poll_ms: 100\n",
+        dir.join("data").display()
+    );
+    let yaml = format!("{store}{}", routes(&up));
+    let gw = TestGateway::start(&yaml).await;
+    let config = dir.join("cli.yaml");
+    std::fs::write(
+        &config,
+        format!("listeners:\n  - name: m\n    bind: 127.0.0.1:0\n{yaml}"),
+    )
+    .unwrap();
+    Sqlite { gw, up, config }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_made_by_the_cli_authenticates_and_never_reaches_the_upstream() {
+    let s = sqlite_gateway().await;
+    let base = s.gw.url("");
+    // Before the consumer exists, nothing passes.
+    let r = call(&base, "/keyed/x", &[]).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.headers["content-type"], "application/problem+json");
+    assert!(r.headers.contains_key("www-authenticate"));
+    assert!(cli_fails(&s.config, &["keys", "create", "--consumer", "alice"]).contains("no consumer `alice`"));
+    cli(&s.config, &["consumers", "create", "alice", "--group", "eng"]);
+    let key = cli(&s.config, &["keys", "create", "--consumer", "alice", "--label", "test"]);
+    let key = key.trim();
+    until_status(&base, "/keyed/x", key, 200).await;
+
+    // The upstream learns who called, never the key; a client-sent consumer
+    // header (or its underscore spelling) does not survive.
+    let before = s.up.seen().len();
+    let r = call(
+        &base,
+        "/keyed/who",
+        &[
+            ("x-api-key", key),
+            ("x-warden-consumer", "admin"),
+            ("x_warden_consumer", "admin"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let seen = &s.up.seen()[before];
+    assert_eq!(seen.headers["x-warden-consumer"], "alice");
+    assert_eq!(seen.headers.get_all("x-warden-consumer").iter().count(), 1);
+    assert!(!seen.headers.contains_key("x_warden_consumer"));
+    assert!(!seen.headers.contains_key("x-api-key"));
+    let logged = s.gw.access_log();
+    assert!(logged.iter().any(|l| l["consumer"] == "alice"));
+    assert!(!s.gw.access_log_text().contains(key), "the key reached the access log");
+
+    // Groups: alice is in eng.
+    assert_eq!(call(&base, "/eng/x", &[("x-api-key", key)]).await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_missing_and_misplaced_keys_are_refused() {
+    let s = sqlite_gateway().await;
+    let base = s.gw.url("");
+    cli(&s.config, &["consumers", "create", "bob"]);
+    let key = cli(&s.config, &["keys", "create", "--consumer", "bob"]);
+    let key = key.trim();
+    until_status(&base, "/keyed/x", key, 200).await;
+    let hits = s.up.hits();
+
+    let mut forged = key.to_owned();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'x' { 'y' } else { 'x' });
+    let other_prefix = format!("wdn_0123456789ab{}", &key[16..]);
+    for bad in [
+        forged.as_str(),
+        other_prefix.as_str(),
+        &key[..key.len() - 1],
+        "wdn_",
+        "' OR 1=1 --",
+        "Bearer abc",
+    ] {
+        let r = call(&base, "/keyed/x", &[("x-api-key", bad)]).await;
+        assert_eq!(r.status, 401, "{bad}");
+        assert_eq!(r.json()["detail"], "the API key is not valid", "{bad}");
+    }
+    // Two keys at once: which one counts is ambiguous, so neither does.
+    let r = call(&base, "/keyed/x", &[("x-api-key", key), ("x-api-key", key)]).await;
+    assert_eq!(r.status, 401);
+    // The query string is read only where the route opts in.
+    let r = call(&base, &format!("/keyed/x?api_key={key}"), &[]).await;
+    assert_eq!(r.status, 401);
+    // bob is in no group: the eng route refuses him with 403.
+    assert_eq!(call(&base, "/eng/x", &[("x-api-key", key)]).await.status, 403);
+    assert_eq!(s.up.hits(), hits, "a refused request reached the upstream");
+
+    // Where the query is allowed, the key is taken and then removed from the URI.
+    let before = s.up.seen().len();
+    let r = call(&base, &format!("/query/x?a=1&api_key={key}&b=2"), &[]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(s.up.seen()[before].uri, "/query/x?a=1&b=2");
+    let r = call(&base, &format!("/query/x?api_key={key}&api%5Fkey={key}"), &[]).await;
+    assert_eq!(r.status, 401, "a second, encoded copy must not slip through");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_revocation_and_disabling_reach_the_running_gateway() {
+    let s = sqlite_gateway().await;
+    let base = s.gw.url("");
+    cli(&s.config, &["consumers", "create", "carol"]);
+    let old = cli(&s.config, &["keys", "create", "--consumer", "carol", "--label", "old"]);
+    let new = cli(&s.config, &["keys", "create", "--consumer", "carol", "--label", "new"]);
+    let (old, new) = (old.trim(), new.trim());
+    until_status(&base, "/keyed/x", old, 200).await;
+    until_status(&base, "/keyed/x", new, 200).await;
+    // A third active key is refused: two at a time, for rotation.
+    assert!(cli_fails(&s.config, &["keys", "create", "--consumer", "carol"]).contains("2 active keys"));
+
+    let old_prefix = &old[4..16];
+    cli(&s.config, &["keys", "revoke", old_prefix]);
+    until_status(&base, "/keyed/x", old, 401).await;
+    assert_eq!(call(&base, "/keyed/x", &[("x-api-key", new)]).await.status, 200);
+    let listed = cli(&s.config, &["keys", "list", "--consumer", "carol"]);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with(old_prefix) && l.contains("revoked")),
+        "{listed}"
+    );
+    assert!(!listed.contains(&new[17..]), "key list shows a key's secret part");
+
+    cli(&s.config, &["consumers", "disable", "carol"]);
+    until_status(&base, "/keyed/x", new, 401).await;
+    cli(&s.config, &["consumers", "enable", "carol"]);
+    until_status(&base, "/keyed/x", new, 200).await;
+}
+
+/// A `warden run` process; killed on drop.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn free_port() -> u16 {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap().port()
+}
+
+async fn wait_ready(admin: u16, log: &Path) {
+    for _ in 0..400 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", admin)).await.is_ok()
+            && warden_testkit::get(&format!("http://127.0.0.1:{admin}/readyz"))
+                .await
+                .status
+                == 200
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!(
+        "warden never became ready: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+/// Two gateway processes sharing one PostgreSQL store: a change made through
+/// the store is enforced by both, pushed by `LISTEN/NOTIFY`. Polling is set
+/// to 10 s so only the push can make it arrive quickly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_on_postgres_both_refuse_a_revoked_key() {
+    let db = TestDatabase::create()
+        .await
+        .expect("PostgreSQL for tests (see .ci/run)");
+    let up = MockUpstream::start("a").await;
+    let dir = temp_dir("pg");
+    let secret = dir.join("secret.key");
+    std::fs::write(&secret, "c2hhcmVkIHNlY3JldCBvZiB0aGUgdHdvIGdhdGV3YXlzIQ==\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let mut procs = Vec::new();
+    let mut bases = Vec::new();
+    let mut config = PathBuf::new();
+    for n in 0..2 {
+        let (port, admin) = (free_port().await, free_port().await);
+        config = dir.join(format!("gw{n}.yaml"));
+        std::fs::write(
+            &config,
+            format!(
+                "listeners:\n  - name: m\n    bind: 127.0.0.1:{port}\n    plain_http: serve\nadmin:\n  bind: 127.0.0.1:{admin}\naccess_log: off\nstore:\n  database_url: \"{}\"\n  secret_file: \"{}\"\n  poll_ms: 10000\n{}",
+                db.url,
+                secret.display(),
+                routes(&up)
+            ),
+        )
+        .unwrap();
+        let child = Command::new(BIN)
+            .args(["run", "--watch-secs", "0", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join(format!("gw{n}.log"))).unwrap())
+            .spawn()
+            .unwrap();
+        procs.push(Proc(child));
+        wait_ready(admin, &dir.join(format!("gw{n}.log"))).await;
+        bases.push(format!("http://127.0.0.1:{port}"));
+    }
+    cli(&config, &["consumers", "create", "dave"]);
+    let key = cli(&config, &["keys", "create", "--consumer", "dave"]);
+    let key = key.trim();
+    for b in &bases {
+        let took = until_status(b, "/keyed/x", key, 200).await;
+        assert!(
+            took < Duration::from_secs(5),
+            "new key took {took:?} (push, not the 10 s poll)"
+        );
+    }
+    cli(&config, &["keys", "revoke", key]);
+    for b in &bases {
+        let took = until_status(b, "/keyed/x", key, 401).await;
+        eprintln!("revocation reached {b} after {took:?}");
+        assert!(
+            took < Duration::from_secs(5),
+            "revocation took {took:?} (push, not the 10 s poll)"
+        );
+    }
+    // Disabling the consumer works the same way.
+    let second = cli(&config, &["keys", "create", "--consumer", "dave"]);
+    let second = second.trim();
+    for b in &bases {
+        until_status(b, "/keyed/x", second, 200).await;
+    }
+    cli(&config, &["consumers", "disable", "dave"]);
+    for b in &bases {
+        let took = until_status(b, "/keyed/x", second, 401).await;
+        assert!(took < Duration::from_secs(5), "disabling took {took:?}");
+    }
+    drop(procs);
+}
