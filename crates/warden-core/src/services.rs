@@ -29,6 +29,13 @@ pub trait ApiKeyVerifier: Send + Sync + 'static {
 
     /// False until the first load from the store has completed.
     fn is_ready(&self) -> bool;
+
+    /// Called after an unknown key: re-reads the store if it changed since
+    /// the last load (rate-limited), so a key created a moment ago works on
+    /// its first request. The default does nothing.
+    fn refresh_on_miss(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async {})
+    }
 }
 
 /// Who an accepted API key belongs to.

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use tokio::sync::Notify;
@@ -28,7 +29,20 @@ pub struct KeyIndex {
     version: AtomicI64,
     ready: AtomicBool,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    /// For refreshes asked for by a request with an unknown key: one at a
+    /// time, at most one per [`MISS_REFRESH_EVERY`].
+    store: Store,
+    /// Loads are serialised, so an older read can never overwrite a newer one.
+    refresh_lock: tokio::sync::Mutex<()>,
+    last_miss_refresh: tokio::sync::Mutex<Option<Instant>>,
 }
+
+/// However many unknown keys arrive, the store is asked at most this often
+/// on their behalf.
+const MISS_REFRESH_EVERY: Duration = Duration::from_millis(200);
+
+/// How long a request with an unknown key waits for that refresh.
+const MISS_REFRESH_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for KeyIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -49,6 +63,9 @@ impl KeyIndex {
             version: AtomicI64::new(-1),
             ready: AtomicBool::new(false),
             tasks: std::sync::Mutex::new(Vec::new()),
+            store: store.clone(),
+            refresh_lock: tokio::sync::Mutex::new(()),
+            last_miss_refresh: tokio::sync::Mutex::new(None),
         });
         index.refresh(&store).await?;
         let nudge = Arc::new(Notify::new());
@@ -87,6 +104,7 @@ impl KeyIndex {
 
     /// Re-reads the store when its change counter moved since the last read.
     pub async fn refresh(&self, store: &Store) -> Result<bool, StoreError> {
+        let _one_at_a_time = self.refresh_lock.lock().await;
         // The version is read before the rows: a change landing in between
         // makes the next poll read again, never skip a change.
         let version = store.version().await?;
@@ -159,6 +177,23 @@ impl ApiKeyVerifier for KeyIndex {
 
     fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
+    }
+
+    fn refresh_on_miss(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            // Never queue behind another refresh: with a slow database a
+            // spray of unknown keys would otherwise pile requests up.
+            let Ok(mut last) = self.last_miss_refresh.try_lock() else {
+                return;
+            };
+            if last.is_some_and(|t| t.elapsed() < MISS_REFRESH_EVERY) {
+                return;
+            }
+            *last = Some(Instant::now());
+            // Only a version query unless something changed; an error or a
+            // slow answer keeps the current keys (the follower logs outages).
+            let _ = tokio::time::timeout(MISS_REFRESH_TIMEOUT, self.refresh(&self.store)).await;
+        })
     }
 }
 

@@ -59,6 +59,15 @@ async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
             r
         }
         (Method::GET, "/admin/stats") => json(StatusCode::OK, r#"{"users":3}"#.into()),
+        // Who the gateway said is calling (the api_key policy's consumer header).
+        (Method::GET, "/whoami") => {
+            let who = req
+                .headers()
+                .get("x-warden-consumer")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            json(StatusCode::OK, serde_json::json!({ "consumer": who }).to_string())
+        }
         _ => json(StatusCode::NOT_FOUND, r#"{"error":"not found"}"#.into()),
     };
     Ok(resp)

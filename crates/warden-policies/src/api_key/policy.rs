@@ -85,9 +85,21 @@ impl ApiKey {
         }
     }
 
-    fn check(&self, verifier: &dyn ApiKeyVerifier, req: &request::Parts) -> Result<warden_core::KeyOwner, Refusal> {
+    async fn check(
+        &self,
+        verifier: &dyn ApiKeyVerifier,
+        req: &request::Parts,
+    ) -> Result<warden_core::KeyOwner, Refusal> {
         let key = self.presented(req)?;
-        let owner = verifier.verify(key, now_secs()).map_err(Refusal::Key)?;
+        let owner = match verifier.verify(key, now_secs()) {
+            Err(KeyRefusal::Unknown) => {
+                // Perhaps created since the last load: look once more.
+                verifier.refresh_on_miss().await;
+                verifier.verify(key, now_secs())
+            }
+            other => other,
+        }
+        .map_err(Refusal::Key)?;
         if !self.groups.is_empty() && !owner.groups.iter().any(|g| self.groups.contains(g)) {
             return Err(Refusal::Group);
         }
@@ -107,7 +119,7 @@ impl Policy for ApiKey {
                 message: "the gateway has no store to check API keys against".into(),
             });
         };
-        let outcome = self.check(verifier.as_ref(), req);
+        let outcome = self.check(verifier.as_ref(), req).await;
         // Whatever the outcome, neither the key nor a client-made consumer
         // header travels on.
         warden_core::headers::remove_with_lookalikes(&mut req.headers, &self.scrub);
