@@ -11,12 +11,15 @@ use std::sync::Arc;
 pub struct Services {
     /// API-key verification against the store, when the gateway has a store.
     pub api_keys: Option<Arc<dyn ApiKeyVerifier>>,
+    /// Revoked tokens and disabled consumers, when the gateway has a store.
+    pub directory: Option<Arc<dyn Directory>>,
 }
 
 impl std::fmt::Debug for Services {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Services")
             .field("api_keys", &self.api_keys.is_some())
+            .field("directory", &self.directory.is_some())
             .finish()
     }
 }
@@ -36,6 +39,15 @@ pub trait ApiKeyVerifier: Send + Sync + 'static {
     fn refresh_on_miss(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
         Box::pin(async {})
     }
+}
+
+/// Revocations that apply to every credential kind. Answers from memory.
+pub trait Directory: Send + Sync + 'static {
+    /// True when the token with this `jti` was revoked (and has not expired).
+    fn token_revoked(&self, jti: &str) -> bool;
+
+    /// True when a consumer of this name exists in the store and is disabled.
+    fn consumer_disabled(&self, consumer: &str) -> bool;
 }
 
 /// Who an accepted API key belongs to.

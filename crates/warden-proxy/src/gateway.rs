@@ -37,7 +37,7 @@ pub struct Gateway {
     admin: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
-    keys: Option<Arc<warden_store::KeyIndex>>,
+    keys: Option<Arc<warden_store::StoreIndex>>,
 }
 
 /// Why the gateway could not start.
@@ -95,12 +95,17 @@ impl Gateway {
             Some(config) => {
                 let store = warden_store::Store::open(config).await.map_err(StartError::Store)?;
                 tracing::info!(backend = ?store.backend(), "store opened");
-                Some(warden_store::KeyIndex::start(store).await.map_err(StartError::Store)?)
+                Some(
+                    warden_store::StoreIndex::start(store)
+                        .await
+                        .map_err(StartError::Store)?,
+                )
             }
             None => None,
         };
         let services = warden_core::Services {
             api_keys: keys.clone().map(|k| k as Arc<dyn warden_core::ApiKeyVerifier>),
+            directory: keys.clone().map(|k| k as Arc<dyn warden_core::Directory>),
         };
         let shared = Shared::new(
             snapshot,

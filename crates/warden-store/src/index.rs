@@ -1,4 +1,6 @@
-//! [`KeyIndex`]: every API key's HMAC in memory, kept in step with the store.
+//! [`StoreIndex`]: what the request path needs from the store, in memory and
+//! kept in step with it: every API key's HMAC, the disabled consumers, and the
+//! revoked token ids.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,7 +10,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-use warden_core::{ApiKeyVerifier, KeyOwner, KeyRefusal};
+use warden_core::{ApiKeyVerifier, Directory, KeyOwner, KeyRefusal};
 
 use crate::secret::ServerSecret;
 use crate::{Backend, Store, StoreError, parse_key};
@@ -21,10 +23,19 @@ struct Entry {
     revoked: bool,
 }
 
-/// The request path's view of the store's API keys.
-pub struct KeyIndex {
+/// Everything a load produces, swapped in at once.
+#[derive(Default)]
+struct Loaded {
+    keys: HashMap<Box<str>, Entry>,
+    disabled: std::collections::HashSet<Box<str>>,
+    /// Revoked `jti` → the token's expiry.
+    revoked: HashMap<Box<str>, i64>,
+}
+
+/// The request path's view of the store.
+pub struct StoreIndex {
     secret: Arc<ServerSecret>,
-    entries: ArcSwap<HashMap<Box<str>, Entry>>,
+    entries: ArcSwap<Loaded>,
     /// Store version the entries were read at (-1: never loaded).
     version: AtomicI64,
     ready: AtomicBool,
@@ -44,22 +55,22 @@ const MISS_REFRESH_EVERY: Duration = Duration::from_millis(200);
 /// How long a request with an unknown key waits for that refresh.
 const MISS_REFRESH_TIMEOUT: Duration = Duration::from_secs(1);
 
-impl std::fmt::Debug for KeyIndex {
+impl std::fmt::Debug for StoreIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyIndex")
-            .field("keys", &self.entries.load().len())
+        f.debug_struct("StoreIndex")
+            .field("keys", &self.entries.load().keys.len())
             .field("version", &self.version.load(Ordering::Relaxed))
             .finish()
     }
 }
 
-impl KeyIndex {
+impl StoreIndex {
     /// Loads every key from `store`, then keeps following its changes in the
-    /// background until [`KeyIndex::stop`].
+    /// background until [`StoreIndex::stop`].
     pub async fn start(store: Store) -> Result<Arc<Self>, StoreError> {
         let index = Arc::new(Self {
             secret: Arc::clone(&store.secret),
-            entries: ArcSwap::from_pointee(HashMap::new()),
+            entries: ArcSwap::from_pointee(Loaded::default()),
             version: AtomicI64::new(-1),
             ready: AtomicBool::new(false),
             tasks: std::sync::Mutex::new(Vec::new()),
@@ -94,7 +105,7 @@ impl KeyIndex {
 
     /// Number of keys held.
     pub fn len(&self) -> usize {
-        self.entries.load().len()
+        self.entries.load().keys.len()
     }
 
     /// True when no key is held.
@@ -112,6 +123,8 @@ impl KeyIndex {
             return Ok(false);
         }
         let rows = store.index_rows().await?;
+        let disabled = store.disabled_consumers().await?;
+        let revoked = store.revoked_tokens().await?;
         let mut map = HashMap::with_capacity(rows.len());
         for row in rows {
             let Some(tag) = unhex(&row.key_hmac) else {
@@ -134,7 +147,14 @@ impl KeyIndex {
             );
         }
         let keys = map.len();
-        self.entries.store(Arc::new(map));
+        self.entries.store(Arc::new(Loaded {
+            keys: map,
+            disabled: disabled.into_iter().map(String::into_boxed_str).collect(),
+            revoked: revoked
+                .into_iter()
+                .map(|t| (t.jti.into_boxed_str(), t.expires_at))
+                .collect(),
+        }));
         self.version.store(version, Ordering::Release);
         self.ready.store(true, Ordering::Release);
         tracing::debug!(version, keys, "API keys reloaded from the store");
@@ -142,17 +162,29 @@ impl KeyIndex {
     }
 }
 
-impl Drop for KeyIndex {
+impl Drop for StoreIndex {
     fn drop(&mut self) {
         self.stop();
     }
 }
 
-impl ApiKeyVerifier for KeyIndex {
+impl Directory for StoreIndex {
+    fn token_revoked(&self, jti: &str) -> bool {
+        // Entries are kept until the token's expiry; an expired token is
+        // refused for its `exp` anyway.
+        self.entries.load().revoked.contains_key(jti)
+    }
+
+    fn consumer_disabled(&self, consumer: &str) -> bool {
+        self.entries.load().disabled.contains(consumer)
+    }
+}
+
+impl ApiKeyVerifier for StoreIndex {
     fn verify(&self, presented: &str, now: i64) -> Result<KeyOwner, KeyRefusal> {
         let prefix = parse_key(presented).ok_or(KeyRefusal::Malformed)?;
         let entries = self.entries.load();
-        let Some(e) = entries.get(prefix) else {
+        let Some(e) = entries.keys.get(prefix) else {
             // The same work as for a known prefix, so timing does not tell
             // which prefixes exist.
             let _ = self.secret.tag(presented.as_bytes());
@@ -199,7 +231,7 @@ impl ApiKeyVerifier for KeyIndex {
 
 /// Polls the change counter (and wakes early when PostgreSQL announces a
 /// change); reloads when it moved. A store outage keeps the last keys.
-async fn follow(store: Store, index: Arc<KeyIndex>, nudge: Arc<Notify>) {
+async fn follow(store: Store, index: Arc<StoreIndex>, nudge: Arc<Notify>) {
     let mut failing = false;
     loop {
         tokio::select! {

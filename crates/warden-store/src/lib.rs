@@ -4,7 +4,7 @@
 //! - [`StoreConfig`] is the `store:` section of the config file.
 //! - [`Store`] opens the database (creating the SQLite file on first run),
 //!   applies the migrations for its backend, and checks the server secret.
-//! - [`KeyIndex`] is the request path's view: every API key's HMAC in memory,
+//! - [`StoreIndex`] is the request path's view: every API key's HMAC in memory,
 //!   reloaded when the store's change counter moves (polled, and on
 //!   PostgreSQL also pushed by `LISTEN/NOTIFY`), so changes made by the CLI or
 //!   another gateway reach this one without a restart.
@@ -21,12 +21,14 @@ mod keys;
 mod secret;
 #[doc(hidden)]
 pub mod testing;
+mod tokens;
 
 pub use config::{Backend, StoreConfig};
 pub use consumers::{Consumer, ConsumerStatus, NewConsumer};
 pub use db::Store;
-pub use index::KeyIndex;
+pub use index::StoreIndex;
 pub use keys::{ApiKeyRecord, CreatedKey, MAX_ACTIVE_KEYS, parse_key};
+pub use tokens::RevokedToken;
 
 /// Everything that can go wrong talking to the store.
 #[derive(Debug, thiserror::Error)]

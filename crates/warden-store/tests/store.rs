@@ -7,7 +7,7 @@ use std::time::Duration;
 use sqlx::Row as _;
 use warden_core::{ApiKeyVerifier as _, KeyRefusal};
 use warden_store::testing::TestDatabase;
-use warden_store::{ConsumerStatus, KeyIndex, NewConsumer, Store, StoreConfig, StoreError};
+use warden_store::{ConsumerStatus, NewConsumer, Store, StoreConfig, StoreError, StoreIndex};
 
 /// A store of one backend, with whatever keeps it alive.
 struct Fixture {
@@ -125,7 +125,7 @@ both!(index_accepts_only_the_exact_key, index_accepts_only_the_exact_key_body);
 async fn index_accepts_only_the_exact_key_body(f: Fixture) {
     consumer(&f.store, "billing", &["finance"]).await;
     let key = f.store.create_key("billing", None, None).await.unwrap().key;
-    let index = KeyIndex::start(f.store.clone()).await.unwrap();
+    let index = StoreIndex::start(f.store.clone()).await.unwrap();
     let now = 1_900_000_000;
     let owner = index.verify(&key, now).unwrap();
     assert_eq!(&*owner.consumer, "billing");
@@ -150,7 +150,7 @@ async fn rotation_allows_two_active_keys_body(f: Fixture) {
     let new = f.store.create_key("svc", None, Some("new")).await.unwrap();
     let third = f.store.create_key("svc", None, None).await;
     assert!(matches!(third, Err(StoreError::Conflict(_))), "{third:?}");
-    let index = KeyIndex::start(f.store.clone()).await.unwrap();
+    let index = StoreIndex::start(f.store.clone()).await.unwrap();
     let now = warden_now();
     assert!(index.verify(&old.key, now).is_ok() && index.verify(&new.key, now).is_ok());
     f.store.revoke_key(&old.record.prefix).await.unwrap();
@@ -172,7 +172,7 @@ async fn expiry_and_disabled_consumers_body(f: Fixture) {
     let key = f.store.create_key("temp", Some(now + 3600), None).await.unwrap().key;
     let past = f.store.create_key("temp", Some(now - 1), None).await;
     assert!(matches!(past, Err(StoreError::Invalid(_))), "{past:?}");
-    let index = KeyIndex::start(f.store.clone()).await.unwrap();
+    let index = StoreIndex::start(f.store.clone()).await.unwrap();
     assert!(index.verify(&key, now).is_ok());
     assert_eq!(index.verify(&key, now + 3600), Err(KeyRefusal::Expired));
     f.store
@@ -246,7 +246,7 @@ both!(
 async fn changes_reach_a_second_store_handle_body(f: Fixture) {
     let writer = Store::open(&f.config).await.unwrap();
     consumer(&writer, "late", &[]).await;
-    let index = KeyIndex::start(f.store.clone()).await.unwrap();
+    let index = StoreIndex::start(f.store.clone()).await.unwrap();
     let key = writer.create_key("late", None, None).await.unwrap();
     let now = warden_now();
     wait_until(|| index.verify(&key.key, now).is_ok()).await;
@@ -305,4 +305,42 @@ fn warden_now() -> i64 {
             .as_secs(),
     )
     .unwrap()
+}
+
+both!(
+    revoked_tokens_are_kept_until_expiry,
+    revoked_tokens_are_kept_until_expiry_body
+);
+async fn revoked_tokens_are_kept_until_expiry_body(f: Fixture) {
+    use warden_core::Directory as _;
+    let now = warden_now();
+    let index = StoreIndex::start(f.store.clone()).await.unwrap();
+    assert!(!index.token_revoked("t1"));
+    f.store.revoke_token("t1", now + 600, Some("leaked")).await.unwrap();
+    // Revoking again with an earlier expiry keeps the later one.
+    f.store.revoke_token("t1", now + 60, None).await.unwrap();
+    f.store.revoke_token("t2", now + 120, None).await.unwrap();
+    let listed = f.store.revoked_tokens().await.unwrap();
+    assert_eq!(listed.iter().map(|t| t.jti.as_str()).collect::<Vec<_>>(), ["t2", "t1"]);
+    assert_eq!(listed[1].expires_at, now + 600);
+    assert_eq!(listed[1].reason.as_deref(), Some("leaked"));
+    index.refresh(&f.store).await.unwrap();
+    assert!(index.token_revoked("t1") && index.token_revoked("t2"));
+    assert!(!index.token_revoked("t3"));
+    for bad in ["", "new\nline", &"j".repeat(257)] {
+        let r = f.store.revoke_token(bad, now + 60, None).await;
+        assert!(matches!(r, Err(StoreError::Invalid(_))), "{bad:?}: {r:?}");
+    }
+    let r = f.store.revoke_token("old", now - 1, None).await;
+    assert!(matches!(r, Err(StoreError::Invalid(_))), "{r:?}");
+    // Disabled consumers are known to the index whether or not they hold keys.
+    consumer(&f.store, "keyless", &[]).await;
+    f.store
+        .set_consumer_status("keyless", ConsumerStatus::Disabled)
+        .await
+        .unwrap();
+    index.refresh(&f.store).await.unwrap();
+    assert!(index.consumer_disabled("keyless"));
+    assert!(!index.consumer_disabled("someone-else"));
+    index.stop();
 }

@@ -69,6 +69,28 @@ pub enum KeysCmd {
     },
 }
 
+/// `warden tokens …`
+#[derive(Debug, Subcommand)]
+pub enum TokensCmd {
+    /// Revoke an access token (by the token itself, or by `--jti` and
+    /// `--expires-at`); every gateway sharing the store refuses it.
+    Revoke {
+        /// The token (JWT). Only its `jti` and `exp` are read; it is not stored.
+        token: Option<String>,
+        /// The token id, instead of the token.
+        #[arg(long, conflicts_with = "token", requires = "expires_at")]
+        jti: Option<String>,
+        /// With `--jti`: the token's expiry, Unix seconds (the entry is kept until then).
+        #[arg(long)]
+        expires_at: Option<i64>,
+        /// Why (kept with the entry).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// List revocations still in force.
+    List,
+}
+
 /// The store settings for `config` (or the defaults without one).
 pub fn store_config(config: Option<&Path>) -> anyhow::Result<StoreConfig> {
     let Some(path) = config else {
@@ -170,6 +192,63 @@ pub async fn keys(cmd: KeysCmd, config: Option<&PathBuf>) -> anyhow::Result<Exit
     }
     store.close().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs a `tokens` command.
+pub async fn tokens(cmd: TokensCmd, config: Option<&PathBuf>) -> anyhow::Result<ExitCode> {
+    let store = open(config).await?;
+    match cmd {
+        TokensCmd::Revoke {
+            token,
+            jti,
+            expires_at,
+            reason,
+        } => {
+            let (jti, exp) = match (token, jti, expires_at) {
+                (Some(t), _, _) => jti_and_exp(&t)?,
+                (None, Some(j), Some(e)) => (j, e),
+                _ => anyhow::bail!("give the token, or --jti with --expires-at"),
+            };
+            store.revoke_token(&jti, exp, reason.as_deref()).await?;
+            println!("revoked token {jti} (until {exp})");
+        }
+        TokensCmd::List => {
+            for t in store.revoked_tokens().await? {
+                println!(
+                    "{}	expires={}	revoked={}	reason={}",
+                    t.jti,
+                    t.expires_at,
+                    t.revoked_at,
+                    t.reason.unwrap_or_default()
+                );
+            }
+        }
+    }
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The `jti` and `exp` of a JWT, read without verifying it: revoking a token
+/// needs no trust in it, and the gateway verifies every token it accepts.
+fn jti_and_exp(token: &str) -> anyhow::Result<(String, i64)> {
+    use base64::Engine as _;
+    let payload = token
+        .split('.')
+        .nth(1)
+        .ok_or_else(|| anyhow::anyhow!("not a JWT (expected three dot-separated parts)"))?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .map_err(|_| anyhow::anyhow!("the JWT payload is not base64url"))?;
+    let claims: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|_| anyhow::anyhow!("the JWT payload is not JSON"))?;
+    let jti = claims.get("jti").and_then(serde_json::Value::as_str).ok_or_else(|| {
+        anyhow::anyhow!("the token has no `jti`, so it cannot be revoked alone; disable its consumer instead")
+    })?;
+    let exp = claims
+        .get("exp")
+        .and_then(serde_json::Value::as_i64)
+        .ok_or_else(|| anyhow::anyhow!("the token has no numeric `exp`"))?;
+    Ok((jti.to_owned(), exp))
 }
 
 /// `90d`, `12h`, `30m` → seconds.

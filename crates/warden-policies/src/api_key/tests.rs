@@ -36,6 +36,7 @@ fn started(yaml: &str) -> super::ApiKey {
     let p = config(yaml).build().unwrap();
     p.start(&Services {
         api_keys: Some(Arc::new(Stub)),
+        ..Services::default()
     });
     p
 }

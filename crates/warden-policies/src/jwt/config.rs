@@ -236,6 +236,7 @@ impl JwtConfig {
             anonymous: self.anonymous,
             require_certificate_bound: self.require_certificate_bound,
             forward,
+            directory: super::policy::DirectorySlot::default(),
         })
     }
 }

@@ -46,6 +46,22 @@ pub struct Jwt {
     pub(crate) forward: Vec<(String, http::HeaderName)>,
     /// The header names of `forward`, for removal of client copies.
     pub(crate) forward_names: Vec<http::HeaderName>,
+    /// Revoked tokens and disabled consumers, once started with a store.
+    pub(crate) directory: DirectorySlot,
+}
+
+/// Set once at start when the gateway has a store.
+#[derive(Default)]
+pub(crate) struct DirectorySlot(std::sync::OnceLock<Arc<dyn warden_core::Directory>>);
+
+impl std::fmt::Debug for DirectorySlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "DirectorySlot({})",
+            if self.0.get().is_some() { "set" } else { "unset" }
+        )
+    }
 }
 
 /// Why a token was refused (log only; the client always gets the same answer).
@@ -318,6 +334,18 @@ impl Jwt {
         claims: Arc<Map<String, Value>>,
         now: u64,
     ) -> Decision {
+        if let Some(dir) = self.directory.0.get() {
+            // Checked on every request, cached verification or not: a
+            // revocation applies from the next request on.
+            if let Some(Value::String(jti)) = claims.get("jti")
+                && dir.token_revoked(jti)
+            {
+                return Decision::Reject(refusal(&Refusal::Invalid("token revoked".into())));
+            }
+            if dir.consumer_disabled(&consumer) {
+                return Decision::Reject(refusal(&Refusal::Invalid("consumer disabled".into())));
+            }
+        }
         if let Err(r) = super::require::check(&self.require, &claims, now) {
             return Decision::Reject(r);
         }
@@ -341,7 +369,10 @@ impl Policy for Jwt {
         "jwt"
     }
 
-    fn start(&self, _services: &warden_core::Services) {
+    fn start(&self, services: &warden_core::Services) {
+        if let Some(d) = &services.directory {
+            let _ = self.directory.0.set(Arc::clone(d));
+        }
         for i in &self.issuers {
             if let Some(j) = &i.jwks {
                 j.start();

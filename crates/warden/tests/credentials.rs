@@ -1,6 +1,7 @@
-//! API keys end to end: keys made with the real `warden` CLI against the
-//! store a running gateway uses (SQLite here; PostgreSQL with two gateway
-//! processes below), then presented, rotated and revoked.
+//! Store-backed credentials end to end: API keys made with the real `warden`
+//! CLI against the store a running gateway uses, then presented, rotated and
+//! revoked; JWTs revoked by `jti` and consumers disabled. SQLite in-process,
+//! and PostgreSQL with two gateway processes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::Full;
 use warden_store::testing::TestDatabase;
+use warden_testkit::jwt::TestIssuer;
 use warden_testkit::{MockUpstream, Reply, TestGateway, http1, send};
 
 const BIN: &str = env!("CARGO_BIN_EXE_warden");
@@ -65,9 +67,14 @@ async fn call(base: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
 
 /// Polls until `path` with `key` answers `want`; returns how long it took.
 async fn until_status(base: &str, path: &str, key: &str, want: u16) -> Duration {
+    until_status_with(base, path, ("x-api-key", key), want).await
+}
+
+/// Polls until `path` with header `h` answers `want`; returns how long it took.
+async fn until_status_with(base: &str, path: &str, h: (&str, &str), want: u16) -> Duration {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(10) {
-        if call(base, path, &[("x-api-key", key)]).await.status == want {
+        if call(base, path, &[h]).await.status == want {
             return start.elapsed();
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -75,16 +82,21 @@ async fn until_status(base: &str, path: &str, key: &str, want: u16) -> Duration 
     panic!("{path} never answered {want}");
 }
 
-fn routes(up: &MockUpstream) -> String {
+fn routes(up: &MockUpstream, iss: &TestIssuer) -> String {
+    let jwt = format!(
+        "  - id: jwt\n    path: {{ prefix: /jwt }}\n    service: api\n    policies:\n{}",
+        iss.policy_yaml("")
+    );
     format!(
         "services:\n  - name: api\n    targets: [\"{}\"]\nroutes:\n  - id: keyed\n    path: {{ prefix: /keyed }}\n    service: api\n    policies:\n      - type: api_key\n  - id: query\n    path: {{ prefix: /query }}\n    service: api\n    policies:\n      - type: api_key\n        query_param: api_key\n  - id: eng\n    path: {{ prefix: /eng }}\n    service: api\n    policies:\n      - type: api_key\n        groups: [eng]\n",
         up.addr
-    )
+    ) + &jwt
 }
 
 struct Sqlite {
     gw: TestGateway,
     up: MockUpstream,
+    iss: TestIssuer,
     config: PathBuf,
 }
 
@@ -97,7 +109,8 @@ async fn sqlite_gateway(poll_ms: u64) -> Sqlite {
         "store:\n  data_dir: \"{}\"\n  poll_ms: {poll_ms}\n",
         dir.join("data").display()
     );
-    let yaml = format!("{store}{}", routes(&up));
+    let iss = TestIssuer::new();
+    let yaml = format!("{store}{}", routes(&up, &iss));
     let gw = TestGateway::start(&yaml).await;
     let config = dir.join("cli.yaml");
     std::fs::write(
@@ -105,7 +118,7 @@ async fn sqlite_gateway(poll_ms: u64) -> Sqlite {
         format!("listeners:\n  - name: m\n    bind: 127.0.0.1:0\n{yaml}"),
     )
     .unwrap();
-    Sqlite { gw, up, config }
+    Sqlite { gw, up, iss, config }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -271,6 +284,7 @@ async fn two_gateways_on_postgres_both_refuse_a_revoked_key() {
         .await
         .expect("PostgreSQL for tests (see .ci/run)");
     let up = MockUpstream::start("a").await;
+    let iss = TestIssuer::new();
     let dir = temp_dir("pg");
     let secret = dir.join("secret.key");
     std::fs::write(&secret, "c2hhcmVkIHNlY3JldCBvZiB0aGUgdHdvIGdhdGV3YXlzIQ==\n").unwrap();
@@ -290,7 +304,7 @@ async fn two_gateways_on_postgres_both_refuse_a_revoked_key() {
                 "listeners:\n  - name: m\n    bind: 127.0.0.1:{port}\n    plain_http: serve\nadmin:\n  bind: 127.0.0.1:{admin}\naccess_log: off\nstore:\n  database_url: \"{}\"\n  secret_file: \"{}\"\n  poll_ms: 10000\n{}",
                 db.url,
                 secret.display(),
-                routes(&up)
+                routes(&up, &iss)
             ),
         )
         .unwrap();
@@ -335,5 +349,55 @@ async fn two_gateways_on_postgres_both_refuse_a_revoked_key() {
         let took = until_status(b, "/keyed/x", second, 401).await;
         assert!(took < Duration::from_secs(5), "disabling took {took:?}");
     }
+
+    // A token revoked by `jti` is refused by both, though each had it cached.
+    let mut claims = iss.claims();
+    claims["jti"] = "tok-1".into();
+    let bearer = format!("Bearer {}", iss.es256(&claims));
+    for b in &bases {
+        until_status_with(b, "/jwt/x", ("authorization", &bearer), 200).await;
+    }
+    cli(&config, &["tokens", "revoke", &bearer[7..], "--reason", "test"]);
+    for b in &bases {
+        let took = until_status_with(b, "/jwt/x", ("authorization", &bearer), 401).await;
+        eprintln!("token revocation reached {b} after {took:?}");
+        assert!(took < Duration::from_secs(5), "token revocation took {took:?}");
+    }
     drop(procs);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_tokens_and_disabled_consumers_are_refused_on_jwt_routes() {
+    let s = sqlite_gateway(100).await;
+    let base = s.gw.url("");
+    let mut claims = s.iss.claims();
+    claims["jti"] = "a1b2c3".into();
+    let revoked = format!("Bearer {}", s.iss.rs256(&claims));
+    claims["jti"] = "d4e5f6".into();
+    let other = format!("Bearer {}", s.iss.rs256(&claims));
+    // Accepted twice: the second time from the verified-token cache.
+    for _ in 0..2 {
+        assert_eq!(call(&base, "/jwt/x", &[("authorization", &revoked)]).await.status, 200);
+    }
+    cli(&s.config, &["tokens", "revoke", &revoked[7..]]);
+    until_status_with(&base, "/jwt/x", ("authorization", &revoked), 401).await;
+    let r = call(&base, "/jwt/x", &[("authorization", &revoked)]).await;
+    assert_eq!(
+        r.headers["www-authenticate"],
+        r#"Bearer realm="warden", error="invalid_token""#
+    );
+    assert_eq!(call(&base, "/jwt/x", &[("authorization", &other)]).await.status, 200);
+    let listed = cli(&s.config, &["tokens", "list"]);
+    assert!(listed.starts_with("a1b2c3\t"), "{listed}");
+
+    // A token without `jti` cannot be revoked alone; its consumer can be disabled.
+    let plain = s.iss.rs256(&s.iss.claims());
+    assert!(cli_fails(&s.config, &["tokens", "revoke", &plain]).contains("disable its consumer"));
+    assert!(cli_fails(&s.config, &["tokens", "revoke", "not-a-token"]).contains("not a JWT"));
+    cli(&s.config, &["consumers", "create", "alice"]);
+    cli(&s.config, &["consumers", "disable", "alice"]);
+    let bearer = format!("Bearer {plain}");
+    until_status_with(&base, "/jwt/x", ("authorization", &bearer), 401).await;
+    cli(&s.config, &["consumers", "enable", "alice"]);
+    until_status_with(&base, "/jwt/x", ("authorization", &bearer), 200).await;
 }
