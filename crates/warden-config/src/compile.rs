@@ -63,6 +63,13 @@ pub(crate) fn compile(parsed: Parsed, issues: &mut Issues) -> Option<Snapshot> {
         if route.max_body_bytes == Some(0) {
             issues.push(format!("{at}.max_body_bytes"), "must be greater than 0");
         }
+        if route.id.starts_with("warden:") {
+            issues.push(
+                format!("{at}.id"),
+                "ids starting with `warden:` are reserved for built-in routes",
+            );
+        }
+        check_builtin_issuers(&specs, config.oauth_server.as_ref(), &at, issues);
         if let Some(rule) = &route.client_cert {
             if !mtls_listener {
                 issues.push(
@@ -88,6 +95,7 @@ pub(crate) fn compile(parsed: Parsed, issues: &mut Issues) -> Option<Snapshot> {
             security_headers: route.security_headers,
             needs_body,
             client_cert: route.client_cert.clone(),
+            builtin: None,
         });
         routes.push(Arc::clone(&runtime));
         let pattern = match &route.path {
@@ -114,6 +122,9 @@ pub(crate) fn compile(parsed: Parsed, issues: &mut Issues) -> Option<Snapshot> {
                 issues.push(format!("{at}.path"), e.to_string());
             }
         }
+    }
+    if let Some(oauth) = &config.oauth_server {
+        mount_oauth_server(oauth, &mut router, &mut routes, issues);
     }
     if !issues.0.is_empty() {
         return None;
@@ -412,4 +423,67 @@ fn build_policies(specs: &[PolicySpec], at: &str, issues: &mut Issues) -> Vec<Po
     }
     built.sort_by_key(|(kind, _)| *kind);
     built.into_iter().map(|(_, p)| p).collect()
+}
+
+/// Adds the authorization server's endpoints as built-in routes (exact paths,
+/// any host, no policies).
+fn mount_oauth_server(
+    oauth: &warden_oauth::OAuthServerConfig,
+    router: &mut RouterBuilder<Arc<RouteRuntime>>,
+    routes: &mut Vec<Arc<RouteRuntime>>,
+    issues: &mut Issues,
+) {
+    let problems = oauth.problems();
+    for (key, message) in &problems {
+        issues.push(format!("oauth_server.{key}"), message.clone());
+    }
+    if !problems.is_empty() {
+        return;
+    }
+    for (endpoint, path, method) in warden_oauth::Endpoint::all(oauth) {
+        let runtime = Arc::new(RouteRuntime {
+            id: Arc::from(endpoint.route_id()),
+            service: Arc::from(""),
+            policies: Vec::new(),
+            // Token requests are small forms.
+            max_body_bytes: 16 * 1024,
+            upstream_errors: crate::schema::UpstreamErrors::default(),
+            security_headers: true,
+            needs_body: false,
+            client_cert: None,
+            builtin: Some(endpoint),
+        });
+        routes.push(Arc::clone(&runtime));
+        if let Err(e) = router.add(None, Some(&[method]), PathPattern::Exact(path.clone()), runtime) {
+            issues.push(
+                "oauth_server.path_prefix",
+                format!("cannot serve {path}: {e} (a route already uses that path)"),
+            );
+        }
+    }
+}
+
+/// A `jwt` issuer with `builtin: true` needs an `oauth_server` with that issuer.
+fn check_builtin_issuers(
+    specs: &[warden_policies::PolicySpec],
+    oauth: Option<&warden_oauth::OAuthServerConfig>,
+    at: &str,
+    issues: &mut Issues,
+) {
+    for (j, spec) in specs.iter().enumerate() {
+        let warden_policies::PolicySpec::Jwt(jwt) = spec else {
+            continue;
+        };
+        for (i, iss) in jwt.issuers.iter().enumerate().filter(|(_, i)| i.builtin) {
+            let path = format!("{at}.policies[{j}].issuers[{i}].issuer");
+            match oauth {
+                None => issues.push(path, "`builtin: true` needs an `oauth_server` section"),
+                Some(o) if o.issuer != iss.issuer => issues.push(
+                    path,
+                    format!("a built-in issuer must be the oauth_server issuer `{}`", o.issuer),
+                ),
+                Some(_) => {}
+            }
+        }
+    }
 }

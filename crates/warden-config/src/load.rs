@@ -11,7 +11,7 @@ use warden_policies::PolicySpec;
 use crate::error::{ConfigError, Issues};
 use crate::schema::{FileConfig, RouteConfig};
 
-const TOP_KEYS: [&str; 8] = [
+const TOP_KEYS: [&str; 9] = [
     "listeners",
     "admin",
     "limits",
@@ -20,6 +20,7 @@ const TOP_KEYS: [&str; 8] = [
     "routes",
     "access_log",
     "store",
+    "oauth_server",
 ];
 
 /// The result of stage one.
@@ -86,6 +87,7 @@ pub(crate) fn parse(text: &str, issues: &mut Issues) -> Result<Parsed, ConfigErr
     let trusted_proxies = optional(&mut top, "trusted_proxies", issues);
     let access_log = optional(&mut top, "access_log", issues);
     let store: Option<warden_store::StoreConfig> = optional(&mut top, "store", issues);
+    let oauth_server: Option<warden_oauth::OAuthServerConfig> = optional(&mut top, "oauth_server", issues);
 
     let mut policies = Vec::with_capacity(routes.len());
     for (route, i) in routes.iter().zip(&route_index) {
@@ -97,9 +99,10 @@ pub(crate) fn parse(text: &str, issues: &mut Issues) -> Result<Parsed, ConfigErr
         }
         policies.push(specs);
     }
-    // A route checking API keys needs the store: without a `store:` section
-    // it gets the default one (SQLite in `warden-data`).
-    let uses_store = policies.iter().flatten().any(|p| matches!(p, PolicySpec::ApiKey(_)));
+    // A route checking API keys, and the authorization server, need the
+    // store: without a `store:` section they get the default one (SQLite in
+    // `warden-data`).
+    let uses_store = oauth_server.is_some() || policies.iter().flatten().any(|p| matches!(p, PolicySpec::ApiKey(_)));
     let store = store.or_else(|| uses_store.then(warden_store::StoreConfig::default));
     let config = FileConfig {
         listeners,
@@ -110,6 +113,7 @@ pub(crate) fn parse(text: &str, issues: &mut Issues) -> Result<Parsed, ConfigErr
         routes,
         access_log: access_log.unwrap_or_default(),
         store,
+        oauth_server,
     };
     let index = Indexes {
         listeners: listener_index,

@@ -33,6 +33,10 @@ pub struct FileConfig {
     /// restart.
     #[serde(default)]
     pub store: Option<warden_store::StoreConfig>,
+    /// The built-in OAuth 2.0 authorization server (docs/oauth_server.md).
+    /// Changing it needs a restart.
+    #[serde(default)]
+    pub oauth_server: Option<warden_oauth::OAuthServerConfig>,
 }
 
 /// Access-log destination: `stdout` (default), `off`, or `{ file: PATH }`.

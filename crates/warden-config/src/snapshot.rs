@@ -108,6 +108,9 @@ pub struct RouteRuntime {
     pub needs_body: bool,
     /// Mutual-TLS requirement.
     pub client_cert: Option<ClientCertRule>,
+    /// Served by the gateway itself (the authorization server's endpoints),
+    /// not proxied.
+    pub builtin: Option<warden_oauth::Endpoint>,
 }
 
 /// A compiled policy plus its failure mode.

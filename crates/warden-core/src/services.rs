@@ -13,6 +13,8 @@ pub struct Services {
     pub api_keys: Option<Arc<dyn ApiKeyVerifier>>,
     /// Revoked tokens and disabled consumers, when the gateway has a store.
     pub directory: Option<Arc<dyn Directory>>,
+    /// The built-in authorization server's keys, when it is configured.
+    pub local_issuer: Option<Arc<dyn LocalIssuer>>,
 }
 
 impl std::fmt::Debug for Services {
@@ -20,6 +22,7 @@ impl std::fmt::Debug for Services {
         f.debug_struct("Services")
             .field("api_keys", &self.api_keys.is_some())
             .field("directory", &self.directory.is_some())
+            .field("local_issuer", &self.local_issuer.is_some())
             .finish()
     }
 }
@@ -48,6 +51,28 @@ pub trait Directory: Send + Sync + 'static {
 
     /// True when a consumer of this name exists in the store and is disabled.
     fn consumer_disabled(&self, consumer: &str) -> bool;
+}
+
+/// The built-in authorization server, as token verifiers see it.
+pub trait LocalIssuer: Send + Sync + 'static {
+    /// Its `iss`.
+    fn issuer(&self) -> &str;
+
+    /// Its published keys as a JWK Set document, and a number that changes
+    /// whenever they do.
+    fn jwks(&self) -> (u64, Arc<serde_json::Value>);
+
+    /// A token named a key this process does not know (another gateway may
+    /// have just made it): re-read the keys, rate-limited. Default: nothing.
+    fn refresh_keys(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(async {})
+    }
+}
+
+impl std::fmt::Debug for dyn LocalIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LocalIssuer({})", self.issuer())
+    }
 }
 
 /// Who an accepted API key belongs to.

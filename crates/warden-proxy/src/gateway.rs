@@ -38,6 +38,7 @@ pub struct Gateway {
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     keys: Option<Arc<warden_store::StoreIndex>>,
+    oauth: Option<Arc<warden_oauth::OAuthServer>>,
 }
 
 /// Why the gateway could not start.
@@ -91,25 +92,39 @@ impl Gateway {
             Some(addr) => Some(bind("admin listener", addr).await?),
             None => None,
         };
-        let keys = match &snapshot.config.store {
+        let store = match &snapshot.config.store {
             Some(config) => {
                 let store = warden_store::Store::open(config).await.map_err(StartError::Store)?;
                 tracing::info!(backend = ?store.backend(), "store opened");
-                Some(
-                    warden_store::StoreIndex::start(store)
-                        .await
-                        .map_err(StartError::Store)?,
-                )
+                Some(store)
             }
             None => None,
+        };
+        let keys = match &store {
+            Some(store) => Some(
+                warden_store::StoreIndex::start(store.clone())
+                    .await
+                    .map_err(StartError::Store)?,
+            ),
+            None => None,
+        };
+        let oauth = match (&snapshot.config.oauth_server, &store) {
+            (Some(cfg), Some(store)) => Some(
+                warden_oauth::OAuthServer::start(cfg.clone(), store.clone())
+                    .await
+                    .map_err(StartError::Store)?,
+            ),
+            _ => None,
         };
         let services = warden_core::Services {
             api_keys: keys.clone().map(|k| k as Arc<dyn warden_core::ApiKeyVerifier>),
             directory: keys.clone().map(|k| k as Arc<dyn warden_core::Directory>),
+            local_issuer: oauth.clone().map(|o| o as Arc<dyn warden_core::LocalIssuer>),
         };
         let shared = Shared::new(
             snapshot,
             services,
+            oauth.clone(),
             opts.config_path.clone(),
             access_log,
             metrics,
@@ -152,6 +167,7 @@ impl Gateway {
             shutdown,
             tasks,
             keys,
+            oauth,
         })
     }
 
@@ -185,6 +201,9 @@ impl Gateway {
         }
         if let Some(keys) = &self.keys {
             keys.stop();
+        }
+        if let Some(oauth) = &self.oauth {
+            oauth.stop();
         }
         tracing::info!("warden stopped");
     }

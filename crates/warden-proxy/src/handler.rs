@@ -295,6 +295,9 @@ async fn proxy(
     let body_empty = body.is_end_stream();
     let body_timeout = Duration::from_millis(rt.snapshot.limits.body_read_timeout_ms);
     let capped = CappedBody::new(body, ex.ctx.max_body_bytes, body_timeout, Arc::clone(&ex.body_stats));
+    if let Some(endpoint) = route.builtin {
+        return builtin(endpoint, &parts, capped, ex, rt).await;
+    }
     let body: ProxyBody = if route.needs_body {
         let bytes = match capped.collect().await {
             Ok(c) => c.to_bytes(),
@@ -397,6 +400,30 @@ async fn proxy(
 /// Joins an accepted WebSocket upgrade. The tunnel keeps the client
 /// connection's `max_connections` slot and closes after `idle` with no bytes
 /// in either direction. A 101 that is not a WebSocket acceptance is refused.
+/// A route the gateway answers itself (the authorization server's endpoints).
+async fn builtin(
+    endpoint: warden_oauth::Endpoint,
+    parts: &http::request::Parts,
+    body: CappedBody<Incoming>,
+    ex: &Exchange,
+    rt: &Runtime,
+) -> Result<Response<ProxyBody>, Rejection> {
+    let bytes = match body.collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => return Err(body_fault(ex.body_stats.fault().unwrap_or(BodyFault::Broken))),
+    };
+    let Some(server) = &rt.oauth else {
+        return Err(refuse(
+            ProblemKind::ServiceUnavailable,
+            "oauth_server_unavailable",
+            "built-in route without a running authorization server",
+        ));
+    };
+    let answer = server.handle(endpoint, parts, &bytes, &ex.ctx).await;
+    let (head, bytes) = answer.into_parts();
+    Ok(Response::from_parts(head, full(bytes)))
+}
+
 fn tunnel(
     mut response: Response<Incoming>,
     client: Option<hyper::upgrade::OnUpgrade>,

@@ -24,6 +24,8 @@ pub struct Runtime {
     pub pools: HashMap<Arc<str>, Arc<ServicePool>>,
     /// Increments on every applied reload.
     pub generation: u64,
+    /// The built-in authorization server (lives as long as the gateway).
+    pub oauth: Option<Arc<warden_oauth::OAuthServer>>,
 }
 
 /// What a reload did.
@@ -49,6 +51,7 @@ pub struct Shared {
     generation: AtomicU64,
     workers: usize,
     services: warden_core::Services,
+    oauth: Option<Arc<warden_oauth::OAuthServer>>,
     reload_lock: tokio::sync::Mutex<()>,
 }
 
@@ -57,6 +60,7 @@ impl Shared {
     pub fn new(
         snapshot: Snapshot,
         services: warden_core::Services,
+        oauth: Option<Arc<warden_oauth::OAuthServer>>,
         config_path: Option<PathBuf>,
         access_log: AccessLog,
         metrics: Arc<Metrics>,
@@ -68,6 +72,7 @@ impl Shared {
             snapshot: Arc::new(snapshot),
             pools,
             generation: 1,
+            oauth: oauth.clone(),
         };
         Arc::new(Self {
             current: ArcSwap::from_pointee(runtime),
@@ -77,6 +82,7 @@ impl Shared {
             draining: AtomicBool::new(false),
             workers,
             services,
+            oauth,
             generation: AtomicU64::new(1),
             reload_lock: tokio::sync::Mutex::new(()),
         })
@@ -130,6 +136,7 @@ impl Shared {
             snapshot: Arc::new(snapshot),
             pools,
             generation,
+            oauth: self.oauth.clone(),
         }));
         self.metrics.reload(true);
         tracing::info!(generation, "config reloaded");
@@ -184,6 +191,9 @@ fn restart_only_changes(old: &Snapshot, new: &Snapshot) -> Vec<String> {
     }
     if old.config.store != new.config.store {
         out.push("store".into());
+    }
+    if old.config.oauth_server != new.config.oauth_server {
+        out.push("oauth_server".into());
     }
     let (o, n) = (&old.limits, &new.limits);
     if (

@@ -127,7 +127,7 @@ impl StoreIndex {
         let revoked = store.revoked_tokens().await?;
         let mut map = HashMap::with_capacity(rows.len());
         for row in rows {
-            let Some(tag) = unhex(&row.key_hmac) else {
+            let Some(tag) = crate::unhex(&row.key_hmac) else {
                 tracing::warn!(key = %row.prefix, "stored key hash is not hex; key ignored");
                 continue;
             };
@@ -274,14 +274,4 @@ async fn listen(url: Arc<str>, nudge: Arc<Notify>) {
         }
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect()
 }

@@ -18,6 +18,7 @@ mod consumers;
 mod db;
 mod index;
 mod keys;
+mod oauth;
 mod secret;
 #[doc(hidden)]
 pub mod testing;
@@ -28,6 +29,7 @@ pub use consumers::{Consumer, ConsumerStatus, NewConsumer};
 pub use db::Store;
 pub use index::StoreIndex;
 pub use keys::{ApiKeyRecord, CreatedKey, MAX_ACTIVE_KEYS, parse_key};
+pub use oauth::{ClientAuth, NewClient, OAuthClient, SigningKey};
 pub use tokens::RevokedToken;
 
 /// Everything that can go wrong talking to the store.
@@ -77,4 +79,14 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
         s
     })
+}
+
+pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect()
 }

@@ -8,9 +8,10 @@ use base64::Engine as _;
 
 use crate::StoreError;
 
-/// The HMAC key, loaded from its file.
+/// The HMAC key, loaded from its file, and the sealing key derived from it.
 pub(crate) struct ServerSecret {
     key: hmac::Key,
+    seal: aws_lc_rs::aead::LessSafeKey,
     id: String,
     path: PathBuf,
 }
@@ -50,8 +51,15 @@ impl ServerSecret {
         }
         let key = hmac::Key::new(hmac::HMAC_SHA256, &bytes);
         let tag = hmac::sign(&key, b"warden server secret id");
+        // A separate key for sealing data at rest, derived so that the HMAC
+        // key itself never encrypts anything.
+        let derived = hmac::sign(&key, b"warden sealing key v1");
+        let seal = aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, derived.as_ref())
+            .map(aws_lc_rs::aead::LessSafeKey::new)
+            .map_err(|_| StoreError::Io("cannot derive the sealing key".into()))?;
         Ok(Self {
             key,
+            seal,
             id: crate::hex(&tag.as_ref()[..8]),
             path: path.to_path_buf(),
         })
@@ -87,6 +95,34 @@ impl ServerSecret {
     /// Constant-time check of `tag` against `data`.
     pub(crate) fn verify(&self, data: &[u8], tag: &[u8]) -> bool {
         hmac::verify(&self.key, data, tag).is_ok()
+    }
+
+    /// AES-256-GCM with a random nonce; `aad` binds the ciphertext to its row.
+    /// Returns base64 of nonce || ciphertext || tag.
+    pub(crate) fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<String, StoreError> {
+        use aws_lc_rs::aead::{Aad, NONCE_LEN, Nonce};
+        use rand::RngCore as _;
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rng().fill_bytes(&mut nonce);
+        let mut buf = plaintext.to_vec();
+        self.seal
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut buf)
+            .map_err(|_| StoreError::Io("cannot seal".into()))?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&buf);
+        Ok(base64::engine::general_purpose::STANDARD.encode(out))
+    }
+
+    /// Reverses [`ServerSecret::seal`]; `None` when tampered with or sealed
+    /// under another secret or for another row.
+    pub(crate) fn open(&self, sealed: &str, aad: &[u8]) -> Option<Vec<u8>> {
+        use aws_lc_rs::aead::{Aad, NONCE_LEN, Nonce};
+        let raw = base64::engine::general_purpose::STANDARD.decode(sealed).ok()?;
+        let (nonce, rest) = raw.split_at_checked(NONCE_LEN)?;
+        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let mut buf = rest.to_vec();
+        let plain = self.seal.open_in_place(nonce, Aad::from(aad), &mut buf).ok()?;
+        Some(plain.to_vec())
     }
 
     /// A public identifier of the secret (not derived reversibly from it).

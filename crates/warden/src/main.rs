@@ -68,6 +68,14 @@ enum Command {
         #[command(subcommand)]
         cmd: store_cli::KeysCmd,
     },
+    /// Manage clients of the built-in authorization server.
+    Clients {
+        /// Config file whose `store:` section names the store.
+        #[arg(long, short, env = "WARDEN_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        cmd: store_cli::ClientsCmd,
+    },
     /// Revoke access tokens in the store.
     Tokens {
         /// Config file whose `store:` section names the store.
@@ -150,6 +158,7 @@ async fn run_async(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Consumers { config, cmd } => store_cli::consumers(cmd, config.as_ref()).await,
         Command::Keys { config, cmd } => store_cli::keys(cmd, config.as_ref()).await,
         Command::Tokens { config, cmd } => store_cli::tokens(cmd, config.as_ref()).await,
+        Command::Clients { config, cmd } => store_cli::clients(cmd, config.as_ref()).await,
     }
 }
 

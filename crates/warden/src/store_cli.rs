@@ -91,6 +91,40 @@ pub enum TokensCmd {
     List,
 }
 
+/// `warden clients …`
+#[derive(Debug, Subcommand)]
+pub enum ClientsCmd {
+    /// Register a client of the built-in authorization server.
+    Create {
+        /// Unique name.
+        name: String,
+        /// client_secret_basic (default), client_secret_post, private_key_jwt or tls_client_auth.
+        #[arg(long, default_value = "client_secret_basic")]
+        auth: String,
+        /// private_key_jwt: the client's PEM public key file.
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+        /// tls_client_auth: the certificate identity (SAN URI, DNS name or subject DN).
+        #[arg(long)]
+        tls_identity: Option<String>,
+        /// A scope the client may ask for (repeatable).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+    },
+    /// List clients.
+    List,
+    /// Disable a client: it gets no more tokens.
+    Disable {
+        /// Client name.
+        name: String,
+    },
+    /// Enable a disabled client.
+    Enable {
+        /// Client name.
+        name: String,
+    },
+}
+
 /// The store settings for `config` (or the defaults without one).
 pub fn store_config(config: Option<&Path>) -> anyhow::Result<StoreConfig> {
     let Some(path) = config else {
@@ -188,6 +222,75 @@ pub async fn keys(cmd: KeysCmd, config: Option<&PathBuf>) -> anyhow::Result<Exit
         KeysCmd::Revoke { prefix } => {
             store.revoke_key(&prefix).await?;
             println!("revoked key {}", warden_store::parse_key(&prefix).unwrap_or(&prefix));
+        }
+    }
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs a `clients` command.
+pub async fn clients(cmd: ClientsCmd, config: Option<&PathBuf>) -> anyhow::Result<ExitCode> {
+    use warden_store::{ClientAuth, NewClient};
+    let store = open(config).await?;
+    match cmd {
+        ClientsCmd::Create {
+            name,
+            auth,
+            public_key,
+            tls_identity,
+            scopes,
+        } => {
+            let auth = match (auth.as_str(), public_key, tls_identity) {
+                ("client_secret_basic", None, None) => ClientAuth::SecretBasic,
+                ("client_secret_post", None, None) => ClientAuth::SecretPost,
+                ("private_key_jwt", Some(file), None) => ClientAuth::PrivateKeyJwt {
+                    public_key_pem: std::fs::read_to_string(&file)
+                        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?,
+                },
+                ("tls_client_auth", None, Some(identity)) => ClientAuth::TlsClientAuth { identity },
+                ("private_key_jwt", None, _) => anyhow::bail!("private_key_jwt needs --public-key FILE"),
+                ("tls_client_auth", _, None) => anyhow::bail!("tls_client_auth needs --tls-identity"),
+                (m @ ("client_secret_basic" | "client_secret_post" | "private_key_jwt" | "tls_client_auth"), _, _) => {
+                    anyhow::bail!("--public-key and --tls-identity do not go with {m}")
+                }
+                (other, _, _) => anyhow::bail!(
+                    "unknown --auth `{other}`; use client_secret_basic, client_secret_post, private_key_jwt or tls_client_auth"
+                ),
+            };
+            let (client, secret) = store
+                .create_client(&NewClient {
+                    name,
+                    auth,
+                    scopes,
+                    refresh_tokens: false,
+                })
+                .await?;
+            eprintln!("registered client {} ({})", client.name, client.auth.method());
+            println!("client_id={}", client.client_id);
+            if let Some(secret) = secret {
+                eprintln!("store the secret now; it cannot be shown again");
+                println!("client_secret={secret}");
+            }
+        }
+        ClientsCmd::List => {
+            for c in store.clients().await? {
+                println!(
+                    "{}\t{}\t{}\t{}\tscopes={}",
+                    c.name,
+                    c.client_id,
+                    c.auth.method(),
+                    if c.active { "active" } else { "disabled" },
+                    c.scopes.join(",")
+                );
+            }
+        }
+        ClientsCmd::Disable { name } => {
+            store.set_client_active(&name, false).await?;
+            println!("disabled client {name}");
+        }
+        ClientsCmd::Enable { name } => {
+            store.set_client_active(&name, true).await?;
+            println!("enabled client {name}");
         }
     }
     store.close().await;

@@ -97,6 +97,11 @@ pub struct IssuerConfig {
     /// Claim that names the consumer.
     #[serde(default = "default_consumer_claim")]
     pub consumer_claim: String,
+    /// Tokens of the gateway's own authorization server (`oauth_server`):
+    /// keys come from it in memory; `issuer` must be its issuer, and `keys`,
+    /// `jwks`, `discovery` and `introspection` are not set.
+    #[serde(default)]
+    pub builtin: bool,
 }
 
 /// One verification key; exactly one of the two sources.
@@ -258,6 +263,32 @@ fn build_issuer(cfg: &IssuerConfig, at: &str, errors: &mut Vec<SpecError>) -> Op
     }
     let mut keys = Vec::new();
     let mut kids = HashMap::new();
+    if cfg.builtin {
+        if !cfg.keys.is_empty() || cfg.jwks.is_some() || cfg.discovery || cfg.introspection.is_some() {
+            push(
+                format!("{at}.builtin"),
+                "a built-in issuer takes its keys from the gateway: remove `keys`, `jwks`, `discovery` and `introspection`"
+                    .into(),
+            );
+        }
+        if errors.len() > before {
+            return None;
+        }
+        return Some(Issuer {
+            issuer: cfg.issuer.clone(),
+            audiences: cfg.audiences.clone(),
+            algorithms: builtin_algorithms(cfg, at, errors)?,
+            keys: Vec::new(),
+            kids: HashMap::new(),
+            jwks: Some(super::jwks::Jwks::local()),
+            introspector: None,
+            leeway_secs: cfg.leeway_secs,
+            required_claims: cfg.required_claims.clone(),
+            typ: cfg.typ.clone(),
+            consumer_claim: cfg.consumer_claim.clone(),
+            builtin: true,
+        });
+    }
     let jwks_cfg = match (&cfg.jwks, cfg.discovery) {
         (Some(j), _) => Some(j.clone()),
         (None, true) => Some(super::JwksConfig::default()),
@@ -376,7 +407,29 @@ fn build_issuer(cfg: &IssuerConfig, at: &str, errors: &mut Vec<SpecError>) -> Op
         required_claims: cfg.required_claims.clone(),
         typ: cfg.typ.clone(),
         consumer_claim: cfg.consumer_claim.clone(),
+        builtin: false,
     })
+}
+
+/// A built-in issuer's algorithms: what the gateway signs with (ES256, EdDSA).
+fn builtin_algorithms(cfg: &IssuerConfig, at: &str, errors: &mut Vec<SpecError>) -> Option<Vec<Algorithm>> {
+    let mut out = Vec::new();
+    if cfg.algorithms.is_empty() {
+        errors.push(SpecError {
+            path: format!("{at}.algorithms"),
+            message: "at least one algorithm is required (ES256 or EdDSA)".into(),
+        });
+    }
+    for (j, name) in cfg.algorithms.iter().enumerate() {
+        match Algorithm::from_str(name) {
+            Ok(alg @ (Algorithm::ES256 | Algorithm::EdDSA)) => out.push(alg),
+            _ => errors.push(SpecError {
+                path: format!("{at}.algorithms[{j}]"),
+                message: format!("the built-in server signs with ES256 or EdDSA, not `{name}`"),
+            }),
+        }
+    }
+    (out.len() == cfg.algorithms.len() && !out.is_empty()).then_some(out)
 }
 
 fn load_public_key(file: &str) -> Result<DecodingKey, String> {

@@ -162,6 +162,13 @@ enum Source {
         issuer: String,
         jwks_uri: Mutex<Option<Uri>>,
     },
+    /// The gateway's own authorization server, handed over at start; read
+    /// in memory whenever its key generation moves (no HTTP).
+    Local {
+        issuer: OnceLock<Arc<dyn warden_core::LocalIssuer>>,
+        /// The issuer's generation the current keys were built from.
+        seen: AtomicU64,
+    },
 }
 
 /// One key set URL and its cache.
@@ -246,14 +253,74 @@ impl Jwks {
         Ok(j)
     }
 
+    /// Keys of the built-in authorization server (see [`Jwks::set_local`]).
+    pub(crate) fn local() -> Arc<Self> {
+        Arc::new(Self {
+            cfg: JwksConfig::default(),
+            source: Source::Local {
+                issuer: OnceLock::new(),
+                seen: AtomicU64::new(u64::MAX),
+            },
+            label: "built-in authorization server".into(),
+            client: Client::builder(TokioExecutor::new()).build(https_connector(1000)),
+            keys: ArcSwap::from_pointee(KeySet::default()),
+            fetching: tokio::sync::Mutex::new(()),
+            last_attempt: Mutex::new(None),
+            last_kid_refetch: Mutex::new(None),
+            started: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
+            last_digest: AtomicU64::new(0),
+            ever_fetched: AtomicBool::new(false),
+            fetches: AtomicU64::new(0),
+        })
+    }
+
+    /// Hands a local key set its source (at policy start).
+    pub(crate) fn set_local(&self, source: &Arc<dyn warden_core::LocalIssuer>) {
+        if let Source::Local { issuer, .. } = &self.source {
+            let _ = issuer.set(Arc::clone(source));
+            self.sync_local();
+        }
+    }
+
+    /// Rebuilds a local key set when its source's generation moved.
+    fn sync_local(&self) {
+        let Source::Local { issuer, seen } = &self.source else {
+            return;
+        };
+        let Some(src) = issuer.get() else { return };
+        let (generation, doc) = src.jwks();
+        if seen.load(Ordering::Acquire) == generation {
+            return;
+        }
+        let Ok(set) = serde_json::from_value::<JwkSet>((*doc).clone()) else {
+            tracing::error!("the built-in authorization server published an unreadable JWK set");
+            return;
+        };
+        let (by_kid, unnamed) = decode_keys(&set);
+        // Local keys never go stale: the source is this process.
+        let forever = Instant::now().checked_add(Duration::from_secs(100 * 365 * 86_400));
+        self.keys.store(Arc::new(KeySet {
+            by_kid,
+            unnamed,
+            fresh_until: forever,
+            stale_until: forever,
+        }));
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        seen.store(generation, Ordering::Release);
+        self.ever_fetched.store(true, Ordering::SeqCst);
+    }
+
     /// Current keys, if still within the stale grace period.
     pub(crate) fn current(&self) -> Option<Arc<KeySet>> {
+        self.sync_local();
         let k = self.keys.load_full();
         k.usable(Instant::now()).then_some(k)
     }
 
     /// Changes whenever the key set is replaced.
     pub(crate) fn generation(&self) -> u64 {
+        self.sync_local();
         self.generation.load(Ordering::SeqCst)
     }
 
@@ -273,6 +340,9 @@ impl Jwks {
     /// retry with backoff (0.5 s doubling to 30 s) until it works, then
     /// refresh when the cache time runs out.
     pub(crate) fn start(self: &Arc<Self>) {
+        if matches!(self.source, Source::Local { .. }) {
+            return;
+        }
         if tokio::runtime::Handle::try_current().is_err() || self.started.swap(true, Ordering::SeqCst) {
             return;
         }
@@ -301,6 +371,13 @@ impl Jwks {
     /// An unknown `kid` arrived: refetch unless one happened within
     /// `refetch_interval_secs`. Concurrent callers share one fetch.
     pub(crate) async fn refetch_for_unknown_kid(&self) {
+        if let Source::Local { issuer, .. } = &self.source {
+            if let Some(src) = issuer.get() {
+                src.refresh_keys().await;
+            }
+            self.sync_local();
+            return;
+        }
         let since = Instant::now();
         let _one = self.fetching.lock().await;
         // Someone fetched while we waited for the lock: use their result.
@@ -386,6 +463,7 @@ impl Jwks {
                     None => self.discover().await?,
                 }
             }
+            Source::Local { .. } => return Err("the built-in key set is not fetched".into()),
         };
         let result = self.get_json::<JwkSet>(&uri).await;
         if result.is_err()

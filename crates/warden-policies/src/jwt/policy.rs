@@ -31,6 +31,8 @@ pub(crate) struct Issuer {
     pub required_claims: Vec<String>,
     pub typ: Option<String>,
     pub consumer_claim: String,
+    /// Keys come from the gateway's own authorization server.
+    pub builtin: bool,
 }
 
 /// Compiled `jwt`.
@@ -372,6 +374,14 @@ impl Policy for Jwt {
     fn start(&self, services: &warden_core::Services) {
         if let Some(d) = &services.directory {
             let _ = self.directory.0.set(Arc::clone(d));
+        }
+        for i in self.issuers.iter().filter(|i| i.builtin) {
+            match (&services.local_issuer, &i.jwks) {
+                (Some(local), Some(j)) if local.issuer() == i.issuer => j.set_local(local),
+                _ => {
+                    tracing::error!(issuer = %i.issuer, "built-in issuer without the matching oauth_server; its tokens are refused")
+                }
+            }
         }
         for i in &self.issuers {
             if let Some(j) = &i.jwks {

@@ -29,6 +29,7 @@ fn issuer(algorithms: &[&str], keys: Vec<KeyConfig>) -> IssuerConfig {
         required_claims: vec![],
         typ: None,
         consumer_claim: "sub".into(),
+        builtin: false,
     }
 }
 

@@ -1,0 +1,243 @@
+//! Client authentication at the token endpoint: exactly one method per
+//! request, and it must be the one the client was registered with.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use base64::Engine as _;
+use http::{header, request};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Map, Value};
+use warden_core::RequestCtx;
+use warden_store::{ClientAuth, OAuthClient};
+
+use crate::keys::now_secs;
+use crate::server::{OAuthError, OAuthServer};
+
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// A client that proved who it is.
+pub(crate) struct Authenticated {
+    pub client: OAuthClient,
+    /// It authenticated with its TLS certificate (tokens are bound to it).
+    pub bound_to_certificate: bool,
+}
+
+/// Credentials as presented.
+struct Presented {
+    basic: Option<(String, String)>,
+    client_id: Option<String>,
+}
+
+pub(crate) async fn authenticate(
+    server: &OAuthServer,
+    req: &request::Parts,
+    form: &HashMap<String, String>,
+    ctx: &RequestCtx,
+) -> Result<Authenticated, OAuthError> {
+    let basic = basic_credentials(req)?;
+    let tried_basic = basic.is_some();
+    let secret = form.get("client_secret");
+    let assertion = match (form.get("client_assertion_type"), form.get("client_assertion")) {
+        (Some(t), Some(a)) if t == JWT_BEARER => Some(a.as_str()),
+        (None, None) => None,
+        _ => {
+            return Err(OAuthError::request(
+                "client_assertion needs client_assertion_type jwt-bearer",
+            ));
+        }
+    };
+    let methods = usize::from(basic.is_some()) + usize::from(secret.is_some()) + usize::from(assertion.is_some());
+    if methods > 1 {
+        return Err(OAuthError::request("more than one client authentication method"));
+    }
+    let presented = Presented {
+        client_id: form.get("client_id").cloned(),
+        basic,
+    };
+    let client_id = match (&presented.basic, &presented.client_id, assertion) {
+        (Some((id, _)), Some(form_id), _) if id != form_id => {
+            return Err(OAuthError::request("client_id differs from the Basic credentials"));
+        }
+        (Some((id, _)), _, _) => id.clone(),
+        (None, Some(id), _) => id.clone(),
+        // RFC 7523 §3: the assertion's `sub` is the client id (verified below).
+        (None, None, Some(a)) => unverified_sub(a).ok_or_else(|| OAuthError::client(false))?,
+        (None, None, None) => return Err(OAuthError::client(false)),
+    };
+    let client = match server.store().client(&client_id).await {
+        Ok(Some(c)) if c.active => c,
+        Ok(_) => {
+            tracing::info!(client_id, "token request from an unknown or disabled client");
+            return Err(OAuthError::client(tried_basic));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "store unavailable for client authentication");
+            return Err(OAuthError::client(tried_basic));
+        }
+    };
+    let ok = match (&client.auth, &presented.basic, secret, assertion) {
+        (ClientAuth::SecretBasic, Some((_, s)), None, None) => check_secret(server, &client_id, s).await,
+        (ClientAuth::SecretPost, None, Some(s), None) => check_secret(server, &client_id, s).await,
+        (ClientAuth::PrivateKeyJwt { public_key_pem }, None, None, Some(a)) => {
+            match check_assertion(server, &client_id, public_key_pem, a) {
+                Ok(()) => true,
+                Err(why) => {
+                    tracing::info!(client_id, reason = why, "client assertion refused");
+                    false
+                }
+            }
+        }
+        (ClientAuth::TlsClientAuth { identity }, None, None, None) => ctx.client_cert.as_ref().is_some_and(|c| {
+            c.uris.iter().any(|u| u == identity) || c.dns.iter().any(|d| d == identity) || c.subject == *identity
+        }),
+        _ => false,
+    };
+    if !ok {
+        tracing::info!(client_id, method = client.auth.method(), "client authentication failed");
+        return Err(OAuthError::client(tried_basic));
+    }
+    Ok(Authenticated {
+        bound_to_certificate: matches!(client.auth, ClientAuth::TlsClientAuth { .. }),
+        client,
+    })
+}
+
+async fn check_secret(server: &OAuthServer, client_id: &str, secret: &str) -> bool {
+    server
+        .store()
+        .verify_client_secret(client_id, secret)
+        .await
+        .unwrap_or(false)
+}
+
+/// RFC 6749 §2.3.1: `Basic base64(urlencode(id):urlencode(secret))`.
+fn basic_credentials(req: &request::Parts) -> Result<Option<(String, String)>, OAuthError> {
+    let mut values = req.headers.get_all(header::AUTHORIZATION).iter();
+    let Some(v) = values.next() else { return Ok(None) };
+    if values.next().is_some() {
+        return Err(OAuthError::request("more than one Authorization header"));
+    }
+    let v = v
+        .to_str()
+        .map_err(|_| OAuthError::request("Authorization is not ASCII"))?;
+    let Some((scheme, rest)) = v.split_once(' ') else {
+        return Err(OAuthError::client(true));
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(OAuthError::client(true));
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .map_err(|_| OAuthError::client(true))?;
+    let text = String::from_utf8(decoded).map_err(|_| OAuthError::client(true))?;
+    let (id, secret) = text.split_once(':').ok_or_else(|| OAuthError::client(true))?;
+    let id = crate::form::decode(id).map_err(|_| OAuthError::client(true))?;
+    let secret = crate::form::decode(secret).map_err(|_| OAuthError::client(true))?;
+    Ok(Some((id, secret)))
+}
+
+fn unverified_sub(assertion: &str) -> Option<String> {
+    let claims: Map<String, Value> = jsonwebtoken::dangerous::insecure_decode_claims(assertion).ok()?;
+    claims.get("sub").and_then(Value::as_str).map(str::to_owned)
+}
+
+/// RFC 7523 §3 with RFC 7521 §5.2: signed by the client's key, `iss` and
+/// `sub` are the client, `aud` is the token endpoint or the issuer, short
+/// lived, and used once.
+fn check_assertion(server: &OAuthServer, client_id: &str, pem: &str, assertion: &str) -> Result<(), &'static str> {
+    if assertion.len() > 8192 {
+        return Err("assertion too large");
+    }
+    let header = jsonwebtoken::decode_header(assertion).map_err(|_| "unreadable assertion header")?;
+    let allowed = [
+        Algorithm::RS256,
+        Algorithm::RS384,
+        Algorithm::RS512,
+        Algorithm::PS256,
+        Algorithm::PS384,
+        Algorithm::PS512,
+        Algorithm::ES256,
+        Algorithm::ES384,
+        Algorithm::EdDSA,
+    ];
+    if !allowed.contains(&header.alg) {
+        return Err("assertion algorithm not allowed");
+    }
+    let key = DecodingKey::from_rsa_pem(pem.as_bytes())
+        .or_else(|_| DecodingKey::from_ec_pem(pem.as_bytes()))
+        .or_else(|_| DecodingKey::from_ed_pem(pem.as_bytes()))
+        .map_err(|_| "registered public key unreadable")?;
+    if key.family() != header.alg.family() {
+        return Err("assertion algorithm does not fit the registered key");
+    }
+    let cfg = server.cfg();
+    let mut v = Validation::new(header.alg);
+    v.leeway = 30;
+    v.set_issuer(&[client_id]);
+    v.sub = Some(client_id.to_owned());
+    v.set_audience(&[cfg.endpoint_url("token"), cfg.issuer.clone()]);
+    v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+    let data = jsonwebtoken::decode::<Map<String, Value>>(assertion, &key, &v).map_err(|_| "assertion invalid")?;
+    let now = now_secs();
+    let exp = data.claims.get("exp").and_then(Value::as_i64).ok_or("exp missing")?;
+    let max = i64::try_from(cfg.max_assertion_lifetime_secs).unwrap_or(300);
+    if exp > now + max + 30 {
+        return Err("assertion lives too long");
+    }
+    if let Some(iat) = data.claims.get("iat").and_then(Value::as_i64)
+        && iat > now + 30
+    {
+        return Err("assertion issued in the future");
+    }
+    let jti = data.claims.get("jti").and_then(Value::as_str).ok_or("jti missing")?;
+    if !server.assertions().first_use(client_id, jti, exp) {
+        return Err("assertion replayed");
+    }
+    Ok(())
+}
+
+/// Assertion ids seen, until their expiry (single-use, RFC 7523 §3 item 7).
+/// Per gateway process; bounded.
+#[derive(Default)]
+pub(crate) struct ReplayCache {
+    seen: Mutex<HashMap<String, i64>>,
+}
+
+/// Most assertion ids remembered; past it (after pruning expired ones), new
+/// assertions are refused rather than remembered loosely.
+const MAX_REMEMBERED: usize = 100_000;
+
+impl ReplayCache {
+    /// True the first time `(client, jti)` is seen before `exp`.
+    pub(crate) fn first_use(&self, client: &str, jti: &str, exp: i64) -> bool {
+        let Ok(mut seen) = self.seen.lock() else { return false };
+        let now = now_secs();
+        if seen.len() >= MAX_REMEMBERED {
+            seen.retain(|_, e| *e + 30 >= now);
+            if seen.len() >= MAX_REMEMBERED {
+                return false;
+            }
+        }
+        let key = format!("{client}\u{0}{jti}");
+        if seen.get(&key).is_some_and(|e| *e + 30 >= now) {
+            return false;
+        }
+        seen.insert(key, exp);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReplayCache;
+
+    #[test]
+    fn an_assertion_id_is_accepted_once() {
+        let c = ReplayCache::default();
+        let exp = crate::keys::now_secs() + 60;
+        assert!(c.first_use("a", "j1", exp));
+        assert!(!c.first_use("a", "j1", exp));
+        assert!(c.first_use("b", "j1", exp), "ids are per client");
+    }
+}
