@@ -22,6 +22,9 @@ pub struct OAuthServerConfig {
     /// Access-token lifetime (60–86400).
     #[serde(default = "default_access_ttl")]
     pub access_token_ttl_secs: u64,
+    /// Refresh-token lifetime (for clients registered with refresh tokens).
+    #[serde(default = "default_refresh_ttl")]
+    pub refresh_token_ttl_secs: u64,
     /// A signing key signs for this long, then a new one takes over (at
     /// least one day).
     #[serde(default = "default_rotation")]
@@ -43,6 +46,9 @@ fn default_alg() -> String {
 }
 fn default_access_ttl() -> u64 {
     600
+}
+fn default_refresh_ttl() -> u64 {
+    86_400
 }
 fn default_rotation() -> u64 {
     30 * 86_400
@@ -114,6 +120,12 @@ impl OAuthServerConfig {
         }
         if !(60..=86_400).contains(&self.access_token_ttl_secs) {
             out.push(("access_token_ttl_secs", "must be between 60 and 86400".into()));
+        }
+        if !(300..=90 * 86_400).contains(&self.refresh_token_ttl_secs) {
+            out.push((
+                "refresh_token_ttl_secs",
+                "must be between 300 and 7776000 (90 days)".into(),
+            ));
         }
         if self.key_rotation_secs < 86_400 {
             out.push(("key_rotation_secs", "must be at least 86400 (one day)".into()));

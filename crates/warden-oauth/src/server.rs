@@ -23,15 +23,21 @@ pub enum Endpoint {
     Jwks,
     /// `GET /.well-known/oauth-authorization-server…`.
     Metadata,
+    /// `POST {prefix}/revoke` (RFC 7009).
+    Revoke,
+    /// `POST {prefix}/introspect` (RFC 7662).
+    Introspect,
 }
 
 impl Endpoint {
     /// Every endpoint with its path and method, for mounting.
-    pub fn all(cfg: &OAuthServerConfig) -> [(Endpoint, String, Method); 3] {
+    pub fn all(cfg: &OAuthServerConfig) -> [(Endpoint, String, Method); 5] {
         [
             (Self::Token, cfg.endpoint_path("token"), Method::POST),
             (Self::Jwks, cfg.endpoint_path("jwks"), Method::GET),
             (Self::Metadata, cfg.metadata_path(), Method::GET),
+            (Self::Revoke, cfg.endpoint_path("revoke"), Method::POST),
+            (Self::Introspect, cfg.endpoint_path("introspect"), Method::POST),
         ]
     }
 
@@ -41,6 +47,8 @@ impl Endpoint {
             Self::Token => "warden:oauth-token",
             Self::Jwks => "warden:oauth-jwks",
             Self::Metadata => "warden:oauth-metadata",
+            Self::Revoke => "warden:oauth-revoke",
+            Self::Introspect => "warden:oauth-introspect",
         }
     }
 }
@@ -130,24 +138,20 @@ impl OAuthServer {
                 Ok(v) => no_store(json_response(StatusCode::OK, &v)),
                 Err(e) => no_store(e.response()),
             },
+            Endpoint::Revoke => match self.revoke(req, body, ctx).await {
+                // RFC 7009 §2.2: 200 whether or not the token was valid.
+                Ok(()) => no_store(Response::new(Bytes::new())),
+                Err(e) => no_store(e.response()),
+            },
+            Endpoint::Introspect => match self.introspect(req, body, ctx).await {
+                Ok(v) => no_store(json_response(StatusCode::OK, &v)),
+                Err(e) => no_store(e.response()),
+            },
         }
     }
 
-    fn metadata(&self) -> Value {
-        json!({
-            "issuer": self.cfg.issuer,
-            "token_endpoint": self.cfg.endpoint_url("token"),
-            "jwks_uri": self.cfg.endpoint_url("jwks"),
-            "grant_types_supported": ["client_credentials"],
-            "token_endpoint_auth_methods_supported":
-                ["client_secret_basic", "client_secret_post", "private_key_jwt", "tls_client_auth"],
-            "token_endpoint_auth_signing_alg_values_supported": ["ES256", "ES384", "RS256", "PS256", "EdDSA"],
-            "tls_client_certificate_bound_access_tokens": true,
-            "response_types_supported": [],
-        })
-    }
-
-    async fn token(&self, req: &request::Parts, body: &Bytes, ctx: &RequestCtx) -> Result<Value, OAuthError> {
+    /// A form body, after the Content-Type check.
+    fn form(req: &request::Parts, body: &Bytes) -> Result<HashMap<String, String>, OAuthError> {
         let ct = req
             .headers
             .get(header::CONTENT_TYPE)
@@ -162,30 +166,210 @@ impl OAuthServer {
                 "the body must be application/x-www-form-urlencoded",
             ));
         }
-        let form = crate::form::parse(body).map_err(OAuthError::request)?;
+        crate::form::parse(body).map_err(OAuthError::request)
+    }
+
+    /// RFC 7009: a client revokes one of its own tokens. A refresh token
+    /// takes its whole family (and the access tokens it produced) with it.
+    async fn revoke(&self, req: &request::Parts, body: &Bytes, ctx: &RequestCtx) -> Result<(), OAuthError> {
+        let form = Self::form(req, body)?;
+        let client = client_auth::authenticate(self, req, &form, ctx).await?;
+        let token = form
+            .get("token")
+            .ok_or_else(|| OAuthError::request("token is missing"))?;
+        let id = &client.client.client_id;
+        if token.starts_with("wrt_") {
+            self.store.revoke_refresh_token(token, id).await.map_err(|e| {
+                tracing::error!(error = %e, "cannot revoke a refresh token");
+                OAuthError::server()
+            })?;
+            return Ok(());
+        }
+        if let Some(claims) = self.verify_own(token)
+            && claims.get("client_id").and_then(Value::as_str) == Some(id.as_str())
+            && let (Some(jti), Some(exp)) = (
+                claims.get("jti").and_then(Value::as_str),
+                claims.get("exp").and_then(Value::as_i64),
+            )
+        {
+            self.store
+                .revoke_token(jti, exp, Some("revoked by its client"))
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "cannot revoke an access token");
+                    OAuthError::server()
+                })?;
+            tracing::info!(client_id = %id, jti, "access token revoked by its client");
+        }
+        Ok(())
+    }
+
+    /// RFC 7662 for this server's access tokens. A client may introspect
+    /// tokens issued to itself; one holding the `warden:introspect` scope
+    /// (a resource server) may introspect any.
+    async fn introspect(&self, req: &request::Parts, body: &Bytes, ctx: &RequestCtx) -> Result<Value, OAuthError> {
+        let form = Self::form(req, body)?;
+        let client = client_auth::authenticate(self, req, &form, ctx).await?;
+        let token = form
+            .get("token")
+            .ok_or_else(|| OAuthError::request("token is missing"))?;
+        let inactive = json!({ "active": false });
+        let Some(claims) = self.verify_own(token) else {
+            return Ok(inactive);
+        };
+        let own = claims.get("client_id").and_then(Value::as_str) == Some(client.client.client_id.as_str());
+        let privileged = client.client.scopes.iter().any(|s| s == "warden:introspect");
+        if !own && !privileged {
+            return Ok(inactive);
+        }
+        if let Some(jti) = claims.get("jti").and_then(Value::as_str) {
+            match self.store.is_token_revoked(jti).await {
+                Ok(false) => {}
+                Ok(true) => return Ok(inactive),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot check revocation for introspection");
+                    return Err(OAuthError::server());
+                }
+            }
+        }
+        let mut answer = json!({ "active": true, "token_type": "Bearer" });
+        for k in ["scope", "client_id", "sub", "iss", "aud", "exp", "iat", "jti", "cnf"] {
+            if let Some(v) = claims.get(k) {
+                answer[k] = v.clone();
+            }
+        }
+        Ok(answer)
+    }
+
+    /// The claims of `token` if this server issued it and it is unexpired.
+    fn verify_own(&self, token: &str) -> Option<serde_json::Map<String, Value>> {
+        if token.len() > 8192 {
+            return None;
+        }
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        let kid = header.kid?;
+        let ring = self.keys.ring();
+        let jwk = ring.jwks["keys"]
+            .as_array()?
+            .iter()
+            .find(|k| k["kid"] == kid.as_str())?;
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk.clone()).ok()?;
+        let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).ok()?;
+        if !matches!(
+            header.alg,
+            jsonwebtoken::Algorithm::ES256 | jsonwebtoken::Algorithm::EdDSA
+        ) || key.family() != header.alg.family()
+        {
+            return None;
+        }
+        let mut v = jsonwebtoken::Validation::new(header.alg);
+        v.set_issuer(&[&self.cfg.issuer]);
+        v.set_audience(&[self.cfg.audience()]);
+        v.set_required_spec_claims(&["exp", "iss", "aud"]);
+        v.leeway = 0;
+        jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, &key, &v)
+            .ok()
+            .map(|d| d.claims)
+    }
+
+    fn metadata(&self) -> Value {
+        json!({
+            "issuer": self.cfg.issuer,
+            "token_endpoint": self.cfg.endpoint_url("token"),
+            "jwks_uri": self.cfg.endpoint_url("jwks"),
+            "grant_types_supported": ["client_credentials", "refresh_token"],
+            "revocation_endpoint": self.cfg.endpoint_url("revoke"),
+            "introspection_endpoint": self.cfg.endpoint_url("introspect"),
+            "revocation_endpoint_auth_methods_supported":
+                ["client_secret_basic", "client_secret_post", "private_key_jwt", "tls_client_auth"],
+            "introspection_endpoint_auth_methods_supported":
+                ["client_secret_basic", "client_secret_post", "private_key_jwt", "tls_client_auth"],
+            "token_endpoint_auth_methods_supported":
+                ["client_secret_basic", "client_secret_post", "private_key_jwt", "tls_client_auth"],
+            "token_endpoint_auth_signing_alg_values_supported": ["ES256", "ES384", "RS256", "PS256", "EdDSA"],
+            "tls_client_certificate_bound_access_tokens": true,
+            "response_types_supported": [],
+        })
+    }
+
+    async fn token(&self, req: &request::Parts, body: &Bytes, ctx: &RequestCtx) -> Result<Value, OAuthError> {
+        let form = Self::form(req, body)?;
         let client = client_auth::authenticate(self, req, &form, ctx).await?;
         match form.get("grant_type").map(String::as_str) {
-            Some("client_credentials") => self.client_credentials(&client, &form, ctx),
+            Some("client_credentials") => {
+                let scopes = granted_scopes(&client.client.scopes, form.get("scope").map(String::as_str))?;
+                self.check_resource(&form)?;
+                self.issue(&client, &scopes, ctx, None).await
+            }
+            Some("refresh_token") if client.client.refresh_tokens => self.refresh(&client, &form, ctx).await,
+            Some("refresh_token") => Err(OAuthError::new(
+                "unauthorized_client",
+                "this client is not registered for refresh tokens",
+            )),
             Some(_) => Err(OAuthError::new(
                 "unsupported_grant_type",
-                "only client_credentials is supported",
+                "only client_credentials and refresh_token are supported",
             )),
             None => Err(OAuthError::request("grant_type is missing")),
         }
     }
 
-    fn client_credentials(
+    fn check_resource(&self, form: &HashMap<String, String>) -> Result<(), OAuthError> {
+        match form.get("resource") {
+            Some(r) if r != self.cfg.audience() => Err(OAuthError::new("invalid_target", "unknown resource")),
+            _ => Ok(()),
+        }
+    }
+
+    /// The refresh_token grant: the presented token is used up and replaced;
+    /// a token used twice revokes its family.
+    async fn refresh(
         &self,
         client: &Authenticated,
         form: &HashMap<String, String>,
         ctx: &RequestCtx,
     ) -> Result<Value, OAuthError> {
-        let scopes = granted_scopes(&client.client.scopes, form.get("scope").map(String::as_str))?;
-        if let Some(resource) = form.get("resource")
-            && resource != self.cfg.audience()
-        {
-            return Err(OAuthError::new("invalid_target", "unknown resource"));
-        }
+        let token = form
+            .get("refresh_token")
+            .ok_or_else(|| OAuthError::request("refresh_token is missing"))?;
+        let outcome = self
+            .store
+            .use_refresh_token(token, &client.client.client_id)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "refresh token lookup failed");
+                OAuthError::server()
+            })?;
+        let grant = match outcome {
+            warden_store::RefreshOutcome::Rotated(g) => g,
+            warden_store::RefreshOutcome::Invalid => {
+                return Err(OAuthError::new("invalid_grant", "the refresh token is not valid"));
+            }
+            warden_store::RefreshOutcome::Reused => {
+                tracing::warn!(client_id = %client.client.client_id, "refresh token reused: its family is revoked");
+                return Err(OAuthError::new("invalid_grant", "the refresh token is not valid"));
+            }
+        };
+        let had: Vec<String> = grant
+            .scope
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        // A refresh may narrow the scope, never widen it.
+        let scopes = granted_scopes(&had, form.get("scope").map(String::as_str))?;
+        self.issue(client, &scopes, ctx, Some(&grant.family)).await
+    }
+
+    /// Signs an access token (and, for clients registered for them, a
+    /// refresh token in `family` or a new family).
+    async fn issue(
+        &self,
+        client: &Authenticated,
+        scopes: &[String],
+        ctx: &RequestCtx,
+        family: Option<&str>,
+    ) -> Result<Value, OAuthError> {
         let ring = self.keys.ring();
         let Some((kid, alg, key)) = &ring.signer else {
             tracing::error!("no usable signing key; token refused");
@@ -193,6 +377,7 @@ impl OAuthServer {
         };
         let now = now_secs();
         let ttl = i64::try_from(self.cfg.access_token_ttl_secs).unwrap_or(600);
+        let jti = random_id();
         let mut claims = json!({
             "iss": self.cfg.issuer,
             "sub": client.client.client_id,
@@ -200,7 +385,7 @@ impl OAuthServer {
             "aud": self.cfg.audience(),
             "iat": now,
             "exp": now + ttl,
-            "jti": random_id(),
+            "jti": jti,
         });
         if !scopes.is_empty() {
             claims["scope"] = Value::String(scopes.join(" "));
@@ -228,6 +413,24 @@ impl OAuthServer {
         });
         if !scopes.is_empty() {
             answer["scope"] = Value::String(scopes.join(" "));
+        }
+        if client.client.refresh_tokens {
+            let refresh = self
+                .store
+                .issue_refresh_token(&warden_store::NewRefresh {
+                    family,
+                    client_id: &client.client.client_id,
+                    scope: &scopes.join(" "),
+                    ttl_secs: i64::try_from(self.cfg.refresh_token_ttl_secs).unwrap_or(86_400),
+                    access_jti: &jti,
+                    access_exp: now + ttl,
+                })
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "cannot store a refresh token");
+                    OAuthError::server()
+                })?;
+            answer["refresh_token"] = Value::String(refresh);
         }
         Ok(answer)
     }

@@ -19,6 +19,7 @@ mod db;
 mod index;
 mod keys;
 mod oauth;
+mod refresh;
 mod secret;
 #[doc(hidden)]
 pub mod testing;
@@ -30,6 +31,7 @@ pub use db::Store;
 pub use index::StoreIndex;
 pub use keys::{ApiKeyRecord, CreatedKey, MAX_ACTIVE_KEYS, parse_key};
 pub use oauth::{ClientAuth, NewClient, OAuthClient, SigningKey};
+pub use refresh::{NewRefresh, RefreshGrant, RefreshOutcome};
 pub use tokens::RevokedToken;
 
 /// Everything that can go wrong talking to the store.

@@ -110,6 +110,9 @@ pub enum ClientsCmd {
         /// A scope the client may ask for (repeatable).
         #[arg(long = "scope")]
         scopes: Vec<String>,
+        /// Also issue refresh tokens (single use, rotated, reuse revokes the family).
+        #[arg(long)]
+        refresh_tokens: bool,
     },
     /// List clients.
     List,
@@ -239,6 +242,7 @@ pub async fn clients(cmd: ClientsCmd, config: Option<&PathBuf>) -> anyhow::Resul
             public_key,
             tls_identity,
             scopes,
+            refresh_tokens,
         } => {
             let auth = match (auth.as_str(), public_key, tls_identity) {
                 ("client_secret_basic", None, None) => ClientAuth::SecretBasic,
@@ -262,7 +266,7 @@ pub async fn clients(cmd: ClientsCmd, config: Option<&PathBuf>) -> anyhow::Resul
                     name,
                     auth,
                     scopes,
-                    refresh_tokens: false,
+                    refresh_tokens,
                 })
                 .await?;
             eprintln!("registered client {} ({})", client.name, client.auth.method());
