@@ -32,6 +32,9 @@ pub struct RequestCtx {
     pub client_cert: Option<Arc<ClientIdentity>>,
     /// Claims of the verified access token, once an authentication policy accepted one.
     pub token_claims: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
+    /// The client reached the gateway over TLS (for URLs the client used,
+    /// e.g. a DPoP proof's `htu`).
+    pub secure: bool,
 }
 
 /// Identity of a verified client certificate.
@@ -74,6 +77,7 @@ impl RequestCtx {
             started: Instant::now(),
             client_cert: None,
             token_claims: None,
+            secure: false,
         }
     }
 

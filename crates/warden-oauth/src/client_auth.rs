@@ -2,7 +2,6 @@
 //! request, and it must be the one the client was registered with.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 use base64::Engine as _;
 use http::{header, request};
@@ -191,53 +190,12 @@ fn check_assertion(server: &OAuthServer, client_id: &str, pem: &str, assertion: 
         return Err("assertion issued in the future");
     }
     let jti = data.claims.get("jti").and_then(Value::as_str).ok_or("jti missing")?;
-    if !server.assertions().first_use(client_id, jti, exp) {
+    // Remembered past `exp` by the leeway, so it cannot come back then.
+    if !server
+        .assertions()
+        .first_use(&format!("{client_id}\u{0}{jti}"), exp + 30, now)
+    {
         return Err("assertion replayed");
     }
     Ok(())
-}
-
-/// Assertion ids seen, until their expiry (single-use, RFC 7523 §3 item 7).
-/// Per gateway process; bounded.
-#[derive(Default)]
-pub(crate) struct ReplayCache {
-    seen: Mutex<HashMap<String, i64>>,
-}
-
-/// Most assertion ids remembered; past it (after pruning expired ones), new
-/// assertions are refused rather than remembered loosely.
-const MAX_REMEMBERED: usize = 100_000;
-
-impl ReplayCache {
-    /// True the first time `(client, jti)` is seen before `exp`.
-    pub(crate) fn first_use(&self, client: &str, jti: &str, exp: i64) -> bool {
-        let Ok(mut seen) = self.seen.lock() else { return false };
-        let now = now_secs();
-        if seen.len() >= MAX_REMEMBERED {
-            seen.retain(|_, e| *e + 30 >= now);
-            if seen.len() >= MAX_REMEMBERED {
-                return false;
-            }
-        }
-        let key = format!("{client}\u{0}{jti}");
-        if seen.get(&key).is_some_and(|e| *e + 30 >= now) {
-            return false;
-        }
-        seen.insert(key, exp);
-        true
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::ReplayCache;
-
-    #[test]
-    fn an_assertion_id_is_accepted_once() {
-        let c = ReplayCache::default();
-        let exp = crate::keys::now_secs() + 60;
-        assert!(c.first_use("a", "j1", exp));
-        assert!(!c.first_use("a", "j1", exp));
-        assert!(c.first_use("b", "j1", exp), "ids are per client");
-    }
 }

@@ -58,7 +58,7 @@ pub struct OAuthServer {
     cfg: OAuthServerConfig,
     store: Store,
     keys: Keys,
-    assertions: client_auth::ReplayCache,
+    assertions: warden_policies::dpop::ReplayCache,
     task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     last_unknown_kid: tokio::sync::Mutex<Option<std::time::Instant>>,
 }
@@ -83,7 +83,7 @@ impl OAuthServer {
             cfg,
             store,
             keys: Keys::new(),
-            assertions: client_auth::ReplayCache::default(),
+            assertions: warden_policies::dpop::ReplayCache::default(),
             task: std::sync::Mutex::new(None),
             last_unknown_kid: tokio::sync::Mutex::new(None),
         });
@@ -288,6 +288,7 @@ impl OAuthServer {
                 ["client_secret_basic", "client_secret_post", "private_key_jwt", "tls_client_auth"],
             "token_endpoint_auth_signing_alg_values_supported": ["ES256", "ES384", "RS256", "PS256", "EdDSA"],
             "tls_client_certificate_bound_access_tokens": true,
+            "dpop_signing_alg_values_supported": ["ES256", "ES384", "EdDSA", "RS256", "PS256"],
             "response_types_supported": [],
         })
     }
@@ -295,13 +296,15 @@ impl OAuthServer {
     async fn token(&self, req: &request::Parts, body: &Bytes, ctx: &RequestCtx) -> Result<Value, OAuthError> {
         let form = Self::form(req, body)?;
         let client = client_auth::authenticate(self, req, &form, ctx).await?;
+        let jkt = self.dpop_proof(req, ctx)?;
+        let bind = Binding { jkt: jkt.as_deref() };
         match form.get("grant_type").map(String::as_str) {
             Some("client_credentials") => {
                 let scopes = granted_scopes(&client.client.scopes, form.get("scope").map(String::as_str))?;
                 self.check_resource(&form)?;
-                self.issue(&client, &scopes, ctx, None).await
+                self.issue(&client, &scopes, ctx, None, bind).await
             }
-            Some("refresh_token") if client.client.refresh_tokens => self.refresh(&client, &form, ctx).await,
+            Some("refresh_token") if client.client.refresh_tokens => self.refresh(&client, &form, ctx, bind).await,
             Some("refresh_token") => Err(OAuthError::new(
                 "unauthorized_client",
                 "this client is not registered for refresh tokens",
@@ -312,6 +315,51 @@ impl OAuthServer {
             )),
             None => Err(OAuthError::request("grant_type is missing")),
         }
+    }
+
+    /// RFC 9449: a `DPoP` header on a token request must hold a valid, unused
+    /// proof for this endpoint; the token is then bound to its key. Returns
+    /// the key's thumbprint.
+    fn dpop_proof(&self, req: &request::Parts, ctx: &RequestCtx) -> Result<Option<String>, OAuthError> {
+        let mut values = req.headers.get_all("dpop").iter();
+        let Some(proof) = values.next() else { return Ok(None) };
+        let bad = |why: &str| {
+            tracing::info!(reason = why, "DPoP proof refused at the token endpoint");
+            OAuthError::new("invalid_dpop_proof", "the DPoP proof is not valid")
+        };
+        if values.next().is_some() {
+            return Err(bad("more than one DPoP header"));
+        }
+        let proof = proof.to_str().map_err(|_| bad("not ASCII"))?;
+        let now = now_secs();
+        // The URL the client used: the configured public one, or the one
+        // this request arrived on.
+        let configured = self.cfg.endpoint_url("token");
+        let arrived = req
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(|h| format!("{}://{h}{}", if ctx.secure { "https" } else { "http" }, req.uri.path()));
+        let mut last = "no URL matched";
+        for htu in std::iter::once(configured).chain(arrived) {
+            let expect = warden_policies::dpop::Expect {
+                htm: "POST",
+                htu: &htu,
+                access_token: None,
+                now,
+            };
+            match warden_policies::dpop::verify(proof, &expect) {
+                Ok(p) => {
+                    let until = now + warden_policies::dpop::MAX_PROOF_AGE_SECS + 1;
+                    if !warden_policies::dpop::global_replay().first_use(&format!("{}.{}", p.jkt, p.jti), until, now) {
+                        return Err(bad("proof replayed"));
+                    }
+                    return Ok(Some(p.jkt));
+                }
+                Err(why) => last = why,
+            }
+        }
+        Err(bad(last))
     }
 
     fn check_resource(&self, form: &HashMap<String, String>) -> Result<(), OAuthError> {
@@ -328,6 +376,7 @@ impl OAuthServer {
         client: &Authenticated,
         form: &HashMap<String, String>,
         ctx: &RequestCtx,
+        bind: Binding<'_>,
     ) -> Result<Value, OAuthError> {
         let token = form
             .get("refresh_token")
@@ -358,7 +407,7 @@ impl OAuthServer {
             .collect();
         // A refresh may narrow the scope, never widen it.
         let scopes = granted_scopes(&had, form.get("scope").map(String::as_str))?;
-        self.issue(client, &scopes, ctx, Some(&grant.family)).await
+        self.issue(client, &scopes, ctx, Some(&grant.family), bind).await
     }
 
     /// Signs an access token (and, for clients registered for them, a
@@ -369,6 +418,7 @@ impl OAuthServer {
         scopes: &[String],
         ctx: &RequestCtx,
         family: Option<&str>,
+        bind: Binding<'_>,
     ) -> Result<Value, OAuthError> {
         let ring = self.keys.ring();
         let Some((kid, alg, key)) = &ring.signer else {
@@ -398,6 +448,13 @@ impl OAuthServer {
         {
             claims["cnf"] = json!({ "x5t#S256": thumb });
         }
+        // RFC 9449 §6: bound to the DPoP proof's key.
+        if let Some(jkt) = bind.jkt {
+            if !claims["cnf"].is_object() {
+                claims["cnf"] = json!({});
+            }
+            claims["cnf"]["jkt"] = Value::String(jkt.to_owned());
+        }
         let mut header = jsonwebtoken::Header::new(*alg);
         header.kid = Some(kid.clone());
         header.typ = Some("at+jwt".into());
@@ -408,7 +465,7 @@ impl OAuthServer {
         tracing::info!(client = %client.client.name, client_id = %client.client.client_id, scope = %scopes.join(" "), "access token issued");
         let mut answer = json!({
             "access_token": token,
-            "token_type": "Bearer",
+            "token_type": if bind.jkt.is_some() { "DPoP" } else { "Bearer" },
             "expires_in": ttl,
         });
         if !scopes.is_empty() {
@@ -439,7 +496,7 @@ impl OAuthServer {
         &self.store
     }
 
-    pub(crate) fn assertions(&self) -> &client_auth::ReplayCache {
+    pub(crate) fn assertions(&self) -> &warden_policies::dpop::ReplayCache {
         &self.assertions
     }
 
@@ -480,6 +537,13 @@ impl Drop for OAuthServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// What an issued access token is bound to besides a client certificate.
+#[derive(Clone, Copy)]
+struct Binding<'a> {
+    /// DPoP key thumbprint.
+    jkt: Option<&'a str>,
 }
 
 /// The scopes to grant: all the client may have when none are asked for,

@@ -7,6 +7,7 @@
 //! config lists them in.
 
 pub mod api_key;
+pub mod dpop;
 pub mod ip_rules;
 pub mod jwt;
 mod query;

@@ -106,6 +106,7 @@ pub async fn handle(
     let mut ctx = RequestCtx::new(request_id, peer, snap.limits.max_body_bytes);
     ctx.client_ip = forwarded::client_ip(req.headers(), peer, |ip| snap.is_trusted_proxy(ip));
     ctx.client_cert = conn.tls.as_ref().and_then(|t| t.client.clone());
+    ctx.secure = conn.tls.is_some();
     let mut ex = Exchange {
         ctx,
         method: req.method().clone(),

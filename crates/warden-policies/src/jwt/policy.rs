@@ -79,7 +79,7 @@ fn invalid(why: impl Into<String>) -> Refusal {
 
 impl Jwt {
     /// The bearer token of the request, if any.
-    fn token<'a>(&self, req: &'a request::Parts) -> Result<&'a str, Refusal> {
+    fn token<'a>(&self, req: &'a request::Parts) -> Result<(&'a str, bool), Refusal> {
         let mut auth = req.headers.get_all(header::AUTHORIZATION).iter();
         if let Some(v) = auth.next() {
             if auth.next().is_some() {
@@ -89,16 +89,20 @@ impl Jwt {
             let (scheme, token) = v
                 .split_once(' ')
                 .ok_or_else(|| invalid("Authorization without a scheme"))?;
-            if !scheme.eq_ignore_ascii_case("bearer") {
-                return Err(Refusal::Missing);
+            if scheme.eq_ignore_ascii_case("bearer") {
+                return Ok((token.trim(), false));
             }
-            return Ok(token.trim());
+            // RFC 9449 §7.1: a DPoP-bound token comes with the DPoP scheme.
+            if scheme.eq_ignore_ascii_case("dpop") {
+                return Ok((token.trim(), true));
+            }
+            return Err(Refusal::Missing);
         }
         let Some(param) = &self.query_param else {
             return Err(Refusal::Missing);
         };
         match crate::query::single(req, param) {
-            Ok(Some(v)) => Ok(v),
+            Ok(Some(v)) => Ok((v, false)),
             Ok(None) => Err(Refusal::Missing),
             Err(()) => Err(invalid("token query parameter given more than once")),
         }
@@ -272,15 +276,80 @@ fn check_claims(issuer: &Issuer, claims: &Map<String, Value>, now: u64) -> Resul
     }
 }
 
+/// The token as the request carried it.
+pub(crate) struct Presented {
+    /// The token, when it came with the `DPoP` scheme (else `None`: Bearer).
+    pub token: Option<String>,
+}
+
+/// Sender constraint (RFC 9449): a token with `cnf.jkt` is usable only with
+/// the `DPoP` scheme and a fresh, unused proof signed by the key with that
+/// thumbprint, for this method and URL and this token (`ath`). A token
+/// without it may not be sent with the `DPoP` scheme.
+fn check_dpop(
+    claims: &Map<String, Value>,
+    req: &request::Parts,
+    ctx: &RequestCtx,
+    presented: &Presented,
+    now: u64,
+) -> Result<(), &'static str> {
+    let jkt = claims
+        .get("cnf")
+        .and_then(Value::as_object)
+        .and_then(|c| c.get("jkt"))
+        .and_then(Value::as_str);
+    let Some(jkt) = jkt else {
+        return if presented.token.is_some() {
+            Err("DPoP scheme with a token that is not DPoP-bound")
+        } else {
+            Ok(())
+        };
+    };
+    let Some(token) = presented.token.as_deref() else {
+        return Err("DPoP-bound token sent as a bearer token");
+    };
+    let mut proofs = req.headers.get_all("dpop").iter();
+    let proof = proofs.next().ok_or("DPoP-bound token without a proof")?;
+    if proofs.next().is_some() {
+        return Err("more than one DPoP proof");
+    }
+    let proof = proof.to_str().map_err(|_| "DPoP proof is not ASCII")?;
+    let host = req
+        .uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| req.headers.get(header::HOST).and_then(|h| h.to_str().ok()))
+        .ok_or("request without a host")?;
+    let htu = format!(
+        "{}://{host}{}",
+        if ctx.secure { "https" } else { "http" },
+        req.uri.path()
+    );
+    let now = i64::try_from(now).unwrap_or(i64::MAX);
+    let checked = crate::dpop::verify(
+        proof,
+        &crate::dpop::Expect {
+            htm: req.method.as_str(),
+            htu: &htu,
+            access_token: Some(token),
+            now,
+        },
+    )?;
+    if checked.jkt != jkt {
+        return Err("DPoP proof signed by another key");
+    }
+    let until = now + crate::dpop::MAX_PROOF_AGE_SECS + 1;
+    if !crate::dpop::global_replay().first_use(&format!("{jkt}.{}", checked.jti), until, now) {
+        return Err("DPoP proof replayed");
+    }
+    Ok(())
+}
+
 /// Sender constraint (RFC 8705): a token with `cnf.x5t#S256` is usable only
 /// over a connection whose verified client certificate has that SHA-256
-/// thumbprint. DPoP-bound tokens (`cnf.jkt`) are refused: without proof
-/// checking, accepting them would drop their sender constraint.
+/// thumbprint.
 fn check_binding(claims: &Map<String, Value>, ctx: &RequestCtx, required: bool) -> Result<(), String> {
     let cnf = claims.get("cnf").and_then(Value::as_object);
-    if cnf.is_some_and(|c| c.contains_key("jkt")) {
-        return Err("DPoP-bound token (cnf.jkt) not supported".into());
-    }
     let Some(thumb) = cnf.and_then(|c| c.get("x5t#S256")) else {
         return if required {
             Err("token is not certificate-bound".into())
@@ -332,6 +401,7 @@ impl Jwt {
         &self,
         req: &mut request::Parts,
         ctx: &mut RequestCtx,
+        presented: &Presented,
         consumer: Arc<str>,
         claims: Arc<Map<String, Value>>,
         now: u64,
@@ -353,6 +423,9 @@ impl Jwt {
         }
         if let Err(why) = check_binding(&claims, ctx, self.require_certificate_bound) {
             return Decision::Reject(refusal(&Refusal::Invalid(why)));
+        }
+        if let Err(why) = check_dpop(&claims, req, ctx, presented, now) {
+            return Decision::Reject(refusal(&Refusal::Invalid(why.into())));
         }
         self.strip_query_token(req);
         for (claim, header) in &self.forward {
@@ -400,10 +473,14 @@ impl Policy for Jwt {
         // Claim headers are the gateway's to write: drop the client's copies
         // whatever the outcome.
         warden_core::headers::remove_with_lookalikes(&mut req.headers, &self.forward_names);
-        let token = match self.token(req) {
+        let (token, dpop_scheme) = match self.token(req) {
             Ok(t) => t,
             Err(Refusal::Missing) if self.anonymous => return Ok(Decision::Continue),
             Err(r) => return Ok(Decision::Reject(refusal(&r))),
+        };
+        // Owned only for DPoP requests (the proof's `ath` covers the token).
+        let presented = Presented {
+            token: dpop_scheme.then(|| token.to_owned()),
         };
         let now = now_secs();
         // Key-set generation per issuer; keys past their grace period count
@@ -417,7 +494,7 @@ impl Policy for Jwt {
         if token.len() <= self.max_token_bytes
             && let Some(hit) = self.cache.as_ref().and_then(|c| c.get(token, now, generation))
         {
-            return Ok(self.accept(req, ctx, hit.consumer, hit.claims, now));
+            return Ok(self.accept(req, ctx, &presented, hit.consumer, hit.claims, now));
         }
         // The key generation before verifying: a swap during verification
         // makes the entry stale rather than wrongly fresh.
@@ -450,7 +527,7 @@ impl Policy for Jwt {
                     };
                     cache.put(token, verified, now);
                 }
-                Ok(self.accept(req, ctx, consumer, claims, now))
+                Ok(self.accept(req, ctx, &presented, consumer, claims, now))
             }
             Err(r) => Ok(Decision::Reject(refusal(&r))),
         }
