@@ -344,3 +344,112 @@ async fn revoked_tokens_are_kept_until_expiry_body(f: Fixture) {
     assert!(!index.consumer_disabled("someone-else"));
     index.stop();
 }
+
+both!(oauth_clients_keep_only_secret_hmacs, oauth_clients_keep_only_secret_hmacs_body);
+async fn oauth_clients_keep_only_secret_hmacs_body(f: Fixture) {
+    use warden_store::{ClientAuth, NewClient};
+    let (client, secret) = f
+        .store
+        .create_client(&NewClient {
+            name: "billing".into(),
+            auth: ClientAuth::SecretBasic,
+            scopes: vec!["read".into()],
+            refresh_tokens: true,
+        })
+        .await
+        .unwrap();
+    let secret = secret.unwrap();
+    assert!(secret.starts_with("wcs_") && secret.len() > 40);
+    let row = sqlx::query("SELECT client_id, name, secret_hmac, scopes_json FROM oauth_clients")
+        .fetch_one(f.store.pool())
+        .await
+        .unwrap();
+    for col in 0..4 {
+        let v: Option<String> = row.try_get(col).unwrap();
+        assert!(!v.unwrap_or_default().contains(&secret[4..]), "column {col} holds the secret");
+    }
+    assert!(f.store.verify_client_secret(&client.client_id, &secret).await.unwrap());
+    assert!(!f.store.verify_client_secret(&client.client_id, "wcs_nope").await.unwrap());
+    assert!(!f.store.verify_client_secret("wc_unknown", &secret).await.unwrap());
+    f.store.set_client_active("billing", false).await.unwrap();
+    assert!(!f.store.verify_client_secret(&client.client_id, &secret).await.unwrap(), "disabled");
+    let dup = f
+        .store
+        .create_client(&NewClient {
+            name: "billing".into(),
+            auth: ClientAuth::SecretPost,
+            scopes: vec![],
+            refresh_tokens: false,
+        })
+        .await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    let bad = f
+        .store
+        .create_client(&NewClient {
+            name: "jwt".into(),
+            auth: ClientAuth::PrivateKeyJwt {
+                public_key_pem: "not a key".into(),
+            },
+            scopes: vec![],
+            refresh_tokens: false,
+        })
+        .await;
+    assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
+}
+
+both!(refresh_tokens_are_single_use, refresh_tokens_are_single_use_body);
+async fn refresh_tokens_are_single_use_body(f: Fixture) {
+    use warden_core::Directory as _;
+    use warden_store::{ClientAuth, NewClient, NewRefresh, RefreshOutcome};
+    let (client, _) = f
+        .store
+        .create_client(&NewClient {
+            name: "r".into(),
+            auth: ClientAuth::SecretBasic,
+            scopes: vec![],
+            refresh_tokens: true,
+        })
+        .await
+        .unwrap();
+    let id = client.client_id.as_str();
+    let now = warden_now();
+    let new = |family: Option<&'static str>, jti: &'static str| NewRefresh {
+        family,
+        client_id: "",
+        scope: "read",
+        ttl_secs: 3600,
+        access_jti: jti,
+        access_exp: now + 600,
+    };
+    let first = f
+        .store
+        .issue_refresh_token(&NewRefresh { client_id: id, ..new(None, "a1") })
+        .await
+        .unwrap();
+    let family = match f.store.use_refresh_token(&first, id).await.unwrap() {
+        RefreshOutcome::Rotated(g) => g.family,
+        other => panic!("{other:?}"),
+    };
+    let fam: &'static str = Box::leak(family.into_boxed_str());
+    let second = f
+        .store
+        .issue_refresh_token(&NewRefresh { client_id: id, ..new(Some(fam), "a2") })
+        .await
+        .unwrap();
+    // Another client cannot use it.
+    assert_eq!(f.store.use_refresh_token(&second, "wc_other").await.unwrap(), RefreshOutcome::Invalid);
+    // The first one again: reuse, and the family with its access tokens is revoked.
+    assert_eq!(f.store.use_refresh_token(&first, id).await.unwrap(), RefreshOutcome::Reused);
+    assert_eq!(f.store.use_refresh_token(&second, id).await.unwrap(), RefreshOutcome::Invalid);
+    let index = StoreIndex::start(f.store.clone()).await.unwrap();
+    assert!(index.token_revoked("a1") && index.token_revoked("a2"));
+    assert!(f.store.is_token_revoked("a2").await.unwrap());
+    // No plaintext refresh token in the table.
+    let rows = sqlx::query("SELECT token_hmac FROM refresh_tokens").fetch_all(f.store.pool()).await.unwrap();
+    for r in rows {
+        let h: String = r.try_get(0).unwrap();
+        assert!(!h.contains(&first[4..]) && !h.contains(&second[4..]));
+    }
+    assert_eq!(f.store.use_refresh_token("wrt_made_up", id).await.unwrap(), RefreshOutcome::Invalid);
+    index.stop();
+}

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::Full;
 use warden_store::testing::TestDatabase;
@@ -301,7 +302,7 @@ async fn two_gateways_on_postgres_both_refuse_a_revoked_key() {
         std::fs::write(
             &config,
             format!(
-                "listeners:\n  - name: m\n    bind: 127.0.0.1:{port}\n    plain_http: serve\nadmin:\n  bind: 127.0.0.1:{admin}\naccess_log: off\nstore:\n  database_url: \"{}\"\n  secret_file: \"{}\"\n  poll_ms: 10000\n{}",
+                "listeners:\n  - name: m\n    bind: 127.0.0.1:{port}\n    plain_http: serve\nadmin:\n  bind: 127.0.0.1:{admin}\naccess_log: off\nstore:\n  database_url: \"{}\"\n  secret_file: \"{}\"\n  poll_ms: 10000\noauth_server:\n  issuer: \"http://127.0.0.1\"\n{}{OWN_ROUTE}",
                 db.url,
                 secret.display(),
                 routes(&up, &iss)
@@ -363,8 +364,41 @@ async fn two_gateways_on_postgres_both_refuse_a_revoked_key() {
         eprintln!("token revocation reached {b} after {took:?}");
         assert!(took < Duration::from_secs(5), "token revocation took {took:?}");
     }
+
+    // A token from gateway 0's authorization server works on gateway 1 (the
+    // signing keys live in the shared store); revoked through gateway 0's
+    // revocation endpoint, gateway 1 refuses it.
+    let out = cli(&config, &["clients", "create", "shared-app"]);
+    let field = |k: &str| out.lines().find_map(|l| l.strip_prefix(k)).unwrap().to_owned();
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", field("client_id="), field("client_secret=")))
+    );
+    let form = |base: &str, path: &str, body: String| {
+        let req = http::Request::post(format!("{base}{path}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("authorization", &basic)
+            .body(Full::new(Bytes::from(body)))
+            .unwrap();
+        async move { send(&http1(), req).await }
+    };
+    let issued = form(&bases[0], "/oauth2/token", "grant_type=client_credentials".into()).await;
+    assert_eq!(issued.status, 200, "{}", issued.text());
+    let access = issued.json()["access_token"].as_str().unwrap().to_owned();
+    let bearer = format!("Bearer {access}");
+    until_status_with(&bases[1], "/own/x", ("authorization", &bearer), 200).await;
+    let revoked = form(&bases[0], "/oauth2/revoke", format!("token={access}")).await;
+    assert_eq!(revoked.status, 200);
+    for b in &bases {
+        let took = until_status_with(b, "/own/x", ("authorization", &bearer), 401).await;
+        eprintln!("revocation endpoint's effect reached {b} after {took:?}");
+        assert!(took < Duration::from_secs(5), "took {took:?}");
+    }
     drop(procs);
 }
+
+/// A route for tokens of the gateway's own authorization server.
+const OWN_ROUTE: &str = "  - id: own\n    path: { prefix: /own }\n    service: api\n    policies:\n      - type: jwt\n        issuers:\n          - issuer: \"http://127.0.0.1\"\n            builtin: true\n            audiences: [\"http://127.0.0.1\"]\n            algorithms: [ES256]\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoked_tokens_and_disabled_consumers_are_refused_on_jwt_routes() {
