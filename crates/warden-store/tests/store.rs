@@ -345,7 +345,10 @@ async fn revoked_tokens_are_kept_until_expiry_body(f: Fixture) {
     index.stop();
 }
 
-both!(oauth_clients_keep_only_secret_hmacs, oauth_clients_keep_only_secret_hmacs_body);
+both!(
+    oauth_clients_keep_only_secret_hmacs,
+    oauth_clients_keep_only_secret_hmacs_body
+);
 async fn oauth_clients_keep_only_secret_hmacs_body(f: Fixture) {
     use warden_store::{ClientAuth, NewClient};
     let (client, secret) = f
@@ -366,13 +369,24 @@ async fn oauth_clients_keep_only_secret_hmacs_body(f: Fixture) {
         .unwrap();
     for col in 0..4 {
         let v: Option<String> = row.try_get(col).unwrap();
-        assert!(!v.unwrap_or_default().contains(&secret[4..]), "column {col} holds the secret");
+        assert!(
+            !v.unwrap_or_default().contains(&secret[4..]),
+            "column {col} holds the secret"
+        );
     }
     assert!(f.store.verify_client_secret(&client.client_id, &secret).await.unwrap());
-    assert!(!f.store.verify_client_secret(&client.client_id, "wcs_nope").await.unwrap());
+    assert!(
+        !f.store
+            .verify_client_secret(&client.client_id, "wcs_nope")
+            .await
+            .unwrap()
+    );
     assert!(!f.store.verify_client_secret("wc_unknown", &secret).await.unwrap());
     f.store.set_client_active("billing", false).await.unwrap();
-    assert!(!f.store.verify_client_secret(&client.client_id, &secret).await.unwrap(), "disabled");
+    assert!(
+        !f.store.verify_client_secret(&client.client_id, &secret).await.unwrap(),
+        "disabled"
+    );
     let dup = f
         .store
         .create_client(&NewClient {
@@ -423,7 +437,10 @@ async fn refresh_tokens_are_single_use_body(f: Fixture) {
     };
     let first = f
         .store
-        .issue_refresh_token(&NewRefresh { client_id: id, ..new(None, "a1") })
+        .issue_refresh_token(&NewRefresh {
+            client_id: id,
+            ..new(None, "a1")
+        })
         .await
         .unwrap();
     let family = match f.store.use_refresh_token(&first, id).await.unwrap() {
@@ -433,23 +450,41 @@ async fn refresh_tokens_are_single_use_body(f: Fixture) {
     let fam: &'static str = Box::leak(family.into_boxed_str());
     let second = f
         .store
-        .issue_refresh_token(&NewRefresh { client_id: id, ..new(Some(fam), "a2") })
+        .issue_refresh_token(&NewRefresh {
+            client_id: id,
+            ..new(Some(fam), "a2")
+        })
         .await
         .unwrap();
     // Another client cannot use it.
-    assert_eq!(f.store.use_refresh_token(&second, "wc_other").await.unwrap(), RefreshOutcome::Invalid);
+    assert_eq!(
+        f.store.use_refresh_token(&second, "wc_other").await.unwrap(),
+        RefreshOutcome::Invalid
+    );
     // The first one again: reuse, and the family with its access tokens is revoked.
-    assert_eq!(f.store.use_refresh_token(&first, id).await.unwrap(), RefreshOutcome::Reused);
-    assert_eq!(f.store.use_refresh_token(&second, id).await.unwrap(), RefreshOutcome::Invalid);
+    assert_eq!(
+        f.store.use_refresh_token(&first, id).await.unwrap(),
+        RefreshOutcome::Reused
+    );
+    assert_eq!(
+        f.store.use_refresh_token(&second, id).await.unwrap(),
+        RefreshOutcome::Invalid
+    );
     let index = StoreIndex::start(f.store.clone()).await.unwrap();
     assert!(index.token_revoked("a1") && index.token_revoked("a2"));
     assert!(f.store.is_token_revoked("a2").await.unwrap());
     // No plaintext refresh token in the table.
-    let rows = sqlx::query("SELECT token_hmac FROM refresh_tokens").fetch_all(f.store.pool()).await.unwrap();
+    let rows = sqlx::query("SELECT token_hmac FROM refresh_tokens")
+        .fetch_all(f.store.pool())
+        .await
+        .unwrap();
     for r in rows {
         let h: String = r.try_get(0).unwrap();
         assert!(!h.contains(&first[4..]) && !h.contains(&second[4..]));
     }
-    assert_eq!(f.store.use_refresh_token("wrt_made_up", id).await.unwrap(), RefreshOutcome::Invalid);
+    assert_eq!(
+        f.store.use_refresh_token("wrt_made_up", id).await.unwrap(),
+        RefreshOutcome::Invalid
+    );
     index.stop();
 }

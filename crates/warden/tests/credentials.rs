@@ -372,7 +372,11 @@ async fn two_gateways_on_postgres_both_refuse_a_revoked_key() {
     let field = |k: &str| out.lines().find_map(|l| l.strip_prefix(k)).unwrap().to_owned();
     let basic = format!(
         "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", field("client_id="), field("client_secret=")))
+        base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            field("client_id="),
+            field("client_secret=")
+        ))
     );
     let form = |base: &str, path: &str, body: String| {
         let req = http::Request::post(format!("{base}{path}"))
