@@ -51,6 +51,17 @@ pub struct ClientIdentity {
 }
 
 impl ClientIdentity {
+    /// The certificate's SHA-256 as base64url without padding: the RFC 8705
+    /// `x5t#S256` confirmation value.
+    pub fn x5t_s256(&self) -> Option<String> {
+        use base64::Engine as _;
+        let bytes: Option<Vec<u8>> = (0..self.sha256.len())
+            .step_by(2)
+            .map(|i| self.sha256.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+            .collect();
+        Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes?))
+    }
+
     /// A one-line name for logs: the first URI SAN, else the first DNS SAN,
     /// else the subject DN.
     pub fn principal(&self) -> &str {

@@ -444,7 +444,7 @@ impl OAuthServer {
         // a token bound to it.
         if client.bound_to_certificate
             && let Some(cert) = &ctx.client_cert
-            && let Some(thumb) = hex_to_b64url(&cert.sha256)
+            && let Some(thumb) = cert.x5t_s256()
         {
             claims["cnf"] = json!({ "x5t#S256": thumb });
         }
@@ -573,15 +573,6 @@ fn random_id() -> String {
     let mut b = [0u8; 18];
     rand::rng().fill_bytes(&mut b);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
-}
-
-fn hex_to_b64url(hex: &str) -> Option<String> {
-    use base64::Engine as _;
-    let bytes: Option<Vec<u8>> = (0..hex.len())
-        .step_by(2)
-        .map(|i| hex.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect();
-    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes?))
 }
 
 fn json_response(status: StatusCode, v: &Value) -> Response<Bytes> {

@@ -63,6 +63,42 @@ impl Reply {
     }
 }
 
+/// A fresh, empty directory of its own for this test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = temp_path(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs the `warden` binary at `bin` with `args` and `--config config`;
+/// returns its standard output. Panics, with its standard error, if it fails.
+pub fn run_cli(bin: &str, config: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(bin)
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "warden {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Like [`run_cli`] for a command that must fail; returns its standard error.
+pub fn run_cli_fails(bin: &str, config: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(bin)
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "warden {args:?} should have failed");
+    String::from_utf8(out.stderr).unwrap()
+}
+
 fn temp_path(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join("warden-tests");
     std::fs::create_dir_all(&dir).unwrap();

@@ -19,43 +19,17 @@ use warden_testkit::{MockUpstream, Reply, TestGateway, http1, send};
 const BIN: &str = env!("CARGO_BIN_EXE_warden");
 
 fn temp_dir(name: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = std::env::temp_dir()
-        .join("warden-key-tests")
-        .join(format!("{}-{nanos}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    warden_testkit::temp_dir(name)
 }
 
 /// Runs `warden <args> --config <config>`; returns stdout, panics on failure.
 fn cli(config: &Path, args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "warden {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    warden_testkit::run_cli(BIN, config, args)
 }
 
 /// Like [`cli`], for commands that must fail; returns stderr.
 fn cli_fails(config: &Path, args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .unwrap();
-    assert!(!out.status.success(), "warden {args:?} should have failed");
-    String::from_utf8(out.stderr).unwrap()
+    warden_testkit::run_cli_fails(BIN, config, args)
 }
 
 async fn call(base: &str, path: &str, headers: &[(&str, &str)]) -> Reply {

@@ -233,9 +233,28 @@ impl Jwks {
             (None, Some(url)) => (Source::Url(url.parse::<Uri>().map_err(|e| e.to_string())?), url.clone()),
             (None, None) => return Err("no JWKS URL".into()),
         };
+        let j = Arc::new(Self::new(cfg.clone(), source, label));
+        reg.insert(key, Arc::downgrade(&j));
+        Ok(j)
+    }
+
+    /// Keys of the built-in authorization server (see [`Jwks::set_local`]).
+    pub(crate) fn local() -> Arc<Self> {
+        let source = Source::Local {
+            issuer: OnceLock::new(),
+            seen: AtomicU64::new(u64::MAX),
+        };
+        Arc::new(Self::new(
+            JwksConfig::default(),
+            source,
+            "built-in authorization server".into(),
+        ))
+    }
+
+    fn new(cfg: JwksConfig, source: Source, label: String) -> Self {
         let https = https_connector(cfg.timeout_ms);
-        let j = Arc::new(Self {
-            cfg: cfg.clone(),
+        Self {
+            cfg,
             source,
             label,
             client: Client::builder(TokioExecutor::new()).build(https),
@@ -248,31 +267,7 @@ impl Jwks {
             last_digest: AtomicU64::new(0),
             ever_fetched: AtomicBool::new(false),
             fetches: AtomicU64::new(0),
-        });
-        reg.insert(key, Arc::downgrade(&j));
-        Ok(j)
-    }
-
-    /// Keys of the built-in authorization server (see [`Jwks::set_local`]).
-    pub(crate) fn local() -> Arc<Self> {
-        Arc::new(Self {
-            cfg: JwksConfig::default(),
-            source: Source::Local {
-                issuer: OnceLock::new(),
-                seen: AtomicU64::new(u64::MAX),
-            },
-            label: "built-in authorization server".into(),
-            client: Client::builder(TokioExecutor::new()).build(https_connector(1000)),
-            keys: ArcSwap::from_pointee(KeySet::default()),
-            fetching: tokio::sync::Mutex::new(()),
-            last_attempt: Mutex::new(None),
-            last_kid_refetch: Mutex::new(None),
-            started: AtomicBool::new(false),
-            generation: AtomicU64::new(0),
-            last_digest: AtomicU64::new(0),
-            ever_fetched: AtomicBool::new(false),
-            fetches: AtomicU64::new(0),
-        })
+        }
     }
 
     /// Hands a local key set its source (at policy start).

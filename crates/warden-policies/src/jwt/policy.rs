@@ -360,21 +360,12 @@ fn check_binding(claims: &Map<String, Value>, ctx: &RequestCtx, required: bool) 
     let Some(cert) = &ctx.client_cert else {
         return Err("certificate-bound token without a client certificate".into());
     };
-    let presented = hex_to_b64url(&cert.sha256).ok_or("bad certificate fingerprint")?;
+    let presented = cert.x5t_s256().ok_or("bad certificate fingerprint")?;
     if thumb.as_str() == Some(presented.as_str()) {
         Ok(())
     } else {
         Err("token bound to another client certificate".into())
     }
-}
-
-fn hex_to_b64url(hex: &str) -> Option<String> {
-    use base64::Engine as _;
-    let bytes: Option<Vec<u8>> = (0..hex.len())
-        .step_by(2)
-        .map(|i| hex.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect();
-    Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes?))
 }
 
 fn now_secs() -> u64 {

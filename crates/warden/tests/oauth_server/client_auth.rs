@@ -262,7 +262,7 @@ async fn tls_client_auth_tokens_are_bound_to_the_certificate() {
     let server = ca.server("server", &["127.0.0.1", "api.test"]);
     let robot = ca.client("robot", "robot", &["spiffe://example.org/robot"]);
     let other = ca.client("other", "other", &["spiffe://example.org/other"]);
-    let dir = temp_dir("mtls");
+    let dir = warden_testkit::temp_dir("mtls");
     let yaml = format!(
         "listeners:\n  - name: tls\n    bind: 127.0.0.1:0\n    tls:\n      certificates: [{{ cert: \"{}\", key: \"{}\" }}]\n      client_auth: {{ mode: optional, ca: \"{}\" }}\n{}{}",
         server.cert_str(),

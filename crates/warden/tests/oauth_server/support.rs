@@ -1,7 +1,6 @@
 //! Shared helpers: the CLI, a gateway with the authorization server, forms.
 
 use std::path::Path;
-use std::process::Command;
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -13,18 +12,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_warden");
 pub const ISSUER: &str = "http://127.0.0.1";
 
 pub fn cli(config: &Path, args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "warden {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    warden_testkit::run_cli(BIN, config, args)
 }
 
 /// `client_id=…` and `client_secret=…` lines of `clients create`.
@@ -45,18 +33,6 @@ pub fn api_route(up: &MockUpstream) -> String {
         "services:\n  - name: api\n    targets: [\"{}\"]\nroutes:\n  - id: api\n    path: {{ prefix: /api }}\n    service: api\n    policies:\n      - type: jwt\n        issuers:\n          - issuer: \"{ISSUER}\"\n            builtin: true\n            audiences: [\"{ISSUER}\"]\n            algorithms: [ES256]\n            typ: at+jwt\n        forward_claims: {{ scope: x-scope }}\n",
         up.addr
     )
-}
-
-pub fn temp_dir(name: &str) -> std::path::PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let d = std::env::temp_dir()
-        .join("warden-oauth-tests")
-        .join(format!("{}-{nanos}-{name}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 pub async fn post_form(gw: &TestGateway, body: &str, headers: &[(&str, &str)]) -> Reply {
@@ -109,7 +85,7 @@ pub fn case(body: &str, headers: Vec<(&'static str, String)>, status: u16, error
 
 pub async fn plain_gateway() -> (TestGateway, MockUpstream) {
     let up = MockUpstream::start("api").await;
-    let dir = temp_dir("plain");
+    let dir = warden_testkit::temp_dir("plain");
     let gw = TestGateway::start(&format!("{}{}", store_yaml(&dir), api_route(&up))).await;
     (gw, up)
 }
