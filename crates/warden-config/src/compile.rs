@@ -43,6 +43,9 @@ pub(crate) fn compile(parsed: Parsed, issues: &mut Issues) -> Option<Snapshot> {
             issues.push(format!("store.{key}"), message);
         }
     }
+    for (key, message) in config.shared_state.problems() {
+        issues.push(format!("shared_state.{key}"), message);
+    }
     let trusted_proxies = parse_nets(&config.trusted_proxies, issues);
     let mut services: HashSet<&str> = check_services(&config.services, &index.services, issues);
     let upstream_tls = load_upstream_tls(&config.services, &index.services, issues);

@@ -11,7 +11,7 @@ use warden_policies::PolicySpec;
 use crate::error::{ConfigError, Issues};
 use crate::schema::{FileConfig, RouteConfig};
 
-const TOP_KEYS: [&str; 9] = [
+const TOP_KEYS: [&str; 10] = [
     "listeners",
     "admin",
     "limits",
@@ -21,6 +21,7 @@ const TOP_KEYS: [&str; 9] = [
     "access_log",
     "store",
     "oauth_server",
+    "shared_state",
 ];
 
 /// The result of stage one.
@@ -88,6 +89,7 @@ pub(crate) fn parse(text: &str, issues: &mut Issues) -> Result<Parsed, ConfigErr
     let access_log = optional(&mut top, "access_log", issues);
     let store: Option<warden_store::StoreConfig> = optional(&mut top, "store", issues);
     let oauth_server: Option<warden_oauth::OAuthServerConfig> = optional(&mut top, "oauth_server", issues);
+    let shared_state = optional(&mut top, "shared_state", issues);
 
     let mut policies = Vec::with_capacity(routes.len());
     for (route, i) in routes.iter().zip(&route_index) {
@@ -114,6 +116,7 @@ pub(crate) fn parse(text: &str, issues: &mut Issues) -> Result<Parsed, ConfigErr
         access_log: access_log.unwrap_or_default(),
         store,
         oauth_server,
+        shared_state: shared_state.unwrap_or_default(),
     };
     let index = Indexes {
         listeners: listener_index,

@@ -37,6 +37,10 @@ pub struct FileConfig {
     /// Changing it needs a restart.
     #[serde(default)]
     pub oauth_server: Option<warden_oauth::OAuthServerConfig>,
+    /// State every gateway of a cluster shares (Redis), memory by default
+    /// (docs/shared_state.md). Changing it needs a restart.
+    #[serde(default)]
+    pub shared_state: warden_shared::SharedStateConfig,
 }
 
 /// Access-log destination: `stdout` (default), `off`, or `{ file: PATH }`.

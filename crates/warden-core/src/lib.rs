@@ -13,4 +13,6 @@ pub mod services;
 pub use ctx::{ClientIdentity, RequestCtx};
 pub use policy::{Decision, OnError, Policy, PolicyError};
 pub use problem::{ProblemKind, Rejection};
-pub use services::{ApiKeyVerifier, Directory, KeyOwner, KeyRefusal, LocalIssuer, Services};
+pub use services::{
+    ApiKeyVerifier, Directory, KeyOwner, KeyRefusal, LocalIssuer, Services, SharedState, SharedUnavailable,
+};

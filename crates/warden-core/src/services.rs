@@ -15,6 +15,9 @@ pub struct Services {
     pub directory: Option<Arc<dyn Directory>>,
     /// The built-in authorization server's keys, when it is configured.
     pub local_issuer: Option<Arc<dyn LocalIssuer>>,
+    /// State shared by every gateway of a cluster (Redis), or by this process
+    /// only (memory). Without it, policies use process memory.
+    pub shared: Option<Arc<dyn SharedState>>,
 }
 
 impl std::fmt::Debug for Services {
@@ -23,6 +26,7 @@ impl std::fmt::Debug for Services {
             .field("api_keys", &self.api_keys.is_some())
             .field("directory", &self.directory.is_some())
             .field("local_issuer", &self.local_issuer.is_some())
+            .field("shared", &self.shared.is_some())
             .finish()
     }
 }
@@ -52,6 +56,24 @@ pub trait Directory: Send + Sync + 'static {
     /// True when a consumer of this name exists in the store and is disabled.
     fn consumer_disabled(&self, consumer: &str) -> bool;
 }
+
+/// Fast state every gateway of a cluster sees: one-time claims now (replay
+/// caches), counters with the rate-limit work.
+pub trait SharedState: Send + Sync + 'static {
+    /// Claims `key` for `ttl_secs`: `Ok(true)` the first time, `Ok(false)`
+    /// while an earlier claim lives. `Err` when the shared store cannot answer
+    /// and its configuration says to fail closed.
+    fn claim_once<'a>(
+        &'a self,
+        key: &'a str,
+        ttl_secs: u64,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, SharedUnavailable>> + Send + 'a>>;
+}
+
+/// The shared store could not answer (and the policy must fail closed).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("shared state unavailable: {0}")]
+pub struct SharedUnavailable(pub String);
 
 /// The built-in authorization server, as token verifiers see it.
 pub trait LocalIssuer: Send + Sync + 'static {

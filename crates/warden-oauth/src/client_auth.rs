@@ -80,7 +80,17 @@ pub(crate) async fn authenticate(
         (ClientAuth::SecretPost, None, Some(s), None) => check_secret(server, &client_id, s).await,
         (ClientAuth::PrivateKeyJwt { public_key_pem }, None, None, Some(a)) => {
             match check_assertion(server, &client_id, public_key_pem, a) {
-                Ok(()) => true,
+                Ok((claim, ttl)) => match server.shared().claim_once(&claim, ttl).await {
+                    Ok(true) => true,
+                    Ok(false) => {
+                        tracing::info!(client_id, "client assertion replayed");
+                        false
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot check assertion reuse; refused");
+                        false
+                    }
+                },
                 Err(why) => {
                     tracing::info!(client_id, reason = why, "client assertion refused");
                     false
@@ -144,7 +154,13 @@ fn unverified_sub(assertion: &str) -> Option<String> {
 /// RFC 7523 §3 with RFC 7521 §5.2: signed by the client's key, `iss` and
 /// `sub` are the client, `aud` is the token endpoint or the issuer, short
 /// lived, and used once.
-fn check_assertion(server: &OAuthServer, client_id: &str, pem: &str, assertion: &str) -> Result<(), &'static str> {
+/// Returns the replay-claim key and how long to hold it.
+fn check_assertion(
+    server: &OAuthServer,
+    client_id: &str,
+    pem: &str,
+    assertion: &str,
+) -> Result<(String, u64), &'static str> {
     if assertion.len() > 8192 {
         return Err("assertion too large");
     }
@@ -191,11 +207,6 @@ fn check_assertion(server: &OAuthServer, client_id: &str, pem: &str, assertion: 
     }
     let jti = data.claims.get("jti").and_then(Value::as_str).ok_or("jti missing")?;
     // Remembered past `exp` by the leeway, so it cannot come back then.
-    if !server
-        .assertions()
-        .first_use(&format!("{client_id}\u{0}{jti}"), exp + 30, now)
-    {
-        return Err("assertion replayed");
-    }
-    Ok(())
+    let ttl = u64::try_from(exp + 30 - now).unwrap_or(1).max(1);
+    Ok((format!("assertion:{client_id}:{jti}"), ttl))
 }

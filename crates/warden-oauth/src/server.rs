@@ -58,7 +58,7 @@ pub struct OAuthServer {
     cfg: OAuthServerConfig,
     store: Store,
     keys: Keys,
-    assertions: warden_policies::dpop::ReplayCache,
+    shared: Arc<dyn warden_core::SharedState>,
     task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     last_unknown_kid: tokio::sync::Mutex<Option<std::time::Instant>>,
 }
@@ -78,12 +78,18 @@ const KEY_REFRESH: Duration = Duration::from_secs(60);
 impl OAuthServer {
     /// Loads (or on first run creates) the signing keys, then keeps them
     /// current in the background until [`OAuthServer::stop`].
-    pub async fn start(cfg: OAuthServerConfig, store: Store) -> Result<Arc<Self>, warden_store::StoreError> {
+    /// One-time claims (assertion and DPoP proof replay) go to `shared`, so
+    /// in a cluster with Redis a proof works once across every gateway.
+    pub async fn start(
+        cfg: OAuthServerConfig,
+        store: Store,
+        shared: Arc<dyn warden_core::SharedState>,
+    ) -> Result<Arc<Self>, warden_store::StoreError> {
         let server = Arc::new(Self {
             cfg,
             store,
             keys: Keys::new(),
-            assertions: warden_policies::dpop::ReplayCache::default(),
+            shared,
             task: std::sync::Mutex::new(None),
             last_unknown_kid: tokio::sync::Mutex::new(None),
         });
@@ -296,7 +302,7 @@ impl OAuthServer {
     async fn token(&self, req: &request::Parts, body: &Bytes, ctx: &RequestCtx) -> Result<Value, OAuthError> {
         let form = Self::form(req, body)?;
         let client = client_auth::authenticate(self, req, &form, ctx).await?;
-        let jkt = self.dpop_proof(req, ctx)?;
+        let jkt = self.dpop_proof(req, ctx).await?;
         let bind = Binding { jkt: jkt.as_deref() };
         match form.get("grant_type").map(String::as_str) {
             Some("client_credentials") => {
@@ -320,7 +326,7 @@ impl OAuthServer {
     /// RFC 9449: a `DPoP` header on a token request must hold a valid, unused
     /// proof for this endpoint; the token is then bound to its key. Returns
     /// the key's thumbprint.
-    fn dpop_proof(&self, req: &request::Parts, ctx: &RequestCtx) -> Result<Option<String>, OAuthError> {
+    async fn dpop_proof(&self, req: &request::Parts, ctx: &RequestCtx) -> Result<Option<String>, OAuthError> {
         let mut values = req.headers.get_all("dpop").iter();
         let Some(proof) = values.next() else { return Ok(None) };
         let bad = |why: &str| {
@@ -341,6 +347,7 @@ impl OAuthServer {
             .and_then(|h| h.to_str().ok())
             .map(|h| format!("{}://{h}{}", if ctx.secure { "https" } else { "http" }, req.uri.path()));
         let mut last = "no URL matched";
+        let mut checked = None;
         for htu in std::iter::once(configured).chain(arrived) {
             let expect = warden_policies::dpop::Expect {
                 htm: "POST",
@@ -350,16 +357,20 @@ impl OAuthServer {
             };
             match warden_policies::dpop::verify(proof, &expect) {
                 Ok(p) => {
-                    let until = now + warden_policies::dpop::MAX_PROOF_AGE_SECS + 1;
-                    if !warden_policies::dpop::global_replay().first_use(&format!("{}.{}", p.jkt, p.jti), until, now) {
-                        return Err(bad("proof replayed"));
-                    }
-                    return Ok(Some(p.jkt));
+                    checked = Some(p);
+                    break;
                 }
                 Err(why) => last = why,
             }
         }
-        Err(bad(last))
+        let p = checked.ok_or_else(|| bad(last))?;
+        // Acceptable for up to twice the iat window: remember it that long.
+        let ttl = u64::try_from(warden_policies::dpop::MAX_PROOF_AGE_SECS * 2 + 1).unwrap_or(121);
+        match self.shared.claim_once(&format!("dpop:{}:{}", p.jkt, p.jti), ttl).await {
+            Ok(true) => Ok(Some(p.jkt)),
+            Ok(false) => Err(bad("proof replayed")),
+            Err(_) => Err(bad("replay check unavailable")),
+        }
     }
 
     fn check_resource(&self, form: &HashMap<String, String>) -> Result<(), OAuthError> {
@@ -496,8 +507,8 @@ impl OAuthServer {
         &self.store
     }
 
-    pub(crate) fn assertions(&self) -> &warden_policies::dpop::ReplayCache {
-        &self.assertions
+    pub(crate) fn shared(&self) -> &dyn warden_core::SharedState {
+        self.shared.as_ref()
     }
 
     pub(crate) fn cfg(&self) -> &OAuthServerConfig {

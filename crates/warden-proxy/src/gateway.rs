@@ -57,6 +57,9 @@ pub enum StartError {
     /// The access log could not be opened.
     #[error("cannot open access log: {0}")]
     AccessLog(std::io::Error),
+    /// The shared state (Redis) could not be reached.
+    #[error("cannot open the shared state: {0}")]
+    SharedState(String),
     /// The store could not be opened or read.
     #[error("cannot open the store: {0}")]
     Store(warden_store::StoreError),
@@ -108,9 +111,12 @@ impl Gateway {
             ),
             None => None,
         };
+        let shared = warden_shared::open(&snapshot.config.shared_state)
+            .await
+            .map_err(StartError::SharedState)?;
         let oauth = match (&snapshot.config.oauth_server, &store) {
             (Some(cfg), Some(store)) => Some(
-                warden_oauth::OAuthServer::start(cfg.clone(), store.clone())
+                warden_oauth::OAuthServer::start(cfg.clone(), store.clone(), Arc::clone(&shared))
                     .await
                     .map_err(StartError::Store)?,
             ),
@@ -120,6 +126,7 @@ impl Gateway {
             api_keys: keys.clone().map(|k| k as Arc<dyn warden_core::ApiKeyVerifier>),
             directory: keys.clone().map(|k| k as Arc<dyn warden_core::Directory>),
             local_issuer: oauth.clone().map(|o| o as Arc<dyn warden_core::LocalIssuer>),
+            shared: Some(shared),
         };
         let shared = Shared::new(
             snapshot,

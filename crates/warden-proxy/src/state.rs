@@ -195,6 +195,9 @@ fn restart_only_changes(old: &Snapshot, new: &Snapshot) -> Vec<String> {
     if old.config.oauth_server != new.config.oauth_server {
         out.push("oauth_server".into());
     }
+    if old.config.shared_state != new.config.shared_state {
+        out.push("shared_state".into());
+    }
     let (o, n) = (&old.limits, &new.limits);
     if (
         o.max_header_bytes,

@@ -261,3 +261,18 @@ impl JwksServer {
         self.state.hits.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
+
+/// A DPoP proof (RFC 9449) signed by `key`, for `htm` `htu`, with `ath`
+/// over `token` when given.
+pub fn dpop_proof(key: &TestKey, htm: &str, htu: &str, token: Option<&str>, jti: &str) -> String {
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk(key, jsonwebtoken::Algorithm::ES256, "k")).unwrap();
+    let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    h.typ = Some("dpop+jwt".into());
+    h.jwk = Some(jwk);
+    let mut claims = json!({ "jti": jti, "htm": htm, "htu": htu, "iat": now() });
+    if let Some(t) = token {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, t.as_bytes());
+        claims["ath"] = json!(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref()));
+    }
+    jsonwebtoken::encode(&h, &claims, &key.encoding).unwrap()
+}

@@ -254,7 +254,7 @@ async fn wait_ready(admin: u16, log: &Path) {
 /// the store is enforced by both, pushed by `LISTEN/NOTIFY`. Polling is set
 /// to 10 s so only the push can make it arrive quickly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_gateways_on_postgres_both_refuse_a_revoked_key() {
+async fn two_gateways_sharing_postgres_and_redis_enforce_each_others_revocations_and_replays() {
     let db = TestDatabase::create()
         .await
         .expect("PostgreSQL for tests (see .ci/run)");
@@ -267,6 +267,7 @@ async fn two_gateways_on_postgres_both_refuse_a_revoked_key() {
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
+    let redis_prefix = format!("warden-test:{}:", dir.file_name().unwrap().to_string_lossy());
     let mut procs = Vec::new();
     let mut bases = Vec::new();
     let mut config = PathBuf::new();
@@ -276,9 +277,10 @@ async fn two_gateways_on_postgres_both_refuse_a_revoked_key() {
         std::fs::write(
             &config,
             format!(
-                "listeners:\n  - name: m\n    bind: 127.0.0.1:{port}\n    plain_http: serve\nadmin:\n  bind: 127.0.0.1:{admin}\naccess_log: off\nstore:\n  database_url: \"{}\"\n  secret_file: \"{}\"\n  poll_ms: 10000\noauth_server:\n  issuer: \"http://127.0.0.1\"\n{}{OWN_ROUTE}",
+                "listeners:\n  - name: m\n    bind: 127.0.0.1:{port}\n    plain_http: serve\nadmin:\n  bind: 127.0.0.1:{admin}\naccess_log: off\nstore:\n  database_url: \"{}\"\n  secret_file: \"{}\"\n  poll_ms: 10000\noauth_server:\n  issuer: \"http://127.0.0.1\"\nshared_state:\n  redis_url: \"{}\"\n  key_prefix: \"{redis_prefix}\"\n  on_unavailable: fail_closed\n{}{OWN_ROUTE}",
                 db.url,
                 secret.display(),
+                redis_url(),
                 routes(&up, &iss)
             ),
         )
@@ -372,7 +374,55 @@ async fn two_gateways_on_postgres_both_refuse_a_revoked_key() {
         eprintln!("revocation endpoint's effect reached {b} after {took:?}");
         assert!(took < Duration::from_secs(5), "took {took:?}");
     }
+
+    // DPoP with Redis as shared state: a proof accepted by gateway 0 is refused
+    // by gateway 1 (same public host, as behind a load balancer).
+    let keys = TestIssuer::new();
+    let token_proof = warden_testkit::jwt::dpop_proof(&keys.ec, "POST", "http://127.0.0.1/oauth2/token", None, "tp-1");
+    let req = http::Request::post(format!("{}/oauth2/token", bases[0]))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("authorization", &basic)
+        .header("dpop", &token_proof)
+        .body(Full::new(Bytes::from("grant_type=client_credentials")))
+        .unwrap();
+    let bound = send(&http1(), req).await;
+    assert_eq!(bound.status, 200, "{}", bound.text());
+    let bound = bound.json()["access_token"].as_str().unwrap().to_owned();
+    // The token proof itself cannot be replayed at the other gateway either.
+    let req = http::Request::post(format!("{}/oauth2/token", bases[1]))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("authorization", &basic)
+        .header("dpop", &token_proof)
+        .body(Full::new(Bytes::from("grant_type=client_credentials")))
+        .unwrap();
+    assert_eq!(send(&http1(), req).await.json()["error"], "invalid_dpop_proof");
+    let call = |base: &str, jti: &str| {
+        let proof = warden_testkit::jwt::dpop_proof(&keys.ec, "GET", "http://api.test/own/x", Some(&bound), jti);
+        let req = http::Request::get(format!("{base}/own/x"))
+            .header("host", "api.test")
+            .header("authorization", format!("DPoP {bound}"))
+            .header("dpop", proof)
+            .body(Full::<Bytes>::default())
+            .unwrap();
+        async move { send(&http1(), req).await.status }
+    };
+    assert_eq!(call(&bases[0], "rp-1").await, 200);
+    assert_eq!(
+        call(&bases[1], "rp-1").await,
+        401,
+        "a proof used at one gateway was accepted at the other"
+    );
+    assert_eq!(
+        call(&bases[1], "rp-2").await,
+        200,
+        "a fresh proof works at the other gateway"
+    );
+    assert_eq!(call(&bases[0], "rp-2").await, 401);
     drop(procs);
+}
+
+fn redis_url() -> String {
+    std::env::var("WARDEN_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
 /// A route for tokens of the gateway's own authorization server.

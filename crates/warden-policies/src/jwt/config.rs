@@ -242,6 +242,7 @@ impl JwtConfig {
             require_certificate_bound: self.require_certificate_bound,
             forward,
             directory: super::policy::DirectorySlot::default(),
+            shared: super::policy::SharedSlot::default(),
         })
     }
 }

@@ -50,6 +50,22 @@ pub struct Jwt {
     pub(crate) forward_names: Vec<http::HeaderName>,
     /// Revoked tokens and disabled consumers, once started with a store.
     pub(crate) directory: DirectorySlot,
+    /// Shared state for DPoP proof replay (memory in this process until started).
+    pub(crate) shared: SharedSlot,
+}
+
+/// Set once at start.
+#[derive(Default)]
+pub(crate) struct SharedSlot(std::sync::OnceLock<Arc<dyn warden_core::SharedState>>);
+
+impl std::fmt::Debug for SharedSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "SharedSlot({})",
+            if self.0.get().is_some() { "set" } else { "unset" }
+        )
+    }
 }
 
 /// Set once at start when the gateway has a store.
@@ -292,7 +308,7 @@ fn check_dpop(
     ctx: &RequestCtx,
     presented: &Presented,
     now: u64,
-) -> Result<(), &'static str> {
+) -> Result<Option<String>, &'static str> {
     let jkt = claims
         .get("cnf")
         .and_then(Value::as_object)
@@ -302,7 +318,7 @@ fn check_dpop(
         return if presented.token.is_some() {
             Err("DPoP scheme with a token that is not DPoP-bound")
         } else {
-            Ok(())
+            Ok(None)
         };
     };
     let Some(token) = presented.token.as_deref() else {
@@ -338,11 +354,7 @@ fn check_dpop(
     if checked.jkt != jkt {
         return Err("DPoP proof signed by another key");
     }
-    let until = now + crate::dpop::MAX_PROOF_AGE_SECS + 1;
-    if !crate::dpop::global_replay().first_use(&format!("{jkt}.{}", checked.jti), until, now) {
-        return Err("DPoP proof replayed");
-    }
-    Ok(())
+    Ok(Some(format!("dpop:{jkt}:{}", checked.jti)))
 }
 
 /// Sender constraint (RFC 8705): a token with `cnf.x5t#S256` is usable only
@@ -388,7 +400,7 @@ pub(crate) fn refusal(r: &Refusal) -> Rejection {
 impl Jwt {
     /// A verified token: route requirements, then the consumer, the claims
     /// and the claim headers.
-    fn accept(
+    async fn accept(
         &self,
         req: &mut request::Parts,
         ctx: &mut RequestCtx,
@@ -415,8 +427,29 @@ impl Jwt {
         if let Err(why) = check_binding(&claims, ctx, self.require_certificate_bound) {
             return Decision::Reject(refusal(&Refusal::Invalid(why)));
         }
-        if let Err(why) = check_dpop(&claims, req, ctx, presented, now) {
-            return Decision::Reject(refusal(&Refusal::Invalid(why.into())));
+        match check_dpop(&claims, req, ctx, presented, now) {
+            Err(why) => return Decision::Reject(refusal(&Refusal::Invalid(why.into()))),
+            Ok(Some(claim)) => {
+                // Single use across every route and, with Redis, every gateway.
+                let ttl = u64::try_from(crate::dpop::MAX_PROOF_AGE_SECS * 2 + 1).unwrap_or(121);
+                let first = match self.shared.0.get() {
+                    Some(shared) => shared.claim_once(&claim, ttl).await,
+                    None => Ok(crate::dpop::global_replay().first_use(
+                        &claim,
+                        i64::try_from(now + ttl).unwrap_or(i64::MAX),
+                        i64::try_from(now).unwrap_or(i64::MAX),
+                    )),
+                };
+                match first {
+                    Ok(true) => {}
+                    Ok(false) => return Decision::Reject(refusal(&Refusal::Invalid("DPoP proof replayed".into()))),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot check DPoP proof reuse; refused");
+                        return Decision::Reject(refusal(&Refusal::Invalid("DPoP replay check unavailable".into())));
+                    }
+                }
+            }
+            Ok(None) => {}
         }
         self.strip_query_token(req);
         for (claim, header) in &self.forward {
@@ -438,6 +471,9 @@ impl Policy for Jwt {
     fn start(&self, services: &warden_core::Services) {
         if let Some(d) = &services.directory {
             let _ = self.directory.0.set(Arc::clone(d));
+        }
+        if let Some(sh) = &services.shared {
+            let _ = self.shared.0.set(Arc::clone(sh));
         }
         for i in self.issuers.iter().filter(|i| i.builtin) {
             match (&services.local_issuer, &i.jwks) {
@@ -485,7 +521,7 @@ impl Policy for Jwt {
         if token.len() <= self.max_token_bytes
             && let Some(hit) = self.cache.as_ref().and_then(|c| c.get(token, now, generation))
         {
-            return Ok(self.accept(req, ctx, &presented, hit.consumer, hit.claims, now));
+            return Ok(self.accept(req, ctx, &presented, hit.consumer, hit.claims, now).await);
         }
         // The key generation before verifying: a swap during verification
         // makes the entry stale rather than wrongly fresh.
@@ -518,7 +554,7 @@ impl Policy for Jwt {
                     };
                     cache.put(token, verified, now);
                 }
-                Ok(self.accept(req, ctx, &presented, consumer, claims, now))
+                Ok(self.accept(req, ctx, &presented, consumer, claims, now).await)
             }
             Err(r) => Ok(Decision::Reject(refusal(&r))),
         }

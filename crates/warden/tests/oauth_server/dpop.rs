@@ -1,29 +1,14 @@
 //! DPoP-bound tokens.
 
-use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::Full;
 use serde_json::json;
 use warden_testkit::jwt::TestIssuer;
 use warden_testkit::{http1, send};
 
-use crate::support::*;
+use warden_testkit::jwt::dpop_proof;
 
-/// A DPoP proof (RFC 9449) signed by `key`, for `htm` `htu`, with `ath`
-/// over `token` when given.
-fn proof(key: &warden_testkit::jwt::TestKey, htm: &str, htu: &str, token: Option<&str>, jti: &str) -> String {
-    let jwk: jsonwebtoken::jwk::Jwk =
-        serde_json::from_value(warden_testkit::jwt::jwk(key, jsonwebtoken::Algorithm::ES256, "k")).unwrap();
-    let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
-    h.typ = Some("dpop+jwt".into());
-    h.jwk = Some(jwk);
-    let mut claims = json!({ "jti": jti, "htm": htm, "htu": htu, "iat": warden_testkit::jwt::now() });
-    if let Some(t) = token {
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, t.as_bytes());
-        claims["ath"] = json!(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref()));
-    }
-    jsonwebtoken::encode(&h, &claims, &key.encoding).unwrap()
-}
+use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dpop_bound_tokens_need_a_fresh_proof_from_their_key() {
@@ -35,7 +20,7 @@ async fn dpop_bound_tokens_need_a_fresh_proof_from_their_key() {
     let auth = basic(&id, &secret.unwrap());
     let keys = TestIssuer::new();
     let token_url = gw.url("/oauth2/token");
-    let p = proof(&keys.ec, "POST", &token_url, None, "t-1");
+    let p = dpop_proof(&keys.ec, "POST", &token_url, None, "t-1");
     let r = post_form(
         &gw,
         "grant_type=client_credentials",
@@ -67,7 +52,7 @@ async fn dpop_bound_tokens_need_a_fresh_proof_from_their_key() {
         let req = req.body(Full::<Bytes>::default()).unwrap();
         async move { send(&http1(), req).await }
     };
-    let good = proof(&keys.ec, "GET", &api, Some(&token), "r-1");
+    let good = dpop_proof(&keys.ec, "GET", &api, Some(&token), "r-1");
     assert_eq!(call("DPoP", Some(good.clone())).await.status, 200);
     // Replayed proof, proof from another key, for another method or URL,
     // without `ath`, no proof, or the token sent as a bearer token: refused.
@@ -76,24 +61,24 @@ async fn dpop_bound_tokens_need_a_fresh_proof_from_their_key() {
         ("DPoP", Some(good), "replayed proof"),
         (
             "DPoP",
-            Some(proof(&keys.attacker_ec, "GET", &api, Some(&token), "r-2")),
+            Some(dpop_proof(&keys.attacker_ec, "GET", &api, Some(&token), "r-2")),
             "another key",
         ),
         (
             "DPoP",
-            Some(proof(&keys.ec, "POST", &api, Some(&token), "r-3")),
+            Some(dpop_proof(&keys.ec, "POST", &api, Some(&token), "r-3")),
             "another method",
         ),
         (
             "DPoP",
-            Some(proof(&keys.ec, "GET", &other_url, Some(&token), "r-4")),
+            Some(dpop_proof(&keys.ec, "GET", &other_url, Some(&token), "r-4")),
             "another URL",
         ),
-        ("DPoP", Some(proof(&keys.ec, "GET", &api, None, "r-5")), "no ath"),
+        ("DPoP", Some(dpop_proof(&keys.ec, "GET", &api, None, "r-5")), "no ath"),
         ("DPoP", None, "no proof"),
         (
             "Bearer",
-            Some(proof(&keys.ec, "GET", &api, Some(&token), "r-6")),
+            Some(dpop_proof(&keys.ec, "GET", &api, Some(&token), "r-6")),
             "bearer scheme",
         ),
     ] {
@@ -101,7 +86,7 @@ async fn dpop_bound_tokens_need_a_fresh_proof_from_their_key() {
         assert_eq!(r.status, 401, "{why}");
     }
     // A fresh proof still works.
-    let fresh = proof(&keys.ec, "GET", &api, Some(&token), "r-7");
+    let fresh = dpop_proof(&keys.ec, "GET", &api, Some(&token), "r-7");
     assert_eq!(call("DPoP", Some(fresh)).await.status, 200);
 
     // A plain bearer token may not be sent with the DPoP scheme.
@@ -113,7 +98,7 @@ async fn dpop_bound_tokens_need_a_fresh_proof_from_their_key() {
         .to_owned();
     let req = http::Request::get(&api)
         .header("authorization", format!("DPoP {plain}"))
-        .header("dpop", proof(&keys.ec, "GET", &api, Some(&plain), "r-8"))
+        .header("dpop", dpop_proof(&keys.ec, "GET", &api, Some(&plain), "r-8"))
         .body(Full::<Bytes>::default())
         .unwrap();
     assert_eq!(send(&http1(), req).await.status, 401);

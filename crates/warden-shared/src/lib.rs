@@ -1,0 +1,119 @@
+//! Shared state: what every gateway of a cluster must agree on fast — now
+//! one-time claims (DPoP proof and client-assertion replay caches), with
+//! counters for rate limits to follow.
+//!
+//! In memory by default (this process only); in Redis when `shared_state.redis_url`
+//! is set, using atomic commands (`SET NX EX`) so that concurrent gateways
+//! cannot both win a claim. When Redis cannot answer, each claim either falls
+//! back to this process's memory (`on_unavailable: local`, the default: the
+//! gateway stays available, replay protection becomes per node) or fails
+//! closed (`on_unavailable: fail_closed`); it recovers by itself when Redis
+//! returns.
+
+mod memory;
+mod redis_state;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use warden_core::SharedState;
+
+pub use memory::MemoryState;
+pub use redis_state::RedisState;
+
+/// `shared_state:` in the config file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedStateConfig {
+    /// `redis://host:port/db` or `rediss://…` (TLS); `WARDEN_REDIS_URL`
+    /// overrides it. Without one, state is this process's memory.
+    #[serde(default)]
+    pub redis_url: Option<String>,
+    /// When Redis cannot answer: `local` (this process's memory) or `fail_closed`.
+    #[serde(default)]
+    pub on_unavailable: OnUnavailable,
+    /// Longest wait for one Redis answer.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Prefix of every key, to share one Redis between deployments.
+    #[serde(default = "default_prefix")]
+    pub key_prefix: String,
+}
+
+fn default_timeout_ms() -> u64 {
+    250
+}
+
+fn default_prefix() -> String {
+    "warden:".into()
+}
+
+impl Default for SharedStateConfig {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            on_unavailable: OnUnavailable::default(),
+            timeout_ms: default_timeout_ms(),
+            key_prefix: default_prefix(),
+        }
+    }
+}
+
+/// What a claim does when Redis cannot answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnUnavailable {
+    /// Use this process's memory.
+    #[default]
+    Local,
+    /// Refuse.
+    FailClosed,
+}
+
+impl SharedStateConfig {
+    /// The Redis URL in force: the environment's, else the file's.
+    pub fn effective_redis_url(&self) -> Option<String> {
+        std::env::var("WARDEN_REDIS_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .or_else(|| self.redis_url.clone())
+    }
+
+    /// Every problem with the section, as `(key, message)`.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if let Some(url) = &self.redis_url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            out.push(("redis_url", "must be a redis:// or rediss:// URL".into()));
+        }
+        if !(10..=5000).contains(&self.timeout_ms) {
+            out.push(("timeout_ms", "must be between 10 and 5000".into()));
+        }
+        if self.key_prefix.is_empty() || self.key_prefix.len() > 64 || self.key_prefix.chars().any(char::is_whitespace)
+        {
+            out.push(("key_prefix", "must be 1–64 characters without spaces".into()));
+        }
+        out
+    }
+}
+
+/// Opens the configured shared state. With Redis, the first connection is
+/// made now: an unreachable Redis at start-up is an error (a typo in the URL
+/// should not silently degrade a cluster to per-node state).
+pub async fn open(cfg: &SharedStateConfig) -> Result<Arc<dyn SharedState>, String> {
+    match cfg.effective_redis_url() {
+        None => Ok(Arc::new(MemoryState::default())),
+        Some(url) => {
+            let state = RedisState::connect(
+                &url,
+                cfg.key_prefix.clone(),
+                Duration::from_millis(cfg.timeout_ms),
+                cfg.on_unavailable,
+            )
+            .await?;
+            Ok(Arc::new(state))
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Process-local state.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use warden_core::{SharedState, SharedUnavailable};
+
+/// Most claims remembered; when full of live ones, new claims are refused
+/// (a replay cache that forgets early would accept replays).
+const MAX_CLAIMS: usize = 200_000;
+
+/// Claims in this process's memory.
+#[derive(Debug, Default)]
+pub struct MemoryState {
+    claims: Mutex<HashMap<String, Instant>>,
+}
+
+impl MemoryState {
+    /// The synchronous claim (also the Redis fallback).
+    pub fn claim(&self, key: &str, ttl: Duration) -> bool {
+        let Ok(mut claims) = self.claims.lock() else {
+            return false;
+        };
+        let now = Instant::now();
+        if claims.len() >= MAX_CLAIMS {
+            claims.retain(|_, until| *until > now);
+            if claims.len() >= MAX_CLAIMS {
+                return false;
+            }
+        }
+        if claims.get(key).is_some_and(|until| *until > now) {
+            return false;
+        }
+        claims.insert(key.to_owned(), now + ttl);
+        true
+    }
+}
+
+impl SharedState for MemoryState {
+    fn claim_once<'a>(
+        &'a self,
+        key: &'a str,
+        ttl_secs: u64,
+    ) -> Pin<Box<dyn Future<Output = Result<bool, SharedUnavailable>> + Send + 'a>> {
+        Box::pin(async move { Ok(self.claim(key, Duration::from_secs(ttl_secs))) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_is_won_once_until_it_expires() {
+        let m = MemoryState::default();
+        assert!(m.claim("a", Duration::from_millis(30)));
+        assert!(!m.claim("a", Duration::from_millis(30)));
+        assert!(m.claim("b", Duration::from_millis(30)));
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(
+            m.claim("a", Duration::from_millis(30)),
+            "expired claims can be made again"
+        );
+    }
+}
