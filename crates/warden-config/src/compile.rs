@@ -87,6 +87,7 @@ pub(crate) fn compile(parsed: Parsed, issues: &mut Issues) -> Option<Snapshot> {
             }
         }
         let methods = parse_methods(&route.methods, &at, issues);
+        let any_auth_challenges = any_auth(route.authentication, &specs, &at, issues);
         let policies = build_policies(&specs, &at, issues);
         let needs_body = policies.iter().any(|p| p.policy.needs_request_body());
         let runtime = Arc::new(RouteRuntime {
@@ -99,6 +100,7 @@ pub(crate) fn compile(parsed: Parsed, issues: &mut Issues) -> Option<Snapshot> {
             needs_body,
             client_cert: route.client_cert.clone(),
             builtin: None,
+            any_auth_challenges,
         });
         routes.push(Arc::clone(&runtime));
         let pattern = match &route.path {
@@ -455,6 +457,7 @@ fn mount_oauth_server(
             needs_body: false,
             client_cert: None,
             builtin: Some(endpoint),
+            any_auth_challenges: Vec::new(),
         });
         routes.push(Arc::clone(&runtime));
         if let Err(e) = router.add(None, Some(&[method]), PathPattern::Exact(path.clone()), runtime) {
@@ -489,4 +492,50 @@ fn check_builtin_issuers(
             }
         }
     }
+}
+
+/// `authentication: any`: needs two authentication policies, none of them
+/// `anonymous` (the route as a whole decides that no credential means 401).
+/// Returns the challenges for that 401.
+fn any_auth(
+    mode: crate::schema::AuthMode,
+    specs: &[warden_policies::PolicySpec],
+    at: &str,
+    issues: &mut Issues,
+) -> Vec<http::HeaderValue> {
+    use warden_policies::PolicySpec;
+    if mode == crate::schema::AuthMode::All {
+        return Vec::new();
+    }
+    let mut challenges = Vec::new();
+    for spec in specs {
+        match spec {
+            PolicySpec::Jwt(c) => {
+                if c.anonymous {
+                    issues.push(
+                        format!("{at}.authentication"),
+                        "`any` decides for the whole route; remove `anonymous` from the jwt policy",
+                    );
+                }
+                challenges.push(http::HeaderValue::from_static(r#"Bearer realm="warden""#));
+            }
+            PolicySpec::ApiKey(c) => {
+                if c.anonymous {
+                    issues.push(
+                        format!("{at}.authentication"),
+                        "`any` decides for the whole route; remove `anonymous` from the api_key policy",
+                    );
+                }
+                challenges.push(http::HeaderValue::from_static(r#"ApiKey realm="warden""#));
+            }
+            _ => {}
+        }
+    }
+    if challenges.len() < 2 {
+        issues.push(
+            format!("{at}.authentication"),
+            "`any` needs at least two authentication policies (jwt, api_key)",
+        );
+    }
+    challenges
 }

@@ -374,6 +374,22 @@ pub struct RouteConfig {
     /// Policies; they run in the fixed kind order, not list order.
     #[serde(default)]
     pub policies: Vec<serde_json::Value>,
+    /// With several authentication policies (`jwt`, `api_key`): `all` of
+    /// them must accept (default), or `any` one credential suffices.
+    #[serde(default)]
+    pub authentication: AuthMode,
+}
+
+/// How several authentication policies on one route combine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// Every authentication policy must accept its credential.
+    #[default]
+    All,
+    /// One accepted credential suffices; a credential that is present must
+    /// still be valid (a bad one is refused, never skipped).
+    Any,
 }
 
 fn default_true() -> bool {

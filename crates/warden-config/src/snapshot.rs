@@ -111,6 +111,9 @@ pub struct RouteRuntime {
     /// Served by the gateway itself (the authorization server's endpoints),
     /// not proxied.
     pub builtin: Option<warden_oauth::Endpoint>,
+    /// `authentication: any`: the challenges to send when no credential was
+    /// presented (one `WWW-Authenticate` per method); empty for `all`.
+    pub any_auth_challenges: Vec<http::HeaderValue>,
 }
 
 /// A compiled policy plus its failure mode.

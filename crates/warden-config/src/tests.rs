@@ -196,3 +196,35 @@ fn relative_paths_in_a_file_are_relative_to_its_directory() {
     assert!(err.contains(&format!("cannot read `{}`", joined.display())), "{err}");
     assert!(err.contains("cannot read `/abs/k.pem`"), "{err}");
 }
+
+#[test]
+fn any_of_authentication_needs_two_methods_and_no_anonymous_policy() {
+    let one = GOOD.replace(
+        "    service: api\n    policies:\n      - type: request_limits",
+        "    service: api\n    authentication: any\n    policies:\n      - type: api_key\n      - type: request_limits",
+    );
+    let got = issues(&one);
+    assert!(
+        got.iter()
+            .any(|i| i.contains("routes[0].authentication") && i.contains("at least two")),
+        "{got:?}"
+    );
+    let anon = GOOD.replace(
+        "    service: api\n    policies:\n      - type: request_limits",
+        "    service: api\n    authentication: any\n    policies:\n      - type: api_key\n        anonymous: true\n      - type: jwt\n        issuers: [{ issuer: \"https://i\", audiences: [a], algorithms: [HS256], keys: [] }]\n      - type: request_limits",
+    );
+    let got = issues(&anon);
+    assert!(
+        got.iter()
+            .any(|i| i.contains("routes[0].authentication") && i.contains("anonymous")),
+        "{got:?}"
+    );
+    let bad = GOOD.replace(
+        "    service: api\n    policies:",
+        "    service: api\n    authentication: some\n    policies:",
+    );
+    assert!(
+        issues(&bad).iter().any(|i| i.contains("authentication")),
+        "unknown mode accepted"
+    );
+}

@@ -32,6 +32,12 @@ pub struct RequestCtx {
     pub client_cert: Option<Arc<ClientIdentity>>,
     /// Claims of the verified access token, once an authentication policy accepted one.
     pub token_claims: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
+    /// The route accepts any one of its authentication methods: a policy
+    /// whose credential is absent lets the request on (the route refuses it
+    /// afterwards if no method accepted).
+    pub auth_any: bool,
+    /// An authentication policy accepted a credential.
+    pub authenticated: bool,
     /// The client reached the gateway over TLS (for URLs the client used,
     /// e.g. a DPoP proof's `htu`).
     pub secure: bool,
@@ -88,6 +94,8 @@ impl RequestCtx {
             started: Instant::now(),
             client_cert: None,
             token_claims: None,
+            auth_any: false,
+            authenticated: false,
             secure: false,
         }
     }

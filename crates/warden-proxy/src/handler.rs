@@ -278,7 +278,19 @@ async fn proxy(
     // policy writes (verified claims) must not be removable by a client that
     // names them in `Connection`.
     forwarded::scrub_request(&mut parts.headers, upgrade, trusted);
+    ex.ctx.auth_any = !route.any_auth_challenges.is_empty();
     pipeline::on_request(&route.policies, &mut parts, &mut ex.ctx).await?;
+    if ex.ctx.auth_any && !ex.ctx.authenticated {
+        let mut rej = refuse(
+            ProblemKind::Unauthorized,
+            "credentials_missing",
+            "no credential for any method",
+        );
+        for c in &route.any_auth_challenges {
+            rej = rej.with_header(header::WWW_AUTHENTICATE, c.clone());
+        }
+        return Err(rej);
+    }
 
     let declared = parts
         .headers

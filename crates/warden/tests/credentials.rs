@@ -59,7 +59,8 @@ async fn until_status_with(base: &str, path: &str, h: (&str, &str), want: u16) -
 
 fn routes(up: &MockUpstream, iss: &TestIssuer) -> String {
     let jwt = format!(
-        "  - id: jwt\n    path: {{ prefix: /jwt }}\n    service: api\n    policies:\n{}",
+        "  - id: jwt\n    path: {{ prefix: /jwt }}\n    service: api\n    policies:\n{}  - id: either\n    path: {{ prefix: /either }}\n    service: api\n    authentication: any\n    policies:\n      - type: api_key\n{}",
+        iss.policy_yaml(""),
         iss.policy_yaml("")
     );
     format!(
@@ -462,4 +463,44 @@ async fn revoked_tokens_and_disabled_consumers_are_refused_on_jwt_routes() {
     until_status_with(&base, "/jwt/x", ("authorization", &bearer), 401).await;
     cli(&s.config, &["consumers", "enable", "alice"]);
     until_status_with(&base, "/jwt/x", ("authorization", &bearer), 200).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_may_accept_any_one_of_its_methods_but_never_a_bad_credential() {
+    let s = sqlite_gateway(100).await;
+    let base = s.gw.url("");
+    cli(&s.config, &["consumers", "create", "erin"]);
+    let key = cli(&s.config, &["keys", "create", "--consumer", "erin"]);
+    let key = key.trim();
+    let bearer = format!("Bearer {}", s.iss.rs256(&s.iss.claims()));
+    assert_eq!(call(&base, "/either/x", &[("x-api-key", key)]).await.status, 200);
+    assert_eq!(
+        call(&base, "/either/x", &[("authorization", &bearer)]).await.status,
+        200
+    );
+    // Nothing: 401 naming both methods.
+    let r = call(&base, "/either/x", &[]).await;
+    assert_eq!(r.status, 401);
+    let challenges: Vec<_> = r.headers.get_all("www-authenticate").iter().collect();
+    assert_eq!(challenges.len(), 2, "{challenges:?}");
+    // A bad credential is refused even when another one is good.
+    let forged = format!("Bearer {}", s.iss.rs256(&s.iss.claims()).replace('.', "x."));
+    assert_eq!(
+        call(&base, "/either/x", &[("x-api-key", key), ("authorization", &forged)])
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        call(
+            &base,
+            "/either/x",
+            &[("x-api-key", "wdn_bad"), ("authorization", &bearer)]
+        )
+        .await
+        .status,
+        401
+    );
+    // The all-of default: the jwt route alone still needs its token.
+    assert_eq!(call(&base, "/jwt/x", &[("x-api-key", key)]).await.status, 401);
 }

@@ -135,9 +135,10 @@ impl Policy for ApiKey {
                 }
                 tracing::debug!(consumer = %owner.consumer, key = %owner.prefix, "API key accepted");
                 ctx.consumer = Some(owner.consumer);
+                ctx.authenticated = true;
                 Ok(Decision::Continue)
             }
-            Err(Refusal::Missing) if self.anonymous => Ok(Decision::Continue),
+            Err(Refusal::Missing) if self.anonymous || ctx.auth_any => Ok(Decision::Continue),
             Err(r) => Ok(Decision::Reject(rejection(&r))),
         }
     }

@@ -459,6 +459,7 @@ impl Jwt {
         }
         ctx.consumer = Some(consumer);
         ctx.token_claims = Some(claims);
+        ctx.authenticated = true;
         Decision::Continue
     }
 }
@@ -502,7 +503,7 @@ impl Policy for Jwt {
         warden_core::headers::remove_with_lookalikes(&mut req.headers, &self.forward_names);
         let (token, dpop_scheme) = match self.token(req) {
             Ok(t) => t,
-            Err(Refusal::Missing) if self.anonymous => return Ok(Decision::Continue),
+            Err(Refusal::Missing) if self.anonymous || ctx.auth_any => return Ok(Decision::Continue),
             Err(r) => return Ok(Decision::Reject(refusal(&r))),
         };
         // Owned only for DPoP requests (the proof's `ath` covers the token).
