@@ -88,6 +88,10 @@ pub(crate) fn compile(parsed: Parsed, issues: &mut Issues) -> Option<Snapshot> {
         }
         let methods = parse_methods(&route.methods, &at, issues);
         let any_auth_challenges = any_auth(route.authentication, &specs, &at, issues);
+        let identity_token = route
+            .identity_token
+            .as_ref()
+            .and_then(|t| identity_token(t, config.oauth_server.is_some(), &at, issues));
         let policies = build_policies(&specs, &at, issues);
         let needs_body = policies.iter().any(|p| p.policy.needs_request_body());
         let runtime = Arc::new(RouteRuntime {
@@ -101,6 +105,7 @@ pub(crate) fn compile(parsed: Parsed, issues: &mut Issues) -> Option<Snapshot> {
             client_cert: route.client_cert.clone(),
             builtin: None,
             any_auth_challenges,
+            identity_token,
         });
         routes.push(Arc::clone(&runtime));
         let pattern = match &route.path {
@@ -458,6 +463,7 @@ fn mount_oauth_server(
             client_cert: None,
             builtin: Some(endpoint),
             any_auth_challenges: Vec::new(),
+            identity_token: None,
         });
         routes.push(Arc::clone(&runtime));
         if let Err(e) = router.add(None, Some(&[method]), PathPattern::Exact(path.clone()), runtime) {
@@ -538,4 +544,36 @@ fn any_auth(
         );
     }
     challenges
+}
+
+fn identity_token(
+    cfg: &crate::schema::IdentityTokenConfig,
+    have_server: bool,
+    at: &str,
+    issues: &mut Issues,
+) -> Option<(http::HeaderName, u64)> {
+    let before = issues.0.len();
+    if !have_server {
+        issues.push(
+            format!("{at}.identity_token"),
+            "needs an `oauth_server` section (its keys sign the token; upstreams verify it with its JWKS)",
+        );
+    }
+    if !(10..=300).contains(&cfg.ttl_secs) {
+        issues.push(format!("{at}.identity_token.ttl_secs"), "must be between 10 and 300");
+    }
+    let header = match http::HeaderName::from_bytes(cfg.header.as_bytes()) {
+        Ok(h) if !warden_core::headers::is_reserved_or_ambiguous(h.as_str()) => Some(h),
+        _ => {
+            issues.push(
+                format!("{at}.identity_token.header"),
+                format!("`{}` is not a header name the gateway may write", cfg.header),
+            );
+            None
+        }
+    };
+    if issues.0.len() > before {
+        return None;
+    }
+    header.map(|h| (h, cfg.ttl_secs))
 }

@@ -378,6 +378,30 @@ pub struct RouteConfig {
     /// them must accept (default), or `any` one credential suffices.
     #[serde(default)]
     pub authentication: AuthMode,
+    /// Send the verified identity upstream as a short-lived JWT signed by the
+    /// gateway's authorization server (needs `oauth_server`).
+    #[serde(default)]
+    pub identity_token: Option<IdentityTokenConfig>,
+}
+
+/// `identity_token:` on a route.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityTokenConfig {
+    /// Header that carries it (client copies are always removed).
+    #[serde(default = "default_identity_header")]
+    pub header: String,
+    /// Lifetime (10–300 s).
+    #[serde(default = "default_identity_ttl")]
+    pub ttl_secs: u64,
+}
+
+fn default_identity_header() -> String {
+    "x-warden-identity".into()
+}
+
+fn default_identity_ttl() -> u64 {
+    60
 }
 
 /// How several authentication policies on one route combine.

@@ -114,6 +114,8 @@ pub struct RouteRuntime {
     /// `authentication: any`: the challenges to send when no credential was
     /// presented (one `WWW-Authenticate` per method); empty for `all`.
     pub any_auth_challenges: Vec<http::HeaderValue>,
+    /// Header and lifetime of the gateway-signed identity token, if the route sends one.
+    pub identity_token: Option<(http::HeaderName, u64)>,
 }
 
 /// A compiled policy plus its failure mode.

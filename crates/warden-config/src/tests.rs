@@ -228,3 +228,15 @@ fn any_of_authentication_needs_two_methods_and_no_anonymous_policy() {
         "unknown mode accepted"
     );
 }
+
+#[test]
+fn identity_tokens_need_the_authorization_server_and_sane_settings() {
+    let text = GOOD.replace(
+        "    service: api\n    policies:",
+        "    service: api\n    identity_token: { header: authorization, ttl_secs: 5 }\n    policies:",
+    );
+    let got = issues(&text);
+    for want in ["needs an `oauth_server`", "ttl_secs", "identity_token.header"] {
+        assert!(got.iter().any(|i| i.contains(want)), "{want}: {got:?}");
+    }
+}

@@ -15,6 +15,7 @@
 mod client_auth;
 mod config;
 mod form;
+mod identity;
 mod keys;
 mod server;
 

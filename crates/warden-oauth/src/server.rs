@@ -61,6 +61,7 @@ pub struct OAuthServer {
     shared: Arc<dyn warden_core::SharedState>,
     task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     last_unknown_kid: tokio::sync::Mutex<Option<std::time::Instant>>,
+    identity_cache: crate::identity::IdentityCache,
 }
 
 impl std::fmt::Debug for OAuthServer {
@@ -92,6 +93,7 @@ impl OAuthServer {
             shared,
             task: std::sync::Mutex::new(None),
             last_unknown_kid: tokio::sync::Mutex::new(None),
+            identity_cache: crate::identity::IdentityCache::default(),
         });
         server.keys.refresh(&server.store, &server.cfg).await?;
         let weak = Arc::downgrade(&server);
@@ -509,6 +511,14 @@ impl OAuthServer {
 
     pub(crate) fn shared(&self) -> &dyn warden_core::SharedState {
         self.shared.as_ref()
+    }
+
+    pub(crate) fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    pub(crate) fn identity_cache(&self) -> &crate::identity::IdentityCache {
+        &self.identity_cache
     }
 
     pub(crate) fn cfg(&self) -> &OAuthServerConfig {

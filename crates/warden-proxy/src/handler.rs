@@ -280,6 +280,9 @@ async fn proxy(
     forwarded::scrub_request(&mut parts.headers, upgrade, trusted);
     ex.ctx.auth_any = !route.any_auth_challenges.is_empty();
     pipeline::on_request(&route.policies, &mut parts, &mut ex.ctx).await?;
+    if let Some((name, ttl)) = &route.identity_token {
+        write_identity_token(&mut parts.headers, name, *ttl, &ex.ctx, &route, rt)?;
+    }
     if ex.ctx.auth_any && !ex.ctx.authenticated {
         let mut rej = refuse(
             ProblemKind::Unauthorized,
@@ -413,6 +416,40 @@ async fn proxy(
 /// Joins an accepted WebSocket upgrade. The tunnel keeps the client
 /// connection's `max_connections` slot and closes after `idle` with no bytes
 /// in either direction. A 101 that is not a WebSocket acceptance is refused.
+/// Replaces any client copy of the identity-token header (and its `_`
+/// spelling) with a gateway-signed token for the verified consumer, if any.
+fn write_identity_token(
+    h: &mut http::HeaderMap,
+    name: &http::HeaderName,
+    ttl: u64,
+    ctx: &warden_core::RequestCtx,
+    route: &RouteRuntime,
+    rt: &Runtime,
+) -> Result<(), Rejection> {
+    warden_core::headers::remove_with_lookalikes(h, std::slice::from_ref(name));
+    let (Some(consumer), Some(server)) = (&ctx.consumer, &rt.oauth) else {
+        return Ok(());
+    };
+    let scope = ctx
+        .token_claims
+        .as_ref()
+        .and_then(|c| c.get("scope"))
+        .and_then(|s| s.as_str());
+    // The upstream relies on it: no token, no request.
+    let value = server
+        .identity_token(consumer, &route.service, scope, ttl)
+        .and_then(|t| HeaderValue::from_str(&t).ok())
+        .ok_or_else(|| {
+            refuse(
+                ProblemKind::ServiceUnavailable,
+                "identity_token_unavailable",
+                "no signing key for the identity token",
+            )
+        })?;
+    h.insert(name.clone(), value);
+    Ok(())
+}
+
 /// A route the gateway answers itself (the authorization server's endpoints).
 async fn builtin(
     endpoint: warden_oauth::Endpoint,

@@ -192,3 +192,67 @@ async fn revocation_and_introspection_endpoints() {
         .unwrap();
     assert_eq!(send(&http1(), req).await.status, 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upstream_gets_a_gateway_signed_identity_token_it_can_verify() {
+    let up = warden_testkit::MockUpstream::start("api").await;
+    let dir = warden_testkit::temp_dir("identity");
+    let yaml = format!(
+        "{}services:\n  - name: api\n    targets: [\"{}\"]\nroutes:\n  - id: keyed\n    path: {{ prefix: /keyed }}\n    service: api\n    identity_token: {{ ttl_secs: 30 }}\n    policies:\n      - type: api_key\n        anonymous: true\n",
+        store_yaml(&dir),
+        up.addr
+    );
+    let gw = warden_testkit::TestGateway::start(&yaml).await;
+    cli(&gw.config_path, &["consumers", "create", "frank"]);
+    let key = cli(&gw.config_path, &["keys", "create", "--consumer", "frank"]);
+    let call = |headers: Vec<(&'static str, String)>| {
+        let mut req = http::Request::get(gw.url("/keyed/x"));
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        let req = req.body(Full::<Bytes>::default()).unwrap();
+        async move { send(&http1(), req).await }
+    };
+    let r = call(vec![
+        ("x-api-key", key.trim().to_owned()),
+        ("x-warden-identity", "forged".into()),
+    ])
+    .await;
+    assert_eq!(r.status, 200);
+    let seen = up.seen();
+    let token = seen.last().unwrap().headers["x-warden-identity"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(token, "forged");
+    // Verifiable with the published keys, for this service, naming the consumer.
+    let jwks = warden_testkit::get(&gw.url("/oauth2/jwks")).await.json();
+    let header = jsonwebtoken::decode_header(&token).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("warden-identity+jwt"));
+    let jwk = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"].as_str() == header.kid.as_deref())
+        .unwrap();
+    let key = jsonwebtoken::DecodingKey::from_jwk(&serde_json::from_value(jwk.clone()).unwrap()).unwrap();
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    v.set_audience(&["api"]);
+    v.set_issuer(&[ISSUER]);
+    let claims = jsonwebtoken::decode::<serde_json::Value>(&token, &key, &v)
+        .unwrap()
+        .claims;
+    assert_eq!(claims["sub"], "frank");
+    let life = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
+    assert_eq!(life, 30);
+    // Anonymous: no identity token, and the client's forged one is gone.
+    let r = call(vec![
+        ("x-warden-identity", "forged".into()),
+        ("x_warden_identity", "forged".into()),
+    ])
+    .await;
+    assert_eq!(r.status, 200);
+    let seen = up.seen();
+    let last = &seen.last().unwrap().headers;
+    assert!(!last.contains_key("x-warden-identity") && !last.contains_key("x_warden_identity"));
+}
