@@ -46,6 +46,7 @@ pub(crate) fn compile(parsed: Parsed, issues: &mut Issues) -> Option<Snapshot> {
     for (key, message) in config.shared_state.problems() {
         issues.push(format!("shared_state.{key}"), message);
     }
+    check_consumers(&config.consumers, issues);
     let trusted_proxies = parse_nets(&config.trusted_proxies, issues);
     let mut services: HashSet<&str> = check_services(&config.services, &index.services, issues);
     let upstream_tls = load_upstream_tls(&config.services, &index.services, issues);
@@ -576,4 +577,23 @@ fn identity_token(
         return None;
     }
     header.map(|h| (h, cfg.ttl_secs))
+}
+
+fn check_consumers(consumers: &[warden_store::DeclaredConsumer], issues: &mut Issues) {
+    let mut seen = HashSet::new();
+    for (i, c) in consumers.iter().enumerate() {
+        if let Err(e) = warden_store::check_name("consumer name", &c.name) {
+            issues.push(format!("consumers[{i}].name"), e.to_string());
+        } else if !seen.insert(c.name.as_str()) {
+            issues.push(
+                format!("consumers[{i}].name"),
+                format!("`{}` is declared twice", c.name),
+            );
+        }
+        for (j, g) in c.groups.iter().enumerate() {
+            if let Err(e) = warden_store::check_name("group", g) {
+                issues.push(format!("consumers[{i}].groups[{j}]"), e.to_string());
+            }
+        }
+    }
 }

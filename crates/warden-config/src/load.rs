@@ -11,7 +11,7 @@ use warden_policies::PolicySpec;
 use crate::error::{ConfigError, Issues};
 use crate::schema::{FileConfig, RouteConfig};
 
-const TOP_KEYS: [&str; 10] = [
+const TOP_KEYS: [&str; 11] = [
     "listeners",
     "admin",
     "limits",
@@ -22,6 +22,7 @@ const TOP_KEYS: [&str; 10] = [
     "store",
     "oauth_server",
     "shared_state",
+    "consumers",
 ];
 
 /// The result of stage one.
@@ -90,6 +91,7 @@ pub(crate) fn parse(text: &str, issues: &mut Issues) -> Result<Parsed, ConfigErr
     let store: Option<warden_store::StoreConfig> = optional(&mut top, "store", issues);
     let oauth_server: Option<warden_oauth::OAuthServerConfig> = optional(&mut top, "oauth_server", issues);
     let shared_state = optional(&mut top, "shared_state", issues);
+    let consumers: Option<Vec<warden_store::DeclaredConsumer>> = optional(&mut top, "consumers", issues);
 
     let mut policies = Vec::with_capacity(routes.len());
     for (route, i) in routes.iter().zip(&route_index) {
@@ -117,6 +119,7 @@ pub(crate) fn parse(text: &str, issues: &mut Issues) -> Result<Parsed, ConfigErr
         store,
         oauth_server,
         shared_state: shared_state.unwrap_or_default(),
+        consumers: consumers.unwrap_or_default(),
     };
     let index = Indexes {
         listeners: listener_index,

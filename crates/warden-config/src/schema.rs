@@ -41,6 +41,10 @@ pub struct FileConfig {
     /// (docs/shared_state.md). Changing it needs a restart.
     #[serde(default)]
     pub shared_state: warden_shared::SharedStateConfig,
+    /// Consumers declared here are created in the store at start and on
+    /// reload; ones removed from the file are disabled (docs/store.md).
+    #[serde(default)]
+    pub consumers: Vec<warden_store::DeclaredConsumer>,
 }
 
 /// Access-log destination: `stdout` (default), `off`, or `{ file: PATH }`.

@@ -99,6 +99,11 @@ impl Gateway {
             Some(config) => {
                 let store = warden_store::Store::open(config).await.map_err(StartError::Store)?;
                 tracing::info!(backend = ?store.backend(), "store opened");
+                let report = store
+                    .sync_declared_consumers(&snapshot.config.consumers)
+                    .await
+                    .map_err(StartError::Store)?;
+                tracing::info!(?report, "declared consumers in the store");
                 Some(store)
             }
             None => None,
@@ -130,8 +135,11 @@ impl Gateway {
         };
         let shared = Shared::new(
             snapshot,
-            services,
-            oauth.clone(),
+            crate::state::Backends {
+                services,
+                store: store.clone(),
+                oauth: oauth.clone(),
+            },
             opts.config_path.clone(),
             access_log,
             metrics,

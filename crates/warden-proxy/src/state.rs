@@ -51,21 +51,33 @@ pub struct Shared {
     generation: AtomicU64,
     workers: usize,
     services: warden_core::Services,
+    store: Option<warden_store::Store>,
     oauth: Option<Arc<warden_oauth::OAuthServer>>,
     reload_lock: tokio::sync::Mutex<()>,
+}
+
+/// What the gateway keeps for its whole life, across reloads.
+#[derive(Debug, Default)]
+pub struct Backends {
+    /// Lent to every snapshot's policies at start.
+    pub services: warden_core::Services,
+    /// The store, when the config has one.
+    pub store: Option<warden_store::Store>,
+    /// The built-in authorization server, when configured.
+    pub oauth: Option<Arc<warden_oauth::OAuthServer>>,
 }
 
 impl Shared {
     /// Builds the first runtime from `snapshot`.
     pub fn new(
         snapshot: Snapshot,
-        services: warden_core::Services,
-        oauth: Option<Arc<warden_oauth::OAuthServer>>,
+        backends: Backends,
         config_path: Option<PathBuf>,
         access_log: AccessLog,
         metrics: Arc<Metrics>,
         workers: usize,
     ) -> Arc<Self> {
+        let Backends { services, store, oauth } = backends;
         snapshot.start_policies(&services);
         let pools = build_pools(&snapshot, &HashMap::new(), &metrics, workers);
         let runtime = Runtime {
@@ -82,6 +94,7 @@ impl Shared {
             draining: AtomicBool::new(false),
             workers,
             services,
+            store,
             oauth,
             generation: AtomicU64::new(1),
             reload_lock: tokio::sync::Mutex::new(()),
@@ -128,6 +141,14 @@ impl Shared {
         let needs_restart = restart_only_changes(&old.snapshot, &snapshot);
         for what in &needs_restart {
             tracing::warn!(setting = %what, "changed setting needs a restart; the old value stays in force");
+        }
+        if old.snapshot.config.consumers != snapshot.config.consumers
+            && let Some(store) = &self.store
+        {
+            match store.sync_declared_consumers(&snapshot.config.consumers).await {
+                Ok(report) => tracing::info!(?report, "declared consumers updated"),
+                Err(e) => tracing::error!(error = %e, "declared consumers could not be written to the store"),
+            }
         }
         snapshot.start_policies(&self.services);
         let pools = build_pools(&snapshot, &old.pools, &self.metrics, self.workers);

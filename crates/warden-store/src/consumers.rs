@@ -51,9 +51,37 @@ pub struct NewConsumer {
     pub attributes: serde_json::Map<String, serde_json::Value>,
 }
 
+/// A consumer declared in the config file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeclaredConsumer {
+    /// Unique name.
+    pub name: String,
+    /// Groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Attributes (for authorization).
+    #[serde(default)]
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+    /// Declared but refused.
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+/// What a sync of declared consumers changed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Newly created.
+    pub created: usize,
+    /// Existing ones brought in line with the file.
+    pub updated: usize,
+    /// Declared before, no longer in the file: disabled (keys kept, refused).
+    pub disabled: usize,
+}
+
 /// Names and groups go into headers and logs: visible ASCII, no spaces or
 /// quotes, at most 128 bytes.
-pub(crate) fn check_name(what: &str, name: &str) -> Result<(), StoreError> {
+pub fn check_name(what: &str, name: &str) -> Result<(), StoreError> {
     let ok = !name.is_empty()
         && name.len() <= 128
         && name
@@ -172,6 +200,100 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         self.commit(tx).await
+    }
+}
+
+impl Store {
+    /// Makes the store's config-declared consumers match `declared`: creates
+    /// missing ones, updates groups, attributes and status (a consumer made
+    /// with the CLI under a declared name is taken over by the file), and
+    /// disables (never deletes) those that left the file. One transaction.
+    pub async fn sync_declared_consumers(&self, declared: &[DeclaredConsumer]) -> Result<SyncReport, StoreError> {
+        for d in declared {
+            check_name("consumer name", &d.name)?;
+            for g in &d.groups {
+                check_name("group", g)?;
+            }
+        }
+        let now = now_secs();
+        let mut report = SyncReport::default();
+        let mut tx = self.begin().await?;
+        let rows = sqlx::query("SELECT name, groups_json, attributes_json, status, source FROM consumers")
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut existing = std::collections::HashMap::new();
+        for r in &rows {
+            let name: String = r.try_get("name")?;
+            let state: (String, String, String, String) = (
+                r.try_get("groups_json")?,
+                r.try_get("attributes_json")?,
+                r.try_get("status")?,
+                r.try_get("source")?,
+            );
+            existing.insert(name, state);
+        }
+        for d in declared {
+            let groups = serde_json::to_string(&d.groups).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            let attributes = serde_json::to_string(&d.attributes).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            let status = if d.disabled { "disabled" } else { "active" };
+            match existing.get(&d.name) {
+                None => {
+                    sqlx::query(
+                        "INSERT INTO consumers (id, name, groups_json, attributes_json, status, source, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, 'config', $6, $6)",
+                    )
+                    .bind(crate::random_hex(16))
+                    .bind(&d.name)
+                    .bind(groups)
+                    .bind(attributes)
+                    .bind(status)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    report.created += 1;
+                }
+                Some((g, a, st, src)) if *g == groups && *a == attributes && st == status && src == "config" => {}
+                Some(_) => {
+                    sqlx::query(
+                        "UPDATE consumers SET groups_json = $1, attributes_json = $2, status = $3, source = 'config', \
+                         updated_at = $4 WHERE name = $5",
+                    )
+                    .bind(groups)
+                    .bind(attributes)
+                    .bind(status)
+                    .bind(now)
+                    .bind(&d.name)
+                    .execute(&mut *tx)
+                    .await?;
+                    report.updated += 1;
+                }
+            }
+        }
+        for (name, (_, _, status, source)) in &existing {
+            if source == "config" && status == "active" && !declared.iter().any(|d| &d.name == name) {
+                sqlx::query("UPDATE consumers SET status = 'disabled', updated_at = $1 WHERE name = $2")
+                    .bind(now)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+                report.disabled += 1;
+            }
+        }
+        if report == SyncReport::default() {
+            tx.rollback().await?;
+        } else {
+            self.commit(tx).await?;
+        }
+        Ok(report)
+    }
+
+    /// True when `name` is declared in the config file (the CLI leaves those alone).
+    pub async fn is_declared(&self, name: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT source FROM consumers WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get::<String, _>(0)).transpose()?.as_deref() == Some("config"))
     }
 }
 

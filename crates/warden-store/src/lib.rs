@@ -26,7 +26,7 @@ pub mod testing;
 mod tokens;
 
 pub use config::{Backend, StoreConfig};
-pub use consumers::{Consumer, ConsumerStatus, NewConsumer};
+pub use consumers::{Consumer, ConsumerStatus, DeclaredConsumer, NewConsumer, SyncReport, check_name};
 pub use db::Store;
 pub use index::StoreIndex;
 pub use keys::{ApiKeyRecord, CreatedKey, MAX_ACTIVE_KEYS, parse_key};

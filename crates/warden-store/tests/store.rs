@@ -488,3 +488,66 @@ async fn refresh_tokens_are_single_use_body(f: Fixture) {
     );
     index.stop();
 }
+
+both!(
+    declared_consumers_follow_the_file,
+    declared_consumers_follow_the_file_body
+);
+async fn declared_consumers_follow_the_file_body(f: Fixture) {
+    use warden_store::{DeclaredConsumer, SyncReport};
+    let decl = |name: &str, groups: &[&str]| DeclaredConsumer {
+        name: name.into(),
+        groups: groups.iter().map(|g| (*g).into()).collect(),
+        attributes: serde_json::Map::new(),
+        disabled: false,
+    };
+    consumer(&f.store, "cli-made", &[]).await;
+    let v0 = f.store.version().await.unwrap();
+    let r = f
+        .store
+        .sync_declared_consumers(&[decl("a", &["x"]), decl("b", &[])])
+        .await
+        .unwrap();
+    assert_eq!(
+        r,
+        SyncReport {
+            created: 2,
+            updated: 0,
+            disabled: 0
+        }
+    );
+    // The same file again changes nothing (and does not bump the version).
+    let v1 = f.store.version().await.unwrap();
+    assert!(v1 > v0);
+    let r = f
+        .store
+        .sync_declared_consumers(&[decl("a", &["x"]), decl("b", &[])])
+        .await
+        .unwrap();
+    assert_eq!(r, SyncReport::default());
+    assert_eq!(f.store.version().await.unwrap(), v1);
+    // b leaves the file, a changes groups, the CLI-made one is taken over.
+    let r = f
+        .store
+        .sync_declared_consumers(&[decl("a", &["y"]), decl("cli-made", &["z"])])
+        .await
+        .unwrap();
+    assert_eq!(
+        r,
+        SyncReport {
+            created: 0,
+            updated: 2,
+            disabled: 1
+        }
+    );
+    let b = f.store.consumer("b").await.unwrap().unwrap();
+    assert_eq!(
+        b.status,
+        ConsumerStatus::Disabled,
+        "removed from the file: disabled, not deleted"
+    );
+    assert_eq!(f.store.consumer("a").await.unwrap().unwrap().groups, ["y"]);
+    assert!(f.store.is_declared("cli-made").await.unwrap());
+    let bad = f.store.sync_declared_consumers(&[decl("bad name", &[])]).await;
+    assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
+}

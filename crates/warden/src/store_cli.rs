@@ -170,20 +170,32 @@ pub async fn consumers(cmd: ConsumersCmd, config: Option<&PathBuf>) -> anyhow::R
             }
         }
         ConsumersCmd::Disable { name } => {
+            refuse_declared(&store, &name).await?;
             store.set_consumer_status(&name, ConsumerStatus::Disabled).await?;
             println!("disabled consumer {name}");
         }
         ConsumersCmd::Enable { name } => {
+            refuse_declared(&store, &name).await?;
             store.set_consumer_status(&name, ConsumerStatus::Active).await?;
             println!("enabled consumer {name}");
         }
         ConsumersCmd::Delete { name } => {
+            refuse_declared(&store, &name).await?;
             store.delete_consumer(&name).await?;
             println!("deleted consumer {name} and its keys");
         }
     }
     store.close().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Consumers declared in the config file are changed there, not here (the
+/// next start or reload would undo it).
+async fn refuse_declared(store: &Store, name: &str) -> anyhow::Result<()> {
+    if store.is_declared(name).await? {
+        anyhow::bail!("consumer `{name}` is declared in the config file; change it there and reload");
+    }
+    Ok(())
 }
 
 /// Runs a `keys` command.

@@ -504,3 +504,31 @@ async fn a_route_may_accept_any_one_of_its_methods_but_never_a_bad_credential() 
     // The all-of default: the jwt route alone still needs its token.
     assert_eq!(call(&base, "/jwt/x", &[("x-api-key", key)]).await.status, 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_declared_in_the_file_are_created_and_follow_reloads() {
+    let up = MockUpstream::start("a").await;
+    let dir = temp_dir("declared");
+    let yaml = |consumers: &str| {
+        format!(
+            "store:\n  data_dir: \"{}\"\n  poll_ms: 100\nconsumers:\n{consumers}services:\n  - name: api\n    targets: [\"{}\"]\nroutes:\n  - id: eng\n    path: {{ prefix: /eng }}\n    service: api\n    policies:\n      - type: api_key\n        groups: [eng]\n",
+            dir.join("data").display(),
+            up.addr
+        )
+    };
+    let gw = TestGateway::start(&yaml("  - { name: gina, groups: [eng] }\n")).await;
+    let base = gw.url("");
+    let key = cli(&gw.config_path, &["keys", "create", "--consumer", "gina"]);
+    let key = key.trim();
+    assert_eq!(call(&base, "/eng/x", &[("x-api-key", key)]).await.status, 200);
+    // The CLI leaves declared consumers to the file.
+    assert!(cli_fails(&gw.config_path, &["consumers", "disable", "gina"]).contains("declared in the config file"));
+    // gina leaves the file: on reload she is disabled, her key refused.
+    gw.write_config(&yaml("  - { name: hal, groups: [eng] }\n"));
+    gw.gw().reload().await.unwrap();
+    until_status(&base, "/eng/x", key, 401).await;
+    // Back with another group: enabled again, but not in eng.
+    gw.write_config(&yaml("  - { name: gina, groups: [ops] }\n"));
+    gw.gw().reload().await.unwrap();
+    until_status(&base, "/eng/x", key, 403).await;
+}
