@@ -94,6 +94,9 @@ pub(crate) fn compile(parsed: Parsed, issues: &mut Issues) -> Option<Snapshot> {
             .as_ref()
             .and_then(|t| identity_token(t, config.oauth_server.is_some(), &at, issues));
         let policies = build_policies(&specs, &at, issues);
+        let has_authz = policies
+            .iter()
+            .any(|p| matches!(p.policy, warden_policies::CompiledPolicy::Authz(_)));
         let needs_body = policies.iter().any(|p| p.policy.needs_request_body());
         let runtime = Arc::new(RouteRuntime {
             id: Arc::from(route.id.as_str()),
@@ -106,6 +109,11 @@ pub(crate) fn compile(parsed: Parsed, issues: &mut Issues) -> Option<Snapshot> {
             client_cert: route.client_cert.clone(),
             builtin: None,
             any_auth_challenges,
+            pattern: Arc::from(match &route.path {
+                PathConfig::Exact(p) | PathConfig::Template(p) => p.clone(),
+                PathConfig::Prefix(p) => format!("{}*", p),
+            }),
+            has_authz,
             identity_token,
         });
         routes.push(Arc::clone(&runtime));
@@ -464,6 +472,8 @@ fn mount_oauth_server(
             client_cert: None,
             builtin: Some(endpoint),
             any_auth_challenges: Vec::new(),
+            pattern: Arc::from(path.as_str()),
+            has_authz: false,
             identity_token: None,
         });
         routes.push(Arc::clone(&runtime));

@@ -114,6 +114,11 @@ pub struct RouteRuntime {
     /// `authentication: any`: the challenges to send when no credential was
     /// presented (one `WWW-Authenticate` per method); empty for `all`.
     pub any_auth_challenges: Vec<http::HeaderValue>,
+    /// The path pattern as written (`/orders/{id}`, `/static/*` for a prefix):
+    /// with the method, the operation authorization policies see.
+    pub pattern: Arc<str>,
+    /// An `authz` policy runs on this route (the operation is then computed).
+    pub has_authz: bool,
     /// Header and lifetime of the gateway-signed identity token, if the route sends one.
     pub identity_token: Option<(http::HeaderName, u64)>,
 }

@@ -32,6 +32,14 @@ pub struct RequestCtx {
     pub client_cert: Option<Arc<ClientIdentity>>,
     /// Claims of the verified access token, once an authentication policy accepted one.
     pub token_claims: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
+    /// The authenticated consumer's groups (from its API key or token).
+    pub groups: Arc<[Arc<str>]>,
+    /// `METHOD /path/pattern` of the matched route (what authorization
+    /// policies call the action).
+    pub operation: Option<Arc<str>>,
+    /// Now, Unix seconds, taken once per request (policies use this clock,
+    /// so tests can set it).
+    pub now_secs: i64,
     /// The route accepts any one of its authentication methods: a policy
     /// whose credential is absent lets the request on (the route refuses it
     /// afterwards if no method accepted).
@@ -94,6 +102,11 @@ impl RequestCtx {
             started: Instant::now(),
             client_cert: None,
             token_claims: None,
+            groups: Arc::from(Vec::new()),
+            operation: None,
+            now_secs: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
             auth_any: false,
             authenticated: false,
             secure: false,

@@ -7,6 +7,7 @@
 //! config lists them in.
 
 pub mod api_key;
+pub mod authz;
 pub mod dpop;
 pub mod ip_rules;
 pub mod jwt;
@@ -29,6 +30,8 @@ pub enum PolicyKind {
     Jwt,
     /// Authentication: API keys from the store.
     ApiKey,
+    /// Authorization: Cedar policies and object bindings.
+    Authz,
 }
 
 impl PolicyKind {
@@ -39,6 +42,7 @@ impl PolicyKind {
             Self::RequestLimits => "request_limits",
             Self::Jwt => "jwt",
             Self::ApiKey => "api_key",
+            Self::Authz => "authz",
         }
     }
 }
@@ -55,6 +59,8 @@ pub enum PolicySpec {
     Jwt(jwt::JwtConfig),
     /// See [`api_key`].
     ApiKey(api_key::ApiKeyConfig),
+    /// See [`authz`].
+    Authz(authz::AuthzConfig),
 }
 
 /// A config problem found while compiling a policy; `path` is relative to the policy entry.
@@ -74,6 +80,7 @@ impl PolicySpec {
             Self::RequestLimits(_) => PolicyKind::RequestLimits,
             Self::Jwt(_) => PolicyKind::Jwt,
             Self::ApiKey(_) => PolicyKind::ApiKey,
+            Self::Authz(_) => PolicyKind::Authz,
         }
     }
 
@@ -84,6 +91,7 @@ impl PolicySpec {
             Self::RequestLimits(c) => c.on_error,
             Self::Jwt(c) => c.on_error,
             Self::ApiKey(c) => c.on_error,
+            Self::Authz(c) => c.on_error,
         }
     }
 
@@ -94,14 +102,17 @@ impl PolicySpec {
             Self::RequestLimits(c) => c.build().map(CompiledPolicy::RequestLimits),
             Self::Jwt(c) => c.build().map(CompiledPolicy::Jwt),
             Self::ApiKey(c) => c.build().map(CompiledPolicy::ApiKey),
+            Self::Authz(c) => c.build().map(CompiledPolicy::Authz),
         }
     }
 
     /// Makes relative file paths in the entry relative to `base` (the config
     /// file's directory).
     pub fn resolve_paths(&mut self, base: &std::path::Path) {
-        if let Self::Jwt(c) = self {
-            c.resolve_paths(base);
+        match self {
+            Self::Jwt(c) => c.resolve_paths(base),
+            Self::Authz(c) => c.resolve_paths(base),
+            _ => {}
         }
     }
 }
@@ -117,6 +128,8 @@ pub enum CompiledPolicy {
     Jwt(jwt::Jwt),
     /// See [`api_key`].
     ApiKey(api_key::ApiKey),
+    /// See [`authz`].
+    Authz(authz::Authz),
 }
 
 impl Policy for CompiledPolicy {
@@ -126,6 +139,7 @@ impl Policy for CompiledPolicy {
             Self::RequestLimits(p) => p.name(),
             Self::Jwt(p) => p.name(),
             Self::ApiKey(p) => p.name(),
+            Self::Authz(p) => p.name(),
         }
     }
 
@@ -135,6 +149,7 @@ impl Policy for CompiledPolicy {
             Self::RequestLimits(p) => p.needs_request_body(),
             Self::Jwt(p) => p.needs_request_body(),
             Self::ApiKey(p) => p.needs_request_body(),
+            Self::Authz(p) => p.needs_request_body(),
         }
     }
 
@@ -144,6 +159,7 @@ impl Policy for CompiledPolicy {
             Self::RequestLimits(p) => p.on_request(req, ctx).await,
             Self::Jwt(p) => p.on_request(req, ctx).await,
             Self::ApiKey(p) => p.on_request(req, ctx).await,
+            Self::Authz(p) => p.on_request(req, ctx).await,
         }
     }
 
@@ -158,6 +174,7 @@ impl Policy for CompiledPolicy {
             Self::RequestLimits(p) => p.on_request_body(req, body, ctx).await,
             Self::Jwt(p) => p.on_request_body(req, body, ctx).await,
             Self::ApiKey(p) => p.on_request_body(req, body, ctx).await,
+            Self::Authz(p) => p.on_request_body(req, body, ctx).await,
         }
     }
 
@@ -167,6 +184,7 @@ impl Policy for CompiledPolicy {
             Self::RequestLimits(p) => p.on_response(resp, ctx).await,
             Self::Jwt(p) => p.on_response(resp, ctx).await,
             Self::ApiKey(p) => p.on_response(resp, ctx).await,
+            Self::Authz(p) => p.on_response(resp, ctx).await,
         }
     }
 
@@ -176,6 +194,7 @@ impl Policy for CompiledPolicy {
             Self::RequestLimits(p) => p.on_complete(ctx),
             Self::Jwt(p) => p.on_complete(ctx),
             Self::ApiKey(p) => p.on_complete(ctx),
+            Self::Authz(p) => p.on_complete(ctx),
         }
     }
 
@@ -185,6 +204,7 @@ impl Policy for CompiledPolicy {
             Self::RequestLimits(p) => p.start(services),
             Self::Jwt(p) => p.start(services),
             Self::ApiKey(p) => p.start(services),
+            Self::Authz(p) => p.start(services),
         }
     }
 
@@ -194,6 +214,7 @@ impl Policy for CompiledPolicy {
             Self::RequestLimits(p) => p.is_ready(),
             Self::Jwt(p) => p.is_ready(),
             Self::ApiKey(p) => p.is_ready(),
+            Self::Authz(p) => p.is_ready(),
         }
     }
 }

@@ -279,6 +279,9 @@ async fn proxy(
     // names them in `Connection`.
     forwarded::scrub_request(&mut parts.headers, upgrade, trusted);
     ex.ctx.auth_any = !route.any_auth_challenges.is_empty();
+    if route.has_authz {
+        ex.ctx.operation = Some(Arc::from(format!("{} {}", parts.method, route.pattern)));
+    }
     pipeline::on_request(&route.policies, &mut parts, &mut ex.ctx).await?;
     if let Some((name, ttl)) = &route.identity_token {
         write_identity_token(&mut parts.headers, name, *ttl, &ex.ctx, &route, rt)?;

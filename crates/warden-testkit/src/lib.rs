@@ -135,9 +135,20 @@ impl TestGateway {
         Self::start_full(yaml, watch, None).await
     }
 
+    /// Starts a gateway on the config file at `path` (relative paths in it
+    /// are relative to its directory); missing listeners and admin are filled
+    /// in as for [`TestGateway::start`], in place.
+    pub async fn start_file(path: &std::path::Path) -> Self {
+        let yaml = std::fs::read_to_string(path).unwrap();
+        Self::start_at(&yaml, path.to_path_buf(), None, None).await
+    }
+
     async fn start_full(yaml: &str, watch: Option<Duration>, workers: Option<Workers>) -> Self {
+        Self::start_at(yaml, temp_path("warden.yaml"), watch, workers).await
+    }
+
+    async fn start_at(yaml: &str, config_path: PathBuf, watch: Option<Duration>, workers: Option<Workers>) -> Self {
         let yaml = with_defaults(yaml);
-        let config_path = temp_path("warden.yaml");
         std::fs::write(&config_path, &yaml).unwrap();
         let snapshot = warden_config::load_file(&config_path).unwrap_or_else(|e| panic!("test config invalid: {e}"));
         let log = Arc::new(Mutex::new(Vec::new()));

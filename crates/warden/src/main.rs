@@ -5,6 +5,7 @@
 //! with the same code path start-up and reload use; `warden sample-api` runs the
 //! demo upstream alone.
 
+mod authz_cli;
 mod sample_api;
 mod store_cli;
 
@@ -84,12 +85,24 @@ enum Command {
         #[command(subcommand)]
         cmd: store_cli::TokensCmd,
     },
+    /// Authorization tools.
+    Authz {
+        #[command(subcommand)]
+        cmd: AuthzCmd,
+    },
     /// Run only the bundled sample API.
     SampleApi {
         /// Address to bind.
         #[arg(long, default_value = "127.0.0.1:9000")]
         bind: SocketAddr,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuthzCmd {
+    /// Show how a described request is decided and which policies decided it.
+    /// Exit status 0 for allow, 2 for deny.
+    Explain(authz_cli::ExplainArgs),
 }
 
 fn main() -> ExitCode {
@@ -99,6 +112,9 @@ fn main() -> ExitCode {
     warden_tls::install_provider();
     let result = match cli.command {
         Command::Validate { files } => Ok(validate(&files)),
+        Command::Authz {
+            cmd: AuthzCmd::Explain(args),
+        } => authz_cli::explain(&args),
         // The control runtime (accept loops, admin, signals, health checks) is
         // single-threaded; connections are served by per-core worker runtimes.
         other => tokio::runtime::Builder::new_current_thread()
@@ -155,6 +171,9 @@ async fn run_async(cmd: Command) -> anyhow::Result<ExitCode> {
             workers,
         } => run(config, sample_api, watch_secs, workers).await,
         Command::Validate { files } => Ok(validate(&files)),
+        Command::Authz {
+            cmd: AuthzCmd::Explain(args),
+        } => authz_cli::explain(&args),
         Command::Consumers { config, cmd } => store_cli::consumers(cmd, config.as_ref()).await,
         Command::Keys { config, cmd } => store_cli::keys(cmd, config.as_ref()).await,
         Command::Tokens { config, cmd } => store_cli::tokens(cmd, config.as_ref()).await,

@@ -135,6 +135,7 @@ impl Policy for ApiKey {
                 }
                 tracing::debug!(consumer = %owner.consumer, key = %owner.prefix, "API key accepted");
                 ctx.consumer = Some(owner.consumer);
+                ctx.groups = owner.groups;
                 ctx.authenticated = true;
                 Ok(Decision::Continue)
             }

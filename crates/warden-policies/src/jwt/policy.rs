@@ -457,6 +457,9 @@ impl Jwt {
                 req.headers.insert(header.clone(), v);
             }
         }
+        if let Some(Value::Array(groups)) = claims.get("groups") {
+            ctx.groups = groups.iter().filter_map(Value::as_str).map(Arc::from).collect();
+        }
         ctx.consumer = Some(consumer);
         ctx.token_claims = Some(claims);
         ctx.authenticated = true;

@@ -1,0 +1,166 @@
+//! `authz` config and its compilation into [`Authz`].
+
+use std::str::FromStr as _;
+
+use cedar_policy::{PolicyId, PolicySet};
+use serde::Deserialize;
+use warden_core::OnError;
+
+use super::policy::{Authz, Binding, Source};
+use crate::SpecError;
+
+/// `type: authz`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthzConfig {
+    /// File with Cedar policies (relative to the config file).
+    #[serde(default)]
+    pub policies_file: Option<String>,
+    /// Cedar policies inline, instead of a file.
+    #[serde(default)]
+    pub policies: Option<String>,
+    /// Object-level bindings: each must hold or the request is refused.
+    #[serde(default)]
+    pub bind: Vec<BindingConfig>,
+    /// What happens when the policy itself breaks.
+    #[serde(default)]
+    pub on_error: OnError,
+}
+
+/// One object id the caller must own.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BindingConfig {
+    /// A path template parameter holding the id (e.g. `user_id` of `/users/{user_id}`).
+    #[serde(default)]
+    pub path_param: Option<String>,
+    /// A query parameter holding the id.
+    #[serde(default)]
+    pub query_param: Option<String>,
+    /// The id must equal the consumer name…
+    #[serde(default)]
+    pub equals_consumer: bool,
+    /// …or this claim of the caller's token (a string, or a list containing the id).
+    #[serde(default)]
+    pub equals_claim: Option<String>,
+}
+
+impl AuthzConfig {
+    /// Makes a relative `policies_file` relative to `base`.
+    pub fn resolve_paths(&mut self, base: &std::path::Path) {
+        if let Some(f) = &mut self.policies_file
+            && std::path::Path::new(f.as_str()).is_relative()
+        {
+            *f = base.join(f.as_str()).to_string_lossy().into_owned();
+        }
+    }
+
+    /// Compiles the entry, reporting every problem (Cedar errors with line and column).
+    pub fn build(&self) -> Result<Authz, Vec<SpecError>> {
+        let mut errors = Vec::new();
+        let (text, origin) = match (&self.policies_file, &self.policies) {
+            (Some(f), None) => match std::fs::read_to_string(f) {
+                Ok(t) => (t, f.clone()),
+                Err(e) => {
+                    errors.push(SpecError {
+                        path: "policies_file".into(),
+                        message: format!("cannot read `{f}`: {e}"),
+                    });
+                    (String::new(), f.clone())
+                }
+            },
+            (None, Some(t)) => (t.clone(), "policies".into()),
+            _ => {
+                errors.push(SpecError {
+                    path: "policies_file".into(),
+                    message: "set exactly one of `policies_file`, `policies`".into(),
+                });
+                (String::new(), String::new())
+            }
+        };
+        let set = if errors.is_empty() {
+            match parse_policies(&text) {
+                Ok(set) => Some(set),
+                Err(problems) => {
+                    for p in problems {
+                        errors.push(SpecError {
+                            path: if self.policies_file.is_some() {
+                                "policies_file".into()
+                            } else {
+                                "policies".into()
+                            },
+                            message: format!("{origin}:{p}"),
+                        });
+                    }
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let mut bindings = Vec::new();
+        for (i, b) in self.bind.iter().enumerate() {
+            let at = format!("bind[{i}]");
+            let source = match (&b.path_param, &b.query_param) {
+                (Some(p), None) if !p.is_empty() => Some(Source::Path(p.clone())),
+                (None, Some(q)) if !q.is_empty() => Some(Source::Query(q.clone())),
+                _ => {
+                    errors.push(SpecError {
+                        path: at.clone(),
+                        message: "set exactly one of `path_param`, `query_param`".into(),
+                    });
+                    None
+                }
+            };
+            let target = match (b.equals_consumer, &b.equals_claim) {
+                (true, None) => Some(None),
+                (false, Some(c)) if !c.is_empty() => Some(Some(c.clone())),
+                _ => {
+                    errors.push(SpecError {
+                        path: at,
+                        message: "set exactly one of `equals_consumer: true`, `equals_claim`".into(),
+                    });
+                    None
+                }
+            };
+            if let (Some(source), Some(claim)) = (source, target) {
+                bindings.push(Binding { source, claim });
+            }
+        }
+        match set {
+            Some(set) if errors.is_empty() => Ok(Authz::new(set, bindings)),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// Parses Cedar policies; policies annotated `@id("…")` take that id.
+/// Errors are `line:column: message`.
+pub fn parse_policies(text: &str) -> Result<PolicySet, Vec<String>> {
+    use miette::Diagnostic as _;
+    let parsed = PolicySet::from_str(text).map_err(|errs| {
+        errs.iter()
+            .map(|e| {
+                let offset = e.labels().and_then(|mut l| l.next()).map_or(0, |l| l.offset());
+                let (line, col) = line_col(text, offset);
+                format!("{line}:{col}: {e}")
+            })
+            .collect::<Vec<_>>()
+    })?;
+    let mut out = PolicySet::new();
+    for p in parsed.policies() {
+        let p = match p.annotation("id") {
+            Some(id) => p.new_id(PolicyId::new(id)),
+            None => p.clone(),
+        };
+        out.add(p).map_err(|e| vec![format!("1:1: {e}")])?;
+    }
+    Ok(out)
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}

@@ -1,0 +1,23 @@
+//! `authz`: authorization with Cedar policies, default deny, plus
+//! object-level bindings (BOLA) checked before Cedar.
+//!
+//! The request as Cedar sees it:
+//! - principal `User::"<consumer>"` (or `Anonymous::"anonymous"`), member of
+//!   `Group::"<g>"` for each of the consumer's groups;
+//! - action `Action::"<METHOD> <route path pattern>"`, e.g.
+//!   `Action::"GET /orders/{id}"`;
+//! - resource `Route::"<route id>"`;
+//! - context: `ip` (Cedar `ip` extension), `time` (Unix seconds), `hour`
+//!   (0–23, UTC), `authenticated`, `mtls`, `scopes`, `amr` (sets of strings),
+//!   `acr` (string), `params` (path parameters).
+//!
+//! No permit means 403; so does a failed binding. The 403 document does not
+//! say whether the object exists.
+
+mod config;
+mod policy;
+#[cfg(test)]
+mod tests;
+
+pub use config::{AuthzConfig, BindingConfig, parse_policies};
+pub use policy::{Authz, Explanation};

@@ -1,0 +1,163 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use warden_core::{Decision, Policy, RequestCtx};
+
+use super::{AuthzConfig, Explanation, parse_policies};
+use crate::block_on;
+
+const POLICIES: &str = r#"
+@id("read-own-or-admin")
+permit(principal, action == Action::"GET /users/{user_id}", resource);
+
+@id("admins-delete")
+permit(principal in Group::"admin", action == Action::"DELETE /users/{user_id}", resource);
+
+@id("no-office-network")
+forbid(principal, action, resource) when { context.ip.isInRange(ip("10.99.0.0/16")) };
+
+@id("mfa-for-exports")
+permit(principal, action == Action::"GET /exports", resource) when { context.amr.contains("mfa") };
+"#;
+
+fn authz(bind: &str) -> super::Authz {
+    let yaml = format!(
+        "policies: |\n{}\n{bind}",
+        POLICIES
+            .lines()
+            .map(|l| format!("  {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let cfg: AuthzConfig = serde_saphyr::from_str(&yaml).unwrap();
+    cfg.build().unwrap()
+}
+
+fn ctx(consumer: &str, groups: &[&str], op: &str, params: &[(&str, &str)], ip: &str) -> RequestCtx {
+    let mut c = RequestCtx::new("r".into(), ip.parse().unwrap(), 1024);
+    c.consumer = Some(consumer.into());
+    c.groups = groups.iter().map(|g| Arc::from(*g)).collect();
+    c.operation = Some(op.into());
+    c.route_id = Some("users".into());
+    c.params = params.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    c
+}
+
+fn parts(method: &str, uri: &str) -> http::request::Parts {
+    http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(())
+        .unwrap()
+        .into_parts()
+        .0
+}
+
+fn explain(a: &super::Authz, method: &str, uri: &str, c: &RequestCtx) -> Explanation {
+    a.explain(&parts(method, uri), c)
+}
+
+#[test]
+fn cedar_errors_name_line_and_column() {
+    let errs =
+        parse_policies("permit(principal, action, resource);\n\nforbid(principal ==, action, resource);").unwrap_err();
+    assert!(errs[0].starts_with("3:"), "{errs:?}");
+    let cfg: AuthzConfig = serde_saphyr::from_str("policies: \"permit(principal, action\"\n").unwrap();
+    let e = cfg.build().unwrap_err();
+    assert!(e[0].message.starts_with("policies:1:"), "{e:?}");
+    let cfg: AuthzConfig = serde_saphyr::from_str("policies_file: /nonexistent/x.cedar\n").unwrap();
+    assert!(cfg.build().unwrap_err()[0].message.contains("cannot read"));
+}
+
+#[test]
+fn default_deny_permits_and_forbids_with_the_policy_that_decided() {
+    let a = authz("");
+    let user = ctx(
+        "alice",
+        &[],
+        "DELETE /users/{user_id}",
+        &[("user_id", "bob")],
+        "192.0.2.1",
+    );
+    let e = explain(&a, "DELETE", "/users/bob", &user);
+    assert!(!e.allowed);
+    assert!(e.determining.is_empty(), "default deny has no determining policy");
+    let admin = ctx(
+        "root",
+        &["admin"],
+        "DELETE /users/{user_id}",
+        &[("user_id", "bob")],
+        "192.0.2.1",
+    );
+    let e = explain(&a, "DELETE", "/users/bob", &admin);
+    assert!(e.allowed);
+    assert_eq!(e.determining, ["admins-delete"]);
+    let office = ctx(
+        "root",
+        &["admin"],
+        "DELETE /users/{user_id}",
+        &[("user_id", "bob")],
+        "10.99.3.4",
+    );
+    let e = explain(&a, "DELETE", "/users/bob", &office);
+    assert!(!e.allowed);
+    assert_eq!(e.determining, ["no-office-network"]);
+}
+
+#[test]
+fn mfa_rules_read_the_token_claims() {
+    let a = authz("");
+    let mut c = ctx("alice", &[], "GET /exports", &[], "192.0.2.1");
+    assert!(!explain(&a, "GET", "/exports", &c).allowed);
+    c.token_claims = Some(Arc::new(serde_json::from_str(r#"{"amr": ["pwd", "mfa"]}"#).unwrap()));
+    assert!(explain(&a, "GET", "/exports", &c).allowed);
+}
+
+#[test]
+fn bindings_tie_object_ids_to_the_caller_before_cedar_runs() {
+    let a = authz("bind:\n  - { path_param: user_id, equals_consumer: true }\n");
+    let own = ctx(
+        "alice",
+        &[],
+        "GET /users/{user_id}",
+        &[("user_id", "alice")],
+        "192.0.2.1",
+    );
+    assert!(explain(&a, "GET", "/users/alice", &own).allowed);
+    let other = ctx("alice", &[], "GET /users/{user_id}", &[("user_id", "bob")], "192.0.2.1");
+    let e = explain(&a, "GET", "/users/bob", &other);
+    assert!(!e.allowed && e.binding_failed.is_some());
+    // Through the policy: 403 that does not say whether bob exists.
+    let mut c = other.clone();
+    match block_on(a.on_request(&mut parts("GET", "/users/bob"), &mut c)).unwrap() {
+        Decision::Reject(r) => {
+            assert_eq!(r.kind.status().as_u16(), 403);
+            assert_eq!(r.detail.as_deref(), Some("this request is not allowed"));
+        }
+        Decision::Continue => panic!("bound to another user"),
+    }
+    // Claim bindings: a list claim holds the ids the caller owns.
+    let a = authz("bind:\n  - { query_param: account, equals_claim: accounts }\n");
+    let mut c = ctx("alice", &[], "GET /users/{user_id}", &[], "192.0.2.1");
+    c.token_claims = Some(Arc::new(
+        serde_json::from_str(r#"{"accounts": ["a-1", "a-2"]}"#).unwrap(),
+    ));
+    assert!(explain(&a, "GET", "/users/x?account=a-2", &c).allowed);
+    assert!(!explain(&a, "GET", "/users/x?account=a-3", &c).allowed);
+    assert!(!explain(&a, "GET", "/users/x", &c).allowed, "an unbound id is refused");
+    assert!(
+        !explain(&a, "GET", "/users/x?account=a-1&account=a-3", &c).allowed,
+        "two ids: refused"
+    );
+}
+
+#[test]
+fn binding_config_problems_are_listed() {
+    let cfg: AuthzConfig =
+        serde_saphyr::from_str("policies: \"permit(principal, action, resource);\"\nbind:\n  - { path_param: id }\n  - { equals_consumer: true }\n")
+            .unwrap();
+    let e = cfg.build().unwrap_err();
+    let paths: Vec<&str> = e.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, ["bind[0]", "bind[1]"]);
+}
