@@ -240,3 +240,23 @@ fn identity_tokens_need_the_authorization_server_and_sane_settings() {
         assert!(got.iter().any(|i| i.contains(want)), "{want}: {got:?}");
     }
 }
+
+#[test]
+fn authentication_and_authorization_policies_cannot_fail_open() {
+    let open = GOOD.replace(
+        "    service: api\n    policies:\n      - type: request_limits",
+        "    service: api\n    policies:\n      - type: api_key\n        on_error: allow\n      - type: request_limits",
+    );
+    let got = issues(&open);
+    assert!(
+        got.iter()
+            .any(|i| i.contains("routes[0].policies[0].on_error") && i.contains("cannot fail open")),
+        "{got:?}"
+    );
+    // The look-alike: a traffic policy may fail open.
+    let limits = GOOD.replace(
+        "      - type: request_limits\n        max_body_bytes: 1024",
+        "      - type: request_limits\n        max_body_bytes: 1024\n        on_error: allow",
+    );
+    assert_eq!(issues(&limits), Vec::<String>::new());
+}

@@ -55,6 +55,13 @@ pub trait Directory: Send + Sync + 'static {
 
     /// True when a consumer of this name exists in the store and is disabled.
     fn consumer_disabled(&self, consumer: &str) -> bool;
+
+    /// True when an OAuth client of the built-in authorization server with
+    /// this `client_id` is disabled: the tokens it already holds stop working.
+    fn client_disabled(&self, client_id: &str) -> bool {
+        let _ = client_id;
+        false
+    }
 }
 
 /// Fast state every gateway of a cluster sees: one-time claims now (replay

@@ -45,6 +45,7 @@ impl OAuthServer {
             "aud": audience,
             "iat": now,
             "exp": now + ttl,
+            "jti": crate::server::random_id(),
         });
         if let Some(s) = scope {
             claims["scope"] = Value::String(s.to_owned());

@@ -255,6 +255,10 @@ impl OAuthServer {
             return None;
         }
         let header = jsonwebtoken::decode_header(token).ok()?;
+        // Access tokens only: identity tokens for upstreams carry another typ.
+        if !header.typ.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("at+jwt")) {
+            return None;
+        }
         let kid = header.kid?;
         let ring = self.keys.ring();
         let jwk = ring.jwks["keys"]
@@ -499,7 +503,10 @@ impl OAuthServer {
                 .map_err(|e| {
                     tracing::error!(error = %e, "cannot store a refresh token");
                     OAuthError::server()
-                })?;
+                })?
+                // The family was revoked while this rotation ran (a reuse
+                // raced it): the access token signed above is never handed out.
+                .ok_or_else(|| OAuthError::new("invalid_grant", "the refresh token is not valid"))?;
             answer["refresh_token"] = Value::String(refresh);
         }
         Ok(answer)
@@ -588,7 +595,7 @@ fn granted_scopes(allowed: &[String], asked: Option<&str>) -> Result<Vec<String>
     Ok(out)
 }
 
-fn random_id() -> String {
+pub(crate) fn random_id() -> String {
     use base64::Engine as _;
     use rand::RngCore as _;
     let mut b = [0u8; 18];

@@ -97,6 +97,31 @@ impl PolicySpec {
 
     /// Compiles the entry, reporting every problem found.
     pub fn build(&self) -> Result<CompiledPolicy, Vec<SpecError>> {
+        // Who-is-calling and may-they decisions never fail open: a broken
+        // store or key source must not turn into anonymous access.
+        let fails_open =
+            self.on_error() == OnError::Allow && matches!(self, Self::Jwt(_) | Self::ApiKey(_) | Self::Authz(_));
+        let open_error = || SpecError {
+            path: "on_error".into(),
+            message: format!(
+                "`{}` decides who may call and cannot fail open; use `on_error: deny`",
+                self.kind().name()
+            ),
+        };
+        let built = self.build_kind();
+        match (built, fails_open) {
+            (Ok(p), false) => Ok(p),
+            (Ok(_), true) => Err(vec![open_error()]),
+            (Err(mut errs), open) => {
+                if open {
+                    errs.insert(0, open_error());
+                }
+                Err(errs)
+            }
+        }
+    }
+
+    fn build_kind(&self) -> Result<CompiledPolicy, Vec<SpecError>> {
         match self {
             Self::IpRules(c) => c.build().map(CompiledPolicy::IpRules),
             Self::RequestLimits(c) => c.build().map(CompiledPolicy::RequestLimits),

@@ -28,6 +28,8 @@ struct Entry {
 struct Loaded {
     keys: HashMap<Box<str>, Entry>,
     disabled: std::collections::HashSet<Box<str>>,
+    /// `client_id`s of disabled OAuth clients.
+    disabled_clients: std::collections::HashSet<Box<str>>,
     /// Revoked `jti` → the token's expiry.
     revoked: HashMap<Box<str>, i64>,
 }
@@ -124,6 +126,7 @@ impl StoreIndex {
         }
         let rows = store.index_rows().await?;
         let disabled = store.disabled_consumers().await?;
+        let disabled_clients = store.disabled_clients().await?;
         let revoked = store.revoked_tokens().await?;
         let mut map = HashMap::with_capacity(rows.len());
         for row in rows {
@@ -150,6 +153,7 @@ impl StoreIndex {
         self.entries.store(Arc::new(Loaded {
             keys: map,
             disabled: disabled.into_iter().map(String::into_boxed_str).collect(),
+            disabled_clients: disabled_clients.into_iter().map(String::into_boxed_str).collect(),
             revoked: revoked
                 .into_iter()
                 .map(|t| (t.jti.into_boxed_str(), t.expires_at))
@@ -177,6 +181,10 @@ impl Directory for StoreIndex {
 
     fn consumer_disabled(&self, consumer: &str) -> bool {
         self.entries.load().disabled.contains(consumer)
+    }
+
+    fn client_disabled(&self, client_id: &str) -> bool {
+        self.entries.load().disabled_clients.contains(client_id)
     }
 }
 

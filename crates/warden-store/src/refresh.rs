@@ -48,15 +48,60 @@ pub struct NewRefresh<'a> {
 
 impl Store {
     /// Stores a new refresh token and returns it (shown to the client only).
-    pub async fn issue_refresh_token(&self, new: &NewRefresh<'_>) -> Result<String, StoreError> {
+    /// `None` when `new.family` was revoked meanwhile (a reuse raced this
+    /// rotation): nothing is issued.
+    pub async fn issue_refresh_token(&self, new: &NewRefresh<'_>) -> Result<Option<String>, StoreError> {
         let token = {
             use rand::RngCore as _;
             let mut b = [0u8; 32];
             rand::rng().fill_bytes(&mut b);
             format!("wrt_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
         };
-        let family = new.family.map_or_else(|| crate::random_hex(16), str::to_owned);
         let now = now_secs();
+        let expires_at = now.saturating_add(new.ttl_secs);
+        let mut tx = self.begin().await?;
+        let family = match new.family {
+            Some(family) => {
+                // Takes the family row's lock: a concurrent revocation waits
+                // for this transaction, or this one sees its result.
+                let live = sqlx::query(
+                    "UPDATE refresh_families SET expires_at = CASE WHEN expires_at > $1 THEN expires_at ELSE $1 END \
+                     WHERE family = $2 AND client_id = $3 AND revoked_at IS NULL",
+                )
+                .bind(expires_at)
+                .bind(family)
+                .bind(new.client_id)
+                .execute(&mut *tx)
+                .await?;
+                if live.rows_affected() != 1 {
+                    return Ok(None);
+                }
+                family.to_owned()
+            }
+            None => {
+                // New families are rare next to requests: prune here what
+                // can no longer be used.
+                sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM refresh_families WHERE expires_at < $1")
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                let family = crate::random_hex(16);
+                sqlx::query(
+                    "INSERT INTO refresh_families (family, client_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&family)
+                .bind(new.client_id)
+                .bind(now)
+                .bind(expires_at)
+                .execute(&mut *tx)
+                .await?;
+                family
+            }
+        };
         sqlx::query(
             "INSERT INTO refresh_tokens (token_hmac, family, client_id, scope, created_at, expires_at, access_jti, access_exp) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -66,12 +111,14 @@ impl Store {
         .bind(new.client_id)
         .bind(new.scope)
         .bind(now)
-        .bind(now.saturating_add(new.ttl_secs))
+        .bind(expires_at)
         .bind(new.access_jti)
         .bind(new.access_exp)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(token)
+        // Nothing the gateways index changed: no version bump.
+        tx.commit().await?;
+        Ok(Some(token))
     }
 
     /// Uses `token` for `client_id`: exactly one concurrent caller wins a
@@ -107,18 +154,31 @@ impl Store {
             return Ok(RefreshOutcome::Invalid);
         }
         // The conditional update is the single point of truth: of two
-        // concurrent uses only one changes the row.
-        let done = sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE token_hmac = $2 AND used_at IS NULL")
-            .bind(now)
-            .bind(&hmac)
-            .execute(&self.pool)
-            .await?;
+        // concurrent uses only one changes the row, and a row revoked or
+        // expired since the read is not used.
+        let done = sqlx::query(
+            "UPDATE refresh_tokens SET used_at = $1 WHERE token_hmac = $2 AND used_at IS NULL \
+             AND revoked_at IS NULL AND expires_at > $1",
+        )
+        .bind(now)
+        .bind(&hmac)
+        .execute(&self.pool)
+        .await?;
         if done.rows_affected() == 1 {
-            Ok(RefreshOutcome::Rotated(grant))
-        } else {
-            self.revoke_family(&grant.family).await?;
-            Ok(RefreshOutcome::Reused)
+            return Ok(RefreshOutcome::Rotated(grant));
         }
+        let used_now = sqlx::query("SELECT used_at FROM refresh_tokens WHERE token_hmac = $1")
+            .bind(&hmac)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.try_get::<Option<i64>, _>(0))
+            .transpose()?
+            .flatten();
+        if used_now.is_some() {
+            self.revoke_family(&grant.family).await?;
+            return Ok(RefreshOutcome::Reused);
+        }
+        Ok(RefreshOutcome::Invalid)
     }
 
     /// Revokes `token` (RFC 7009) and with it its family, if it is a refresh
@@ -142,6 +202,13 @@ impl Store {
     async fn revoke_family(&self, family: &str) -> Result<(), StoreError> {
         let now = now_secs();
         let mut tx = self.begin().await?;
+        // The family row first: this waits for a rotation in flight, and the
+        // statements after it see the token that rotation added.
+        sqlx::query("UPDATE refresh_families SET revoked_at = $1 WHERE family = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(family)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family = $2 AND revoked_at IS NULL")
             .bind(now)
             .bind(family)

@@ -76,6 +76,13 @@ impl Store {
     }
 
     /// Names of disabled consumers.
+    pub(crate) async fn disabled_clients(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT client_id FROM oauth_clients WHERE status = 'disabled'")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get::<String, _>(0)?)).collect()
+    }
+
     pub(crate) async fn disabled_consumers(&self) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query("SELECT name FROM consumers WHERE status = 'disabled'")
             .fetch_all(&self.pool)

@@ -442,6 +442,7 @@ async fn refresh_tokens_are_single_use_body(f: Fixture) {
             ..new(None, "a1")
         })
         .await
+        .unwrap()
         .unwrap();
     let family = match f.store.use_refresh_token(&first, id).await.unwrap() {
         RefreshOutcome::Rotated(g) => g.family,
@@ -455,6 +456,7 @@ async fn refresh_tokens_are_single_use_body(f: Fixture) {
             ..new(Some(fam), "a2")
         })
         .await
+        .unwrap()
         .unwrap();
     // Another client cannot use it.
     assert_eq!(
@@ -487,6 +489,75 @@ async fn refresh_tokens_are_single_use_body(f: Fixture) {
         RefreshOutcome::Invalid
     );
     index.stop();
+}
+
+both!(
+    a_rotation_racing_a_reuse_never_outlives_the_family,
+    a_rotation_racing_a_reuse_never_outlives_the_family_body
+);
+async fn a_rotation_racing_a_reuse_never_outlives_the_family_body(f: Fixture) {
+    use warden_store::{ClientAuth, NewClient, NewRefresh, RefreshOutcome};
+    let (client, _) = f
+        .store
+        .create_client(&NewClient {
+            name: "race".into(),
+            auth: ClientAuth::SecretBasic,
+            scopes: vec![],
+            refresh_tokens: true,
+        })
+        .await
+        .unwrap();
+    let id: &'static str = Box::leak(client.client_id.into_boxed_str());
+    let now = warden_now();
+    let new = move |family: Option<&str>, jti: &str| NewRefresh {
+        family: family.map(|f| &*Box::leak(f.to_owned().into_boxed_str())),
+        client_id: id,
+        scope: "",
+        ttl_secs: 3600,
+        access_jti: Box::leak(jti.to_owned().into_boxed_str()),
+        access_exp: now + 600,
+    };
+    for round in 0..12 {
+        let first = f
+            .store
+            .issue_refresh_token(&new(None, &format!("r{round}")))
+            .await
+            .unwrap()
+            .unwrap();
+        // The legitimate client and a thief present the same token at once;
+        // each, if it wins, stores the next token of the family.
+        let attempt = |who: u8| {
+            let store = f.store.clone();
+            let first = first.clone();
+            async move {
+                match store.use_refresh_token(&first, id).await.unwrap() {
+                    RefreshOutcome::Rotated(g) => store
+                        .issue_refresh_token(&new(Some(&g.family), &format!("r{round}-{who}")))
+                        .await
+                        .unwrap(),
+                    _ => None,
+                }
+            }
+        };
+        let (a, b) = tokio::join!(tokio::spawn(attempt(1)), tokio::spawn(attempt(2)));
+        let issued: Vec<String> = [a.unwrap(), b.unwrap()].into_iter().flatten().collect();
+        assert!(issued.len() <= 1, "two winners in round {round}");
+        // One of the two was a reuse, so the family is gone: whatever the
+        // winner stored is dead too.
+        for next in issued {
+            assert_eq!(
+                f.store.use_refresh_token(&next, id).await.unwrap(),
+                RefreshOutcome::Invalid,
+                "round {round}: a token outlived its family"
+            );
+        }
+    }
+    // Pruning on the way keeps live families.
+    let live = f.store.issue_refresh_token(&new(None, "live")).await.unwrap().unwrap();
+    assert!(matches!(
+        f.store.use_refresh_token(&live, id).await.unwrap(),
+        RefreshOutcome::Rotated(_)
+    ));
 }
 
 both!(

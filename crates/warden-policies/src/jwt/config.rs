@@ -272,6 +272,14 @@ fn build_issuer(cfg: &IssuerConfig, at: &str, errors: &mut Vec<SpecError>) -> Op
                     .into(),
             );
         }
+        // The gateway signs other JWTs too (identity tokens for upstreams):
+        // only its access tokens pass here.
+        if cfg.typ.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("at+jwt")) {
+            push(
+                format!("{at}.typ"),
+                "a built-in issuer's access tokens are always `at+jwt`; remove `typ` or set it to `at+jwt`".into(),
+            );
+        }
         if errors.len() > before {
             return None;
         }
@@ -285,7 +293,7 @@ fn build_issuer(cfg: &IssuerConfig, at: &str, errors: &mut Vec<SpecError>) -> Op
             introspector: None,
             leeway_secs: cfg.leeway_secs,
             required_claims: cfg.required_claims.clone(),
-            typ: cfg.typ.clone(),
+            typ: Some("at+jwt".into()),
             consumer_claim: cfg.consumer_claim.clone(),
             builtin: true,
         });

@@ -397,6 +397,13 @@ pub(crate) fn refusal(r: &Refusal) -> Rejection {
         .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge))
 }
 
+/// Who a verified token names, and whether the gateway issued it.
+struct Identified {
+    consumer: Arc<str>,
+    claims: Arc<Map<String, Value>>,
+    builtin: bool,
+}
+
 impl Jwt {
     /// A verified token: route requirements, then the consumer, the claims
     /// and the claim headers.
@@ -405,10 +412,14 @@ impl Jwt {
         req: &mut request::Parts,
         ctx: &mut RequestCtx,
         presented: &Presented,
-        consumer: Arc<str>,
-        claims: Arc<Map<String, Value>>,
+        token: Identified,
         now: u64,
     ) -> Decision {
+        let Identified {
+            consumer,
+            claims,
+            builtin,
+        } = token;
         if let Some(dir) = self.directory.0.get() {
             // Checked on every request, cached verification or not: a
             // revocation applies from the next request on.
@@ -419,6 +430,14 @@ impl Jwt {
             }
             if dir.consumer_disabled(&consumer) {
                 return Decision::Reject(refusal(&Refusal::Invalid("consumer disabled".into())));
+            }
+            // Our own tokens name the client they were issued to; disabling
+            // it ends them, not only its next token request.
+            if builtin
+                && let Some(Value::String(client)) = claims.get("client_id")
+                && dir.client_disabled(client)
+            {
+                return Decision::Reject(refusal(&Refusal::Invalid("client disabled".into())));
             }
         }
         if let Err(r) = super::require::check(&self.require, &claims, now) {
@@ -525,7 +544,13 @@ impl Policy for Jwt {
         if token.len() <= self.max_token_bytes
             && let Some(hit) = self.cache.as_ref().and_then(|c| c.get(token, now, generation))
         {
-            return Ok(self.accept(req, ctx, &presented, hit.consumer, hit.claims, now).await);
+            let builtin = self.issuers.get(hit.issuer).is_some_and(|i| i.builtin);
+            let identified = Identified {
+                consumer: hit.consumer,
+                claims: hit.claims,
+                builtin,
+            };
+            return Ok(self.accept(req, ctx, &presented, identified, now).await);
         }
         // The key generation before verifying: a swap during verification
         // makes the entry stale rather than wrongly fresh.
@@ -558,7 +583,12 @@ impl Policy for Jwt {
                     };
                     cache.put(token, verified, now);
                 }
-                Ok(self.accept(req, ctx, &presented, consumer, claims, now).await)
+                let identified = Identified {
+                    consumer,
+                    claims,
+                    builtin: issuer.builtin,
+                };
+                Ok(self.accept(req, ctx, &presented, identified, now).await)
             }
             Err(r) => Ok(Decision::Reject(refusal(&r))),
         }

@@ -162,3 +162,21 @@ fn jwks_urls_must_be_https_except_on_loopback_and_hmac_is_refused_beside_them() 
     let e = errors(&config(vec![hmac]));
     assert!(e.iter().any(|m| m.contains("key confusion")), "{e:?}");
 }
+
+#[test]
+fn a_builtin_issuer_takes_only_access_tokens() {
+    let builtin = |typ: Option<&str>| IssuerConfig {
+        builtin: true,
+        typ: typ.map(str::to_owned),
+        ..issuer(&["ES256"], vec![])
+    };
+    let got = errors(&config(vec![builtin(Some("JWT"))]));
+    assert!(got.iter().any(|e| e.contains("typ") && e.contains("at+jwt")), "{got:?}");
+    for ok in [None, Some("at+jwt")] {
+        let built = config(vec![builtin(ok)]).build().unwrap();
+        assert!(
+            built.issuers.iter().all(|i| i.typ.as_deref() == Some("at+jwt")),
+            "typ not forced for {ok:?}"
+        );
+    }
+}

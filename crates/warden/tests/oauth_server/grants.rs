@@ -191,6 +191,36 @@ async fn revocation_and_introspection_endpoints() {
         .body(Full::new(Bytes::from("token=garbage")))
         .unwrap();
     assert_eq!(send(&http1(), req).await.status, 401);
+
+    // Disabling a client ends the tokens it already holds, not only its next
+    // token request; another client's token keeps working.
+    let (gone, gone_secret) = registered(&cli(&gw.config_path, &["clients", "create", "leaving"]));
+    let gone_auth = basic(&gone, &gone_secret.unwrap());
+    let mint = |auth: String| {
+        let gw = &gw;
+        async move {
+            post_form(gw, "grant_type=client_credentials", &[("authorization", &auth)])
+                .await
+                .json()["access_token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let held = mint(gone_auth).await;
+    let other = mint(auth.clone()).await;
+    assert_eq!(get_with_token(&gw, &held).await.status, 200);
+    cli(&gw.config_path, &["clients", "disable", "leaving"]);
+    let mut refused = false;
+    for _ in 0..100 {
+        if get_with_token(&gw, &held).await.status == 401 {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(refused, "a disabled client's token still works");
+    assert_eq!(get_with_token(&gw, &other).await.status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -198,7 +228,7 @@ async fn the_upstream_gets_a_gateway_signed_identity_token_it_can_verify() {
     let up = warden_testkit::MockUpstream::start("api").await;
     let dir = warden_testkit::temp_dir("identity");
     let yaml = format!(
-        "{}services:\n  - name: api\n    targets: [\"{}\"]\nroutes:\n  - id: keyed\n    path: {{ prefix: /keyed }}\n    service: api\n    identity_token: {{ ttl_secs: 30 }}\n    policies:\n      - type: api_key\n        anonymous: true\n",
+        "{}services:\n  - name: api\n    targets: [\"{}\"]\nroutes:\n  - id: keyed\n    path: {{ prefix: /keyed }}\n    service: api\n    identity_token: {{ ttl_secs: 30 }}\n    policies:\n      - type: api_key\n        anonymous: true\n  - id: bearer\n    path: {{ prefix: /bearer }}\n    service: api\n    policies:\n      - type: jwt\n        issuers:\n          - {{ issuer: \"{ISSUER}\", builtin: true, audiences: [\"{ISSUER}\", api], algorithms: [ES256] }}\n",
         store_yaml(&dir),
         up.addr
     );
@@ -245,6 +275,34 @@ async fn the_upstream_gets_a_gateway_signed_identity_token_it_can_verify() {
     assert_eq!(claims["sub"], "frank");
     let life = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
     assert_eq!(life, 30);
+    assert!(claims["jti"].as_str().is_some_and(|j| !j.is_empty()));
+    // Signed with the access-token keys and carrying an audience the bearer
+    // route accepts, it still never passes as an access token; a real access
+    // token does.
+    let bearer = |token: String| {
+        let req = http::Request::get(gw.url("/bearer/x"))
+            .header("authorization", format!("Bearer {token}"))
+            .body(Full::<Bytes>::default())
+            .unwrap();
+        async move { send(&http1(), req).await.status }
+    };
+    assert_eq!(
+        bearer(token.clone()).await,
+        401,
+        "an identity token passed as an access token"
+    );
+    let (id, secret) = registered(&cli(&gw.config_path, &["clients", "create", "m2m"]));
+    let access = post_form(
+        &gw,
+        "grant_type=client_credentials",
+        &[("authorization", &basic(&id, &secret.unwrap()))],
+    )
+    .await
+    .json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(bearer(access).await, 200);
     // Anonymous: no identity token, and the client's forged one is gone.
     let r = call(vec![
         ("x-warden-identity", "forged".into()),
