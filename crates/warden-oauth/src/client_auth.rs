@@ -97,9 +97,14 @@ pub(crate) async fn authenticate(
                 }
             }
         }
-        (ClientAuth::TlsClientAuth { identity }, None, None, None) => ctx.client_cert.as_ref().is_some_and(|c| {
-            c.uris.iter().any(|u| u == identity) || c.dns.iter().any(|d| d == identity) || c.subject == *identity
-        }),
+        (ClientAuth::TlsClientAuth { identity }, None, None, None) => ctx
+            .client_cert
+            .as_ref()
+            .is_some_and(|c| match IdentityKind::of(identity) {
+                IdentityKind::Uri => c.uris.iter().any(|u| u == identity),
+                IdentityKind::SubjectDn => c.subject == *identity,
+                IdentityKind::Dns => c.dns.iter().any(|d| d.eq_ignore_ascii_case(identity)),
+            }),
         _ => false,
     };
     if !ok {
@@ -209,4 +214,52 @@ fn check_assertion(
     // Remembered past `exp` by the leeway, so it cannot come back then.
     let ttl = u64::try_from(exp + 30 - now).unwrap_or(1).max(1);
     Ok((format!("assertion:{client_id}:{jti}"), ttl))
+}
+
+/// Which certificate field a registered `tls_client_auth` identity is
+/// compared with (RFC 8705 §2.1.2 registers one field per client). Told from
+/// its shape: a URI starts with a scheme, a DN has `=`, a DNS name neither,
+/// so a DNS SAN can never stand in for a URI identity or the other way round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IdentityKind {
+    Uri,
+    SubjectDn,
+    Dns,
+}
+
+impl IdentityKind {
+    pub(crate) fn of(identity: &str) -> Self {
+        let scheme_len = identity
+            .bytes()
+            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+            .count();
+        let has_scheme = scheme_len > 0
+            && identity.as_bytes().first().is_some_and(u8::is_ascii_alphabetic)
+            && identity.as_bytes().get(scheme_len) == Some(&b':');
+        if has_scheme {
+            Self::Uri
+        } else if identity.contains('=') {
+            Self::SubjectDn
+        } else {
+            Self::Dns
+        }
+    }
+}
+
+#[cfg(test)]
+mod identity_kind_tests {
+    use super::IdentityKind;
+
+    #[test]
+    fn each_identity_names_one_certificate_field() {
+        for (id, kind) in [
+            ("spiffe://example.org/robot", IdentityKind::Uri),
+            ("urn:example:robot", IdentityKind::Uri),
+            ("CN=robot,O=Example", IdentityKind::SubjectDn),
+            ("CN=host:8443", IdentityKind::SubjectDn),
+            ("robot.example.org", IdentityKind::Dns),
+        ] {
+            assert_eq!(IdentityKind::of(id), kind, "{id}");
+        }
+    }
 }

@@ -89,7 +89,19 @@ impl Keys {
             .filter(|k| k.retires_at > now && k.created_at <= now)
             .max_by_key(|k| k.created_at)
             .and_then(|k| encoding(k).map(|(alg, enc)| (k.kid.clone(), alg, Arc::new(enc))));
-        let published: Vec<serde_json::Value> = keys.iter().map(|k| k.public_jwk.clone()).collect();
+        // Published keys are derived from the sealed private keys, never taken
+        // from the stored `public_jwk` column: whoever can write the database
+        // but not unseal cannot slip in a verification key of their own.
+        let published: Vec<serde_json::Value> = keys
+            .iter()
+            .filter_map(|k| {
+                let jwk = public_jwk(&k.alg, &k.kid, &k.pkcs8);
+                if jwk.as_ref() != Some(&k.public_jwk) {
+                    tracing::error!(kid = %k.kid, "stored public key does not match the sealed private key; the derived one is published");
+                }
+                jwk
+            })
+            .collect();
         let digest = keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>().join(",");
         let changed = self.ring.load().digest != digest;
         self.ring.store(Arc::new(Ring {
@@ -125,41 +137,51 @@ pub(crate) fn generate(alg: &str, now: i64, rotation_secs: u64) -> Result<Signin
         rand::rng().fill_bytes(&mut b);
         b64(&b)
     };
-    let (pkcs8, jwk) = match alg {
-        "EdDSA" => {
-            let doc = Ed25519KeyPair::generate_pkcs8(&rng).map_err(keygen_failed)?;
-            let pair = Ed25519KeyPair::from_pkcs8(doc.as_ref()).map_err(keygen_failed)?;
-            let jwk = serde_json::json!({
-                "kty": "OKP", "crv": "Ed25519", "x": b64(pair.public_key().as_ref()),
-                "kid": kid, "alg": "EdDSA", "use": "sig",
-            });
-            (doc.as_ref().to_vec(), jwk)
-        }
-        _ => {
-            let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).map_err(keygen_failed)?;
-            let pair =
-                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref()).map_err(keygen_failed)?;
-            // Uncompressed point: 0x04 || x || y.
-            let point = pair.public_key().as_ref();
-            let (x, y) = point
-                .get(1..33)
-                .zip(point.get(33..65))
-                .ok_or_else(|| keygen_failed(()))?;
-            let jwk = serde_json::json!({
-                "kty": "EC", "crv": "P-256", "x": b64(x), "y": b64(y),
-                "kid": kid, "alg": "ES256", "use": "sig",
-            });
-            (doc.as_ref().to_vec(), jwk)
-        }
+    let pkcs8 = match alg {
+        "EdDSA" => Ed25519KeyPair::generate_pkcs8(&rng)
+            .map_err(keygen_failed)?
+            .as_ref()
+            .to_vec(),
+        _ => EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .map_err(keygen_failed)?
+            .as_ref()
+            .to_vec(),
     };
+    let alg = if alg == "EdDSA" { "EdDSA" } else { "ES256" };
+    let jwk = public_jwk(alg, &kid, &pkcs8).ok_or_else(|| keygen_failed(()))?;
     Ok(SigningKey {
         kid,
-        alg: if alg == "EdDSA" { "EdDSA" } else { "ES256" }.into(),
+        alg: alg.into(),
         pkcs8: zeroize::Zeroizing::new(pkcs8),
         public_jwk: jwk,
         created_at: now,
         retires_at: now.saturating_add(i64::try_from(rotation_secs).unwrap_or(i64::MAX)),
     })
+}
+
+/// The public JWK of a PKCS#8 private key; `None` for a key that does not parse.
+fn public_jwk(alg: &str, kid: &str, pkcs8: &[u8]) -> Option<serde_json::Value> {
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    match alg {
+        "EdDSA" => {
+            let pair = Ed25519KeyPair::from_pkcs8(pkcs8).ok()?;
+            Some(serde_json::json!({
+                "kty": "OKP", "crv": "Ed25519", "x": b64(pair.public_key().as_ref()),
+                "kid": kid, "alg": "EdDSA", "use": "sig",
+            }))
+        }
+        "ES256" => {
+            let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8).ok()?;
+            // Uncompressed point: 0x04 || x || y.
+            let point = pair.public_key().as_ref();
+            let (x, y) = point.get(1..33).zip(point.get(33..65))?;
+            Some(serde_json::json!({
+                "kty": "EC", "crv": "P-256", "x": b64(x), "y": b64(y),
+                "kid": kid, "alg": "ES256", "use": "sig",
+            }))
+        }
+        _ => None,
+    }
 }
 
 pub(crate) fn now_secs() -> i64 {
@@ -234,6 +256,32 @@ mod tests {
         assert!(!sealed.is_empty());
         let pkcs8 = base64::engine::general_purpose::STANDARD.encode(&retired.pkcs8[..]);
         assert!(!sealed.contains(&pkcs8[..20]));
+    }
+
+    #[tokio::test]
+    async fn a_public_key_swapped_in_the_database_is_not_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        let keys = Keys::new();
+        keys.refresh(&store, &cfg("ES256")).await.unwrap();
+        let honest = keys.ring().jwks.clone();
+        let kid = kids(&keys.ring()).remove(0);
+        // Someone with write access to the database but not the server
+        // secret replaces the public half with a key of their own.
+        let theirs = generate("ES256", 0, 60).unwrap();
+        let mut planted = theirs.public_jwk.clone();
+        planted["kid"] = serde_json::Value::String(kid.clone());
+        sqlx::query("UPDATE signing_keys SET public_jwk = $1 WHERE kid = $2")
+            .bind(planted.to_string())
+            .bind(&kid)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let fresh = Keys::new();
+        fresh.refresh(&store, &cfg("ES256")).await.unwrap();
+        let published = fresh.ring().jwks.clone();
+        assert_eq!(published, honest, "the planted key was published");
+        assert!(!published.to_string().contains(planted["x"].as_str().unwrap()));
     }
 
     #[tokio::test]

@@ -317,4 +317,41 @@ async fn tls_client_auth_tokens_are_bound_to_the_certificate() {
     // The stolen token over another certificate, or none, is refused.
     assert_eq!(call(Some(&other)).await.unwrap().reply.status, 401);
     assert_eq!(call(None).await.unwrap().reply.status, 401);
+
+    // A DNS-name identity matches a DNS SAN only: a certificate carrying the
+    // same text as a URI SAN (or as its CN) does not pass for it.
+    let (dns_id, _) = registered(&cli(
+        &gw.config_path,
+        &[
+            "clients",
+            "create",
+            "host-robot",
+            "--auth",
+            "tls_client_auth",
+            "--tls-identity",
+            "robot.example.org",
+        ],
+    ));
+    let spec = |dns: &[&str], uris: &[&str]| warden_testkit::pki::LeafSpec {
+        cn: "robot.example.org".into(),
+        dns: dns.iter().map(|s| (*s).to_owned()).collect(),
+        uris: uris.iter().map(|s| (*s).to_owned()).collect(),
+        client: true,
+        from_days: -1,
+        to_days: 30,
+    };
+    let by_uri = ca.leaf("by-uri", &spec(&[], &["robot.example.org"]));
+    let by_dns = ca.leaf("by-dns", &spec(&["robot.example.org"], &[]));
+    let dns_request = |cert: &CertFiles| {
+        let req = http::Request::post("/oauth2/token")
+            .header("host", "api.test")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Full::new(Bytes::from(format!(
+                "grant_type=client_credentials&client_id={dns_id}"
+            ))))
+            .unwrap();
+        https(gw.addr, "api.test", ca.client_config(&["http/1.1"], Some(cert)), req)
+    };
+    assert_eq!(dns_request(&by_uri).await.unwrap().reply.status, 401);
+    assert_eq!(dns_request(&by_dns).await.unwrap().reply.status, 200);
 }
