@@ -97,14 +97,15 @@ pub(crate) async fn authenticate(
                 }
             }
         }
-        (ClientAuth::TlsClientAuth { identity }, None, None, None) => ctx
-            .client_cert
-            .as_ref()
-            .is_some_and(|c| match IdentityKind::of(identity) {
-                IdentityKind::Uri => c.uris.iter().any(|u| u == identity),
-                IdentityKind::SubjectDn => c.subject == *identity,
-                IdentityKind::Dns => c.dns.iter().any(|d| d.eq_ignore_ascii_case(identity)),
-            }),
+        (ClientAuth::TlsClientAuth { identity }, None, None, None) => {
+            ctx.client_cert
+                .as_ref()
+                .is_some_and(|c| match IdentityKind::of(identity) {
+                    IdentityKind::Uri => c.uris.iter().any(|u| u == identity),
+                    IdentityKind::SubjectDn => c.subject == *identity,
+                    IdentityKind::Dns => c.dns.iter().any(|d| d.eq_ignore_ascii_case(identity)),
+                })
+        }
         _ => false,
     };
     if !ok {

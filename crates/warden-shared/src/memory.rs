@@ -11,21 +11,40 @@ use warden_core::{SharedState, SharedUnavailable};
 /// (a replay cache that forgets early would accept replays).
 const MAX_CLAIMS: usize = 200_000;
 
+/// When full, expired claims are swept at most this often: a flood that
+/// keeps the table full of live claims costs one scan per interval, not one
+/// per request.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Claims in this process's memory.
 #[derive(Debug, Default)]
 pub struct MemoryState {
-    claims: Mutex<HashMap<String, Instant>>,
+    inner: Mutex<Claims>,
+}
+
+#[derive(Debug, Default)]
+struct Claims {
+    until: HashMap<String, Instant>,
+    next_sweep: Option<Instant>,
 }
 
 impl MemoryState {
     /// The synchronous claim (also the Redis fallback).
     pub fn claim(&self, key: &str, ttl: Duration) -> bool {
-        let Ok(mut claims) = self.claims.lock() else {
+        let Ok(mut inner) = self.inner.lock() else {
             return false;
         };
         let now = Instant::now();
+        let Claims {
+            until: claims,
+            next_sweep,
+        } = &mut *inner;
         if claims.len() >= MAX_CLAIMS {
+            if next_sweep.is_some_and(|at| now < at) {
+                return false;
+            }
             claims.retain(|_, until| *until > now);
+            *next_sweep = Some(now + SWEEP_INTERVAL);
             if claims.len() >= MAX_CLAIMS {
                 return false;
             }

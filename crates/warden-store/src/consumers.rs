@@ -87,6 +87,13 @@ pub fn check_name(what: &str, name: &str) -> Result<(), StoreError> {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-@:+/".contains(&b));
+    // `wc_…` is the built-in authorization server's client ids, which name
+    // the consumer of its tokens: a consumer may not take one.
+    if what == "consumer name" && name.starts_with("wc_") {
+        return Err(StoreError::Invalid(format!(
+            "{what} `{name}` starts with `wc_`, which is reserved for OAuth client ids"
+        )));
+    }
     if ok {
         Ok(())
     } else {

@@ -205,7 +205,7 @@ async fn bad_input_is_refused_clearly_body(f: Fixture) {
         })
         .await;
     assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
-    for bad in ["", "has space", "quote\"", "new\nline", &"x".repeat(129)] {
+    for bad in ["", "wc_3f9a", "has space", "quote\"", "new\nline", &"x".repeat(129)] {
         let r = f
             .store
             .create_consumer(&NewConsumer {
