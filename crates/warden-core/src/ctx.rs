@@ -46,6 +46,8 @@ pub struct RequestCtx {
     pub auth_any: bool,
     /// An authentication policy accepted a credential.
     pub authenticated: bool,
+    /// Which one: `jwt` or `api_key` (`None`: anonymous).
+    pub auth_method: Option<&'static str>,
     /// The client reached the gateway over TLS (for URLs the client used,
     /// e.g. a DPoP proof's `htu`).
     pub secure: bool,
@@ -109,6 +111,7 @@ impl RequestCtx {
                 .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
             auth_any: false,
             authenticated: false,
+            auth_method: None,
             secure: false,
         }
     }

@@ -4,12 +4,15 @@
 //!
 //! Nothing here does I/O; the proxy drives policies, the config crate builds them.
 
+pub mod clock;
 pub mod ctx;
+pub mod event;
 pub mod headers;
 pub mod policy;
 pub mod problem;
 pub mod services;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use ctx::{ClientIdentity, RequestCtx};
 pub use policy::{Decision, OnError, Policy, PolicyError};
 pub use problem::{ProblemKind, Rejection};

@@ -18,6 +18,8 @@ pub struct Services {
     /// State shared by every gateway of a cluster (Redis), or by this process
     /// only (memory). Without it, policies use process memory.
     pub shared: Option<Arc<dyn SharedState>>,
+    /// The wall clock requests are stamped with (`None`: the system clock).
+    pub clock: Option<Arc<dyn crate::Clock>>,
 }
 
 impl std::fmt::Debug for Services {
@@ -27,6 +29,7 @@ impl std::fmt::Debug for Services {
             .field("directory", &self.directory.is_some())
             .field("local_issuer", &self.local_issuer.is_some())
             .field("shared", &self.shared.is_some())
+            .field("clock", &self.clock)
             .finish()
     }
 }

@@ -10,6 +10,7 @@ pub mod api_key;
 pub mod authz;
 pub mod dpop;
 pub mod ip_rules;
+pub mod json;
 pub mod jwt;
 mod query;
 pub mod request_limits;

@@ -27,6 +27,9 @@ pub struct GatewayOptions {
     /// Worker runtimes that serve connections, one per core; empty: the
     /// runtime that calls [`Gateway::start`] serves everything.
     pub workers: Vec<tokio::runtime::Handle>,
+    /// The wall clock requests are stamped with; `None`: the system clock
+    /// (tests inject a [`warden_core::ManualClock`]).
+    pub clock: Option<Arc<dyn warden_core::Clock>>,
 }
 
 /// A running gateway.
@@ -132,6 +135,7 @@ impl Gateway {
             directory: keys.clone().map(|k| k as Arc<dyn warden_core::Directory>),
             local_issuer: oauth.clone().map(|o| o as Arc<dyn warden_core::LocalIssuer>),
             shared: Some(shared),
+            clock: opts.clock.clone(),
         };
         let shared = Shared::new(
             snapshot,

@@ -67,6 +67,13 @@ pub struct TlsLabels {
     pub client_cert: &'static str,
 }
 
+/// Labels of `warden_security_events_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    /// Event kind (`enumeration`, `consumer_blocked`, …).
+    pub kind: &'static str,
+}
+
 type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
 /// Every metric the gateway keeps.
@@ -89,6 +96,9 @@ pub struct Metrics {
     pub tls_handshakes: Family<TlsLabels, Counter>,
     /// `warden_tls_handshake_failures_total`.
     pub tls_handshake_failures: Counter,
+    /// `warden_security_events_total{kind}`, caught up from
+    /// [`warden_core::event::counts`] at every scrape.
+    pub security_events: Family<EventLabels, Counter>,
     no_route: Arc<str>,
 }
 
@@ -136,8 +146,11 @@ impl Metrics {
             "TLS handshakes that failed or timed out",
             tls_handshake_failures.clone(),
         );
+        let security_events = Family::<EventLabels, Counter>::default();
+        registry.register("security_events", "Security events by kind", security_events.clone());
         Self {
             registry,
+            security_events,
             tls_handshakes,
             tls_handshake_failures,
             requests,
@@ -190,6 +203,10 @@ impl Metrics {
 
     /// The text exposition format.
     pub fn render(&self) -> String {
+        for (kind, n) in warden_core::event::counts() {
+            let c = self.security_events.get_or_create(&EventLabels { kind: kind.name() });
+            c.inc_by(n.saturating_sub(c.get()));
+        }
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();

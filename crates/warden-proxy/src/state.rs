@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use arc_swap::ArcSwap;
 use warden_config::schema::ListenerConfig;
 use warden_config::{ConfigError, Snapshot};
+use warden_core::Clock as _;
 
 use crate::access_log::AccessLog;
 use crate::metrics::Metrics;
@@ -99,6 +100,14 @@ impl Shared {
             generation: AtomicU64::new(1),
             reload_lock: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Now, Unix seconds, by the gateway's clock.
+    pub fn now_secs(&self) -> i64 {
+        match &self.services.clock {
+            Some(c) => c.now_secs(),
+            None => warden_core::SystemClock.now_secs(),
+        }
     }
 
     /// The runtime in force now.

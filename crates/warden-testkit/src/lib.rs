@@ -140,14 +140,26 @@ impl TestGateway {
     /// in as for [`TestGateway::start`], in place.
     pub async fn start_file(path: &std::path::Path) -> Self {
         let yaml = std::fs::read_to_string(path).unwrap();
-        Self::start_at(&yaml, path.to_path_buf(), None, None).await
+        Self::start_at(&yaml, path.to_path_buf(), None, None, None).await
     }
 
     async fn start_full(yaml: &str, watch: Option<Duration>, workers: Option<Workers>) -> Self {
-        Self::start_at(yaml, temp_path("warden.yaml"), watch, workers).await
+        Self::start_at(yaml, temp_path("warden.yaml"), watch, workers, None).await
     }
 
-    async fn start_at(yaml: &str, config_path: PathBuf, watch: Option<Duration>, workers: Option<Workers>) -> Self {
+    /// Like [`TestGateway::start`], with requests stamped by `clock`
+    /// (time-window rules, quota periods).
+    pub async fn start_with_clock(yaml: &str, clock: Arc<warden_core::ManualClock>) -> Self {
+        Self::start_at(yaml, temp_path("warden.yaml"), None, None, Some(clock)).await
+    }
+
+    async fn start_at(
+        yaml: &str,
+        config_path: PathBuf,
+        watch: Option<Duration>,
+        workers: Option<Workers>,
+        clock: Option<Arc<warden_core::ManualClock>>,
+    ) -> Self {
         let yaml = with_defaults(yaml);
         std::fs::write(&config_path, &yaml).unwrap();
         let snapshot = warden_config::load_file(&config_path).unwrap_or_else(|e| panic!("test config invalid: {e}"));
@@ -157,6 +169,7 @@ impl TestGateway {
             watch_interval: watch,
             access_log: Some(AccessLogSink::Memory(log.clone())),
             workers: workers.as_ref().map(Workers::handles).unwrap_or_default(),
+            clock: clock.map(|c| c as Arc<dyn warden_core::Clock>),
         };
         let gateway = Gateway::start(snapshot, opts).await.unwrap();
         let addr = gateway.listener_addrs()[0];

@@ -212,6 +212,7 @@ async fn run(
         config_path: config,
         access_log: None,
         workers: pool.handles(),
+        clock: None,
     };
     let gateway = Gateway::start(snapshot, opts).await?;
     tracing::info!(workers = n, "serving");

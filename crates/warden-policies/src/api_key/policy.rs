@@ -137,6 +137,7 @@ impl Policy for ApiKey {
                 ctx.consumer = Some(owner.consumer);
                 ctx.groups = owner.groups;
                 ctx.authenticated = true;
+                ctx.auth_method = Some("api_key");
                 Ok(Decision::Continue)
             }
             Err(Refusal::Missing) if self.anonymous || ctx.auth_any => Ok(Decision::Continue),

@@ -22,6 +22,9 @@ pub struct AuthzConfig {
     /// Object-level bindings: each must hold or the request is refused.
     #[serde(default)]
     pub bind: Vec<BindingConfig>,
+    /// Enumeration detection (off unless set).
+    #[serde(default)]
+    pub enumeration: Option<super::EnumerationConfig>,
     /// What happens when the policy itself breaks.
     #[serde(default)]
     pub on_error: OnError,
@@ -37,6 +40,10 @@ pub struct BindingConfig {
     /// A query parameter holding the id.
     #[serde(default)]
     pub query_param: Option<String>,
+    /// A JSON pointer (RFC 6901, e.g. `/order/owner_id`) into the JSON
+    /// request body; an array there binds every element.
+    #[serde(default)]
+    pub body_pointer: Option<String>,
     /// The id must equal the consumer name…
     #[serde(default)]
     pub equals_consumer: bool,
@@ -101,13 +108,21 @@ impl AuthzConfig {
         let mut bindings = Vec::new();
         for (i, b) in self.bind.iter().enumerate() {
             let at = format!("bind[{i}]");
-            let source = match (&b.path_param, &b.query_param) {
-                (Some(p), None) if !p.is_empty() => Some(Source::Path(p.clone())),
-                (None, Some(q)) if !q.is_empty() => Some(Source::Query(q.clone())),
+            let source = match (&b.path_param, &b.query_param, &b.body_pointer) {
+                (Some(p), None, None) if !p.is_empty() => Some(Source::Path(p.clone())),
+                (None, Some(q), None) if !q.is_empty() => Some(Source::Query(q.clone())),
+                (None, None, Some(j)) if j.starts_with('/') => Some(Source::Body(j.clone())),
+                (None, None, Some(j)) => {
+                    errors.push(SpecError {
+                        path: format!("{at}.body_pointer"),
+                        message: format!("`{j}` is not a JSON pointer; it starts with `/` (e.g. `/owner_id`)"),
+                    });
+                    None
+                }
                 _ => {
                     errors.push(SpecError {
                         path: at.clone(),
-                        message: "set exactly one of `path_param`, `query_param`".into(),
+                        message: "set exactly one of `path_param`, `query_param`, `body_pointer`".into(),
                     });
                     None
                 }
@@ -127,8 +142,28 @@ impl AuthzConfig {
                 bindings.push(Binding { source, claim });
             }
         }
+        if let Some(e) = &self.enumeration {
+            if e.max_distinct_ids == 0 {
+                errors.push(SpecError {
+                    path: "enumeration.max_distinct_ids".into(),
+                    message: "must be at least 1".into(),
+                });
+            }
+            if !(1..=86_400).contains(&e.window_secs) {
+                errors.push(SpecError {
+                    path: "enumeration.window_secs".into(),
+                    message: "must be 1–86400".into(),
+                });
+            }
+            if e.block_secs > 30 * 86_400 {
+                errors.push(SpecError {
+                    path: "enumeration.block_secs".into(),
+                    message: "must be at most 2592000 (30 days)".into(),
+                });
+            }
+        }
         match set {
-            Some(set) if errors.is_empty() => Ok(Authz::new(set, bindings)),
+            Some(set) if errors.is_empty() => Ok(Authz::new(set, bindings, self.enumeration.as_ref())),
             _ => Err(errors),
         }
     }

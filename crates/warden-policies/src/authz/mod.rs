@@ -9,15 +9,19 @@
 //! - resource `Route::"<route id>"`;
 //! - context: `ip` (Cedar `ip` extension), `time` (Unix seconds), `hour`
 //!   (0–23, UTC), `authenticated`, `mtls`, `scopes`, `amr` (sets of strings),
-//!   `acr` (string), `params` (path parameters).
+//!   `acr` (string), `params` (path parameters), `authentication` (`jwt`,
+//!   `api_key` or `none`), `mtls_identity` (the client certificate's first
+//!   URI SAN, else DNS SAN, else subject; empty without one), `tls`.
 //!
 //! No permit means 403; so does a failed binding. The 403 document does not
 //! say whether the object exists.
 
 mod config;
+mod enumeration;
 mod policy;
 #[cfg(test)]
 mod tests;
 
 pub use config::{AuthzConfig, BindingConfig, parse_policies};
+pub use enumeration::EnumerationConfig;
 pub use policy::{Authz, Explanation};

@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr as _;
+use std::sync::Arc;
 
 use cedar_policy::{
     Authorizer, Context, Decision as CedarDecision, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicySet,
@@ -11,11 +12,16 @@ use http::request;
 use serde_json::Value;
 use warden_core::{Decision, Policy, PolicyError, ProblemKind, Rejection, RequestCtx};
 
+use super::EnumerationConfig;
+use super::enumeration::{Enumeration, Verdict};
+
 /// Where a bound object id comes from.
 #[derive(Debug, Clone)]
 pub(crate) enum Source {
     Path(String),
     Query(String),
+    /// JSON pointer into the request body.
+    Body(String),
 }
 
 /// One object-level binding.
@@ -31,6 +37,7 @@ pub struct Authz {
     policies: PolicySet,
     bindings: Vec<Binding>,
     authorizer: Authorizer,
+    enumeration: Option<Box<Enumeration>>,
 }
 
 impl std::fmt::Debug for Authz {
@@ -57,72 +64,161 @@ pub struct Explanation {
 }
 
 impl Authz {
-    pub(super) fn new(policies: PolicySet, bindings: Vec<Binding>) -> Self {
+    pub(super) fn new(policies: PolicySet, bindings: Vec<Binding>, enumeration: Option<&EnumerationConfig>) -> Self {
         Self {
             policies,
             bindings,
             authorizer: Authorizer::new(),
+            enumeration: enumeration.map(|c| Box::new(Enumeration::new(c))),
         }
     }
 
-    /// Decides for `req` as the gateway would, and says why.
+    /// Decides for `req` as the gateway would, and says why. Bindings on the
+    /// body are not checked here (they need the body: see
+    /// [`Policy::on_request_body`]).
     pub fn explain(&self, req: &request::Parts, ctx: &RequestCtx) -> Explanation {
-        if let Some(why) = self.check_bindings(req, ctx) {
-            return Explanation {
-                allowed: false,
-                determining: Vec::new(),
-                binding_failed: Some(why),
-                errors: Vec::new(),
-            };
-        }
+        self.decide(req, ctx).0
+    }
+
+    /// The decision, and the object ids the headers named (for enumeration).
+    fn decide(&self, req: &request::Parts, ctx: &RequestCtx) -> (Explanation, Vec<String>) {
+        let ids = match self.header_bound_ids(req, ctx) {
+            Ok(ids) => ids,
+            Err(why) => {
+                let e = Explanation {
+                    allowed: false,
+                    determining: Vec::new(),
+                    binding_failed: Some(why),
+                    errors: Vec::new(),
+                };
+                return (e, Vec::new());
+            }
+        };
         let (request, entities) = match cedar_request(req, ctx) {
             Ok(r) => r,
             Err(e) => {
-                return Explanation {
+                let e = Explanation {
                     allowed: false,
                     determining: Vec::new(),
                     binding_failed: None,
                     errors: vec![e],
                 };
+                return (e, ids);
             }
         };
         let answer = self.authorizer.is_authorized(&request, &self.policies, &entities);
-        Explanation {
+        let e = Explanation {
             allowed: answer.decision() == CedarDecision::Allow,
             determining: answer.diagnostics().reason().map(ToString::to_string).collect(),
             binding_failed: None,
             errors: answer.diagnostics().errors().map(ToString::to_string).collect(),
-        }
+        };
+        (e, ids)
     }
 
-    /// The reason a binding fails, if one does.
-    fn check_bindings(&self, req: &request::Parts, ctx: &RequestCtx) -> Option<String> {
+    /// Checks the path and query bindings; the ids they bound, or why one fails.
+    fn header_bound_ids(&self, req: &request::Parts, ctx: &RequestCtx) -> Result<Vec<String>, String> {
+        let mut ids = Vec::new();
         for b in &self.bindings {
             let id = match &b.source {
                 Source::Path(p) => ctx.params.iter().find(|(k, _)| k == p).map(|(_, v)| v.clone()),
                 Source::Query(q) => match crate::query::single(req, q) {
                     Ok(v) => v.and_then(percent_decode),
-                    Err(()) => return Some(format!("query parameter `{q}` given more than once")),
+                    Err(()) => return Err(format!("query parameter `{q}` given more than once")),
                 },
+                Source::Body(_) => continue,
             };
             let Some(id) = id else {
-                return Some("the bound object id is missing".into());
+                return Err("the bound object id is missing".into());
             };
-            let owned = match &b.claim {
-                None => ctx.consumer.as_deref() == Some(id.as_str()),
-                Some(c) => match ctx.token_claims.as_ref().and_then(|m| m.get(c)) {
-                    Some(Value::String(s)) => *s == id,
-                    Some(Value::Array(items)) => items.iter().any(|v| v.as_str() == Some(id.as_str())),
-                    Some(Value::Number(n)) => n.to_string() == id,
-                    _ => false,
-                },
+            if !owned(b.claim.as_deref(), ctx, &id) {
+                return Err("the object id is not bound to the caller".into());
+            }
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    /// Checks the body bindings against the JSON body; the ids they bound.
+    fn body_bound_ids(&self, body: &[u8], ctx: &RequestCtx) -> Result<Vec<String>, String> {
+        let mut ids = Vec::new();
+        let mut doc = None;
+        for b in &self.bindings {
+            let Source::Body(pointer) = &b.source else { continue };
+            if doc.is_none() {
+                doc = Some(crate::json::parse_strict(body).map_err(|e| format!("the body is not strict JSON: {e}"))?);
+            }
+            let found = doc.as_ref().and_then(|d| d.pointer(pointer));
+            let values: Vec<String> = match found {
+                Some(Value::Array(items)) if !items.is_empty() => items
+                    .iter()
+                    .map(scalar)
+                    .collect::<Option<_>>()
+                    .ok_or("a bound body id is not a string or number")?,
+                Some(v) => vec![scalar(v).ok_or("the bound body id is not a string or number")?],
+                None => return Err("the bound object id is missing".into()),
             };
-            if !owned {
-                return Some("the object id is not bound to the caller".into());
+            for id in values {
+                if !owned(b.claim.as_deref(), ctx, &id) {
+                    return Err("the object id is not bound to the caller".into());
+                }
+                ids.push(id);
             }
         }
-        None
+        Ok(ids)
     }
+
+    /// Counts `ids` towards enumeration; a refusal when the subject is (now) blocked.
+    fn enumeration_check(&self, ctx: &RequestCtx, ids: &[&str]) -> Option<Rejection> {
+        let e = self.enumeration.as_ref()?;
+        let subject = subject(ctx);
+        let op: Arc<str> = ctx.operation.clone().unwrap_or_else(|| Arc::from(""));
+        match e.record(&subject, &op, ids, ctx.now_secs, &ctx.request_id) {
+            Verdict::Blocked => Some(forbidden(
+                "consumer_blocked",
+                "blocked after enumerating object ids".into(),
+            )),
+            Verdict::Fine | Verdict::Flagged => None,
+        }
+    }
+
+    fn has_body_bindings(&self) -> bool {
+        self.bindings.iter().any(|b| matches!(b.source, Source::Body(_)))
+    }
+}
+
+/// Who enumeration is counted for: the consumer, or the client IP.
+fn subject(ctx: &RequestCtx) -> Arc<str> {
+    match &ctx.consumer {
+        Some(c) => Arc::clone(c),
+        None => Arc::from(format!("ip:{}", ctx.client_ip)),
+    }
+}
+
+/// Whether `id` belongs to the caller: equal to the consumer (`claim`
+/// `None`), or to / inside the token claim.
+fn owned(claim: Option<&str>, ctx: &RequestCtx, id: &str) -> bool {
+    match claim {
+        None => ctx.consumer.as_deref() == Some(id),
+        Some(c) => match ctx.token_claims.as_ref().and_then(|m| m.get(c)) {
+            Some(Value::String(s)) => s == id,
+            Some(Value::Array(items)) => items.iter().any(|v| v.as_str() == Some(id)),
+            Some(Value::Number(n)) => n.to_string() == id,
+            _ => false,
+        },
+    }
+}
+
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn forbidden(code: &'static str, reason: String) -> Rejection {
+    Rejection::new(ProblemKind::Forbidden, code, reason).with_detail("this request is not allowed")
 }
 
 fn percent_decode(v: &str) -> Option<String> {
@@ -196,6 +292,19 @@ fn cedar_request(req: &request::Parts, ctx: &RequestCtx) -> Result<(Request, Ent
             RestrictedExpression::new_bool(ctx.client_cert.is_some()),
         ),
         (
+            "mtls_identity".to_owned(),
+            RestrictedExpression::new_string(
+                ctx.client_cert
+                    .as_ref()
+                    .map_or_else(String::new, |c| c.principal().to_owned()),
+            ),
+        ),
+        ("tls".to_owned(), RestrictedExpression::new_bool(ctx.secure)),
+        (
+            "authentication".to_owned(),
+            RestrictedExpression::new_string(ctx.auth_method.unwrap_or("none").to_owned()),
+        ),
+        (
             "scopes".to_owned(),
             string_set(claims.and_then(|c| c.get("scope")), true),
         ),
@@ -227,8 +336,27 @@ impl Policy for Authz {
         "authz"
     }
 
+    fn needs_request_body(&self) -> bool {
+        self.has_body_bindings()
+    }
+
     async fn on_request(&self, req: &mut request::Parts, ctx: &mut RequestCtx) -> Result<Decision, PolicyError> {
-        let e = self.explain(req, ctx);
+        if let Some(e) = &self.enumeration
+            && e.is_blocked(&subject(ctx), ctx.now_secs)
+        {
+            return Ok(Decision::Reject(forbidden(
+                "consumer_blocked",
+                "blocked after enumerating object ids".into(),
+            )));
+        }
+        let (e, bound) = self.decide(req, ctx);
+        // Every object id the request names counts, allowed or not: probing
+        // other people's ids is what enumeration looks like.
+        let mut ids: Vec<&str> = ctx.params.iter().map(|(_, v)| v.as_str()).collect();
+        ids.extend(bound.iter().map(String::as_str));
+        if let Some(r) = self.enumeration_check(ctx, &ids) {
+            return Ok(Decision::Reject(r));
+        }
         if e.allowed {
             return Ok(Decision::Continue);
         }
@@ -245,8 +373,23 @@ impl Policy for Authz {
         } else {
             "authz_denied"
         };
-        Ok(Decision::Reject(
-            Rejection::new(ProblemKind::Forbidden, code, reason).with_detail("this request is not allowed"),
-        ))
+        Ok(Decision::Reject(forbidden(code, reason)))
+    }
+
+    async fn on_request_body(
+        &self,
+        _req: &request::Parts,
+        body: &bytes::Bytes,
+        ctx: &mut RequestCtx,
+    ) -> Result<Decision, PolicyError> {
+        match self.body_bound_ids(body, ctx) {
+            Ok(ids) => {
+                let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+                Ok(self
+                    .enumeration_check(ctx, &ids)
+                    .map_or(Decision::Continue, Decision::Reject))
+            }
+            Err(why) => Ok(Decision::Reject(forbidden("object_not_bound", why))),
+        }
     }
 }

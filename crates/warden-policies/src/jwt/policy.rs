@@ -482,6 +482,7 @@ impl Jwt {
         ctx.consumer = Some(consumer);
         ctx.token_claims = Some(claims);
         ctx.authenticated = true;
+        ctx.auth_method = Some("jwt");
         Decision::Continue
     }
 }

@@ -1,0 +1,48 @@
+//! Typed security events: each writes one structured log line (target
+//! `warden::event`) and counts towards `warden_security_events_total{kind}`.
+
+use std::sync::Mutex;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventKind {
+    /// A consumer touched more distinct object ids than allowed in a window.
+    Enumeration,
+    /// A consumer was blocked for a period.
+    ConsumerBlocked,
+}
+
+impl EventKind {
+    /// Stable name in logs and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Enumeration => "enumeration",
+            Self::ConsumerBlocked => "consumer_blocked",
+        }
+    }
+}
+
+static COUNTS: Mutex<Vec<(EventKind, u64)>> = Mutex::new(Vec::new());
+
+/// Records one event: a warning line with its fields, and the counter.
+pub fn emit(kind: EventKind, request_id: &str, subject: &str, detail: &str) {
+    tracing::warn!(
+        target: "warden::event",
+        event = kind.name(),
+        request_id,
+        subject,
+        detail,
+        "security event"
+    );
+    if let Ok(mut counts) = COUNTS.lock() {
+        match counts.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((kind, 1)),
+        }
+    }
+}
+
+/// Events so far, per kind (for `/metrics`).
+pub fn counts() -> Vec<(EventKind, u64)> {
+    COUNTS.lock().map(|c| c.clone()).unwrap_or_default()
+}
