@@ -50,12 +50,22 @@ async fn setup() -> Setup {
     let routes = [
         route(
             "orders",
-            "POST",
+            "POST, PUT",
             "/orders",
             &jwt,
             &format!(
                 "{}        bind:\n          - {{ body_pointer: /owner, equals_consumer: true }}\n          - {{ body_pointer: /shared_with, equals_claim: team }}\n",
-                permit("POST /orders")
+                cedar("permit(principal, action, resource == Route::\"orders\");")
+            ),
+        ),
+        route(
+            "notes",
+            "GET, PUT, DELETE",
+            "/notes",
+            &jwt,
+            &format!(
+                "{}        bind:\n          - {{ query_param: owner, equals_consumer: true }}\n",
+                cedar("permit(principal, action, resource == Route::\"notes\");")
             ),
         ),
         route(
@@ -183,6 +193,40 @@ async fn object_ids_in_json_bodies_are_bound_to_the_caller() {
     let seen = s.up.seen();
     let last = seen.last().unwrap();
     assert_eq!(serde_json::from_slice::<Value>(&last.body).unwrap()["qty"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_ids_in_queries_are_bound_for_reads_changes_and_deletes() {
+    let s = setup().await;
+    let alice = s.token("alice", json!({}));
+    for method in ["GET", "PUT", "DELETE"] {
+        let body = (method == "PUT").then_some("{}");
+        assert_eq!(
+            s.status(method, "/notes?owner=alice", &alice, body).await,
+            200,
+            "{method} own"
+        );
+        assert_eq!(
+            s.status(method, "/notes?owner=bob", &alice, body).await,
+            403,
+            "{method} other"
+        );
+        // Encoded, repeated or missing ids do not slip through.
+        assert_eq!(s.status(method, "/notes?owner=%62ob", &alice, body).await, 403);
+        assert_eq!(
+            s.status(method, "/notes?owner=alice&owner=bob", &alice, body).await,
+            403
+        );
+        assert_eq!(s.status(method, "/notes", &alice, body).await, 403);
+    }
+    // Changing through the body: PUT with another owner is refused.
+    let put = |b: &'static str| s.status("PUT", "/orders", &alice, Some(b));
+    assert_eq!(
+        put(r#"{"owner":"alice","shared_with":[]}"#).await,
+        403,
+        "empty list binds nothing"
+    );
+    assert_eq!(put(r#"{"owner":"bob","shared_with":"x"}"#).await, 403);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,6 +19,10 @@ pub struct AuthzConfig {
     /// Cedar policies inline, instead of a file.
     #[serde(default)]
     pub policies: Option<String>,
+    /// Cedar schema (human syntax) the policies are validated against at
+    /// load (strict mode), relative to the config file.
+    #[serde(default)]
+    pub schema_file: Option<String>,
     /// Object-level bindings: each must hold or the request is refused.
     #[serde(default)]
     pub bind: Vec<BindingConfig>,
@@ -55,10 +59,10 @@ pub struct BindingConfig {
 impl AuthzConfig {
     /// Makes a relative `policies_file` relative to `base`.
     pub fn resolve_paths(&mut self, base: &std::path::Path) {
-        if let Some(f) = &mut self.policies_file
-            && std::path::Path::new(f.as_str()).is_relative()
-        {
-            *f = base.join(f.as_str()).to_string_lossy().into_owned();
+        for f in [&mut self.policies_file, &mut self.schema_file].into_iter().flatten() {
+            if std::path::Path::new(f.as_str()).is_relative() {
+                *f = base.join(f.as_str()).to_string_lossy().into_owned();
+            }
         }
     }
 
@@ -105,6 +109,14 @@ impl AuthzConfig {
         } else {
             None
         };
+        if let (Some(set), Some(schema_file)) = (&set, &self.schema_file) {
+            let at = if self.policies_file.is_some() {
+                "policies_file"
+            } else {
+                "policies"
+            };
+            errors.extend(validate_against_schema(set, &text, &origin, at, schema_file));
+        }
         let mut bindings = Vec::new();
         for (i, b) in self.bind.iter().enumerate() {
             let at = format!("bind[{i}]");
@@ -191,6 +203,42 @@ pub fn parse_policies(text: &str) -> Result<PolicySet, Vec<String>> {
         out.add(p).map_err(|e| vec![format!("1:1: {e}")])?;
     }
     Ok(out)
+}
+
+/// Strict validation of `set` against the schema in `schema_file`: every
+/// problem, with file, line and column.
+fn validate_against_schema(set: &PolicySet, text: &str, origin: &str, at: &str, schema_file: &str) -> Vec<SpecError> {
+    let offset_of = |d: &dyn miette::Diagnostic| d.labels().and_then(|mut l| l.next()).map_or(0, |l| l.offset());
+    let schema_text = match std::fs::read_to_string(schema_file) {
+        Ok(t) => t,
+        Err(e) => {
+            return vec![SpecError {
+                path: "schema_file".into(),
+                message: format!("cannot read `{schema_file}`: {e}"),
+            }];
+        }
+    };
+    let schema = match cedar_policy::Schema::from_cedarschema_str(&schema_text) {
+        Ok((schema, _warnings)) => schema,
+        Err(e) => {
+            let (line, col) = line_col(&schema_text, offset_of(&e));
+            return vec![SpecError {
+                path: "schema_file".into(),
+                message: format!("{schema_file}:{line}:{col}: {e}"),
+            }];
+        }
+    };
+    let result = cedar_policy::Validator::new(schema).validate(set, cedar_policy::ValidationMode::Strict);
+    result
+        .validation_errors()
+        .map(|e| {
+            let (line, col) = line_col(text, offset_of(e));
+            SpecError {
+                path: at.into(),
+                message: format!("{origin}:{line}:{col}: {e}"),
+            }
+        })
+        .collect()
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {

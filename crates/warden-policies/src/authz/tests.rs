@@ -161,3 +161,43 @@ fn binding_config_problems_are_listed() {
     let paths: Vec<&str> = e.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(paths, ["bind[0]", "bind[1]"]);
 }
+
+#[test]
+fn policies_are_validated_against_a_schema_with_line_and_column() {
+    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/authz/users.cedarschema");
+    let build = |policies: &str| {
+        let yaml = format!(
+            "schema_file: \"{schema}\"\npolicies: |\n{}\n",
+            policies
+                .lines()
+                .map(|l| format!("  {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        serde_saphyr::from_str::<AuthzConfig>(&yaml).unwrap().build()
+    };
+    // Well typed: accepted.
+    build("permit(principal in Group::\"admin\", action == Action::\"DELETE /users/{user_id}\", resource)\nwhen { context.hour >= 9 };").unwrap();
+    // A string compared with a number, on line 2; an unknown action.
+    let e = build("permit(principal, action, resource)\nwhen { context.hour == \"nine\" };").unwrap_err();
+    assert!(e.iter().any(|e| e.message.starts_with("policies:2:")), "{e:?}");
+    let e = build("permit(principal, action == Action::\"GET /nope\", resource);").unwrap_err();
+    assert!(e.iter().any(|e| e.message.starts_with("policies:1:")), "{e:?}");
+    // A broken schema is named with its own line and column.
+    let dir = std::env::temp_dir().join(format!("warden-authz-schema-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.cedarschema");
+    std::fs::write(&bad, "entity User;\nentity Group in [\n").unwrap();
+    let yaml = format!(
+        "schema_file: \"{}\"\npolicies: \"permit(principal, action, resource);\"\n",
+        bad.display()
+    );
+    let e = serde_saphyr::from_str::<AuthzConfig>(&yaml)
+        .unwrap()
+        .build()
+        .unwrap_err();
+    assert!(
+        e[0].path == "schema_file" && e[0].message.starts_with(&format!("{}:2:", bad.display())),
+        "{e:?}"
+    );
+}
