@@ -11,6 +11,9 @@
 # JWT=1 bench/run.sh ...: warden also serves the same upstream behind a `jwt`
 # policy (RS256 and ES256 tokens, one verification per request); the rows
 # warden-rs256 / warden-es256 run in the same process as the plain warden row.
+# AUTHZ=1 bench/run.sh ...: two more warden rows, same process: warden-authn (an
+# ES256 `jwt` policy only) and warden-authz (the same plus `authz`: one BOLA binding
+# and a Cedar policy set, decision cache on), and their ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10}
@@ -70,9 +73,41 @@ routes:
   - { id: all, path: { prefix: / }, service: api }
 CONF
 JWT=${JWT:-0}
-if [ "$JWT" = 1 ]; then
+AUTHZ=${AUTHZ:-0}
+if [ "$JWT" = 1 ] || [ "$AUTHZ" = 1 ]; then
   cargo run -q --release -p warden-testkit --example mint_tokens -- "$work/jwt" >/dev/null
   RS_TOKEN=$(cat "$work/jwt/rs256.jwt"); ES_TOKEN=$(cat "$work/jwt/es256.jwt")
+fi
+JWT_POLICY="      - type: jwt
+        issuers:
+          - issuer: https://idp.test
+            audiences: [orders-api]
+            algorithms: [RS256, ES256]
+            keys:
+              - { kid: rsa-1, public_key_file: \"$work/jwt/rsa.pub.pem\" }
+              - { kid: ec-1, public_key_file: \"$work/jwt/ec.pub.pem\" }"
+if [ "$AUTHZ" = 1 ]; then
+  cat >> "$work/warden.yaml" <<CONF
+  - id: authn
+    path: { template: "/authn/users/{user_id}" }
+    service: api
+    policies:
+$JWT_POLICY
+  - id: authz
+    path: { template: "/authz/users/{user_id}" }
+    service: api
+    policies:
+$JWT_POLICY
+      - type: authz
+        bind: [{ path_param: user_id, equals_consumer: true }]
+        policies: |
+          @id("read-own") permit(principal, action == Action::"GET /authz/users/{user_id}", resource)
+            when { context.authentication == "jwt" };
+          @id("admins") permit(principal in Group::"admin", action, resource);
+          @id("quarantine") forbid(principal, action, resource) when { context.ip.isInRange(ip("10.99.0.0/16")) };
+CONF
+fi
+if [ "$JWT" = 1 ]; then
   cat >> "$work/warden.yaml" <<CONF
   - id: jwt
     path: { prefix: /jwt }
@@ -130,6 +165,10 @@ for r in $(seq "$ROUNDS"); do
     RPATH=/jwt/users/42 run warden-rs256 $WARDEN_PORT "$WARDEN_PID" $SCHEME -H "Authorization: Bearer $RS_TOKEN"
     RPATH=/jwt/users/42 run warden-es256 $WARDEN_PORT "$WARDEN_PID" $SCHEME -H "Authorization: Bearer $ES_TOKEN"
   fi
+  if [ "$AUTHZ" = 1 ]; then
+    RPATH=/authn/users/alice run warden-authn $WARDEN_PORT "$WARDEN_PID" $SCHEME -H "Authorization: Bearer $ES_TOKEN"
+    RPATH=/authz/users/alice run warden-authz $WARDEN_PORT "$WARDEN_PID" $SCHEME -H "Authorization: Bearer $ES_TOKEN"
+  fi
   if [ "$TLS" = 1 ]; then
     run nginx-hs $NGINX_PORT "$NGINX_PID" https -H "Connection: close"
     run warden-hs $WARDEN_PORT "$WARDEN_PID" https -H "Connection: close"
@@ -140,6 +179,7 @@ done
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 declare -A RPS P50 P99 CPU
 names="upstream nginx warden"; [ "$JWT" = 1 ] && names="$names warden-rs256 warden-es256"
+[ "$AUTHZ" = 1 ] && names="$names warden-authn warden-authz"
 [ "$TLS" = 1 ] && names="$names nginx-hs warden-hs"
 for name in $names; do
   CPU[$name]=$(awk -v n=$name '$1==n {print $5}' "$work/results" | median)
@@ -163,4 +203,8 @@ fi
 if [ "$JWT" = 1 ]; then
   awk -v a="${RPS[warden-rs256]}" -v b="${RPS[warden-es256]}" -v c="${RPS[warden]}" \
     'BEGIN { printf "jwt on every request / no auth (same process): RS256 %.2fx, ES256 %.2fx\n", a/c, b/c }'
+fi
+if [ "$AUTHZ" = 1 ]; then
+  awk -v a="${RPS[warden-authz]}" -v b="${RPS[warden-authn]}" -v c="${P99[warden-authz]}" -v d="${P99[warden-authn]}" \
+    'BEGIN { printf "authz + BOLA binding / authentication only (same process): throughput %.2fx, p99 %.2fx\n", a/b, c/d }'
 fi

@@ -8,6 +8,7 @@
 
 pub mod api_key;
 pub mod authz;
+mod cache;
 pub mod dpop;
 pub mod ip_rules;
 pub mod json;

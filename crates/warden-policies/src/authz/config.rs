@@ -26,6 +26,12 @@ pub struct AuthzConfig {
     /// Object-level bindings: each must hold or the request is refused.
     #[serde(default)]
     pub bind: Vec<BindingConfig>,
+    /// Decisions remembered (0: no decision cache).
+    #[serde(default = "default_cache_entries")]
+    pub cache_entries: usize,
+    /// How long a decision is reused at most (never past the token's `exp`).
+    #[serde(default = "default_cache_ttl")]
+    pub cache_ttl_secs: u64,
     /// Enumeration detection (off unless set).
     #[serde(default)]
     pub enumeration: Option<super::EnumerationConfig>,
@@ -54,6 +60,14 @@ pub struct BindingConfig {
     /// …or this claim of the caller's token (a string, or a list containing the id).
     #[serde(default)]
     pub equals_claim: Option<String>,
+}
+
+fn default_cache_entries() -> usize {
+    10_000
+}
+
+fn default_cache_ttl() -> u64 {
+    60
 }
 
 impl AuthzConfig {
@@ -174,8 +188,25 @@ impl AuthzConfig {
                 });
             }
         }
+        if !(1..=3600).contains(&self.cache_ttl_secs) {
+            errors.push(SpecError {
+                path: "cache_ttl_secs".into(),
+                message: "must be 1–3600".into(),
+            });
+        }
+        if self.cache_entries > 1_000_000 {
+            errors.push(SpecError {
+                path: "cache_entries".into(),
+                message: "must be at most 1000000".into(),
+            });
+        }
         match set {
-            Some(set) if errors.is_empty() => Ok(Authz::new(set, bindings, self.enumeration.as_ref())),
+            Some(set) if errors.is_empty() => Ok(Authz::new(
+                set,
+                bindings,
+                self.enumeration.as_ref(),
+                super::decisions::Decisions::new(self.cache_entries, self.cache_ttl_secs, &text),
+            )),
             _ => Err(errors),
         }
     }

@@ -17,6 +17,7 @@
 //! say whether the object exists.
 
 mod config;
+mod decisions;
 mod enumeration;
 mod policy;
 #[cfg(test)]

@@ -13,6 +13,7 @@ use serde_json::Value;
 use warden_core::{Decision, Policy, PolicyError, ProblemKind, Rejection, RequestCtx};
 
 use super::EnumerationConfig;
+use super::decisions::Decisions;
 use super::enumeration::{Enumeration, Verdict};
 
 /// Where a bound object id comes from.
@@ -38,6 +39,7 @@ pub struct Authz {
     bindings: Vec<Binding>,
     authorizer: Authorizer,
     enumeration: Option<Box<Enumeration>>,
+    decisions: Option<Box<Decisions>>,
 }
 
 impl std::fmt::Debug for Authz {
@@ -64,12 +66,18 @@ pub struct Explanation {
 }
 
 impl Authz {
-    pub(super) fn new(policies: PolicySet, bindings: Vec<Binding>, enumeration: Option<&EnumerationConfig>) -> Self {
+    pub(super) fn new(
+        policies: PolicySet,
+        bindings: Vec<Binding>,
+        enumeration: Option<&EnumerationConfig>,
+        decisions: Option<Decisions>,
+    ) -> Self {
         Self {
             policies,
             bindings,
             authorizer: Authorizer::new(),
             enumeration: enumeration.map(|c| Box::new(Enumeration::new(c))),
+            decisions: decisions.map(Box::new),
         }
     }
 
@@ -94,6 +102,18 @@ impl Authz {
                 return (e, Vec::new());
             }
         };
+        let key = self.decisions.as_ref().map(|d| d.key(req, ctx));
+        if let (Some(d), Some(key)) = (&self.decisions, &key)
+            && let Some(hit) = d.get(key, ctx.now_secs)
+        {
+            let e = Explanation {
+                allowed: hit.allowed,
+                determining: hit.determining.to_vec(),
+                binding_failed: None,
+                errors: Vec::new(),
+            };
+            return (e, ids);
+        }
         let (request, entities) = match cedar_request(req, ctx) {
             Ok(r) => r,
             Err(e) => {
@@ -113,6 +133,10 @@ impl Authz {
             binding_failed: None,
             errors: answer.diagnostics().errors().map(ToString::to_string).collect(),
         };
+        // Answers reached with evaluation errors are recomputed every time.
+        if let (Some(d), Some(key), true) = (&self.decisions, &key, e.errors.is_empty()) {
+            d.put(key, ctx, e.allowed, &e.determining);
+        }
         (e, ids)
     }
 

@@ -201,3 +201,35 @@ fn policies_are_validated_against_a_schema_with_line_and_column() {
         "{e:?}"
     );
 }
+
+#[test]
+fn the_decision_cache_answers_exactly_as_cedar_does() {
+    let cached = authz("");
+    let uncached = authz("cache_entries: 0\n");
+    let cases = [
+        ("alice", &[][..], "GET /users/{user_id}"),
+        ("alice", &[][..], "DELETE /users/{user_id}"),
+        ("root", &["admin"][..], "DELETE /users/{user_id}"),
+        ("root", &[][..], "DELETE /users/{user_id}"),
+        ("alice", &[][..], "GET /exports"),
+    ];
+    // Twice over, so the second pass is answered from the cache.
+    for pass in 0..2 {
+        for (who, groups, op) in cases {
+            for ip in ["192.0.2.1", "10.99.0.7"] {
+                for amr in [None, Some(r#"{"amr": ["mfa"]}"#), Some(r#"{"amr": ["pwd"]}"#)] {
+                    let mut c = ctx(who, groups, op, &[("user_id", "bob")], ip);
+                    c.token_claims = amr.map(|a| Arc::new(serde_json::from_str(a).unwrap()));
+                    let (method, path) = op.split_once(' ').unwrap();
+                    let got = explain(&cached, method, path, &c);
+                    let want = explain(&uncached, method, path, &c);
+                    assert_eq!(
+                        (got.allowed, &got.determining),
+                        (want.allowed, &want.determining),
+                        "pass {pass}: {who} {groups:?} {op} {ip} {amr:?}"
+                    );
+                }
+            }
+        }
+    }
+}

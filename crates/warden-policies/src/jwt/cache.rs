@@ -6,13 +6,11 @@
 //! bounded per shard. Only successes are cached; a refusal is always
 //! recomputed.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-const SHARDS: usize = 16;
+use crate::cache::{Expiring, Sharded};
 
 /// What a cache hit restores.
 #[derive(Debug, Clone)]
@@ -26,53 +24,31 @@ pub(crate) struct Verified {
     pub key_generation: u64,
 }
 
-#[derive(Debug)]
-pub(crate) struct TokenCache {
-    shards: Vec<Mutex<HashMap<Box<str>, Verified>>>,
-    per_shard: usize,
-    hasher: RandomState,
+impl Expiring for Verified {
+    fn until(&self) -> u64 {
+        self.until
+    }
 }
+
+#[derive(Debug)]
+pub(crate) struct TokenCache(Sharded<Verified>);
 
 impl TokenCache {
     /// A cache of at most `entries` tokens (0 disables it).
     pub(crate) fn new(entries: usize) -> Option<Self> {
-        (entries > 0).then(|| Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            per_shard: entries.div_ceil(SHARDS),
-            hasher: RandomState::new(),
-        })
-    }
-
-    fn shard(&self, token: &str) -> &Mutex<HashMap<Box<str>, Verified>> {
-        let i = usize::try_from(self.hasher.hash_one(token)).unwrap_or(0) % SHARDS;
-        &self.shards[i]
+        Sharded::new(entries).map(Self)
     }
 
     /// The cached verification of `token`, if still usable at `now` under
     /// key generation `generation(issuer)`.
     pub(crate) fn get(&self, token: &str, now: u64, generation: impl Fn(usize) -> u64) -> Option<Verified> {
-        let mut shard = self.shard(token).lock().ok()?;
-        let hit = shard.get(token)?;
-        if now <= hit.until && hit.key_generation == generation(hit.issuer) {
-            return Some(hit.clone());
-        }
-        shard.remove(token);
-        None
+        self.0
+            .get(token, now, |hit| hit.key_generation == generation(hit.issuer))
     }
 
     /// Remembers a successful verification.
     pub(crate) fn put(&self, token: &str, v: Verified, now: u64) {
-        let Ok(mut shard) = self.shard(token).lock() else {
-            return;
-        };
-        if shard.len() >= self.per_shard {
-            shard.retain(|_, e| now <= e.until);
-            if shard.len() >= self.per_shard {
-                // Still full of live tokens: start over rather than grow.
-                shard.clear();
-            }
-        }
-        shard.insert(token.into(), v);
+        self.0.put(token, v, now);
     }
 }
 
@@ -110,8 +86,7 @@ mod tests {
         for i in 0..10_000 {
             c.put(&format!("token-{i}"), entry(u64::MAX, 0), 0);
         }
-        let total: usize = c.shards.iter().map(|s| s.lock().unwrap().len()).sum();
-        assert!(total <= 32, "{total} entries");
+        assert!(c.0.len() <= 32, "{} entries", c.0.len());
         assert!(TokenCache::new(0).is_none());
     }
 }
