@@ -40,9 +40,12 @@ fn authz(cache_entries: usize) -> Authz {
             body_pointer: None,
             equals_consumer: true,
             equals_claim: None,
+            owner_lookup: None,
         }],
         cache_entries,
         cache_ttl_secs: 60,
+        context_headers: Vec::new(),
+        require_groups: Vec::new(),
         enumeration: None,
         on_error: warden_core::OnError::Deny,
     };

@@ -214,6 +214,17 @@ async fn answer(mut req: Request<Incoming>, state: Arc<Inner>) -> Result<Respons
         r.headers_mut().insert("server", "secret-server/1.2.3".parse().unwrap());
         return Ok(r);
     }
+    // An ownership service for `authz` lookups: `/owners/ID` names the owner
+    // by the id's prefix (`alice-…`, `bob-…`), both for `shared-…`, none
+    // (404) for `missing-…`, and fails (500) for `broken-…`.
+    if let Some(id) = path.strip_prefix("/owners/") {
+        return Ok(match id.split('-').next().unwrap_or("") {
+            "shared" => json(StatusCode::OK, serde_json::json!({ "owners": ["alice", "bob"] })),
+            "missing" => json(StatusCode::NOT_FOUND, serde_json::json!({})),
+            "broken" => json(StatusCode::INTERNAL_SERVER_ERROR, serde_json::json!({})),
+            owner => json(StatusCode::OK, serde_json::json!({ "owner": owner })),
+        });
+    }
     if path.ends_with("/close") {
         let mut r = json(StatusCode::OK, serde_json::json!({"closing": true}));
         r.headers_mut().insert("connection", "close".parse().unwrap());

@@ -69,6 +69,17 @@ async fn setup() -> Setup {
             ),
         ),
         route(
+            "shipments",
+            "GET",
+            "/shipments/{shipment_id}",
+            &jwt,
+            &format!(
+                "{}        bind:\n          - {{ path_param: shipment_id, owner_lookup: {{ url: \"http://{}/owners/{{id}}\", cache_secs: 30 }} }}\n",
+                cedar("permit(principal, action, resource);"),
+                up.addr
+            ),
+        ),
+        route(
             "reports",
             "GET",
             "/reports",
@@ -227,6 +238,30 @@ async fn object_ids_in_queries_are_bound_for_reads_changes_and_deletes() {
         "empty list binds nothing"
     );
     assert_eq!(put(r#"{"owner":"bob","shared_with":"x"}"#).await, 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ownership_lookups_decide_and_are_cached_and_fail_closed() {
+    let s = setup().await;
+    let alice = s.token("alice", json!({}));
+    let get = |id: &str| {
+        let path = format!("/shipments/{id}");
+        let (s, alice) = (&s, &alice);
+        async move { s.status("GET", &path, alice, None).await }
+    };
+    assert_eq!(get("alice-7").await, 200);
+    assert_eq!(get("shared-1").await, 200);
+    assert_eq!(get("bob-7").await, 403);
+    assert_eq!(get("missing-1").await, 403, "no owner");
+    assert_eq!(get("broken-1").await, 403, "the service failed: refused, not allowed");
+    // The second read of alice-7 is answered from the cache.
+    assert_eq!(get("alice-7").await, 200);
+    let asked = s.up.seen().iter().filter(|r| r.uri == "/owners/alice-7").count();
+    assert_eq!(asked, 1);
+    // An id that tries to steer the lookup elsewhere never gets that far:
+    // encoded slashes are refused by the router (and ids are percent-encoded
+    // into the lookup URL: see the ownership unit tests).
+    assert_eq!(get("bob-1%2F..%2Falice-2").await, 400);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

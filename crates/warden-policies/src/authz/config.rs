@@ -6,7 +6,7 @@ use cedar_policy::{PolicyId, PolicySet};
 use serde::Deserialize;
 use warden_core::OnError;
 
-use super::policy::{Authz, Binding, Source};
+use super::policy::{Authz, Binding, Source, Target};
 use crate::SpecError;
 
 /// `type: authz`.
@@ -32,6 +32,13 @@ pub struct AuthzConfig {
     /// How long a decision is reused at most (never past the token's `exp`).
     #[serde(default = "default_cache_ttl")]
     pub cache_ttl_secs: u64,
+    /// Request headers copied into `context.headers` (lower-case names).
+    #[serde(default)]
+    pub context_headers: Vec<String>,
+    /// Function-level authorization for administrative routes: the caller
+    /// must be in one of these groups, checked before Cedar.
+    #[serde(default)]
+    pub require_groups: Vec<String>,
     /// Enumeration detection (off unless set).
     #[serde(default)]
     pub enumeration: Option<super::EnumerationConfig>,
@@ -57,9 +64,12 @@ pub struct BindingConfig {
     /// The id must equal the consumer name…
     #[serde(default)]
     pub equals_consumer: bool,
-    /// …or this claim of the caller's token (a string, or a list containing the id).
+    /// …or this claim of the caller's token (a string, or a list containing the id)…
     #[serde(default)]
     pub equals_claim: Option<String>,
+    /// …or the owner an ownership service names for the id.
+    #[serde(default)]
+    pub owner_lookup: Option<super::OwnerLookupConfig>,
 }
 
 fn default_cache_entries() -> usize {
@@ -68,6 +78,16 @@ fn default_cache_entries() -> usize {
 
 fn default_cache_ttl() -> u64 {
     60
+}
+
+/// What a compiled [`Authz`] is made of.
+pub(super) struct Parts {
+    pub policies: PolicySet,
+    pub bindings: Vec<Binding>,
+    pub enumeration: Option<super::EnumerationConfig>,
+    pub decisions: Option<super::decisions::Decisions>,
+    pub context_headers: Vec<http::HeaderName>,
+    pub require_groups: Vec<std::sync::Arc<str>>,
 }
 
 impl AuthzConfig {
@@ -153,19 +173,31 @@ impl AuthzConfig {
                     None
                 }
             };
-            let target = match (b.equals_consumer, &b.equals_claim) {
-                (true, None) => Some(None),
-                (false, Some(c)) if !c.is_empty() => Some(Some(c.clone())),
+            let target = match (b.equals_consumer, &b.equals_claim, &b.owner_lookup) {
+                (true, None, None) => Some(Target::Consumer),
+                (false, Some(c), None) if !c.is_empty() => Some(Target::Claim(c.clone())),
+                (false, None, Some(l)) => {
+                    let problems = l.problems();
+                    for p in &problems {
+                        errors.push(SpecError {
+                            path: format!("{at}.owner_lookup"),
+                            message: p.clone(),
+                        });
+                    }
+                    problems
+                        .is_empty()
+                        .then(|| Target::Lookup(std::sync::Arc::new(l.build())))
+                }
                 _ => {
                     errors.push(SpecError {
                         path: at,
-                        message: "set exactly one of `equals_consumer: true`, `equals_claim`".into(),
+                        message: "set exactly one of `equals_consumer: true`, `equals_claim`, `owner_lookup`".into(),
                     });
                     None
                 }
             };
-            if let (Some(source), Some(claim)) = (source, target) {
-                bindings.push(Binding { source, claim });
+            if let (Some(source), Some(target)) = (source, target) {
+                bindings.push(Binding { source, target });
             }
         }
         if let Some(e) = &self.enumeration {
@@ -200,13 +232,40 @@ impl AuthzConfig {
                 message: "must be at most 1000000".into(),
             });
         }
+        let mut context_headers = Vec::new();
+        for (i, h) in self.context_headers.iter().enumerate() {
+            match http::HeaderName::from_bytes(h.as_bytes()) {
+                Ok(name) if name.as_str() == h => context_headers.push(name),
+                _ => errors.push(SpecError {
+                    path: format!("context_headers[{i}]"),
+                    message: format!("`{h}` is not a lower-case header name"),
+                }),
+            }
+        }
+        if self.require_groups.iter().any(String::is_empty) {
+            errors.push(SpecError {
+                path: "require_groups".into(),
+                message: "group names must not be empty".into(),
+            });
+        }
         match set {
-            Some(set) if errors.is_empty() => Ok(Authz::new(
-                set,
+            Some(set) if errors.is_empty() => Ok(Authz::new(Parts {
+                decisions: super::decisions::Decisions::new(
+                    self.cache_entries,
+                    self.cache_ttl_secs,
+                    &text,
+                    context_headers.clone(),
+                ),
+                policies: set,
                 bindings,
-                self.enumeration.as_ref(),
-                super::decisions::Decisions::new(self.cache_entries, self.cache_ttl_secs, &text),
-            )),
+                enumeration: self.enumeration.clone(),
+                context_headers,
+                require_groups: self
+                    .require_groups
+                    .iter()
+                    .map(|g| std::sync::Arc::from(g.as_str()))
+                    .collect(),
+            })),
             _ => Err(errors),
         }
     }

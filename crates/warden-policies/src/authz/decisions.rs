@@ -88,6 +88,7 @@ pub(crate) struct Decisions {
     cache: Sharded<Cached>,
     reads: ContextReads,
     ttl_secs: u64,
+    context_headers: Vec<http::HeaderName>,
 }
 
 impl std::fmt::Debug for Decisions {
@@ -104,11 +105,17 @@ fn put(key: &mut String, v: &str) {
 }
 
 impl Decisions {
-    pub(crate) fn new(entries: usize, ttl_secs: u64, policy_text: &str) -> Option<Self> {
+    pub(crate) fn new(
+        entries: usize,
+        ttl_secs: u64,
+        policy_text: &str,
+        context_headers: Vec<http::HeaderName>,
+    ) -> Option<Self> {
         Some(Self {
             cache: Sharded::new(entries)?,
             reads: ContextReads::of(policy_text),
             ttl_secs,
+            context_headers,
         })
     }
 
@@ -145,6 +152,8 @@ impl Decisions {
             "acr",
             "method",
             "params",
+            "headers",
+            "device",
         ] {
             if !self.reads.reads(name) {
                 continue;
@@ -165,6 +174,14 @@ impl Decisions {
                 "amr" => claim("amr"),
                 "acr" => claim("acr"),
                 "method" => req.method.to_string(),
+                "device" => super::policy::device_class(req).to_owned(),
+                "headers" => {
+                    let mut h = String::new();
+                    for name in &self.context_headers {
+                        put(&mut h, &super::policy::header_value(req, name));
+                    }
+                    h
+                }
                 _ => {
                     let mut p = String::new();
                     for (k, v) in &ctx.params {
@@ -249,6 +266,7 @@ mod key_tests {
             10,
             60,
             "permit(principal, action, resource) when { context.hour < 17 };",
+            Vec::new(),
         )
         .unwrap();
         let k = |c: &RequestCtx| d.key(&parts, c);
@@ -267,7 +285,7 @@ mod key_tests {
 
     #[test]
     fn an_entry_never_outlives_the_token() {
-        let d = Decisions::new(10, 60, "permit(principal, action, resource);").unwrap();
+        let d = Decisions::new(10, 60, "permit(principal, action, resource);", Vec::new()).unwrap();
         let mut c = ctx("alice", 10, "192.0.2.1");
         let now = c.now_secs;
         c.token_claims = Some(std::sync::Arc::new(

@@ -19,10 +19,12 @@
 mod config;
 mod decisions;
 mod enumeration;
+mod ownership;
 mod policy;
 #[cfg(test)]
 mod tests;
 
 pub use config::{AuthzConfig, BindingConfig, parse_policies};
 pub use enumeration::EnumerationConfig;
+pub use ownership::OwnerLookupConfig;
 pub use policy::{Authz, Explanation};

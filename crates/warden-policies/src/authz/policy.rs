@@ -12,7 +12,6 @@ use http::request;
 use serde_json::Value;
 use warden_core::{Decision, Policy, PolicyError, ProblemKind, Rejection, RequestCtx};
 
-use super::EnumerationConfig;
 use super::decisions::Decisions;
 use super::enumeration::{Enumeration, Verdict};
 
@@ -25,12 +24,25 @@ pub(crate) enum Source {
     Body(String),
 }
 
+/// Why a caller outside `require_groups` is refused.
+const NOT_IN_REQUIRED_GROUPS: &str = "an administrative operation: the caller is in none of the required groups";
+
 /// One object-level binding.
 #[derive(Debug, Clone)]
 pub(crate) struct Binding {
     pub source: Source,
-    /// `None`: the consumer name; `Some(c)`: token claim `c`.
-    pub claim: Option<String>,
+    pub target: Target,
+}
+
+/// Who a bound id must belong to.
+#[derive(Debug, Clone)]
+pub(crate) enum Target {
+    /// The consumer's name.
+    Consumer,
+    /// Token claim `c` (equal, or a list containing the id).
+    Claim(String),
+    /// The owners an ownership service names (checked on the request path only).
+    Lookup(Arc<super::ownership::OwnerLookup>),
 }
 
 /// `type: authz`, compiled.
@@ -40,6 +52,10 @@ pub struct Authz {
     authorizer: Authorizer,
     enumeration: Option<Box<Enumeration>>,
     decisions: Option<Box<Decisions>>,
+    /// Request headers copied into `context.headers`.
+    context_headers: Vec<http::HeaderName>,
+    /// Function-level guard: the caller must be in one of these groups.
+    require_groups: Vec<Arc<str>>,
 }
 
 impl std::fmt::Debug for Authz {
@@ -66,18 +82,15 @@ pub struct Explanation {
 }
 
 impl Authz {
-    pub(super) fn new(
-        policies: PolicySet,
-        bindings: Vec<Binding>,
-        enumeration: Option<&EnumerationConfig>,
-        decisions: Option<Decisions>,
-    ) -> Self {
+    pub(super) fn new(parts: super::config::Parts) -> Self {
         Self {
-            policies,
-            bindings,
+            policies: parts.policies,
+            bindings: parts.bindings,
             authorizer: Authorizer::new(),
-            enumeration: enumeration.map(|c| Box::new(Enumeration::new(c))),
-            decisions: decisions.map(Box::new),
+            enumeration: parts.enumeration.map(|c| Box::new(Enumeration::new(&c))),
+            decisions: parts.decisions.map(Box::new),
+            context_headers: parts.context_headers,
+            require_groups: parts.require_groups,
         }
     }
 
@@ -90,6 +103,15 @@ impl Authz {
 
     /// The decision, and the object ids the headers named (for enumeration).
     fn decide(&self, req: &request::Parts, ctx: &RequestCtx) -> (Explanation, Vec<String>) {
+        if !self.require_groups.is_empty() && !ctx.groups.iter().any(|g| self.require_groups.contains(g)) {
+            let e = Explanation {
+                allowed: false,
+                determining: Vec::new(),
+                binding_failed: Some(NOT_IN_REQUIRED_GROUPS.into()),
+                errors: Vec::new(),
+            };
+            return (e, Vec::new());
+        }
         let ids = match self.header_bound_ids(req, ctx) {
             Ok(ids) => ids,
             Err(why) => {
@@ -114,7 +136,7 @@ impl Authz {
             };
             return (e, ids);
         }
-        let (request, entities) = match cedar_request(req, ctx) {
+        let (request, entities) = match cedar_request(req, ctx, &self.context_headers) {
             Ok(r) => r,
             Err(e) => {
                 let e = Explanation {
@@ -140,31 +162,50 @@ impl Authz {
         (e, ids)
     }
 
-    /// Checks the path and query bindings; the ids they bound, or why one fails.
+    /// The id a path or query binding names (`None` for body bindings).
+    fn header_id(b: &Binding, req: &request::Parts, ctx: &RequestCtx) -> Option<Result<String, String>> {
+        let id = match &b.source {
+            Source::Path(p) => ctx.params.iter().find(|(k, _)| k == p).map(|(_, v)| v.clone()),
+            Source::Query(q) => match crate::query::single(req, q) {
+                Ok(v) => v.and_then(percent_decode),
+                Err(()) => return Some(Err(format!("query parameter `{q}` given more than once"))),
+            },
+            Source::Body(_) => return None,
+        };
+        Some(id.ok_or_else(|| "the bound object id is missing".to_owned()))
+    }
+
+    /// Checks the path and query bindings (ownership lookups excepted: see
+    /// [`Authz::lookups_hold`]); the ids they bound, or why one fails.
     fn header_bound_ids(&self, req: &request::Parts, ctx: &RequestCtx) -> Result<Vec<String>, String> {
         let mut ids = Vec::new();
         for b in &self.bindings {
-            let id = match &b.source {
-                Source::Path(p) => ctx.params.iter().find(|(k, _)| k == p).map(|(_, v)| v.clone()),
-                Source::Query(q) => match crate::query::single(req, q) {
-                    Ok(v) => v.and_then(percent_decode),
-                    Err(()) => return Err(format!("query parameter `{q}` given more than once")),
-                },
-                Source::Body(_) => continue,
+            let Some(id) = Self::header_id(b, req, ctx) else {
+                continue;
             };
-            let Some(id) = id else {
-                return Err("the bound object id is missing".into());
-            };
-            if !owned(b.claim.as_deref(), ctx, &id) {
-                return Err("the object id is not bound to the caller".into());
+            let id = id?;
+            if !matches!(b.target, Target::Lookup(_)) && !owned(&b.target, ctx, &id) {
+                return Err(NOT_BOUND.into());
             }
             ids.push(id);
         }
         Ok(ids)
     }
 
+    /// Asks the ownership services about the path and query ids.
+    async fn lookups_hold(&self, req: &request::Parts, ctx: &RequestCtx) -> Result<(), String> {
+        for b in &self.bindings {
+            let Target::Lookup(lookup) = &b.target else { continue };
+            let Some(id) = Self::header_id(b, req, ctx) else {
+                continue;
+            };
+            owned_by_lookup(lookup, ctx, &id?).await?;
+        }
+        Ok(())
+    }
+
     /// Checks the body bindings against the JSON body; the ids they bound.
-    fn body_bound_ids(&self, body: &[u8], ctx: &RequestCtx) -> Result<Vec<String>, String> {
+    async fn body_bound_ids(&self, body: &[u8], ctx: &RequestCtx) -> Result<Vec<String>, String> {
         let mut ids = Vec::new();
         let mut doc = None;
         for b in &self.bindings {
@@ -183,8 +224,10 @@ impl Authz {
                 None => return Err("the bound object id is missing".into()),
             };
             for id in values {
-                if !owned(b.claim.as_deref(), ctx, &id) {
-                    return Err("the object id is not bound to the caller".into());
+                match &b.target {
+                    Target::Lookup(lookup) => owned_by_lookup(lookup, ctx, &id).await?,
+                    t if !owned(t, ctx, &id) => return Err(NOT_BOUND.into()),
+                    _ => {}
                 }
                 ids.push(id);
             }
@@ -219,17 +262,38 @@ fn subject(ctx: &RequestCtx) -> Arc<str> {
     }
 }
 
-/// Whether `id` belongs to the caller: equal to the consumer (`claim`
-/// `None`), or to / inside the token claim.
-fn owned(claim: Option<&str>, ctx: &RequestCtx, id: &str) -> bool {
-    match claim {
-        None => ctx.consumer.as_deref() == Some(id),
-        Some(c) => match ctx.token_claims.as_ref().and_then(|m| m.get(c)) {
+/// Why a bound id that is someone else's is refused.
+const NOT_BOUND: &str = "the object id is not bound to the caller";
+
+/// Whether `id` belongs to the caller: equal to the consumer, or to / inside
+/// the token claim. (Lookups are asked separately, asynchronously.)
+fn owned(target: &Target, ctx: &RequestCtx, id: &str) -> bool {
+    match target {
+        Target::Consumer => ctx.consumer.as_deref() == Some(id),
+        Target::Claim(c) => match ctx.token_claims.as_ref().and_then(|m| m.get(c)) {
             Some(Value::String(s)) => s == id,
             Some(Value::Array(items)) => items.iter().any(|v| v.as_str() == Some(id)),
             Some(Value::Number(n)) => n.to_string() == id,
             _ => false,
         },
+        Target::Lookup(_) => false,
+    }
+}
+
+/// Whether the ownership service names the caller among `id`'s owners; a
+/// service that gives no usable answer refuses the request.
+async fn owned_by_lookup(lookup: &super::ownership::OwnerLookup, ctx: &RequestCtx, id: &str) -> Result<(), String> {
+    let Some(consumer) = ctx.consumer.as_deref() else {
+        return Err(NOT_BOUND.into());
+    };
+    let now = u64::try_from(ctx.now_secs).unwrap_or(0);
+    match lookup.owners(id, now).await {
+        Ok(owners) if owners.iter().any(|o| o == consumer) => Ok(()),
+        Ok(_) => Err(NOT_BOUND.into()),
+        Err(why) => {
+            tracing::warn!(reason = %why, "ownership lookup failed; refused");
+            Err(format!("ownership lookup failed: {why}"))
+        }
     }
 }
 
@@ -262,6 +326,49 @@ fn percent_decode(v: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// The first value of `name` as text; `""` when absent or not UTF-8.
+pub(crate) fn header_value(req: &request::Parts, name: &http::HeaderName) -> String {
+    req.headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// A coarse device class from the User-Agent: `bot`, `cli`, `mobile`,
+/// `desktop` or `unknown`. A hint for policies, not an identity: clients
+/// choose their User-Agent.
+pub(crate) fn device_class(req: &request::Parts) -> &'static str {
+    let ua = req
+        .headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| ua.contains(w));
+    if ua.is_empty() {
+        "unknown"
+    } else if has(&["bot", "crawler", "spider", "slurp"]) {
+        "bot"
+    } else if has(&[
+        "curl/",
+        "wget/",
+        "httpie/",
+        "python-requests/",
+        "go-http-client/",
+        "postmanruntime/",
+        "insomnia/",
+    ]) {
+        "cli"
+    } else if has(&["mobile", "android", "iphone", "ipad"]) {
+        "mobile"
+    } else if ua.starts_with("mozilla/") && has(&["windows", "macintosh", "x11", "linux", "cros"]) {
+        "desktop"
+    } else {
+        "unknown"
+    }
+}
+
 fn uid(kind: &str, id: &str) -> Result<EntityUid, String> {
     let t = EntityTypeName::from_str(kind).map_err(|e| e.to_string())?;
     Ok(EntityUid::from_type_name_and_id(t, EntityId::new(id)))
@@ -278,7 +385,11 @@ fn string_set(v: Option<&Value>, split_spaces: bool) -> RestrictedExpression {
 }
 
 /// The Cedar request and entities for one HTTP request.
-fn cedar_request(req: &request::Parts, ctx: &RequestCtx) -> Result<(Request, Entities), String> {
+fn cedar_request(
+    req: &request::Parts,
+    ctx: &RequestCtx,
+    context_headers: &[http::HeaderName],
+) -> Result<(Request, Entities), String> {
     let groups: HashSet<EntityUid> = ctx.groups.iter().map(|g| uid("Group", g)).collect::<Result<_, _>>()?;
     let principal = match &ctx.consumer {
         Some(c) => uid("User", c)?,
@@ -348,6 +459,20 @@ fn cedar_request(req: &request::Parts, ctx: &RequestCtx) -> Result<(Request, Ent
             RestrictedExpression::new_string(req.method.to_string()),
         ),
         ("params".to_owned(), params),
+        (
+            "headers".to_owned(),
+            RestrictedExpression::new_record(context_headers.iter().map(|h| {
+                (
+                    h.as_str().to_owned(),
+                    RestrictedExpression::new_string(header_value(req, h)),
+                )
+            }))
+            .map_err(|e| e.to_string())?,
+        ),
+        (
+            "device".to_owned(),
+            RestrictedExpression::new_string(device_class(req).to_owned()),
+        ),
     ]);
     let context = Context::from_pairs(pairs).map_err(|e| e.to_string())?;
     let request = Request::new(principal, action, resource, context, None).map_err(|e| e.to_string())?;
@@ -382,7 +507,10 @@ impl Policy for Authz {
             return Ok(Decision::Reject(r));
         }
         if e.allowed {
-            return Ok(Decision::Continue);
+            return Ok(match self.lookups_hold(req, ctx).await {
+                Ok(()) => Decision::Continue,
+                Err(why) => Decision::Reject(forbidden("object_not_bound", why)),
+            });
         }
         if let (None, false) = (&e.binding_failed, e.errors.is_empty()) {
             tracing::warn!(errors = ?e.errors, "authorization policies failed to evaluate; denied");
@@ -392,10 +520,10 @@ impl Policy for Authz {
             (None, true) => "no policy permits this request".into(),
             (None, false) => format!("forbidden by {}", e.determining.join(", ")),
         };
-        let code = if e.binding_failed.is_some() {
-            "object_not_bound"
-        } else {
-            "authz_denied"
+        let code = match e.binding_failed.as_deref() {
+            Some(NOT_IN_REQUIRED_GROUPS) => "function_not_allowed",
+            Some(_) => "object_not_bound",
+            None => "authz_denied",
         };
         Ok(Decision::Reject(forbidden(code, reason)))
     }
@@ -406,7 +534,7 @@ impl Policy for Authz {
         body: &bytes::Bytes,
         ctx: &mut RequestCtx,
     ) -> Result<Decision, PolicyError> {
-        match self.body_bound_ids(body, ctx) {
+        match self.body_bound_ids(body, ctx).await {
             Ok(ids) => {
                 let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
                 Ok(self

@@ -233,3 +233,66 @@ fn the_decision_cache_answers_exactly_as_cedar_does() {
         }
     }
 }
+
+#[test]
+fn administrative_routes_need_a_group_and_context_has_headers_and_device() {
+    let a = authz("require_groups: [admin, ops]\n");
+    let plain = ctx(
+        "alice",
+        &["users"],
+        "DELETE /users/{user_id}",
+        &[("user_id", "bob")],
+        "192.0.2.1",
+    );
+    let e = explain(&a, "DELETE", "/users/bob", &plain);
+    assert!(!e.allowed && e.binding_failed.is_some(), "{e:?}");
+    let mut c = plain.clone();
+    match block_on(a.on_request(&mut parts("DELETE", "/users/bob"), &mut c)).unwrap() {
+        Decision::Reject(r) => assert_eq!(r.code, "function_not_allowed"),
+        Decision::Continue => panic!("a plain user passed an administrative route"),
+    }
+    // In the group, Cedar still decides (admins-delete permits group admin only).
+    let ops = ctx(
+        "olga",
+        &["ops"],
+        "DELETE /users/{user_id}",
+        &[("user_id", "bob")],
+        "192.0.2.1",
+    );
+    assert!(!explain(&a, "DELETE", "/users/bob", &ops).allowed);
+    let root = ctx(
+        "root",
+        &["admin"],
+        "DELETE /users/{user_id}",
+        &[("user_id", "bob")],
+        "192.0.2.1",
+    );
+    assert!(explain(&a, "DELETE", "/users/bob", &root).allowed);
+
+    let cfg: AuthzConfig = serde_saphyr::from_str(concat!(
+        "context_headers: [x-tenant]\n",
+        "policies: |\n",
+        "  permit(principal, action, resource) when { context.headers[\"x-tenant\"] == \"acme\" && context.device != \"bot\" };\n",
+    ))
+    .unwrap();
+    let a = cfg.build().unwrap();
+    let c = ctx("alice", &[], "GET /x", &[], "192.0.2.1");
+    let call = |tenant: &str, ua: &str| {
+        let (p, ()) = http::Request::get("/x")
+            .header("x-tenant", tenant)
+            .header("user-agent", ua)
+            .body(())
+            .unwrap()
+            .into_parts();
+        a.explain(&p, &c).allowed
+    };
+    let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+    assert!(call("acme", firefox));
+    assert!(!call("other", firefox), "the cache must key on the header");
+    assert!(!call("acme", "Googlebot/2.1 (+http://www.google.com/bot.html)"));
+    assert!(call("acme", "curl/8.5.0"));
+    let bad: AuthzConfig =
+        serde_saphyr::from_str("context_headers: [X-Tenant]\npolicies: \"permit(principal, action, resource);\"\n")
+            .unwrap();
+    assert_eq!(bad.build().unwrap_err()[0].path, "context_headers[0]");
+}

@@ -34,4 +34,5 @@ mod tests;
 pub use config::{IssuerConfig, JwtConfig, KeyConfig, RequireConfig};
 pub use introspect::IntrospectionConfig;
 pub use jwks::JwksConfig;
+pub(crate) use jwks::{https_connector, url_problem};
 pub use policy::Jwt;
