@@ -8,6 +8,7 @@ pub mod clock;
 pub mod ctx;
 pub mod event;
 pub mod headers;
+pub mod limits;
 pub mod policy;
 pub mod problem;
 pub mod services;

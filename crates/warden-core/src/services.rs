@@ -78,6 +78,20 @@ pub trait SharedState: Send + Sync + 'static {
         key: &'a str,
         ttl_secs: u64,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, SharedUnavailable>> + Send + 'a>>;
+
+    /// Applies `checks` to one request, all or nothing: when every check
+    /// admits it, each one counts it; when any refuses, none does. One
+    /// outcome per check, in order. `now_ms` is the gateway's clock; a
+    /// shared backend uses its own clock instead, so node clocks do not
+    /// matter. `Err` when the backend cannot answer: the caller decides
+    /// (local fallback or fail closed).
+    fn limit<'a>(
+        &'a self,
+        checks: &'a [crate::limits::LimitCheck],
+        now_ms: i64,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Vec<crate::limits::LimitOutcome>, SharedUnavailable>> + Send + 'a>,
+    >;
 }
 
 /// The shared store could not answer (and the policy must fail closed).

@@ -10,6 +10,7 @@
 //! closed (`on_unavailable: fail_closed`); it recovers by itself when Redis
 //! returns.
 
+mod limiter;
 mod memory;
 mod redis_state;
 
@@ -19,6 +20,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use warden_core::SharedState;
 
+pub use limiter::Limiter;
 pub use memory::MemoryState;
 pub use redis_state::RedisState;
 

@@ -20,6 +20,7 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 #[derive(Debug, Default)]
 pub struct MemoryState {
     inner: Mutex<Claims>,
+    limiter: crate::Limiter,
 }
 
 #[derive(Debug, Default)]
@@ -64,6 +65,15 @@ impl SharedState for MemoryState {
         ttl_secs: u64,
     ) -> Pin<Box<dyn Future<Output = Result<bool, SharedUnavailable>> + Send + 'a>> {
         Box::pin(async move { Ok(self.claim(key, Duration::from_secs(ttl_secs))) })
+    }
+
+    fn limit<'a>(
+        &'a self,
+        checks: &'a [warden_core::limits::LimitCheck],
+        now_ms: i64,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<warden_core::limits::LimitOutcome>, SharedUnavailable>> + Send + 'a>>
+    {
+        Box::pin(async move { Ok(self.limiter.apply(checks, now_ms)) })
     }
 }
 

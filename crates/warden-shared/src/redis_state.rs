@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
+use warden_core::limits::{LimitCheck, LimitKind, LimitOutcome};
 use warden_core::{SharedState, SharedUnavailable};
 
 use crate::{MemoryState, OnUnavailable};
@@ -66,7 +67,166 @@ impl RedisState {
     }
 }
 
+/// Every limit of one request in one atomic step, on Redis's clock:
+/// check all, then count all or none. KEYS: one counter per check; ARGV:
+/// four per check — `r, limit, period_ms, burst` or `q, limit, window, -`.
+/// Answers four integers per check: allowed, remaining, reset s, retry-after s.
+const LIMIT_SCRIPT: &str = r"
+local function civil(days)
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400
+  if m <= 2 then y = y + 1 end
+  return y, m
+end
+local function days_from_civil(y, m, d)
+  if m <= 2 then y = y - 1 end
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local mp = m > 2 and m - 3 or m + 9
+  local doy = math.floor((153 * mp + 2) / 5) + d - 1
+  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
+end
+local function window(w, s)
+  if w == 'h' then local i = math.floor(s / 3600); return i, (i + 1) * 3600 end
+  if w == 'd' then local i = math.floor(s / 86400); return i, (i + 1) * 86400 end
+  local y, m = civil(math.floor(s / 86400))
+  local ny, nm = y, m + 1
+  if m == 12 then ny, nm = y + 1, 1 end
+  return y * 12 + m - 1, days_from_civil(ny, nm, 1) * 86400
+end
+local t = redis.call('TIME')
+local secs = tonumber(t[1])
+local now = secs * 1000 + math.floor(tonumber(t[2]) / 1000)
+local out, writes, all = {}, {}, true
+for i = 1, #KEYS do
+  local b = (i - 1) * 4
+  local limit = tonumber(ARGV[b + 2])
+  if ARGV[b + 1] == 'r' then
+    local interval = tonumber(ARGV[b + 3]) / limit
+    local tol = interval * tonumber(ARGV[b + 4])
+    local tat = tonumber(redis.call('GET', KEYS[i]) or now) or now
+    local start = math.max(tat, now)
+    local nxt = start + interval
+    if nxt - now <= tol then
+      table.insert(out, 1); table.insert(out, math.floor((tol - (nxt - now)) / interval))
+      table.insert(out, math.ceil((nxt - now) / 1000)); table.insert(out, 0)
+      writes[i] = {string.format('%.3f', nxt), math.max(1, math.ceil(nxt - now)), false}
+    else
+      all = false
+      table.insert(out, 0); table.insert(out, 0)
+      table.insert(out, math.ceil((start - now) / 1000))
+      table.insert(out, math.max(1, math.ceil((nxt - tol - now) / 1000)))
+    end
+  else
+    local idx, e = window(ARGV[b + 3], secs)
+    local count = 0
+    local cur = redis.call('GET', KEYS[i])
+    if cur then
+      local ci, cc = string.match(cur, '^(-?%d+):(%d+)$')
+      if ci and tonumber(ci) == idx then count = tonumber(cc) end
+    end
+    local reset = e - secs
+    if count < limit then
+      table.insert(out, 1); table.insert(out, limit - count - 1); table.insert(out, reset); table.insert(out, 0)
+      writes[i] = {idx .. ':' .. (count + 1), e + 60, true}
+    else
+      all = false
+      table.insert(out, 0); table.insert(out, 0); table.insert(out, reset); table.insert(out, math.max(1, reset))
+    end
+  end
+end
+if all then
+  for i = 1, #KEYS do
+    local w = writes[i]
+    if w[3] then
+      redis.call('SET', KEYS[i], w[1], 'EXAT', w[2])
+    else
+      redis.call('SET', KEYS[i], w[1], 'PX', w[2])
+    end
+  end
+end
+return out
+";
+
+impl RedisState {
+    async fn run_limits(&self, checks: &[LimitCheck]) -> Result<Vec<LimitOutcome>, String> {
+        static SCRIPT: std::sync::LazyLock<redis::Script> =
+            std::sync::LazyLock::new(|| redis::Script::new(LIMIT_SCRIPT));
+        let mut inv = SCRIPT.prepare_invoke();
+        for c in checks {
+            inv.key(format!("{}{}", self.prefix, c.key));
+            match c.kind {
+                LimitKind::Rate {
+                    limit,
+                    period_ms,
+                    burst,
+                } => {
+                    inv.arg("r").arg(limit.max(1)).arg(period_ms.max(1)).arg(burst.max(1));
+                }
+                LimitKind::Quota { limit, window } => {
+                    inv.arg("q").arg(limit).arg(window.code()).arg("-");
+                }
+            }
+        }
+        let mut conn = self.conn.clone();
+        let answer: Vec<i64> = match tokio::time::timeout(self.timeout, inv.invoke_async(&mut conn)).await {
+            Ok(Ok(a)) => a,
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => return Err(format!("no answer within {} ms", self.timeout.as_millis())),
+        };
+        if answer.len() != checks.len() * 4 {
+            return Err(format!("limit script answered {} values", answer.len()));
+        }
+        let n = |v: i64| u64::try_from(v).unwrap_or(0);
+        Ok(answer
+            .chunks_exact(4)
+            .map(|c| LimitOutcome {
+                allowed: c[0] == 1,
+                remaining: n(c[1]),
+                reset_secs: n(c[2]),
+                retry_after_secs: n(c[3]),
+            })
+            .collect())
+    }
+
+    fn note_outcome(&self, failure: Option<&str>) {
+        match failure {
+            None => {
+                if self.down.swap(false, Ordering::Relaxed) {
+                    tracing::info!("redis answers again; shared state is shared again");
+                }
+            }
+            Some(e) => {
+                if !self.down.swap(true, Ordering::Relaxed) {
+                    tracing::error!(error = %e, on_unavailable = ?self.on_unavailable, "redis unavailable");
+                }
+            }
+        }
+    }
+}
+
 impl SharedState for RedisState {
+    fn limit<'a>(
+        &'a self,
+        checks: &'a [LimitCheck],
+        _now_ms: i64,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<LimitOutcome>, SharedUnavailable>> + Send + 'a>> {
+        Box::pin(async move {
+            // The policy decides what an outage means for its limits (local
+            // fallback at its share, or fail closed), so errors go back to it.
+            let r = self.run_limits(checks).await;
+            self.note_outcome(r.as_ref().err().map(String::as_str));
+            r.map_err(SharedUnavailable)
+        })
+    }
+
     fn claim_once<'a>(
         &'a self,
         key: &'a str,
@@ -75,15 +235,11 @@ impl SharedState for RedisState {
         Box::pin(async move {
             match self.set_nx(key, ttl_secs).await {
                 Ok(won) => {
-                    if self.down.swap(false, Ordering::Relaxed) {
-                        tracing::info!("redis answers again; shared state is shared again");
-                    }
+                    self.note_outcome(None);
                     Ok(won)
                 }
                 Err(e) => {
-                    if !self.down.swap(true, Ordering::Relaxed) {
-                        tracing::error!(error = %e, on_unavailable = ?self.on_unavailable, "redis unavailable");
-                    }
+                    self.note_outcome(Some(&e));
                     match self.on_unavailable {
                         OnUnavailable::Local => Ok(self.fallback.claim(key, Duration::from_secs(ttl_secs))),
                         OnUnavailable::FailClosed => Err(SharedUnavailable(e)),
@@ -216,6 +372,74 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert!(back, "did not recover when redis returned");
+    }
+
+    #[tokio::test]
+    async fn limits_in_redis_are_exact_across_handles_and_all_or_nothing() {
+        use warden_core::limits::Window;
+        let p = prefix();
+        let a = RedisState::connect(&url(), p.clone(), Duration::from_millis(500), OnUnavailable::FailClosed)
+            .await
+            .unwrap();
+        let b = RedisState::connect(&url(), p, Duration::from_millis(500), OnUnavailable::FailClosed)
+            .await
+            .unwrap();
+        let rate = LimitCheck {
+            key: "{t}:rate".into(),
+            kind: LimitKind::Rate {
+                limit: 10,
+                period_ms: 60_000,
+                burst: 10,
+            },
+        };
+        let quota = LimitCheck {
+            key: "{t}:quota".into(),
+            kind: LimitKind::Quota {
+                limit: 12,
+                window: Window::Day,
+            },
+        };
+        // 30 concurrent decisions through two handles: exactly 10 admitted.
+        let mut tasks = Vec::new();
+        let (a, b) = (std::sync::Arc::new(a), std::sync::Arc::new(b));
+        for i in 0..30 {
+            let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let checks = [rate.clone()];
+            tasks.push(tokio::spawn(async move { s.limit(&checks, 0).await.unwrap()[0] }));
+        }
+        let mut admitted = 0;
+        for t in tasks {
+            let o = t.await.unwrap();
+            if o.allowed {
+                admitted += 1;
+            } else {
+                assert!(o.retry_after_secs >= 1);
+            }
+        }
+        assert_eq!(admitted, 10);
+        // All or nothing: the rate refuses, so the quota is not charged.
+        let both = [rate.clone(), quota.clone()];
+        let o = a.limit(&both, 0).await.unwrap();
+        assert!(!o[0].allowed && o[1].allowed);
+        let q = a.limit(&[quota], 0).await.unwrap()[0];
+        assert_eq!(q.remaining, 11, "the refused request was counted");
+        // The script's calendar (Lua) agrees with the gateway's (Rust).
+        let now = i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+        )
+        .unwrap();
+        for window in [Window::Hour, Window::Day, Window::Month] {
+            let check = LimitCheck {
+                key: format!("{{t}}:cal:{}", window.code()),
+                kind: LimitKind::Quota { limit: 5, window },
+            };
+            let got = i64::try_from(a.limit(&[check], 0).await.unwrap()[0].reset_secs).unwrap();
+            let want = window.at(now).1 - now;
+            assert!((got - want).abs() <= 2, "{window:?}: redis {got} s, gateway {want} s");
+        }
     }
 
     #[tokio::test]

@@ -1,0 +1,202 @@
+//! Rate limits and quotas in this process's memory: sharded, bounded (idle
+//! counters are pruned, and the number of counters is capped), evaluated
+//! all-or-nothing per request.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher as _, RandomState};
+use std::sync::{Mutex, MutexGuard};
+
+use warden_core::limits::{self, LimitCheck, LimitKind, LimitOutcome};
+
+const SHARDS: usize = 16;
+
+/// Counters held at most (all shards together).
+pub const MAX_COUNTERS: usize = 500_000;
+
+#[derive(Debug, Clone, Copy)]
+enum Value {
+    /// GCRA theoretical arrival time, ms.
+    Tat(f64),
+    /// Quota count in window `window`.
+    Count { window: i64, count: u64 },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Counter {
+    value: Value,
+    /// When the counter stops mattering (ms).
+    expires_ms: i64,
+}
+
+/// The in-memory limiter.
+#[derive(Debug)]
+pub struct Limiter {
+    shards: Vec<Mutex<HashMap<String, Counter>>>,
+    per_shard: usize,
+    hasher: RandomState,
+}
+
+impl Default for Limiter {
+    fn default() -> Self {
+        Self::with_capacity(MAX_COUNTERS)
+    }
+}
+
+impl Limiter {
+    /// A limiter holding at most `counters` counters.
+    pub fn with_capacity(counters: usize) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            per_shard: counters.div_ceil(SHARDS).max(1),
+            hasher: RandomState::new(),
+        }
+    }
+
+    fn shard_of(&self, key: &str) -> usize {
+        usize::try_from(self.hasher.hash_one(key)).unwrap_or(0) % SHARDS
+    }
+
+    /// Counters held now.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().map_or(0, |s| s.len())).sum()
+    }
+
+    /// True when no counter is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Applies `checks` all-or-nothing at `now_ms`.
+    pub fn apply(&self, checks: &[LimitCheck], now_ms: i64) -> Vec<LimitOutcome> {
+        let idx: Vec<usize> = checks.iter().map(|c| self.shard_of(&c.key)).collect();
+        let mut order = idx.clone();
+        order.sort_unstable();
+        order.dedup();
+        // Shards are locked in index order: no two requests deadlock.
+        let mut guards: HashMap<usize, MutexGuard<'_, HashMap<String, Counter>>> = HashMap::new();
+        for i in order {
+            let g = match self.shards[i].lock() {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            guards.insert(i, g);
+        }
+        let now_s = now_ms.div_euclid(1000);
+        let mut outcomes = Vec::with_capacity(checks.len());
+        let mut writes = Vec::with_capacity(checks.len());
+        for (c, i) in checks.iter().zip(&idx) {
+            let current = guards
+                .get(i)
+                .and_then(|g| g.get(&c.key))
+                .filter(|e| e.expires_ms > now_ms);
+            match c.kind {
+                LimitKind::Rate {
+                    limit,
+                    period_ms,
+                    burst,
+                } => {
+                    let tat = current.and_then(|e| match e.value {
+                        Value::Tat(t) => Some(t),
+                        Value::Count { .. } => None,
+                    });
+                    let (o, store) = limits::gcra(limit, period_ms, burst, tat, now_ms as f64);
+                    outcomes.push(o);
+                    writes.push(store.map(|(tat, ttl)| Counter {
+                        value: Value::Tat(tat),
+                        expires_ms: now_ms.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)),
+                    }));
+                }
+                LimitKind::Quota { limit, window } => {
+                    let (w, end) = window.at(now_s);
+                    let count = current
+                        .and_then(|e| match e.value {
+                            Value::Count { window, count } if window == w => Some(count),
+                            _ => None,
+                        })
+                        .unwrap_or(0);
+                    let o = limits::quota(limit, count, now_s, end);
+                    outcomes.push(o);
+                    writes.push(o.allowed.then_some(Counter {
+                        value: Value::Count {
+                            window: w,
+                            count: count + 1,
+                        },
+                        expires_ms: end.saturating_mul(1000),
+                    }));
+                }
+            }
+        }
+        if outcomes.iter().all(|o| o.allowed) {
+            for ((c, i), w) in checks.iter().zip(&idx).zip(writes) {
+                let (Some(w), Some(g)) = (w, guards.get_mut(i)) else {
+                    continue;
+                };
+                if !g.contains_key(&c.key) && g.len() >= self.per_shard {
+                    make_room(g, now_ms);
+                }
+                g.insert(c.key.clone(), w);
+            }
+        }
+        outcomes
+    }
+}
+
+/// Drops expired counters; if none had expired, drops a tenth of the shard
+/// (arbitrary ones: the cap holds even under a flood of distinct keys).
+fn make_room(shard: &mut HashMap<String, Counter>, now_ms: i64) {
+    let before = shard.len();
+    shard.retain(|_, e| e.expires_ms > now_ms);
+    if shard.len() == before {
+        let drop: Vec<String> = shard.keys().take(before / 10 + 1).cloned().collect();
+        for k in drop {
+            shard.remove(&k);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warden_core::limits::Window;
+
+    fn rate(key: &str, limit: u64) -> LimitCheck {
+        LimitCheck {
+            key: key.into(),
+            kind: LimitKind::Rate {
+                limit,
+                period_ms: 60_000,
+                burst: limit,
+            },
+        }
+    }
+
+    #[test]
+    fn a_refusal_by_one_limit_counts_against_none() {
+        let l = Limiter::default();
+        let day = LimitCheck {
+            key: "q".into(),
+            kind: LimitKind::Quota {
+                limit: 2,
+                window: Window::Day,
+            },
+        };
+        let both = [rate("r", 100), day];
+        assert!(l.apply(&both, 0).iter().all(|o| o.allowed));
+        assert!(l.apply(&both, 1).iter().all(|o| o.allowed));
+        let third = l.apply(&both, 2);
+        assert!(third[0].allowed && !third[1].allowed);
+        // The rate limit was not charged for the refused request.
+        assert_eq!(l.apply(&[rate("r", 100)], 3)[0].remaining, 97);
+        // The next day the quota is back.
+        assert!(l.apply(&both, 86_400_000).iter().all(|o| o.allowed));
+    }
+
+    #[test]
+    fn counters_stay_capped_under_a_flood_of_keys() {
+        let l = Limiter::with_capacity(1_000);
+        for i in 0..50_000 {
+            l.apply(&[rate(&format!("ip:{i}"), 10)], 0);
+        }
+        assert!(l.len() <= 1_000 + SHARDS, "{}", l.len());
+    }
+}
