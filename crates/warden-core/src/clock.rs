@@ -7,6 +7,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
     /// Now, Unix seconds.
     fn now_secs(&self) -> i64;
+
+    /// Now, Unix milliseconds (a manual clock moves in whole seconds).
+    fn now_ms(&self) -> i64 {
+        self.now_secs().saturating_mul(1000)
+    }
 }
 
 /// The system clock (the default everywhere outside tests).
@@ -18,6 +23,12 @@ impl Clock for SystemClock {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    }
+
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
     }
 }
 

@@ -48,6 +48,12 @@ pub struct RequestCtx {
     pub authenticated: bool,
     /// Which one: `jwt` or `api_key` (`None`: anonymous).
     pub auth_method: Option<&'static str>,
+    /// The accepted credential's id (API key prefix, token `jti`), for
+    /// per-credential limits.
+    pub credential: Option<Arc<str>>,
+    /// Headers the driver adds to the response, whoever makes it (rate-limit
+    /// state, for instance).
+    pub response_headers: Vec<(http::HeaderName, http::HeaderValue)>,
     /// The client reached the gateway over TLS (for URLs the client used,
     /// e.g. a DPoP proof's `htu`).
     pub secure: bool,
@@ -112,6 +118,8 @@ impl RequestCtx {
             auth_any: false,
             authenticated: false,
             auth_method: None,
+            credential: None,
+            response_headers: Vec::new(),
             secure: false,
         }
     }

@@ -35,6 +35,20 @@ impl Window {
         }
     }
 
+    /// Start and end (Unix seconds) of the window holding `now`.
+    pub fn bounds(self, now: i64) -> (i64, i64) {
+        let (_, end) = self.at(now);
+        let start = match self {
+            Self::Hour => end - 3600,
+            Self::Day => end - 86_400,
+            Self::Month => {
+                let (y, m) = year_month(now.div_euclid(86_400));
+                days_from_civil(y, m, 1) * 86_400
+            }
+        };
+        (start, end)
+    }
+
     /// One-letter code (used in keys and by the Redis script).
     pub fn code(self) -> &'static str {
         match self {
@@ -186,6 +200,10 @@ mod tests {
         assert_eq!(Window::Month.at(dec).1, dec + 86_400);
         assert_eq!(Window::Day.at(86_399), (0, 86_400));
         assert_eq!(Window::Hour.at(3600), (1, 7200));
+        assert_eq!(
+            Window::Month.bounds(feb_end + 1),
+            (feb_end + 1, feb_end + 1 + 31 * 86_400)
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod ip_rules;
 pub mod json;
 pub mod jwt;
 mod query;
+pub mod rate_limit;
 pub mod request_limits;
 
 use bytes::Bytes;
@@ -32,6 +33,8 @@ pub enum PolicyKind {
     Jwt,
     /// Authentication: API keys from the store.
     ApiKey,
+    /// Rate limits and quotas (after authentication: keys can name the consumer).
+    RateLimit,
     /// Authorization: Cedar policies and object bindings.
     Authz,
 }
@@ -44,6 +47,7 @@ impl PolicyKind {
             Self::RequestLimits => "request_limits",
             Self::Jwt => "jwt",
             Self::ApiKey => "api_key",
+            Self::RateLimit => "rate_limit",
             Self::Authz => "authz",
         }
     }
@@ -61,6 +65,8 @@ pub enum PolicySpec {
     Jwt(jwt::JwtConfig),
     /// See [`api_key`].
     ApiKey(api_key::ApiKeyConfig),
+    /// See [`rate_limit`].
+    RateLimit(rate_limit::RateLimitConfig),
     /// See [`authz`].
     Authz(authz::AuthzConfig),
 }
@@ -82,6 +88,7 @@ impl PolicySpec {
             Self::RequestLimits(_) => PolicyKind::RequestLimits,
             Self::Jwt(_) => PolicyKind::Jwt,
             Self::ApiKey(_) => PolicyKind::ApiKey,
+            Self::RateLimit(_) => PolicyKind::RateLimit,
             Self::Authz(_) => PolicyKind::Authz,
         }
     }
@@ -93,6 +100,7 @@ impl PolicySpec {
             Self::RequestLimits(c) => c.on_error,
             Self::Jwt(c) => c.on_error,
             Self::ApiKey(c) => c.on_error,
+            Self::RateLimit(c) => c.on_error,
             Self::Authz(c) => c.on_error,
         }
     }
@@ -129,6 +137,7 @@ impl PolicySpec {
             Self::RequestLimits(c) => c.build().map(CompiledPolicy::RequestLimits),
             Self::Jwt(c) => c.build().map(CompiledPolicy::Jwt),
             Self::ApiKey(c) => c.build().map(CompiledPolicy::ApiKey),
+            Self::RateLimit(c) => c.build().map(CompiledPolicy::RateLimit),
             Self::Authz(c) => c.build().map(CompiledPolicy::Authz),
         }
     }
@@ -155,6 +164,8 @@ pub enum CompiledPolicy {
     Jwt(jwt::Jwt),
     /// See [`api_key`].
     ApiKey(api_key::ApiKey),
+    /// See [`rate_limit`].
+    RateLimit(rate_limit::RateLimit),
     /// See [`authz`].
     Authz(authz::Authz),
 }
@@ -166,6 +177,7 @@ impl Policy for CompiledPolicy {
             Self::RequestLimits(p) => p.name(),
             Self::Jwt(p) => p.name(),
             Self::ApiKey(p) => p.name(),
+            Self::RateLimit(p) => p.name(),
             Self::Authz(p) => p.name(),
         }
     }
@@ -176,6 +188,7 @@ impl Policy for CompiledPolicy {
             Self::RequestLimits(p) => p.needs_request_body(),
             Self::Jwt(p) => p.needs_request_body(),
             Self::ApiKey(p) => p.needs_request_body(),
+            Self::RateLimit(p) => p.needs_request_body(),
             Self::Authz(p) => p.needs_request_body(),
         }
     }
@@ -186,6 +199,7 @@ impl Policy for CompiledPolicy {
             Self::RequestLimits(p) => p.on_request(req, ctx).await,
             Self::Jwt(p) => p.on_request(req, ctx).await,
             Self::ApiKey(p) => p.on_request(req, ctx).await,
+            Self::RateLimit(p) => p.on_request(req, ctx).await,
             Self::Authz(p) => p.on_request(req, ctx).await,
         }
     }
@@ -201,6 +215,7 @@ impl Policy for CompiledPolicy {
             Self::RequestLimits(p) => p.on_request_body(req, body, ctx).await,
             Self::Jwt(p) => p.on_request_body(req, body, ctx).await,
             Self::ApiKey(p) => p.on_request_body(req, body, ctx).await,
+            Self::RateLimit(p) => p.on_request_body(req, body, ctx).await,
             Self::Authz(p) => p.on_request_body(req, body, ctx).await,
         }
     }
@@ -211,6 +226,7 @@ impl Policy for CompiledPolicy {
             Self::RequestLimits(p) => p.on_response(resp, ctx).await,
             Self::Jwt(p) => p.on_response(resp, ctx).await,
             Self::ApiKey(p) => p.on_response(resp, ctx).await,
+            Self::RateLimit(p) => p.on_response(resp, ctx).await,
             Self::Authz(p) => p.on_response(resp, ctx).await,
         }
     }
@@ -221,6 +237,7 @@ impl Policy for CompiledPolicy {
             Self::RequestLimits(p) => p.on_complete(ctx),
             Self::Jwt(p) => p.on_complete(ctx),
             Self::ApiKey(p) => p.on_complete(ctx),
+            Self::RateLimit(p) => p.on_complete(ctx),
             Self::Authz(p) => p.on_complete(ctx),
         }
     }
@@ -231,6 +248,7 @@ impl Policy for CompiledPolicy {
             Self::RequestLimits(p) => p.start(services),
             Self::Jwt(p) => p.start(services),
             Self::ApiKey(p) => p.start(services),
+            Self::RateLimit(p) => p.start(services),
             Self::Authz(p) => p.start(services),
         }
     }
@@ -241,6 +259,7 @@ impl Policy for CompiledPolicy {
             Self::RequestLimits(p) => p.is_ready(),
             Self::Jwt(p) => p.is_ready(),
             Self::ApiKey(p) => p.is_ready(),
+            Self::RateLimit(p) => p.is_ready(),
             Self::Authz(p) => p.is_ready(),
         }
     }

@@ -530,8 +530,16 @@ fn send_error(e: SendError) -> Rejection {
     }
 }
 
-fn finish(mut resp: Response<ProxyBody>, ex: Exchange, conn: &ConnInfo, shared: Arc<Shared>) -> Response<ProxyBody> {
+fn finish(
+    mut resp: Response<ProxyBody>,
+    mut ex: Exchange,
+    conn: &ConnInfo,
+    shared: Arc<Shared>,
+) -> Response<ProxyBody> {
     resp.headers_mut().insert(REQUEST_ID.clone(), ex.id_header.clone());
+    for (name, value) in ex.ctx.response_headers.drain(..) {
+        resp.headers_mut().insert(name, value);
+    }
     if let Some(hsts) = &conn.hsts {
         resp.headers_mut()
             .insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());

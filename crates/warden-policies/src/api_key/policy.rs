@@ -138,6 +138,7 @@ impl Policy for ApiKey {
                 ctx.groups = owner.groups;
                 ctx.authenticated = true;
                 ctx.auth_method = Some("api_key");
+                ctx.credential = Some(Arc::clone(&owner.prefix));
                 Ok(Decision::Continue)
             }
             Err(Refusal::Missing) if self.anonymous || ctx.auth_any => Ok(Decision::Continue),

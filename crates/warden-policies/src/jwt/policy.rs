@@ -480,9 +480,14 @@ impl Jwt {
             ctx.groups = groups.iter().filter_map(Value::as_str).map(Arc::from).collect();
         }
         ctx.consumer = Some(consumer);
+        ctx.credential = claims
+            .get("jti")
+            .and_then(Value::as_str)
+            .map(|j| Arc::from(format!("jti:{j}")));
         ctx.token_claims = Some(claims);
         ctx.authenticated = true;
         ctx.auth_method = Some("jwt");
+
         Decision::Continue
     }
 }

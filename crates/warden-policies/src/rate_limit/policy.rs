@@ -1,0 +1,300 @@
+//! The compiled `rate_limit` policy.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
+
+use http::{HeaderName, HeaderValue, request};
+use serde_json::Value;
+use warden_core::limits::{LimitCheck, LimitKind, LimitOutcome};
+use warden_core::{Clock, Decision, Policy, PolicyError, ProblemKind, Rejection, RequestCtx, Services, SharedState};
+use warden_shared::Limiter;
+
+use super::config::Unavailable;
+
+/// One part of a limit's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum KeyPart {
+    Ip,
+    Consumer,
+    Credential,
+    Route,
+    Header(HeaderName),
+    Claim(String),
+}
+
+impl KeyPart {
+    pub(crate) fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "ip" => Ok(Self::Ip),
+            "consumer" => Ok(Self::Consumer),
+            "credential" => Ok(Self::Credential),
+            "route" => Ok(Self::Route),
+            _ => {
+                if let Some(h) = s.strip_prefix("header:") {
+                    return HeaderName::from_bytes(h.as_bytes())
+                        .ok()
+                        .filter(|n| n.as_str() == h)
+                        .map(Self::Header)
+                        .ok_or_else(|| format!("`{h}` is not a lower-case header name"));
+                }
+                if let Some(c) = s.strip_prefix("claim:").filter(|c| !c.is_empty()) {
+                    return Ok(Self::Claim(c.to_owned()));
+                }
+                Err(format!(
+                    "`{s}` is not ip, consumer, credential, route, header:NAME or claim:NAME"
+                ))
+            }
+        }
+    }
+
+    /// The value for this request. A part the request does not have (an
+    /// anonymous consumer, a missing header) counts by client address
+    /// instead, so a missing value never pools every such client together.
+    fn value(&self, req: &request::Parts, ctx: &RequestCtx) -> String {
+        let found = match self {
+            Self::Ip => None,
+            Self::Consumer => ctx.consumer.as_deref().map(|c| format!("c={c}")),
+            Self::Credential => ctx.credential.as_deref().map(|c| format!("k={c}")),
+            Self::Route => Some(format!("r={}", ctx.route_id.as_deref().unwrap_or(""))),
+            Self::Header(h) => req
+                .headers
+                .get(h)
+                .map(|v| format!("h={}", String::from_utf8_lossy(v.as_bytes()))),
+            Self::Claim(c) => ctx.token_claims.as_deref().and_then(|m| m.get(c)).map(|v| match v {
+                Value::String(s) => format!("t={s}"),
+                other => format!("t={other}"),
+            }),
+        };
+        found.unwrap_or_else(|| format!("ip={}", client_net(ctx.client_ip)))
+    }
+}
+
+/// The client's address as counted: IPv4 as is, IPv6 by its /64 (one
+/// subscriber usually holds a whole /64), IPv4-mapped IPv6 as IPv4.
+pub(crate) fn client_net(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
+/// One compiled limit.
+#[derive(Debug, Clone)]
+pub(crate) struct Limit {
+    pub name: String,
+    pub key: Vec<KeyPart>,
+    pub kind: LimitKind,
+}
+
+/// `type: rate_limit`, compiled.
+pub struct RateLimit {
+    limits: Vec<Limit>,
+    plans: Vec<(String, Vec<Limit>)>,
+    bucket: Option<String>,
+    headers: bool,
+    unavailable: Unavailable,
+    nodes: u64,
+    shared: OnceLock<Arc<dyn SharedState>>,
+    clock: OnceLock<Arc<dyn Clock>>,
+    /// Counters when no shared state was lent, and the local fallback.
+    local: Limiter,
+}
+
+impl std::fmt::Debug for RateLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimit")
+            .field("limits", &self.limits)
+            .field("plans", &self.plans)
+            .field("bucket", &self.bucket)
+            .field("nodes", &self.nodes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RateLimit {
+    pub(super) fn new(
+        limits: Vec<Limit>,
+        plans: Vec<(String, Vec<Limit>)>,
+        bucket: Option<String>,
+        headers: bool,
+        unavailable: Unavailable,
+        nodes: u64,
+    ) -> Self {
+        Self {
+            limits,
+            plans,
+            bucket,
+            headers,
+            unavailable,
+            nodes,
+            shared: OnceLock::new(),
+            clock: OnceLock::new(),
+            local: Limiter::default(),
+        }
+    }
+
+    fn now_ms(&self) -> i64 {
+        match self.clock.get() {
+            Some(c) => c.now_ms(),
+            None => warden_core::SystemClock.now_ms(),
+        }
+    }
+
+    /// The limits for this caller: its first group with a plan, else the defaults.
+    fn limits_for(&self, ctx: &RequestCtx) -> &[Limit] {
+        ctx.groups
+            .iter()
+            .find_map(|g| self.plans.iter().find(|(p, _)| **p == **g))
+            .map_or(&self.limits, |(_, l)| l)
+    }
+
+    fn checks(&self, limits: &[Limit], req: &request::Parts, ctx: &RequestCtx) -> Vec<LimitCheck> {
+        let bucket = self.bucket.as_deref().or(ctx.route_id.as_deref()).unwrap_or("");
+        limits
+            .iter()
+            .map(|l| {
+                // `{bucket}` is a Redis Cluster hash tag: every counter of a
+                // request lands in one slot, as the atomic script needs.
+                let mut key = format!("rl:{{{bucket}}}:{}:", l.name);
+                for part in &l.key {
+                    let v = part.value(req, ctx);
+                    let _ = write!(key, "{}:{v}", v.len());
+                }
+                LimitCheck { key, kind: l.kind }
+            })
+            .collect()
+    }
+
+    /// This node's share of `checks` (local fallback).
+    fn share(&self, checks: &[LimitCheck]) -> Vec<LimitCheck> {
+        let part = |n: u64| n.div_ceil(self.nodes).max(1);
+        checks
+            .iter()
+            .map(|c| LimitCheck {
+                key: c.key.clone(),
+                kind: match c.kind {
+                    LimitKind::Rate {
+                        limit,
+                        period_ms,
+                        burst,
+                    } => LimitKind::Rate {
+                        limit: part(limit),
+                        period_ms,
+                        burst: part(burst),
+                    },
+                    LimitKind::Quota { limit, window } => LimitKind::Quota {
+                        limit: part(limit),
+                        window,
+                    },
+                },
+            })
+            .collect()
+    }
+}
+
+/// `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers).
+fn headers(
+    limits: &[Limit],
+    checks: &[LimitCheck],
+    outcomes: &[LimitOutcome],
+    now_secs: i64,
+) -> [(HeaderName, String); 2] {
+    let mut policy = String::new();
+    let mut state = String::new();
+    for ((l, c), o) in limits.iter().zip(checks).zip(outcomes) {
+        let (q, w) = match c.kind {
+            LimitKind::Rate { limit, period_ms, .. } => (limit, period_ms / 1000),
+            LimitKind::Quota { limit, window } => {
+                let (start, end) = window.bounds(now_secs);
+                (limit, u64::try_from(end - start).unwrap_or(0))
+            }
+        };
+        let sep = if policy.is_empty() { "" } else { ", " };
+        let _ = write!(policy, "{sep}\"{}\";q={q};w={w}", l.name);
+        let _ = write!(state, "{sep}\"{}\";r={};t={}", l.name, o.remaining, o.reset_secs);
+    }
+    [
+        (HeaderName::from_static("ratelimit-policy"), policy),
+        (HeaderName::from_static("ratelimit"), state),
+    ]
+}
+
+impl Policy for RateLimit {
+    fn name(&self) -> &'static str {
+        "rate_limit"
+    }
+
+    fn start(&self, services: &Services) {
+        if let Some(s) = &services.shared {
+            let _ = self.shared.set(Arc::clone(s));
+        }
+        if let Some(c) = &services.clock {
+            let _ = self.clock.set(Arc::clone(c));
+        }
+    }
+
+    async fn on_request(&self, req: &mut request::Parts, ctx: &mut RequestCtx) -> Result<Decision, PolicyError> {
+        let limits = self.limits_for(ctx);
+        let checks = self.checks(limits, req, ctx);
+        let now_ms = self.now_ms();
+        let outcomes = match self.shared.get() {
+            None => self.local.apply(&checks, now_ms),
+            Some(shared) => match shared.limit(&checks, now_ms).await {
+                Ok(o) => o,
+                Err(e) => match self.unavailable {
+                    Unavailable::Local => self.local.apply(&self.share(&checks), now_ms),
+                    Unavailable::FailClosed => {
+                        tracing::warn!(error = %e, "rate limits cannot be checked; refused (fail_closed)");
+                        return Ok(Decision::Reject(
+                            Rejection::new(ProblemKind::ServiceUnavailable, "rate_limit_unavailable", e.to_string())
+                                .with_header(http::header::RETRY_AFTER, HeaderValue::from_static("1")),
+                        ));
+                    }
+                },
+            },
+        };
+        let allowed = outcomes.iter().all(|o| o.allowed);
+        let mut extra = Vec::new();
+        if self.headers {
+            for (name, value) in headers(limits, &checks, &outcomes, now_ms.div_euclid(1000)) {
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    extra.push((name, v));
+                }
+            }
+        }
+        if allowed {
+            ctx.response_headers.extend(extra);
+            return Ok(Decision::Continue);
+        }
+        let retry = outcomes
+            .iter()
+            .filter(|o| !o.allowed)
+            .map(|o| o.retry_after_secs)
+            .max()
+            .unwrap_or(1);
+        let over: Vec<&str> = limits
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| !o.allowed)
+            .map(|(l, _)| l.name.as_str())
+            .collect();
+        let mut r = Rejection::new(
+            ProblemKind::TooManyRequests,
+            "rate_limited",
+            format!("over {}", over.join(", ")),
+        )
+        .with_detail(format!("retry in {retry} s"))
+        .with_header(http::header::RETRY_AFTER, HeaderValue::from(retry));
+        for (name, v) in extra {
+            r = r.with_header(name, v);
+        }
+        Ok(Decision::Reject(r))
+    }
+}

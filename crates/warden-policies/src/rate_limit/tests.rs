@@ -1,0 +1,147 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use warden_core::{Decision, ManualClock, Policy, RequestCtx, Services};
+
+use super::RateLimitConfig;
+use crate::block_on;
+
+fn policy(yaml: &str, clock: &Arc<ManualClock>) -> super::RateLimit {
+    let cfg: RateLimitConfig = serde_saphyr::from_str(yaml).unwrap();
+    let p = cfg.build().unwrap();
+    p.start(&Services {
+        clock: Some(Arc::clone(clock) as Arc<dyn warden_core::Clock>),
+        ..Services::default()
+    });
+    p
+}
+
+fn call(
+    p: &super::RateLimit,
+    ip: &str,
+    consumer: Option<&str>,
+    groups: &[&str],
+) -> (bool, RequestCtx, Option<warden_core::Rejection>) {
+    let (mut parts, ()) = http::Request::get("/x").body(()).unwrap().into_parts();
+    let mut ctx = RequestCtx::new("r".into(), ip.parse().unwrap(), 0);
+    ctx.route_id = Some("orders".into());
+    ctx.consumer = consumer.map(Arc::from);
+    ctx.groups = groups.iter().map(|g| Arc::from(*g)).collect();
+    match block_on(p.on_request(&mut parts, &mut ctx)).unwrap() {
+        Decision::Continue => (true, ctx, None),
+        Decision::Reject(r) => (false, ctx, Some(r)),
+    }
+}
+
+#[test]
+fn exactly_the_limit_is_admitted_with_correct_headers() {
+    let clock = Arc::new(ManualClock::at(1_800_000_000));
+    let p = policy(
+        "limits:\n  - { name: per-ip, key: [ip], rate: { requests: 10, per_secs: 60 } }\n",
+        &clock,
+    );
+    let results: Vec<_> = (0..25).map(|_| call(&p, "192.0.2.7", None, &[])).collect();
+    assert_eq!(results.iter().filter(|r| r.0).count(), 10);
+    let (_, first, _) = &results[0];
+    let h: Vec<String> = first
+        .response_headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap()))
+        .collect();
+    assert_eq!(
+        h,
+        [
+            "ratelimit-policy: \"per-ip\";q=10;w=60",
+            "ratelimit: \"per-ip\";r=9;t=6"
+        ]
+    );
+    let refused = results[24].2.as_ref().unwrap();
+    assert_eq!(refused.kind.status().as_u16(), 429);
+    let retry = refused
+        .headers
+        .iter()
+        .find(|(k, _)| k == http::header::RETRY_AFTER)
+        .map(|(_, v)| v.to_str().unwrap().to_owned());
+    assert_eq!(retry.as_deref(), Some("6"), "one request every 6 s");
+    // Another client is not affected; six seconds later one more fits.
+    assert!(call(&p, "192.0.2.8", None, &[]).0);
+    clock.advance(6);
+    assert!(call(&p, "192.0.2.7", None, &[]).0);
+    assert!(!call(&p, "192.0.2.7", None, &[]).0);
+}
+
+#[test]
+fn quotas_roll_over_at_midnight_by_the_injected_clock() {
+    // 2027-03-01 23:59:58 UTC.
+    let clock = Arc::new(ManualClock::at(1_803_945_600 + 86_398));
+    let p = policy(
+        "limits:\n  - { name: daily, key: [consumer], quota: { requests: 3, per: day } }\n",
+        &clock,
+    );
+    for _ in 0..3 {
+        assert!(call(&p, "192.0.2.1", Some("alice"), &[]).0);
+    }
+    let (ok, _, r) = call(&p, "192.0.2.1", Some("alice"), &[]);
+    assert!(!ok);
+    let r = r.unwrap();
+    assert!(
+        r.headers
+            .iter()
+            .any(|(k, v)| k == http::header::RETRY_AFTER && v == "2"),
+        "{:?}",
+        r.headers
+    );
+    assert!(call(&p, "192.0.2.1", Some("bob"), &[]).0, "per consumer");
+    clock.advance(2);
+    assert!(call(&p, "192.0.2.1", Some("alice"), &[]).0, "a new day");
+}
+
+#[test]
+fn ipv6_clients_in_one_64_share_a_bucket_and_plans_replace_limits() {
+    let clock = Arc::new(ManualClock::at(1_800_000_000));
+    let p = policy(
+        concat!(
+            "limits:\n  - { key: [ip], rate: { requests: 2, per_secs: 60 } }\n",
+            "plans:\n  gold:\n    - { key: [consumer], rate: { requests: 5, per_secs: 60 } }\n",
+        ),
+        &clock,
+    );
+    assert!(call(&p, "2001:db8:1:2::1", None, &[]).0);
+    assert!(call(&p, "2001:db8:1:2:ffff:ffff:ffff:9", None, &[]).0);
+    assert!(!call(&p, "2001:db8:1:2::77", None, &[]).0, "same /64");
+    assert!(call(&p, "2001:db8:1:3::1", None, &[]).0, "another /64");
+    // IPv4-mapped addresses count as the IPv4 address.
+    assert!(call(&p, "::ffff:192.0.2.9", None, &[]).0);
+    assert!(call(&p, "192.0.2.9", None, &[]).0);
+    assert!(!call(&p, "192.0.2.9", None, &[]).0);
+    // Gold consumers get five, by consumer, from any address.
+    let gold: usize = (0..8)
+        .filter(|i| call(&p, &format!("198.51.100.{i}"), Some("carol"), &["users", "gold"]).0)
+        .count();
+    assert_eq!(gold, 5);
+}
+
+#[test]
+fn config_problems_are_listed() {
+    let cfg: RateLimitConfig = serde_saphyr::from_str(concat!(
+        "limits:\n",
+        "  - { key: [ip, nope], rate: { requests: 0 } }\n",
+        "  - { key: [], quota: { requests: 5, per: week } }\n",
+        "  - { key: [\"header:X-Up\"], rate: { requests: 1 }, quota: { requests: 1, per: day } }\n",
+        "nodes: 0\n",
+    ))
+    .unwrap();
+    let paths: Vec<String> = cfg.build().unwrap_err().into_iter().map(|e| e.path).collect();
+    for want in [
+        "limits[0].key[1]",
+        "limits[0].rate",
+        "limits[1].key",
+        "limits[1].quota.per",
+        "limits[2].key[0]",
+        "limits[2]",
+        "nodes",
+    ] {
+        assert!(paths.iter().any(|p| p == want), "{want} missing from {paths:?}");
+    }
+}
