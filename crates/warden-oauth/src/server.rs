@@ -230,6 +230,16 @@ impl OAuthServer {
         if !own && !privileged {
             return Ok(inactive);
         }
+        // A token of a client disabled since is no longer active.
+        let holder = claims.get("client_id").and_then(Value::as_str).unwrap_or("");
+        match self.store.client(holder).await {
+            Ok(Some(c)) if c.active => {}
+            Ok(_) => return Ok(inactive),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot check the token's client for introspection");
+                return Err(OAuthError::server());
+            }
+        }
         if let Some(jti) = claims.get("jti").and_then(Value::as_str) {
             match self.store.is_token_revoked(jti).await {
                 Ok(false) => {}

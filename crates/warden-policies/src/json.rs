@@ -89,15 +89,31 @@ impl<'de> Visitor<'de> for Strict {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let inner = self.deeper()?;
         let mut out = Map::new();
+        let mut folded = std::collections::HashSet::new();
         while let Some(key) = map.next_key::<String>()? {
-            if out.contains_key(&key) {
-                return Err(de::Error::custom("duplicate object key"));
+            // Go's encoding/json and .NET match keys case-insensitively (Go
+            // also folds `ſ` and the Kelvin sign): `owner` and `Owner` would
+            // be one key upstream, so they are one key here.
+            if !folded.insert(fold(&key)) {
+                return Err(de::Error::custom("duplicate object key (compared case-insensitively)"));
             }
             let v = map.next_value_seed(inner)?;
             out.insert(key, v);
         }
         Ok(Value::Object(out))
     }
+}
+
+/// A key as case-insensitive parsers see it.
+fn fold(key: &str) -> String {
+    key.chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| match c {
+            '\u{17f}' => 's',
+            '\u{212a}' => 'k',
+            other => other,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -110,6 +126,9 @@ mod tests {
     fn duplicates_deep_nesting_and_bad_utf8_are_refused() {
         assert!(parse_strict(br#"{"owner":"me","owner":"victim"}"#).is_err());
         assert!(parse_strict(br#"{"a":{"b":1,"b":2}}"#).is_err());
+        assert!(parse_strict(br#"{"owner_id":"me","Owner_Id":"victim"}"#).is_err());
+        assert!(parse_strict("{\"mask\":1,\"ma\u{17f}k\":2}".as_bytes()).is_err());
+        assert!(parse_strict("{\"kind\":1,\"\u{212a}ind\":2}".as_bytes()).is_err());
         assert!(parse_strict(&[b'"', 0xff, b'"']).is_err());
         let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
         assert!(parse_strict(deep.as_bytes()).is_err());

@@ -6,6 +6,11 @@ use http::request;
 /// (in any spelling), so a second copy cannot be read by someone else.
 pub(crate) fn single<'a>(req: &'a request::Parts, param: &str) -> Result<Option<&'a str>, ()> {
     let query = req.uri.query().unwrap_or("");
+    // Some parsers also split on `;` (Go before 1.17, older Python): a
+    // second copy could hide behind one.
+    if query.contains(';') {
+        return Err(());
+    }
     let mut found = query
         .split('&')
         .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
@@ -38,16 +43,16 @@ pub(crate) fn strip(req: &mut request::Parts, param: &str) {
     }
 }
 
-/// True when query key `k` is `param`, also in a percent-encoded spelling
-/// (`access%5Ftoken`), so an encoded duplicate cannot slip past the
-/// duplicate check or survive stripping.
+/// True when query key `k` names `param` for some upstream parser: in a
+/// percent-encoded spelling (`access%5Ftoken`), in another case (ASP.NET),
+/// with `.`, space or `[` for `_` (PHP), or as an array (`user_id[]`,
+/// `user_id[x]`). So a look-alike cannot slip past the duplicate check or
+/// survive stripping.
 fn names_param(k: &str, param: &str) -> bool {
-    if k == param {
-        return true;
-    }
-    if !k.contains('%') {
-        return false;
-    }
+    k == param || normalise(k) == normalise(param)
+}
+
+fn normalise(k: &str) -> Vec<u8> {
     let bytes = k.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -59,9 +64,49 @@ fn names_param(k: &str, param: &str) -> bool {
             out.push(b);
             i += 3;
         } else {
-            out.push(bytes[i]);
+            out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
             i += 1;
         }
     }
-    out == param.as_bytes()
+    if let Some(open) = out.iter().position(|&b| b == b'[')
+        && out[open..].contains(&b']')
+    {
+        out.truncate(open);
+    }
+    for b in &mut out {
+        *b = match b.to_ascii_lowercase() {
+            b'.' | b' ' | b'[' => b'_',
+            other => other,
+        };
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    fn req(q: &str) -> http::request::Parts {
+        http::Request::get(format!("/x?{q}")).body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn look_alike_copies_of_a_parameter_are_refused() {
+        assert_eq!(super::single(&req("user_id=me"), "user_id"), Ok(Some("me")));
+        for q in [
+            "user_id=me&user.id=victim",
+            "user_id=me&USER_ID=victim",
+            "user_id=me&user%5Fid=victim",
+            "user_id=me&user_id[]=victim",
+            "user_id=me&user+id=victim",
+            "x=;user_id=victim&user_id=me",
+        ] {
+            assert_eq!(super::single(&req(q), "user_id"), Err(()), "{q}");
+        }
+        // Benign neighbours stay readable.
+        assert_eq!(
+            super::single(&req("user_id=me&user_ids=a&other_id=b"), "user_id"),
+            Ok(Some("me"))
+        );
+    }
 }

@@ -155,13 +155,26 @@ impl Setup {
     }
 
     async fn call(&self, method: &str, path: &str, token: &str, body: Option<&str>, cert: Option<&CertFiles>) -> Reply {
+        let ctype = body.map(|_| "application/json");
+        self.call_typed(method, path, token, body, cert, ctype).await
+    }
+
+    async fn call_typed(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<&str>,
+        cert: Option<&CertFiles>,
+        ctype: Option<&str>,
+    ) -> Reply {
         let mut req = http::Request::builder()
             .method(method)
             .uri(path)
             .header("host", "api.test")
             .header("authorization", format!("Bearer {token}"));
-        if body.is_some() {
-            req = req.header("content-type", "application/json");
+        if let Some(t) = ctype {
+            req = req.header("content-type", t);
         }
         let req = req.body(Full::new(Bytes::from(body.unwrap_or("").to_owned()))).unwrap();
         https(
@@ -199,6 +212,32 @@ async fn object_ids_in_json_bodies_are_bound_to_the_caller() {
     let hits = s.up.hits();
     assert_eq!(post(r#"{"owner":"alice","owner":"bob","shared_with":"t1"}"#).await, 403);
     assert_eq!(s.up.hits(), hits, "a refused body reached the upstream");
+    // A case-folded duplicate (Go and .NET read `Owner` as `owner`), and
+    // JSON-looking text sent as a form: refused.
+    assert_eq!(post(r#"{"owner":"alice","Owner":"bob","shared_with":"t1"}"#).await, 403);
+    let body = r#"{"owner":"alice","shared_with":"t1","x":"&owner=bob&"}"#;
+    let as_form = s
+        .call_typed(
+            "POST",
+            "/orders",
+            &alice,
+            Some(body),
+            None,
+            Some("application/x-www-form-urlencoded"),
+        )
+        .await;
+    assert_eq!(as_form.status, 403, "a form parser would read owner=bob");
+    let as_json = s
+        .call_typed(
+            "POST",
+            "/orders",
+            &alice,
+            Some(body),
+            None,
+            Some("application/json; charset=utf-8"),
+        )
+        .await;
+    assert_eq!(as_json.status, 200);
     // The upstream still gets the body it was sent.
     post(r#"{"owner":"alice","shared_with":"t2","qty":3}"#).await;
     let seen = s.up.seen();

@@ -201,10 +201,10 @@ impl AuthzConfig {
             }
         }
         if let Some(e) = &self.enumeration {
-            if e.max_distinct_ids == 0 {
+            if !(1..=10_000).contains(&e.max_distinct_ids) {
                 errors.push(SpecError {
                     path: "enumeration.max_distinct_ids".into(),
-                    message: "must be at least 1".into(),
+                    message: "must be 1–10000".into(),
                 });
             }
             if !(1..=86_400).contains(&e.window_secs) {

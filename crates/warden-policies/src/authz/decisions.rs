@@ -17,6 +17,9 @@ use warden_core::RequestCtx;
 
 use crate::cache::{Expiring, Sharded};
 
+/// Keys longer than this are not cached.
+const MAX_KEY_BYTES: usize = 1024;
+
 /// Which `context` attributes the policies read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ContextReads {
@@ -198,11 +201,19 @@ impl Decisions {
     }
 
     pub(crate) fn get(&self, key: &str, now: i64) -> Option<Cached> {
+        if key.len() > MAX_KEY_BYTES {
+            return None;
+        }
         self.cache.get(key, u64::try_from(now).unwrap_or(0), |_| true)
     }
 
     /// Remembers an answer until the TTL ends or the token expires, whichever is first.
     pub(crate) fn put(&self, key: &str, ctx: &RequestCtx, allowed: bool, determining: &[String]) {
+        // Long keys (huge header or parameter values) are not worth the
+        // memory: such requests are decided every time.
+        if key.len() > MAX_KEY_BYTES {
+            return;
+        }
         let now = u64::try_from(ctx.now_secs).unwrap_or(0);
         let mut until = now.saturating_add(self.ttl_secs);
         if let Some(exp) = ctx

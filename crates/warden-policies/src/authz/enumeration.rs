@@ -60,6 +60,8 @@ struct Window {
 struct Tracker {
     windows: HashMap<(Arc<str>, Arc<str>), Window>,
     blocked: HashMap<Arc<str>, i64>,
+    /// When full, idle windows are swept at most once a second.
+    next_sweep: i64,
 }
 
 /// The running detector of one `authz` policy.
@@ -120,8 +122,13 @@ impl Enumeration {
         let horizon = now.saturating_sub(self.window);
         let key = (Arc::clone(subject), Arc::clone(operation));
         if !state.windows.contains_key(&key) && state.windows.len() >= MAX_TRACKED {
+            if now < state.next_sweep {
+                return Verdict::Fine;
+            }
+            state.next_sweep = now.saturating_add(1);
             state.windows.retain(|_, w| w.ids.values().any(|t| *t > horizon));
             if state.windows.len() >= MAX_TRACKED {
+                tracing::warn!("enumeration tracking is full of active subjects; new ones go uncounted");
                 return Verdict::Fine;
             }
         }

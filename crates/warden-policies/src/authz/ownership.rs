@@ -83,8 +83,17 @@ impl OwnerLookupConfig {
     /// Problems with this lookup's settings.
     pub(crate) fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if !self.url.contains("{id}") {
-            out.push("`url` must contain `{id}`".to_owned());
+        // `{id}` only in the path: an id must never choose the host, port
+        // or query of the request the gateway makes.
+        let path_start = self
+            .url
+            .find("://")
+            .and_then(|i| self.url[i + 3..].find('/').map(|j| i + 3 + j));
+        let query_start = self.url.find('?').unwrap_or(self.url.len());
+        match (self.url.find("{id}"), path_start) {
+            (None, _) => out.push("`url` must contain `{id}`".to_owned()),
+            (Some(at), Some(p)) if at > p && at < query_start => {}
+            _ => out.push("`{id}` must be in the URL's path, not its host, port or query".to_owned()),
         }
         if let Some(p) = crate::jwt::url_problem(&self.url.replace("{id}", "x")) {
             out.push(format!("`url` {p}"));
@@ -171,6 +180,27 @@ fn encode(id: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_id_goes_in_the_path_only() {
+        let problems = |url: &str| {
+            super::OwnerLookupConfig {
+                url: url.into(),
+                cache_secs: 30,
+                timeout_ms: 1000,
+            }
+            .problems()
+        };
+        assert!(problems("https://owners.internal/objects/{id}").is_empty());
+        for bad in [
+            "https://{id}.owners.internal/x",
+            "https://owners.internal:{id}/x",
+            "https://owners.internal/x?id={id}",
+            "https://owners.internal/x",
+        ] {
+            assert!(!problems(bad).is_empty(), "{bad}");
+        }
+    }
+
     #[test]
     fn ids_cannot_escape_their_path_segment() {
         assert_eq!(super::encode("a-1"), "a-1");

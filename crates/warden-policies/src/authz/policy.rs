@@ -112,18 +112,17 @@ impl Authz {
             };
             return (e, Vec::new());
         }
-        let ids = match self.header_bound_ids(req, ctx) {
-            Ok(ids) => ids,
-            Err(why) => {
-                let e = Explanation {
-                    allowed: false,
-                    determining: Vec::new(),
-                    binding_failed: Some(why),
-                    errors: Vec::new(),
-                };
-                return (e, Vec::new());
-            }
-        };
+        let (ids, bound) = self.header_bound_ids(req, ctx);
+        if let Err(why) = bound {
+            let e = Explanation {
+                allowed: false,
+                determining: Vec::new(),
+                binding_failed: Some(why),
+                errors: Vec::new(),
+            };
+            // The ids named still count towards enumeration.
+            return (e, ids);
+        }
         let key = self.decisions.as_ref().map(|d| d.key(req, ctx));
         if let (Some(d), Some(key)) = (&self.decisions, &key)
             && let Some(hit) = d.get(key, ctx.now_secs)
@@ -177,19 +176,23 @@ impl Authz {
 
     /// Checks the path and query bindings (ownership lookups excepted: see
     /// [`Authz::lookups_hold`]); the ids they bound, or why one fails.
-    fn header_bound_ids(&self, req: &request::Parts, ctx: &RequestCtx) -> Result<Vec<String>, String> {
+    fn header_bound_ids(&self, req: &request::Parts, ctx: &RequestCtx) -> (Vec<String>, Result<(), String>) {
         let mut ids = Vec::new();
+        let mut verdict = Ok(());
         for b in &self.bindings {
             let Some(id) = Self::header_id(b, req, ctx) else {
                 continue;
             };
-            let id = id?;
-            if !matches!(b.target, Target::Lookup(_)) && !owned(&b.target, ctx, &id) {
-                return Err(NOT_BOUND.into());
+            let id = match id {
+                Ok(id) => id,
+                Err(why) => return (ids, Err(why)),
+            };
+            if verdict.is_ok() && !matches!(b.target, Target::Lookup(_)) && !owned(&b.target, ctx, &id) {
+                verdict = Err(NOT_BOUND.into());
             }
             ids.push(id);
         }
-        Ok(ids)
+        (ids, verdict)
     }
 
     /// Asks the ownership services about the path and query ids.
@@ -205,8 +208,7 @@ impl Authz {
     }
 
     /// Checks the body bindings against the JSON body; the ids they bound.
-    async fn body_bound_ids(&self, body: &[u8], ctx: &RequestCtx) -> Result<Vec<String>, String> {
-        let mut ids = Vec::new();
+    async fn body_bound_ids(&self, body: &[u8], ctx: &RequestCtx, ids: &mut Vec<String>) -> Result<(), String> {
         let mut doc = None;
         for b in &self.bindings {
             let Source::Body(pointer) = &b.source else { continue };
@@ -223,16 +225,19 @@ impl Authz {
                 Some(v) => vec![scalar(v).ok_or("the bound body id is not a string or number")?],
                 None => return Err("the bound object id is missing".into()),
             };
-            for id in values {
+            // Every id the body names is collected (for enumeration) before
+            // any is judged.
+            let first = ids.len();
+            ids.extend(values);
+            for id in ids[first..].iter() {
                 match &b.target {
-                    Target::Lookup(lookup) => owned_by_lookup(lookup, ctx, &id).await?,
-                    t if !owned(t, ctx, &id) => return Err(NOT_BOUND.into()),
+                    Target::Lookup(lookup) => owned_by_lookup(lookup, ctx, id).await?,
+                    t if !owned(t, ctx, id) => return Err(NOT_BOUND.into()),
                     _ => {}
                 }
-                ids.push(id);
             }
         }
-        Ok(ids)
+        Ok(())
     }
 
     /// Counts `ids` towards enumeration; a refusal when the subject is (now) blocked.
@@ -254,11 +259,33 @@ impl Authz {
     }
 }
 
+/// Body bindings need `application/json` (or `…+json`) and no content coding.
+fn json_body(req: &request::Parts) -> Result<(), String> {
+    let ct = req
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let json = essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"));
+    if !json {
+        return Err("a body with bound ids must be application/json".into());
+    }
+    if req
+        .headers
+        .get(http::header::CONTENT_ENCODING)
+        .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
+    {
+        return Err("a body with bound ids must not be content-encoded".into());
+    }
+    Ok(())
+}
+
 /// Who enumeration is counted for: the consumer, or the client IP.
 fn subject(ctx: &RequestCtx) -> Arc<str> {
     match &ctx.consumer {
-        Some(c) => Arc::clone(c),
-        None => Arc::from(format!("ip:{}", ctx.client_ip)),
+        Some(c) => Arc::from(format!("c:{c}")),
+        None => Arc::from(format!("ip:{}", crate::rate_limit::client_net(ctx.client_ip))),
     }
 }
 
@@ -530,18 +557,24 @@ impl Policy for Authz {
 
     async fn on_request_body(
         &self,
-        _req: &request::Parts,
+        req: &request::Parts,
         body: &bytes::Bytes,
         ctx: &mut RequestCtx,
     ) -> Result<Decision, PolicyError> {
-        match self.body_bound_ids(body, ctx).await {
-            Ok(ids) => {
-                let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-                Ok(self
-                    .enumeration_check(ctx, &ids)
-                    .map_or(Decision::Continue, Decision::Reject))
-            }
-            Err(why) => Ok(Decision::Reject(forbidden("object_not_bound", why))),
+        // The upstream must read the body as the JSON checked here: a form
+        // or compressed body could mean other ids to it.
+        if let Err(why) = json_body(req) {
+            return Ok(Decision::Reject(forbidden("object_not_bound", why)));
         }
+        let mut ids = Vec::new();
+        let verdict = self.body_bound_ids(body, ctx, &mut ids).await;
+        let named: Vec<&str> = ids.iter().map(String::as_str).collect();
+        if let Some(r) = self.enumeration_check(ctx, &named) {
+            return Ok(Decision::Reject(r));
+        }
+        Ok(match verdict {
+            Ok(()) => Decision::Continue,
+            Err(why) => Decision::Reject(forbidden("object_not_bound", why)),
+        })
     }
 }

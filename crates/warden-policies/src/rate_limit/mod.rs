@@ -16,3 +16,4 @@ mod tests;
 
 pub use config::{LimitConfig, QuotaConfig, RateConfig, RateLimitConfig};
 pub use policy::RateLimit;
+pub(crate) use policy::client_net;

@@ -178,7 +178,7 @@ async fn revocation_and_introspection_endpoints() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert!(refused, "a revoked token still works on the route");
-    assert_eq!(introspect(rs_auth).await["active"], false);
+    assert_eq!(introspect(rs_auth.clone()).await["active"], false);
     // Garbage is not an error (RFC 7009 §2.2); a bad client is.
     let req = http::Request::post(gw.url("/oauth2/revoke"))
         .header("content-type", "application/x-www-form-urlencoded")
@@ -221,6 +221,13 @@ async fn revocation_and_introspection_endpoints() {
     }
     assert!(refused, "a disabled client's token still works");
     assert_eq!(get_with_token(&gw, &other).await.status, 200);
+    // …and introspection calls it inactive.
+    let req = http::Request::post(gw.url("/oauth2/introspect"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("authorization", &rs_auth)
+        .body(Full::new(Bytes::from(format!("token={held}"))))
+        .unwrap();
+    assert_eq!(send(&http1(), req).await.json()["active"], false);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
