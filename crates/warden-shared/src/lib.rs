@@ -21,6 +21,11 @@ use serde::Deserialize;
 use warden_core::SharedState;
 
 pub use limiter::Limiter;
+
+/// Counters the in-memory limiter holds at most.
+pub fn limiter_capacity() -> usize {
+    limiter::MAX_COUNTERS
+}
 pub use memory::MemoryState;
 pub use redis_state::RedisState;
 

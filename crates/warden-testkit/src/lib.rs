@@ -6,6 +6,7 @@
 
 pub mod jwt;
 pub mod pki;
+pub mod process;
 mod upstream;
 
 use std::net::SocketAddr;

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -14,6 +14,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use warden_store::testing::TestDatabase;
 use warden_testkit::jwt::TestIssuer;
+use warden_testkit::process::{Proc, free_port, redis_url, wait_ready};
 use warden_testkit::{MockUpstream, Reply, TestGateway, http1, send};
 
 const BIN: &str = env!("CARGO_BIN_EXE_warden");
@@ -219,38 +220,6 @@ async fn rotation_revocation_and_disabling_reach_the_running_gateway() {
 }
 
 /// A `warden run` process; killed on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn free_port() -> u16 {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    l.local_addr().unwrap().port()
-}
-
-async fn wait_ready(admin: u16, log: &Path) {
-    for _ in 0..400 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", admin)).await.is_ok()
-            && warden_testkit::get(&format!("http://127.0.0.1:{admin}/readyz"))
-                .await
-                .status
-                == 200
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!(
-        "warden never became ready: {}",
-        std::fs::read_to_string(log).unwrap_or_default()
-    );
-}
-
 /// Two gateway processes sharing one PostgreSQL store: a change made through
 /// the store is enforced by both, pushed by `LISTEN/NOTIFY`. Polling is set
 /// to 10 s so only the push can make it arrive quickly.
@@ -420,10 +389,6 @@ async fn two_gateways_sharing_postgres_and_redis_enforce_each_others_revocations
     );
     assert_eq!(call(&bases[0], "rp-2").await, 401);
     drop(procs);
-}
-
-fn redis_url() -> String {
-    std::env::var("WARDEN_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
 /// A route for tokens of the gateway's own authorization server.
