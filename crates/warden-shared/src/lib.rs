@@ -13,6 +13,7 @@
 mod limiter;
 mod memory;
 mod redis_state;
+pub mod testing;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -302,52 +302,10 @@ mod tests {
         assert!(x.unwrap() ^ y.unwrap());
     }
 
-    /// A TCP proxy to the test Redis that can be cut (every connection
-    /// dropped, new ones refused) and restored.
-    struct Cuttable {
-        addr: std::net::SocketAddr,
-        up: std::sync::Arc<std::sync::atomic::AtomicBool>,
-        conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
-    }
-
-    impl Cuttable {
-        async fn start() -> Self {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = l.local_addr().unwrap();
-            let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-            let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-            let target = url().trim_start_matches("redis://").trim_end_matches('/').to_owned();
-            let (up2, conns2) = (up.clone(), conns.clone());
-            tokio::spawn(async move {
-                while let Ok((mut client, _)) = l.accept().await {
-                    if !up2.load(Ordering::SeqCst) {
-                        continue; // dropped: refused
-                    }
-                    let target = target.clone();
-                    let h = tokio::spawn(async move {
-                        if let Ok(mut server) = tokio::net::TcpStream::connect(&target).await {
-                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                        }
-                    });
-                    conns2.lock().unwrap().push(h);
-                }
-            });
-            Self { addr, up, conns }
-        }
-
-        fn set(&self, up: bool) {
-            self.up.store(up, Ordering::SeqCst);
-            if !up {
-                for h in self.conns.lock().unwrap().drain(..) {
-                    h.abort();
-                }
-            }
-        }
-    }
-
     #[tokio::test]
     async fn a_redis_outage_falls_back_or_fails_closed_as_configured_and_recovers() {
-        let proxy = Cuttable::start().await;
+        let target = url().trim_start_matches("redis://").trim_end_matches('/').to_owned();
+        let proxy = crate::testing::Cuttable::start(&target).await.unwrap();
         let via = format!("redis://{}", proxy.addr);
         let local = RedisState::connect(&via, prefix(), Duration::from_millis(200), OnUnavailable::Local)
             .await

@@ -78,7 +78,9 @@ async fn load(bases: &[String], path: &str, tenant: &str, n: usize) -> (Vec<usiz
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_gateways_share_limits_in_redis_and_survive_its_outage() {
     let up = MockUpstream::start("api").await;
-    let redis = Cuttable::start(redis_url().trim_start_matches("redis://").trim_end_matches('/')).await;
+    let redis = Cuttable::start(redis_url().trim_start_matches("redis://").trim_end_matches('/'))
+        .await
+        .unwrap();
     let dir = temp_dir("rl-cluster");
     let prefix = format!("warden-test:{}:", dir.file_name().unwrap().to_string_lossy());
     let limit = |fallback: &str| {
