@@ -51,6 +51,8 @@ pub struct RequestCtx {
     /// The accepted credential's id (API key prefix, token `jti`), for
     /// per-credential limits.
     pub credential: Option<Arc<str>>,
+    /// The identity a login attempt names (for brute-force protection).
+    pub attempted_identity: Option<Arc<str>>,
     /// Headers the driver adds to the response, whoever makes it (rate-limit
     /// state, for instance).
     pub response_headers: Vec<(http::HeaderName, http::HeaderValue)>,
@@ -119,6 +121,7 @@ impl RequestCtx {
             authenticated: false,
             auth_method: None,
             credential: None,
+            attempted_identity: None,
             response_headers: Vec::new(),
             secure: false,
         }

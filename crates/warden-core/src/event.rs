@@ -10,6 +10,10 @@ pub enum EventKind {
     Enumeration,
     /// A consumer was blocked for a period.
     ConsumerBlocked,
+    /// An identity (or a client address) was locked out after failed logins.
+    LockedOut,
+    /// One client address tried many distinct identities (credential stuffing).
+    CredentialStuffing,
 }
 
 impl EventKind {
@@ -18,6 +22,8 @@ impl EventKind {
         match self {
             Self::Enumeration => "enumeration",
             Self::ConsumerBlocked => "consumer_blocked",
+            Self::LockedOut => "locked_out",
+            Self::CredentialStuffing => "credential_stuffing",
         }
     }
 }

@@ -18,5 +18,6 @@ pub use ctx::{ClientIdentity, RequestCtx};
 pub use policy::{Decision, OnError, Policy, PolicyError};
 pub use problem::{ProblemKind, Rejection};
 pub use services::{
-    ApiKeyVerifier, Directory, KeyOwner, KeyRefusal, LocalIssuer, Services, SharedState, SharedUnavailable,
+    ApiKeyVerifier, Directory, KeyOwner, KeyRefusal, LocalIssuer, Services, SharedFuture, SharedState,
+    SharedUnavailable,
 };

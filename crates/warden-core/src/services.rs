@@ -92,7 +92,24 @@ pub trait SharedState: Send + Sync + 'static {
     ) -> std::pin::Pin<
         Box<dyn std::future::Future<Output = Result<Vec<crate::limits::LimitOutcome>, SharedUnavailable>> + Send + 'a>,
     >;
+
+    /// Adds 1 to counter `key` (created at 0 with a lifetime of `ttl_secs`;
+    /// the lifetime is not extended) and returns the new value.
+    fn bump<'a>(&'a self, key: &'a str, ttl_secs: u64) -> SharedFuture<'a, u64>;
+
+    /// The value under `key` (0 when absent or expired).
+    fn read<'a>(&'a self, key: &'a str) -> SharedFuture<'a, u64>;
+
+    /// Sets `key` to `value` for `ttl_secs`.
+    fn put<'a>(&'a self, key: &'a str, value: u64, ttl_secs: u64) -> SharedFuture<'a, ()>;
+
+    /// Removes `key`.
+    fn clear<'a>(&'a self, key: &'a str) -> SharedFuture<'a, ()>;
 }
+
+/// What the shared state's counter operations return.
+pub type SharedFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, SharedUnavailable>> + Send + 'a>>;
 
 /// The shared store could not answer (and the policy must fail closed).
 #[derive(Debug, Clone, thiserror::Error)]

@@ -8,6 +8,7 @@
 
 pub mod api_key;
 pub mod authz;
+pub mod brute_force;
 mod cache;
 pub mod dpop;
 pub mod ip_rules;
@@ -29,6 +30,8 @@ pub enum PolicyKind {
     IpRules,
     /// Connection guard: per-route header, URI and body caps.
     RequestLimits,
+    /// Login guard: lock-out after failed attempts, credential stuffing.
+    BruteForce,
     /// Authentication: JSON Web Tokens.
     Jwt,
     /// Authentication: API keys from the store.
@@ -45,6 +48,7 @@ impl PolicyKind {
         match self {
             Self::IpRules => "ip_rules",
             Self::RequestLimits => "request_limits",
+            Self::BruteForce => "brute_force",
             Self::Jwt => "jwt",
             Self::ApiKey => "api_key",
             Self::RateLimit => "rate_limit",
@@ -61,6 +65,8 @@ pub enum PolicySpec {
     IpRules(ip_rules::IpRulesConfig),
     /// See [`request_limits`].
     RequestLimits(request_limits::RequestLimitsConfig),
+    /// See [`brute_force`].
+    BruteForce(brute_force::BruteForceConfig),
     /// See [`jwt`].
     Jwt(jwt::JwtConfig),
     /// See [`api_key`].
@@ -86,6 +92,7 @@ impl PolicySpec {
         match self {
             Self::IpRules(_) => PolicyKind::IpRules,
             Self::RequestLimits(_) => PolicyKind::RequestLimits,
+            Self::BruteForce(_) => PolicyKind::BruteForce,
             Self::Jwt(_) => PolicyKind::Jwt,
             Self::ApiKey(_) => PolicyKind::ApiKey,
             Self::RateLimit(_) => PolicyKind::RateLimit,
@@ -98,6 +105,7 @@ impl PolicySpec {
         match self {
             Self::IpRules(c) => c.on_error,
             Self::RequestLimits(c) => c.on_error,
+            Self::BruteForce(c) => c.on_error,
             Self::Jwt(c) => c.on_error,
             Self::ApiKey(c) => c.on_error,
             Self::RateLimit(c) => c.on_error,
@@ -135,6 +143,7 @@ impl PolicySpec {
         match self {
             Self::IpRules(c) => c.build().map(CompiledPolicy::IpRules),
             Self::RequestLimits(c) => c.build().map(CompiledPolicy::RequestLimits),
+            Self::BruteForce(c) => c.build().map(CompiledPolicy::BruteForce),
             Self::Jwt(c) => c.build().map(CompiledPolicy::Jwt),
             Self::ApiKey(c) => c.build().map(CompiledPolicy::ApiKey),
             Self::RateLimit(c) => c.build().map(CompiledPolicy::RateLimit),
@@ -160,6 +169,8 @@ pub enum CompiledPolicy {
     IpRules(ip_rules::IpRules),
     /// See [`request_limits`].
     RequestLimits(request_limits::RequestLimits),
+    /// See [`brute_force`].
+    BruteForce(brute_force::BruteForce),
     /// See [`jwt`].
     Jwt(jwt::Jwt),
     /// See [`api_key`].
@@ -175,6 +186,7 @@ impl Policy for CompiledPolicy {
         match self {
             Self::IpRules(p) => p.name(),
             Self::RequestLimits(p) => p.name(),
+            Self::BruteForce(p) => p.name(),
             Self::Jwt(p) => p.name(),
             Self::ApiKey(p) => p.name(),
             Self::RateLimit(p) => p.name(),
@@ -186,6 +198,7 @@ impl Policy for CompiledPolicy {
         match self {
             Self::IpRules(p) => p.needs_request_body(),
             Self::RequestLimits(p) => p.needs_request_body(),
+            Self::BruteForce(p) => p.needs_request_body(),
             Self::Jwt(p) => p.needs_request_body(),
             Self::ApiKey(p) => p.needs_request_body(),
             Self::RateLimit(p) => p.needs_request_body(),
@@ -197,6 +210,7 @@ impl Policy for CompiledPolicy {
         match self {
             Self::IpRules(p) => p.on_request(req, ctx).await,
             Self::RequestLimits(p) => p.on_request(req, ctx).await,
+            Self::BruteForce(p) => p.on_request(req, ctx).await,
             Self::Jwt(p) => p.on_request(req, ctx).await,
             Self::ApiKey(p) => p.on_request(req, ctx).await,
             Self::RateLimit(p) => p.on_request(req, ctx).await,
@@ -213,6 +227,7 @@ impl Policy for CompiledPolicy {
         match self {
             Self::IpRules(p) => p.on_request_body(req, body, ctx).await,
             Self::RequestLimits(p) => p.on_request_body(req, body, ctx).await,
+            Self::BruteForce(p) => p.on_request_body(req, body, ctx).await,
             Self::Jwt(p) => p.on_request_body(req, body, ctx).await,
             Self::ApiKey(p) => p.on_request_body(req, body, ctx).await,
             Self::RateLimit(p) => p.on_request_body(req, body, ctx).await,
@@ -224,6 +239,7 @@ impl Policy for CompiledPolicy {
         match self {
             Self::IpRules(p) => p.on_response(resp, ctx).await,
             Self::RequestLimits(p) => p.on_response(resp, ctx).await,
+            Self::BruteForce(p) => p.on_response(resp, ctx).await,
             Self::Jwt(p) => p.on_response(resp, ctx).await,
             Self::ApiKey(p) => p.on_response(resp, ctx).await,
             Self::RateLimit(p) => p.on_response(resp, ctx).await,
@@ -235,6 +251,7 @@ impl Policy for CompiledPolicy {
         match self {
             Self::IpRules(p) => p.on_complete(ctx),
             Self::RequestLimits(p) => p.on_complete(ctx),
+            Self::BruteForce(p) => p.on_complete(ctx),
             Self::Jwt(p) => p.on_complete(ctx),
             Self::ApiKey(p) => p.on_complete(ctx),
             Self::RateLimit(p) => p.on_complete(ctx),
@@ -246,6 +263,7 @@ impl Policy for CompiledPolicy {
         match self {
             Self::IpRules(p) => p.start(services),
             Self::RequestLimits(p) => p.start(services),
+            Self::BruteForce(p) => p.start(services),
             Self::Jwt(p) => p.start(services),
             Self::ApiKey(p) => p.start(services),
             Self::RateLimit(p) => p.start(services),
@@ -257,6 +275,7 @@ impl Policy for CompiledPolicy {
         match self {
             Self::IpRules(p) => p.is_ready(),
             Self::RequestLimits(p) => p.is_ready(),
+            Self::BruteForce(p) => p.is_ready(),
             Self::Jwt(p) => p.is_ready(),
             Self::ApiKey(p) => p.is_ready(),
             Self::RateLimit(p) => p.is_ready(),

@@ -27,9 +27,36 @@ pub struct MemoryState {
 struct Claims {
     until: HashMap<String, Instant>,
     next_sweep: Option<Instant>,
+    /// Counters: value and expiry.
+    counters: HashMap<String, (u64, Instant)>,
+}
+
+/// Most counters kept; when full, expired ones go, then new keys are not kept.
+const MAX_COUNTERS: usize = 200_000;
+
+fn bump(c: &mut HashMap<String, (u64, Instant)>, key: &str, ttl_secs: u64, now: Instant) -> u64 {
+    if let Some((v, until)) = c.get_mut(key)
+        && *until > now
+    {
+        *v += 1;
+        return *v;
+    }
+    if c.len() >= MAX_COUNTERS {
+        c.retain(|_, (_, until)| *until > now);
+    }
+    // Still full of live counters: this one is not kept (memory stays bounded).
+    if c.len() < MAX_COUNTERS {
+        c.insert(key.to_owned(), (1, now + Duration::from_secs(ttl_secs)));
+    }
+    1
 }
 
 impl MemoryState {
+    fn with_counters<T>(&self, f: impl FnOnce(&mut HashMap<String, (u64, Instant)>, Instant) -> T) -> T {
+        let mut inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut inner.counters, Instant::now())
+    }
+
     /// The synchronous claim (also the Redis fallback).
     pub fn claim(&self, key: &str, ttl: Duration) -> bool {
         let Ok(mut inner) = self.inner.lock() else {
@@ -39,6 +66,7 @@ impl MemoryState {
         let Claims {
             until: claims,
             next_sweep,
+            ..
         } = &mut *inner;
         if claims.len() >= MAX_CLAIMS {
             if next_sweep.is_some_and(|at| now < at) {
@@ -74,6 +102,37 @@ impl SharedState for MemoryState {
     ) -> Pin<Box<dyn Future<Output = Result<Vec<warden_core::limits::LimitOutcome>, SharedUnavailable>> + Send + 'a>>
     {
         Box::pin(async move { Ok(self.limiter.apply(checks, now_ms)) })
+    }
+
+    fn bump<'a>(&'a self, key: &'a str, ttl_secs: u64) -> warden_core::SharedFuture<'a, u64> {
+        Box::pin(async move { Ok(self.with_counters(|c, now| bump(c, key, ttl_secs, now))) })
+    }
+
+    fn read<'a>(&'a self, key: &'a str) -> warden_core::SharedFuture<'a, u64> {
+        Box::pin(async move {
+            Ok(self.with_counters(|c, now| c.get(key).filter(|(_, until)| *until > now).map_or(0, |(v, _)| *v)))
+        })
+    }
+
+    fn put<'a>(&'a self, key: &'a str, value: u64, ttl_secs: u64) -> warden_core::SharedFuture<'a, ()> {
+        Box::pin(async move {
+            self.with_counters(|c, now| {
+                if c.len() >= MAX_COUNTERS && !c.contains_key(key) {
+                    c.retain(|_, (_, until)| *until > now);
+                }
+                if c.len() < MAX_COUNTERS || c.contains_key(key) {
+                    c.insert(key.to_owned(), (value, now + Duration::from_secs(ttl_secs)));
+                }
+            });
+            Ok(())
+        })
+    }
+
+    fn clear<'a>(&'a self, key: &'a str) -> warden_core::SharedFuture<'a, ()> {
+        Box::pin(async move {
+            self.with_counters(|c, _| c.remove(key));
+            Ok(())
+        })
     }
 }
 

@@ -212,7 +212,64 @@ impl RedisState {
     }
 }
 
+impl RedisState {
+    /// Runs one command with the timeout, noting outages and recoveries.
+    async fn command<T: redis::FromRedisValue>(&self, cmd: &mut redis::Cmd) -> Result<T, SharedUnavailable> {
+        let mut conn = self.conn.clone();
+        let r = match tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut conn)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {} ms", self.timeout.as_millis())),
+        };
+        self.note_outcome(r.as_ref().err().map(String::as_str));
+        r.map_err(SharedUnavailable)
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+}
+
+/// INCR, with the lifetime set only when the counter is new.
+const BUMP_SCRIPT: &str = r"
+local v = redis.call('INCR', KEYS[1])
+if v == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return v
+";
+
 impl SharedState for RedisState {
+    fn bump<'a>(&'a self, key: &'a str, ttl_secs: u64) -> warden_core::SharedFuture<'a, u64> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(BUMP_SCRIPT).arg(1).arg(self.key(key)).arg(ttl_secs.max(1));
+            self.command::<u64>(&mut cmd).await
+        })
+    }
+
+    fn read<'a>(&'a self, key: &'a str) -> warden_core::SharedFuture<'a, u64> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("GET");
+            cmd.arg(self.key(key));
+            Ok(self.command::<Option<u64>>(&mut cmd).await?.unwrap_or(0))
+        })
+    }
+
+    fn put<'a>(&'a self, key: &'a str, value: u64, ttl_secs: u64) -> warden_core::SharedFuture<'a, ()> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(self.key(key)).arg(value).arg("EX").arg(ttl_secs.max(1));
+            self.command::<()>(&mut cmd).await
+        })
+    }
+
+    fn clear<'a>(&'a self, key: &'a str) -> warden_core::SharedFuture<'a, ()> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("DEL");
+            cmd.arg(self.key(key));
+            self.command::<()>(&mut cmd).await
+        })
+    }
+
     fn limit<'a>(
         &'a self,
         checks: &'a [LimitCheck],
@@ -398,6 +455,33 @@ mod tests {
             let want = window.at(now).1 - now;
             assert!((got - want).abs() <= 2, "{window:?}: redis {got} s, gateway {want} s");
         }
+    }
+
+    #[tokio::test]
+    async fn counters_are_shared_and_expire_in_redis_and_in_memory() {
+        let p = prefix();
+        let a = RedisState::connect(&url(), p.clone(), Duration::from_millis(500), OnUnavailable::FailClosed)
+            .await
+            .unwrap();
+        let b = RedisState::connect(&url(), p, Duration::from_millis(500), OnUnavailable::FailClosed)
+            .await
+            .unwrap();
+        let m = MemoryState::default();
+        for s in [&a as &dyn SharedState, &m] {
+            assert_eq!(s.bump("f", 60).await.unwrap(), 1);
+            assert_eq!(s.bump("f", 60).await.unwrap(), 2);
+            assert_eq!(s.read("f").await.unwrap(), 2);
+            s.put("lock", 7, 1).await.unwrap();
+            assert_eq!(s.read("lock").await.unwrap(), 7);
+            s.clear("f").await.unwrap();
+            assert_eq!(s.read("f").await.unwrap(), 0);
+        }
+        // The other handle sees the same counters.
+        assert_eq!(a.bump("shared", 60).await.unwrap(), 1);
+        assert_eq!(b.bump("shared", 60).await.unwrap(), 2);
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        assert_eq!(a.read("lock").await.unwrap(), 0, "expired in redis");
+        assert_eq!(m.read("lock").await.unwrap(), 0, "expired in memory");
     }
 
     #[tokio::test]
