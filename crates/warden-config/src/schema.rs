@@ -160,6 +160,16 @@ pub struct LimitsConfig {
     pub max_connections: usize,
     /// Most concurrent HTTP/2 streams per client connection.
     pub max_h2_streams: u32,
+    /// Most open connections from one client address (IPv6: one /64);
+    /// trusted proxies are exempt. Further connections are closed at once.
+    pub max_connections_per_ip: usize,
+    /// Most requests in flight in the whole gateway; beyond it requests get
+    /// 503 with `Retry-After` (overload shedding). The admin listener
+    /// (health, readiness, metrics) is never shed.
+    pub max_in_flight: usize,
+    /// HTTP/2 streams a client may reset before the server has answered
+    /// them, per connection, before the connection is closed (rapid reset).
+    pub max_h2_pending_resets: usize,
     /// On shutdown, how long in-flight requests may take to finish.
     pub drain_timeout_secs: u64,
 }
@@ -176,6 +186,9 @@ impl Default for LimitsConfig {
             idle_timeout_secs: 60,
             max_connections: 10_000,
             max_h2_streams: 128,
+            max_connections_per_ip: 256,
+            max_in_flight: 10_000,
+            max_h2_pending_resets: 20,
             drain_timeout_secs: 30,
         }
     }

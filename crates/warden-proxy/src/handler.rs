@@ -44,13 +44,34 @@ pub struct ConnInfo {
     /// The peer as forwarding-header text, formatted once per connection.
     pub peer_text: forwarded::PeerText,
     /// The connection's `max_connections` slot; an upgrade tunnel keeps it.
-    pub slot: Arc<tokio::sync::OwnedSemaphorePermit>,
+    pub slot: Arc<crate::listener::Slot>,
     /// Handshake facts, on a TLS connection.
     pub tls: Option<TlsFacts>,
     /// `Strict-Transport-Security` for every response, on a TLS listener with HSTS on.
     pub hsts: Option<HeaderValue>,
     /// The listener's settings as of the accept.
     pub listener: Arc<ListenerRuntime>,
+}
+
+/// One request's place in the gateway-wide in-flight count.
+struct InFlight(Arc<Shared>);
+
+impl InFlight {
+    /// A place, unless `max` requests are already in flight.
+    fn take(shared: &Arc<Shared>, max: usize) -> Option<Self> {
+        let before = shared.in_flight.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        if before >= max {
+            shared.in_flight.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            return None;
+        }
+        Some(Self(Arc::clone(shared)))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 struct InflightOnConn(Arc<ConnActivity>);
@@ -78,6 +99,8 @@ struct Exchange {
     /// to the end leaves the upstream connection reusable.
     forwards_upstream_body: bool,
     _conn: InflightOnConn,
+    /// Held until the response body ends.
+    _in_flight: Option<InFlight>,
 }
 
 impl Exchange {
@@ -120,7 +143,24 @@ pub async fn handle(
         deadline: None,
         forwards_upstream_body: false,
         _conn: on_conn,
+        _in_flight: None,
     };
+    // Overload shedding: past the gateway-wide cap, answer 503 at once
+    // rather than queue (the admin listener is never shed).
+    match InFlight::take(&shared, snap.limits.max_in_flight) {
+        Some(place) => ex._in_flight = Some(place),
+        None => {
+            let rej = Rejection::new(
+                ProblemKind::ServiceUnavailable,
+                "overloaded",
+                "in-flight cap reached".to_owned(),
+            )
+            .with_detail("the gateway is overloaded; retry shortly")
+            .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            let resp = ex.reject(rej);
+            return Ok(finish(resp, ex, &conn, shared));
+        }
+    }
     // The strict framing checker stops inspecting after an Upgrade or CONNECT
     // head; if the upgrade is not taken, hyper would read further requests on
     // this connection unchecked, so such connections are closed instead.

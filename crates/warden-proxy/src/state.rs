@@ -49,6 +49,8 @@ pub struct Shared {
     /// Where the config came from (for reloads).
     pub config_path: Option<PathBuf>,
     draining: AtomicBool,
+    /// Requests in flight in the whole gateway (overload shedding).
+    pub in_flight: std::sync::atomic::AtomicUsize,
     generation: AtomicU64,
     workers: usize,
     services: warden_core::Services,
@@ -93,6 +95,7 @@ impl Shared {
             access_log,
             config_path,
             draining: AtomicBool::new(false),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
             workers,
             services,
             store,

@@ -4,6 +4,7 @@
 //! the per-connection idle watchdog, and draining on shutdown.
 
 mod activity;
+mod per_ip;
 pub mod strict_h1;
 mod strict_io;
 
@@ -47,6 +48,10 @@ fn server_builder(limits: &LimitsConfig) -> auto::Builder<TokioExecutor> {
     b.http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(limits.max_h2_streams)
+        // Rapid reset (CVE-2023-44487): streams opened and reset before an
+        // answer count; past the cap the connection is closed.
+        .max_pending_accept_reset_streams(limits.max_h2_pending_resets)
+        .max_local_error_reset_streams(limits.max_h2_pending_resets.saturating_mul(5))
         .max_header_list_size(u32::try_from(head_cap).unwrap_or(u32::MAX))
         .keep_alive_interval(Some(Duration::from_secs(limits.idle_timeout_secs.max(1))))
         .keep_alive_timeout(Duration::from_secs(20));
@@ -87,6 +92,7 @@ pub async fn serve(
         handshake_timeout: Duration::from_millis(limits.header_read_timeout_ms),
     });
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let per_ip = per_ip::PerIp::new(limits.max_connections_per_ip);
     let mut conns = JoinSet::new();
     let mut next = 0usize;
     loop {
@@ -105,6 +111,23 @@ pub async fn serve(
                 }
             },
             _ = shutdown.changed() => break,
+        };
+        // Trusted proxies (load balancers) carry many clients: not capped.
+        let place = if shared.runtime().snapshot.is_trusted_proxy(peer.ip()) {
+            None
+        } else {
+            match per_ip.take(peer.ip()) {
+                Some(g) => Some(g),
+                None => {
+                    tracing::debug!(peer = %peer.ip(), "too many connections from one address; closed");
+                    drop(stream);
+                    continue;
+                }
+            }
+        };
+        let permit = Slot {
+            _listener: permit,
+            _per_ip: place,
         };
         let _ = stream.set_nodelay(true);
         // A reload may change TLS settings and certificates, never whether
@@ -144,6 +167,14 @@ pub async fn serve(
     }
 }
 
+/// A connection's places: in the listener's cap and its address's cap
+/// (held while the connection, or a tunnel made from it, lives).
+#[derive(Debug)]
+pub struct Slot {
+    _listener: OwnedSemaphorePermit,
+    _per_ip: Option<per_ip::PerIpGuard>,
+}
+
 /// An accepted connection, still on the accepting runtime or moved off it.
 enum Accepted {
     Here(TcpStream),
@@ -160,7 +191,7 @@ async fn serve_conn(
     settings: Arc<ConnSettings>,
     shared: Arc<Shared>,
     stop: watch::Receiver<bool>,
-    permit: OwnedSemaphorePermit,
+    permit: Slot,
 ) {
     let stream = match stream {
         Accepted::Here(s) => s,
@@ -220,12 +251,7 @@ async fn serve_conn(
     .await;
 }
 
-fn conn_info(
-    peer: SocketAddr,
-    listener: Arc<ListenerRuntime>,
-    tls: Option<TlsFacts>,
-    permit: OwnedSemaphorePermit,
-) -> Arc<ConnInfo> {
+fn conn_info(peer: SocketAddr, listener: Arc<ListenerRuntime>, tls: Option<TlsFacts>, permit: Slot) -> Arc<ConnInfo> {
     let hsts = listener
         .tls
         .as_ref()

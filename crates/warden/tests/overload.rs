@@ -1,0 +1,88 @@
+//! Connection- and gateway-level defences: one client address cannot hold
+//! more than its share of connections, and past the in-flight cap requests
+//! are shed with 503 and `Retry-After` while health checks still answer.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use warden_testkit::{MockUpstream, TestGateway, http1, send};
+
+/// Sends one keep-alive request on `s` and returns the status code.
+async fn request(s: &mut TcpStream) -> Option<u16> {
+    s.write_all(b"GET /api/x HTTP/1.1\r\nhost: t\r\n\r\n").await.ok()?;
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    let head = String::from_utf8_lossy(&buf[..n]);
+    head.split(' ').nth(1)?.parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_gets_at_most_its_connections() {
+    let up = MockUpstream::start("api").await;
+    let gw = TestGateway::start(&format!(
+        "limits:\n  max_connections_per_ip: 3\nservices:\n  - name: api\n    targets: [\"{}\"]\nroutes:\n  - id: api\n    path: {{ prefix: /api }}\n    service: api\n",
+        up.addr
+    ))
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut s = TcpStream::connect(gw.addr).await.unwrap();
+        assert_eq!(request(&mut s).await, Some(200));
+        held.push(s);
+    }
+    // The fourth is closed without an answer.
+    let mut fourth = TcpStream::connect(gw.addr).await.unwrap();
+    assert_eq!(request(&mut fourth).await, None);
+    // One closes: a place is free again (the gateway notices the close).
+    drop(held.pop());
+    let mut ok = false;
+    for _ in 0..50 {
+        let mut s = TcpStream::connect(gw.addr).await.unwrap();
+        if request(&mut s).await == Some(200) {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ok, "the freed place never came back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_in_flight_cap_requests_are_shed_and_health_still_answers() {
+    let up = MockUpstream::start("api").await;
+    let gw = TestGateway::start(&format!(
+        "limits:\n  max_in_flight: 2\nservices:\n  - name: api\n    targets: [\"{}\"]\nroutes:\n  - id: api\n    path: {{ prefix: / }}\n    service: api\n",
+        up.addr
+    ))
+    .await;
+    let slow = |_| {
+        let url = gw.url("/slow/600");
+        async move {
+            send(
+                &http1(),
+                http::Request::get(url).body(http_body_util::Full::default()).unwrap(),
+            )
+            .await
+        }
+    };
+    let replies = futures_util::future::join_all((0..5).map(slow)).await;
+    let shed: Vec<_> = replies.iter().filter(|r| r.status == 503).collect();
+    let served = replies.iter().filter(|r| r.status == 200).count();
+    assert_eq!((served, shed.len()), (2, 3));
+    assert_eq!(shed[0].headers["retry-after"], "1");
+    assert_eq!(shed[0].json()["status"], 503);
+    // The admin listener is never shed; once the load is gone, requests pass.
+    assert_eq!(
+        warden_testkit::get(&format!("http://{}/healthz", gw.admin))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(warden_testkit::get(&gw.url("/x")).await.status, 200);
+}
