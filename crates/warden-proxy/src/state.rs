@@ -105,6 +105,12 @@ impl Shared {
         })
     }
 
+    /// True when a clock was injected (tests); otherwise requests keep the
+    /// system time their context was created with.
+    pub fn clock_injected(&self) -> bool {
+        self.services.clock.is_some()
+    }
+
     /// Now, Unix seconds, by the gateway's clock.
     pub fn now_secs(&self) -> i64 {
         match &self.services.clock {
