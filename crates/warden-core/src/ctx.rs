@@ -51,6 +51,9 @@ pub struct RequestCtx {
     /// The accepted credential's id (API key prefix, token `jti`), for
     /// per-credential limits.
     pub credential: Option<Arc<str>>,
+    /// Resources a policy holds until the exchange ends (the response body is
+    /// done or the client went away): dropped with the context.
+    pub holds: Vec<Arc<dyn std::any::Any + Send + Sync>>,
     /// The identity a login attempt names (for brute-force protection).
     pub attempted_identity: Option<Arc<str>>,
     /// Headers the driver adds to the response, whoever makes it (rate-limit
@@ -122,6 +125,7 @@ impl RequestCtx {
             auth_method: None,
             credential: None,
             attempted_identity: None,
+            holds: Vec::new(),
             response_headers: Vec::new(),
             secure: false,
         }

@@ -86,3 +86,32 @@ async fn past_the_in_flight_cap_requests_are_shed_and_health_still_answers() {
     );
     assert_eq!(warden_testkit::get(&gw.url("/x")).await.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrency_limit_caps_requests_in_flight_per_key() {
+    let up = MockUpstream::start("api").await;
+    let gw = TestGateway::start(&format!(
+        "services:\n  - name: api\n    targets: [\"{}\"]\nroutes:\n  - id: api\n    path: {{ prefix: / }}\n    service: api\n    policies:\n      - type: rate_limit\n        concurrency:\n          - {{ key: [ip], max: 2 }}\n",
+        up.addr
+    ))
+    .await;
+    let slow = |_| {
+        let url = gw.url("/slow/600");
+        async move {
+            send(
+                &http1(),
+                http::Request::get(url).body(http_body_util::Full::default()).unwrap(),
+            )
+            .await
+        }
+    };
+    let replies = futures_util::future::join_all((0..4).map(slow)).await;
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status.as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 2, "{statuses:?}");
+    let refused = replies.iter().find(|r| r.status == 429).unwrap();
+    assert_eq!(refused.headers["retry-after"], "1");
+    // The places come back when the responses end.
+    for _ in 0..3 {
+        assert_eq!(warden_testkit::get(&gw.url("/x")).await.status, 200);
+    }
+}

@@ -14,7 +14,11 @@ use crate::SpecError;
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
     /// The limits every request must pass (all are counted, or none).
+    #[serde(default)]
     pub limits: Vec<LimitConfig>,
+    /// Requests in flight at once per key (this gateway).
+    #[serde(default)]
+    pub concurrency: Vec<ConcurrencyConfig>,
     /// Per-group replacements of `limits` (plans): the consumer's first
     /// group with a plan decides.
     #[serde(default)]
@@ -75,6 +79,16 @@ pub struct LimitConfig {
     pub quota: Option<QuotaConfig>,
 }
 
+/// One concurrency limit.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConcurrencyConfig {
+    /// What is counted together (as for `limits`).
+    pub key: Vec<String>,
+    /// Requests in flight at once.
+    pub max: u64,
+}
+
 /// `rate:` of a limit.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -102,9 +116,6 @@ pub struct QuotaConfig {
 fn build_limits(list: &[LimitConfig], at: &str, errors: &mut Vec<SpecError>) -> Vec<Limit> {
     let mut out = Vec::new();
     let mut err = |path: String, message: String| errors.push(SpecError { path, message });
-    if list.is_empty() {
-        err(at.to_owned(), "at least one limit is required".into());
-    }
     for (i, l) in list.iter().enumerate() {
         let here = format!("{at}[{i}]");
         let mut key = Vec::new();
@@ -185,6 +196,38 @@ impl RateLimitConfig {
     pub fn build(&self) -> Result<RateLimit, Vec<SpecError>> {
         let mut errors = Vec::new();
         let limits = build_limits(&self.limits, "limits", &mut errors);
+        if self.limits.is_empty() && self.concurrency.is_empty() {
+            errors.push(SpecError {
+                path: "limits".into(),
+                message: "at least one limit (or concurrency limit) is required".into(),
+            });
+        }
+        let mut concurrency = Vec::new();
+        for (i, c) in self.concurrency.iter().enumerate() {
+            let mut key = Vec::new();
+            if c.key.is_empty() {
+                errors.push(SpecError {
+                    path: format!("concurrency[{i}].key"),
+                    message: "name at least one key part".into(),
+                });
+            }
+            for (j, k) in c.key.iter().enumerate() {
+                match KeyPart::parse(k) {
+                    Ok(p) => key.push(p),
+                    Err(message) => errors.push(SpecError {
+                        path: format!("concurrency[{i}].key[{j}]"),
+                        message,
+                    }),
+                }
+            }
+            if c.max == 0 {
+                errors.push(SpecError {
+                    path: format!("concurrency[{i}].max"),
+                    message: "must be at least 1".into(),
+                });
+            }
+            concurrency.push((key, c.max));
+        }
         let mut plans = Vec::new();
         for (group, list) in &self.plans {
             plans.push((
@@ -209,6 +252,7 @@ impl RateLimitConfig {
         if errors.is_empty() {
             Ok(RateLimit::new(
                 limits,
+                concurrency,
                 plans,
                 self.bucket.clone(),
                 self.headers,

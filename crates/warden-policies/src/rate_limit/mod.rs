@@ -14,6 +14,6 @@ mod policy;
 #[cfg(test)]
 mod tests;
 
-pub use config::{LimitConfig, QuotaConfig, RateConfig, RateLimitConfig};
+pub use config::{ConcurrencyConfig, LimitConfig, QuotaConfig, RateConfig, RateLimitConfig};
 pub use policy::RateLimit;
 pub(crate) use policy::client_net;

@@ -96,6 +96,8 @@ pub(crate) struct Limit {
 /// `type: rate_limit`, compiled.
 pub struct RateLimit {
     limits: Vec<Limit>,
+    concurrency: Vec<(Vec<KeyPart>, u64)>,
+    in_flight: Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>,
     plans: Vec<(String, Vec<Limit>)>,
     bucket: Option<String>,
     headers: bool,
@@ -121,6 +123,7 @@ impl std::fmt::Debug for RateLimit {
 impl RateLimit {
     pub(super) fn new(
         limits: Vec<Limit>,
+        concurrency: Vec<(Vec<KeyPart>, u64)>,
         plans: Vec<(String, Vec<Limit>)>,
         bucket: Option<String>,
         headers: bool,
@@ -129,6 +132,8 @@ impl RateLimit {
     ) -> Self {
         Self {
             limits,
+            concurrency,
+            in_flight: Arc::default(),
             plans,
             bucket,
             headers,
@@ -199,6 +204,70 @@ impl RateLimit {
     }
 }
 
+/// Places taken in the in-flight counts; given back when the exchange ends.
+struct Held {
+    counts: Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>,
+    keys: Vec<String>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for k in &self.keys {
+            if let Some(n) = counts.get_mut(k) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    counts.remove(k);
+                }
+            }
+        }
+    }
+}
+
+impl RateLimit {
+    /// Takes a place in every concurrency limit, or refuses (429) when one is full.
+    fn take_concurrency(&self, req: &request::Parts, ctx: &mut RequestCtx) -> Option<Decision> {
+        if self.concurrency.is_empty() {
+            return None;
+        }
+        let bucket = self.bucket.as_deref().or(ctx.route_id.as_deref()).unwrap_or("");
+        let keys: Vec<(String, u64)> = self
+            .concurrency
+            .iter()
+            .enumerate()
+            .map(|(i, (parts, max))| {
+                let mut key = format!("cc:{bucket}:{i}:");
+                for p in parts {
+                    let v = p.value(req, ctx);
+                    let _ = write!(key, "{}:{v}", v.len());
+                }
+                (key, *max)
+            })
+            .collect();
+        let mut counts = self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if keys.iter().any(|(k, max)| counts.get(k).copied().unwrap_or(0) >= *max) {
+            return Some(Decision::Reject(
+                Rejection::new(
+                    ProblemKind::TooManyRequests,
+                    "too_many_in_flight",
+                    "concurrency limit reached".to_owned(),
+                )
+                .with_detail("too many requests in flight; retry shortly")
+                .with_header(http::header::RETRY_AFTER, HeaderValue::from_static("1")),
+            ));
+        }
+        for (k, _) in &keys {
+            *counts.entry(k.clone()).or_insert(0) += 1;
+        }
+        drop(counts);
+        ctx.holds.push(Arc::new(Held {
+            counts: Arc::clone(&self.in_flight),
+            keys: keys.into_iter().map(|(k, _)| k).collect(),
+        }));
+        None
+    }
+}
+
 /// `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers).
 fn headers(
     limits: &[Limit],
@@ -241,7 +310,13 @@ impl Policy for RateLimit {
     }
 
     async fn on_request(&self, req: &mut request::Parts, ctx: &mut RequestCtx) -> Result<Decision, PolicyError> {
+        if let Some(refused) = self.take_concurrency(req, ctx) {
+            return Ok(refused);
+        }
         let limits = self.limits_for(ctx);
+        if limits.is_empty() {
+            return Ok(Decision::Continue);
+        }
         let checks = self.checks(limits, req, ctx);
         let now_ms = self.now_ms();
         let outcomes = match self.shared.get() {
