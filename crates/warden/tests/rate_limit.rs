@@ -143,3 +143,42 @@ async fn three_gateways_share_limits_in_redis_and_survive_its_outage() {
     assert!((100..=102).contains(&total), "admitted {total}");
     drop(procs);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotas_roll_over_with_the_injected_clock() {
+    let up = MockUpstream::start("api").await;
+    // 2027-02-28 23:59:58 UTC: two seconds before both the day and the month end.
+    let clock = std::sync::Arc::new(warden_core::ManualClock::at(1_803_859_198));
+    let gw = TestGateway::start_with_clock(
+        &format!(
+            "services:\n  - name: api\n    targets: [\"{}\"]\nroutes:\n  - id: q\n    path: {{ prefix: /q }}\n    service: api\n    policies:\n      - type: rate_limit\n        limits:\n          - {{ name: daily, key: [\"header:x-tenant\"], quota: {{ requests: 3, per: day }} }}\n          - {{ name: monthly, key: [\"header:x-tenant\"], quota: {{ requests: 5, per: month }} }}\n",
+            up.addr
+        ),
+        std::sync::Arc::clone(&clock),
+    )
+    .await;
+    let url = gw.url("/q/x");
+    let call = || get(&url, &[("x-tenant", "acme")]);
+    for _ in 0..3 {
+        assert_eq!(call().await.status, 200);
+    }
+    let r = call().await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.headers["retry-after"], "2");
+    assert_eq!(
+        r.headers["ratelimit"].to_str().unwrap(),
+        "\"daily\";r=0;t=2, \"monthly\";r=2;t=2"
+    );
+    // March 1st: the daily quota is back, and so is the monthly one.
+    clock.advance(2);
+    for _ in 0..3 {
+        assert_eq!(call().await.status, 200);
+    }
+    let r = call().await;
+    assert_eq!(r.status, 429);
+    let state = r.headers["ratelimit"].to_str().unwrap().to_owned();
+    assert!(
+        state.starts_with("\"daily\";r=0;t=86400, \"monthly\";r=2;t=2678400"),
+        "{state}"
+    );
+}

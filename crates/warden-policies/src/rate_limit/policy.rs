@@ -336,6 +336,14 @@ impl Policy for RateLimit {
             },
         };
         let allowed = outcomes.iter().all(|o| o.allowed);
+        let mut outcomes = outcomes;
+        if !allowed {
+            // Nothing was counted: the limits that would have admitted the
+            // request still have the place it would have taken.
+            for o in outcomes.iter_mut().filter(|o| o.allowed) {
+                o.remaining += 1;
+            }
+        }
         let mut extra = Vec::new();
         if self.headers {
             for (name, value) in headers(limits, &checks, &outcomes, now_ms.div_euclid(1000)) {
