@@ -18,6 +18,7 @@ mod form;
 mod identity;
 mod keys;
 mod server;
+mod tokens;
 
 pub use config::OAuthServerConfig;
 pub use server::{Endpoint, OAuthServer};
