@@ -22,6 +22,21 @@ async fn request(s: &mut TcpStream) -> Option<u16> {
     head.split(' ').nth(1)?.parse().ok()
 }
 
+/// `n` concurrent requests the upstream answers after 600 ms.
+async fn slow_burst(gw: &TestGateway, n: usize) -> Vec<warden_testkit::Reply> {
+    let one = |_| {
+        let url = gw.url("/slow/600");
+        async move {
+            send(
+                &http1(),
+                http::Request::get(url).body(http_body_util::Full::default()).unwrap(),
+            )
+            .await
+        }
+    };
+    futures_util::future::join_all((0..n).map(one)).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_address_gets_at_most_its_connections() {
     let up = MockUpstream::start("api").await;
@@ -61,17 +76,7 @@ async fn past_the_in_flight_cap_requests_are_shed_and_health_still_answers() {
         up.addr
     ))
     .await;
-    let slow = |_| {
-        let url = gw.url("/slow/600");
-        async move {
-            send(
-                &http1(),
-                http::Request::get(url).body(http_body_util::Full::default()).unwrap(),
-            )
-            .await
-        }
-    };
-    let replies = futures_util::future::join_all((0..5).map(slow)).await;
+    let replies = slow_burst(&gw, 5).await;
     let shed: Vec<_> = replies.iter().filter(|r| r.status == 503).collect();
     let served = replies.iter().filter(|r| r.status == 200).count();
     assert_eq!((served, shed.len()), (2, 3));
@@ -95,17 +100,7 @@ async fn a_concurrency_limit_caps_requests_in_flight_per_key() {
         up.addr
     ))
     .await;
-    let slow = |_| {
-        let url = gw.url("/slow/600");
-        async move {
-            send(
-                &http1(),
-                http::Request::get(url).body(http_body_util::Full::default()).unwrap(),
-            )
-            .await
-        }
-    };
-    let replies = futures_util::future::join_all((0..4).map(slow)).await;
+    let replies = slow_burst(&gw, 4).await;
     let statuses: Vec<u16> = replies.iter().map(|r| r.status.as_u16()).collect();
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 2, "{statuses:?}");
     let refused = replies.iter().find(|r| r.status == 429).unwrap();
