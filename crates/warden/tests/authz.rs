@@ -172,3 +172,45 @@ async fn explain_names_the_determining_policy_for_permit_and_forbid() {
     let (_, out) = run(&["--path", "/users/bob", "--consumer", "alice"]);
     assert!(out.contains("binding failed"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_error_is_refused_with_line_and_column_and_the_old_policies_keep_serving() {
+    let s = setup().await;
+    let dir = s.policies.parent().unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/authz/users.cedarschema"),
+        dir.join("users.cedarschema"),
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(&s.gw.config_path).unwrap();
+    let with_schema = config.replace(
+        "        policies_file: policies.cedar\n",
+        "        policies_file: policies.cedar\n        schema_file: users.cedarschema\n",
+    );
+    assert_ne!(config, with_schema);
+    std::fs::write(&s.gw.config_path, &with_schema).unwrap();
+    let validate = || {
+        let out = std::process::Command::new(BIN)
+            .arg("validate")
+            .arg(&s.gw.config_path)
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    // The policies as they are fit the schema.
+    let (ok, text) = validate();
+    assert!(ok, "{text}");
+    assert!(s.gw.gw().reload().await.is_ok());
+    // A string compared with a number (line 2) is a type error.
+    std::fs::write(
+        &s.policies,
+        "permit(principal, action == Action::\"GET /users/{user_id}\", resource)\nwhen { context.hour == \"nine\" };\n",
+    )
+    .unwrap();
+    let (ok, text) = validate();
+    assert!(!ok);
+    assert!(text.contains("policies.cedar:2:"), "{text}");
+    assert!(s.gw.gw().reload().await.is_err());
+    assert_eq!(call(&s, "GET", "/users/alice", "alice", None).await.status, 200);
+    assert_eq!(call(&s, "GET", "/users/bob", "alice", None).await.status, 403);
+}
