@@ -186,7 +186,7 @@ impl Default for LimitsConfig {
             idle_timeout_secs: 60,
             max_connections: 10_000,
             max_h2_streams: 128,
-            max_connections_per_ip: 256,
+            max_connections_per_ip: 64,
             max_in_flight: 10_000,
             max_h2_pending_resets: 20,
             drain_timeout_secs: 30,

@@ -141,13 +141,31 @@ impl Limiter {
     }
 }
 
-/// Drops expired counters; if none had expired, drops a tenth of the shard
-/// (arbitrary ones: the cap holds even under a flood of distinct keys).
+/// Drops expired counters; if none had expired, drops a tenth of the shard,
+/// rate counters first (they refill within their period; a quota dropped
+/// would hand its owner a fresh month): the cap holds even under a flood of
+/// distinct keys.
 fn make_room(shard: &mut HashMap<String, Counter>, now_ms: i64) {
     let before = shard.len();
     shard.retain(|_, e| e.expires_ms > now_ms);
     if shard.len() == before {
-        let drop: Vec<String> = shard.keys().take(before / 10 + 1).cloned().collect();
+        let want = before / 10 + 1;
+        let mut drop: Vec<String> = shard
+            .iter()
+            .filter(|(_, e)| matches!(e.value, Value::Tat(_)))
+            .map(|(k, _)| k.clone())
+            .take(want)
+            .collect();
+        if drop.len() < want {
+            drop.extend(
+                shard
+                    .keys()
+                    .filter(|k| !drop.contains(k))
+                    .take(want - drop.len())
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+        }
         for k in drop {
             shard.remove(&k);
         }

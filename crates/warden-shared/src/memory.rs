@@ -44,11 +44,22 @@ fn bump(c: &mut HashMap<String, (u64, Instant)>, key: &str, ttl_secs: u64, now: 
     if c.len() >= MAX_COUNTERS {
         c.retain(|_, (_, until)| *until > now);
     }
-    // Still full of live counters: this one is not kept (memory stays bounded).
-    if c.len() < MAX_COUNTERS {
-        c.insert(key.to_owned(), (1, now + Duration::from_secs(ttl_secs)));
+    // Still full of live counters: drop the ones closest to expiry rather
+    // than stop counting new keys.
+    if c.len() >= MAX_COUNTERS {
+        evict_soonest(c, MAX_COUNTERS / 10);
     }
+    c.insert(key.to_owned(), (1, now + Duration::from_secs(ttl_secs)));
     1
+}
+
+/// Drops the `n` counters that expire soonest.
+fn evict_soonest(c: &mut HashMap<String, (u64, Instant)>, n: usize) {
+    let mut by_expiry: Vec<(Instant, String)> = c.iter().map(|(k, (_, until))| (*until, k.clone())).collect();
+    by_expiry.sort_unstable();
+    for (_, k) in by_expiry.into_iter().take(n) {
+        c.remove(&k);
+    }
 }
 
 impl MemoryState {
@@ -120,9 +131,10 @@ impl SharedState for MemoryState {
                 if c.len() >= MAX_COUNTERS && !c.contains_key(key) {
                     c.retain(|_, (_, until)| *until > now);
                 }
-                if c.len() < MAX_COUNTERS || c.contains_key(key) {
-                    c.insert(key.to_owned(), (value, now + Duration::from_secs(ttl_secs)));
+                if c.len() >= MAX_COUNTERS && !c.contains_key(key) {
+                    evict_soonest(c, MAX_COUNTERS / 10);
                 }
+                c.insert(key.to_owned(), (value, now + Duration::from_secs(ttl_secs)));
             });
             Ok(())
         })

@@ -101,3 +101,19 @@ async fn many_identities_from_one_address_are_flagged_and_blocked() {
         "{metrics}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_guesses_count_before_the_upstream_answers_and_unreadable_logins_are_refused() {
+    let (gw, up, _clock) = start().await;
+    let burst = futures_util::future::join_all((0..20).map(|_| login(&gw, "dave", false, "192.0.2.90"))).await;
+    let reached = burst.iter().filter(|r| r.status == 401).count();
+    assert_eq!(reached, 5, "guesses past the limit reached the upstream");
+    assert_eq!(up.hits(), 5);
+    assert!(burst.iter().filter(|r| r.status == 429).count() == 15);
+    // An identity the gateway cannot read is not let through uncounted.
+    let req = http::Request::post(gw.url("/status/401"))
+        .header("authorization", "Basic !!not-base64!!")
+        .body(Full::<Bytes>::default())
+        .unwrap();
+    assert_eq!(send(&http1(), req).await.status, 400);
+}

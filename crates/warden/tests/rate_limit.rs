@@ -96,7 +96,7 @@ async fn three_gateways_share_limits_in_redis_and_survive_its_outage() {
         std::fs::write(
             &config,
             format!(
-                "listeners:\n  - name: m\n    bind: 127.0.0.1:{port}\n    plain_http: serve\nadmin:\n  bind: 127.0.0.1:{admin}\naccess_log: off\nshared_state:\n  redis_url: \"redis://{}\"\n  key_prefix: \"{prefix}\"\n  timeout_ms: 200\nservices:\n  - name: api\n    targets: [\"{}\"]\nroutes:\n  - id: local\n    path: {{ prefix: /local }}\n    service: api\n    policies:\n{}  - id: closed\n    path: {{ prefix: /closed }}\n    service: api\n    policies:\n{}",
+                "listeners:\n  - name: m\n    bind: 127.0.0.1:{port}\n    plain_http: serve\nadmin:\n  bind: 127.0.0.1:{admin}\naccess_log: off\n# 300 parallel clients share one loopback address here.\nlimits:\n  max_connections_per_ip: 1000\nshared_state:\n  redis_url: \"redis://{}\"\n  key_prefix: \"{prefix}\"\n  timeout_ms: 200\nservices:\n  - name: api\n    targets: [\"{}\"]\nroutes:\n  - id: local\n    path: {{ prefix: /local }}\n    service: api\n    policies:\n{}  - id: closed\n    path: {{ prefix: /closed }}\n    service: api\n    policies:\n{}",
                 redis.addr,
                 up.addr,
                 limit("local"),

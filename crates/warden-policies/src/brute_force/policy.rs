@@ -57,6 +57,16 @@ fn locked_out(retry: u64, what: &str) -> Decision {
     )
 }
 
+/// A login whose identity the gateway cannot read is refused: what the
+/// gateway cannot count, it does not let through.
+fn unreadable() -> Decision {
+    Decision::Reject(Rejection::new(
+        ProblemKind::BadRequest,
+        "identity_unreadable",
+        "the login names no readable identity".to_owned(),
+    ))
+}
+
 impl BruteForce {
     pub(super) fn new(s: Settings) -> Self {
         Self {
@@ -66,83 +76,118 @@ impl BruteForce {
         }
     }
 
-    fn state(&self) -> &dyn SharedState {
-        match self.shared.get() {
-            Some(s) => s.as_ref(),
-            None => &self.local,
+    /// The shared state, or this process's memory when it cannot answer
+    /// (logged): lock-outs keep working per node during a Redis outage
+    /// instead of silently stopping.
+    fn shared_failed(e: &warden_core::SharedUnavailable) {
+        tracing::warn!(error = %e, "brute-force state unavailable; this gateway's memory decides");
+    }
+
+    async fn bump(&self, key: &str, ttl: u64) -> u64 {
+        if let Some(s) = self.shared.get() {
+            match s.bump(key, ttl).await {
+                Ok(v) => return v,
+                Err(e) => Self::shared_failed(&e),
+            }
         }
+        self.local.bump(key, ttl).await.unwrap_or(1)
+    }
+
+    async fn read(&self, key: &str) -> u64 {
+        if let Some(s) = self.shared.get() {
+            match s.read(key).await {
+                Ok(v) => return v,
+                Err(e) => Self::shared_failed(&e),
+            }
+        }
+        self.local.read(key).await.unwrap_or(0)
+    }
+
+    async fn put(&self, key: &str, value: u64, ttl: u64) {
+        if let Some(s) = self.shared.get() {
+            match s.put(key, value, ttl).await {
+                Ok(()) => return,
+                Err(e) => Self::shared_failed(&e),
+            }
+        }
+        let _ = self.local.put(key, value, ttl).await;
+    }
+
+    async fn clear(&self, key: &str) {
+        if let Some(s) = self.shared.get() {
+            match s.clear(key).await {
+                Ok(()) => return,
+                Err(e) => Self::shared_failed(&e),
+            }
+        }
+        let _ = self.local.clear(key).await;
     }
 
     fn key(ctx: &RequestCtx, what: &str, who: &str) -> String {
         format!("bf:{{{}}}:{what}:{who}", ctx.route_id.as_deref().unwrap_or(""))
     }
 
-    /// Seconds left of a lock-out under `key`, if one is in force. The
-    /// shared state failing counts as no lock-out (logged).
+    /// Seconds left of a lock-out under `key`, if one is in force.
     async fn lock_left(&self, key: &str, now: i64) -> Option<u64> {
-        match self.state().read(key).await {
-            Ok(until) => u64::try_from(i64::try_from(until).unwrap_or(i64::MAX) - now)
-                .ok()
-                .filter(|left| *left > 0),
-            Err(e) => {
-                tracing::warn!(error = %e, "brute-force state unavailable; not enforced for this request");
-                None
-            }
-        }
+        let until = self.read(key).await;
+        u64::try_from(i64::try_from(until).unwrap_or(i64::MAX) - now)
+            .ok()
+            .filter(|left| *left > 0)
     }
 
     /// Locks `who` out (level-th time: `lockout · 2^(level−1)`, capped).
-    async fn lock(&self, ctx: &RequestCtx, kind: &str, who: &str) {
-        let st = self.state();
-        let level = st
+    async fn lock(&self, ctx: &RequestCtx, kind: &str, who: &str) -> u64 {
+        let level = self
             .bump(&Self::key(ctx, &format!("level:{kind}"), who), 86_400)
             .await
-            .unwrap_or(1);
+            .max(1);
         let factor = 1u64
             .checked_shl(u32::try_from(level.saturating_sub(1)).unwrap_or(63))
             .unwrap_or(u64::MAX);
         let secs = self.s.lockout_secs.saturating_mul(factor).min(self.s.max_lockout_secs);
         let until = u64::try_from(ctx.now_secs).unwrap_or(0).saturating_add(secs);
-        let _ = st.put(&Self::key(ctx, &format!("lock:{kind}"), who), until, secs).await;
-        let _ = st.clear(&Self::key(ctx, &format!("fail:{kind}"), who)).await;
+        self.put(&Self::key(ctx, &format!("lock:{kind}"), who), until, secs)
+            .await;
+        self.clear(&Self::key(ctx, &format!("fail:{kind}"), who)).await;
         event::emit(
             EventKind::LockedOut,
             &ctx.request_id,
             who,
             &format!("{kind} locked out for {secs} s (lock-out {level})"),
         );
+        secs
     }
 
-    /// An identity was named: refuse it while locked out, and watch the
-    /// address for credential stuffing.
+    /// An identity was named: refuse it while locked out, count the attempt
+    /// (before the upstream answers, so parallel guesses count too), and
+    /// watch the address for credential stuffing.
     async fn check_identity(&self, raw: &str, ctx: &mut RequestCtx) -> Option<Decision> {
         // Case and surrounding space do not make another account.
         let id: String = raw.trim().to_lowercase().chars().take(MAX_IDENTITY).collect();
         if id.is_empty() {
-            return None;
+            return Some(unreadable());
         }
         let ip = crate::rate_limit::client_net(ctx.client_ip);
         if let Some(st) = &self.s.stuffing {
             let seen = Self::key(ctx, &format!("seen:{ip}"), &id);
-            if let Ok(true) = self.state().claim_once(&seen, st.window_secs).await
-                && let Ok(n) = self.state().bump(&Self::key(ctx, "ids", &ip), st.window_secs).await
-                && n == st.distinct_identities + 1
-            {
-                event::emit(
-                    EventKind::CredentialStuffing,
-                    &ctx.request_id,
-                    &ip,
-                    &format!(
-                        "more than {} identities within {} s",
-                        st.distinct_identities, st.window_secs
-                    ),
-                );
-                if st.block_secs > 0 {
+            if self.read(&seen).await == 0 {
+                self.put(&seen, 1, st.window_secs).await;
+                let n = self.bump(&Self::key(ctx, "ids", &ip), st.window_secs).await;
+                if n == st.distinct_identities + 1 {
+                    event::emit(
+                        EventKind::CredentialStuffing,
+                        &ctx.request_id,
+                        &ip,
+                        &format!(
+                            "more than {} identities within {} s",
+                            st.distinct_identities, st.window_secs
+                        ),
+                    );
+                }
+                // Every new identity past the threshold blocks again.
+                if n > st.distinct_identities && st.block_secs > 0 {
                     let until = u64::try_from(ctx.now_secs).unwrap_or(0).saturating_add(st.block_secs);
-                    let _ = self
-                        .state()
-                        .put(&Self::key(ctx, "lock:ip", &ip), until, st.block_secs)
-                        .await;
+                    self.put(&Self::key(ctx, "lock:ip", &ip), until, st.block_secs).await;
                     return Some(locked_out(st.block_secs, "address"));
                 }
             }
@@ -150,42 +195,97 @@ impl BruteForce {
         if let Some(left) = self.lock_left(&Self::key(ctx, "lock:id", &id), ctx.now_secs).await {
             return Some(locked_out(left, "identity"));
         }
+        // The attempt counts now; a success gives it back. Exactly one
+        // request sees the count pass the limit, so one burst locks once.
+        let n = self.bump(&Self::key(ctx, "fail:id", &id), self.s.window_secs).await;
+        if n > self.s.max_failures {
+            if n == self.s.max_failures + 1 {
+                let secs = self.lock(ctx, "id", &id).await;
+                return Some(locked_out(secs, "identity"));
+            }
+            return Some(locked_out(self.s.lockout_secs, "identity"));
+        }
         ctx.attempted_identity = Some(Arc::from(id));
         None
     }
 
-    fn identity_in_head(&self, req: &request::Parts) -> Option<String> {
+    /// The identity in the request head: `Ok(None)` when the request
+    /// carries none (no login attempt to count), `Err` when it carries one
+    /// the gateway cannot read unambiguously.
+    fn identity_in_head(&self, req: &request::Parts) -> Result<Option<String>, ()> {
         match &self.s.identity {
-            Identity::Header(h) => req.headers.get(h).and_then(|v| v.to_str().ok()).map(str::to_owned),
-            Identity::Basic => {
-                let v = req.headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-                let (scheme, b64) = v.split_once(' ')?;
-                if !scheme.eq_ignore_ascii_case("basic") {
-                    return None;
+            Identity::Header(h) => {
+                let mut values = req.headers.get_all(h).iter();
+                let Some(v) = values.next() else { return Ok(None) };
+                if values.next().is_some() {
+                    return Err(());
                 }
-                let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
-                let text = String::from_utf8(raw).ok()?;
-                text.split_once(':').map(|(u, _)| u.to_owned())
+                v.to_str().map(|v| Some(v.to_owned())).map_err(|_| ())
             }
-            Identity::Form(_) | Identity::Json(_) => None,
+            Identity::Basic => {
+                let mut values = req.headers.get_all(http::header::AUTHORIZATION).iter();
+                let Some(v) = values.next() else { return Ok(None) };
+                if values.next().is_some() {
+                    return Err(());
+                }
+                let v = v.to_str().map_err(|_| ())?;
+                let Some((scheme, b64)) = v.split_once(' ') else {
+                    return Ok(None);
+                };
+                if !scheme.eq_ignore_ascii_case("basic") {
+                    return Ok(None);
+                }
+                let raw = base64::engine::general_purpose::STANDARD
+                    .decode(b64.trim())
+                    .map_err(|_| ())?;
+                let text = String::from_utf8(raw).map_err(|_| ())?;
+                text.split_once(':').map(|(u, _)| Some(u.to_owned())).ok_or(())
+            }
+            Identity::Form(_) | Identity::Json(_) => Ok(None),
         }
     }
 
-    fn identity_in_body(&self, body: &[u8]) -> Option<String> {
+    /// The identity in the body; `Err` when the body does not name one
+    /// unambiguously (wrong content type, bad encoding, repeated field,
+    /// duplicate JSON keys, missing field).
+    fn identity_in_body(&self, req: &request::Parts, body: &[u8]) -> Result<String, ()> {
+        let ct = req
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if req.headers.contains_key(http::header::CONTENT_ENCODING) {
+            return Err(());
+        }
         match &self.s.identity {
-            Identity::Form(field) => std::str::from_utf8(body).ok()?.split('&').find_map(|kv| {
-                let (k, v) = kv.split_once('=')?;
-                (decode_form(k)? == *field).then(|| decode_form(v)).flatten()
-            }),
+            Identity::Form(field) => {
+                if essence != "application/x-www-form-urlencoded" {
+                    return Err(());
+                }
+                let text = std::str::from_utf8(body).map_err(|_| ())?;
+                let mut found = text.split('&').filter_map(|kv| {
+                    let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                    (decode_form(k).as_deref() == Some(field.as_str())).then(|| decode_form(v))
+                });
+                let first = found.next().flatten().ok_or(())?;
+                if found.next().is_some() {
+                    return Err(());
+                }
+                Ok(first)
+            }
             Identity::Json(pointer) => {
-                let doc = crate::json::parse_strict(body).ok()?;
-                match doc.pointer(pointer)? {
-                    serde_json::Value::String(s) => Some(s.clone()),
-                    serde_json::Value::Number(n) => Some(n.to_string()),
-                    _ => None,
+                if !(essence == "application/json" || essence.ends_with("+json")) {
+                    return Err(());
+                }
+                let doc = crate::json::parse_strict(body).map_err(|_| ())?;
+                match doc.pointer(pointer) {
+                    Some(serde_json::Value::String(s)) => Ok(s.clone()),
+                    Some(serde_json::Value::Number(n)) => Ok(n.to_string()),
+                    _ => Err(()),
                 }
             }
-            _ => None,
+            _ => Err(()),
         }
     }
 }
@@ -234,50 +334,48 @@ impl Policy for BruteForce {
         if let Some(left) = self.lock_left(&Self::key(ctx, "lock:ip", &ip), ctx.now_secs).await {
             return Ok(locked_out(left, "address"));
         }
-        if let Some(id) = self.identity_in_head(req)
-            && let Some(d) = self.check_identity(&id, ctx).await
-        {
-            return Ok(d);
+        let decision = match self.identity_in_head(req) {
+            Ok(None) => Decision::Continue,
+            Ok(Some(id)) => self.check_identity(&id, ctx).await.unwrap_or(Decision::Continue),
+            Err(()) => unreadable(),
+        };
+        // A safe request (fetching the login page) counts as an attempt but
+        // can never reset one: only a real login's success gives attempts back.
+        if req.method.is_safe() {
+            ctx.attempted_identity = None;
         }
-        Ok(Decision::Continue)
+        Ok(decision)
     }
 
     async fn on_request_body(
         &self,
-        _req: &request::Parts,
+        req: &request::Parts,
         body: &bytes::Bytes,
         ctx: &mut RequestCtx,
     ) -> Result<Decision, PolicyError> {
-        if let Some(id) = self.identity_in_body(body)
-            && let Some(d) = self.check_identity(&id, ctx).await
-        {
-            return Ok(d);
+        match self.identity_in_body(req, body) {
+            Ok(id) => Ok(self.check_identity(&id, ctx).await.unwrap_or(Decision::Continue)),
+            Err(()) => Ok(unreadable()),
         }
-        Ok(Decision::Continue)
     }
 
     async fn on_response(&self, resp: &mut response::Parts, ctx: &mut RequestCtx) -> Result<Decision, PolicyError> {
         let status = resp.status.as_u16();
-        let ip = crate::rate_limit::client_net(ctx.client_ip);
-        let st = self.state();
         if self.s.failure_statuses.contains(&status) {
-            if let Some(id) = ctx.attempted_identity.clone()
-                && let Ok(n) = st.bump(&Self::key(ctx, "fail:id", &id), self.s.window_secs).await
-                && n >= self.s.max_failures
-            {
-                self.lock(ctx, "id", &id).await;
-            }
-            if let Ok(n) = st.bump(&Self::key(ctx, "fail:ip", &ip), self.s.window_secs).await
-                && n >= self.s.ip_max_failures
-            {
+            // The identity's attempt was counted on the way in; the address
+            // counts failures.
+            let ip = crate::rate_limit::client_net(ctx.client_ip);
+            let n = self.bump(&Self::key(ctx, "fail:ip", &ip), self.s.window_secs).await;
+            if n == self.s.ip_max_failures {
                 self.lock(ctx, "ip", &ip).await;
             }
         } else if resp.status.is_success()
             && let Some(id) = ctx.attempted_identity.clone()
         {
-            // A success resets the identity's failures and its lock-out level.
-            let _ = st.clear(&Self::key(ctx, "fail:id", &id)).await;
-            let _ = st.clear(&Self::key(ctx, "level:id", &id)).await;
+            // A successful login gives its attempts back. The lock-out level
+            // stays (it expires by itself), so lock-outs keep growing for an
+            // account under steady attack.
+            self.clear(&Self::key(ctx, "fail:id", &id)).await;
         }
         Ok(Decision::Continue)
     }

@@ -115,6 +115,7 @@ pub struct QuotaConfig {
 
 fn build_limits(list: &[LimitConfig], at: &str, errors: &mut Vec<SpecError>) -> Vec<Limit> {
     let mut out = Vec::new();
+    let mut names = std::collections::HashSet::new();
     let mut err = |path: String, message: String| errors.push(SpecError { path, message });
     for (i, l) in list.iter().enumerate() {
         let here = format!("{at}[{i}]");
@@ -181,6 +182,12 @@ fn build_limits(list: &[LimitConfig], at: &str, errors: &mut Vec<SpecError>) -> 
             }
         };
         let name = l.name.clone().unwrap_or_else(|| format!("limit-{i}"));
+        if !names.insert(name.clone()) {
+            err(
+                format!("{here}.name"),
+                format!("`{name}` names two limits; each needs its own"),
+            );
+        }
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
             err(format!("{here}.name"), "letters, digits, - _ . only".into());
         }

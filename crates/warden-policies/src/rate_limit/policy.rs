@@ -85,6 +85,20 @@ pub(crate) fn client_net(ip: IpAddr) -> String {
     }
 }
 
+/// Appends one key part, length-prefixed; values longer than 64 bytes (a
+/// client-chosen header, say) go in as their SHA-256, so keys stay small.
+fn push_part(key: &mut String, v: &str) {
+    if v.len() <= 64 {
+        let _ = write!(key, "{}:{v}", v.len());
+    } else {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, v.as_bytes());
+        let _ = write!(key, "h:");
+        for b in digest.as_ref() {
+            let _ = write!(key, "{b:02x}");
+        }
+    }
+}
+
 /// One compiled limit.
 #[derive(Debug, Clone)]
 pub(crate) struct Limit {
@@ -167,10 +181,13 @@ impl RateLimit {
             .map(|l| {
                 // `{bucket}` is a Redis Cluster hash tag: every counter of a
                 // request lands in one slot, as the atomic script needs.
-                let mut key = format!("rl:{{{bucket}}}:{}:", l.name);
+                let kind = match l.kind {
+                    LimitKind::Rate { .. } => 'r',
+                    LimitKind::Quota { .. } => 'q',
+                };
+                let mut key = format!("rl:{{{bucket}}}:{}:{kind}:", l.name);
                 for part in &l.key {
-                    let v = part.value(req, ctx);
-                    let _ = write!(key, "{}:{v}", v.len());
+                    push_part(&mut key, &part.value(req, ctx));
                 }
                 LimitCheck { key, kind: l.kind }
             })
@@ -238,8 +255,7 @@ impl RateLimit {
             .map(|(i, (parts, max))| {
                 let mut key = format!("cc:{bucket}:{i}:");
                 for p in parts {
-                    let v = p.value(req, ctx);
-                    let _ = write!(key, "{}:{v}", v.len());
+                    push_part(&mut key, &p.value(req, ctx));
                 }
                 (key, *max)
             })
