@@ -1,6 +1,8 @@
 //! Connection- and gateway-level defences: one client address cannot hold
-//! more than its share of connections, and past the in-flight cap requests
-//! are shed with 503 and `Retry-After` while health checks still answer.
+//! more than its share of connections, past the in-flight cap requests are
+//! shed with 503 and `Retry-After` while health checks still answer, a
+//! concurrency limit caps one key's requests in flight, and an HTTP/2
+//! rapid-reset flood loses its connection while ordinary streams do not.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -109,4 +111,55 @@ async fn a_concurrency_limit_caps_requests_in_flight_per_key() {
     for _ in 0..3 {
         assert_eq!(warden_testkit::get(&gw.url("/x")).await.status, 200);
     }
+}
+
+/// Opens `n` streams on one HTTP/2 connection, resetting each right away
+/// when `reset`, else reading each answer; returns whether the server
+/// closed the connection.
+async fn h2_streams(addr: std::net::SocketAddr, n: usize, reset: bool) -> bool {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+    let driver = tokio::spawn(conn);
+    let mut refused = false;
+    let mut client = Some(client);
+    for _ in 0..n {
+        let Some(c) = client.take() else { break };
+        let Ok(mut c) = c.ready().await else {
+            refused = true;
+            break;
+        };
+        let req = http::Request::get(format!("http://{addr}/api/x")).body(()).unwrap();
+        match c.send_request(req, true) {
+            Ok((resp, _)) if reset => drop(resp),
+            Ok((resp, _)) => {
+                if resp.await.is_err() {
+                    refused = true;
+                    break;
+                }
+            }
+            Err(_) => {
+                refused = true;
+                break;
+            }
+        }
+        client = Some(c);
+    }
+    drop(client);
+    let closed = tokio::time::timeout(Duration::from_secs(10), driver).await;
+    refused || matches!(closed, Ok(Ok(Err(_))))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_rapid_reset_flood_closes_the_connection_and_normal_streams_do_not() {
+    let up = MockUpstream::start("api").await;
+    let gw = TestGateway::start(&format!(
+        "limits:\n  max_h2_pending_resets: 20\nservices:\n  - name: api\n    targets: [\"{}\"]\nroutes:\n  - id: api\n    path: {{ prefix: /api }}\n    service: api\n",
+        up.addr
+    ))
+    .await;
+    assert!(!h2_streams(gw.addr, 200, false).await, "normal streams were cut off");
+    assert!(
+        h2_streams(gw.addr, 5_000, true).await,
+        "a reset flood kept its connection"
+    );
 }
