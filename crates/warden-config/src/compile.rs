@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use http::{HeaderName, Method};
 use warden_core::Policy;
-use warden_policies::PolicySpec;
 use warden_policies::ip_rules::NetList;
+use warden_policies::{PolicyKind, PolicySpec};
 use warden_tls::config::ClientAuthMode;
 use warden_tls::{ServerTls, UpstreamTls};
 
@@ -462,11 +462,31 @@ fn mount_oauth_server(
     if !problems.is_empty() {
         return;
     }
-    for (endpoint, path, method) in warden_oauth::Endpoint::all(oauth) {
+    let allowed = [PolicyKind::IpRules, PolicyKind::RequestLimits, PolicyKind::RateLimit];
+    for (i, spec) in oauth.policies.iter().enumerate() {
+        if !allowed.contains(&spec.kind()) {
+            issues.push(
+                format!("oauth_server.policies[{i}]"),
+                format!(
+                    "`{}` does not apply to the built-in endpoints; use ip_rules, request_limits or rate_limit",
+                    spec.kind().name()
+                ),
+            );
+        }
+    }
+    for (n, (endpoint, path, method)) in warden_oauth::Endpoint::all(oauth).into_iter().enumerate() {
+        // Each endpoint gets its own compiled copy (its own counters,
+        // unless a rate limit names a shared `bucket`); problems are
+        // reported once.
+        let policies = if n == 0 {
+            build_policies(&oauth.policies, "oauth_server", issues)
+        } else {
+            build_policies(&oauth.policies, "oauth_server", &mut Issues::default())
+        };
         let runtime = Arc::new(RouteRuntime {
             id: Arc::from(endpoint.route_id()),
             service: Arc::from(""),
-            policies: Vec::new(),
+            policies,
             // Token requests are small forms.
             max_body_bytes: 16 * 1024,
             upstream_errors: crate::schema::UpstreamErrors::default(),

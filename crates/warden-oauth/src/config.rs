@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 /// `oauth_server:` — the built-in authorization server for machine clients.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OAuthServerConfig {
     /// The `iss` of issued tokens and the base of the endpoint URLs, e.g.
@@ -36,6 +36,11 @@ pub struct OAuthServerConfig {
     /// Largest `client_assertion` lifetime accepted for `private_key_jwt`.
     #[serde(default = "default_assertion_age")]
     pub max_assertion_lifetime_secs: u64,
+    /// Policies for the endpoints themselves: `ip_rules`, `request_limits`
+    /// and `rate_limit` (the endpoints answer on their own, so policies that
+    /// read the body or the answer do not apply).
+    #[serde(default)]
+    pub policies: Vec<warden_policies::PolicySpec>,
 }
 
 fn default_path_prefix() -> String {

@@ -178,7 +178,10 @@ async fn a_schema_error_is_refused_with_line_and_column_and_the_old_policies_kee
     let s = setup().await;
     let dir = s.policies.parent().unwrap();
     std::fs::copy(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/authz/users.cedarschema"),
+        format!(
+            "{}/../../examples/authz/users.cedarschema",
+            std::env::var("CARGO_MANIFEST_DIR").unwrap()
+        ),
         dir.join("users.cedarschema"),
     )
     .unwrap();

@@ -164,7 +164,12 @@ fn binding_config_problems_are_listed() {
 
 #[test]
 fn policies_are_validated_against_a_schema_with_line_and_column() {
-    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/authz/users.cedarschema");
+    // The checkout's example, found at run time (a path baked in at compile
+    // time can name another checkout sharing the target directory).
+    let schema = format!(
+        "{}/../../examples/authz/users.cedarschema",
+        std::env::var("CARGO_MANIFEST_DIR").unwrap()
+    );
     let build = |policies: &str| {
         let yaml = format!(
             "schema_file: \"{schema}\"\npolicies: |\n{}\n",

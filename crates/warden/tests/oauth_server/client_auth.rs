@@ -355,3 +355,31 @@ async fn tls_client_auth_tokens_are_bound_to_the_certificate() {
     assert_eq!(dns_request(&by_uri).await.unwrap().reply.status, 401);
     assert_eq!(dns_request(&by_dns).await.unwrap().reply.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_endpoint_takes_rate_limits_against_secret_guessing() {
+    let up = MockUpstream::start("api").await;
+    let dir = warden_testkit::temp_dir("oauth-limits");
+    let limits = "  policies:\n    - type: rate_limit\n      limits:\n        - { name: per-ip, key: [ip], rate: { requests: 3, per_secs: 3600 } }\n";
+    let gw = TestGateway::start(&format!("{}{limits}{}", store_yaml(&dir), api_route(&up))).await;
+    let (id, _) = registered(&cli(&gw.config_path, &["clients", "create", "target"]));
+    let guess = basic(&id, "wcs_wrong");
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(
+            post_form(&gw, "grant_type=client_credentials", &[("authorization", &guess)])
+                .await
+                .status
+                .as_u16(),
+        );
+    }
+    assert_eq!(statuses, [401, 401, 401, 429, 429]);
+    // Policies that need the body or the answer do not fit the endpoints.
+    let bad = format!(
+        "{}  policies:\n    - type: authz\n      policies: \"permit(principal, action, resource);\"\n{}",
+        store_yaml(&dir),
+        api_route(&up)
+    );
+    let err = warden_config::load_str(&bad).unwrap_err().to_string();
+    assert!(err.contains("oauth_server.policies[0]"), "{err}");
+}
