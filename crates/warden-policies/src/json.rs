@@ -104,6 +104,25 @@ impl<'de> Visitor<'de> for Strict {
     }
 }
 
+/// The request's media type (`Content-Type` without parameters, lower case;
+/// `""` when absent or unreadable).
+pub(crate) fn media_type(req: &http::request::Parts) -> String {
+    req.headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// True for `application/json` and `application/…+json`.
+pub(crate) fn is_json(media_type: &str) -> bool {
+    media_type == "application/json" || (media_type.starts_with("application/") && media_type.ends_with("+json"))
+}
+
 /// A key as case-insensitive parsers see it.
 fn fold(key: &str) -> String {
     key.chars()

@@ -261,14 +261,7 @@ impl Authz {
 
 /// Body bindings need `application/json` (or `…+json`) and no content coding.
 fn json_body(req: &request::Parts) -> Result<(), String> {
-    let ct = req
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    let json = essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"));
-    if !json {
+    if !crate::json::is_json(&crate::json::media_type(req)) {
         return Err("a body with bound ids must be application/json".into());
     }
     if req

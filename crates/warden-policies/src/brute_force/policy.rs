@@ -249,12 +249,7 @@ impl BruteForce {
     /// unambiguously (wrong content type, bad encoding, repeated field,
     /// duplicate JSON keys, missing field).
     fn identity_in_body(&self, req: &request::Parts, body: &[u8]) -> Result<String, ()> {
-        let ct = req
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let essence = crate::json::media_type(req);
         if req.headers.contains_key(http::header::CONTENT_ENCODING) {
             return Err(());
         }
@@ -275,7 +270,7 @@ impl BruteForce {
                 Ok(first)
             }
             Identity::Json(pointer) => {
-                if !(essence == "application/json" || essence.ends_with("+json")) {
+                if !crate::json::is_json(&essence) {
                     return Err(());
                 }
                 let doc = crate::json::parse_strict(body).map_err(|_| ())?;
