@@ -253,7 +253,7 @@ fn check_listener_names(config: &FileConfig, index: &[usize], issues: &mut Issue
 
 fn check_limits(config: &FileConfig, issues: &mut Issues) {
     let l = &config.limits;
-    let positive: [(&str, u64); 12] = [
+    let positive: [(&str, u64); 13] = [
         ("max_header_bytes", l.max_header_bytes as u64),
         ("max_headers", l.max_headers as u64),
         ("max_uri_bytes", l.max_uri_bytes as u64),
@@ -266,6 +266,10 @@ fn check_limits(config: &FileConfig, issues: &mut Issues) {
         ("max_connections_per_ip", l.max_connections_per_ip as u64),
         ("max_in_flight", l.max_in_flight as u64),
         ("max_h2_pending_resets", l.max_h2_pending_resets as u64),
+        (
+            "max_h2_control_frames_per_sec",
+            u64::from(l.max_h2_control_frames_per_sec),
+        ),
     ];
     for (key, v) in positive {
         if v == 0 {

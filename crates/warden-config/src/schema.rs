@@ -152,8 +152,14 @@ pub struct LimitsConfig {
     pub max_body_bytes: u64,
     /// Time a client has to send the request head (slowloris guard).
     pub header_read_timeout_ms: u64,
-    /// Time a client has to send the whole body once the head arrived. → 408
+    /// Time a client has to send the body once the head arrived, before any
+    /// extension earned by `min_body_rate_bytes_per_sec`. → 408 and close
     pub body_read_timeout_ms: u64,
+    /// Minimum request body data rate (slow POST guard): every this many
+    /// bytes received extend the body deadline by one second, so a large
+    /// upload at a healthy rate finishes and a trickle runs out of time.
+    /// 0: no extension (the whole body within `body_read_timeout_ms`).
+    pub min_body_rate_bytes_per_sec: u64,
     /// Idle keep-alive connections are closed after this long.
     pub idle_timeout_secs: u64,
     /// Most open client connections; further ones wait in the accept queue.
@@ -170,6 +176,10 @@ pub struct LimitsConfig {
     /// HTTP/2 streams a client may reset before the server has answered
     /// them, per connection, before the connection is closed (rapid reset).
     pub max_h2_pending_resets: usize,
+    /// HTTP/2 control frames (PING, SETTINGS, PRIORITY, RST_STREAM, empty
+    /// DATA, unknown types) a client may send per second on one connection,
+    /// bursts up to the same number; past it the connection is closed.
+    pub max_h2_control_frames_per_sec: u32,
     /// On shutdown, how long in-flight requests may take to finish.
     pub drain_timeout_secs: u64,
 }
@@ -183,12 +193,14 @@ impl Default for LimitsConfig {
             max_body_bytes: 10 * 1024 * 1024,
             header_read_timeout_ms: 10_000,
             body_read_timeout_ms: 30_000,
+            min_body_rate_bytes_per_sec: 500,
             idle_timeout_secs: 60,
             max_connections: 10_000,
             max_h2_streams: 128,
             max_connections_per_ip: 64,
             max_in_flight: 10_000,
             max_h2_pending_resets: 20,
+            max_h2_control_frames_per_sec: 100,
             drain_timeout_secs: 30,
         }
     }

@@ -29,6 +29,16 @@ impl LazyDeadline {
         Self { at, timer: None }
     }
 
+    /// Moves the deadline to `at` (re-arming the timer if it was registered).
+    pub fn set(&mut self, at: Instant) {
+        if at != self.at {
+            self.at = at;
+            if let Some(timer) = self.timer.as_mut() {
+                timer.as_mut().reset(at);
+            }
+        }
+    }
+
     /// Polls the deadline (registering its timer on first use).
     pub fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
         if Instant::now() >= self.at {
@@ -111,26 +121,55 @@ impl BodyStats {
 #[error("request body stopped: {0:?}")]
 pub struct BodyStopped(pub BodyFault);
 
+/// How long a request body may take: `base` from the head's arrival, plus
+/// one second for every `min_rate` bytes received (`min_rate` 0: no
+/// extension). A client that keeps below the rate runs out of time (slow
+/// POST); a large upload at a healthy rate never does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyPace {
+    /// Time allowed before any extension.
+    pub base: Duration,
+    /// Bytes per second that earn one more second; 0 turns extension off.
+    pub min_rate: u64,
+}
+
+impl BodyPace {
+    /// The deadline for a body that started at `start` and has `seen` bytes.
+    fn deadline(self, start: Instant, seen: u64) -> Instant {
+        if self.min_rate == 0 {
+            return start + self.base;
+        }
+        let nanos = u128::from(seen) * 1_000_000_000 / u128::from(self.min_rate);
+        let extra = Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
+        start + self.base.saturating_add(extra)
+    }
+}
+
 pin_project! {
-    /// Request body that enforces a byte cap and a deadline while it streams.
+    /// Request body that enforces a byte cap and a pace while it streams.
     pub struct CappedBody<B> {
         #[pin]
         inner: B,
         max: u64,
         seen: u64,
+        start: Instant,
+        pace: BodyPace,
         deadline: LazyDeadline,
         stats: Arc<BodyStats>,
     }
 }
 
 impl<B> CappedBody<B> {
-    /// Wraps `inner`, allowing `max` bytes within `timeout`.
-    pub fn new(inner: B, max: u64, timeout: Duration, stats: Arc<BodyStats>) -> Self {
+    /// Wraps `inner`, allowing `max` bytes at the given pace.
+    pub fn new(inner: B, max: u64, pace: BodyPace, stats: Arc<BodyStats>) -> Self {
+        let start = Instant::now();
         Self {
             inner,
             max,
             seen: 0,
-            deadline: LazyDeadline::new(Instant::now() + timeout),
+            start,
+            pace,
+            deadline: LazyDeadline::new(pace.deadline(start, 0)),
             stats,
         }
     }
@@ -167,6 +206,7 @@ where
                 Poll::Ready(None)
             }
             Poll::Pending => {
+                this.deadline.set(this.pace.deadline(*this.start, *this.seen));
                 if this.deadline.poll_expired(cx) {
                     this.stats.set_fault(BodyFault::TimedOut);
                     return Poll::Ready(Some(Err(Box::new(BodyStopped(BodyFault::TimedOut)))));
@@ -278,6 +318,74 @@ mod tests {
     /// A body that never yields.
     struct Stalled;
 
+    fn pace(base_ms: u64, min_rate: u64) -> BodyPace {
+        BodyPace {
+            base: Duration::from_millis(base_ms),
+            min_rate,
+        }
+    }
+
+    /// A body yielding `chunk` bytes every `every`, `left` times.
+    struct Trickle {
+        chunk: usize,
+        every: Duration,
+        left: usize,
+        next: Pin<Box<Sleep>>,
+    }
+
+    fn trickle(chunk: usize, every: Duration, left: usize) -> Trickle {
+        let next = Box::pin(tokio::time::sleep(every));
+        Trickle {
+            chunk,
+            every,
+            left,
+            next,
+        }
+    }
+
+    impl Body for Trickle {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            if self.left == 0 {
+                return Poll::Ready(None);
+            }
+            if self.next.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let at = Instant::now() + self.every;
+            self.next.as_mut().reset(at);
+            self.left -= 1;
+            Poll::Ready(Some(Ok(Frame::data(Bytes::from(vec![b'x'; self.chunk])))))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_below_the_minimum_rate_runs_out_of_time_and_one_above_it_does_not() {
+        let tick = Duration::from_millis(100);
+        // 10 bytes a tick against 1,000 B/s: earns 10 ms a tick, so it is cut
+        // soon after the 300 ms base, long before its 1,000 bytes are in.
+        let stats = Arc::new(BodyStats::default());
+        let slow = CappedBody::new(trickle(10, tick, 100), 10_000, pace(300, 1000), Arc::clone(&stats));
+        assert!(slow.collect().await.is_err());
+        assert_eq!(stats.fault(), Some(BodyFault::TimedOut));
+        assert!(stats.bytes() < 200, "cut after {} bytes", stats.bytes());
+        // 200 bytes a tick for 10 ticks: three times past the base, never late.
+        let stats = Arc::new(BodyStats::default());
+        let steady = CappedBody::new(trickle(200, tick, 10), 10_000, pace(300, 1000), Arc::clone(&stats));
+        assert_eq!(steady.collect().await.unwrap().to_bytes().len(), 2000);
+        assert_eq!(stats.fault(), None);
+        // Without a rate the base is the whole allowance.
+        let stats = Arc::new(BodyStats::default());
+        let capped = CappedBody::new(trickle(200, tick, 10), 10_000, pace(350, 0), Arc::clone(&stats));
+        assert!(capped.collect().await.is_err());
+        assert!(stats.bytes() < 2000);
+        assert_eq!(stats.fault(), Some(BodyFault::TimedOut));
+    }
+
     impl Body for Stalled {
         type Data = Bytes;
         type Error = std::convert::Infallible;
@@ -289,7 +397,7 @@ mod tests {
     #[tokio::test]
     async fn a_stalled_body_times_out_and_the_fault_is_recorded() {
         let stats = Arc::new(BodyStats::default());
-        let body = CappedBody::new(Stalled, 100, Duration::from_millis(50), Arc::clone(&stats));
+        let body = CappedBody::new(Stalled, 100, pace(50, 0), Arc::clone(&stats));
         let Err(err) = body.collect().await else {
             panic!("a stalled body must time out")
         };
@@ -303,7 +411,7 @@ mod tests {
         let big = CappedBody::new(
             Full::new(Bytes::from(vec![0u8; 101])),
             100,
-            Duration::from_secs(5),
+            pace(5000, 0),
             Arc::clone(&stats),
         );
         assert!(big.collect().await.is_err());
@@ -312,7 +420,7 @@ mod tests {
         let small = CappedBody::new(
             Full::new(Bytes::from_static(b"ok")),
             100,
-            Duration::from_secs(5),
+            pace(5000, 0),
             Arc::clone(&stats),
         );
         assert_eq!(small.collect().await.unwrap().to_bytes(), Bytes::from_static(b"ok"));

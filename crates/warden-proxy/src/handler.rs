@@ -24,7 +24,7 @@ use warden_policies::request_limits::{header_bytes, uri_bytes};
 use warden_tls::TlsFacts;
 
 use crate::access_log::{AccessRecord, TlsLog, rfc3339};
-use crate::body::{BodyFault, BodyStats, CappedBody, ProxyBody, TrackedBody, full};
+use crate::body::{BodyFault, BodyPace, BodyStats, CappedBody, ProxyBody, TrackedBody, full};
 use crate::forwarded::{self, Hop};
 use crate::listener::ConnActivity;
 use crate::pipeline;
@@ -355,8 +355,11 @@ async fn proxy(
         .closing());
     }
     let body_empty = body.is_end_stream();
-    let body_timeout = Duration::from_millis(rt.snapshot.limits.body_read_timeout_ms);
-    let capped = CappedBody::new(body, ex.ctx.max_body_bytes, body_timeout, Arc::clone(&ex.body_stats));
+    let pace = BodyPace {
+        base: Duration::from_millis(rt.snapshot.limits.body_read_timeout_ms),
+        min_rate: rt.snapshot.limits.min_body_rate_bytes_per_sec,
+    };
+    let capped = CappedBody::new(body, ex.ctx.max_body_bytes, pace, Arc::clone(&ex.body_stats));
     if let Some(endpoint) = route.builtin {
         return builtin(endpoint, &parts, capped, ex, rt).await;
     }

@@ -238,19 +238,19 @@ fn restart_only_changes(old: &Snapshot, new: &Snapshot) -> Vec<String> {
         out.push("shared_state".into());
     }
     let (o, n) = (&old.limits, &new.limits);
-    if (
-        o.max_header_bytes,
-        o.max_headers,
-        o.header_read_timeout_ms,
-        o.max_connections,
-        o.max_h2_streams,
-    ) != (
-        n.max_header_bytes,
-        n.max_headers,
-        n.header_read_timeout_ms,
-        n.max_connections,
-        n.max_h2_streams,
-    ) {
+    let restart_only = |l: &warden_config::schema::LimitsConfig| {
+        (
+            l.max_header_bytes,
+            l.max_headers,
+            l.header_read_timeout_ms,
+            l.max_connections,
+            l.max_h2_streams,
+            l.max_connections_per_ip,
+            l.max_h2_pending_resets,
+            l.max_h2_control_frames_per_sec,
+        )
+    };
+    if restart_only(o) != restart_only(n) {
         out.push("limits (connection-level caps)".into());
     }
     out

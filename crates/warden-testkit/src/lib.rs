@@ -279,6 +279,41 @@ pub async fn send(client: &Client<HttpConnector, Full<Bytes>>, req: Request<Full
     }
 }
 
+/// Ordinary clients asking `url` every 100 ms, HTTP/1.1 and HTTP/2 in
+/// turn, while a test attacks the gateway; [`Bystanders::statuses`] stops
+/// them and returns every status they got.
+pub struct Bystanders {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Vec<u16>>,
+}
+
+impl Bystanders {
+    /// Starts asking.
+    pub fn start(url: String) -> Self {
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            let clients = [http1(), http2()];
+            let mut statuses = Vec::new();
+            for i in 0.. {
+                let req = Request::get(&url).body(Full::default()).unwrap();
+                statuses.push(send(&clients[i % 2], req).await.status.as_u16());
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    _ = stopped.changed() => break,
+                }
+            }
+            statuses
+        });
+        Self { stop, task }
+    }
+
+    /// Stops asking; the statuses so far (at least one).
+    pub async fn statuses(self) -> Vec<u16> {
+        let _ = self.stop.send(true);
+        self.task.await.unwrap()
+    }
+}
+
 /// GET over HTTP/1.1.
 pub async fn get(url: &str) -> Reply {
     send(&http1(), Request::get(url).body(Full::default()).unwrap()).await

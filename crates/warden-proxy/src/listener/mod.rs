@@ -4,6 +4,7 @@
 //! the per-connection idle watchdog, and draining on shutdown.
 
 mod activity;
+mod h2_flood;
 mod per_ip;
 pub mod strict_h1;
 mod strict_io;
@@ -62,6 +63,7 @@ fn server_builder(limits: &LimitsConfig) -> auto::Builder<TokioExecutor> {
 struct ConnSettings {
     builder: auto::Builder<TokioExecutor>,
     framing: FramingLimits,
+    h2_control_frames: u32,
     idle: Duration,
     handshake_timeout: Duration,
 }
@@ -88,6 +90,7 @@ pub async fn serve(
         framing: FramingLimits {
             max_head_bytes: limits.max_header_bytes + limits.max_uri_bytes + HEAD_SLACK_BYTES,
         },
+        h2_control_frames: limits.max_h2_control_frames_per_sec,
         idle: Duration::from_secs(limits.idle_timeout_secs),
         handshake_timeout: Duration::from_millis(limits.header_read_timeout_ms),
     });
@@ -206,7 +209,7 @@ async fn serve_conn(
     let Some(tls) = listener.tls.as_ref() else {
         let info = conn_info(peer, listener, None, permit);
         return drive(
-            StrictIo::new(stream, settings.framing),
+            StrictIo::new(stream, settings.framing, settings.h2_control_frames),
             &settings.builder,
             info,
             &settings,
@@ -241,7 +244,7 @@ async fn serve_conn(
     };
     let info = conn_info(peer, listener, Some(facts), permit);
     drive(
-        StrictIo::new(stream, settings.framing),
+        StrictIo::new(stream, settings.framing, settings.h2_control_frames),
         &builder,
         info,
         &settings,

@@ -24,6 +24,8 @@ use thiserror::Error;
 
 /// The HTTP/2 connection preface sent by prior-knowledge clients (RFC 9113 §3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// Length of [`H2_PREFACE`].
+pub const H2_PREFACE_LEN: usize = H2_PREFACE.len();
 /// Empty lines tolerated before a request line (RFC 9112 §2.2).
 const MAX_EMPTY_LINES: u8 = 4;
 /// Most bytes in one chunk-size line, extensions and CRLF included.
@@ -111,6 +113,10 @@ pub enum Violation {
     /// Chunk data is not followed by exactly CRLF.
     #[error("invalid chunk terminator")]
     InvalidChunk,
+    /// An HTTP/2 client sent more control frames than its budget (checked
+    /// by the connection, not by this checker).
+    #[error("HTTP/2 control-frame flood")]
+    H2ControlFlood,
 }
 
 /// Strict HTTP/1 framing state for one client connection.
@@ -121,6 +127,7 @@ pub struct H1Framing {
     lines: LineReader,
     head: HeadInfo,
     failed: Option<Violation>,
+    h2: bool,
 }
 
 /// Where the checker is in the client's byte stream.
@@ -163,6 +170,7 @@ impl H1Framing {
             lines: LineReader::default(),
             head: HeadInfo::default(),
             failed: None,
+            h2: false,
         }
     }
 
@@ -186,6 +194,13 @@ impl H1Framing {
     #[must_use]
     pub fn is_passthrough(&self) -> bool {
         matches!(self.state, State::Passthrough)
+    }
+
+    /// True when the connection opened with the HTTP/2 preface: everything
+    /// after its first [`H2_PREFACE_LEN`] bytes is HTTP/2 frames.
+    #[must_use]
+    pub fn is_h2(&self) -> bool {
+        self.h2
     }
 
     fn run(&mut self, mut input: &[u8]) -> Result<(), Violation> {
@@ -258,6 +273,7 @@ impl H1Framing {
             return Ok(common);
         }
         self.state = if matched + common == H2_PREFACE.len() {
+            self.h2 = true;
             State::Passthrough
         } else {
             State::Preface {

@@ -11,14 +11,20 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use warden_core::ProblemKind;
 
-use super::strict_h1::{FramingLimits, H1Framing, Violation};
+use super::h2_flood::H2FloodMeter;
+use super::strict_h1::{FramingLimits, H1Framing, H2_PREFACE_LEN, Violation};
 
-/// A client stream (TCP, or TLS over TCP) behind the strict framing checker.
+/// A client stream (TCP, or TLS over TCP) behind the strict framing checker
+/// (HTTP/1) or the control-frame budget (HTTP/2).
 #[derive(Debug)]
 pub struct StrictIo<S> {
     inner: S,
     framing: H1Framing,
     refused: bool,
+    /// Bytes read so far (to find where HTTP/2 frames start).
+    read: u64,
+    h2_frames_per_sec: u32,
+    h2: Option<H2FloodMeter>,
 }
 
 /// A stream that can push a short answer out without waiting (best effort),
@@ -65,13 +71,44 @@ impl SendNow for tokio_rustls::server::TlsStream<TcpStream> {
 }
 
 impl<S> StrictIo<S> {
-    /// Wraps an accepted stream.
-    pub fn new(inner: S, limits: FramingLimits) -> Self {
+    /// Wraps an accepted stream; an HTTP/2 client may send
+    /// `h2_frames_per_sec` control frames a second (see [`H2FloodMeter`]).
+    pub fn new(inner: S, limits: FramingLimits, h2_frames_per_sec: u32) -> Self {
         Self {
             inner,
             framing: H1Framing::new(limits),
             refused: false,
+            read: 0,
+            h2_frames_per_sec,
+            h2: None,
         }
+    }
+
+    /// Checks freshly read bytes: HTTP/1 framing, or the HTTP/2 frame budget.
+    fn check(&mut self, fresh: &[u8]) -> Result<(), Violation> {
+        let offset = self.read;
+        self.read += fresh.len() as u64;
+        if let Some(meter) = self.h2.as_mut() {
+            return if meter.feed(fresh, std::time::Instant::now()) {
+                Ok(())
+            } else {
+                Err(Violation::H2ControlFlood)
+            };
+        }
+        if self.framing.is_passthrough() {
+            return Ok(());
+        }
+        self.framing.feed(fresh)?;
+        if self.framing.is_h2() {
+            let start = usize::try_from((H2_PREFACE_LEN as u64).saturating_sub(offset)).unwrap_or(0);
+            let mut meter = H2FloodMeter::new(self.h2_frames_per_sec);
+            let ok = meter.feed(&fresh[start.min(fresh.len())..], std::time::Instant::now());
+            self.h2 = Some(meter);
+            if !ok {
+                return Err(Violation::H2ControlFlood);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -107,15 +144,20 @@ impl<S: AsyncRead + SendNow + Unpin> AsyncRead for StrictIo<S> {
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 let fresh = &buf.filled()[before..];
-                if !fresh.is_empty()
-                    && !this.framing.is_passthrough()
-                    && let Err(v) = this.framing.feed(fresh)
-                {
+                if fresh.is_empty() {
+                    return Poll::Ready(Ok(()));
+                }
+                if let Err(v) = this.check(fresh) {
                     this.refused = true;
-                    let answer = refusal_bytes(&v);
-                    // Best effort: the socket's send buffer is empty at
-                    // this point in practice; a partial write just closes.
-                    this.inner.send_now(&answer);
+                    if v == Violation::H2ControlFlood {
+                        // No answer: a frame written from here could land in the
+                        // middle of one of hyper's. The connection just closes.
+                        tracing::info!(violation = %v, "HTTP/2 control-frame flood; connection closed");
+                    } else {
+                        // Best effort: the socket's send buffer is empty at
+                        // this point in practice; a partial write just closes.
+                        this.inner.send_now(&refusal_bytes(&v));
+                    }
                     buf.set_filled(before);
                     return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, v.to_string())));
                 }
