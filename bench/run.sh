@@ -14,6 +14,11 @@
 # AUTHZ=1 bench/run.sh ...: two more warden rows, same process: warden-authn (an
 # ES256 `jwt` policy only) and warden-authz (the same plus `authz`: one BOLA binding
 # and a Cedar policy set, decision cache on), and their ratio.
+# LIMITS=1 bench/run.sh ...: warden-rl-mem (same process as the plain warden row,
+# a `rate_limit` that always admits: 10^9 per second and 10^9 per day by client
+# address, in memory) and warden-rl-redis (a second warden process on the same
+# core, the same policy with its counters in Redis at $REDIS_URL, default
+# redis://127.0.0.1:6379/15), and their ratios to the plain row.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10}
@@ -72,6 +77,21 @@ services: [{ name: api, targets: ["127.0.0.1:$UP_PORT"], pool: { max_idle_per_ta
 routes:
   - { id: all, path: { prefix: / }, service: api }
 CONF
+LIMITS=${LIMITS:-0}
+REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/15}
+RL_ROUTE="  - id: rl
+    path: { prefix: /rl }
+    service: api
+    policies:
+      - type: rate_limit
+        limits:
+          - { name: rate, key: [ip], rate: { requests: 1000000000, per_secs: 1 } }
+          - { name: daily, key: [ip], quota: { requests: 1000000000, per: day } }"
+if [ "$LIMITS" = 1 ]; then
+  sed -e "s/$WARDEN_PORT/$((WARDEN_PORT + 10))/; s/$ADMIN_PORT/$((ADMIN_PORT + 10))/" "$work/warden.yaml" > "$work/warden-redis.yaml"
+  printf 'shared_state: { redis_url: "%s", key_prefix: "warden-bench:" }\n%s\n' "$REDIS_URL" "$RL_ROUTE" >> "$work/warden-redis.yaml"
+  printf '%s\n' "$RL_ROUTE" >> "$work/warden.yaml"
+fi
 JWT=${JWT:-0}
 AUTHZ=${AUTHZ:-0}
 if [ "$JWT" = 1 ] || [ "$AUTHZ" = 1 ]; then
@@ -127,6 +147,10 @@ fi
 taskset -c "$CORE_LOAD" "$NGINX" -c "$work/up/nginx.conf" & pids+=($!); UP_PID=$!
 taskset -c "$CORE_PROXY" "$NGINX" -c "$work/px/nginx.conf" & pids+=($!); NGINX_PID=$!
 WARDEN_LOG=warn taskset -c "$CORE_PROXY" "$WARDEN" run --watch-secs 0 --config "$work/warden.yaml" 2>"$work/warden.err" & pids+=($!); WARDEN_PID=$!
+if [ "$LIMITS" = 1 ]; then
+  WARDEN_LOG=warn taskset -c "$CORE_PROXY" "$WARDEN" run --watch-secs 0 --config "$work/warden-redis.yaml" 2>"$work/warden-redis.err" & pids+=($!); REDIS_WARDEN_PID=$!
+  for _ in $(seq 100); do curl -kfs "$SCHEME://127.0.0.1:$((WARDEN_PORT + 10))/rl/" >/dev/null 2>&1 && break; sleep 0.1; done
+fi
 for port in $UP_PORT; do
   for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/" >/dev/null 2>&1 && break; sleep 0.1; done
 done
@@ -169,6 +193,10 @@ for r in $(seq "$ROUNDS"); do
     RPATH=/authn/users/alice run warden-authn $WARDEN_PORT "$WARDEN_PID" $SCHEME -H "Authorization: Bearer $ES_TOKEN"
     RPATH=/authz/users/alice run warden-authz $WARDEN_PORT "$WARDEN_PID" $SCHEME -H "Authorization: Bearer $ES_TOKEN"
   fi
+  if [ "$LIMITS" = 1 ]; then
+    RPATH=/rl/users/42 run warden-rl-mem $WARDEN_PORT "$WARDEN_PID" $SCHEME
+    RPATH=/rl/users/42 run warden-rl-redis $((WARDEN_PORT + 10)) "$REDIS_WARDEN_PID" $SCHEME
+  fi
   if [ "$TLS" = 1 ]; then
     run nginx-hs $NGINX_PORT "$NGINX_PID" https -H "Connection: close"
     run warden-hs $WARDEN_PORT "$WARDEN_PID" https -H "Connection: close"
@@ -180,6 +208,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+
 declare -A RPS P50 P99 CPU
 names="upstream nginx warden"; [ "$JWT" = 1 ] && names="$names warden-rs256 warden-es256"
 [ "$AUTHZ" = 1 ] && names="$names warden-authn warden-authz"
+[ "$LIMITS" = 1 ] && names="$names warden-rl-mem warden-rl-redis"
 [ "$TLS" = 1 ] && names="$names nginx-hs warden-hs"
 for name in $names; do
   CPU[$name]=$(awk -v n=$name '$1==n {print $5}' "$work/results" | median)
@@ -207,4 +236,8 @@ fi
 if [ "$AUTHZ" = 1 ]; then
   awk -v a="${RPS[warden-authz]}" -v b="${RPS[warden-authn]}" -v c="${P99[warden-authz]}" -v d="${P99[warden-authn]}" \
     'BEGIN { printf "authz + BOLA binding / authentication only (same process): throughput %.2fx, p99 %.2fx\n", a/b, c/d }'
+fi
+if [ "$LIMITS" = 1 ]; then
+  awk -v a="${RPS[warden-rl-mem]}" -v b="${RPS[warden-rl-redis]}" -v c="${RPS[warden]}" -v d="${P99[warden-rl-mem]}" -v e="${P99[warden-rl-redis]}" -v f="${P99[warden]}" \
+    'BEGIN { printf "rate_limit always admitting / no limit: in memory %.2fx (p99 %.2fx), Redis exact %.2fx (p99 %.2fx)\n", a/c, d/f, b/c, e/f }'
 fi

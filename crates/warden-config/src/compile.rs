@@ -249,6 +249,11 @@ fn check_listener_names(config: &FileConfig, index: &[usize], issues: &mut Issue
     {
         issues.push("admin.bind", format!("`{bind}` is not an ip:port address"));
     }
+    if let Some(file) = &config.admin.api_token_file
+        && let Err(e) = crate::schema::read_admin_token(file)
+    {
+        issues.push("admin.api_token_file", e);
+    }
 }
 
 fn check_limits(config: &FileConfig, issues: &mut Issues) {

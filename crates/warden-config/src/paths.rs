@@ -18,6 +18,9 @@ pub(crate) fn resolve(parsed: &mut crate::load::Parsed, base: &Path) {
         }
     }
     let config = &mut parsed.config;
+    if let Some(file) = config.admin.api_token_file.as_mut() {
+        join(base, file);
+    }
     for l in &mut config.listeners {
         let Some(tls) = l.tls.as_mut() else { continue };
         for c in &mut tls.certificates {

@@ -124,14 +124,46 @@ pub struct AdminConfig {
     /// `ip:port` to bind; loopback by default. Set to `null` to disable.
     #[serde(default = "default_admin_bind")]
     pub bind: Option<String>,
+    /// File holding the bearer token of the admin API's state-changing and
+    /// incident endpoints (`/blocks`); at least 32 characters. Without it
+    /// those endpoints are off. Read on every call, so it can be rotated
+    /// without a reload.
+    #[serde(default)]
+    pub api_token_file: Option<String>,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         Self {
             bind: default_admin_bind(),
+            api_token_file: None,
         }
     }
+}
+
+/// Shortest admin API token accepted.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;
+
+/// Reads the admin API token from `path` (surrounding whitespace dropped).
+///
+/// # Errors
+///
+/// The file cannot be read, or the token is shorter than
+/// [`MIN_ADMIN_TOKEN_CHARS`] or holds whitespace or control characters.
+pub fn read_admin_token(path: &str) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read `{path}`: {e}"))?;
+    let token = text.trim();
+    if token.chars().count() < MIN_ADMIN_TOKEN_CHARS {
+        return Err(format!(
+            "the token in `{path}` must be at least {MIN_ADMIN_TOKEN_CHARS} characters"
+        ));
+    }
+    if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "the token in `{path}` must not hold spaces or control characters"
+        ));
+    }
+    Ok(token.to_owned())
 }
 
 fn default_admin_bind() -> Option<String> {

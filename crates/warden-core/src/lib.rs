@@ -4,6 +4,7 @@
 //!
 //! Nothing here does I/O; the proxy drives policies, the config crate builds them.
 
+pub mod blocks;
 pub mod clock;
 pub mod ctx;
 pub mod event;

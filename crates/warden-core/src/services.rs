@@ -105,6 +105,17 @@ pub trait SharedState: Send + Sync + 'static {
 
     /// Removes `key`.
     fn clear<'a>(&'a self, key: &'a str) -> SharedFuture<'a, ()>;
+
+    /// Sets `field` of the small shared map `map` (dynamic blocks) to `value`.
+    /// Always the shared backend: no local fallback (a change that only one
+    /// node saw would be a silent split).
+    fn map_set<'a>(&'a self, map: &'a str, field: &'a str, value: &'a str) -> SharedFuture<'a, ()>;
+
+    /// Removes `field` from `map`; true when it was there.
+    fn map_remove<'a>(&'a self, map: &'a str, field: &'a str) -> SharedFuture<'a, bool>;
+
+    /// Every `(field, value)` of `map`, in no particular order.
+    fn map_entries<'a>(&'a self, map: &'a str) -> SharedFuture<'a, Vec<(String, String)>>;
 }
 
 /// What the shared state's counter operations return.

@@ -14,7 +14,7 @@ pub mod dpop;
 pub mod ip_rules;
 pub mod json;
 pub mod jwt;
-mod query;
+pub mod query;
 pub mod rate_limit;
 pub mod request_limits;
 

@@ -1,4 +1,5 @@
-//! Query-string credential helpers shared by the authentication policies.
+//! Query-string helpers: credentials read once and stripped (authentication
+//! policies) and percent-decoding of values.
 
 use http::request;
 
@@ -80,6 +81,25 @@ fn normalise(k: &str) -> Vec<u8> {
         };
     }
     out
+}
+
+/// Percent-decodes a query value (`+` is a space); `None` for a broken
+/// escape or a result that is not UTF-8.
+pub fn percent_decode(v: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(v.len());
+    let b = v.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let h = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(h, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(if b[i] == b'+' { b' ' } else { b[i] });
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]

@@ -165,6 +165,12 @@ impl Gateway {
                 rx.clone(),
             )));
         }
+        let refresh = Duration::from_millis(shared.runtime().snapshot.config.shared_state.block_refresh_ms);
+        tasks.push(tokio::spawn(crate::blocks::refresh_loop(
+            Arc::downgrade(&shared),
+            refresh,
+            rx.clone(),
+        )));
         let admin = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
         if let Some(l) = admin_listener {
             tasks.push(tokio::spawn(crate::admin::serve(l, Arc::clone(&shared), rx.clone())));

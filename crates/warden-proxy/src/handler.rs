@@ -163,13 +163,17 @@ pub async fn handle(
             return Ok(finish(resp, ex, &conn, shared));
         }
     }
+    if shared.blocks.address(ex.ctx.client_ip).is_some() {
+        let resp = ex.reject(blocked("address"));
+        return Ok(finish(resp, ex, &conn, shared));
+    }
     // The strict framing checker stops inspecting after an Upgrade or CONNECT
     // head; if the upgrade is not taken, hyper would read further requests on
     // this connection unchecked, so such connections are closed instead.
     let upgrade_asked = req.method() == Method::CONNECT || req.headers().contains_key(header::UPGRADE);
     // Boxed: the proxy future is large, and hyper moves the handler future
     // into its dispatcher; a pointer moves cheaper than kilobytes of state.
-    let mut resp = match Box::pin(proxy(req, &mut ex, &rt, &conn, trusted)).await {
+    let mut resp = match Box::pin(proxy(req, &mut ex, &rt, &conn, trusted, &shared.blocks)).await {
         Ok(resp) => resp,
         Err(rej) => ex.reject(rej),
     };
@@ -178,6 +182,16 @@ pub async fn handle(
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     Ok(finish(resp, ex, &conn, shared))
+}
+
+/// A request from a blocked address or consumer: 403 that says no more
+/// (neither the reason nor the expiry reaches the client).
+fn blocked(what: &str) -> Rejection {
+    refuse(
+        ProblemKind::Forbidden,
+        "blocked",
+        format!("dynamic block on the {what}"),
+    )
 }
 
 fn refuse(kind: ProblemKind, code: &'static str, reason: impl Into<String>) -> Rejection {
@@ -251,6 +265,7 @@ async fn proxy(
     rt: &Runtime,
     conn: &ConnInfo,
     trusted: bool,
+    blocks: &crate::blocks::Blocklist,
 ) -> Result<Response<ProxyBody>, Rejection> {
     check_caps(&req, rt)?;
     if req.method() == Method::TRACE {
@@ -326,6 +341,11 @@ async fn proxy(
         ex.ctx.operation = Some(Arc::from(format!("{} {}", parts.method, route.pattern)));
     }
     pipeline::on_request(&route.policies, &mut parts, &mut ex.ctx).await?;
+    if let Some(consumer) = &ex.ctx.consumer
+        && blocks.consumer(consumer).is_some()
+    {
+        return Err(blocked("consumer"));
+    }
     if let Some((name, ttl)) = &route.identity_token {
         write_identity_token(&mut parts.headers, name, *ttl, &ex.ctx, &route, rt)?;
     }

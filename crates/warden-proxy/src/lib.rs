@@ -5,6 +5,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod blocks;
 pub mod body;
 pub mod client_cert;
 pub mod forwarded;

@@ -57,6 +57,8 @@ pub struct Shared {
     store: Option<warden_store::Store>,
     oauth: Option<Arc<warden_oauth::OAuthServer>>,
     reload_lock: tokio::sync::Mutex<()>,
+    /// Dynamic blocks in force (from the shared state).
+    pub blocks: crate::blocks::Blocklist,
 }
 
 /// What the gateway keeps for its whole life, across reloads.
@@ -89,8 +91,14 @@ impl Shared {
             generation: 1,
             oauth: oauth.clone(),
         };
+        let clock: Arc<dyn warden_core::Clock> = match &services.clock {
+            Some(c) => Arc::clone(c),
+            None => Arc::new(warden_core::SystemClock),
+        };
+        let blocks = crate::blocks::Blocklist::new(services.shared.clone(), clock);
         Arc::new(Self {
             current: ArcSwap::from_pointee(runtime),
+            blocks,
             metrics,
             access_log,
             config_path,

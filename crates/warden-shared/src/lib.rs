@@ -47,6 +47,14 @@ pub struct SharedStateConfig {
     /// Prefix of every key, to share one Redis between deployments.
     #[serde(default = "default_prefix")]
     pub key_prefix: String,
+    /// How often each gateway re-reads the dynamic blocks (a block set on
+    /// another node takes at most this long to be enforced here).
+    #[serde(default = "default_block_refresh_ms")]
+    pub block_refresh_ms: u64,
+}
+
+fn default_block_refresh_ms() -> u64 {
+    1000
 }
 
 fn default_timeout_ms() -> u64 {
@@ -64,6 +72,7 @@ impl Default for SharedStateConfig {
             on_unavailable: OnUnavailable::default(),
             timeout_ms: default_timeout_ms(),
             key_prefix: default_prefix(),
+            block_refresh_ms: default_block_refresh_ms(),
         }
     }
 }
@@ -98,6 +107,9 @@ impl SharedStateConfig {
         }
         if !(10..=5000).contains(&self.timeout_ms) {
             out.push(("timeout_ms", "must be between 10 and 5000".into()));
+        }
+        if !(100..=60_000).contains(&self.block_refresh_ms) {
+            out.push(("block_refresh_ms", "must be between 100 and 60000".into()));
         }
         if self.key_prefix.is_empty() || self.key_prefix.len() > 64 || self.key_prefix.chars().any(char::is_whitespace)
         {

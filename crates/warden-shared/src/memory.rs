@@ -29,7 +29,12 @@ struct Claims {
     next_sweep: Option<Instant>,
     /// Counters: value and expiry.
     counters: HashMap<String, (u64, Instant)>,
+    /// Small maps (dynamic blocks): map → field → value.
+    maps: HashMap<String, HashMap<String, String>>,
 }
+
+/// Most fields in one map; the callers cap far lower (blocks: 10,000).
+const MAX_MAP_FIELDS: usize = 100_000;
 
 /// Most counters kept; when full, expired ones go, then new keys are not kept.
 const MAX_COUNTERS: usize = 200_000;
@@ -144,6 +149,36 @@ impl SharedState for MemoryState {
         Box::pin(async move {
             self.with_counters(|c, _| c.remove(key));
             Ok(())
+        })
+    }
+
+    fn map_set<'a>(&'a self, map: &'a str, field: &'a str, value: &'a str) -> warden_core::SharedFuture<'a, ()> {
+        Box::pin(async move {
+            let mut inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let m = inner.maps.entry(map.to_owned()).or_default();
+            if m.len() >= MAX_MAP_FIELDS && !m.contains_key(field) {
+                return Err(SharedUnavailable(format!("map {map} is full")));
+            }
+            m.insert(field.to_owned(), value.to_owned());
+            Ok(())
+        })
+    }
+
+    fn map_remove<'a>(&'a self, map: &'a str, field: &'a str) -> warden_core::SharedFuture<'a, bool> {
+        Box::pin(async move {
+            let mut inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            Ok(inner.maps.get_mut(map).is_some_and(|m| m.remove(field).is_some()))
+        })
+    }
+
+    fn map_entries<'a>(&'a self, map: &'a str) -> warden_core::SharedFuture<'a, Vec<(String, String)>> {
+        Box::pin(async move {
+            let inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            Ok(inner
+                .maps
+                .get(map)
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default())
         })
     }
 }

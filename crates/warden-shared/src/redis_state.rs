@@ -270,6 +270,31 @@ impl SharedState for RedisState {
         })
     }
 
+    fn map_set<'a>(&'a self, map: &'a str, field: &'a str, value: &'a str) -> warden_core::SharedFuture<'a, ()> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("HSET");
+            cmd.arg(self.key(map)).arg(field).arg(value);
+            self.command::<()>(&mut cmd).await
+        })
+    }
+
+    fn map_remove<'a>(&'a self, map: &'a str, field: &'a str) -> warden_core::SharedFuture<'a, bool> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("HDEL");
+            cmd.arg(self.key(map)).arg(field);
+            Ok(self.command::<u64>(&mut cmd).await? > 0)
+        })
+    }
+
+    fn map_entries<'a>(&'a self, map: &'a str) -> warden_core::SharedFuture<'a, Vec<(String, String)>> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("HGETALL");
+            cmd.arg(self.key(map));
+            let all: std::collections::HashMap<String, String> = self.command(&mut cmd).await?;
+            Ok(all.into_iter().collect())
+        })
+    }
+
     fn limit<'a>(
         &'a self,
         checks: &'a [LimitCheck],
@@ -482,6 +507,35 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(2100)).await;
         assert_eq!(a.read("lock").await.unwrap(), 0, "expired in redis");
         assert_eq!(m.read("lock").await.unwrap(), 0, "expired in memory");
+    }
+
+    #[tokio::test]
+    async fn maps_are_shared_between_handles_in_real_redis_and_in_memory() {
+        let p = prefix();
+        let a = RedisState::connect(&url(), p.clone(), Duration::from_millis(500), OnUnavailable::Local)
+            .await
+            .unwrap();
+        let b = RedisState::connect(&url(), p, Duration::from_millis(500), OnUnavailable::Local)
+            .await
+            .unwrap();
+        let memory = crate::MemoryState::default();
+        for (set, get) in [(&a as &dyn SharedState, &b as &dyn SharedState), (&memory, &memory)] {
+            set.map_set("blocks", "10.0.0.1/32", "{\"x\":1}").await.unwrap();
+            set.map_set("blocks", "consumer:eve", "v").await.unwrap();
+            let mut seen = get.map_entries("blocks").await.unwrap();
+            seen.sort();
+            assert_eq!(
+                seen,
+                vec![
+                    ("10.0.0.1/32".into(), "{\"x\":1}".into()),
+                    ("consumer:eve".into(), "v".into())
+                ]
+            );
+            assert!(get.map_remove("blocks", "consumer:eve").await.unwrap());
+            assert!(!get.map_remove("blocks", "consumer:eve").await.unwrap(), "already gone");
+            assert_eq!(set.map_entries("blocks").await.unwrap().len(), 1);
+            assert!(get.map_entries("other").await.unwrap().is_empty());
+        }
     }
 
     #[tokio::test]

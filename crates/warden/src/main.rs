@@ -6,6 +6,7 @@
 //! demo upstream alone.
 
 mod authz_cli;
+mod blocks_cli;
 mod sample_api;
 mod store_cli;
 
@@ -84,6 +85,15 @@ enum Command {
         config: Option<PathBuf>,
         #[command(subcommand)]
         cmd: store_cli::TokensCmd,
+    },
+    /// Dynamic blocks (addresses, CIDRs, consumers) through a running
+    /// gateway's admin API.
+    Blocks {
+        /// Config file of the gateway (its `admin:` section).
+        #[arg(long, short, env = "WARDEN_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        cmd: blocks_cli::BlocksCmd,
     },
     /// Authorization tools.
     Authz {
@@ -178,6 +188,7 @@ async fn run_async(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Keys { config, cmd } => store_cli::keys(cmd, config.as_ref()).await,
         Command::Tokens { config, cmd } => store_cli::tokens(cmd, config.as_ref()).await,
         Command::Clients { config, cmd } => store_cli::clients(cmd, config.as_ref()).await,
+        Command::Blocks { config, cmd } => blocks_cli::blocks(cmd, config.as_ref()).await,
     }
 }
 

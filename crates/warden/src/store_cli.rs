@@ -371,7 +371,7 @@ fn jti_and_exp(token: &str) -> anyhow::Result<(String, i64)> {
 }
 
 /// `90d`, `12h`, `30m` → seconds.
-fn parse_lifetime(text: &str) -> anyhow::Result<i64> {
+pub(crate) fn parse_lifetime(text: &str) -> anyhow::Result<i64> {
     let (n, unit) = text.split_at(text.len().saturating_sub(1));
     let n: i64 = n
         .parse()

@@ -166,7 +166,7 @@ impl Authz {
         let id = match &b.source {
             Source::Path(p) => ctx.params.iter().find(|(k, _)| k == p).map(|(_, v)| v.clone()),
             Source::Query(q) => match crate::query::single(req, q) {
-                Ok(v) => v.and_then(percent_decode),
+                Ok(v) => v.and_then(crate::query::percent_decode),
                 Err(()) => return Some(Err(format!("query parameter `{q}` given more than once"))),
             },
             Source::Body(_) => return None,
@@ -327,23 +327,6 @@ fn scalar(v: &Value) -> Option<String> {
 
 fn forbidden(code: &'static str, reason: String) -> Rejection {
     Rejection::new(ProblemKind::Forbidden, code, reason).with_detail("this request is not allowed")
-}
-
-fn percent_decode(v: &str) -> Option<String> {
-    let mut out = Vec::with_capacity(v.len());
-    let b = v.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let h = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(h, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(if b[i] == b'+' { b' ' } else { b[i] });
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 /// The first value of `name` as text; `""` when absent or not UTF-8.
