@@ -33,7 +33,14 @@ pub enum BlockTarget {
 
 impl BlockTarget {
     /// Parses `203.0.113.7`, `203.0.113.0/24`, `2001:db8::/64` or
-    /// `consumer:NAME`. Host bits of a CIDR are cleared.
+    /// `consumer:NAME`. Host bits of a CIDR are cleared; a bare IPv6 address
+    /// means its /64 (one subscriber holds a whole /64, as rate limits and
+    /// connection caps count it; write `/128` for the single address);
+    /// IPv4-mapped IPv6 (`::ffff:a.b.c.d`, as a CIDR too) is IPv4. Networks
+    /// wider than /8 (IPv4) or /32 (IPv6) are refused: that is not a block
+    /// but an outage. A consumer name is whatever the authentication named
+    /// (store name, token `sub`, certificate principal): any text without
+    /// control characters, up to 512 bytes.
     ///
     /// # Errors
     ///
@@ -41,23 +48,31 @@ impl BlockTarget {
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
         if let Some(name) = text.strip_prefix("consumer:") {
-            let ok = !name.is_empty()
-                && name.len() <= 128
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@".contains(c));
+            let ok = !name.is_empty() && name.len() <= 512 && !name.chars().any(char::is_control);
             return if ok {
                 Ok(Self::Consumer(name.to_owned()))
             } else {
-                Err("a consumer name is 1–128 characters of letters, digits, `-_.@`".into())
+                Err("a consumer name is 1–512 bytes without control characters".into())
             };
         }
-        if let Ok(ip) = text.parse::<IpAddr>() {
-            return Ok(Self::Net(IpNet::from(canonical(ip))));
+        let net = if let Ok(ip) = text.parse::<IpAddr>() {
+            match canonical(ip) {
+                IpAddr::V6(v6) if !text.contains('.') => IpNet::new(IpAddr::V6(v6), 64).map_err(|e| e.to_string())?,
+                other => IpNet::from(other),
+            }
+        } else {
+            let net = text
+                .parse::<IpNet>()
+                .map_err(|_| format!("`{text}` is neither an IP address, a CIDR nor `consumer:NAME`"))?;
+            mapped_to_v4(net)?
+        };
+        let widest = if net.addr().is_ipv4() { 8 } else { 32 };
+        if net.prefix_len() < widest {
+            return Err(format!(
+                "`{text}` is wider than /{widest}; block narrower networks (or use ip_rules)"
+            ));
         }
-        match text.parse::<IpNet>() {
-            Ok(net) if net.prefix_len() == 0 => Err("a block of every address (/0) is refused".into()),
-            Ok(net) => Ok(Self::Net(net.trunc())),
-            Err(_) => Err(format!("`{text}` is neither an IP address, a CIDR nor `consumer:NAME`")),
-        }
+        Ok(Self::Net(net.trunc()))
     }
 
     /// The canonical text (the shared map's field).
@@ -67,6 +82,18 @@ impl BlockTarget {
             Self::Consumer(c) => format!("consumer:{c}"),
         }
     }
+}
+
+/// An IPv4-mapped IPv6 network (`::ffff:0:0/96` and narrower) as IPv4.
+fn mapped_to_v4(net: IpNet) -> Result<IpNet, String> {
+    let IpNet::V6(v6) = net else { return Ok(net) };
+    let Some(v4) = v6.addr().to_ipv4_mapped() else {
+        return Ok(net);
+    };
+    if v6.prefix_len() < 96 {
+        return Err(format!("`{net}` mixes IPv4-mapped and other IPv6 addresses"));
+    }
+    IpNet::new(IpAddr::V4(v4), v6.prefix_len() - 96).map_err(|e| e.to_string())
 }
 
 /// IPv4-mapped IPv6 addresses are the IPv4 address.
@@ -124,10 +151,12 @@ pub struct BlockSet {
 }
 
 impl BlockSet {
-    /// Indexes `blocks` (entries already expired at `now_ms` are left out).
+    /// Indexes `blocks` (entries already expired at `now_ms` are left out,
+    /// and no more than [`MAX_BLOCKS`] are taken, whatever the shared state
+    /// holds).
     pub fn new(blocks: &[Block], now_ms: i64) -> Self {
         let mut set = Self::default();
-        for b in blocks.iter().filter(|b| b.record.until_ms > now_ms) {
+        for b in blocks.iter().filter(|b| b.record.until_ms > now_ms).take(MAX_BLOCKS) {
             let until = b.record.until_ms;
             match &b.target {
                 BlockTarget::Net(n) if n.prefix_len() == n.max_prefix_len() => {
@@ -191,12 +220,40 @@ mod tests {
         );
         assert_eq!(BlockTarget::parse("203.0.113.77/24").unwrap().key(), "203.0.113.0/24");
         assert_eq!(BlockTarget::parse("2001:db8::1:2/64").unwrap().key(), "2001:db8::/64");
+        assert_eq!(
+            BlockTarget::parse("2001:db8::1:2").unwrap().key(),
+            "2001:db8::/64",
+            "bare IPv6: its /64"
+        );
+        assert_eq!(
+            BlockTarget::parse("2001:db8::1:2/128").unwrap().key(),
+            "2001:db8::1:2/128"
+        );
+        assert_eq!(
+            BlockTarget::parse("::ffff:203.0.113.0/120").unwrap().key(),
+            "203.0.113.0/24"
+        );
         assert_eq!(BlockTarget::parse("consumer:alice").unwrap().key(), "consumer:alice");
+        for name in [
+            "spiffe://example.org/ns/prod/sa/api",
+            "auth0|64f1",
+            "CN=svc,O=Acme",
+            "team:ops+1",
+            "bob smith",
+        ] {
+            let t = BlockTarget::parse(&format!("consumer:{name}")).unwrap();
+            assert_eq!(t, BlockTarget::Consumer(name.into()), "{name}");
+            assert_eq!(BlockTarget::parse(&t.key()).unwrap(), t, "the key reads back");
+        }
         for bad in [
             "0.0.0.0/0",
             "::/0",
+            "0.0.0.0/1",
+            "10.0.0.0/7",
+            "2001::/16",
+            "::ffff:0:0/95",
             "consumer:",
-            "consumer:a b",
+            "consumer:a\nb",
             "bob",
             "10.0.0.300",
             "",

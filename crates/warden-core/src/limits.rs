@@ -125,6 +125,8 @@ pub struct LimitOutcome {
     pub reset_secs: u64,
     /// Seconds to wait before retrying (0 when allowed).
     pub retry_after_secs: u64,
+    /// The same wait in milliseconds (for throttling, which waits it out).
+    pub retry_after_ms: u64,
 }
 
 /// GCRA state of a rate limit: the theoretical arrival time, in ms.
@@ -148,6 +150,7 @@ pub fn gcra(
             remaining,
             reset_secs: secs(next - now_ms),
             retry_after_secs: 0,
+            retry_after_ms: 0,
         };
         (outcome, Some((next, (next - now_ms).ceil().max(1.0) as u64)))
     } else {
@@ -156,6 +159,7 @@ pub fn gcra(
             remaining: 0,
             reset_secs: secs(start - now_ms),
             retry_after_secs: secs(next - tolerance - now_ms).max(1),
+            retry_after_ms: (next - tolerance - now_ms).ceil().max(1.0) as u64,
         };
         (outcome, None)
     }
@@ -170,6 +174,7 @@ pub fn quota(limit: u64, count: u64, now: i64, end: i64) -> LimitOutcome {
             remaining: limit - count - 1,
             reset_secs: reset,
             retry_after_secs: 0,
+            retry_after_ms: 0,
         }
     } else {
         LimitOutcome {
@@ -177,6 +182,7 @@ pub fn quota(limit: u64, count: u64, now: i64, end: i64) -> LimitOutcome {
             remaining: 0,
             reset_secs: reset,
             retry_after_secs: reset.max(1),
+            retry_after_ms: reset.max(1).saturating_mul(1000),
         }
     }
 }

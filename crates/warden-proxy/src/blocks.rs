@@ -93,7 +93,7 @@ impl Blocklist {
                     // Expired: tidy up (best effort; another node may race us).
                     let _ = state.map_remove(BLOCKS_MAP, &field).await;
                 }
-                None => tracing::warn!(entry = %field, "unreadable block entry ignored"),
+                None => tracing::debug!(entry = %field, "unreadable block entry ignored"),
             }
         }
         live.sort_by_key(|b| b.target.key());
@@ -116,9 +116,9 @@ impl Blocklist {
                 "ttl_secs must be between 1 and {MAX_BLOCK_SECS}"
             )));
         }
-        if reason.len() > 256 || reason.chars().any(char::is_control) {
+        if reason.len() > 256 || reason.chars().any(unsafe_in_text) {
             return Err(BlockError::Invalid(
-                "reason must be at most 256 characters, without control characters".into(),
+                "reason must be at most 256 bytes, without control, line-separator or bidi-override characters".into(),
             ));
         }
         let current = self.list().await?;
@@ -143,7 +143,7 @@ impl Blocklist {
             .map_set(BLOCKS_MAP, &field, &value)
             .await
             .map_err(|e| BlockError::Unavailable(e.0))?;
-        self.refresh().await?;
+        self.settle().await;
         tracing::warn!(
             target: "warden::event",
             event = "block_added",
@@ -156,6 +156,15 @@ impl Blocklist {
         Ok(block)
     }
 
+    /// After a change was written: puts it in force here now. When that read
+    /// fails the change still stands (it is in the shared state) and the
+    /// next refresh applies it.
+    async fn settle(&self) {
+        if let Err(e) = self.refresh().await {
+            tracing::warn!(error = %e, "block change written; applying it here waits for the next refresh");
+        }
+    }
+
     /// Lifts the block on `target`; true when there was one.
     pub async fn remove(&self, target: &str) -> Result<bool, BlockError> {
         let target = BlockTarget::parse(target).map_err(BlockError::Invalid)?;
@@ -164,12 +173,19 @@ impl Blocklist {
             .map_remove(BLOCKS_MAP, &target.key())
             .await
             .map_err(|e| BlockError::Unavailable(e.0))?;
-        self.refresh().await?;
+        self.settle().await;
         if removed {
             tracing::warn!(target: "warden::event", event = "block_removed", block = %target.key(), "dynamic block lifted");
         }
         Ok(removed)
     }
+}
+
+/// Characters refused in free text shown to operators: controls, line and
+/// paragraph separators, and bidirectional overrides (which can make a log
+/// line or terminal read differently from what it holds).
+fn unsafe_in_text(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Re-reads the blocks every `every` until shutdown (or the gateway is gone).

@@ -29,6 +29,11 @@ impl LazyDeadline {
         Self { at, timer: None }
     }
 
+    /// When it expires.
+    pub fn at(&self) -> Instant {
+        self.at
+    }
+
     /// Moves the deadline to `at` (re-arming the timer if it was registered).
     pub fn set(&mut self, at: Instant) {
         if at != self.at {
@@ -121,27 +126,34 @@ impl BodyStats {
 #[error("request body stopped: {0:?}")]
 pub struct BodyStopped(pub BodyFault);
 
-/// How long a request body may take: `base` from the head's arrival, plus
-/// one second for every `min_rate` bytes received (`min_rate` 0: no
-/// extension). A client that keeps below the rate runs out of time (slow
-/// POST); a large upload at a healthy rate never does.
+/// How long a request body may take. Without a rate (`min_rate` 0): `base`
+/// from the head's arrival for the whole body. With one: a time budget that
+/// starts at `base` and grows by one second for every `min_rate` bytes
+/// received, but never reaches further than `base` ahead of now — so a
+/// client that keeps below the rate runs out of time (slow POST), a large
+/// upload at a healthy rate never does, and credit earned by a fast burst
+/// cannot be banked for a long stall afterwards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BodyPace {
-    /// Time allowed before any extension.
+    /// Time allowed before any extension, and the longest stall.
     pub base: Duration,
     /// Bytes per second that earn one more second; 0 turns extension off.
     pub min_rate: u64,
 }
 
 impl BodyPace {
-    /// The deadline for a body that started at `start` and has `seen` bytes.
-    fn deadline(self, start: Instant, seen: u64) -> Instant {
+    /// The deadline after `len` more bytes arrived at `now`, given the
+    /// deadline so far. Time that passed while the body was not being read
+    /// (the upstream applying back-pressure) is not the client's: an overdue
+    /// deadline restarts from now.
+    fn after(self, deadline: Instant, len: usize, now: Instant) -> Instant {
         if self.min_rate == 0 {
-            return start + self.base;
+            return deadline;
         }
-        let nanos = u128::from(seen) * 1_000_000_000 / u128::from(self.min_rate);
-        let extra = Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
-        start + self.base.saturating_add(extra)
+        let nanos = (len as u128) * 1_000_000_000 / u128::from(self.min_rate);
+        let earned = Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
+        let extended = deadline.max(now).checked_add(earned).unwrap_or(now + self.base);
+        extended.min(now + self.base)
     }
 }
 
@@ -152,7 +164,6 @@ pin_project! {
         inner: B,
         max: u64,
         seen: u64,
-        start: Instant,
         pace: BodyPace,
         deadline: LazyDeadline,
         stats: Arc<BodyStats>,
@@ -162,14 +173,12 @@ pin_project! {
 impl<B> CappedBody<B> {
     /// Wraps `inner`, allowing `max` bytes at the given pace.
     pub fn new(inner: B, max: u64, pace: BodyPace, stats: Arc<BodyStats>) -> Self {
-        let start = Instant::now();
         Self {
             inner,
             max,
             seen: 0,
-            start,
             pace,
-            deadline: LazyDeadline::new(pace.deadline(start, 0)),
+            deadline: LazyDeadline::new(Instant::now() + pace.base),
             stats,
         }
     }
@@ -190,6 +199,10 @@ where
                 if let Some(data) = frame.data_ref() {
                     *this.seen += data.len() as u64;
                     this.stats.bytes.store(*this.seen, Ordering::Relaxed);
+                    if this.pace.min_rate > 0 {
+                        let at = this.pace.after(this.deadline.at(), data.len(), Instant::now());
+                        this.deadline.set(at);
+                    }
                     if *this.seen > *this.max {
                         this.stats.set_fault(BodyFault::TooLarge);
                         return Poll::Ready(Some(Err(Box::new(BodyStopped(BodyFault::TooLarge)))));
@@ -206,7 +219,6 @@ where
                 Poll::Ready(None)
             }
             Poll::Pending => {
-                this.deadline.set(this.pace.deadline(*this.start, *this.seen));
                 if this.deadline.poll_expired(cx) {
                     this.stats.set_fault(BodyFault::TimedOut);
                     return Poll::Ready(Some(Err(Box::new(BodyStopped(BodyFault::TimedOut)))));
@@ -333,6 +345,29 @@ mod tests {
         next: Pin<Box<Sleep>>,
     }
 
+    /// `n` bytes at once, then a stall.
+    struct Burst(Option<usize>);
+
+    impl Burst {
+        fn new(n: usize) -> Self {
+            Self(Some(n))
+        }
+    }
+
+    impl Body for Burst {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            match self.0.take() {
+                Some(n) => Poll::Ready(Some(Ok(Frame::data(Bytes::from(vec![b'b'; n]))))),
+                None => Poll::Pending,
+            }
+        }
+    }
+
     fn trickle(chunk: usize, every: Duration, left: usize) -> Trickle {
         let next = Box::pin(tokio::time::sleep(every));
         Trickle {
@@ -378,6 +413,13 @@ mod tests {
         let steady = CappedBody::new(trickle(200, tick, 10), 10_000, pace(300, 1000), Arc::clone(&stats));
         assert_eq!(steady.collect().await.unwrap().to_bytes().len(), 2000);
         assert_eq!(stats.fault(), None);
+        // A fast burst earns no more than the base ahead: 2,000 bytes at once
+        // (2 s of credit) and then silence is cut after the 300 ms base.
+        let stats = Arc::new(BodyStats::default());
+        let banked = CappedBody::new(Burst::new(2000), 10_000, pace(300, 1000), Arc::clone(&stats));
+        assert!(banked.collect().await.is_err());
+        assert_eq!(stats.fault(), Some(BodyFault::TimedOut));
+        assert_eq!(stats.bytes(), 2000);
         // Without a rate the base is the whole allowance.
         let stats = Arc::new(BodyStats::default());
         let capped = CappedBody::new(trickle(200, tick, 10), 10_000, pace(350, 0), Arc::clone(&stats));

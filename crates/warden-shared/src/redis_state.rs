@@ -70,7 +70,8 @@ impl RedisState {
 /// Every limit of one request in one atomic step, on Redis's clock:
 /// check all, then count all or none. KEYS: one counter per check; ARGV:
 /// four per check — `r, limit, period_ms, burst` or `q, limit, window, -`.
-/// Answers four integers per check: allowed, remaining, reset s, retry-after s.
+/// Answers five integers per check: allowed, remaining, reset s, retry-after s,
+/// retry-after ms.
 const LIMIT_SCRIPT: &str = r"
 local function civil(days)
   local z = days + 719468
@@ -116,13 +117,14 @@ for i = 1, #KEYS do
     local nxt = start + interval
     if nxt - now <= tol then
       table.insert(out, 1); table.insert(out, math.floor((tol - (nxt - now)) / interval))
-      table.insert(out, math.ceil((nxt - now) / 1000)); table.insert(out, 0)
+      table.insert(out, math.ceil((nxt - now) / 1000)); table.insert(out, 0); table.insert(out, 0)
       writes[i] = {string.format('%.3f', nxt), math.max(1, math.ceil(nxt - now)), false}
     else
       all = false
       table.insert(out, 0); table.insert(out, 0)
       table.insert(out, math.ceil((start - now) / 1000))
       table.insert(out, math.max(1, math.ceil((nxt - tol - now) / 1000)))
+      table.insert(out, math.max(1, math.ceil(nxt - tol - now)))
     end
   else
     local idx, e = window(ARGV[b + 3], secs)
@@ -135,10 +137,12 @@ for i = 1, #KEYS do
     local reset = e - secs
     if count < limit then
       table.insert(out, 1); table.insert(out, limit - count - 1); table.insert(out, reset); table.insert(out, 0)
+      table.insert(out, 0)
       writes[i] = {idx .. ':' .. (count + 1), e + 60, true}
     else
       all = false
       table.insert(out, 0); table.insert(out, 0); table.insert(out, reset); table.insert(out, math.max(1, reset))
+      table.insert(out, math.max(1, reset) * 1000)
     end
   end
 end
@@ -181,17 +185,18 @@ impl RedisState {
             Ok(Err(e)) => return Err(e.to_string()),
             Err(_) => return Err(format!("no answer within {} ms", self.timeout.as_millis())),
         };
-        if answer.len() != checks.len() * 4 {
+        if answer.len() != checks.len() * 5 {
             return Err(format!("limit script answered {} values", answer.len()));
         }
         let n = |v: i64| u64::try_from(v).unwrap_or(0);
         Ok(answer
-            .chunks_exact(4)
+            .chunks_exact(5)
             .map(|c| LimitOutcome {
                 allowed: c[0] == 1,
                 remaining: n(c[1]),
                 reset_secs: n(c[2]),
                 retry_after_secs: n(c[3]),
+                retry_after_ms: n(c[4]),
             })
             .collect())
     }
@@ -290,8 +295,13 @@ impl SharedState for RedisState {
         Box::pin(async move {
             let mut cmd = redis::cmd("HGETALL");
             cmd.arg(self.key(map));
-            let all: std::collections::HashMap<String, String> = self.command(&mut cmd).await?;
-            Ok(all.into_iter().collect())
+            // Bytes, not strings: one entry that is not UTF-8 (written by
+            // something else) is skipped instead of failing every read.
+            let all: std::collections::HashMap<Vec<u8>, Vec<u8>> = self.command(&mut cmd).await?;
+            Ok(all
+                .into_iter()
+                .filter_map(|(k, v)| Some((String::from_utf8(k).ok()?, String::from_utf8(v).ok()?)))
+                .collect())
         })
     }
 
@@ -454,6 +464,8 @@ mod tests {
                 admitted += 1;
             } else {
                 assert!(o.retry_after_secs >= 1);
+                // One place every 6 s: the next one is at most 6 s away, in ms.
+                assert!((4000..=6000).contains(&o.retry_after_ms), "{}", o.retry_after_ms);
             }
         }
         assert_eq!(admitted, 10);

@@ -83,12 +83,14 @@ pub async fn blocks(cmd: BlocksCmd, config: Option<&PathBuf>) -> anyhow::Result<
         (StatusCode::OK, BlocksCmd::List) => {
             let doc: serde_json::Value = serde_json::from_str(&text)?;
             for b in doc["blocks"].as_array().into_iter().flatten() {
+                // Escaped: text from the shared state must not drive the terminal.
+                let field = |k: &str| b[k].as_str().unwrap_or("").escape_debug().to_string();
                 println!(
                     "{}\tuntil {}\t{}\t{}",
-                    b["target"].as_str().unwrap_or(""),
-                    b["until"].as_str().unwrap_or(""),
-                    b["source"].as_str().unwrap_or(""),
-                    b["reason"].as_str().unwrap_or("")
+                    field("target"),
+                    field("until"),
+                    field("source"),
+                    field("reason")
                 );
             }
         }

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use warden_core::OnError;
 use warden_core::limits::{LimitKind, Window};
 
-use super::policy::{KeyPart, Limit, RateLimit};
+use super::policy::{KeyPart, Limit, RateLimit, Settings};
 use crate::SpecError;
 
 /// `type: rate_limit`.
@@ -37,6 +37,10 @@ pub struct RateLimitConfig {
     /// `limit / nodes` (at least 1).
     #[serde(default = "one")]
     pub nodes: u64,
+    /// Throttling: delay a request a rate limit refuses, when its place comes
+    /// within `max_wait_ms`, instead of refusing it at once.
+    #[serde(default)]
+    pub throttle: Option<ThrottleConfig>,
     /// What happens when the policy itself breaks.
     #[serde(default)]
     pub on_error: OnError,
@@ -77,6 +81,22 @@ pub struct LimitConfig {
     /// …or a calendar quota.
     #[serde(default)]
     pub quota: Option<QuotaConfig>,
+}
+
+/// `throttle:` of a `rate_limit` policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThrottleConfig {
+    /// Longest a request is held waiting for its place (1–30000).
+    pub max_wait_ms: u64,
+    /// Most requests held waiting at once through this policy, on this
+    /// gateway (1–100000); beyond it requests are refused at once.
+    #[serde(default = "default_max_waiting")]
+    pub max_waiting: u64,
+}
+
+fn default_max_waiting() -> u64 {
+    100
 }
 
 /// One concurrency limit.
@@ -256,15 +276,32 @@ impl RateLimitConfig {
                 message: "1–64 letters, digits, - _ .".into(),
             });
         }
+        if let Some(t) = &self.throttle {
+            if !(1..=30_000).contains(&t.max_wait_ms) {
+                errors.push(SpecError {
+                    path: "throttle.max_wait_ms".into(),
+                    message: "must be 1–30000".into(),
+                });
+            }
+            if !(1..=100_000).contains(&t.max_waiting) {
+                errors.push(SpecError {
+                    path: "throttle.max_waiting".into(),
+                    message: "must be 1–100000".into(),
+                });
+            }
+        }
         if errors.is_empty() {
             Ok(RateLimit::new(
                 limits,
                 concurrency,
                 plans,
-                self.bucket.clone(),
-                self.headers,
-                self.on_shared_unavailable,
-                self.nodes,
+                Settings {
+                    bucket: self.bucket.clone(),
+                    headers: self.headers,
+                    unavailable: self.on_shared_unavailable,
+                    nodes: self.nodes,
+                    throttle: self.throttle,
+                },
             ))
         } else {
             Err(errors)

@@ -10,7 +10,7 @@ use warden_core::limits::{LimitCheck, LimitKind, LimitOutcome};
 use warden_core::{Clock, Decision, Policy, PolicyError, ProblemKind, Rejection, RequestCtx, Services, SharedState};
 use warden_shared::Limiter;
 
-use super::config::Unavailable;
+use super::config::{ThrottleConfig, Unavailable};
 
 /// One part of a limit's key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +107,15 @@ pub(crate) struct Limit {
     pub kind: LimitKind,
 }
 
+/// The policy-wide settings of a `rate_limit`, compiled.
+pub(super) struct Settings {
+    pub bucket: Option<String>,
+    pub headers: bool,
+    pub unavailable: Unavailable,
+    pub nodes: u64,
+    pub throttle: Option<ThrottleConfig>,
+}
+
 /// `type: rate_limit`, compiled.
 pub struct RateLimit {
     limits: Vec<Limit>,
@@ -117,6 +126,9 @@ pub struct RateLimit {
     headers: bool,
     unavailable: Unavailable,
     nodes: u64,
+    throttle: Option<ThrottleConfig>,
+    /// Requests waiting in throttling now.
+    waiting: std::sync::atomic::AtomicU64,
     shared: OnceLock<Arc<dyn SharedState>>,
     clock: OnceLock<Arc<dyn Clock>>,
     /// Counters when no shared state was lent, and the local fallback.
@@ -139,11 +151,15 @@ impl RateLimit {
         limits: Vec<Limit>,
         concurrency: Vec<(Vec<KeyPart>, u64)>,
         plans: Vec<(String, Vec<Limit>)>,
-        bucket: Option<String>,
-        headers: bool,
-        unavailable: Unavailable,
-        nodes: u64,
+        settings: Settings,
     ) -> Self {
+        let Settings {
+            bucket,
+            headers,
+            unavailable,
+            nodes,
+            throttle,
+        } = settings;
         Self {
             limits,
             concurrency,
@@ -153,6 +169,8 @@ impl RateLimit {
             headers,
             unavailable,
             nodes,
+            throttle,
+            waiting: std::sync::atomic::AtomicU64::new(0),
             shared: OnceLock::new(),
             clock: OnceLock::new(),
             local: Limiter::default(),
@@ -218,6 +236,88 @@ impl RateLimit {
                 },
             })
             .collect()
+    }
+}
+
+type Outcomes = (Vec<LimitOutcome>, i64);
+
+impl RateLimit {
+    /// Applies `checks` once (shared state, or local memory), with the time
+    /// used; `Err` is the refusal when the shared state is down and the
+    /// policy fails closed.
+    async fn decide(&self, checks: &[LimitCheck]) -> Result<Outcomes, Decision> {
+        let now_ms = self.now_ms();
+        let outcomes = match self.shared.get() {
+            None => self.local.apply(checks, now_ms),
+            Some(shared) => match shared.limit(checks, now_ms).await {
+                Ok(o) => o,
+                Err(e) => match self.unavailable {
+                    Unavailable::Local => self.local.apply(&self.share(checks), now_ms),
+                    Unavailable::FailClosed => {
+                        tracing::warn!(error = %e, "rate limits cannot be checked; refused (fail_closed)");
+                        return Err(Decision::Reject(
+                            Rejection::new(ProblemKind::ServiceUnavailable, "rate_limit_unavailable", e.to_string())
+                                .with_header(http::header::RETRY_AFTER, HeaderValue::from_static("1")),
+                        ));
+                    }
+                },
+            },
+        };
+        Ok((outcomes, now_ms))
+    }
+
+    /// Throttling: while the refusing limits' next place is due within the
+    /// remaining `max_wait_ms`, waits for it and asks again (other waiters
+    /// may take it first). `None` when this request does not wait at all
+    /// (a quota refused it, its place is too far, or `max_waiting` requests
+    /// wait already); otherwise the last decision.
+    async fn wait_turn(
+        &self,
+        checks: &[LimitCheck],
+        first: &[LimitOutcome],
+        t: ThrottleConfig,
+    ) -> Option<Result<Outcomes, Decision>> {
+        use std::sync::atomic::Ordering;
+        let due = |outcomes: &[LimitOutcome]| {
+            let mut wait = 0;
+            for (c, o) in checks.iter().zip(outcomes).filter(|(_, o)| !o.allowed) {
+                if matches!(c.kind, LimitKind::Quota { .. }) {
+                    return None;
+                }
+                wait = wait.max(o.retry_after_ms);
+            }
+            Some(wait)
+        };
+        let start = tokio::time::Instant::now();
+        let budget = std::time::Duration::from_millis(t.max_wait_ms);
+        let wait = due(first).filter(|w| *w <= t.max_wait_ms)?;
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= t.max_waiting {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        struct Leave<'a>(&'a std::sync::atomic::AtomicU64);
+        impl Drop for Leave<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        let _leave = Leave(&self.waiting);
+        let mut wait = std::time::Duration::from_millis(wait);
+        loop {
+            tokio::time::sleep(wait).await;
+            let (outcomes, now_ms) = match self.decide(checks).await {
+                Ok(o) => o,
+                Err(refused) => return Some(Err(refused)),
+            };
+            if outcomes.iter().all(|o| o.allowed) {
+                return Some(Ok((outcomes, now_ms)));
+            }
+            let left = budget.saturating_sub(start.elapsed());
+            match due(&outcomes).map(std::time::Duration::from_millis) {
+                Some(next) if next <= left => wait = next,
+                _ => return Some(Ok((outcomes, now_ms))),
+            }
+        }
     }
 }
 
@@ -334,25 +434,20 @@ impl Policy for RateLimit {
             return Ok(Decision::Continue);
         }
         let checks = self.checks(limits, req, ctx);
-        let now_ms = self.now_ms();
-        let outcomes = match self.shared.get() {
-            None => self.local.apply(&checks, now_ms),
-            Some(shared) => match shared.limit(&checks, now_ms).await {
-                Ok(o) => o,
-                Err(e) => match self.unavailable {
-                    Unavailable::Local => self.local.apply(&self.share(&checks), now_ms),
-                    Unavailable::FailClosed => {
-                        tracing::warn!(error = %e, "rate limits cannot be checked; refused (fail_closed)");
-                        return Ok(Decision::Reject(
-                            Rejection::new(ProblemKind::ServiceUnavailable, "rate_limit_unavailable", e.to_string())
-                                .with_header(http::header::RETRY_AFTER, HeaderValue::from_static("1")),
-                        ));
-                    }
-                },
-            },
+        let (mut outcomes, mut now_ms) = match self.decide(&checks).await {
+            Ok(o) => o,
+            Err(refused) => return Ok(refused),
         };
+        if outcomes.iter().any(|o| !o.allowed)
+            && let Some(t) = self.throttle
+            && let Some(late) = self.wait_turn(&checks, &outcomes, t).await
+        {
+            match late {
+                Ok(o) => (outcomes, now_ms) = o,
+                Err(refused) => return Ok(refused),
+            }
+        }
         let allowed = outcomes.iter().all(|o| o.allowed);
-        let mut outcomes = outcomes;
         if !allowed {
             // Nothing was counted: the limits that would have admitted the
             // request still have the place it would have taken.

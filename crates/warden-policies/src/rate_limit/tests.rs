@@ -145,3 +145,61 @@ fn config_problems_are_listed() {
         assert!(paths.iter().any(|p| p == want), "{want} missing from {paths:?}");
     }
 }
+
+/// Five concurrent requests from one address through `p` (system clock,
+/// real waits); how many were admitted.
+async fn burst(p: &super::RateLimit) -> usize {
+    let one = || async {
+        let (mut parts, ()) = http::Request::get("/x").body(()).unwrap().into_parts();
+        let mut ctx = RequestCtx::new("r".into(), "192.0.2.9".parse().unwrap(), 0);
+        ctx.route_id = Some("orders".into());
+        matches!(p.on_request(&mut parts, &mut ctx).await.unwrap(), Decision::Continue)
+    };
+    let (a, b, c, d, e) = tokio::join!(one(), one(), one(), one(), one());
+    [a, b, c, d, e].iter().filter(|ok| **ok).count()
+}
+
+fn system_policy(yaml: &str) -> super::RateLimit {
+    let cfg: RateLimitConfig = serde_saphyr::from_str(yaml).unwrap();
+    let p = cfg.build().unwrap();
+    p.start(&Services::default());
+    p
+}
+
+#[tokio::test]
+async fn throttling_delays_requests_into_their_places_instead_of_refusing_them() {
+    let limit = "limits:\n  - { name: r, key: [ip], rate: { requests: 10, per_secs: 1, burst: 1 } }\n";
+    // One place every 100 ms: without throttling a burst of five gets one.
+    assert_eq!(burst(&system_policy(limit)).await, 1);
+    // Throttled with 2 s to wait: all five, one after another.
+    let waited = system_policy(&format!("{limit}throttle: {{ max_wait_ms: 2000 }}\n"));
+    assert_eq!(burst(&waited).await, 5);
+    // At most two may wait: the first passes, two wait, two are refused.
+    let few = system_policy(&format!("{limit}throttle: {{ max_wait_ms: 2000, max_waiting: 2 }}\n"));
+    assert_eq!(burst(&few).await, 3);
+    // A place further away than max_wait_ms is refused at once.
+    let slow =
+        "limits:\n  - { name: r, key: [ip], rate: { requests: 1, per_secs: 60 } }\nthrottle: { max_wait_ms: 500 }\n";
+    assert_eq!(burst(&system_policy(slow)).await, 1);
+    // Quotas are never waited for.
+    let quota =
+        "limits:\n  - { name: q, key: [ip], quota: { requests: 1, per: day } }\nthrottle: { max_wait_ms: 30000 }\n";
+    assert_eq!(burst(&system_policy(quota)).await, 1);
+}
+
+#[test]
+fn throttle_settings_out_of_range_are_refused() {
+    for bad in [
+        "{ max_wait_ms: 0 }",
+        "{ max_wait_ms: 30001 }",
+        "{ max_wait_ms: 10, max_waiting: 0 }",
+    ] {
+        let yaml = format!("limits:\n  - {{ key: [ip], rate: {{ requests: 1 }} }}\nthrottle: {bad}\n");
+        let cfg: RateLimitConfig = serde_saphyr::from_str(&yaml).unwrap();
+        let errors = cfg.build().unwrap_err();
+        assert!(
+            errors.iter().any(|e| e.path.starts_with("throttle.")),
+            "{bad}: {errors:?}"
+        );
+    }
+}

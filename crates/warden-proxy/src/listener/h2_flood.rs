@@ -33,8 +33,10 @@ const WINDOW_UPDATE: u8 = 0x8;
 const HEADERS: u8 = 0x1;
 const GOAWAY: u8 = 0x7;
 const CONTINUATION: u8 = 0x9;
+const PRIORITY_UPDATE: u8 = 0x10;
 const FLAG_ACK: u8 = 0x1;
 const FLAG_END_STREAM: u8 = 0x1;
+const FLAG_PADDED: u8 = 0x8;
 
 /// The budget of one client connection.
 #[derive(Debug)]
@@ -45,6 +47,10 @@ pub struct H2FloodMeter {
     header: [u8; FRAME_HEADER],
     have: usize,
     skip: u64,
+    /// A padded DATA frame without END_STREAM whose pad-length byte is next:
+    /// its payload length. It is empty (and costly) when the padding is all
+    /// there is.
+    padded_len: Option<u64>,
 }
 
 impl H2FloodMeter {
@@ -58,6 +64,7 @@ impl H2FloodMeter {
             header: [0; FRAME_HEADER],
             have: 0,
             skip: 0,
+            padded_len: None,
         }
     }
 
@@ -66,6 +73,16 @@ impl H2FloodMeter {
     pub fn feed(&mut self, mut bytes: &[u8], now: Instant) -> bool {
         let mut refilled = false;
         while !bytes.is_empty() {
+            if let Some(len) = self.padded_len.take() {
+                // Pad length, then `len - 1 - pad` data bytes.
+                self.skip -= 1;
+                let pad = u64::from(bytes[0]);
+                bytes = &bytes[1..];
+                if len <= pad + 1 && !self.spend(now, &mut refilled) {
+                    return false;
+                }
+                continue;
+            }
             if self.skip > 0 {
                 let n = usize::try_from(self.skip).unwrap_or(usize::MAX).min(bytes.len());
                 self.skip -= n as u64;
@@ -82,19 +99,26 @@ impl H2FloodMeter {
             self.have = 0;
             let len = u64::from(u32::from_be_bytes([0, self.header[0], self.header[1], self.header[2]]));
             self.skip = len;
-            if !costly(self.header[3], self.header[4], len) {
+            let (kind, flags) = (self.header[3], self.header[4]);
+            if kind == DATA && flags & FLAG_PADDED != 0 && flags & FLAG_END_STREAM == 0 && len > 0 {
+                self.padded_len = Some(len);
                 continue;
             }
-            if !refilled {
-                self.refill(now);
-                refilled = true;
-            }
-            self.tokens -= 1.0;
-            if self.tokens < 0.0 {
+            if costly(kind, flags, len) && !self.spend(now, &mut refilled) {
                 return false;
             }
         }
         true
+    }
+
+    /// Charges one frame; false when the budget is spent.
+    fn spend(&mut self, now: Instant, refilled: &mut bool) -> bool {
+        if !*refilled {
+            self.refill(now);
+            *refilled = true;
+        }
+        self.tokens -= 1.0;
+        self.tokens >= 0.0
     }
 
     fn refill(&mut self, now: Instant) {
@@ -113,7 +137,8 @@ fn costly(kind: u8, flags: u8, len: u64) -> bool {
         PRIORITY | RST_STREAM => true,
         // An empty DATA frame that does not end its stream does nothing.
         DATA => len == 0 && flags & FLAG_END_STREAM == 0,
-        HEADERS | CONTINUATION | WINDOW_UPDATE | GOAWAY => false,
+        // PRIORITY_UPDATE (RFC 9218) comes with requests, like HEADERS.
+        HEADERS | CONTINUATION | WINDOW_UPDATE | GOAWAY | PRIORITY_UPDATE => false,
         // Clients may not push; hyper refuses it. Unknown types are ignored
         // by the server, so each is pure cost.
         PUSH_PROMISE => false,
@@ -162,6 +187,9 @@ mod tests {
         }
         let mut m = H2FloodMeter::new(10);
         let mut free = Vec::new();
+        free.extend(frame(PRIORITY_UPDATE, 0, &[0, 0, 0, 1, b'u', b'=', b'1']));
+        // Padded DATA that carries data is free too.
+        free.extend(frame(DATA, FLAG_PADDED, &[2, b'd', 0, 0]));
         for _ in 0..1000 {
             free.extend(frame(SETTINGS, FLAG_ACK, &[]));
             free.extend(frame(PING, FLAG_ACK, &[0; 8]));
@@ -184,10 +212,20 @@ mod tests {
             frame(RST_STREAM, 0, &[0, 0, 0, 8]),
             frame(SETTINGS, 0, &[]),
             frame(0xfa, 0, b"ignored"),
+            // Padding only: as empty as an empty frame.
+            frame(DATA, FLAG_PADDED, &[0]),
+            frame(DATA, FLAG_PADDED, &[3, 0, 0, 0]),
         ] {
             let mut m = H2FloodMeter::new(3);
             let flood: Vec<u8> = (0..4).flat_map(|_| f.clone()).collect();
-            assert!(!m.feed(&flood, now), "frame type {:#x} counts", f[3]);
+            assert!(!m.feed(&flood, now), "frame {:?} counts", &f[3..5]);
+            // Split anywhere, it counts the same.
+            let mut m = H2FloodMeter::new(3);
+            assert!(
+                !flood.chunks(1).all(|b| m.feed(b, now)),
+                "frame {:?} byte by byte",
+                &f[3..5]
+            );
         }
     }
 }

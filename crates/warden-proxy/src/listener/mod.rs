@@ -209,7 +209,7 @@ async fn serve_conn(
     let Some(tls) = listener.tls.as_ref() else {
         let info = conn_info(peer, listener, None, permit);
         return drive(
-            StrictIo::new(stream, settings.framing, settings.h2_control_frames),
+            StrictIo::new(stream, settings.framing, h2_budget(&settings, &shared, peer)),
             &settings.builder,
             info,
             &settings,
@@ -244,7 +244,7 @@ async fn serve_conn(
     };
     let info = conn_info(peer, listener, Some(facts), permit);
     drive(
-        StrictIo::new(stream, settings.framing, settings.h2_control_frames),
+        StrictIo::new(stream, settings.framing, h2_budget(&settings, &shared, peer)),
         &builder,
         info,
         &settings,
@@ -252,6 +252,17 @@ async fn serve_conn(
         stop,
     )
     .await;
+}
+
+/// The HTTP/2 control-frame budget of a connection: ten times the limit for a
+/// trusted proxy, which multiplexes many clients' requests (and their stream
+/// cancellations) over one connection.
+fn h2_budget(settings: &ConnSettings, shared: &Shared, peer: SocketAddr) -> u32 {
+    if shared.runtime().snapshot.is_trusted_proxy(peer.ip()) {
+        settings.h2_control_frames.saturating_mul(10)
+    } else {
+        settings.h2_control_frames
+    }
 }
 
 fn conn_info(peer: SocketAddr, listener: Arc<ListenerRuntime>, tls: Option<TlsFacts>, permit: Slot) -> Arc<ConnInfo> {
