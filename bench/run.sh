@@ -79,18 +79,18 @@ routes:
 CONF
 LIMITS=${LIMITS:-0}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/15}
-RL_ROUTE="  - id: rl
-    path: { prefix: /rl }
-    service: api
-    policies:
-      - type: rate_limit
-        limits:
-          - { name: rate, key: [ip], rate: { requests: 1000000000, per_secs: 1 } }
-          - { name: daily, key: [ip], quota: { requests: 1000000000, per: day } }"
+rl_route() { # id prefix [extra policy line]
+  printf '  - id: %s\n    path: { prefix: %s }\n    service: api\n    policies:\n      - type: rate_limit\n        limits:\n          - { name: rate, key: [ip], rate: { requests: 1000000000, per_secs: 1 } }\n          - { name: daily, key: [ip], quota: { requests: 1000000000, per: day } }\n' "$1" "$2"
+  [ -z "${3:-}" ] || printf '        %s\n' "$3"
+}
 if [ "$LIMITS" = 1 ]; then
-  sed -e "s/$WARDEN_PORT/$((WARDEN_PORT + 10))/; s/$ADMIN_PORT/$((ADMIN_PORT + 10))/" "$work/warden.yaml" > "$work/warden-redis.yaml"
-  printf 'shared_state: { redis_url: "%s", key_prefix: "warden-bench:" }\n%s\n' "$REDIS_URL" "$RL_ROUTE" >> "$work/warden-redis.yaml"
-  printf '%s\n' "$RL_ROUTE" >> "$work/warden.yaml"
+  # The same config on other ports, with Redis (top-level keys may come in any order;
+  # the route must land in `routes:`, the file's last section).
+  { printf 'shared_state: { redis_url: "%s", key_prefix: "warden-bench:" }\n' "$REDIS_URL"
+    sed -e "s/$WARDEN_PORT/$((WARDEN_PORT + 10))/; s/$ADMIN_PORT/$((ADMIN_PORT + 10))/" "$work/warden.yaml"
+    rl_route rl /rl; } > "$work/warden-redis.yaml"
+  # In memory, with and without the RateLimit headers (what the headers cost).
+  { rl_route rl /rl; rl_route rl-nohdr /rl-nohdr "headers: false"; } >> "$work/warden.yaml"
 fi
 JWT=${JWT:-0}
 AUTHZ=${AUTHZ:-0}
@@ -194,8 +194,13 @@ for r in $(seq "$ROUNDS"); do
     RPATH=/authz/users/alice run warden-authz $WARDEN_PORT "$WARDEN_PID" $SCHEME -H "Authorization: Bearer $ES_TOKEN"
   fi
   if [ "$LIMITS" = 1 ]; then
+    # A-B-B-A against the plain row: this VM's throughput drifts within a
+    # round, so each side gets one early and one late sample.
     RPATH=/rl/users/42 run warden-rl-mem $WARDEN_PORT "$WARDEN_PID" $SCHEME
+    RPATH=/rl-nohdr/users/42 run warden-rl-nohdr $WARDEN_PORT "$WARDEN_PID" $SCHEME
     RPATH=/rl/users/42 run warden-rl-redis $((WARDEN_PORT + 10)) "$REDIS_WARDEN_PID" $SCHEME
+    RPATH=/rl/users/42 run warden-rl-mem $WARDEN_PORT "$WARDEN_PID" $SCHEME
+    run warden $WARDEN_PORT "$WARDEN_PID" $SCHEME
   fi
   if [ "$TLS" = 1 ]; then
     run nginx-hs $NGINX_PORT "$NGINX_PID" https -H "Connection: close"
@@ -208,7 +213,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+
 declare -A RPS P50 P99 CPU
 names="upstream nginx warden"; [ "$JWT" = 1 ] && names="$names warden-rs256 warden-es256"
 [ "$AUTHZ" = 1 ] && names="$names warden-authn warden-authz"
-[ "$LIMITS" = 1 ] && names="$names warden-rl-mem warden-rl-redis"
+[ "$LIMITS" = 1 ] && names="$names warden-rl-mem warden-rl-nohdr warden-rl-redis"
 [ "$TLS" = 1 ] && names="$names nginx-hs warden-hs"
 for name in $names; do
   CPU[$name]=$(awk -v n=$name '$1==n {print $5}' "$work/results" | median)
@@ -240,4 +245,5 @@ fi
 if [ "$LIMITS" = 1 ]; then
   awk -v a="${RPS[warden-rl-mem]}" -v b="${RPS[warden-rl-redis]}" -v c="${RPS[warden]}" -v d="${P99[warden-rl-mem]}" -v e="${P99[warden-rl-redis]}" -v f="${P99[warden]}" \
     'BEGIN { printf "rate_limit always admitting / no limit: in memory %.2fx (p99 %.2fx), Redis exact %.2fx (p99 %.2fx)\n", a/c, d/f, b/c, e/f }'
+  awk -v a="${RPS[warden-rl-nohdr]}" -v c="${RPS[warden]}" 'BEGIN { printf "in memory without RateLimit headers / no limit: %.2fx\n", a/c }'
 fi

@@ -83,6 +83,36 @@ routes:
         let (mut parts, mut ctx) = request();
         b.iter(|| black_box(block_on(pipeline::on_request(&route.policies, &mut parts, &mut ctx))).is_ok());
     });
+    // The bench/run.sh LIMITS=1 policy: a rate and a daily quota by client
+    // address that always admit, in memory, headers on.
+    let limited = warden_config::load_str(
+        r#"
+listeners: [{ name: a, bind: "127.0.0.1:0", plain_http: serve }]
+services: [{ name: s, targets: ["127.0.0.1:1"] }]
+routes:
+  - id: r
+    path: { prefix: / }
+    service: s
+    policies:
+      - type: rate_limit
+        limits:
+          - { name: rate, key: [ip], rate: { requests: 1000000000, per_secs: 1 } }
+          - { name: daily, key: [ip], quota: { requests: 1000000000, per: day } }
+"#,
+    )
+    .unwrap();
+    let warden_config::router::RouteMatch::Found { value: route, .. } =
+        limited.router.lookup("x", &http::Method::GET, "/users/42")
+    else {
+        panic!("no route");
+    };
+    group.bench_function("rate_limit_memory", |b| {
+        let (mut parts, mut ctx) = request();
+        b.iter(|| {
+            ctx.response_headers.clear();
+            black_box(block_on(pipeline::on_request(&route.policies, &mut parts, &mut ctx))).is_ok()
+        });
+    });
     group.finish();
 
     let mut norm = c.benchmark_group("normalize_path");

@@ -69,26 +69,31 @@ impl Limiter {
     /// Applies `checks` all-or-nothing at `now_ms`.
     pub fn apply(&self, checks: &[LimitCheck], now_ms: i64) -> Vec<LimitOutcome> {
         let idx: Vec<usize> = checks.iter().map(|c| self.shard_of(&c.key)).collect();
-        let mut order = idx.clone();
-        order.sort_unstable();
-        order.dedup();
-        // Shards are locked in index order: no two requests deadlock.
-        let mut guards: HashMap<usize, MutexGuard<'_, HashMap<String, Counter>>> = HashMap::new();
-        for i in order {
-            let g = match self.shards[i].lock() {
-                Ok(g) => g,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            guards.insert(i, g);
+        // Insertion sort: a request has a handful of checks.
+        let mut order: Vec<usize> = Vec::with_capacity(idx.len());
+        for i in &idx {
+            if let Err(at) = order.binary_search(i) {
+                order.insert(at, *i);
+            }
         }
+        // Shards are locked in index order: no two requests deadlock. A
+        // request has a handful of checks, so a short list beats a map.
+        let mut guards: Vec<(usize, MutexGuard<'_, HashMap<String, Counter>>)> = order
+            .into_iter()
+            .map(|i| {
+                (
+                    i,
+                    self.shards[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+                )
+            })
+            .collect();
+        let slot = |i: usize| guards.iter().position(|(j, _)| *j == i).unwrap_or(0);
+        let at: Vec<usize> = idx.iter().map(|i| slot(*i)).collect();
         let now_s = now_ms.div_euclid(1000);
         let mut outcomes = Vec::with_capacity(checks.len());
         let mut writes = Vec::with_capacity(checks.len());
-        for (c, i) in checks.iter().zip(&idx) {
-            let current = guards
-                .get(i)
-                .and_then(|g| g.get(&c.key))
-                .filter(|e| e.expires_ms > now_ms);
+        for (c, g) in checks.iter().zip(&at) {
+            let current = guards[*g].1.get(&c.key).filter(|e| e.expires_ms > now_ms);
             match c.kind {
                 LimitKind::Rate {
                     limit,
@@ -127,14 +132,18 @@ impl Limiter {
             }
         }
         if outcomes.iter().all(|o| o.allowed) {
-            for ((c, i), w) in checks.iter().zip(&idx).zip(writes) {
-                let (Some(w), Some(g)) = (w, guards.get_mut(i)) else {
+            for ((c, g), w) in checks.iter().zip(&at).zip(writes) {
+                let Some(w) = w else { continue };
+                let shard = &mut guards[*g].1;
+                // In place when the counter exists: no key copy.
+                if let Some(e) = shard.get_mut(&c.key) {
+                    *e = w;
                     continue;
-                };
-                if !g.contains_key(&c.key) && g.len() >= self.per_shard {
-                    make_room(g, now_ms);
                 }
-                g.insert(c.key.clone(), w);
+                if shard.len() >= self.per_shard {
+                    make_room(shard, now_ms);
+                }
+                shard.insert(c.key.clone(), w);
             }
         }
         outcomes

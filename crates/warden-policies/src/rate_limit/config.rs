@@ -212,7 +212,7 @@ fn build_limits(list: &[LimitConfig], at: &str, errors: &mut Vec<SpecError>) -> 
             err(format!("{here}.name"), "letters, digits, - _ . only".into());
         }
         if let Some(kind) = kind {
-            out.push(Limit { name, key, kind });
+            out.push(Limit::new(name, key, kind));
         }
     }
     out

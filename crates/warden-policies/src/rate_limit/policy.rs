@@ -48,40 +48,79 @@ impl KeyPart {
         }
     }
 
-    /// The value for this request. A part the request does not have (an
-    /// anonymous consumer, a missing header) counts by client address
-    /// instead, so a missing value never pools every such client together.
-    fn value(&self, req: &request::Parts, ctx: &RequestCtx) -> String {
+    /// Writes this part's value for the request into `out` (cleared first).
+    /// A part the request does not have (an anonymous consumer, a missing
+    /// header) counts by client address instead, so a missing value never
+    /// pools every such client together.
+    fn write_value(&self, req: &request::Parts, ctx: &RequestCtx, out: &mut String) {
+        out.clear();
         let found = match self {
-            Self::Ip => None,
-            Self::Consumer => ctx.consumer.as_deref().map(|c| format!("c={c}")),
-            Self::Credential => ctx.credential.as_deref().map(|c| format!("k={c}")),
-            Self::Route => Some(format!("r={}", ctx.route_id.as_deref().unwrap_or(""))),
-            Self::Header(h) => req
-                .headers
-                .get(h)
-                .map(|v| format!("h={}", String::from_utf8_lossy(v.as_bytes()))),
-            Self::Claim(c) => ctx.token_claims.as_deref().and_then(|m| m.get(c)).map(|v| match v {
-                Value::String(s) => format!("t={s}"),
-                other => format!("t={other}"),
+            Self::Ip => false,
+            Self::Consumer => ctx.consumer.as_deref().is_some_and(|c| {
+                out.push_str("c=");
+                out.push_str(c);
+                true
+            }),
+            Self::Credential => ctx.credential.as_deref().is_some_and(|c| {
+                out.push_str("k=");
+                out.push_str(c);
+                true
+            }),
+            Self::Route => {
+                out.push_str("r=");
+                out.push_str(ctx.route_id.as_deref().unwrap_or(""));
+                true
+            }
+            Self::Header(h) => req.headers.get(h).is_some_and(|v| {
+                out.push_str("h=");
+                out.push_str(&String::from_utf8_lossy(v.as_bytes()));
+                true
+            }),
+            Self::Claim(c) => ctx.token_claims.as_deref().and_then(|m| m.get(c)).is_some_and(|v| {
+                out.push_str("t=");
+                match v {
+                    Value::String(s) => out.push_str(s),
+                    other => {
+                        let _ = write!(out, "{other}");
+                    }
+                }
+                true
             }),
         };
-        found.unwrap_or_else(|| format!("ip={}", client_net(ctx.client_ip)))
+        if !found {
+            out.clear();
+            out.push_str("ip=");
+            write_client_net(out, ctx.client_ip);
+        }
     }
 }
 
 /// The client's address as counted: IPv4 as is, IPv6 by its /64 (one
 /// subscriber usually holds a whole /64), IPv4-mapped IPv6 as IPv4.
 pub(crate) fn client_net(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => v4.to_string(),
+    let mut out = String::with_capacity(24);
+    write_client_net(&mut out, ip);
+    out
+}
+
+fn write_client_net(out: &mut String, ip: IpAddr) {
+    let v4 = match ip {
+        IpAddr::V4(v4) => v4,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
+            Some(v4) => v4,
             None => {
                 let s = v6.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+                let _ = write!(out, "{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3]);
+                return;
             }
         },
+    };
+    let mut n = itoa::Buffer::new();
+    for (i, octet) in v4.octets().iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        out.push_str(n.format(*octet));
     }
 }
 
@@ -89,10 +128,12 @@ pub(crate) fn client_net(ip: IpAddr) -> String {
 /// client-chosen header, say) go in as their SHA-256, so keys stay small.
 fn push_part(key: &mut String, v: &str) {
     if v.len() <= 64 {
-        let _ = write!(key, "{}:{v}", v.len());
+        key.push_str(itoa::Buffer::new().format(v.len()));
+        key.push(':');
+        key.push_str(v);
     } else {
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, v.as_bytes());
-        let _ = write!(key, "h:");
+        key.push_str("h:");
         for b in digest.as_ref() {
             let _ = write!(key, "{b:02x}");
         }
@@ -105,6 +146,23 @@ pub(crate) struct Limit {
     pub name: String,
     pub key: Vec<KeyPart>,
     pub kind: LimitKind,
+    /// Its `RateLimit-Policy` item up to the window (`"name";q=N;w=`).
+    policy_prefix: String,
+}
+
+impl Limit {
+    pub(crate) fn new(name: String, key: Vec<KeyPart>, kind: LimitKind) -> Self {
+        let q = match kind {
+            LimitKind::Rate { limit, .. } | LimitKind::Quota { limit, .. } => limit,
+        };
+        let policy_prefix = format!("\"{name}\";q={q};w=");
+        Self {
+            name,
+            key,
+            kind,
+            policy_prefix,
+        }
+    }
 }
 
 /// The policy-wide settings of a `rate_limit`, compiled.
@@ -194,18 +252,25 @@ impl RateLimit {
 
     fn checks(&self, limits: &[Limit], req: &request::Parts, ctx: &RequestCtx) -> Vec<LimitCheck> {
         let bucket = self.bucket.as_deref().or(ctx.route_id.as_deref()).unwrap_or("");
+        let mut value = String::with_capacity(64);
         limits
             .iter()
             .map(|l| {
                 // `{bucket}` is a Redis Cluster hash tag: every counter of a
                 // request lands in one slot, as the atomic script needs.
                 let kind = match l.kind {
-                    LimitKind::Rate { .. } => 'r',
-                    LimitKind::Quota { .. } => 'q',
+                    LimitKind::Rate { .. } => ":r:",
+                    LimitKind::Quota { .. } => ":q:",
                 };
-                let mut key = format!("rl:{{{bucket}}}:{}:{kind}:", l.name);
+                let mut key = String::with_capacity(64);
+                key.push_str("rl:{");
+                key.push_str(bucket);
+                key.push_str("}:");
+                key.push_str(&l.name);
+                key.push_str(kind);
                 for part in &l.key {
-                    push_part(&mut key, &part.value(req, ctx));
+                    part.write_value(req, ctx, &mut value);
+                    push_part(&mut key, &value);
                 }
                 LimitCheck { key, kind: l.kind }
             })
@@ -354,8 +419,10 @@ impl RateLimit {
             .enumerate()
             .map(|(i, (parts, max))| {
                 let mut key = format!("cc:{bucket}:{i}:");
+                let mut value = String::new();
                 for p in parts {
-                    push_part(&mut key, &p.value(req, ctx));
+                    p.write_value(req, ctx, &mut value);
+                    push_part(&mut key, &value);
                 }
                 (key, *max)
             })
@@ -391,19 +458,29 @@ fn headers(
     outcomes: &[LimitOutcome],
     now_secs: i64,
 ) -> [(HeaderName, String); 2] {
-    let mut policy = String::new();
-    let mut state = String::new();
+    let mut policy = String::with_capacity(64);
+    let mut state = String::with_capacity(64);
+    let mut n = itoa::Buffer::new();
     for ((l, c), o) in limits.iter().zip(checks).zip(outcomes) {
-        let (q, w) = match c.kind {
-            LimitKind::Rate { limit, period_ms, .. } => (limit, period_ms / 1000),
-            LimitKind::Quota { limit, window } => {
+        let w = match c.kind {
+            LimitKind::Rate { period_ms, .. } => period_ms / 1000,
+            LimitKind::Quota { window, .. } => {
                 let (start, end) = window.bounds(now_secs);
-                (limit, u64::try_from(end - start).unwrap_or(0))
+                u64::try_from(end - start).unwrap_or(0)
             }
         };
-        let sep = if policy.is_empty() { "" } else { ", " };
-        let _ = write!(policy, "{sep}\"{}\";q={q};w={w}", l.name);
-        let _ = write!(state, "{sep}\"{}\";r={};t={}", l.name, o.remaining, o.reset_secs);
+        if !policy.is_empty() {
+            policy.push_str(", ");
+            state.push_str(", ");
+        }
+        policy.push_str(&l.policy_prefix);
+        policy.push_str(n.format(w));
+        state.push('"');
+        state.push_str(&l.name);
+        state.push_str("\";r=");
+        state.push_str(n.format(o.remaining));
+        state.push_str(";t=");
+        state.push_str(n.format(o.reset_secs));
     }
     [
         (HeaderName::from_static("ratelimit-policy"), policy),
