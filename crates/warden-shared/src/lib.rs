@@ -1,17 +1,20 @@
-//! Shared state: what every gateway of a cluster must agree on fast — now
-//! one-time claims (DPoP proof and client-assertion replay caches), with
-//! counters for rate limits to follow.
+//! Shared state: what every gateway of a cluster must agree on fast —
+//! one-time claims (DPoP proof and client-assertion replay caches), rate
+//! limit and brute-force counters, dynamic blocks.
 //!
 //! In memory by default (this process only); in Redis when `shared_state.redis_url`
-//! is set, using atomic commands (`SET NX EX`) so that concurrent gateways
+//! (one server) or `shared_state.redis_cluster_nodes` (a Redis Cluster) is set, using atomic commands (`SET NX EX`) so that concurrent gateways
 //! cannot both win a claim. When Redis cannot answer, each claim either falls
 //! back to this process's memory (`on_unavailable: local`, the default: the
 //! gateway stays available, replay protection becomes per node) or fails
 //! closed (`on_unavailable: fail_closed`); it recovers by itself when Redis
 //! returns.
 
+#[cfg(test)]
+mod cluster_tests;
 mod limiter;
 mod memory;
+mod redis_conn;
 mod redis_state;
 pub mod testing;
 
@@ -35,9 +38,14 @@ pub use redis_state::RedisState;
 #[serde(deny_unknown_fields)]
 pub struct SharedStateConfig {
     /// `redis://host:port/db` or `rediss://…` (TLS); `WARDEN_REDIS_URL`
-    /// overrides it. Without one, state is this process's memory.
+    /// overrides it. Without one (and without `redis_cluster_nodes`), state
+    /// is this process's memory.
     #[serde(default)]
     pub redis_url: Option<String>,
+    /// A Redis Cluster instead: `redis://host:port` of some of its nodes
+    /// (the rest is discovered).
+    #[serde(default)]
+    pub redis_cluster_nodes: Vec<String>,
     /// When Redis cannot answer: `local` (this process's memory) or `fail_closed`.
     #[serde(default)]
     pub on_unavailable: OnUnavailable,
@@ -69,6 +77,7 @@ impl Default for SharedStateConfig {
     fn default() -> Self {
         Self {
             redis_url: None,
+            redis_cluster_nodes: Vec::new(),
             on_unavailable: OnUnavailable::default(),
             timeout_ms: default_timeout_ms(),
             key_prefix: default_prefix(),
@@ -105,15 +114,35 @@ impl SharedStateConfig {
         {
             out.push(("redis_url", "must be a redis:// or rediss:// URL".into()));
         }
+        for n in &self.redis_cluster_nodes {
+            if !(n.starts_with("redis://") || n.starts_with("rediss://")) {
+                out.push((
+                    "redis_cluster_nodes",
+                    format!("`{n}` is not a redis:// or rediss:// URL"),
+                ));
+            }
+        }
+        if self.redis_url.is_some() && !self.redis_cluster_nodes.is_empty() {
+            out.push((
+                "redis_cluster_nodes",
+                "set either redis_url (one server) or redis_cluster_nodes (a cluster), not both".into(),
+            ));
+        }
         if !(10..=5000).contains(&self.timeout_ms) {
             out.push(("timeout_ms", "must be between 10 and 5000".into()));
         }
         if !(100..=60_000).contains(&self.block_refresh_ms) {
             out.push(("block_refresh_ms", "must be between 100 and 60000".into()));
         }
-        if self.key_prefix.is_empty() || self.key_prefix.len() > 64 || self.key_prefix.chars().any(char::is_whitespace)
+        if self.key_prefix.is_empty()
+            || self.key_prefix.len() > 64
+            || self
+                .key_prefix
+                .chars()
+                .any(|c| c.is_whitespace() || c == '{' || c == '}')
         {
-            out.push(("key_prefix", "must be 1–64 characters without spaces".into()));
+            // Braces would become the Redis Cluster hash tag of every key.
+            out.push(("key_prefix", "must be 1–64 characters without spaces or braces".into()));
         }
         out
     }
@@ -123,6 +152,16 @@ impl SharedStateConfig {
 /// made now: an unreachable Redis at start-up is an error (a typo in the URL
 /// should not silently degrade a cluster to per-node state).
 pub async fn open(cfg: &SharedStateConfig) -> Result<Arc<dyn SharedState>, String> {
+    if !cfg.redis_cluster_nodes.is_empty() {
+        let state = RedisState::connect_cluster(
+            &cfg.redis_cluster_nodes,
+            cfg.key_prefix.clone(),
+            Duration::from_millis(cfg.timeout_ms),
+            cfg.on_unavailable,
+        )
+        .await?;
+        return Ok(Arc::new(state));
+    }
     match cfg.effective_redis_url() {
         None => Ok(Arc::new(MemoryState::default())),
         Some(url) => {

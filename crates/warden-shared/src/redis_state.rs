@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
+
+use crate::redis_conn::Conn;
 use warden_core::limits::{LimitCheck, LimitKind, LimitOutcome};
 use warden_core::{SharedState, SharedUnavailable};
 
@@ -12,7 +14,7 @@ use crate::{MemoryState, OnUnavailable};
 
 /// State in Redis.
 pub struct RedisState {
-    conn: ConnectionManager,
+    conn: Conn,
     prefix: String,
     timeout: Duration,
     on_unavailable: OnUnavailable,
@@ -44,14 +46,40 @@ impl RedisState {
             .map_err(|_| format!("redis at {shown} did not answer within 5 s"))?
             .map_err(|e| format!("cannot connect to redis at {shown}: {e}"))?;
         tracing::info!(redis = %shown, "shared state in redis");
-        Ok(Self {
+        Ok(Self::over(Conn::Single(conn), prefix, timeout, on_unavailable))
+    }
+
+    /// Connects to a Redis Cluster through any of `nodes` (the cluster client
+    /// learns the slot map and follows MOVED/ASK redirections by itself).
+    pub async fn connect_cluster(
+        nodes: &[String],
+        prefix: String,
+        timeout: Duration,
+        on_unavailable: OnUnavailable,
+    ) -> Result<Self, String> {
+        let shown: Vec<String> = nodes.iter().map(|n| redact(n)).collect();
+        let client = redis::cluster::ClusterClient::builder(nodes.to_vec())
+            .connection_timeout(Duration::from_secs(5))
+            .response_timeout(timeout)
+            .build()
+            .map_err(|e| format!("redis cluster {shown:?}: {e}"))?;
+        let conn = tokio::time::timeout(Duration::from_secs(5), client.get_async_connection())
+            .await
+            .map_err(|_| format!("redis cluster {shown:?} did not answer within 5 s"))?
+            .map_err(|e| format!("cannot connect to redis cluster {shown:?}: {e}"))?;
+        tracing::info!(redis_cluster = ?shown, "shared state in a redis cluster");
+        Ok(Self::over(Conn::Cluster(conn), prefix, timeout, on_unavailable))
+    }
+
+    fn over(conn: Conn, prefix: String, timeout: Duration, on_unavailable: OnUnavailable) -> Self {
+        Self {
             conn,
             prefix,
             timeout,
             on_unavailable,
             fallback: MemoryState::default(),
             down: AtomicBool::new(false),
-        })
+        }
     }
 
     async fn set_nx(&self, key: &str, ttl_secs: u64) -> Result<bool, String> {

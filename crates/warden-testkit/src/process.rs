@@ -57,4 +57,4 @@ pub fn redis_url() -> String {
     std::env::var("WARDEN_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
-pub use warden_shared::testing::Cuttable;
+pub use warden_shared::testing::{Cuttable, TestCluster};

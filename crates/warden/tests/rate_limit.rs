@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
-use warden_testkit::process::{Cuttable, free_port, redis_url, run_gateway};
+use warden_testkit::process::{Cuttable, TestCluster, free_port, redis_url, run_gateway};
 use warden_testkit::{MockUpstream, Reply, TestGateway, http1, send, temp_dir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_warden");
@@ -181,4 +181,35 @@ async fn quotas_roll_over_with_the_injected_clock() {
         state.starts_with("\"daily\";r=0;t=86400, \"monthly\";r=2;t=2678400"),
         "{state}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_on_a_redis_cluster_limits_exactly() {
+    let cluster = TestCluster::start();
+    let up = MockUpstream::start("api").await;
+    let nodes = cluster
+        .nodes
+        .iter()
+        .map(|n| format!("\"{n}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let gw = TestGateway::start(&format!(
+        "shared_state:\n  redis_cluster_nodes: [{nodes}]\n  key_prefix: \"warden-test:\"\nservices:\n  - name: api\n    targets: [\"{}\"]\nroutes:\n  - id: limited\n    path: {{ prefix: /limited }}\n    service: api\n    policies:\n      - type: rate_limit\n        on_shared_unavailable: fail_closed\n        limits:\n          - {{ name: per-ip, key: [ip], rate: {{ requests: 10, per_secs: 60 }} }}\n          - {{ name: daily, key: [ip], quota: {{ requests: 1000, per: day }} }}\n",
+        up.addr
+    ))
+    .await;
+    let url = gw.url("/limited/x");
+    let replies = futures_util::future::join_all((0..40).map(|_| get(&url, &[]))).await;
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status.as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 10, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        30,
+        "no 503: the cluster answered"
+    );
+    let state = replies.iter().find(|r| r.status == 200).unwrap().headers["ratelimit"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(state.contains("\"daily\";r="), "{state}");
 }
