@@ -46,6 +46,26 @@ fn request() -> (http::request::Parts, RequestCtx) {
     (parts, ctx)
 }
 
+/// The one route of a config whose catch-all route has `policies` (YAML list items).
+fn route_with_policies(policies: &str) -> Arc<warden_config::snapshot::RouteRuntime> {
+    let snapshot = warden_config::load_str(&format!(
+        "listeners: [{{ name: a, bind: \"127.0.0.1:0\", plain_http: serve }}]
+services: [{{ name: s, targets: [\"127.0.0.1:1\"] }}]
+routes:
+  - id: r
+    path: {{ prefix: / }}
+    service: s
+    policies:{policies}"
+    ))
+    .unwrap();
+    let warden_config::router::RouteMatch::Found { value, .. } =
+        snapshot.router.lookup("x", &http::Method::GET, "/users/42")
+    else {
+        panic!("no route");
+    };
+    Arc::clone(value)
+}
+
 fn pipeline_bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("pipeline_on_request");
     for n in [0usize, 10] {
@@ -55,57 +75,31 @@ fn pipeline_bench(c: &mut Criterion) {
             b.iter(|| black_box(block_on(pipeline::on_request(&policies, &mut parts, &mut ctx))).is_ok());
         });
     }
-    let snapshot = warden_config::load_str(
-        r#"
-listeners: [{ name: a, bind: "127.0.0.1:0", plain_http: serve }]
-services: [{ name: s, targets: ["127.0.0.1:1"] }]
-routes:
-  - id: r
-    path: { prefix: / }
-    service: s
-    policies:
+    let route = route_with_policies(
+        "
       - type: ip_rules
-        allow: [192.0.2.0/24, 10.0.0.0/8, "2001:db8::/32"]
+        allow: [192.0.2.0/24, 10.0.0.0/8, \"2001:db8::/32\"]
         deny: [192.0.2.99/32]
       - type: request_limits
         max_body_bytes: 4096
         max_headers: 50
         max_uri_bytes: 2048
-"#,
-    )
-    .unwrap();
-    let warden_config::router::RouteMatch::Found { value: route, .. } =
-        snapshot.router.lookup("x", &http::Method::GET, "/users/42")
-    else {
-        panic!("no route");
-    };
+",
+    );
     group.bench_function("ip_rules+request_limits", |b| {
         let (mut parts, mut ctx) = request();
         b.iter(|| black_box(block_on(pipeline::on_request(&route.policies, &mut parts, &mut ctx))).is_ok());
     });
     // The bench/run.sh LIMITS=1 policy: a rate and a daily quota by client
     // address that always admit, in memory, headers on.
-    let limited = warden_config::load_str(
-        r#"
-listeners: [{ name: a, bind: "127.0.0.1:0", plain_http: serve }]
-services: [{ name: s, targets: ["127.0.0.1:1"] }]
-routes:
-  - id: r
-    path: { prefix: / }
-    service: s
-    policies:
+    let route = route_with_policies(
+        "
       - type: rate_limit
         limits:
           - { name: rate, key: [ip], rate: { requests: 1000000000, per_secs: 1 } }
           - { name: daily, key: [ip], quota: { requests: 1000000000, per: day } }
-"#,
-    )
-    .unwrap();
-    let warden_config::router::RouteMatch::Found { value: route, .. } =
-        limited.router.lookup("x", &http::Method::GET, "/users/42")
-    else {
-        panic!("no route");
-    };
+",
+    );
     group.bench_function("rate_limit_memory", |b| {
         let (mut parts, mut ctx) = request();
         b.iter(|| {
