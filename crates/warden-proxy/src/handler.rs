@@ -95,9 +95,6 @@ struct Exchange {
     guard: Option<InflightGuard>,
     body_stats: Arc<BodyStats>,
     deadline: Option<Instant>,
-    /// The client is being sent the upstream's own response body, so reading it
-    /// to the end leaves the upstream connection reusable.
-    forwards_upstream_body: bool,
     _conn: InflightOnConn,
     /// Held until the response body ends.
     _in_flight: Option<InFlight>,
@@ -143,7 +140,6 @@ pub async fn handle(
         guard: None,
         body_stats: Arc::new(BodyStats::default()),
         deadline: None,
-        forwards_upstream_body: false,
         _conn: on_conn,
         _in_flight: None,
     };
@@ -456,11 +452,15 @@ async fn proxy(
     ex.guard = Some(sent.guard);
 
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-        if let Some(g) = ex.guard.as_mut() {
-            g.detach_connection();
-        }
         let idle = Duration::from_secs(rt.snapshot.limits.idle_timeout_secs);
-        return Ok(tunnel(response, client_upgrade, conn, idle, &ex.ctx.request_id));
+        return Ok(tunnel(
+            response,
+            sent.upgraded,
+            client_upgrade,
+            conn,
+            idle,
+            &ex.ctx.request_id,
+        ));
     }
     let (mut rparts, rbody) = response.into_parts();
     forwarded::strip_hop_by_hop(&mut rparts.headers, false);
@@ -478,8 +478,7 @@ async fn proxy(
     if route.security_headers {
         respond::security_headers(&mut rparts.headers);
     }
-    ex.forwards_upstream_body = true;
-    Ok(Response::from_parts(rparts, rbody.map_err(Into::into).boxed_unsync()))
+    Ok(Response::from_parts(rparts, rbody))
 }
 
 /// Joins an accepted WebSocket upgrade. The tunnel keeps the client
@@ -544,7 +543,8 @@ async fn builtin(
 }
 
 fn tunnel(
-    mut response: Response<Incoming>,
+    response: Response<ProxyBody>,
+    upstream: Option<crate::upstream::Upgraded>,
     client: Option<hyper::upgrade::OnUpgrade>,
     conn: &ConnInfo,
     idle: Duration,
@@ -554,15 +554,14 @@ fn tunnel(
         .headers()
         .get(header::UPGRADE)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
-    let Some(client) = client.filter(|_| accepted) else {
+    let (Some(client), Some(upstream)) = (client.filter(|_| accepted), upstream) else {
         return respond::problem(ProblemKind::BadGateway, None, None, request_id);
     };
-    let upstream = hyper::upgrade::on(&mut response);
     let slot = Arc::clone(&conn.slot);
     tokio::spawn(async move {
         let _slot = slot;
-        match tokio::try_join!(client, upstream) {
-            Ok((c, u)) => crate::tunnel::join(TokioIo::new(c), TokioIo::new(u), idle).await,
+        match client.await {
+            Ok(c) => crate::tunnel::join(TokioIo::new(c), upstream, idle).await,
             Err(e) => tracing::debug!(error = %e, "upgrade failed"),
         }
     });
@@ -619,9 +618,8 @@ fn finish(
     let (parts, body) = resp.into_parts();
     let body = TrackedBody::new(body, deadline, move |bytes_out, completed| {
         let mut ex = ex;
-        if let Some(guard) = ex.guard.take() {
-            guard.finish(completed && ex.forwards_upstream_body);
-        }
+        // The target's in-flight count ends with the response.
+        drop(ex.guard.take());
         let elapsed = ex.ctx.started.elapsed();
         shared
             .metrics

@@ -5,26 +5,23 @@
 //! profile. A worker never shares its connections, so its pool is a plain
 //! LIFO list (the mutex is never contended: only its own thread touches it).
 //! A connection goes back to the list only after its response body was read to
-//! the end; a stale one (closed by the upstream while idle) is detected before
-//! use, or — if it fails with the request still unsent — replaced by a fresh
-//! connection once.
+//! the end with nothing left over; a stale one (closed by the upstream while
+//! idle) is detected before use by a non-blocking peek, or — if it fails with
+//! the request still unsent — replaced by a fresh connection once.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::uri::Authority;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 
 use super::UpstreamLink;
-
-use crate::body::ProxyBody;
+use super::h1::{Conn, Stream};
 
 /// An idle connection and when it went idle.
 struct Idle {
-    tx: SendRequest<ProxyBody>,
+    conn: Conn,
     since: Instant,
 }
 
@@ -62,23 +59,20 @@ impl H1Pool {
 
     /// The most recently used live idle connection, if any. Expired and closed
     /// ones are dropped on the way.
-    pub(crate) fn take(&self) -> Option<SendRequest<ProxyBody>> {
+    pub(crate) fn take(&self) -> Option<Conn> {
         let mut idle = self.idle.lock().ok()?;
         let now = Instant::now();
-        while let Some(entry) = idle.pop() {
-            if entry.tx.is_closed() || now.duration_since(entry.since) > self.idle_timeout {
+        while let Some(mut entry) = idle.pop() {
+            if now.duration_since(entry.since) > self.idle_timeout || !entry.conn.is_idle_alive() {
                 continue;
             }
-            return Some(entry.tx);
+            return Some(entry.conn);
         }
         None
     }
 
     /// Returns a connection whose last response was read to the end.
-    pub(crate) fn put(&self, tx: SendRequest<ProxyBody>) {
-        if tx.is_closed() {
-            return;
-        }
+    pub(crate) fn put(&self, conn: Conn) {
         if let Ok(mut idle) = self.idle.lock() {
             // The list is LIFO, so the oldest entries sit at the front: drop
             // expired ones from there (rarely any) so steady traffic cannot
@@ -92,10 +86,7 @@ impl H1Pool {
                 idle.drain(..expired);
             }
             if idle.len() < self.max_idle {
-                idle.push(Idle {
-                    tx,
-                    since: Instant::now(),
-                });
+                idle.push(Idle { conn, since: now });
             }
         }
     }
@@ -105,19 +96,18 @@ impl H1Pool {
     pub(crate) fn clear_expired(&self) {
         if let Ok(mut idle) = self.idle.lock() {
             let timeout = self.idle_timeout;
-            idle.retain(|e| e.since.elapsed() <= timeout && !e.tx.is_closed());
+            idle.retain_mut(|e| e.since.elapsed() <= timeout && e.conn.is_idle_alive());
         }
     }
 }
 
 /// Opens a new HTTP/1.1 connection to `authority` (with TLS when `tls` is
-/// set; the handshake shares the connect timeout) and starts driving it on
-/// the current worker.
+/// set; the handshake shares the connect timeout).
 pub(crate) async fn connect(
     authority: &Authority,
     timeout: Duration,
     tls: Option<&UpstreamLink>,
-) -> Result<SendRequest<ProxyBody>, ConnectError> {
+) -> Result<Conn, ConnectError> {
     let started = tokio::time::Instant::now();
     let stream = match tokio::time::timeout(timeout, TcpStream::connect(authority.as_str())).await {
         Ok(Ok(s)) => s,
@@ -126,7 +116,7 @@ pub(crate) async fn connect(
     };
     let _ = stream.set_nodelay(true);
     let Some(tls) = tls else {
-        return handshake(stream).await;
+        return Ok(Conn::new(Stream::Tcp(stream)));
     };
     let name = match &tls.server_name {
         Some(n) => n.clone(),
@@ -142,24 +132,8 @@ pub(crate) async fn connect(
     let left = timeout.saturating_sub(started.elapsed());
     let connecting = tokio_rustls::TlsConnector::from(Arc::clone(&tls.config)).connect(name, stream);
     match tokio::time::timeout(left, connecting).await {
-        Ok(Ok(s)) => handshake(s).await,
+        Ok(Ok(s)) => Ok(Conn::new(Stream::Tls(Box::new(s)))),
         Ok(Err(e)) => Err(ConnectError::Tls(e.to_string())),
         Err(_) => Err(ConnectError::Tls(format!("TLS handshake timed out after {timeout:?}"))),
     }
-}
-
-async fn handshake<S>(stream: S) -> Result<SendRequest<ProxyBody>, ConnectError>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (tx, conn) = http1::Builder::new()
-        .handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| ConnectError::Connect(e.to_string()))?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.with_upgrades().await {
-            tracing::debug!(error = %e, "upstream connection ended with error");
-        }
-    });
-    Ok(tx)
 }

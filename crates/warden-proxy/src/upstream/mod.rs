@@ -5,6 +5,7 @@
 //! Pools live across reloads: a reload reuses the pool of every service whose
 //! config did not change, so health state and warm connections survive.
 
+mod h1;
 mod h1pool;
 mod health;
 mod send;
@@ -25,6 +26,7 @@ use warden_tls::UpstreamTls;
 use crate::body::ProxyBody;
 use crate::metrics::Metrics;
 
+pub(crate) use h1::Upgraded;
 pub use send::{Outgoing, SendError, Sent, send};
 
 /// One upstream target and its health.
@@ -114,14 +116,13 @@ fn connector(config: &ServiceConfig, tls: Option<&UpstreamTls>) -> HttpsConnecto
     }
 }
 
-/// Tracks one in-flight request to a target; decrements on drop. Holds the
-/// HTTP/1.1 connection the request used until its response body is done.
+/// Tracks one in-flight request to a target; decrements on drop. (An
+/// HTTP/1.1 connection goes back to the pool from the response body itself,
+/// as soon as the upstream's response is read to the end.)
 #[derive(Debug)]
 pub struct InflightGuard {
     pool: Arc<ServicePool>,
     index: usize,
-    lease: Option<hyper::client::conn::http1::SendRequest<ProxyBody>>,
-    reusable: bool,
 }
 
 impl InflightGuard {
@@ -134,27 +135,11 @@ impl InflightGuard {
     pub fn target(&self) -> &Target {
         &self.pool.targets[self.index]
     }
-
-    /// The upstream connection was upgraded (101): it must never be pooled.
-    pub fn detach_connection(&mut self) {
-        self.lease = None;
-    }
-
-    /// Ends the request. When the response body was read to the end, the
-    /// upstream connection goes back to this worker's pool; otherwise it closes.
-    pub fn finish(mut self, response_complete: bool) {
-        self.reusable = response_complete;
-    }
 }
 
 impl Drop for InflightGuard {
     fn drop(&mut self) {
         self.pool.targets[self.index].inflight.fetch_sub(1, Ordering::Relaxed);
-        if let Some(tx) = self.lease.take()
-            && self.reusable
-        {
-            self.pool.h1_pool(self.index).put(tx);
-        }
     }
 }
 
@@ -291,8 +276,6 @@ impl ServicePool {
         Some(InflightGuard {
             pool: Arc::clone(self),
             index,
-            lease: None,
-            reusable: false,
         })
     }
 

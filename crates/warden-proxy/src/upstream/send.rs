@@ -7,13 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::uri::{Authority, PathAndQuery};
-use http::{HeaderMap, Method, Request, Response, Uri, Version};
-use hyper::body::Incoming;
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
 use tokio::time::Instant;
 use warden_config::schema::UpstreamProtocol;
 
-use hyper::client::conn::http1::SendRequest;
-
+use super::h1::{self, Conn, Home, ResponseHead, Upgraded, UpstreamBody};
 use super::h1pool::{ConnectError, connect};
 use super::{InflightGuard, ServicePool};
 use crate::body::{BodyFault, BodyStats, ProxyBody, empty};
@@ -35,9 +34,11 @@ pub struct Outgoing {
 #[derive(Debug)]
 pub struct Sent {
     /// Upstream response (body still streaming).
-    pub response: Response<Incoming>,
+    pub response: Response<ProxyBody>,
     /// Holds the target's in-flight count until the response is done.
     pub guard: InflightGuard,
+    /// After a 101 from an HTTP/1.1 upstream: the connection, for the tunnel.
+    pub(crate) upgraded: Option<Upgraded>,
 }
 
 /// Why no response came back.
@@ -99,6 +100,8 @@ pub async fn send(
         ..
     } = out;
     let mut headers = Some(headers);
+    let no_headers = HeaderMap::new();
+    let mut upgraded = None;
     let mut body = Some(body);
     // Targets already tried; only kept when a retry is possible.
     let mut tried = Vec::new();
@@ -110,26 +113,27 @@ pub async fn send(
         }
         let authority = guard.target().authority.clone();
         let wait = first_byte.min(deadline.saturating_duration_since(Instant::now()));
-        let mut guard = guard;
         let outcome = match pool.config.protocol {
             // HTTP/1.1: get a connection first, build the request after. A
             // connect failure leaves the headers untouched for the next
             // target, so they are never copied.
             UpstreamProtocol::Http1 => {
-                let exchange = async {
-                    let (tx, reused) = acquire_h1(pool, &guard).await?;
-                    let h = headers.take().unwrap_or_default();
-                    let b = if retryable {
-                        empty()
-                    } else {
-                        body.take().unwrap_or_else(empty)
-                    };
-                    let req = build(pool, method.clone(), authority.clone(), path_and_query.clone(), h, b);
-                    exchange_h1(pool, &guard, tx, reused, req).await
+                let h = headers.as_ref().unwrap_or(&no_headers);
+                let head = h1::RequestHead {
+                    method: &method,
+                    path_and_query: path_and_query.as_str(),
+                    headers: h,
                 };
-                match tokio::time::timeout(wait, exchange).await {
-                    Ok(Ok((response, tx))) => {
-                        guard.lease = Some(tx);
+                let b = if retryable {
+                    empty()
+                } else {
+                    body.take().unwrap_or_else(empty)
+                };
+                let index = guard.index();
+                match tokio::time::timeout(wait, exchange_h1(pool, &guard, &head, b, retryable)).await {
+                    Ok(Ok((response, conn))) => {
+                        let (response, up) = h1_response(response, conn, pool, index);
+                        upgraded = up;
                         Ok(Ok(response))
                     }
                     Ok(Err(e)) => Ok(Err(e)),
@@ -151,7 +155,7 @@ pub async fn send(
                 };
                 let req = build(pool, method.clone(), authority.clone(), path_and_query.clone(), h, b);
                 match tokio::time::timeout(wait, pool.client().request(req)).await {
-                    Ok(Ok(response)) => Ok(Ok(response)),
+                    Ok(Ok(response)) => Ok(Ok(response.map(|b| b.map_err(Into::into).boxed_unsync()))),
                     Ok(Err(e)) => {
                         let message = error_chain(&e);
                         if e.is_connect() && pool.tls.is_some() {
@@ -179,7 +183,11 @@ pub async fn send(
                 } else {
                     pool.record_success(guard.index());
                 }
-                return Ok(Sent { response, guard });
+                return Ok(Sent {
+                    response,
+                    guard,
+                    upgraded,
+                });
             }
             Ok(Err(failure)) => {
                 if let Some(fault) = stats.fault() {
@@ -225,23 +233,71 @@ struct Failure {
     message: String,
 }
 
-/// A ready HTTP/1.1 connection to the guard's target from this worker's
-/// pool, or a new one; the flag says whether it was reused.
-async fn acquire_h1(pool: &ServicePool, guard: &InflightGuard) -> Result<(SendRequest<ProxyBody>, bool), Failure> {
-    if let Some(mut tx) = pool.h1_pool(guard.index()).take()
-        && tx.ready().await.is_ok()
-    {
-        return Ok((tx, true));
+/// One exchange on a pooled or new HTTP/1.1 connection to the guard's target.
+/// A pooled connection that turns out dead before the request was written is
+/// replaced by a fresh one, once; so is one the upstream closed without
+/// answering, when the request is idempotent without a body (`replayable`:
+/// the keep-alive race, where the upstream times the idle connection out just
+/// as the request goes). Anything else is never sent twice.
+async fn exchange_h1(
+    pool: &ServicePool,
+    guard: &InflightGuard,
+    head: &h1::RequestHead<'_>,
+    body: ProxyBody,
+    replayable: bool,
+) -> Result<(ResponseHead, Conn), Failure> {
+    let (mut conn, reused) = match pool.h1_pool(guard.index()).take() {
+        Some(conn) => (conn, true),
+        None => (connect_h1(pool, guard).await?, false),
+    };
+    let failed = match conn.exchange(head, body).await {
+        Ok(response) => return Ok((response, conn)),
+        Err(f) => f,
+    };
+    let body = match failed.body {
+        Some(body) if reused && !failed.sent => body,
+        _ if reused && replayable && failed.unanswered => empty(),
+        // A fresh connection that took nothing failed like a connect.
+        _ => {
+            return Err(Failure {
+                connect: !failed.sent && !reused,
+                message: failed.message,
+            });
+        }
+    };
+    // From here a failure is final, never retried on another target.
+    let final_failure = |message: String| Failure {
+        connect: false,
+        message,
+    };
+    let mut fresh = connect_h1(pool, guard).await.map_err(|f| final_failure(f.message))?;
+    match fresh.exchange(head, body).await {
+        Ok(response) => Ok((response, fresh)),
+        Err(f) => Err(final_failure(f.message)),
     }
-    let mut tx = connect_h1(pool, guard).await?;
-    tx.ready().await.map_err(|e| Failure {
-        connect: true,
-        message: error_chain(&e),
-    })?;
-    Ok((tx, false))
 }
 
-async fn connect_h1(pool: &ServicePool, guard: &InflightGuard) -> Result<SendRequest<ProxyBody>, Failure> {
+/// The client-facing response for an upstream response head: its body reads
+/// from `conn`; after a 101 the connection is handed over for the tunnel.
+fn h1_response(
+    head: ResponseHead,
+    conn: Conn,
+    pool: &Arc<ServicePool>,
+    target: usize,
+) -> (Response<ProxyBody>, Option<Upgraded>) {
+    if head.status == StatusCode::SWITCHING_PROTOCOLS {
+        let parts = h1::into_parts(head);
+        return (Response::from_parts(parts, empty()), Some(Upgraded::new(conn)));
+    }
+    let home = Home {
+        pool: Arc::clone(pool),
+        target,
+    };
+    let body = UpstreamBody::new(conn, &head, home);
+    (Response::from_parts(h1::into_parts(head), body.boxed_unsync()), None)
+}
+
+async fn connect_h1(pool: &ServicePool, guard: &InflightGuard) -> Result<Conn, Failure> {
     let timeout = Duration::from_millis(pool.config.timeouts.connect_ms);
     connect(&guard.target().authority, timeout, pool.tls.as_ref())
         .await
@@ -258,47 +314,6 @@ async fn connect_h1(pool: &ServicePool, guard: &InflightGuard) -> Result<SendReq
                 Failure { connect: true, message }
             }
         })
-}
-
-/// Sends over `tx`. A reused connection that turns out dead before the
-/// request was written is replaced by a fresh one, once; the request is never
-/// sent twice.
-async fn exchange_h1(
-    pool: &ServicePool,
-    guard: &InflightGuard,
-    mut tx: SendRequest<ProxyBody>,
-    reused: bool,
-    req: Request<ProxyBody>,
-) -> Result<(Response<Incoming>, SendRequest<ProxyBody>), Failure> {
-    match tx.try_send_request(req).await {
-        Ok(response) => Ok((response, tx)),
-        Err(mut e) => match e.take_message() {
-            Some(unsent) if reused => {
-                // The request (headers, body) is consumed from here on: a
-                // failure now is final, never retried on another target.
-                let final_failure = |f: Failure| Failure {
-                    connect: false,
-                    message: f.message,
-                };
-                let mut fresh = connect_h1(pool, guard).await.map_err(final_failure)?;
-                fresh.ready().await.map_err(|e| Failure {
-                    connect: false,
-                    message: error_chain(&e),
-                })?;
-                match fresh.try_send_request(unsent).await {
-                    Ok(response) => Ok((response, fresh)),
-                    Err(e) => Err(Failure {
-                        connect: false,
-                        message: error_chain(e.error()),
-                    }),
-                }
-            }
-            _ => Err(Failure {
-                connect: false,
-                message: error_chain(e.error()),
-            }),
-        },
-    }
 }
 
 fn build(

@@ -1,0 +1,405 @@
+//! HTTP/1.1 heads on the upstream side: the request head warden writes, and
+//! the response head it reads back, with the response's framing decided the
+//! strict way (RFC 9112 §6.3). Anything ambiguous — `Transfer-Encoding` with
+//! `Content-Length`, two different lengths, a coding other than `chunked` —
+//! is an error: the connection is dropped and the client gets a 502, so an
+//! upstream can never make warden misread where one response ends.
+
+use bytes::{Bytes, BytesMut};
+use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
+
+/// Most header lines accepted in one upstream response head.
+pub(crate) const MAX_RESPONSE_HEADERS: usize = 128;
+
+/// Largest upstream response head, in bytes.
+pub(crate) const MAX_RESPONSE_HEAD_BYTES: usize = 64 * 1024;
+
+/// How the request body is framed on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RequestFraming {
+    /// No body at all.
+    None,
+    /// `Content-Length: n`, exactly `n` bytes follow.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// Appends the request head to `out` and says how the body must be framed.
+///
+/// `headers` must already be scrubbed of hop-by-hop fields (the handler does
+/// that); any `Content-Length` in them is taken as the body's length, written
+/// once. Without one, a body that may be non-empty goes chunked, and an empty
+/// body of a method that normally carries one gets `Content-Length: 0`.
+pub(crate) fn encode_request(
+    out: &mut Vec<u8>,
+    method: &Method,
+    path_and_query: &str,
+    headers: &HeaderMap,
+    body_empty: bool,
+) -> Result<RequestFraming, &'static str> {
+    let declared = content_length(headers.get_all(CONTENT_LENGTH).iter())?;
+    let framing = match declared {
+        Some(n) => RequestFraming::Length(n),
+        None if !body_empty => RequestFraming::Chunked,
+        None => RequestFraming::None,
+    };
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path_and_query.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in headers {
+        if *name == CONTENT_LENGTH || *name == TRANSFER_ENCODING {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    match framing {
+        RequestFraming::Length(n) => {
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        RequestFraming::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        RequestFraming::None => {
+            if matches!(*method, Method::POST | Method::PUT | Method::PATCH) {
+                out.extend_from_slice(b"content-length: 0\r\n");
+            }
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    Ok(framing)
+}
+
+/// The one length all `Content-Length` values agree on (`None` when there
+/// is none); different values, lists of different values, or non-digits are
+/// an error.
+fn content_length<'a>(values: impl Iterator<Item = &'a HeaderValue>) -> Result<Option<u64>, &'static str> {
+    let mut found: Option<u64> = None;
+    for value in values {
+        for part in value.as_bytes().split(|b| *b == b',') {
+            let part = part.trim_ascii();
+            if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
+                return Err("invalid Content-Length");
+            }
+            let n = part.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+            match found {
+                Some(m) if m != n => return Err("conflicting Content-Length values"),
+                _ => found = Some(n),
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// How an upstream response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ResponseFraming {
+    /// No body (HEAD, 1xx, 204, 304).
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+    /// Everything until the upstream closes the connection.
+    UntilClose,
+}
+
+/// A parsed response head.
+#[derive(Debug)]
+pub(crate) struct ResponseHead {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub framing: ResponseFraming,
+    /// The connection may carry another request after this response.
+    pub keep_alive: bool,
+}
+
+/// Why a response head was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HeadError {
+    /// Not HTTP, or a malformed line.
+    Malformed,
+    /// Bigger than [`MAX_RESPONSE_HEAD_BYTES`] or more than [`MAX_RESPONSE_HEADERS`] lines.
+    TooLarge,
+    /// Framing the gateway will not guess at.
+    AmbiguousFraming(&'static str),
+}
+
+impl std::fmt::Display for HeadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Malformed => f.write_str("malformed upstream response head"),
+            Self::TooLarge => f.write_str("upstream response head too large"),
+            Self::AmbiguousFraming(why) => write!(f, "upstream response framing refused: {why}"),
+        }
+    }
+}
+
+/// Tries to parse one response head at the start of `buf`. `Ok(None)` means
+/// more bytes are needed; on success the head's bytes are removed from `buf`.
+pub(crate) fn parse_response(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead>, HeadError> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
+    let mut parsed = httparse::Response::new(&mut slots);
+    // httparse's defaults are the strict ones: no obsolete line folding, no
+    // whitespace before the colon, no invalid bytes in names or values, no
+    // bare CR. A bare LF is taken as a line end (RFC 9112 §2.2 allows it);
+    // the head is re-encoded for the client, so no reader downstream ever
+    // sees the upstream's line ends.
+    let len = match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() > MAX_RESPONSE_HEAD_BYTES => return Err(HeadError::TooLarge),
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
+        Err(_) => return Err(HeadError::Malformed),
+    };
+    if len > MAX_RESPONSE_HEAD_BYTES {
+        return Err(HeadError::TooLarge);
+    }
+    let status = parsed
+        .code
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .ok_or(HeadError::Malformed)?;
+    let version = match parsed.version {
+        Some(1) => Version::HTTP_11,
+        Some(0) => Version::HTTP_10,
+        _ => return Err(HeadError::Malformed),
+    };
+    // Header values share the head's bytes instead of being copied one by one.
+    let base = buf.as_ptr() as usize;
+    let spans: Vec<(HeaderName, std::ops::Range<usize>)> = parsed
+        .headers
+        .iter()
+        .map(|h| {
+            let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| HeadError::Malformed)?;
+            if h.value.is_empty() {
+                return Ok((name, 0..0));
+            }
+            // httparse hands out slices of `buf`; the offset is checked anyway.
+            let start = (h.value.as_ptr() as usize)
+                .checked_sub(base)
+                .filter(|s| s + h.value.len() <= len)
+                .ok_or(HeadError::Malformed)?;
+            Ok((name, start..start + h.value.len()))
+        })
+        .collect::<Result<_, HeadError>>()?;
+    let head: Bytes = buf.split_to(len).freeze();
+    let mut headers = HeaderMap::with_capacity(spans.len());
+    for (name, range) in spans {
+        let value = HeaderValue::from_maybe_shared(head.slice(range)).map_err(|_| HeadError::Malformed)?;
+        headers.append(name, value);
+    }
+    let framing = framing(status, method, &headers)?;
+    let keep_alive =
+        version == Version::HTTP_11 && !connection_close(&headers) && framing != ResponseFraming::UntilClose;
+    Ok(Some(ResponseHead {
+        status,
+        headers,
+        framing,
+        keep_alive,
+    }))
+}
+
+fn framing(status: StatusCode, method: &Method, headers: &HeaderMap) -> Result<ResponseFraming, HeadError> {
+    let te = headers.get_all(TRANSFER_ENCODING);
+    let has_te = te.iter().next().is_some();
+    if status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+        || *method == Method::HEAD
+    {
+        if status == StatusCode::NO_CONTENT && has_te {
+            return Err(HeadError::AmbiguousFraming("Transfer-Encoding on a 204"));
+        }
+        return Ok(ResponseFraming::Empty);
+    }
+    let length = content_length(headers.get_all(CONTENT_LENGTH).iter()).map_err(HeadError::AmbiguousFraming)?;
+    if has_te {
+        if length.is_some() {
+            return Err(HeadError::AmbiguousFraming("both Transfer-Encoding and Content-Length"));
+        }
+        let mut values = te.iter();
+        let only_chunked = values
+            .next()
+            .is_some_and(|v| v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked"))
+            && values.next().is_none();
+        if !only_chunked {
+            return Err(HeadError::AmbiguousFraming("a transfer coding other than chunked"));
+        }
+        return Ok(ResponseFraming::Chunked);
+    }
+    Ok(match length {
+        Some(n) => ResponseFraming::Length(n),
+        None => ResponseFraming::UntilClose,
+    })
+}
+
+fn connection_close(headers: &HeaderMap) -> bool {
+    headers.get_all(CONNECTION).iter().any(|v| {
+        v.as_bytes()
+            .split(|b| *b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(raw: &str, method: &Method) -> Result<Option<ResponseHead>, HeadError> {
+        let mut buf = BytesMut::from(raw.as_bytes());
+        parse_response(&mut buf, method)
+    }
+
+    fn framing_of(raw: &str) -> Result<ResponseFraming, HeadError> {
+        parse(raw, &Method::GET).map(|h| h.expect("complete head").framing)
+    }
+
+    #[test]
+    fn a_head_is_parsed_and_removed_from_the_buffer() {
+        let mut buf = BytesMut::from(&b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\nX-A: 1\r\nx-a: 2\r\n\r\nhi"[..]);
+        let head = parse_response(&mut buf, &Method::POST).unwrap().unwrap();
+        assert_eq!(head.status, StatusCode::CREATED);
+        assert_eq!(head.framing, ResponseFraming::Length(2));
+        assert!(head.keep_alive);
+        assert_eq!(head.headers.get_all("x-a").iter().count(), 2);
+        assert_eq!(&buf[..], b"hi");
+    }
+
+    #[test]
+    fn a_partial_head_asks_for_more_bytes() {
+        assert!(parse("HTTP/1.1 200 OK\r\nContent-Le", &Method::GET).unwrap().is_none());
+    }
+
+    #[test]
+    fn an_endless_head_is_too_large() {
+        let raw = format!("HTTP/1.1 200 OK\r\nX-Big: {}", "a".repeat(MAX_RESPONSE_HEAD_BYTES + 1));
+        assert_eq!(parse(&raw, &Method::GET).unwrap_err(), HeadError::TooLarge);
+        let many: String = (0..=MAX_RESPONSE_HEADERS).map(|i| format!("x-{i}: 1\r\n")).collect();
+        let raw = format!("HTTP/1.1 200 OK\r\n{many}\r\n");
+        assert_eq!(parse(&raw, &Method::GET).unwrap_err(), HeadError::TooLarge);
+    }
+
+    #[test]
+    fn smuggling_shaped_framing_is_refused() {
+        for raw in [
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 0x5\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: xchunked\r\n\r\n",
+            "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ] {
+            assert!(
+                matches!(framing_of(raw), Err(HeadError::AmbiguousFraming(_))),
+                "accepted: {raw:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_heads_are_refused() {
+        for raw in [
+            "HTTP/1.1 200 OK\r\nX-Folded: a\r\n b\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nX-Space : a\r\n\r\n",
+            "HTTP/2.0 200 OK\r\n\r\n",
+            "HTTP/1.1 2000 OK\r\n\r\n",
+            "SSH-2.0-OpenSSH\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nBad\x01Name: a\r\n\r\n",
+        ] {
+            assert!(parse(raw, &Method::GET).is_err(), "accepted: {raw:?}");
+        }
+    }
+
+    #[test]
+    fn identical_repeated_lengths_are_one_length() {
+        assert_eq!(
+            framing_of("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n"),
+            Ok(ResponseFraming::Length(5))
+        );
+        assert_eq!(
+            framing_of("HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked \r\n\r\n"),
+            Ok(ResponseFraming::Chunked)
+        );
+    }
+
+    #[test]
+    fn bodiless_responses_ignore_their_length() {
+        let head = parse("HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n", &Method::HEAD)
+            .unwrap()
+            .unwrap();
+        assert_eq!(head.framing, ResponseFraming::Empty);
+        assert_eq!(
+            framing_of("HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\n\r\n"),
+            Ok(ResponseFraming::Empty)
+        );
+        assert_eq!(
+            framing_of("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"),
+            Ok(ResponseFraming::Empty)
+        );
+    }
+
+    #[test]
+    fn a_body_without_length_runs_to_close_and_ends_the_connection() {
+        let head = parse("HTTP/1.1 200 OK\r\n\r\n", &Method::GET).unwrap().unwrap();
+        assert_eq!(head.framing, ResponseFraming::UntilClose);
+        assert!(!head.keep_alive);
+        let head = parse(
+            "HTTP/1.1 200 OK\r\nConnection: keep-alive, Close\r\nContent-Length: 0\r\n\r\n",
+            &Method::GET,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(!head.keep_alive);
+        let head = parse("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", &Method::GET)
+            .unwrap()
+            .unwrap();
+        assert!(!head.keep_alive);
+    }
+
+    fn encode(method: Method, headers: &[(&str, &str)], body_empty: bool) -> (String, RequestFraming) {
+        let mut map = HeaderMap::new();
+        for (n, v) in headers {
+            map.append(
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        let mut out = Vec::new();
+        let framing = encode_request(&mut out, &method, "/a?b=1", &map, body_empty).unwrap();
+        (String::from_utf8(out).unwrap(), framing)
+    }
+
+    #[test]
+    fn request_heads_carry_exactly_one_framing() {
+        let (head, framing) = encode(Method::GET, &[("host", "api"), ("x-a", "1")], true);
+        assert_eq!(head, "GET /a?b=1 HTTP/1.1\r\nhost: api\r\nx-a: 1\r\n\r\n");
+        assert_eq!(framing, RequestFraming::None);
+
+        let (head, framing) = encode(Method::POST, &[("content-length", "5"), ("content-length", "5")], false);
+        assert_eq!(head, "POST /a?b=1 HTTP/1.1\r\ncontent-length: 5\r\n\r\n");
+        assert_eq!(framing, RequestFraming::Length(5));
+
+        let (head, framing) = encode(Method::POST, &[("transfer-encoding", "chunked")], false);
+        assert_eq!(head, "POST /a?b=1 HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n");
+        assert_eq!(framing, RequestFraming::Chunked);
+
+        let (head, _) = encode(Method::PUT, &[], true);
+        assert_eq!(head, "PUT /a?b=1 HTTP/1.1\r\ncontent-length: 0\r\n\r\n");
+    }
+
+    #[test]
+    fn conflicting_request_lengths_are_refused() {
+        let mut map = HeaderMap::new();
+        map.append(CONTENT_LENGTH, HeaderValue::from_static("5"));
+        map.append(CONTENT_LENGTH, HeaderValue::from_static("6"));
+        assert!(encode_request(&mut Vec::new(), &Method::POST, "/", &map, false).is_err());
+    }
+}
