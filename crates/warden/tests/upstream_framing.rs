@@ -19,12 +19,18 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use warden_testkit::{TestGateway, get, http1, send};
 
+fn status_line(resp: &str) -> &str {
+    resp.lines().next().unwrap_or_default()
+}
+
 /// What the scripted upstream does with one request.
 enum Action {
     /// Writes these bytes and keeps the connection.
     Reply(Vec<u8>),
     /// Writes these bytes, stops writing, reads whatever else comes, closes.
     ReplyAndClose(Vec<u8>),
+    /// Writes these bytes at once, reads nothing more, holds the connection.
+    ReplyEarly(Vec<u8>),
     /// Closes without a byte.
     Close,
 }
@@ -104,6 +110,11 @@ async fn serve(mut stream: TcpStream, script: Arc<Script>, requests: Arc<AtomicU
             .unwrap_or(0);
         match action {
             Action::Close => return,
+            Action::ReplyEarly(bytes) => {
+                let _ = stream.write_all(&bytes).await;
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                return;
+            }
             Action::ReplyAndClose(bytes) => {
                 let _ = stream.write_all(&bytes).await;
                 let _ = stream.shutdown().await;
@@ -332,4 +343,36 @@ async fn a_pooled_connection_closed_under_a_request_is_replayed_only_when_safe()
     .await;
     assert_eq!(post.status, 502);
     assert_eq!(up.requests(), 4, "the POST reached the upstream once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_early_answer_reaches_the_client_while_its_body_is_still_coming() {
+    // The upstream refuses as soon as it has the head and stops reading; the
+    // client has sent 1 KB of a declared 1 MB and is still "uploading".
+    let up = Scripted::start(|_| {
+        Action::ReplyEarly(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 7\r\n\r\nno auth".to_vec())
+    })
+    .await;
+    let gw = gateway(&up).await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
+        .await
+        .unwrap();
+    s.write_all(&[b'a'; 1000]).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Well inside the 30 s first-byte default: the answer is not held back
+    // until the body is done.
+    let read = tokio::time::timeout(Duration::from_secs(3), async {
+        while !got.windows(7).any(|w| w == b"no auth") {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    let text = String::from_utf8_lossy(&got);
+    assert!(read.is_ok(), "no answer while the body was still coming: {text:?}");
+    assert!(status_line(&text).contains("401"), "{text}");
 }

@@ -3,7 +3,8 @@
 //! hyper-util's pooled client keeps one pool behind a lock, boxes its checkout
 //! and response futures, and showed as the largest userland block in the proxy's
 //! profile. A worker never shares its connections, so its pool is a plain
-//! LIFO list (the mutex is never contended: only its own thread touches it).
+//! LIFO list (the mutex is rarely contended: only its own thread takes and
+//! returns connections; the reaper drops expired ones now and then).
 //! A connection goes back to the list only after its response body was read to
 //! the end with nothing left over; a stale one (closed by the upstream while
 //! idle) is detected before use by a non-blocking peek, or — if it fails with
@@ -91,12 +92,13 @@ impl H1Pool {
         }
     }
 
-    /// Drops idle connections past their idle timeout or closed by the
-    /// upstream, wherever they sit in the list (the periodic reaper).
+    /// Drops idle connections past their idle timeout, wherever they sit in
+    /// the list (the periodic reaper, which runs on the control thread;
+    /// whether the upstream closed one is checked when it is taken).
     pub(crate) fn clear_expired(&self) {
         if let Ok(mut idle) = self.idle.lock() {
             let timeout = self.idle_timeout;
-            idle.retain_mut(|e| e.since.elapsed() <= timeout && e.conn.is_idle_alive());
+            idle.retain(|e| e.since.elapsed() <= timeout);
         }
     }
 }

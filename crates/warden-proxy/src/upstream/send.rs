@@ -74,6 +74,11 @@ pub enum SendError {
     Body(BodyFault),
 }
 
+/// Read-only methods: sending one twice changes nothing.
+fn safe(m: &Method) -> bool {
+    matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
 fn idempotent(m: &Method) -> bool {
     matches!(
         *m,
@@ -130,7 +135,8 @@ pub async fn send(
                     body.take().unwrap_or_else(empty)
                 };
                 let index = guard.index();
-                match tokio::time::timeout(wait, exchange_h1(pool, &guard, &head, b, retryable)).await {
+                let replayable = safe(&method) && body_empty;
+                match tokio::time::timeout(wait, exchange_h1(pool, &guard, &head, b, replayable)).await {
                     Ok(Ok((response, conn))) => {
                         let (response, up) = h1_response(response, conn, pool, index);
                         upgraded = up;
@@ -236,9 +242,9 @@ struct Failure {
 /// One exchange on a pooled or new HTTP/1.1 connection to the guard's target.
 /// A pooled connection that turns out dead before the request was written is
 /// replaced by a fresh one, once; so is one the upstream closed without
-/// answering, when the request is idempotent without a body (`replayable`:
-/// the keep-alive race, where the upstream times the idle connection out just
-/// as the request goes). Anything else is never sent twice.
+/// answering, when the request is a GET, HEAD or OPTIONS without a body
+/// (`replayable`: the keep-alive race, where the upstream times the idle
+/// connection out just as the request goes). Anything else is never sent twice.
 async fn exchange_h1(
     pool: &ServicePool,
     guard: &InflightGuard,

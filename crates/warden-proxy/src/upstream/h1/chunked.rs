@@ -119,7 +119,9 @@ fn parse_size(line: &[u8]) -> Result<u64, &'static str> {
     if digits > 15 {
         return Err("chunk size too large");
     }
-    let rest = line[digits..].trim_ascii_start();
+    // Optional whitespace (SP / HTAB only) may precede an extension.
+    let blanks = line[digits..].iter().take_while(|b| matches!(b, b' ' | b'\t')).count();
+    let rest = &line[digits + blanks..];
     if !rest.is_empty() && rest[0] != b';' {
         return Err("junk after chunk size");
     }
@@ -175,6 +177,7 @@ mod tests {
             b"0x5\r\nhello\r\n0\r\n\r\n",
             b" 5\r\nhello\r\n0\r\n\r\n",
             b"5 x\r\nhello\r\n0\r\n\r\n",
+            b"5\x0c;a\r\nhello\r\n0\r\n\r\n",
             b"5\nhello\r\n0\r\n\r\n",
             b"5\r\nhelloXX0\r\n\r\n",
             b"5\r\nhello\n0\r\n\r\n",

@@ -76,17 +76,21 @@ pub(crate) fn encode_request(
 }
 
 /// The one length all `Content-Length` values agree on (`None` when there
-/// is none); different values, lists of different values, or non-digits are
-/// an error.
+/// is none); different values, lists of different values, non-digits or a
+/// value past `u64` are an error. Leading zeros are fine, as on the client
+/// side (`strict_h1`) and in hyper: every parser in the path must agree.
 fn content_length<'a>(values: impl Iterator<Item = &'a HeaderValue>) -> Result<Option<u64>, &'static str> {
     let mut found: Option<u64> = None;
     for value in values {
         for part in value.as_bytes().split(|b| *b == b',') {
             let part = part.trim_ascii();
-            if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
+            if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
                 return Err("invalid Content-Length");
             }
-            let n = part.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+            let n = part
+                .iter()
+                .try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+                .ok_or("Content-Length too large")?;
             match found {
                 Some(m) if m != n => return Err("conflicting Content-Length values"),
                 _ => found = Some(n),
@@ -194,6 +198,9 @@ pub(crate) fn parse_response(buf: &mut BytesMut, method: &Method) -> Result<Opti
         headers.append(name, value);
     }
     let framing = framing(status, method, &headers)?;
+    if let ResponseFraming::Length(n) = framing {
+        canonical_length(&mut headers, n);
+    }
     let keep_alive =
         version == Version::HTTP_11 && !connection_close(&headers) && framing != ResponseFraming::UntilClose;
     Ok(Some(ResponseHead {
@@ -236,6 +243,19 @@ fn framing(status: StatusCode, method: &Method, headers: &HeaderMap) -> Result<R
         Some(n) => ResponseFraming::Length(n),
         None => ResponseFraming::UntilClose,
     })
+}
+
+/// Rewrites `Content-Length: 0005` or `5, 5` (or the header twice) as one
+/// plain `5`, so no parser downstream has to agree with this one.
+fn canonical_length(headers: &mut HeaderMap, n: u64) {
+    let mut values = headers.get_all(CONTENT_LENGTH).iter();
+    let plain = values.next().is_some_and(|v| {
+        let b = v.as_bytes();
+        b.iter().all(u8::is_ascii_digit) && (b.len() == 1 || b[0] != b'0')
+    }) && values.next().is_none();
+    if !plain {
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(n));
+    }
 }
 
 fn connection_close(headers: &HeaderMap) -> bool {
@@ -331,6 +351,23 @@ mod tests {
     }
 
     #[test]
+    fn odd_but_agreeing_lengths_are_rewritten_plainly() {
+        for raw in [
+            "HTTP/1.1 200 OK\r\nContent-Length: 0005\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+        ] {
+            let head = parse(raw, &Method::GET).unwrap().unwrap();
+            let values: Vec<_> = head.headers.get_all(CONTENT_LENGTH).iter().collect();
+            assert_eq!(values, ["5"], "{raw:?}");
+        }
+        assert_eq!(
+            framing_of("HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n"),
+            Err(HeadError::AmbiguousFraming("Content-Length too large"))
+        );
+    }
+
+    #[test]
     fn bodiless_responses_ignore_their_length() {
         let head = parse("HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n", &Method::HEAD)
             .unwrap()
@@ -393,6 +430,13 @@ mod tests {
 
         let (head, _) = encode(Method::PUT, &[], true);
         assert_eq!(head, "PUT /a?b=1 HTTP/1.1\r\ncontent-length: 0\r\n\r\n");
+    }
+
+    #[test]
+    fn padded_request_lengths_are_read_like_the_client_side_reads_them() {
+        let (head, framing) = encode(Method::POST, &[("content-length", "000000000000000000005")], false);
+        assert_eq!(head, "POST /a?b=1 HTTP/1.1\r\ncontent-length: 5\r\n\r\n");
+        assert_eq!(framing, RequestFraming::Length(5));
     }
 
     #[test]

@@ -20,9 +20,10 @@ mod chunked;
 mod head;
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
@@ -130,6 +131,13 @@ impl Failure {
             message: message.into(),
         }
     }
+
+    fn unsent(message: impl Into<String>) -> Self {
+        Self {
+            sent: false,
+            ..Self::sent(message)
+        }
+    }
 }
 
 impl Conn {
@@ -142,45 +150,69 @@ impl Conn {
     }
 
     /// True when an idle connection can take a request: the upstream has not
-    /// closed it and has sent nothing unasked (a single non-blocking peek).
+    /// closed it and has sent nothing unasked. One non-blocking `MSG_PEEK` on
+    /// the socket, so bytes or a close that arrived a moment ago are seen
+    /// even before the worker's reactor has noticed them.
     pub(crate) fn is_idle_alive(&mut self) -> bool {
         if !self.buf.is_empty() {
             return false;
         }
-        let mut cx = Context::from_waker(Waker::noop());
-        let mut probe = [0u8; 1];
-        let mut rb = ReadBuf::new(&mut probe);
-        // Pending: nothing to read, the connection is open. Anything else —
-        // EOF, stray bytes, an error — makes it unusable.
-        Pin::new(&mut self.io).poll_read(&mut cx, &mut rb).is_pending()
+        let tcp = match &mut self.io {
+            Stream::Tcp(s) => &*s,
+            Stream::Tls(s) => {
+                // Plaintext rustls already decrypted, or a close_notify, also
+                // makes the connection unusable.
+                let clean = s
+                    .get_mut()
+                    .1
+                    .process_new_packets()
+                    .is_ok_and(|st| st.plaintext_bytes_to_read() == 0 && !st.peer_has_closed());
+                if !clean {
+                    return false;
+                }
+                s.get_ref().0
+            }
+        };
+        let mut probe = [MaybeUninit::<u8>::uninit(); 1];
+        // Anything but "would block" — EOF, stray bytes, an error — means no.
+        matches!(
+            socket2::SockRef::from(tcp).peek(&mut probe),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock
+        )
     }
 
     /// Sends the request and reads the final response head. Interim 1xx
-    /// responses other than 101 are skipped.
+    /// responses other than 101 are skipped. On failure, the body comes back
+    /// in [`Failure::body`] when none of it was taken.
     pub(crate) async fn exchange(&mut self, req: &RequestHead<'_>, body: ProxyBody) -> Result<ResponseHead, Failure> {
         let mut body = body;
         let mut wbuf = std::mem::take(&mut self.wbuf);
         wbuf.clear();
-        let encoded = head::encode_request(
-            &mut wbuf,
-            req.method,
-            req.path_and_query,
-            req.headers,
-            body.is_end_stream(),
-        );
-        let framing = match encoded {
-            Ok(f) => f,
-            Err(e) => {
-                self.wbuf = wbuf;
-                return Err(Failure {
-                    sent: false,
-                    body: Some(body),
-                    unanswered: false,
-                    message: e.to_owned(),
-                });
+        let result = self.send_and_read(&mut wbuf, req, &mut body).await;
+        if wbuf.capacity() > 4 * COALESCE_MAX {
+            wbuf = Vec::with_capacity(1024);
+        }
+        self.wbuf = wbuf;
+        result.map_err(|(mut failure, untouched)| {
+            if untouched && !failure.sent {
+                failure.body = Some(body);
             }
-        };
-        // A small body that is already here goes out with the head.
+            failure
+        })
+    }
+
+    /// [`Self::exchange`]; the flag on failure says the body is untouched.
+    async fn send_and_read(
+        &mut self,
+        wbuf: &mut Vec<u8>,
+        req: &RequestHead<'_>,
+        body: &mut ProxyBody,
+    ) -> Result<ResponseHead, (Failure, bool)> {
+        // Heads the client side accepted always encode; a failure here is
+        // final (never retried elsewhere).
+        let framing = head::encode_request(wbuf, req.method, req.path_and_query, req.headers, body.is_end_stream())
+            .map_err(|e| (Failure::sent(e), false))?;
+        // A small body that is already here goes out in the same write.
         let mut taken = false;
         let mut written: u64 = 0;
         let mut body_done = framing == RequestFraming::None;
@@ -188,122 +220,80 @@ impl Conn {
             while wbuf.len() < COALESCE_MAX {
                 let Some(next) = body.frame().now_or_never() else { break };
                 taken = true;
-                match next {
-                    Some(Ok(frame)) => {
-                        if let Ok(data) = frame.into_data() {
-                            written += data.len() as u64;
-                            frame_data(&mut wbuf, framing, &data);
-                        }
-                    }
-                    Some(Err(e)) => {
-                        self.wbuf = wbuf;
-                        return Err(Failure::sent(format!("request body failed: {e}")));
-                    }
+                let frame = match next {
+                    Some(Ok(frame)) => frame,
+                    Some(Err(e)) => return Err((Failure::unsent(format!("request body failed: {e}")), false)),
                     None => {
-                        end_body(&mut wbuf, framing, written)?;
+                        end_body(wbuf, framing, written).map_err(|f| (f, false))?;
                         body_done = true;
                         break;
                     }
+                };
+                if let Ok(data) = frame.into_data() {
+                    written += data.len() as u64;
+                    check_length(framing, written).map_err(|f| (f, false))?;
+                    frame_data(wbuf, framing, &data);
                 }
             }
         }
-        let wrote = self.io.write_all(&wbuf).await;
-        self.wbuf = wbuf;
-        if let Err(e) = wrote {
-            // The first write failing means nothing was accepted.
-            return Err(Failure {
-                sent: false,
-                body: (!taken).then_some(body),
-                unanswered: false,
-                message: format!("writing the request failed: {e}"),
-            });
+        if let Err(e) = self.io.write_all(wbuf).await {
+            // The request never went out whole: the upstream cannot act on it.
+            return Err((Failure::unsent(format!("writing the request failed: {e}")), !taken));
         }
-        if !body_done {
-            match self.write_body(&mut body, framing, written).await {
-                Ok(()) => {}
+        if body_done {
+            self.io
+                .flush()
+                .await
+                .map_err(|e| (Failure::sent(format!("writing the request failed: {e}")), false))?;
+            return read_head(&mut self.io, &mut self.buf, req.method)
+                .await
+                .map_err(|f| (f, false));
+        }
+        self.stream_body(req.method, body, framing, written)
+            .await
+            .map_err(|f| (f, false))
+    }
+
+    /// Writes the rest of the body while watching for the response. A final
+    /// response that arrives first (an early 413 or 401) ends the upload:
+    /// the rest of the body is not sent and the connection is not reused.
+    async fn stream_body(
+        &mut self,
+        method: &Method,
+        body: &mut ProxyBody,
+        framing: RequestFraming,
+        written: u64,
+    ) -> Result<ResponseHead, Failure> {
+        let (mut rd, mut wr) = tokio::io::split(&mut self.io);
+        let write = async {
+            write_body(&mut wr, body, framing, written).await?;
+            wr.flush().await.map_err(write_failed)
+        };
+        let read = read_head(&mut rd, &mut self.buf, method);
+        tokio::pin!(write, read);
+        let write_error = tokio::select! {
+            biased;
+            outcome = &mut read => {
+                let mut head = outcome?;
+                head.keep_alive = false;
+                return Ok(head);
+            }
+            outcome = &mut write => match outcome {
+                Ok(()) => None,
                 // The client's body failed (too large, too slow, cut): the
                 // upstream has half a request and is not asked for more.
                 Err(BodyWriteError::Source(failure)) => return Err(failure),
-                // An upstream that refused the body early (413, 401) and
-                // closed may have answered already: read what it said.
-                Err(BodyWriteError::Write(failure)) => {
-                    return match self.read_head(req.method).await {
-                        Ok(mut head) => {
-                            head.keep_alive = false;
-                            Ok(head)
-                        }
-                        Err(_) => Err(failure),
-                    };
-                }
+                // The upstream stopped taking the body: it may have answered.
+                Err(BodyWriteError::Write(failure)) => Some(failure),
+            },
+        };
+        match (read.await, write_error) {
+            (Ok(head), None) => Ok(head),
+            (Ok(mut head), Some(_)) => {
+                head.keep_alive = false;
+                Ok(head)
             }
-        }
-        if let Err(e) = self.io.flush().await {
-            return Err(Failure::sent(format!("writing the request failed: {e}")));
-        }
-        self.read_head(req.method).await
-    }
-
-    /// Streams the rest of the request body.
-    async fn write_body(
-        &mut self,
-        body: &mut ProxyBody,
-        framing: RequestFraming,
-        mut written: u64,
-    ) -> Result<(), BodyWriteError> {
-        let write_failed =
-            |e: io::Error| BodyWriteError::Write(Failure::sent(format!("writing the request body failed: {e}")));
-        let mut out = Vec::new();
-        while let Some(frame) = body.frame().await {
-            let frame =
-                frame.map_err(|e| BodyWriteError::Source(Failure::sent(format!("request body failed: {e}"))))?;
-            let Ok(data) = frame.into_data() else { continue };
-            if data.is_empty() {
-                continue;
-            }
-            written += data.len() as u64;
-            if let RequestFraming::Length(n) = framing
-                && written > n
-            {
-                return Err(BodyWriteError::Source(Failure::sent(
-                    "request body longer than its Content-Length",
-                )));
-            }
-            out.clear();
-            frame_data(&mut out, framing, &data);
-            self.io.write_all(&out).await.map_err(write_failed)?;
-        }
-        out.clear();
-        end_body(&mut out, framing, written).map_err(BodyWriteError::Source)?;
-        self.io.write_all(&out).await.map_err(write_failed)
-    }
-
-    /// Reads until one final response head is parsed.
-    async fn read_head(&mut self, method: &Method) -> Result<ResponseHead, Failure> {
-        let mut interim = 0;
-        loop {
-            match head::parse_response(&mut self.buf, method) {
-                Ok(Some(h)) if h.status.is_informational() && h.status != StatusCode::SWITCHING_PROTOCOLS => {
-                    interim += 1;
-                    if interim > MAX_INTERIM {
-                        return Err(Failure::sent("too many interim responses"));
-                    }
-                    continue;
-                }
-                Ok(Some(h)) => return Ok(h),
-                Ok(None) => {}
-                Err(e) => return Err(Failure::sent(e.to_string())),
-            }
-            self.buf.reserve(READ_CHUNK);
-            let nothing_yet = self.buf.is_empty() && interim == 0;
-            match self.io.read_buf(&mut self.buf).await {
-                Ok(0) if nothing_yet => return Err(unanswered("upstream closed the connection without answering")),
-                Ok(0) => return Err(Failure::sent("upstream closed the connection inside a response head")),
-                Ok(_) => {}
-                Err(e) if nothing_yet && e.kind() == io::ErrorKind::ConnectionReset => {
-                    return Err(unanswered("upstream reset the connection without answering"));
-                }
-                Err(e) => return Err(Failure::sent(format!("reading the response failed: {e}"))),
-            }
+            (Err(_), Some(failure)) | (Err(failure), None) => Err(failure),
         }
     }
 
@@ -322,6 +312,79 @@ enum BodyWriteError {
     Write(Failure),
 }
 
+fn write_failed(e: io::Error) -> BodyWriteError {
+    BodyWriteError::Write(Failure::sent(format!("writing the request body failed: {e}")))
+}
+
+/// Streams the rest of the request body to `w` in its framing.
+async fn write_body<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    body: &mut ProxyBody,
+    framing: RequestFraming,
+    mut written: u64,
+) -> Result<(), BodyWriteError> {
+    let mut small = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| BodyWriteError::Source(Failure::sent(format!("request body failed: {e}"))))?;
+        let Ok(data) = frame.into_data() else { continue };
+        if data.is_empty() {
+            continue;
+        }
+        written += data.len() as u64;
+        check_length(framing, written).map_err(BodyWriteError::Source)?;
+        if framing == RequestFraming::Chunked && data.len() <= 4096 {
+            small.clear();
+            frame_data(&mut small, framing, &data);
+            w.write_all(&small).await.map_err(write_failed)?;
+        } else if framing == RequestFraming::Chunked {
+            small.clear();
+            chunk_size_line(&mut small, data.len());
+            w.write_all(&small).await.map_err(write_failed)?;
+            w.write_all(&data).await.map_err(write_failed)?;
+            w.write_all(b"\r\n").await.map_err(write_failed)?;
+        } else {
+            w.write_all(&data).await.map_err(write_failed)?;
+        }
+    }
+    small.clear();
+    end_body(&mut small, framing, written).map_err(BodyWriteError::Source)?;
+    w.write_all(&small).await.map_err(write_failed)
+}
+
+/// Reads from `r` into `buf` until one final response head is parsed.
+async fn read_head<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut BytesMut,
+    method: &Method,
+) -> Result<ResponseHead, Failure> {
+    let mut interim = 0;
+    loop {
+        match head::parse_response(buf, method) {
+            Ok(Some(h)) if h.status.is_informational() && h.status != StatusCode::SWITCHING_PROTOCOLS => {
+                interim += 1;
+                if interim > MAX_INTERIM {
+                    return Err(Failure::sent("too many interim responses"));
+                }
+                continue;
+            }
+            Ok(Some(h)) => return Ok(h),
+            Ok(None) => {}
+            Err(e) => return Err(Failure::sent(e.to_string())),
+        }
+        buf.reserve(READ_CHUNK);
+        let nothing_yet = buf.is_empty() && interim == 0;
+        match r.read_buf(buf).await {
+            Ok(0) if nothing_yet => return Err(unanswered("upstream closed the connection without answering")),
+            Ok(0) => return Err(Failure::sent("upstream closed the connection inside a response head")),
+            Ok(_) => {}
+            Err(e) if nothing_yet && e.kind() == io::ErrorKind::ConnectionReset => {
+                return Err(unanswered("upstream reset the connection without answering"));
+            }
+            Err(e) => return Err(Failure::sent(format!("reading the response failed: {e}"))),
+        }
+    }
+}
+
 fn unanswered(message: &str) -> Failure {
     Failure {
         unanswered: true,
@@ -335,11 +398,25 @@ fn frame_data(out: &mut Vec<u8>, framing: RequestFraming, data: &[u8]) {
         if data.is_empty() {
             return;
         }
-        out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+        chunk_size_line(out, data.len());
         out.extend_from_slice(data);
         out.extend_from_slice(b"\r\n");
     } else {
         out.extend_from_slice(data);
+    }
+}
+
+/// Appends `{len:x}\r\n`.
+fn chunk_size_line(out: &mut Vec<u8>, len: usize) {
+    use std::io::Write as _;
+    let _ = write!(out, "{len:x}\r\n");
+}
+
+/// A body may not run past its declared length.
+fn check_length(framing: RequestFraming, written: u64) -> Result<(), Failure> {
+    match framing {
+        RequestFraming::Length(n) if written > n => Err(Failure::sent("request body longer than its Content-Length")),
+        _ => Ok(()),
     }
 }
 

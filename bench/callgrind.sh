@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Userland instructions per proxied request, counted by valgrind's callgrind:
+# repeatable on a noisy shared machine where wall-clock throughput is not.
+# Runs nginx (plain reverse proxy, 1 worker) and warden (plain reverse proxy,
+# 1 worker) under callgrind in turn, each for SECONDS of `wrk -c8` load on
+# loopback against the same nginx upstream, and prints instructions per
+# request for each and their ratio. Stops by itself.
+# Usage: bench/callgrind.sh [seconds]   (default 10; KEEP=DIR keeps the callgrind
+# output files there, for callgrind_annotate)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DUR=${1:-10}
+UP_PORT=18201 NGINX_PORT=18202 WARDEN_PORT=18203 ADMIN_PORT=18204
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need nginx || ! need wrk || ! need valgrind; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk valgrind >/dev/null
+fi
+cargo build --release -p warden >/dev/null 2>&1 || cargo build --release -p warden
+WARDEN=$PWD/target/release/warden
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; [ -n "${KEEP:-}" ] && cp "$work"/*.out "$KEEP"/ 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+nginx_conf() { # DIR HTTP-BLOCK-BODY
+  mkdir -p "$1"
+  cat > "$1/nginx.conf" <<CONF
+daemon off; master_process off; worker_processes 1; pid $1/nginx.pid; error_log $1/error.log crit;
+events { worker_connections 1024; }
+http {
+  access_log off; client_body_temp_path $1; proxy_temp_path $1;
+  fastcgi_temp_path $1; uwsgi_temp_path $1; scgi_temp_path $1;
+  keepalive_requests 1000000;
+  $2
+}
+CONF
+}
+nginx_conf "$work/up" "server { listen 127.0.0.1:$UP_PORT; default_type application/json;
+    location / { return 200 '{\"id\":42,\"name\":\"ada\",\"roles\":[\"reader\"],\"active\":true}'; } }"
+nginx_conf "$work/px" "upstream api { server 127.0.0.1:$UP_PORT; keepalive 128; }
+  server { listen 127.0.0.1:$NGINX_PORT;
+    location / { proxy_pass http://api; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+cat > "$work/warden.yaml" <<CONF
+listeners: [{ name: bench, bind: "127.0.0.1:$WARDEN_PORT", plain_http: serve }]
+admin: { bind: "127.0.0.1:$ADMIN_PORT" }
+access_log: off
+services: [{ name: api, targets: ["127.0.0.1:$UP_PORT"], pool: { max_idle_per_target: 256 } }]
+routes:
+  - { id: all, path: { prefix: / }, service: api }
+CONF
+
+nginx -c "$work/up/nginx.conf" -p "$work/up" & pids+=($!)
+
+wait_port() { for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
+wait_port "$UP_PORT"
+
+# measure NAME PORT CMD...: runs CMD under callgrind, loads it, prints Ir/request.
+measure() {
+  local name=$1 port=$2; shift 2
+  valgrind --tool=callgrind --callgrind-out-file="$work/$name.out" "$@" >/dev/null 2>"$work/$name.vg" &
+  local pid=$!
+  wait_port "$port"
+  curl -fsS -o /dev/null "http://127.0.0.1:$port/users/42"
+  local reqs
+  reqs=$(wrk -t1 -c8 -d"${DUR}s" "http://127.0.0.1:$port/users/42" | awk '/requests in/ {print $1}')
+  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+  local ir
+  ir=$(awk '/^(summary|totals):/ {print $2; exit}' "$work/$name.out")
+  echo "$name $reqs $ir" | awk '{ printf "%-8s %9d requests  %14d instructions  %7.0f per request\n", $1, $2, $3, $3 / ($2 + 1) }'
+  echo "$name $reqs $ir" >> "$work/results"
+}
+
+measure nginx "$NGINX_PORT" nginx -c "$work/px/nginx.conf" -p "$work/px"
+WARDEN_LOG=warn measure warden "$WARDEN_PORT" "$WARDEN" run --watch-secs 0 --config "$work/warden.yaml" --workers 1
+awk '{ per[$1] = $3 / ($2 + 1) } END { printf "warden/nginx instructions per request: %.2f\n", per["warden"] / per["nginx"] }' "$work/results"
