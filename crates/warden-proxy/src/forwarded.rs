@@ -34,7 +34,12 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 fn spoofable_client_address(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
-        "x-real-ip" | "true-client-ip" | "x-client-ip" | "x-forwarded-port" | "x-forwarded-prefix"
+        "x-real-ip"
+            | "true-client-ip"
+            | "x-client-ip"
+            | "x-forwarded-port"
+            | "x-forwarded-prefix"
+            | "x-original-forwarded-for"
     )
 }
 
@@ -188,22 +193,12 @@ pub struct Hop<'a> {
     pub host: Option<&'a HeaderValue>,
 }
 
-/// Writes `X-Forwarded-*` and `Forwarded`, keeping earlier hops only from trusted peers.
+/// Writes `X-Forwarded-*` and `Forwarded`, keeping earlier hops only from trusted
+/// peers. Expects a head [`scrub_request`] has already been through.
 pub fn write_forwarded(h: &mut HeaderMap, hop: &Hop<'_>) {
-    if !hop.trusted {
-        // Other client-address headers upstream frameworks believe; from an
-        // untrusted client they can only be spoofed.
-        for name in [
-            "x-real-ip",
-            "true-client-ip",
-            "x-client-ip",
-            "x-forwarded-port",
-            "x-forwarded-prefix",
-            "x-original-forwarded-for",
-        ] {
-            h.remove(name);
-        }
-    }
+    // Other client-address headers (X-Real-IP and the like) from an untrusted
+    // client were already dropped by `scrub_request`, in the same pass as
+    // the hop-by-hop headers.
     match hop.trusted.then(|| join(h, &X_FORWARDED_FOR)).flatten() {
         Some(prior) => set(h, &X_FORWARDED_FOR, &format!("{prior}, {}", hop.peer.node_plain())),
         None => {
@@ -405,7 +400,10 @@ mod tests {
         assert!(h.contains_key("x-forwarded-for") && h.contains_key("forwarded") && h.contains_key("host"));
         h.insert("x-real-ip", HeaderValue::from_static("6.6.6.6"));
         h.insert("true-client-ip", HeaderValue::from_static("6.6.6.6"));
+        h.insert("x-original-forwarded-for", HeaderValue::from_static("6.6.6.6"));
         let peer = PeerText::new(ip("198.51.100.1"));
+        // As in the handler: the untrusted client's head is scrubbed first.
+        scrub_request(&mut h, false, false);
         write_forwarded(
             &mut h,
             &Hop {
@@ -416,7 +414,9 @@ mod tests {
             },
         );
         assert!(
-            !h.contains_key("x-real-ip") && !h.contains_key("true-client-ip"),
+            !h.contains_key("x-real-ip")
+                && !h.contains_key("true-client-ip")
+                && !h.contains_key("x-original-forwarded-for"),
             "spoofable client-IP headers kept"
         );
         assert!(!h.contains_key("x-junk"));

@@ -5,6 +5,8 @@
 //! is an error: the connection is dropped and the client gets a 502, so an
 //! upstream can never make warden misread where one response ends.
 
+use std::mem::MaybeUninit;
+
 use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
@@ -147,22 +149,36 @@ impl std::fmt::Display for HeadError {
 /// Tries to parse one response head at the start of `buf`. `Ok(None)` means
 /// more bytes are needed; on success the head's bytes are removed from `buf`.
 pub(crate) fn parse_response(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead>, HeadError> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
-    let mut parsed = httparse::Response::new(&mut slots);
-    // httparse's defaults are the strict ones: no obsolete line folding, no
-    // whitespace before the colon, no invalid bytes in names or values, no
-    // bare CR. A bare LF is taken as a line end (RFC 9112 §2.2 allows it);
-    // the head is re-encoded for the client, so no reader downstream ever
-    // sees the upstream's line ends.
-    let len = match parsed.parse(buf) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if buf.len() > MAX_RESPONSE_HEAD_BYTES => return Err(HeadError::TooLarge),
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
-        Err(_) => return Err(HeadError::Malformed),
+    // Lines end in CRLF, nothing else: the head ends at the first empty
+    // line. (RFC 9112 §2.2 lets a recipient accept a bare LF; warden does
+    // not, on either side, so it never has to guess where a head ends.)
+    let Some(end) = memchr::memmem::find(buf, b"\r\n\r\n") else {
+        if buf.len() > MAX_RESPONSE_HEAD_BYTES {
+            return Err(HeadError::TooLarge);
+        }
+        if memchr::memmem::find(buf, b"\n\n").is_some() {
+            return Err(HeadError::Malformed);
+        }
+        return Ok(None);
     };
+    let len = end + 4;
     if len > MAX_RESPONSE_HEAD_BYTES {
         return Err(HeadError::TooLarge);
+    }
+    if memchr::memchr_iter(b'\n', &buf[..len]).any(|i| i == 0 || buf[i - 1] != b'\r') {
+        return Err(HeadError::Malformed);
+    }
+    // Header values share the head's bytes instead of being copied one by one.
+    let head: Bytes = buf.split_to(len).freeze();
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_RESPONSE_HEADERS];
+    let mut parsed = httparse::Response::new(&mut []);
+    // httparse's defaults are the strict ones: no obsolete line folding, no
+    // whitespace before the colon, no invalid bytes in names or values, no
+    // bare CR. It must end the head exactly where it was found above.
+    match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut parsed, &head, &mut slots) {
+        Ok(httparse::Status::Complete(n)) if n == len => {}
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
+        _ => return Err(HeadError::Malformed),
     }
     let status = parsed
         .code
@@ -173,28 +189,10 @@ pub(crate) fn parse_response(buf: &mut BytesMut, method: &Method) -> Result<Opti
         Some(0) => Version::HTTP_10,
         _ => return Err(HeadError::Malformed),
     };
-    // Header values share the head's bytes instead of being copied one by one.
-    let base = buf.as_ptr() as usize;
-    let spans: Vec<(HeaderName, std::ops::Range<usize>)> = parsed
-        .headers
-        .iter()
-        .map(|h| {
-            let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| HeadError::Malformed)?;
-            if h.value.is_empty() {
-                return Ok((name, 0..0));
-            }
-            // httparse hands out slices of `buf`; the offset is checked anyway.
-            let start = (h.value.as_ptr() as usize)
-                .checked_sub(base)
-                .filter(|s| s + h.value.len() <= len)
-                .ok_or(HeadError::Malformed)?;
-            Ok((name, start..start + h.value.len()))
-        })
-        .collect::<Result<_, HeadError>>()?;
-    let head: Bytes = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(spans.len());
-    for (name, range) in spans {
-        let value = HeaderValue::from_maybe_shared(head.slice(range)).map_err(|_| HeadError::Malformed)?;
+    let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+    for h in parsed.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| HeadError::Malformed)?;
+        let value = HeaderValue::from_maybe_shared(head.slice_ref(h.value)).map_err(|_| HeadError::Malformed)?;
         headers.append(name, value);
     }
     let framing = framing(status, method, &headers)?;
@@ -299,6 +297,11 @@ mod tests {
     fn an_endless_head_is_too_large() {
         let raw = format!("HTTP/1.1 200 OK\r\nX-Big: {}", "a".repeat(MAX_RESPONSE_HEAD_BYTES + 1));
         assert_eq!(parse(&raw, &Method::GET).unwrap_err(), HeadError::TooLarge);
+        let raw = format!(
+            "HTTP/1.1 200 OK\r\nX-Big: {}\r\n\r\n",
+            "a".repeat(MAX_RESPONSE_HEAD_BYTES)
+        );
+        assert_eq!(parse(&raw, &Method::GET).unwrap_err(), HeadError::TooLarge);
         let many: String = (0..=MAX_RESPONSE_HEADERS).map(|i| format!("x-{i}: 1\r\n")).collect();
         let raw = format!("HTTP/1.1 200 OK\r\n{many}\r\n");
         assert_eq!(parse(&raw, &Method::GET).unwrap_err(), HeadError::TooLarge);
@@ -333,6 +336,9 @@ mod tests {
             "HTTP/1.1 2000 OK\r\n\r\n",
             "SSH-2.0-OpenSSH\r\n\r\n",
             "HTTP/1.1 200 OK\r\nBad\x01Name: a\r\n\r\n",
+            "HTTP/1.1 200 OK\nContent-Length: 0\n\n",
+            "HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nX-A: 1\nContent-Length: 0\r\n\r\n",
         ] {
             assert!(parse(raw, &Method::GET).is_err(), "accepted: {raw:?}");
         }

@@ -359,7 +359,12 @@ async fn read_head<R: AsyncRead + Unpin>(
 ) -> Result<ResponseHead, Failure> {
     let mut interim = 0;
     loop {
-        match head::parse_response(buf, method) {
+        let parsed = if buf.is_empty() {
+            Ok(None)
+        } else {
+            head::parse_response(buf, method)
+        };
+        match parsed {
             Ok(Some(h)) if h.status.is_informational() && h.status != StatusCode::SWITCHING_PROTOCOLS => {
                 interim += 1;
                 if interim > MAX_INTERIM {
