@@ -16,8 +16,11 @@ need() { command -v "$1" >/dev/null 2>&1; }
 if ! need nginx || ! need wrk || ! need valgrind; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk valgrind >/dev/null
 fi
-cargo build --release -p warden >/dev/null 2>&1 || cargo build --release -p warden
-WARDEN=$PWD/target/release/warden
+# WARDEN_BIN=path measures another build (e.g. an older commit's) instead.
+if [ -z "${WARDEN_BIN:-}" ]; then
+  cargo build --release -p warden >/dev/null 2>&1 || cargo build --release -p warden
+fi
+WARDEN=${WARDEN_BIN:-$PWD/target/release/warden}
 
 work=$(mktemp -d)
 pids=()

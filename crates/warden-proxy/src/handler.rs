@@ -396,6 +396,9 @@ async fn proxy(
         None => HeaderValue::from_str(&host).ok().filter(|_| !host.is_empty()),
     };
     let h = &mut parts.headers;
+    // Room for the forwarding headers and the request id in one allocation,
+    // instead of growing (and rehashing) the map header by header.
+    h.reserve(8);
     h.remove(header::EXPECT);
     crate::client_cert::write_identity(h, &rt.snapshot.identity_headers, conn);
     forwarded::write_forwarded(

@@ -189,7 +189,9 @@ pub(crate) fn parse_response(buf: &mut BytesMut, method: &Method) -> Result<Opti
         Some(0) => Version::HTTP_10,
         _ => return Err(HeadError::Malformed),
     };
-    let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+    // Room for what the gateway adds on the way out (security headers, the
+    // request id), so the map is allocated once.
+    let mut headers = HeaderMap::with_capacity(parsed.headers.len() + 8);
     for h in parsed.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| HeadError::Malformed)?;
         let value = HeaderValue::from_maybe_shared(head.slice_ref(h.value)).map_err(|_| HeadError::Malformed)?;
