@@ -124,7 +124,7 @@ pub(crate) fn is_json(media_type: &str) -> bool {
 }
 
 /// A key as case-insensitive parsers see it.
-fn fold(key: &str) -> String {
+pub(crate) fn fold(key: &str) -> String {
     key.chars()
         .flat_map(char::to_lowercase)
         .map(|c| match c {

@@ -13,6 +13,7 @@ mod cache;
 pub mod dpop;
 pub mod ip_rules;
 pub mod json;
+pub mod json_limits;
 pub mod jwt;
 pub mod query;
 pub mod rate_limit;

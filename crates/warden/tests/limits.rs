@@ -203,3 +203,63 @@ async fn missing_or_duplicate_host_is_refused() {
     assert!(status_line(&resp).contains("400"), "{resp}");
     assert_eq!(up.hits(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_bodies_breaking_the_shape_limits_never_reach_the_upstream() {
+    let up = MockUpstream::start("a").await;
+    let yaml = format!(
+        "services:\n  - name: a\n    targets: [\"{}\"]\nroutes:\n  - id: orders\n    path: {{ prefix: /orders }}\n    service: a\n    policies:\n      - type: request_limits\n        json: {{ max_depth: 4, max_array_items: 50, max_string_bytes: 256 }}\n",
+        up.addr
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let post = |body: String| {
+        Request::post(gw.url("/orders"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .unwrap()
+    };
+    let attacks = [
+        (
+            "deep",
+            format!("{}1{}", "[".repeat(500), "]".repeat(500)),
+            "/body/0/0/0/0",
+        ),
+        (
+            "wide",
+            format!(r#"{{"items":[{}]}}"#, vec!["1"; 51].join(",")),
+            "/body/items",
+        ),
+        (
+            "long string",
+            format!(r#"{{"note":"{}"}}"#, "A".repeat(300)),
+            "/body/note",
+        ),
+        (
+            "duplicate",
+            r#"{"role":"user","rOLE":"admin"}"#.to_owned(),
+            "/body/rOLE",
+        ),
+        ("trailing", r#"{"a":1}{"role":"admin"}"#.to_owned(), "/body"),
+    ];
+    for (name, body, pointer) in attacks {
+        let reply = send(&http1(), post(body)).await;
+        assert_eq!(reply.status, 400, "{name}: {}", reply.text());
+        let doc = reply.json();
+        assert!(doc["detail"].as_str().unwrap().starts_with(pointer), "{name}: {doc}");
+        assert!(
+            !reply.text().contains("AAAA") && !reply.text().contains("admin"),
+            "{name} echoed"
+        );
+    }
+    assert_eq!(up.hits(), 0, "no refused document reached the upstream");
+    // The benign look-alike: nested, with arrays and long-ish strings, within limits.
+    let ok = r#"{"customer":{"name":"O'Brien","tags":["a","b"]},"lines":[{"sku":"X-1","qty":2}],"note":"select a plan from the menu"}"#;
+    let reply = send(&http1(), post(ok.to_owned())).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(up.hits(), 1);
+    assert_eq!(
+        up.seen()[0].body,
+        ok.as_bytes(),
+        "the body reaches the upstream unchanged"
+    );
+}

@@ -7,6 +7,13 @@
 //! `Content-Length` over the cap is refused before any byte is read; a chunked
 //! body is cut off when it passes the cap, before the upstream sees more.
 //!
+//! With `json:`, JSON bodies (`application/json`, `application/…+json`) are
+//! buffered and their shape checked in one pass (`crate::json_limits`):
+//! depth, members per object, items per array, string bytes, total bytes;
+//! duplicate keys, invalid UTF-8 and trailing data are refused. A breach is a
+//! 400 `json_limit` naming the location (`/body/items/3`), or 413
+//! `json_too_large`.
+//!
 //! Limits: header bytes are counted as `name: value` plus 4 bytes per line, the
 //! HTTP/1 wire size, for both HTTP/1 and HTTP/2 requests.
 
@@ -15,5 +22,5 @@ mod policy;
 #[cfg(test)]
 mod tests;
 
-pub use config::RequestLimitsConfig;
+pub use config::{JsonLimitsConfig, RequestLimitsConfig};
 pub use policy::{RequestLimits, header_bytes, uri_bytes};

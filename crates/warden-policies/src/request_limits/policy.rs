@@ -1,7 +1,11 @@
 //! `RequestLimits`: the compiled caps and their checks.
 
+use bytes::Bytes;
 use http::{header, request};
 use warden_core::{Decision, Policy, PolicyError, ProblemKind, Rejection, RequestCtx};
+
+use crate::json::{is_json, media_type};
+use crate::json_limits::{self, JsonLimits};
 
 /// Compiled `request_limits`.
 #[derive(Debug, Clone)]
@@ -10,6 +14,38 @@ pub struct RequestLimits {
     pub(crate) max_headers: Option<usize>,
     pub(crate) max_header_bytes: Option<usize>,
     pub(crate) max_uri_bytes: Option<usize>,
+    pub(crate) json: Option<JsonRule>,
+}
+
+/// Compiled `json:` limits.
+#[derive(Debug, Clone)]
+pub(crate) struct JsonRule {
+    pub max_bytes: Option<u64>,
+    pub limits: JsonLimits,
+}
+
+impl JsonRule {
+    /// Checks a JSON body; other media types are not this rule's business.
+    fn check(&self, req: &request::Parts, body: &Bytes) -> Option<Rejection> {
+        if !is_json(&media_type(req)) {
+            return None;
+        }
+        if let Some(max) = self.max_bytes
+            && body.len() as u64 > max
+        {
+            return Some(Rejection::new(
+                ProblemKind::PayloadTooLarge,
+                "json_too_large",
+                format!("JSON body of {} bytes, route allows {max}", body.len()),
+            ));
+        }
+        let violation = json_limits::check(body, &self.limits).err()?;
+        // The detail names the place and the rule, never the value.
+        Some(
+            Rejection::new(ProblemKind::BadRequest, "json_limit", violation.to_string())
+                .with_detail(format!("{violation}")),
+        )
+    }
 }
 
 /// Wire size of the header section as HTTP/1 would send it.
@@ -76,6 +112,22 @@ impl RequestLimits {
 impl Policy for RequestLimits {
     fn name(&self) -> &'static str {
         "request_limits"
+    }
+
+    fn needs_request_body(&self) -> bool {
+        self.json.is_some()
+    }
+
+    async fn on_request_body(
+        &self,
+        req: &request::Parts,
+        body: &Bytes,
+        _ctx: &mut RequestCtx,
+    ) -> Result<Decision, PolicyError> {
+        Ok(match self.json.as_ref().and_then(|rule| rule.check(req, body)) {
+            Some(rejection) => Decision::Reject(rejection),
+            None => Decision::Continue,
+        })
     }
 
     async fn on_request(&self, req: &mut request::Parts, ctx: &mut RequestCtx) -> Result<Decision, PolicyError> {

@@ -16,6 +16,7 @@ fn limits(
         max_headers: headers,
         max_header_bytes: hbytes,
         max_uri_bytes: uri,
+        json: None,
         on_error: Default::default(),
     }
     .build()
@@ -85,6 +86,7 @@ fn config_without_any_limit_or_with_zero_is_refused() {
             max_headers: None,
             max_header_bytes: None,
             max_uri_bytes: None,
+            json: None,
             on_error: Default::default()
         }
         .build()
@@ -95,9 +97,60 @@ fn config_without_any_limit_or_with_zero_is_refused() {
         max_headers: Some(0),
         max_header_bytes: Some(0),
         max_uri_bytes: None,
+        json: None,
         on_error: Default::default(),
     }
     .build()
     .unwrap_err();
     assert_eq!(errs.len(), 2);
+}
+
+fn json_rule(yaml: &str) -> Result<super::RequestLimits, Vec<crate::SpecError>> {
+    let config: RequestLimitsConfig = serde_saphyr::from_str(yaml).unwrap();
+    config.build()
+}
+
+fn body_decision(p: &super::RequestLimits, content_type: &str, body: &str) -> Option<(ProblemKind, String)> {
+    let (parts, ()) = http::Request::post("/orders")
+        .header("content-type", content_type)
+        .body(())
+        .unwrap()
+        .into_parts();
+    let mut ctx = RequestCtx::new(Arc::from("r"), "127.0.0.1".parse().unwrap(), 1 << 20);
+    let body = bytes::Bytes::from(body.to_owned());
+    match block_on(p.on_request_body(&parts, &body, &mut ctx)).unwrap() {
+        Decision::Reject(r) => Some((r.kind, r.detail.unwrap_or_default())),
+        Decision::Continue => None,
+    }
+}
+
+#[test]
+fn json_bodies_are_held_to_their_shape_limits() {
+    let p = json_rule("json: { max_depth: 3, max_array_items: 2, max_bytes: 64 }").unwrap();
+    assert!(p.needs_request_body());
+    assert_eq!(body_decision(&p, "application/json", r#"{"items":[1,2]}"#), None);
+    assert_eq!(
+        body_decision(&p, "application/json; charset=utf-8", r#"{"items":[1,2,3]}"#),
+        Some((ProblemKind::BadRequest, "/body/items: more than 2 items".to_owned()))
+    );
+    assert_eq!(
+        body_decision(&p, "application/merge-patch+json", r#"{"a":{"b":{"c":{}}}}"#),
+        Some((ProblemKind::BadRequest, "/body/a/b/c: nested deeper than 3".to_owned()))
+    );
+    let big = format!(r#"{{"note":"{}"}}"#, "x".repeat(80));
+    assert_eq!(
+        body_decision(&p, "application/json", &big).map(|d| d.0),
+        Some(ProblemKind::PayloadTooLarge)
+    );
+    // Not JSON by its media type: not this rule's business.
+    assert_eq!(body_decision(&p, "text/plain", r#"{"items":[1,2,3]}"#), None);
+}
+
+#[test]
+fn json_limits_must_be_usable() {
+    let errs = json_rule("json: { max_depth: 0, max_object_keys: 0 }").unwrap_err();
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    let errs = json_rule("json: { max_depth: 129 }").unwrap_err();
+    assert_eq!(errs[0].path, "json.max_depth");
+    assert!(json_rule("json: {}").is_ok(), "every json key has a default");
 }
