@@ -169,7 +169,7 @@ pub async fn handle(
     let upgrade_asked = req.method() == Method::CONNECT || req.headers().contains_key(header::UPGRADE);
     // Boxed: the proxy future is large, and hyper moves the handler future
     // into its dispatcher; a pointer moves cheaper than kilobytes of state.
-    let mut resp = match Box::pin(proxy(req, &mut ex, &rt, &conn, trusted, &shared.blocks)).await {
+    let mut resp = match Box::pin(proxy(req, &mut ex, &rt, &conn, trusted, &shared)).await {
         Ok(resp) => resp,
         Err(rej) => ex.reject(rej),
     };
@@ -261,7 +261,7 @@ async fn proxy(
     rt: &Runtime,
     conn: &ConnInfo,
     trusted: bool,
-    blocks: &crate::blocks::Blocklist,
+    shared: &Arc<Shared>,
 ) -> Result<Response<ProxyBody>, Rejection> {
     check_caps(&req, rt)?;
     if req.method() == Method::TRACE {
@@ -338,7 +338,7 @@ async fn proxy(
     }
     pipeline::on_request(&route.policies, &mut parts, &mut ex.ctx).await?;
     if let Some(consumer) = &ex.ctx.consumer
-        && blocks.consumer(consumer).is_some()
+        && shared.blocks.consumer(consumer).is_some()
     {
         return Err(blocked("consumer"));
     }
@@ -456,12 +456,18 @@ async fn proxy(
 
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         let idle = Duration::from_secs(rt.snapshot.limits.idle_timeout_secs);
+        let watch = BlockWatch {
+            shared: Arc::clone(shared),
+            ip: ex.ctx.client_ip,
+            consumer: ex.ctx.consumer.clone(),
+        };
         return Ok(tunnel(
             response,
             sent.upgraded,
             client_upgrade,
             conn,
             idle,
+            watch,
             &ex.ctx.request_id,
         ));
     }
@@ -545,12 +551,27 @@ async fn builtin(
     Ok(Response::from_parts(head, full(bytes)))
 }
 
+/// Who is on the client side of a tunnel, to cut it if they get blocked.
+struct BlockWatch {
+    shared: Arc<Shared>,
+    ip: std::net::IpAddr,
+    consumer: Option<Arc<str>>,
+}
+
+impl BlockWatch {
+    fn allowed(&self) -> bool {
+        let blocks = &self.shared.blocks;
+        blocks.address(self.ip).is_none() && self.consumer.as_deref().is_none_or(|c| blocks.consumer(c).is_none())
+    }
+}
+
 fn tunnel(
     response: Response<ProxyBody>,
     upstream: Option<crate::upstream::Upgraded>,
     client: Option<hyper::upgrade::OnUpgrade>,
     conn: &ConnInfo,
     idle: Duration,
+    watch: BlockWatch,
     request_id: &str,
 ) -> Response<ProxyBody> {
     let accepted = response
@@ -564,7 +585,7 @@ fn tunnel(
     tokio::spawn(async move {
         let _slot = slot;
         match client.await {
-            Ok(c) => crate::tunnel::join(TokioIo::new(c), upstream, idle).await,
+            Ok(c) => crate::tunnel::join(TokioIo::new(c), upstream, idle, || watch.allowed()).await,
             Err(e) => tracing::debug!(error = %e, "upgrade failed"),
         }
     });

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-/// Copies `a` ⇄ `b` until one side ends, fails, or `idle` passes with no bytes
-/// either way.
-pub async fn join<A, B>(a: A, b: B, idle: Duration)
+/// Copies `a` ⇄ `b` until one side ends, fails, `idle` passes with no bytes
+/// either way, or `allowed` turns false (checked about once a second: a
+/// dynamic block cuts a tunnel that was opened before it).
+pub async fn join<A, B>(a: A, b: B, idle: Duration, allowed: impl Fn() -> bool)
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
@@ -19,17 +20,31 @@ where
     let (br, bw) = tokio::io::split(b);
     let copy = async { tokio::join!(pump(ar, bw, &moved), pump(br, aw, &moved)) };
     let watchdog = async {
+        let tick = idle.min(Duration::from_secs(1));
+        let mut before = moved.load(Ordering::Relaxed);
+        let mut quiet = Duration::ZERO;
         loop {
-            let before = moved.load(Ordering::Relaxed);
-            tokio::time::sleep(idle).await;
-            if moved.load(Ordering::Relaxed) == before {
+            tokio::time::sleep(tick).await;
+            if !allowed() {
+                tracing::info!("upgrade tunnel closed: the client is blocked");
                 return;
+            }
+            let now = moved.load(Ordering::Relaxed);
+            if now == before {
+                quiet += tick;
+                if quiet >= idle {
+                    tracing::debug!("upgrade tunnel idle; closed");
+                    return;
+                }
+            } else {
+                before = now;
+                quiet = Duration::ZERO;
             }
         }
     };
     tokio::select! {
         _ = copy => {}
-        () = watchdog => tracing::debug!("upgrade tunnel idle; closed"),
+        () = watchdog => {}
     }
 }
 
@@ -61,7 +76,7 @@ mod tests {
     async fn bytes_flow_both_ways_and_an_idle_tunnel_closes() {
         let (client, gw_side) = tokio::io::duplex(1024);
         let (gw_up, mut upstream) = tokio::io::duplex(1024);
-        let task = tokio::spawn(join(gw_side, gw_up, Duration::from_millis(200)));
+        let task = tokio::spawn(join(gw_side, gw_up, Duration::from_millis(200), || true));
         let (mut cr, mut cw) = tokio::io::split(client);
         cw.write_all(b"hello").await.unwrap();
         let mut got = [0u8; 5];
@@ -81,5 +96,26 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(n, 0);
+    }
+
+    #[tokio::test]
+    async fn a_tunnel_closes_once_it_is_no_longer_allowed() {
+        let (client, gw_side) = tokio::io::duplex(1024);
+        let (gw_up, _upstream) = tokio::io::duplex(1024);
+        let allowed = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let flag = Arc::clone(&allowed);
+        let task = tokio::spawn(join(gw_side, gw_up, Duration::from_secs(3600), move || {
+            flag.load(Ordering::Relaxed)
+        }));
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert!(!task.is_finished(), "an allowed, idle-but-young tunnel stays open");
+        allowed.store(false, Ordering::Relaxed);
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .unwrap()
+            .unwrap();
+        let (mut cr, _cw) = tokio::io::split(client);
+        let mut rest = Vec::new();
+        assert_eq!(cr.read_to_end(&mut rest).await.unwrap(), 0);
     }
 }

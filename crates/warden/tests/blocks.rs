@@ -233,3 +233,57 @@ async fn a_block_set_through_one_gateway_is_enforced_by_another_sharing_redis() 
     let err = warden_testkit::run_cli_fails(BIN, &configs[1], &["blocks", "remove", "192.0.2.0/24"]);
     assert!(err.contains("404"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_cuts_a_websocket_opened_before_it() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = MockUpstream::start("api").await;
+    let dir = temp_dir("blocks-ws");
+    let config = dir.join("warden.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listeners:\n  - name: m\n    bind: 127.0.0.1:0\n    plain_http: serve\nadmin:\n  bind: 127.0.0.1:0\n  api_token_file: {}\ntrusted_proxies: [127.0.0.1/32]\nservices:\n  - name: api\n    targets: [\"{}\"]\nroutes:\n  - id: open\n    path: {{ prefix: / }}\n    service: api\n",
+            write_token(&dir),
+            up.addr
+        ),
+    )
+    .unwrap();
+    let gw = TestGateway::start_file(&config).await;
+    let adm = gw.gw().admin_addr().unwrap();
+    let open_ws = |xff: &'static str| async move {
+        let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+        let head = format!(
+            "GET /ws HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: {xff}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 1024];
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 101"));
+        s
+    };
+    let echo = |mut s: tokio::net::TcpStream| async move {
+        s.write_all(b"frame").await.ok()?;
+        let mut got = [0u8; 5];
+        match tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut got)).await {
+            Ok(Ok(_)) if &got == b"frame" => Some(s),
+            _ => None,
+        }
+    };
+    let blocked = echo(open_ws("198.51.100.7").await)
+        .await
+        .expect("tunnel works before the block");
+    let neighbour = echo(open_ws("198.51.100.8").await)
+        .await
+        .expect("neighbour tunnel works");
+
+    let add = r#"{"target": "198.51.100.7", "ttl_secs": 600, "reason": "incident 7"}"#;
+    assert_eq!(admin(adm, "POST", "/blocks", Some(TOKEN), add).await.status, 201);
+    // The open tunnel of the blocked address ends (the guard only stops a hang).
+    let mut blocked = blocked;
+    let mut rest = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(15), blocked.read_to_end(&mut rest)).await;
+    assert!(ended.is_ok(), "the blocked client's tunnel stayed open");
+    // The neighbour's tunnel is untouched.
+    assert!(echo(neighbour).await.is_some(), "an unblocked tunnel was cut");
+}
