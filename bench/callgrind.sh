@@ -53,21 +53,27 @@ services: [{ name: api, targets: ["127.0.0.1:$UP_PORT"], pool: { max_idle_per_ta
 routes:
   - { id: all, path: { prefix: / }, service: api }
 CONF
+# LIMITS=1: also measure /rl/…, the same route behind an always-admitting
+# in-memory rate_limit (as in bench/run.sh), in the same warden process.
+if [ "${LIMITS:-0}" = 1 ]; then
+  printf '  - id: rl\n    path: { prefix: /rl }\n    service: api\n    policies:\n      - type: rate_limit\n        limits:\n          - { name: rate, key: [ip], rate: { requests: 1000000000, per_secs: 1 } }\n          - { name: daily, key: [ip], quota: { requests: 1000000000, per: day } }\n' >> "$work/warden.yaml"
+fi
 
 nginx -c "$work/up/nginx.conf" -p "$work/up" & pids+=($!)
 
 wait_port() { for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
 wait_port "$UP_PORT"
 
-# measure NAME PORT CMD...: runs CMD under callgrind, loads it, prints Ir/request.
+# measure NAME PORT CMD...: runs CMD under callgrind, loads it, prints Ir/request
+# (RPATH picks the path, default /users/42).
 measure() {
-  local name=$1 port=$2; shift 2
+  local name=$1 port=$2 path=${RPATH:-/users/42}; shift 2
   valgrind --tool=callgrind --callgrind-out-file="$work/$name.out" "$@" >/dev/null 2>"$work/$name.vg" &
   local pid=$!
   wait_port "$port"
-  curl -fsS -o /dev/null "http://127.0.0.1:$port/users/42"
+  curl -fsS -o /dev/null "http://127.0.0.1:$port$path"
   local reqs
-  reqs=$(wrk -t1 -c8 -d"${DUR}s" "http://127.0.0.1:$port/users/42" | awk '/requests in/ {print $1}')
+  reqs=$(wrk -t1 -c8 -d"${DUR}s" "http://127.0.0.1:$port$path" | awk '/requests in/ {print $1}')
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
   local ir
   ir=$(awk '/^(summary|totals):/ {print $2; exit}' "$work/$name.out")
@@ -77,4 +83,8 @@ measure() {
 
 measure nginx "$NGINX_PORT" nginx -c "$work/px/nginx.conf" -p "$work/px"
 WARDEN_LOG=warn measure warden "$WARDEN_PORT" "$WARDEN" run --watch-secs 0 --config "$work/warden.yaml" --workers 1
-awk '{ per[$1] = $3 / ($2 + 1) } END { printf "warden/nginx instructions per request: %.2f\n", per["warden"] / per["nginx"] }' "$work/results"
+if [ "${LIMITS:-0}" = 1 ]; then
+  RPATH=/rl/users/42 WARDEN_LOG=warn measure warden-rl "$WARDEN_PORT" "$WARDEN" run --watch-secs 0 --config "$work/warden.yaml" --workers 1
+fi
+awk '{ per[$1] = $3 / ($2 + 1) } END { printf "warden/nginx instructions per request: %.2f\n", per["warden"] / per["nginx"]
+  if (per["warden-rl"]) printf "warden-rl/warden: %.2f\n", per["warden-rl"] / per["warden"] }' "$work/results"

@@ -1,10 +1,16 @@
 //! Rate limits and quotas in this process's memory: sharded, bounded (idle
 //! counters are pruned, and the number of counters is capped), evaluated
 //! all-or-nothing per request.
+//!
+//! Keys are partly attacker-chosen (header values, claims), so they are
+//! hashed with the standard library's keyed SipHash — once per key and
+//! request: the same hash picks the shard (from its middle bits) and finds
+//! the counter in the shard's table.
 
-use std::collections::HashMap;
 use std::hash::{BuildHasher as _, RandomState};
 use std::sync::{Mutex, MutexGuard};
+
+use hashbrown::HashTable;
 
 use warden_core::limits::{self, LimitCheck, LimitKind, LimitOutcome};
 
@@ -21,6 +27,15 @@ enum Value {
     Count { window: i64, count: u64 },
 }
 
+/// One counter and its key.
+#[derive(Debug)]
+struct Entry {
+    key: String,
+    counter: Counter,
+}
+
+type Shard = HashTable<Entry>;
+
 #[derive(Debug, Clone, Copy)]
 struct Counter {
     value: Value,
@@ -31,7 +46,7 @@ struct Counter {
 /// The in-memory limiter.
 #[derive(Debug)]
 pub struct Limiter {
-    shards: Vec<Mutex<HashMap<String, Counter>>>,
+    shards: Vec<Mutex<Shard>>,
     per_shard: usize,
     hasher: RandomState,
 }
@@ -46,14 +61,20 @@ impl Limiter {
     /// A limiter holding at most `counters` counters.
     pub fn with_capacity(counters: usize) -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashTable::new())).collect(),
             per_shard: counters.div_ceil(SHARDS).max(1),
             hasher: RandomState::new(),
         }
     }
 
-    fn shard_of(&self, key: &str) -> usize {
-        usize::try_from(self.hasher.hash_one(key)).unwrap_or(0) % SHARDS
+    fn hash(&self, key: &str) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// The shard for a key's hash: middle bits, independent of the low bits
+    /// the table uses for buckets and the top bits it uses for tags.
+    fn shard_of(hash: u64) -> usize {
+        ((hash >> 32) as usize) % SHARDS
     }
 
     /// Counters held now.
@@ -68,7 +89,8 @@ impl Limiter {
 
     /// Applies `checks` all-or-nothing at `now_ms`.
     pub fn apply(&self, checks: &[LimitCheck], now_ms: i64) -> Vec<LimitOutcome> {
-        let idx: Vec<usize> = checks.iter().map(|c| self.shard_of(&c.key)).collect();
+        let hashes: Vec<u64> = checks.iter().map(|c| self.hash(&c.key)).collect();
+        let idx: Vec<usize> = hashes.iter().map(|h| Self::shard_of(*h)).collect();
         // Insertion sort: a request has a handful of checks.
         let mut order: Vec<usize> = Vec::with_capacity(idx.len());
         for i in &idx {
@@ -78,7 +100,7 @@ impl Limiter {
         }
         // Shards are locked in index order: no two requests deadlock. A
         // request has a handful of checks, so a short list beats a map.
-        let mut guards: Vec<(usize, MutexGuard<'_, HashMap<String, Counter>>)> = order
+        let mut guards: Vec<(usize, MutexGuard<'_, Shard>)> = order
             .into_iter()
             .map(|i| {
                 (
@@ -92,8 +114,12 @@ impl Limiter {
         let now_s = now_ms.div_euclid(1000);
         let mut outcomes = Vec::with_capacity(checks.len());
         let mut writes = Vec::with_capacity(checks.len());
-        for (c, g) in checks.iter().zip(&at) {
-            let current = guards[*g].1.get(&c.key).filter(|e| e.expires_ms > now_ms);
+        for ((c, g), h) in checks.iter().zip(&at).zip(&hashes) {
+            let current = guards[*g]
+                .1
+                .find(*h, |e| e.key == c.key)
+                .map(|e| &e.counter)
+                .filter(|e| e.expires_ms > now_ms);
             match c.kind {
                 LimitKind::Rate {
                     limit,
@@ -132,18 +158,22 @@ impl Limiter {
             }
         }
         if outcomes.iter().all(|o| o.allowed) {
-            for ((c, g), w) in checks.iter().zip(&at).zip(writes) {
+            for (((c, g), w), h) in checks.iter().zip(&at).zip(writes).zip(&hashes) {
                 let Some(w) = w else { continue };
                 let shard = &mut guards[*g].1;
                 // In place when the counter exists: no key copy.
-                if let Some(e) = shard.get_mut(&c.key) {
-                    *e = w;
+                if let Some(e) = shard.find_mut(*h, |e| e.key == c.key) {
+                    e.counter = w;
                     continue;
                 }
                 if shard.len() >= self.per_shard {
                     make_room(shard, now_ms);
                 }
-                shard.insert(c.key.clone(), w);
+                let entry = Entry {
+                    key: c.key.clone(),
+                    counter: w,
+                };
+                shard.insert_unique(*h, entry, |e| self.hasher.hash_one(&e.key));
             }
         }
         outcomes
@@ -154,30 +184,22 @@ impl Limiter {
 /// rate counters first (they refill within their period; a quota dropped
 /// would hand its owner a fresh month): the cap holds even under a flood of
 /// distinct keys.
-fn make_room(shard: &mut HashMap<String, Counter>, now_ms: i64) {
+fn make_room(shard: &mut Shard, now_ms: i64) {
     let before = shard.len();
-    shard.retain(|_, e| e.expires_ms > now_ms);
+    shard.retain(|e| e.counter.expires_ms > now_ms);
     if shard.len() == before {
         let want = before / 10 + 1;
-        let mut drop: Vec<String> = shard
-            .iter()
-            .filter(|(_, e)| matches!(e.value, Value::Tat(_)))
-            .map(|(k, _)| k.clone())
-            .take(want)
-            .collect();
-        if drop.len() < want {
-            drop.extend(
-                shard
-                    .keys()
-                    .filter(|k| !drop.contains(k))
-                    .take(want - drop.len())
-                    .cloned()
-                    .collect::<Vec<_>>(),
-            );
-        }
-        for k in drop {
-            shard.remove(&k);
-        }
+        let mut dropped = 0;
+        shard.retain(|e| {
+            let drop = dropped < want && matches!(e.counter.value, Value::Tat(_));
+            dropped += usize::from(drop);
+            !drop
+        });
+        shard.retain(|_| {
+            let drop = dropped < want;
+            dropped += usize::from(drop);
+            !drop
+        });
     }
 }
 
