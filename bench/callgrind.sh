@@ -27,24 +27,13 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; [ -n "${KEEP:-}" ] && cp "$work"/*.out "$KEEP"/ 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-nginx_conf() { # DIR HTTP-BLOCK-BODY
-  mkdir -p "$1"
-  cat > "$1/nginx.conf" <<CONF
-daemon off; master_process off; worker_processes 1; pid $1/nginx.pid; error_log $1/error.log crit;
-events { worker_connections 1024; }
-http {
-  access_log off; client_body_temp_path $1; proxy_temp_path $1;
-  fastcgi_temp_path $1; uwsgi_temp_path $1; scgi_temp_path $1;
-  keepalive_requests 1000000;
-  $2
-}
-CONF
-}
+. bench/lib.sh
 nginx_conf "$work/up" "server { listen 127.0.0.1:$UP_PORT; default_type application/json;
     location / { return 200 '{\"id\":42,\"name\":\"ada\",\"roles\":[\"reader\"],\"active\":true}'; } }"
 nginx_conf "$work/px" "upstream api { server 127.0.0.1:$UP_PORT; keepalive 128; }
   server { listen 127.0.0.1:$NGINX_PORT;
-    location / { proxy_pass http://api; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+    location / { proxy_pass http://api; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }" \
+  "master_process off;"   # valgrind must see the worker itself
 cat > "$work/warden.yaml" <<CONF
 listeners: [{ name: bench, bind: "127.0.0.1:$WARDEN_PORT", plain_http: serve }]
 admin: { bind: "127.0.0.1:$ADMIN_PORT" }

@@ -41,20 +41,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$work"; }
 trap cleanup EXIT
 
-# nginx_conf DIR HTTP-BLOCK-BODY: one single-worker nginx, logs off, temp files in DIR.
-nginx_conf() {
-  mkdir -p "$1"
-  cat > "$1/nginx.conf" <<CONF
-daemon off; worker_processes 1; pid $1/nginx.pid; error_log $1/error.log crit;
-events { worker_connections 4096; }
-http {
-  access_log off; client_body_temp_path $1; proxy_temp_path $1;
-  fastcgi_temp_path $1; uwsgi_temp_path $1; scgi_temp_path $1;
-  keepalive_requests 1000000;
-  $2
-}
-CONF
-}
+. bench/lib.sh
 nginx_conf "$work/up" "server { listen 127.0.0.1:$UP_PORT; default_type application/json;
     location / { return 200 '{\"id\":42,\"name\":\"ada\",\"roles\":[\"reader\"],\"active\":true}'; } }"
 TLS=${TLS:-0}
