@@ -11,6 +11,7 @@ use std::hash::{BuildHasher as _, RandomState};
 use std::sync::{Mutex, MutexGuard};
 
 use hashbrown::HashTable;
+use smallvec::SmallVec;
 
 use warden_core::limits::{self, LimitCheck, LimitKind, LimitOutcome};
 
@@ -89,10 +90,13 @@ impl Limiter {
 
     /// Applies `checks` all-or-nothing at `now_ms`.
     pub fn apply(&self, checks: &[LimitCheck], now_ms: i64) -> Vec<LimitOutcome> {
-        let hashes: Vec<u64> = checks.iter().map(|c| self.hash(&c.key)).collect();
-        let idx: Vec<usize> = hashes.iter().map(|h| Self::shard_of(*h)).collect();
-        // Insertion sort: a request has a handful of checks.
-        let mut order: Vec<usize> = Vec::with_capacity(idx.len());
+        // A request has a handful of checks: the scratch lists live on the
+        // stack up to `N` of them.
+        const N: usize = 8;
+        let hashes: SmallVec<[u64; N]> = checks.iter().map(|c| self.hash(&c.key)).collect();
+        let idx: SmallVec<[usize; N]> = hashes.iter().map(|h| Self::shard_of(*h)).collect();
+        // Insertion sort.
+        let mut order: SmallVec<[usize; N]> = SmallVec::new();
         for i in &idx {
             if let Err(at) = order.binary_search(i) {
                 order.insert(at, *i);
@@ -100,7 +104,7 @@ impl Limiter {
         }
         // Shards are locked in index order: no two requests deadlock. A
         // request has a handful of checks, so a short list beats a map.
-        let mut guards: Vec<(usize, MutexGuard<'_, Shard>)> = order
+        let mut guards: SmallVec<[(usize, MutexGuard<'_, Shard>); N]> = order
             .into_iter()
             .map(|i| {
                 (
@@ -110,10 +114,10 @@ impl Limiter {
             })
             .collect();
         let slot = |i: usize| guards.iter().position(|(j, _)| *j == i).unwrap_or(0);
-        let at: Vec<usize> = idx.iter().map(|i| slot(*i)).collect();
+        let at: SmallVec<[usize; N]> = idx.iter().map(|i| slot(*i)).collect();
         let now_s = now_ms.div_euclid(1000);
         let mut outcomes = Vec::with_capacity(checks.len());
-        let mut writes = Vec::with_capacity(checks.len());
+        let mut writes: SmallVec<[Option<Counter>; N]> = SmallVec::new();
         for ((c, g), h) in checks.iter().zip(&at).zip(&hashes) {
             let current = guards[*g]
                 .1
