@@ -34,14 +34,7 @@ nginx_conf "$work/px" "upstream api { server 127.0.0.1:$UP_PORT; keepalive 128; 
   server { listen 127.0.0.1:$NGINX_PORT;
     location / { proxy_pass http://api; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }" \
   "master_process off;"   # valgrind must see the worker itself
-cat > "$work/warden.yaml" <<CONF
-listeners: [{ name: bench, bind: "127.0.0.1:$WARDEN_PORT", plain_http: serve }]
-admin: { bind: "127.0.0.1:$ADMIN_PORT" }
-access_log: off
-services: [{ name: api, targets: ["127.0.0.1:$UP_PORT"], pool: { max_idle_per_target: 256 } }]
-routes:
-  - { id: all, path: { prefix: / }, service: api }
-CONF
+warden_conf "$work/warden.yaml" "$WARDEN_PORT" "$ADMIN_PORT" "$UP_PORT"
 # LIMITS=1: also measure /rl/…, the same route behind an always-admitting
 # in-memory rate_limit (as in bench/run.sh), in the same warden process.
 if [ "${LIMITS:-0}" = 1 ]; then

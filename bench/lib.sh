@@ -15,3 +15,16 @@ http {
 }
 CONF
 }
+
+# warden_conf FILE WARDEN-PORT ADMIN-PORT UPSTREAM-PORT [LISTENER-OPTIONS]:
+# warden as a plain reverse proxy for everything, access log off.
+warden_conf() {
+  cat > "$1" <<CONF
+listeners: [{ name: bench, bind: "127.0.0.1:$2", ${5:-plain_http: serve} }]
+admin: { bind: "127.0.0.1:$3" }
+access_log: off
+services: [{ name: api, targets: ["127.0.0.1:$4"], pool: { max_idle_per_target: 256 } }]
+routes:
+  - { id: all, path: { prefix: / }, service: api }
+CONF
+}

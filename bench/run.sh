@@ -56,14 +56,7 @@ fi
 nginx_conf "$work/px" "upstream api { server 127.0.0.1:$UP_PORT; keepalive 128; }
   server { listen 127.0.0.1:$NGINX_PORT $NGINX_LISTEN;
     location / { proxy_pass http://api; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
-cat > "$work/warden.yaml" <<CONF
-listeners: [{ name: bench, bind: "127.0.0.1:$WARDEN_PORT", $WARDEN_LISTENER }]
-admin: { bind: "127.0.0.1:$ADMIN_PORT" }
-access_log: off
-services: [{ name: api, targets: ["127.0.0.1:$UP_PORT"], pool: { max_idle_per_target: 256 } }]
-routes:
-  - { id: all, path: { prefix: / }, service: api }
-CONF
+warden_conf "$work/warden.yaml" "$WARDEN_PORT" "$ADMIN_PORT" "$UP_PORT" "$WARDEN_LISTENER"
 LIMITS=${LIMITS:-0}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/15}
 rl_route() { # id prefix [extra policy line]
