@@ -71,7 +71,8 @@ pub fn check(bytes: &[u8], limits: &JsonLimits) -> Result<(), JsonViolation> {
 
 struct State<'a> {
     limits: &'a JsonLimits,
-    path: RefCell<Vec<String>>,
+    /// Where the parser is; turned into text only for a violation.
+    path: RefCell<Vec<Segment>>,
     violation: RefCell<Option<JsonViolation>>,
 }
 
@@ -82,7 +83,10 @@ impl State<'_> {
         let mut pointer = String::from("/body");
         for segment in self.path.borrow().iter() {
             pointer.push('/');
-            pointer.push_str(segment);
+            match segment {
+                Segment::Index(i) => pointer.push_str(&i.to_string()),
+                Segment::Key(k) => pointer.push_str(shown(k)),
+            }
         }
         *self.violation.borrow_mut() = Some(JsonViolation { pointer, problem });
         E::custom("limit")
@@ -97,13 +101,20 @@ impl State<'_> {
 }
 
 /// How a key appears in a pointer: itself when plain, else `*`.
-fn segment(key: &str) -> String {
+fn shown(key: &str) -> &str {
     let plain = !key.is_empty()
         && key.len() <= 64
         && key
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if plain { key.to_owned() } else { "*".to_owned() }
+    if plain { key } else { "*" }
+}
+
+/// One step of the path: an array index or an object key (the key the parser
+/// already decoded, moved here; nothing is formatted unless refused).
+enum Segment {
+    Index(usize),
+    Key(String),
 }
 
 #[derive(Clone, Copy)]
@@ -169,7 +180,7 @@ impl<'de> Visitor<'de> for Check<'_, '_> {
         let max = self.state.limits.max_array_items;
         let mut index = 0usize;
         loop {
-            self.state.path.borrow_mut().push(index.to_string());
+            self.state.path.borrow_mut().push(Segment::Index(index));
             let item = seq.next_element_seed(inner);
             self.state.path.borrow_mut().pop();
             if item?.is_none() {
@@ -191,15 +202,15 @@ impl<'de> Visitor<'de> for Check<'_, '_> {
             if seen.len() == max {
                 return Err(self.state.refuse(format!("more than {max} members")));
             }
-            if !seen.insert(crate::json::fold(&key)) {
-                self.state.path.borrow_mut().push(segment(&key));
+            let duplicate = !seen.insert(crate::json::fold(&key));
+            self.state.path.borrow_mut().push(Segment::Key(key));
+            if duplicate {
                 let e = self
                     .state
                     .refuse("duplicate key (compared case-insensitively)".to_owned());
                 self.state.path.borrow_mut().pop();
                 return Err(e);
             }
-            self.state.path.borrow_mut().push(segment(&key));
             let value = map.next_value_seed(inner);
             self.state.path.borrow_mut().pop();
             value?;
@@ -225,6 +236,12 @@ mod tests {
         check(doc.as_bytes(), &LIMITS).unwrap_err()
     }
 
+    /// `doc` is refused at `pointer` for `problem`.
+    fn assert_refused(doc: &str, pointer: &str, problem: &str) {
+        let v = refused(doc);
+        assert_eq!((v.pointer.as_str(), v.problem.as_str()), (pointer, problem), "{doc}");
+    }
+
     #[test]
     fn documents_within_the_limits_pass() {
         for doc in [
@@ -240,25 +257,13 @@ mod tests {
 
     #[test]
     fn each_limit_is_enforced_at_its_location() {
-        let v = refused(r#"{"a":{"b":{"c":{"d":{}}}}}"#);
-        assert_eq!(
-            (v.pointer.as_str(), v.problem.as_str()),
-            ("/body/a/b/c/d", "nested deeper than 4")
-        );
-        let v = refused(r#"{"items":[1,2,3,4]}"#);
-        assert_eq!(
-            (v.pointer.as_str(), v.problem.as_str()),
-            ("/body/items", "more than 3 items")
-        );
-        let v = refused(r#"{"a":1,"b":2,"c":3,"d":4}"#);
-        assert_eq!(
-            (v.pointer.as_str(), v.problem.as_str()),
-            ("/body", "more than 3 members")
-        );
-        let v = refused(r#"{"list":[{"name":"123456789"}]}"#);
-        assert_eq!(
-            (v.pointer.as_str(), v.problem.as_str()),
-            ("/body/list/0/name", "string longer than 8 bytes")
+        assert_refused(r#"{"a":{"b":{"c":{"d":{}}}}}"#, "/body/a/b/c/d", "nested deeper than 4");
+        assert_refused(r#"{"items":[1,2,3,4]}"#, "/body/items", "more than 3 items");
+        assert_refused(r#"{"a":1,"b":2,"c":3,"d":4}"#, "/body", "more than 3 members");
+        assert_refused(
+            r#"{"list":[{"name":"123456789"}]}"#,
+            "/body/list/0/name",
+            "string longer than 8 bytes",
         );
         let v = refused(r#"{"a_very_long_key":1}"#);
         assert_eq!(v.problem, "string longer than 8 bytes");
@@ -274,10 +279,10 @@ mod tests {
 
     #[test]
     fn duplicates_bad_utf8_surrogates_and_trailing_data_are_refused() {
-        let v = refused(r#"{"role":"user","Role":"admin"}"#);
-        assert_eq!(
-            (v.pointer.as_str(), v.problem.as_str()),
-            ("/body/Role", "duplicate key (compared case-insensitively)")
+        assert_refused(
+            r#"{"role":"user","Role":"admin"}"#,
+            "/body/Role",
+            "duplicate key (compared case-insensitively)",
         );
         assert!(
             refused(r#"{"role":1,"\u0072ole":2}"#)

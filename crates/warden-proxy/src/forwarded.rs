@@ -110,12 +110,16 @@ fn gateway_owned(name: &HeaderName) -> bool {
 
 /// True when the request asks for a protocol upgrade (WebSocket).
 pub fn wants_upgrade(h: &HeaderMap) -> bool {
-    h.contains_key(header::UPGRADE)
-        && h.get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+    h.contains_key(header::UPGRADE) && connection_has(h, "upgrade")
+}
+
+/// True when a `Connection` header lists `token` (any case).
+pub fn connection_has(h: &HeaderMap, token: &str) -> bool {
+    h.get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
 /// The client address: the peer, or — when the peer is a trusted proxy — the

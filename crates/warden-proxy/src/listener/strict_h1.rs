@@ -547,18 +547,33 @@ fn is_framing_field(name: &[u8]) -> bool {
 
 /// 1+ ASCII digits that fit a `u64`; nothing else (no sign, no list).
 fn parse_content_length(value: &[u8]) -> Result<u64, Violation> {
+    length_digits(value).map_err(|_| Violation::InvalidContentLength)
+}
+
+/// Why a `Content-Length` value is not a length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LengthError {
+    /// Empty, or something other than ASCII digits.
+    NotDigits,
+    /// Past `u64`.
+    TooLarge,
+}
+
+/// One `Content-Length` value: 1+ ASCII digits (leading zeros allowed, as in
+/// hyper). The client side here and the upstream client both read lengths
+/// with this, so the two can never disagree on one.
+pub fn length_digits(value: &[u8]) -> Result<u64, LengthError> {
     if value.is_empty() {
-        return Err(Violation::InvalidContentLength);
+        return Err(LengthError::NotDigits);
     }
     value.iter().try_fold(0u64, |length, &b| {
-        let digit = match b {
-            b'0'..=b'9' => u64::from(b - b'0'),
-            _ => return Err(Violation::InvalidContentLength),
-        };
+        if !b.is_ascii_digit() {
+            return Err(LengthError::NotDigits);
+        }
         length
             .checked_mul(10)
-            .and_then(|length| length.checked_add(digit))
-            .ok_or(Violation::InvalidContentLength)
+            .and_then(|length| length.checked_add(u64::from(b - b'0')))
+            .ok_or(LengthError::TooLarge)
     })
 }
 

@@ -8,8 +8,10 @@
 use std::mem::MaybeUninit;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
+
+use crate::listener::strict_h1::{LengthError, length_digits};
 
 /// Most header lines accepted in one upstream response head.
 pub(crate) const MAX_RESPONSE_HEADERS: usize = 128;
@@ -79,20 +81,16 @@ pub(crate) fn encode_request(
 
 /// The one length all `Content-Length` values agree on (`None` when there
 /// is none); different values, lists of different values, non-digits or a
-/// value past `u64` are an error. Leading zeros are fine, as on the client
-/// side (`strict_h1`) and in hyper: every parser in the path must agree.
+/// value past `u64` are an error. Each value is read by the client side's
+/// own [`length_digits`]: every parser in the path must agree.
 fn content_length<'a>(values: impl Iterator<Item = &'a HeaderValue>) -> Result<Option<u64>, &'static str> {
     let mut found: Option<u64> = None;
     for value in values {
         for part in value.as_bytes().split(|b| *b == b',') {
-            let part = part.trim_ascii();
-            if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
-                return Err("invalid Content-Length");
-            }
-            let n = part
-                .iter()
-                .try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
-                .ok_or("Content-Length too large")?;
+            let n = length_digits(part.trim_ascii()).map_err(|e| match e {
+                LengthError::NotDigits => "invalid Content-Length",
+                LengthError::TooLarge => "Content-Length too large",
+            })?;
             match found {
                 Some(m) if m != n => return Err("conflicting Content-Length values"),
                 _ => found = Some(n),
@@ -259,11 +257,7 @@ fn canonical_length(headers: &mut HeaderMap, n: u64) {
 }
 
 fn connection_close(headers: &HeaderMap) -> bool {
-    headers.get_all(CONNECTION).iter().any(|v| {
-        v.as_bytes()
-            .split(|b| *b == b',')
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
-    })
+    crate::forwarded::connection_has(headers, "close")
 }
 
 #[cfg(test)]
