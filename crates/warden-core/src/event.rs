@@ -14,6 +14,8 @@ pub enum EventKind {
     LockedOut,
     /// One client address tried many distinct identities (credential stuffing).
     CredentialStuffing,
+    /// An injection attack was found in a request (refused, or reported only).
+    Injection,
 }
 
 impl EventKind {
@@ -24,6 +26,7 @@ impl EventKind {
             Self::ConsumerBlocked => "consumer_blocked",
             Self::LockedOut => "locked_out",
             Self::CredentialStuffing => "credential_stuffing",
+            Self::Injection => "injection",
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod authz;
 pub mod brute_force;
 mod cache;
 pub mod dpop;
+pub mod injection;
 pub mod ip_rules;
 pub mod json;
 pub mod json_limits;
@@ -41,6 +42,8 @@ pub enum PolicyKind {
     RateLimit,
     /// Authorization: Cedar policies and object bindings.
     Authz,
+    /// Injection detection on every decoded input.
+    Injection,
 }
 
 impl PolicyKind {
@@ -54,6 +57,7 @@ impl PolicyKind {
             Self::ApiKey => "api_key",
             Self::RateLimit => "rate_limit",
             Self::Authz => "authz",
+            Self::Injection => "injection",
         }
     }
 }
@@ -76,6 +80,8 @@ pub enum PolicySpec {
     RateLimit(rate_limit::RateLimitConfig),
     /// See [`authz`].
     Authz(authz::AuthzConfig),
+    /// See [`injection`].
+    Injection(injection::InjectionConfig),
 }
 
 /// A config problem found while compiling a policy; `path` is relative to the policy entry.
@@ -98,6 +104,7 @@ impl PolicySpec {
             Self::ApiKey(_) => PolicyKind::ApiKey,
             Self::RateLimit(_) => PolicyKind::RateLimit,
             Self::Authz(_) => PolicyKind::Authz,
+            Self::Injection(_) => PolicyKind::Injection,
         }
     }
 
@@ -111,6 +118,7 @@ impl PolicySpec {
             Self::ApiKey(c) => c.on_error,
             Self::RateLimit(c) => c.on_error,
             Self::Authz(c) => c.on_error,
+            Self::Injection(c) => c.on_error,
         }
     }
 
@@ -149,6 +157,7 @@ impl PolicySpec {
             Self::ApiKey(c) => c.build().map(CompiledPolicy::ApiKey),
             Self::RateLimit(c) => c.build().map(CompiledPolicy::RateLimit),
             Self::Authz(c) => c.build().map(CompiledPolicy::Authz),
+            Self::Injection(c) => c.build().map(CompiledPolicy::Injection),
         }
     }
 
@@ -180,6 +189,8 @@ pub enum CompiledPolicy {
     RateLimit(rate_limit::RateLimit),
     /// See [`authz`].
     Authz(authz::Authz),
+    /// See [`injection`].
+    Injection(injection::Injection),
 }
 
 impl Policy for CompiledPolicy {
@@ -192,6 +203,7 @@ impl Policy for CompiledPolicy {
             Self::ApiKey(p) => p.name(),
             Self::RateLimit(p) => p.name(),
             Self::Authz(p) => p.name(),
+            Self::Injection(p) => p.name(),
         }
     }
 
@@ -204,6 +216,7 @@ impl Policy for CompiledPolicy {
             Self::ApiKey(p) => p.needs_request_body(),
             Self::RateLimit(p) => p.needs_request_body(),
             Self::Authz(p) => p.needs_request_body(),
+            Self::Injection(p) => p.needs_request_body(),
         }
     }
 
@@ -216,6 +229,7 @@ impl Policy for CompiledPolicy {
             Self::ApiKey(p) => p.on_request(req, ctx).await,
             Self::RateLimit(p) => p.on_request(req, ctx).await,
             Self::Authz(p) => p.on_request(req, ctx).await,
+            Self::Injection(p) => p.on_request(req, ctx).await,
         }
     }
 
@@ -233,6 +247,7 @@ impl Policy for CompiledPolicy {
             Self::ApiKey(p) => p.on_request_body(req, body, ctx).await,
             Self::RateLimit(p) => p.on_request_body(req, body, ctx).await,
             Self::Authz(p) => p.on_request_body(req, body, ctx).await,
+            Self::Injection(p) => p.on_request_body(req, body, ctx).await,
         }
     }
 
@@ -245,6 +260,7 @@ impl Policy for CompiledPolicy {
             Self::ApiKey(p) => p.on_response(resp, ctx).await,
             Self::RateLimit(p) => p.on_response(resp, ctx).await,
             Self::Authz(p) => p.on_response(resp, ctx).await,
+            Self::Injection(p) => p.on_response(resp, ctx).await,
         }
     }
 
@@ -257,6 +273,7 @@ impl Policy for CompiledPolicy {
             Self::ApiKey(p) => p.on_complete(ctx),
             Self::RateLimit(p) => p.on_complete(ctx),
             Self::Authz(p) => p.on_complete(ctx),
+            Self::Injection(p) => p.on_complete(ctx),
         }
     }
 
@@ -269,6 +286,7 @@ impl Policy for CompiledPolicy {
             Self::ApiKey(p) => p.start(services),
             Self::RateLimit(p) => p.start(services),
             Self::Authz(p) => p.start(services),
+            Self::Injection(p) => p.start(services),
         }
     }
 
@@ -281,6 +299,7 @@ impl Policy for CompiledPolicy {
             Self::ApiKey(p) => p.is_ready(),
             Self::RateLimit(p) => p.is_ready(),
             Self::Authz(p) => p.is_ready(),
+            Self::Injection(p) => p.is_ready(),
         }
     }
 }

@@ -1,0 +1,265 @@
+//! Where values come from: locations, exceptions, URL-ness, and the
+//! decoders for query strings, cookies, form bodies and JSON bodies.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+use warden_waf::Categories;
+
+use super::Place;
+
+/// Headers never scanned: structured values the gateway or the HTTP stack
+/// parses strictly, credentials (base64 or tokens), and the `Cookie` header
+/// (scanned cookie by cookie).
+pub(crate) const SKIPPED_HEADERS: &[&str] = &[
+    "accept",
+    "accept-charset",
+    "accept-encoding",
+    "accept-language",
+    "authorization",
+    "proxy-authorization",
+    "cache-control",
+    "connection",
+    "content-length",
+    "content-type",
+    "content-encoding",
+    "cookie",
+    "host",
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
+    "if-range",
+    "pragma",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-extensions",
+    "sec-websocket-protocol",
+    "sec-websocket-accept",
+    "traceparent",
+    "tracestate",
+    "x-request-id",
+    "dpop",
+];
+
+/// Name fragments that mark a field as a URL (SSRF checks apply).
+const URL_NAMES: &[&str] = &[
+    "url", "uri", "href", "link", "callback", "webhook", "redirect", "endpoint", "feed", "proxy", "src", "dest",
+];
+
+/// True when a field called `name` holds a URL.
+pub(crate) fn url_like(name: &str, extra: &[String]) -> bool {
+    let lower = name.to_ascii_lowercase();
+    URL_NAMES.iter().any(|n| lower.contains(n)) || extra.contains(&lower)
+}
+
+/// One step of a JSON location.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Seg<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// Where a value sits, for the refusal's detail and for exceptions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Location<'a> {
+    Path(usize),
+    Query(&'a str),
+    Header(&'a str),
+    Cookie(&'a str),
+    /// A body location: a form field (one key) or a JSON pointer.
+    Body(&'a [Seg<'a>]),
+}
+
+impl Location<'_> {
+    /// The location as a pointer (`/query/q`, `/body/items/2`); names that are
+    /// not plain are shown as `*` so the detail never carries attacker text.
+    pub(crate) fn pointer(&self) -> String {
+        let mut out = String::new();
+        match self {
+            Self::Path(i) => {
+                let _ = write!(out, "/path/{i}");
+            }
+            Self::Query(n) => push(&mut out, "/query/", n),
+            Self::Header(n) => push(&mut out, "/header/", n),
+            Self::Cookie(n) => push(&mut out, "/cookie/", n),
+            Self::Body(segs) => {
+                out.push_str("/body");
+                for s in *segs {
+                    match s {
+                        Seg::Key(k) => push(&mut out, "/", k),
+                        Seg::Index(i) => {
+                            let _ = write!(out, "/{i}");
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn place(&self) -> Place {
+        match self {
+            Self::Path(_) => Place::Path,
+            Self::Query(_) => Place::Query,
+            Self::Header(_) => Place::Headers,
+            Self::Cookie(_) => Place::Cookies,
+            Self::Body(_) => Place::Body,
+        }
+    }
+}
+
+fn push(out: &mut String, prefix: &str, name: &str) {
+    out.push_str(prefix);
+    let plain = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    out.push_str(if plain { name } else { "*" });
+}
+
+/// A compiled `exceptions[]` entry.
+#[derive(Debug, Clone)]
+pub(crate) struct Exception {
+    place: Place,
+    /// Name, or pointer segments for the body.
+    name: String,
+    segments: Vec<String>,
+    categories: Categories,
+}
+
+impl Exception {
+    pub(crate) fn new(place: Place, name: &str, categories: Categories) -> Self {
+        let segments = name.trim_start_matches('/').split('/').map(str::to_owned).collect();
+        let name = if place == Place::Headers {
+            name.to_ascii_lowercase()
+        } else {
+            name.to_owned()
+        };
+        Self {
+            place,
+            name,
+            segments,
+            categories,
+        }
+    }
+
+    fn matches(&self, loc: &Location<'_>) -> bool {
+        if self.place != loc.place() {
+            return false;
+        }
+        match loc {
+            Location::Path(i) => self.name.parse() == Ok(*i),
+            Location::Query(n) | Location::Cookie(n) => self.name == *n,
+            Location::Header(n) => self.name.eq_ignore_ascii_case(n),
+            Location::Body(segs) => {
+                segs.len() == self.segments.len()
+                    && segs.iter().zip(&self.segments).all(|(s, want)| {
+                        want == "*"
+                            || match s {
+                                Seg::Key(k) => k == want,
+                                Seg::Index(i) => want.parse() == Ok(*i),
+                            }
+                    })
+            }
+        }
+    }
+}
+
+/// The categories checked at `loc`, once exceptions are taken off.
+pub(crate) fn checked_at(exceptions: &[Exception], loc: &Location<'_>) -> Categories {
+    exceptions
+        .iter()
+        .filter(|e| e.matches(loc))
+        .fold(Categories::ALL, |acc, e| acc.without(e.categories))
+}
+
+/// `a=b&c=d` pairs, percent-decoded (`+` is a space), invalid escapes and
+/// bytes kept as they are so nothing hides behind a decoding error.
+pub(crate) fn pairs(s: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    s.split('&').filter(|kv| !kv.is_empty()).map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        (decode_lossy(k), decode_lossy(v))
+    })
+}
+
+/// Percent-decoding that never fails: a broken escape stays literal, invalid
+/// UTF-8 becomes U+FFFD.
+pub(crate) fn decode_lossy(s: &str) -> String {
+    let b = s.as_bytes();
+    if !b.iter().any(|c| matches!(c, b'%' | b'+')) {
+        return s.to_owned();
+    }
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |j: usize| b.get(j).and_then(|c| (*c as char).to_digit(16));
+        match (b[i], hex(i + 1), hex(i + 2)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b'+', ..) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (c, ..) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `name=value` pairs of a `Cookie` header; quotes around a value dropped.
+pub(crate) fn cookies(header: &str) -> impl Iterator<Item = (&str, &str)> {
+    header.split(';').filter_map(|c| {
+        let (k, v) = c.trim().split_once('=')?;
+        Some((k.trim(), v.trim().trim_matches('"')))
+    })
+}
+
+/// A visitor of JSON strings: the text, whether it is a key, its location.
+pub(crate) type Visit<'f, 'v, T> = dyn FnMut(&str, bool, &[Seg<'v>]) -> Option<T> + 'f;
+
+/// Calls `f` with every key and string leaf of `v` and its location (keys
+/// with `is_key = true`). Stops at the first `Some`.
+pub(crate) fn walk_json<'v, T>(
+    v: &'v Value,
+    path: &mut Vec<Seg<'v>>,
+    f: &mut Visit<'_, 'v, T>,
+) -> Option<T> {
+    match v {
+        Value::String(s) => f(s, false, path),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            path.push(Seg::Index(i));
+            let r = walk_json(item, path, f);
+            path.pop();
+            r
+        }),
+        Value::Object(map) => map.iter().find_map(|(k, item)| {
+            path.push(Seg::Key(k));
+            let r = f(k, true, path).or_else(|| walk_json(item, path, f));
+            path.pop();
+            r
+        }),
+        _ => None,
+    }
+}
+
+/// The name that decides URL-ness for a JSON location: the nearest key.
+pub(crate) fn nearest_key<'a>(path: &[Seg<'a>]) -> &'a str {
+    path.iter()
+        .rev()
+        .find_map(|s| match s {
+            Seg::Key(k) => Some(*k),
+            Seg::Index(_) => None,
+        })
+        .unwrap_or("")
+}

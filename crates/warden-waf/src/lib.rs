@@ -1,0 +1,271 @@
+//! Warden's injection detection engine.
+//!
+//! [`Scanner::scan`] looks at one decoded input value (a query value, a header,
+//! a JSON string leaf, …) and answers with the first [`Finding`]: the attack
+//! [`Category`] and the name of the rule that matched. It never returns or
+//! stores the value itself.
+//!
+//! Every value is first normalised ([`normalize`]): repeated URL decoding (at
+//! most [`normalize::MAX_ROUNDS`] rounds), HTML entities, `\u`/`%u`/`\x`
+//! escapes, overlong UTF-8, full-width forms, case folding, and for SQL also
+//! comment removal and whitespace collapsing. The detectors then run on the
+//! views they need. SQL injection and XSS use libinjection (the pure-Rust port)
+//! as one signal beside our own rules; the other categories are our own.
+//!
+//! Limits: libinjection sees at most the first [`LIBINJECTION_MAX`] bytes of a
+//! value (its fingerprint only looks at the first tokens anyway); our own rules
+//! see the whole value and run in linear time (`regex`). SSRF checks apply only
+//! to fields marked [`Field::url_like`]; host names are judged literally, never
+//! resolved. XML is checked for DTDs, entities and XInclude only.
+
+mod normalize;
+mod rules;
+mod shell;
+mod sql;
+mod ssrf;
+mod structure;
+mod template;
+mod xss;
+
+pub use normalize::{MAX_ROUNDS, Views};
+
+/// Bytes of a value handed to libinjection.
+pub const LIBINJECTION_MAX: usize = 4096;
+
+/// An attack family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Category {
+    /// SQL injection.
+    Sqli,
+    /// Cross-site scripting.
+    Xss,
+    /// Path traversal and sensitive file access.
+    Traversal,
+    /// OS command injection.
+    Cmd,
+    /// Server-side template injection.
+    Ssti,
+    /// NoSQL operator and JavaScript injection.
+    Nosql,
+    /// LDAP filter injection.
+    Ldap,
+    /// XML external entities, DTDs, XInclude.
+    Xxe,
+    /// CR/LF header injection and response splitting.
+    Crlf,
+    /// `${jndi:…}` and other Log4j-style lookups.
+    Jndi,
+    /// Server-side request forgery in URL fields.
+    Ssrf,
+}
+
+impl Category {
+    /// Every category, in report order.
+    pub const ALL: [Category; 11] = [
+        Self::Sqli,
+        Self::Xss,
+        Self::Traversal,
+        Self::Cmd,
+        Self::Ssti,
+        Self::Nosql,
+        Self::Ldap,
+        Self::Xxe,
+        Self::Crlf,
+        Self::Jndi,
+        Self::Ssrf,
+    ];
+
+    /// Stable name in config, events and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sqli => "sqli",
+            Self::Xss => "xss",
+            Self::Traversal => "traversal",
+            Self::Cmd => "cmd",
+            Self::Ssti => "ssti",
+            Self::Nosql => "nosql",
+            Self::Ldap => "ldap",
+            Self::Xxe => "xxe",
+            Self::Crlf => "crlf",
+            Self::Jndi => "jndi",
+            Self::Ssrf => "ssrf",
+        }
+    }
+
+    /// The category called `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    fn bit(self) -> u16 {
+        1 << (self as u16)
+    }
+}
+
+/// How eager the detectors are. Each rule has a confidence; a level runs the
+/// rules at or above its floor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Level {
+    /// Only rules that (nearly) never match benign input.
+    Low,
+    /// The default: adds rules with rare false positives.
+    #[default]
+    Medium,
+    /// Paranoid: adds broad rules that also catch unusual benign input.
+    High,
+}
+
+impl Level {
+    /// The level called `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "low" => Some(Self::Low),
+            "medium" => Some(Self::Medium),
+            "high" => Some(Self::High),
+            _ => None,
+        }
+    }
+}
+
+/// A set of categories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Categories(u16);
+
+impl Categories {
+    /// Every category.
+    pub const ALL: Categories = Categories((1 << Category::ALL.len()) - 1);
+    /// No category.
+    pub const NONE: Categories = Categories(0);
+
+    /// True when `c` is in the set.
+    pub fn has(self, c: Category) -> bool {
+        self.0 & c.bit() != 0
+    }
+
+    /// The set with `c` added.
+    pub fn with(self, c: Category) -> Self {
+        Self(self.0 | c.bit())
+    }
+
+    /// The set without the members of `other`.
+    pub fn without(self, other: Categories) -> Self {
+        Self(self.0 & !other.0)
+    }
+
+    /// True when the set is empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl FromIterator<Category> for Categories {
+    fn from_iter<I: IntoIterator<Item = Category>>(iter: I) -> Self {
+        iter.into_iter().fold(Self::NONE, Self::with)
+    }
+}
+
+/// What kind of input a value is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Field {
+    /// The value is an object key or a parameter name, not a value: only the
+    /// NoSQL operator check applies to names.
+    pub is_key: bool,
+    /// The field holds a URL (schema format `uri`/`url`, or its name says so):
+    /// SSRF checks apply.
+    pub url_like: bool,
+    /// The value came in a header: any encoded line break counts as CRLF
+    /// injection.
+    pub in_header: bool,
+}
+
+/// What a scan found: the category and the rule, never the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finding {
+    /// Attack family.
+    pub category: Category,
+    /// Name of the rule that matched (stable, for events and exceptions).
+    pub rule: &'static str,
+}
+
+/// The compiled detectors at one sensitivity, for a set of categories.
+#[derive(Debug, Clone, Copy)]
+pub struct Scanner {
+    level: Level,
+    categories: Categories,
+}
+
+impl Scanner {
+    /// A scanner running `categories` at `level`.
+    pub fn new(level: Level, categories: Categories) -> Self {
+        Self { level, categories }
+    }
+
+    /// The scanner's level.
+    pub fn level(&self) -> Level {
+        self.level
+    }
+
+    /// Scans one value with every enabled category; the first finding wins.
+    pub fn scan(&self, value: &str, field: Field) -> Option<Finding> {
+        self.scan_only(value, field, self.categories)
+    }
+
+    /// Scans one value with the enabled categories that are also in `only`.
+    pub fn scan_only(&self, value: &str, field: Field, only: Categories) -> Option<Finding> {
+        let cats = Categories(self.categories.0 & only.0);
+        if cats.is_empty() || value.is_empty() {
+            return None;
+        }
+        if field.is_key {
+            return cats.has(Category::Nosql).then(|| structure::nosql_key(value)).flatten();
+        }
+        if field.url_like
+            && cats.has(Category::Ssrf)
+            && let Some(f) = ssrf::check(value)
+        {
+            return Some(f);
+        }
+        if is_plain(value.as_bytes()) {
+            // Letters, digits and spaces only: the one attack that fits is a
+            // numeric-context SQL injection (`1 union select …`).
+            return if value.contains(' ') && cats.has(Category::Sqli) {
+                sql::plain(value, self.level)
+            } else {
+                None
+            };
+        }
+        let views = Views::new(value);
+        let level = self.level;
+        let run = |c: Category, f: &dyn Fn() -> Option<Finding>| if cats.has(c) { f() } else { None };
+        run(Category::Jndi, &|| template::jndi(&views, level))
+            .or_else(|| run(Category::Crlf, &|| structure::crlf(&views, field, level)))
+            .or_else(|| run(Category::Xxe, &|| structure::xxe(&views, level)))
+            .or_else(|| run(Category::Ssti, &|| template::ssti(&views, level)))
+            .or_else(|| run(Category::Xss, &|| xss::check(&views, level)))
+            .or_else(|| run(Category::Sqli, &|| sql::check(&views, level)))
+            .or_else(|| run(Category::Cmd, &|| shell::check(&views, level)))
+            .or_else(|| run(Category::Traversal, &|| structure::traversal(&views, level)))
+            .or_else(|| run(Category::Nosql, &|| structure::nosql(&views, level)))
+            .or_else(|| run(Category::Ldap, &|| structure::ldap(&views, level)))
+            .or_else(|| {
+                run(Category::Ssrf, &|| {
+                    if field.url_like {
+                        ssrf::check_decoded(&views)
+                    } else {
+                        None
+                    }
+                })
+            })
+    }
+}
+
+/// True when every byte is an ASCII letter, digit, space, `-`, `_`, `.` or `,`.
+fn is_plain(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b' ' | b'-' | b'_' | b'.' | b','))
+        && !bytes.windows(2).any(|w| w == b"..")
+}
+
+#[cfg(test)]
+mod tests;

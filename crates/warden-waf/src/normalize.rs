@@ -1,0 +1,397 @@
+//! Normalisation: the views of one value the detectors match against.
+//!
+//! Attackers hide payloads behind encodings a backend later undoes; the
+//! detectors must see what the backend will see. Each decoding round undoes
+//! percent-encoding (`%27`, `%u0027`), HTML character references (`&#x27;`,
+//! `&#39`, `&apos;`), backslash escapes (`\u0027`, `\x27`, `\n`) and overlong
+//! UTF-8 (`%c0%ae`); rounds repeat until nothing changes, at most
+//! [`MAX_ROUNDS`] times. NUL bytes are dropped (and remembered).
+
+/// Decoding rounds at most (double and triple encoding are caught; a value
+/// needing more is unusual enough to be judged as it stands).
+pub const MAX_ROUNDS: usize = 4;
+
+/// One value, normalised several ways.
+#[derive(Debug)]
+pub struct Views<'a> {
+    /// As received (after the transport's own decoding).
+    pub raw: &'a str,
+    /// Fully decoded, case kept.
+    pub decoded: String,
+    /// Decoded, lower-cased, full-width forms folded to ASCII.
+    pub folded: String,
+    /// `folded` with SQL comments turned into spaces and whitespace collapsed.
+    pub sql: String,
+    /// `folded` with SQL comments removed outright (`UN/**/ION` → `union`),
+    /// whitespace collapsed; equal to `sql` when there were no comments.
+    pub sql_joined: String,
+    /// Decoding uncovered a CR or LF that the raw value did not carry.
+    pub hidden_break: bool,
+    /// Decoding uncovered a NUL byte.
+    pub hidden_nul: bool,
+}
+
+impl<'a> Views<'a> {
+    /// Normalises `raw`.
+    pub fn new(raw: &'a str) -> Self {
+        let mut decoded = raw.to_owned();
+        for _ in 0..MAX_ROUNDS {
+            match decode_round(&decoded) {
+                Some(next) => decoded = next,
+                None => break,
+            }
+        }
+        let hidden_nul = decoded.contains('\0');
+        if hidden_nul {
+            decoded.retain(|c| c != '\0');
+        }
+        let folded = fold(&decoded);
+        let breaks = |s: &str| s.contains(['\r', '\n']);
+        let hidden_break = breaks(&folded) && !breaks(raw);
+        let sql = sql_view(&folded, " ");
+        let sql_joined = if folded.contains("/*") {
+            sql_view(&folded, "")
+        } else {
+            sql.clone()
+        };
+        Self {
+            raw,
+            decoded,
+            folded,
+            sql,
+            sql_joined,
+            hidden_break,
+            hidden_nul,
+        }
+    }
+}
+
+/// Lower-cases and folds look-alikes to what they stand for: full-width ASCII
+/// (`＜` → `<`), division and other slashes, one-dot leaders, circled digits,
+/// and the two-character pairs whose low bytes are CR LF (`嘍嘊`, `čĊ`), which
+/// servers that keep only the low byte turn into a line break.
+fn fold(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        let code = c as u32;
+        let mapped = match code {
+            0xFF01..=0xFF5E => char::from_u32(code - 0xFEE0),
+            0x2215 | 0x2044 | 0x29F8 => Some('/'),
+            0x2216 | 0xFE68 | 0x29F9 => Some('\\'),
+            0x2024 | 0xFE52 => Some('.'),
+            0x2460..=0x2468 => char::from_u32('1' as u32 + code - 0x2460),
+            0x24EA | 0x24FF => Some('0'),
+            0x2776..=0x277E => char::from_u32('1' as u32 + code - 0x2776),
+            0x2780..=0x2788 => char::from_u32('1' as u32 + code - 0x2780),
+            0x278A..=0x2792 => char::from_u32('1' as u32 + code - 0x278A),
+            0x560A | 0x2028 | 0x2029 | 0x85 => Some('\n'),
+            0x560D | 0x010D if chars.peek().is_some_and(|n| matches!(*n as u32, 0x560A | 0x010A)) => Some('\r'),
+            0x010A if out.ends_with('\r') => Some('\n'),
+            _ => None,
+        };
+        match mapped {
+            Some(m) => out.push(m.to_ascii_lowercase()),
+            None => out.extend(c.to_lowercase()),
+        }
+    }
+    out
+}
+
+/// SQL view: block comments replaced by `sep` (MySQL `/*! … */` keeps its
+/// content, which MySQL executes), whitespace runs collapsed to one space.
+fn sql_view(folded: &str, sep: &str) -> String {
+    let mut out = String::with_capacity(folded.len());
+    let mut rest = folded;
+    while let Some(start) = rest.find("/*") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("*/") else {
+            // An unterminated comment swallows the rest of the query: keep
+            // the marker, it is the signal.
+            out.push_str(" /*");
+            rest = "";
+            break;
+        };
+        let (body, tail) = (&after[..end], &after[end + 2..]);
+        if let Some(versioned) = body.strip_prefix('!') {
+            out.push(' ');
+            out.push_str(versioned.trim_start_matches(|c: char| c.is_ascii_digit()));
+            out.push(' ');
+        } else {
+            out.push_str(sep);
+        }
+        rest = tail;
+    }
+    out.push_str(rest);
+    collapse_space(&out)
+}
+
+/// Collapses whitespace runs (and `+`, form-encoding's space) to one space.
+fn collapse_space(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut in_space = false;
+    for c in s.chars() {
+        if c.is_whitespace() || matches!(c, '\u{b}' | '\u{c}' | '+') {
+            if !in_space {
+                out.push(' ');
+            }
+            in_space = true;
+        } else {
+            out.push(c);
+            in_space = false;
+        }
+    }
+    out
+}
+
+/// One decoding round; `None` when nothing changed.
+fn decode_round(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    if !b.iter().any(|c| matches!(c, b'%' | b'&' | b'\\')) {
+        return None;
+    }
+    let mut out: Vec<u8> = Vec::with_capacity(b.len());
+    let mut changed = false;
+    let mut i = 0;
+    while i < b.len() {
+        let step = match b[i] {
+            b'%' => percent(&b[i..], &mut out),
+            b'&' => entity(&b[i..], &mut out),
+            b'\\' => escape(&b[i..], &mut out),
+            _ => 0,
+        };
+        if step == 0 {
+            out.push(b[i]);
+            i += 1;
+        } else {
+            changed = true;
+            i += step;
+        }
+    }
+    changed.then(|| utf8_lenient(&out))
+}
+
+fn hex(b: u8) -> Option<u32> {
+    (b as char).to_digit(16)
+}
+
+fn hex_run(b: &[u8], n: usize) -> Option<u32> {
+    if b.len() < n {
+        return None;
+    }
+    b[..n].iter().try_fold(0u32, |acc, &d| Some(acc * 16 + hex(d)?))
+}
+
+fn push_char(code: u32, out: &mut Vec<u8>) {
+    let c = char::from_u32(code).unwrap_or('\u{fffd}');
+    let mut buf = [0u8; 4];
+    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+}
+
+/// `%XX` (a raw byte) or `%uXXXX` (a code point). Returns bytes consumed.
+fn percent(b: &[u8], out: &mut Vec<u8>) -> usize {
+    if let Some(v) = hex_run(&b[1..], 2) {
+        out.push(v as u8);
+        return 3;
+    }
+    if matches!(b.get(1), Some(b'u' | b'U'))
+        && let Some(v) = hex_run(&b[2..], 4)
+    {
+        push_char(v, out);
+        return 6;
+    }
+    0
+}
+
+/// `\uXXXX`, `\u{X…}`, `\xXX`, and `\r` `\n` `\t` `\0`.
+fn escape(b: &[u8], out: &mut Vec<u8>) -> usize {
+    match b.get(1) {
+        Some(b'u' | b'U') => {
+            if let Some(v) = hex_run(&b[2..], 4) {
+                push_char(v, out);
+                return 6;
+            }
+            if b.get(2) == Some(&b'{')
+                && let Some(end) = b[3..].iter().take(7).position(|&c| c == b'}')
+                && let Some(v) = hex_run(&b[3..], end)
+            {
+                push_char(v, out);
+                return end + 4;
+            }
+            0
+        }
+        Some(b'x' | b'X') => match hex_run(&b[2..], 2) {
+            Some(v) => {
+                out.push(v as u8);
+                4
+            }
+            None => 0,
+        },
+        Some(b'r') => {
+            out.push(b'\r');
+            2
+        }
+        Some(b'n') => {
+            out.push(b'\n');
+            2
+        }
+        Some(b't') => {
+            out.push(b'\t');
+            2
+        }
+        Some(b'0') => {
+            out.push(0);
+            2
+        }
+        _ => 0,
+    }
+}
+
+const NAMED: &[(&str, char)] = &[
+    ("lt", '<'),
+    ("gt", '>'),
+    ("quot", '"'),
+    ("apos", '\''),
+    ("amp", '&'),
+    ("sol", '/'),
+    ("bsol", '\\'),
+    ("colon", ':'),
+    ("semi", ';'),
+    ("lpar", '('),
+    ("rpar", ')'),
+    ("lsqb", '['),
+    ("rsqb", ']'),
+    ("lcub", '{'),
+    ("rcub", '}'),
+    ("equals", '='),
+    ("period", '.'),
+    ("comma", ','),
+    ("excl", '!'),
+    ("num", '#'),
+    ("dollar", '$'),
+    ("percnt", '%'),
+    ("grave", '`'),
+    ("tab", '\t'),
+    ("newline", '\n'),
+    ("nbsp", ' '),
+];
+
+/// `&#NN;`, `&#xHH;` (the `;` optional, as browsers allow) and the named
+/// references attackers use.
+fn entity(b: &[u8], out: &mut Vec<u8>) -> usize {
+    if b.get(1) == Some(&b'#') {
+        let (radix, start) = if matches!(b.get(2), Some(b'x' | b'X')) {
+            (16, 3)
+        } else {
+            (10, 2)
+        };
+        let digits = b[start..]
+            .iter()
+            .take(8)
+            .take_while(|c| (**c as char).is_digit(radix))
+            .count();
+        if digits == 0 {
+            return 0;
+        }
+        let text = std::str::from_utf8(&b[start..start + digits]).unwrap_or("");
+        let Ok(v) = u32::from_str_radix(text, radix) else {
+            return 0;
+        };
+        push_char(v, out);
+        let end = start + digits;
+        return if b.get(end) == Some(&b';') { end + 1 } else { end };
+    }
+    let name_len = b[1..].iter().take(8).take_while(|c| c.is_ascii_alphabetic()).count();
+    if name_len == 0 || b.get(1 + name_len) != Some(&b';') {
+        return 0;
+    }
+    let name = std::str::from_utf8(&b[1..=name_len]).unwrap_or("").to_ascii_lowercase();
+    match NAMED.iter().find(|(n, _)| *n == name) {
+        Some((_, c)) => {
+            push_char(*c as u32, out);
+            name_len + 2
+        }
+        None => 0,
+    }
+}
+
+/// UTF-8 decoding that also accepts overlong forms (`C0 AE` → `.`), which
+/// lenient decoders in old stacks accept; other invalid bytes become U+FFFD.
+fn utf8_lenient(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        match std::str::from_utf8(rest) {
+            Ok(s) => {
+                out.push_str(s);
+                break;
+            }
+            Err(e) => {
+                let good = e.valid_up_to();
+                out.push_str(std::str::from_utf8(&rest[..good]).unwrap_or(""));
+                rest = &rest[good..];
+                let cont = |i: usize| rest.get(i).is_some_and(|c| c & 0xC0 == 0x80);
+                let (code, used) = match rest[0] {
+                    0xC0 | 0xC1 if cont(1) => (((rest[0] as u32 & 0x1F) << 6) | (rest[1] as u32 & 0x3F), 2),
+                    0xE0 if cont(1) && cont(2) => (((rest[1] as u32 & 0x3F) << 6) | (rest[2] as u32 & 0x3F), 3),
+                    _ => (0xFFFD, 1),
+                };
+                out.push(char::from_u32(code).unwrap_or('\u{fffd}'));
+                rest = &rest[used..];
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn undoes_layers_of_encoding() {
+        assert_eq!(Views::new("%2527%20or%201%3D1").decoded, "' or 1=1");
+        assert_eq!(Views::new("&#x3c;script&gt;").decoded, "<script>");
+        assert_eq!(Views::new("&#60script").decoded, "<script");
+        assert_eq!(Views::new("\\u003cimg").decoded, "<img");
+        assert_eq!(Views::new("%u003csvg").decoded, "<svg");
+        assert_eq!(Views::new("%c0%ae%c0%ae/").decoded, "../");
+        assert_eq!(Views::new("＜ＳＣＲＩＰＴ＞").folded, "<script>");
+        assert_eq!(Views::new("%uff0e%uff0e%u2215etc").folded, "../etc");
+        assert_eq!(Views::new("①②⑦.⓪.⓪.①").folded, "127.0.0.1");
+        assert_eq!(Views::new("%c4%8d%c4%8aSet").folded, "\r\nset");
+        // A lone č is Czech, not a carriage return.
+        assert_eq!(Views::new("čas").folded, "čas");
+    }
+
+    #[test]
+    fn plain_text_is_left_as_it_is() {
+        let v = Views::new("Rock & Roll 50% off");
+        assert_eq!(v.decoded, "Rock & Roll 50% off");
+        assert!(!v.hidden_break && !v.hidden_nul);
+    }
+
+    #[test]
+    fn decoding_is_bounded() {
+        // Five layers of `%25`: four rounds undo four of them.
+        let v = Views::new("%25252525%32%37");
+        assert_ne!(v.decoded, "'");
+    }
+
+    #[test]
+    fn sql_comments_are_seen_both_ways() {
+        let v = Views::new("UN/**/ION/**/SEL/**/ECT");
+        assert_eq!(v.sql, "un ion sel ect");
+        assert_eq!(v.sql_joined, "unionselect");
+        assert_eq!(Views::new("/*!50000union*/ select").sql, " union select");
+    }
+
+    #[test]
+    fn hidden_line_breaks_and_nul_are_flagged() {
+        let v = Views::new("a%0d%0aSet-Cookie: x");
+        assert!(v.hidden_break);
+        assert!(Views::new("x%00.jpg").hidden_nul);
+        assert!(!Views::new("line\nbreak").hidden_break);
+    }
+}

@@ -1,0 +1,129 @@
+//! SQL injection: libinjection's tokenizer and fingerprints as one signal,
+//! our own rules for the shapes that matter (breaking out of a string and
+//! changing the query's logic, UNION, stacked statements, time and error
+//! oracles) as the other.
+
+use std::sync::LazyLock;
+
+use crate::normalize::Views;
+use crate::rules::{Rule, RuleSet, found};
+use crate::{Category, Finding, LIBINJECTION_MAX, Level};
+
+/// Matched against the SQL views (lower-case, comments out, spaces collapsed).
+const PATTERNS: &[Rule] = &[
+    (
+        "union_select",
+        Level::Low,
+        r"\bunion(\s+(all|distinct))?\s*\(*\s*select\b",
+    ),
+    (
+        "quote_tautology",
+        Level::Low,
+        r#"['"`]\s*\)*\s*(or|and|xor|\|\||&&)\s*\(*\s*(['"]?[\w.]*['"]?|\d+)\s*(=|<>|!=|<=|>=|<|>|\blike\b|\bis\b|\brlike\b|\bregexp\b)"#,
+    ),
+    (
+        "quote_boolean",
+        Level::Low,
+        r#"['"`]\s*\)*\s*(or|and|xor|\|\||&&)\s+(not\s+)?((true|false|null|\d+)\s*($|--|#|;|\)|=|<|>)|[\w.]+\s*\()"#,
+    ),
+    (
+        "quote_comment",
+        Level::Low,
+        r#"['"`]\s*\)*\s*(--[\s+-]*$|--[^\s-]\S*$|#\s*$|/\*)"#,
+    ),
+    (
+        "quote_statement",
+        Level::Low,
+        r#"['"`\d]\s*\)*\s*;\s*(drop|delete|insert|update|select|exec|execute|shutdown|declare|create|alter|truncate|waitfor)\b"#,
+    ),
+    (
+        "stacked_statement",
+        Level::Low,
+        r";\s*(drop\s+(table|database|schema|view|user|function|procedure)|delete\s+from|insert\s+into|update\s+[\w.`]+\s+set|truncate\s+table|alter\s+(table|user|database)|create\s+(table|user|database|function|procedure|trigger)|declare\s+@|exec(ute)?\s*(\(|xp_|sp_|master\.)|shutdown\b)",
+    ),
+    (
+        "time_oracle",
+        Level::Low,
+        r#"(['"`)]|\b(and|or|xor|select|if|then|case|when)\b|\|\||&&|[;(,=])\s*(sleep|pg_sleep|benchmark)\s*\(|waitfor\s+(delay|time)\s+'|dbms_pipe\.receive_message|dbms_lock\.sleep"#,
+    ),
+    (
+        "error_oracle",
+        Level::Low,
+        r"\b(extractvalue|updatexml|xmltype|geometrycollection|multipoint|multipolygon|utl_inaddr\.get_host_name|ctxsys\.drithsx\.sn)\s*\(|\bfloor\s*\(\s*rand\s*\(|\bexp\s*\(\s*~",
+    ),
+    (
+        "catalog_probe",
+        Level::Medium,
+        r"\b(information_schema|sysobjects|syscolumns|pg_catalog|sqlite_master|mysql\.user|all_tables|xp_cmdshell|sp_executesql|load_file\s*\(|into\s+(out|dump)file)\b|@@(version|datadir|hostname)",
+    ),
+    (
+        "blind_probe",
+        Level::Low,
+        r"\b(and|or|xor|&&|\|\|)\s+\(*\s*(ascii|substr|substring|mid|ord|length|hex|unicode|char|if|iif|case|exists)\s*\(|\(\s*select\s+[\w@(*]",
+    ),
+    (
+        "numeric_tautology",
+        Level::Medium,
+        r"\b(or|and|xor)\s+(\d+)\s*(=|<>|!=|\blike\b)\s*\d+\b",
+    ),
+    (
+        "order_probe",
+        Level::Medium,
+        r#"['"`\d)]\s*(order|group)\s+by\s+\d+\s*(--|#|;|$)"#,
+    ),
+    (
+        "sql_keywords",
+        Level::High,
+        r#"['"`]\s*\)*\s*(select|union|having|where|order\s+by|group\s+by)\b|\bchar\s*\(\s*\d+\s*(,\s*\d+\s*)+\)|\bconcat(_ws)?\s*\(|0x[0-9a-f]{8,}"#,
+    ),
+];
+
+static SET: LazyLock<RuleSet> = LazyLock::new(|| RuleSet::new(Category::Sqli, PATTERNS));
+
+/// Checks a value of letters, digits and spaces (numeric-context injection).
+pub(crate) fn plain(value: &str, level: Level) -> Option<crate::Finding> {
+    let lower = value.to_ascii_lowercase();
+    SET.first(&lower, level)
+}
+
+/// Full check of a normalised value.
+pub(crate) fn check(v: &Views<'_>, level: Level) -> Option<Finding> {
+    if let Some(f) = SET.first(&v.sql, level) {
+        return Some(f);
+    }
+    if v.sql_joined != v.sql
+        && let Some(f) = SET.first(&v.sql_joined, level)
+    {
+        return Some(f);
+    }
+    libinjection(v.decoded.as_bytes(), &v.sql, level)
+}
+
+static SQL_WORDS: LazyLock<Option<regex::Regex>> = LazyLock::new(|| {
+    crate::rules::regex(
+        r"\b(select|union|insert|update|delete|drop|or|and|xor|not|sleep|benchmark|waitfor|exec|having|order|group|from|where|like|null|true|false)\b|--|#|/\*",
+    )
+});
+
+/// libinjection's verdict on the first [`LIBINJECTION_MAX`] bytes.
+fn libinjection(bytes: &[u8], sql_view: &str, level: Level) -> Option<Finding> {
+    let bytes = &bytes[..bytes.len().min(LIBINJECTION_MAX)];
+    // At the lowest level libinjection alone is not trusted: its fingerprints
+    // flag some prose with quotes.
+    if level == Level::Low {
+        return None;
+    }
+    // libinjection's fingerprints also fit some code snippets; its verdict
+    // counts when the value also speaks SQL.
+    libinjectionrs::detect_sqli(bytes).is_injection().then_some(())?;
+    SQL_WORDS
+        .as_ref()
+        .is_some_and(|re| re.is_match(sql_view))
+        .then_some(())?;
+    found(Category::Sqli, "libinjection_sqli")
+}
+
+#[cfg(test)]
+pub(crate) fn compiled() -> bool {
+    SET.compiled() && SQL_WORDS.is_some()
+}

