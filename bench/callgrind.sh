@@ -41,6 +41,14 @@ if [ "${LIMITS:-0}" = 1 ]; then
   printf '  - id: rl\n    path: { prefix: /rl }\n    service: api\n    policies:\n      - type: rate_limit\n        limits:\n          - { name: rate, key: [ip], rate: { requests: 1000000000, per_secs: 1 } }\n          - { name: daily, key: [ip], quota: { requests: 1000000000, per: day } }\n' >> "$work/warden.yaml"
 fi
 
+# INJECTION=1: also measure POSTs of bench/order-1k.json to a plain route and
+# to the same route behind `injection` (as in bench/run.sh).
+if [ "${INJECTION:-0}" = 1 ]; then
+  printf '  - id: post\n    path: { prefix: /post }\n    service: api\n  - id: inj\n    path: { prefix: /inj }\n    service: api\n    policies:\n      - type: injection\n' >> "$work/warden.yaml"
+  { echo 'wrk.method = "POST"'; echo 'wrk.headers["Content-Type"] = "application/json"'
+    printf 'wrk.body = [==[%s]==]\n' "$(cat bench/order-1k.json)"; } > "$work/post.lua"
+fi
+
 nginx -c "$work/up/nginx.conf" -p "$work/up" & pids+=($!)
 
 wait_port() { for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
@@ -55,7 +63,7 @@ measure() {
   wait_port "$port"
   curl -fsS -o /dev/null "http://127.0.0.1:$port$path"
   local reqs
-  reqs=$(wrk -t1 -c8 -d"${DUR}s" "http://127.0.0.1:$port$path" | awk '/requests in/ {print $1}')
+  reqs=$(wrk -t1 -c8 -d"${DUR}s" ${WRK_SCRIPT:+-s "$WRK_SCRIPT"} "http://127.0.0.1:$port$path" | awk '/requests in/ {print $1}')
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
   local ir
   ir=$(awk '/^(summary|totals):/ {print $2; exit}' "$work/$name.out")
@@ -68,5 +76,11 @@ WARDEN_LOG=warn measure warden "$WARDEN_PORT" "$WARDEN" run --watch-secs 0 --con
 if [ "${LIMITS:-0}" = 1 ]; then
   RPATH=/rl/users/42 WARDEN_LOG=warn measure warden-rl "$WARDEN_PORT" "$WARDEN" run --watch-secs 0 --config "$work/warden.yaml" --workers 1
 fi
+if [ "${INJECTION:-0}" = 1 ]; then
+  for route in post inj; do
+    RPATH=/$route/orders WRK_SCRIPT=$work/post.lua WARDEN_LOG=warn measure "warden-$route" "$WARDEN_PORT" "$WARDEN" run --watch-secs 0 --config "$work/warden.yaml" --workers 1
+  done
+fi
 awk '{ per[$1] = $3 / ($2 + 1) } END { printf "warden/nginx instructions per request: %.2f\n", per["warden"] / per["nginx"]
-  if (per["warden-rl"]) printf "warden-rl/warden: %.2f\n", per["warden-rl"] / per["warden"] }' "$work/results"
+  if (per["warden-rl"]) printf "warden-rl/warden: %.2f\n", per["warden-rl"] / per["warden"]
+  if (per["warden-inj"]) printf "warden-inj/warden-post (1 KiB JSON): %.2f\n", per["warden-inj"] / per["warden-post"] }' "$work/results"

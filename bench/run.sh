@@ -19,6 +19,11 @@
 # address, in memory) and warden-rl-redis (a second warden process on the same
 # core, the same policy with its counters in Redis at $REDIS_URL, default
 # redis://127.0.0.1:6379/15), and their ratios to the plain row.
+# INJECTION=1 bench/run.sh ...: two more rows in the same warden process, both
+# POSTing bench/order-1k.json (1,085 bytes of realistic order JSON): warden-post
+# (a route without policies: the body streams through) and warden-inj (the same
+# behind `injection` at its defaults: the body is buffered, parsed and every
+# string scanned), and their ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10}
@@ -71,6 +76,12 @@ if [ "$LIMITS" = 1 ]; then
     rl_route rl /rl; } > "$work/warden-redis.yaml"
   # In memory, with and without the RateLimit headers (what the headers cost).
   { rl_route rl /rl; rl_route rl-nohdr /rl-nohdr "headers: false"; } >> "$work/warden.yaml"
+fi
+INJECTION=${INJECTION:-0}
+if [ "$INJECTION" = 1 ]; then
+  printf '  - id: post\n    path: { prefix: /post }\n    service: api\n  - id: inj\n    path: { prefix: /inj }\n    service: api\n    policies:\n      - type: injection\n' >> "$work/warden.yaml"
+  { echo 'wrk.method = "POST"'; echo 'wrk.headers["Content-Type"] = "application/json"'
+    printf 'wrk.body = [==[%s]==]\n' "$(cat bench/order-1k.json)"; } > "$work/post.lua"
 fi
 JWT=${JWT:-0}
 AUTHZ=${AUTHZ:-0}
@@ -182,6 +193,13 @@ for r in $(seq "$ROUNDS"); do
     RPATH=/rl/users/42 run warden-rl-mem $WARDEN_PORT "$WARDEN_PID" $SCHEME
     run warden $WARDEN_PORT "$WARDEN_PID" $SCHEME
   fi
+  if [ "$INJECTION" = 1 ]; then
+    # A-B-B-A, as for LIMITS.
+    RPATH=/post/orders run warden-post $WARDEN_PORT "$WARDEN_PID" $SCHEME -s "$work/post.lua"
+    RPATH=/inj/orders run warden-inj $WARDEN_PORT "$WARDEN_PID" $SCHEME -s "$work/post.lua"
+    RPATH=/inj/orders run warden-inj $WARDEN_PORT "$WARDEN_PID" $SCHEME -s "$work/post.lua"
+    RPATH=/post/orders run warden-post $WARDEN_PORT "$WARDEN_PID" $SCHEME -s "$work/post.lua"
+  fi
   if [ "$TLS" = 1 ]; then
     run nginx-hs $NGINX_PORT "$NGINX_PID" https -H "Connection: close"
     run warden-hs $WARDEN_PORT "$WARDEN_PID" https -H "Connection: close"
@@ -194,6 +212,7 @@ declare -A RPS P50 P99 CPU
 names="upstream nginx warden"; [ "$JWT" = 1 ] && names="$names warden-rs256 warden-es256"
 [ "$AUTHZ" = 1 ] && names="$names warden-authn warden-authz"
 [ "$LIMITS" = 1 ] && names="$names warden-rl-mem warden-rl-nohdr warden-rl-redis"
+[ "$INJECTION" = 1 ] && names="$names warden-post warden-inj"
 [ "$TLS" = 1 ] && names="$names nginx-hs warden-hs"
 for name in $names; do
   CPU[$name]=$(awk -v n=$name '$1==n {print $5}' "$work/results" | median)
@@ -226,4 +245,8 @@ if [ "$LIMITS" = 1 ]; then
   awk -v a="${RPS[warden-rl-mem]}" -v b="${RPS[warden-rl-redis]}" -v c="${RPS[warden]}" -v d="${P99[warden-rl-mem]}" -v e="${P99[warden-rl-redis]}" -v f="${P99[warden]}" \
     'BEGIN { printf "rate_limit always admitting / no limit: in memory %.2fx (p99 %.2fx), Redis exact %.2fx (p99 %.2fx)\n", a/c, d/f, b/c, e/f }'
   awk -v a="${RPS[warden-rl-nohdr]}" -v c="${RPS[warden]}" 'BEGIN { printf "in memory without RateLimit headers / no limit: %.2fx\n", a/c }'
+fi
+if [ "$INJECTION" = 1 ]; then
+  awk -v a="${RPS[warden-inj]}" -v b="${RPS[warden-post]}" -v c="${P99[warden-inj]}" -v d="${P99[warden-post]}" \
+    'BEGIN { printf "injection on a 1 KiB JSON body / same route without it (same process): throughput %.2fx, p99 %.2fx\n", a/b, c/d }'
 fi

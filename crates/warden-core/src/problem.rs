@@ -24,6 +24,8 @@ pub enum ProblemKind {
     RequestTimeout,
     /// The request body is larger than the route allows.
     PayloadTooLarge,
+    /// The request body's media type or encoding cannot be inspected.
+    UnsupportedMediaType,
     /// The request target is longer than allowed.
     UriTooLong,
     /// Too many request headers, or too many header bytes.
@@ -59,6 +61,7 @@ impl ProblemKind {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::UriTooLong => StatusCode::URI_TOO_LONG,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
@@ -82,6 +85,7 @@ impl ProblemKind {
             Self::MethodNotAllowed => "method-not-allowed",
             Self::RequestTimeout => "request-timeout",
             Self::PayloadTooLarge => "payload-too-large",
+            Self::UnsupportedMediaType => "unsupported-media-type",
             Self::UriTooLong => "uri-too-long",
             Self::HeadersTooLarge => "headers-too-large",
             Self::TooManyRequests => "too-many-requests",
@@ -106,6 +110,7 @@ impl ProblemKind {
             Self::MethodNotAllowed => "Method not allowed on this route",
             Self::RequestTimeout => "Request not received in time",
             Self::PayloadTooLarge => "Request body too large",
+            Self::UnsupportedMediaType => "Unsupported media type",
             Self::UriTooLong => "Request target too long",
             Self::HeadersTooLarge => "Request headers too large",
             Self::TooManyRequests => "Too many requests",

@@ -89,12 +89,26 @@ impl<'de> Visitor<'de> for Strict {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let inner = self.deeper()?;
         let mut out = Map::new();
-        let mut folded = std::collections::HashSet::new();
+        // Small objects (most of them) are checked by a linear scan, larger
+        // ones through a set.
+        let mut seen: Vec<String> = Vec::new();
+        let mut set = std::collections::HashSet::new();
         while let Some(key) = map.next_key::<String>()? {
             // Go's encoding/json and .NET match keys case-insensitively (Go
             // also folds `ſ` and the Kelvin sign): `owner` and `Owner` would
             // be one key upstream, so they are one key here.
-            if !folded.insert(fold(&key)) {
+            let folded = fold(&key);
+            let duplicate = if set.is_empty() && seen.len() < 16 {
+                let dup = seen.contains(&folded);
+                seen.push(folded);
+                dup
+            } else {
+                if set.is_empty() {
+                    set.extend(seen.drain(..));
+                }
+                !set.insert(folded)
+            };
+            if duplicate {
                 return Err(de::Error::custom("duplicate object key (compared case-insensitively)"));
             }
             let v = map.next_value_seed(inner)?;
@@ -125,6 +139,9 @@ pub(crate) fn is_json(media_type: &str) -> bool {
 
 /// A key as case-insensitive parsers see it.
 pub(crate) fn fold(key: &str) -> String {
+    if key.is_ascii() {
+        return key.to_ascii_lowercase();
+    }
     key.chars()
         .flat_map(char::to_lowercase)
         .map(|c| match c {
@@ -152,6 +169,11 @@ mod tests {
         let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
         assert!(parse_strict(deep.as_bytes()).is_err());
         assert!(parse_strict(b"{} trailing").is_err());
+        // Past the linear-scan size, before and after the switch to a set.
+        let keys = |n: usize| (0..n).map(|i| format!("\"k{i}\":1")).collect::<Vec<_>>().join(",");
+        assert!(parse_strict(format!("{{{},\"k3\":2}}", keys(16)).as_bytes()).is_err());
+        assert!(parse_strict(format!("{{{},\"K20\":2}}", keys(40)).as_bytes()).is_err());
+        assert!(parse_strict(format!("{{{}}}", keys(40)).as_bytes()).is_ok());
         // Look-alikes that are fine: the same key in sibling objects, escapes.
         let v = parse_strict(br#"{"a":{"id":1},"b":{"id":2},"s":"\u00e9"}"#).unwrap();
         assert_eq!(v["b"]["id"], 2);

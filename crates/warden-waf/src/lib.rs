@@ -152,6 +152,11 @@ impl Categories {
         Self(self.0 & !other.0)
     }
 
+    /// The members of both sets.
+    pub fn intersect(self, other: Categories) -> Self {
+        Self(self.0 & other.0)
+    }
+
     /// True when the set is empty.
     pub fn is_empty(self) -> bool {
         self.0 == 0
@@ -200,6 +205,17 @@ impl Scanner {
         Self { level, categories }
     }
 
+    /// Compiles every detector's rules now (they are compiled once per
+    /// process, on first use otherwise): call it while loading configuration
+    /// so the first request does not wait for it.
+    pub fn warm() {
+        sql::warm();
+        xss::warm();
+        shell::warm();
+        template::warm();
+        structure::warm();
+    }
+
     /// The scanner's level.
     pub fn level(&self) -> Level {
         self.level
@@ -219,11 +235,17 @@ impl Scanner {
         if field.is_key {
             return cats.has(Category::Nosql).then(|| structure::nosql_key(value)).flatten();
         }
-        if field.url_like
-            && cats.has(Category::Ssrf)
-            && let Some(f) = ssrf::check(value)
-        {
-            return Some(f);
+        if cats.has(Category::Ssrf) {
+            // In a URL field every scheme and host is judged; anywhere else, a
+            // value that is itself an http(s) URL has its host judged.
+            let f = if field.url_like {
+                ssrf::check(value)
+            } else {
+                ssrf::check_http_value(value)
+            };
+            if f.is_some() {
+                return f;
+            }
         }
         if is_plain(value.as_bytes()) {
             // Letters, digits and spaces only: the one attack that fits is a

@@ -20,11 +20,12 @@ pub struct Views<'a> {
     pub decoded: String,
     /// Decoded, lower-cased, full-width forms folded to ASCII.
     pub folded: String,
-    /// `folded` with SQL comments turned into spaces and whitespace collapsed.
-    pub sql: String,
+    /// `folded` with SQL comments turned into spaces and whitespace collapsed
+    /// (`None`: the same as `folded`).
+    sql: Option<String>,
     /// `folded` with SQL comments removed outright (`UN/**/ION` → `union`),
-    /// whitespace collapsed; equal to `sql` when there were no comments.
-    pub sql_joined: String,
+    /// whitespace collapsed (`None`: the same as `sql`).
+    sql_joined: Option<String>,
     /// Decoding uncovered a CR or LF that the raw value did not carry.
     pub hidden_break: bool,
     /// Decoding uncovered a NUL byte.
@@ -48,12 +49,9 @@ impl<'a> Views<'a> {
         let folded = fold(&decoded);
         let breaks = |s: &str| s.contains(['\r', '\n']);
         let hidden_break = breaks(&folded) && !breaks(raw);
-        let sql = sql_view(&folded, " ");
-        let sql_joined = if folded.contains("/*") {
-            sql_view(&folded, "")
-        } else {
-            sql.clone()
-        };
+        let needs_sql = folded.contains("/*") || folded.contains('+') || has_odd_space(&folded);
+        let sql = needs_sql.then(|| sql_view(&folded, " "));
+        let sql_joined = folded.contains("/*").then(|| sql_view(&folded, ""));
         Self {
             raw,
             decoded,
@@ -64,6 +62,25 @@ impl<'a> Views<'a> {
             hidden_nul,
         }
     }
+
+    /// `folded` with SQL comments turned into spaces, whitespace collapsed.
+    pub fn sql(&self) -> &str {
+        self.sql.as_deref().unwrap_or(&self.folded)
+    }
+
+    /// `folded` with SQL comments removed, whitespace collapsed.
+    pub fn sql_joined(&self) -> &str {
+        self.sql_joined.as_deref().unwrap_or_else(|| self.sql())
+    }
+}
+
+/// True when `s` has whitespace other than single spaces (or any non-ASCII,
+/// which may be Unicode whitespace).
+fn has_odd_space(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.iter().enumerate().any(|(i, c)| {
+        (c.is_ascii_whitespace() && *c != b' ') || (*c == b' ' && b.get(i + 1) == Some(&b' ')) || *c >= 0x80
+    })
 }
 
 /// Lower-cases and folds look-alikes to what they stand for: full-width ASCII
@@ -71,29 +88,39 @@ impl<'a> Views<'a> {
 /// and the two-character pairs whose low bytes are CR LF (`嘍嘊`, `čĊ`), which
 /// servers that keep only the low byte turn into a line break.
 fn fold(s: &str) -> String {
+    if s.is_ascii() {
+        return s.to_ascii_lowercase();
+    }
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars().peekable();
+    let mut prev = 0u32;
     while let Some(c) = chars.next() {
         let code = c as u32;
+        let mut pair = |a: u32, b: u32| prev == a || chars.peek().is_some_and(|n| *n as u32 == b);
         let mapped = match code {
             0xFF01..=0xFF5E => char::from_u32(code - 0xFEE0),
             0x2215 | 0x2044 | 0x29F8 => Some('/'),
             0x2216 | 0xFE68 | 0x29F9 => Some('\\'),
-            0x2024 | 0xFE52 => Some('.'),
+            0x2024 | 0xFE52 | 0x3002 | 0xFF61 => Some('.'),
+            0x1D7CE..=0x1D7FF => char::from_u32('0' as u32 + (code - 0x1D7CE) % 10),
+            0x24D0..=0x24E9 => char::from_u32('a' as u32 + code - 0x24D0),
+            0x24B6..=0x24CF => char::from_u32('a' as u32 + code - 0x24B6),
             0x2460..=0x2468 => char::from_u32('1' as u32 + code - 0x2460),
             0x24EA | 0x24FF => Some('0'),
             0x2776..=0x277E => char::from_u32('1' as u32 + code - 0x2776),
             0x2780..=0x2788 => char::from_u32('1' as u32 + code - 0x2780),
             0x278A..=0x2792 => char::from_u32('1' as u32 + code - 0x278A),
             0x560A | 0x2028 | 0x2029 | 0x85 => Some('\n'),
-            0x560D | 0x010D if chars.peek().is_some_and(|n| matches!(*n as u32, 0x560A | 0x010A)) => Some('\r'),
-            0x010A if out.ends_with('\r') => Some('\n'),
+            0x560D if pair(0x560A, 0x560A) => Some('\r'),
+            0x010D if pair(0x010A, 0x010A) => Some('\r'),
+            0x010A if pair(0x010D, 0x010D) => Some('\n'),
             _ => None,
         };
         match mapped {
             Some(m) => out.push(m.to_ascii_lowercase()),
             None => out.extend(c.to_lowercase()),
         }
+        prev = code;
     }
     out
 }
@@ -286,15 +313,19 @@ fn entity(b: &[u8], out: &mut Vec<u8>) -> usize {
         } else {
             (10, 2)
         };
-        let digits = b[start..]
+        // Browsers accept any number of leading zeros.
+        let zeros = b[start..].iter().take_while(|c| **c == b'0').count();
+        let significant = b[start + zeros..]
             .iter()
             .take(8)
             .take_while(|c| (**c as char).is_digit(radix))
             .count();
+        let digits = zeros + significant;
         if digits == 0 {
             return 0;
         }
-        let text = std::str::from_utf8(&b[start..start + digits]).unwrap_or("");
+        let text = std::str::from_utf8(&b[start + zeros..start + digits]).unwrap_or("");
+        let text = if text.is_empty() { "0" } else { text };
         let Ok(v) = u32::from_str_radix(text, radix) else {
             return 0;
         };
@@ -360,6 +391,11 @@ mod tests {
         assert_eq!(Views::new("＜ＳＣＲＩＰＴ＞").folded, "<script>");
         assert_eq!(Views::new("%uff0e%uff0e%u2215etc").folded, "../etc");
         assert_eq!(Views::new("①②⑦.⓪.⓪.①").folded, "127.0.0.1");
+        assert_eq!(
+            Views::new("127。0。0。1 𝟏𝟐𝟕 ⓛⓞⓒⓐⓛⓗⓞⓢⓣ").folded,
+            "127.0.0.1 127 localhost"
+        );
+        assert_eq!(Views::new("&#0000000106;ava").decoded, "java");
         assert_eq!(Views::new("%c4%8d%c4%8aSet").folded, "\r\nset");
         // A lone č is Czech, not a carriage return.
         assert_eq!(Views::new("čas").folded, "čas");
@@ -382,9 +418,11 @@ mod tests {
     #[test]
     fn sql_comments_are_seen_both_ways() {
         let v = Views::new("UN/**/ION/**/SEL/**/ECT");
-        assert_eq!(v.sql, "un ion sel ect");
-        assert_eq!(v.sql_joined, "unionselect");
-        assert_eq!(Views::new("/*!50000union*/ select").sql, " union select");
+        assert_eq!(v.sql(), "un ion sel ect");
+        assert_eq!(v.sql_joined(), "unionselect");
+        assert_eq!(Views::new("/*!50000union*/ select").sql(), " union select");
+        assert_eq!(Views::new("1'+or+'1'='1").sql(), "1' or '1'='1");
+        assert_eq!(Views::new("a\t \n b").sql(), "a b");
     }
 
     #[test]

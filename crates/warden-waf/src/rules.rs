@@ -1,6 +1,11 @@
 //! A named, levelled set of regular expressions matched in one pass.
+//!
+//! Patterns are compiled over bytes with Unicode mode off: `\b`, `\w` and
+//! `\s` are ASCII, which keeps every rule on the lazy DFA (Unicode word
+//! boundaries would push matching onto the much slower NFA simulation). The
+//! views are already lower-cased and folded, so nothing is lost.
 
-use regex::{Regex, RegexSet};
+use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
 use crate::{Category, Finding, Level};
 
@@ -8,12 +13,15 @@ use crate::{Category, Finding, Level};
 /// (matched against a lower-cased view).
 pub(crate) type Rule = (&'static str, Level, &'static str);
 
-/// Rules of one category, compiled into one `RegexSet`.
+/// Rules of one category: per level, one alternation that answers "does any
+/// rule match" in a single early-exit pass (the common, benign case), and a
+/// `RegexSet` that names the rule when one does.
 #[derive(Debug)]
 pub(crate) struct RuleSet {
     category: Category,
     rules: &'static [Rule],
     set: RegexSet,
+    any: [Option<Regex>; 3],
 }
 
 impl RuleSet {
@@ -21,17 +29,38 @@ impl RuleSet {
     /// so a failure here is a programming error; it yields an empty set
     /// (which the tests catch) rather than a panic.
     pub(crate) fn new(category: Category, rules: &'static [Rule]) -> Self {
-        let set = RegexSet::new(rules.iter().map(|r| r.2)).unwrap_or_else(|_| RegexSet::empty());
-        Self { category, rules, set }
+        let set = RegexSetBuilder::new(rules.iter().map(|r| r.2))
+            .unicode(false)
+            .build()
+            .unwrap_or_else(|_| RegexSet::empty());
+        let any = [Level::Low, Level::Medium, Level::High].map(|level| {
+            let active: Vec<String> = rules
+                .iter()
+                .filter(|r| r.1 <= level)
+                .map(|r| format!("(?:{})", r.2))
+                .collect();
+            if active.is_empty() {
+                None
+            } else {
+                regex(&active.join("|"))
+            }
+        });
+        Self {
+            category,
+            rules,
+            set,
+            any,
+        }
     }
 
     /// The first rule active at `level` that matches `text`.
     pub(crate) fn first(&self, text: &str, level: Level) -> Option<Finding> {
-        if self.set.is_empty() {
+        let any = self.any[level as usize].as_ref()?;
+        if self.set.is_empty() || !any.is_match(text.as_bytes()) {
             return None;
         }
         self.set
-            .matches(text)
+            .matches(text.as_bytes())
             .into_iter()
             .map(|i| &self.rules[i])
             .find(|r| r.1 <= level)
@@ -44,14 +73,18 @@ impl RuleSet {
     /// True when every pattern compiled (for tests).
     #[cfg(test)]
     pub(crate) fn compiled(&self) -> bool {
+        let levels = [Level::Low, Level::Medium, Level::High];
         self.set.len() == self.rules.len()
+            && levels
+                .iter()
+                .all(|l| self.any[*l as usize].is_some() || !self.rules.iter().any(|r| r.1 <= *l))
     }
 }
 
 /// Compiles one helper pattern; `None` (rules using it stay silent, tests
 /// catch it) if it does not compile.
 pub(crate) fn regex(pattern: &str) -> Option<Regex> {
-    Regex::new(pattern).ok()
+    RegexBuilder::new(pattern).unicode(false).build().ok()
 }
 
 /// A finding for `category` and `rule`.

@@ -81,6 +81,10 @@ fn unquote(folded: &str) -> String {
         .replace("$ifs", " ");
     let mut out = String::with_capacity(s.len());
     let b = s.as_bytes();
+    // Found once, so the pass stays linear in the value's length.
+    let first_open = s.find('{').unwrap_or(usize::MAX);
+    let first_lookup = s.find("${").unwrap_or(usize::MAX);
+    let last_close = s.rfind('}');
     for (i, c) in s.char_indices() {
         let prev_word = i > 0 && b[i - 1].is_ascii_alphanumeric();
         let next_word = b
@@ -89,8 +93,8 @@ fn unquote(folded: &str) -> String {
         match c {
             '\'' | '"' | '\\' | '^' if prev_word && next_word => {}
             '{' if next_word => out.push(' '),
-            ',' if prev_word && s[i..].contains('}') && s[..i].contains('{') => out.push(' '),
-            '}' if prev_word && s[..i].contains('{') && !s[..i].contains("${") => {}
+            ',' if prev_word && last_close.is_some_and(|c| c > i) && first_open < i => out.push(' '),
+            '}' if prev_word && first_open < i && first_lookup.saturating_add(2) > i => {}
             _ => out.push(c),
         }
     }
@@ -108,6 +112,11 @@ pub(crate) fn check(v: &Views<'_>, level: Level) -> Option<Finding> {
     } else {
         None
     }
+}
+
+/// Compiles every rule set now, so the first request does not pay for it.
+pub(crate) fn warm() {
+    LazyLock::force(&SET);
 }
 
 #[cfg(test)]

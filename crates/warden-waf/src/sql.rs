@@ -14,7 +14,17 @@ const PATTERNS: &[Rule] = &[
     (
         "union_select",
         Level::Low,
-        r"\bunion(\s+(all|distinct))?\s*\(*\s*select\b",
+        r"\bunion(\s+(all|distinct|distinctrow))?\s*\(*\s*select\b",
+    ),
+    (
+        "numeric_boolean",
+        Level::Medium,
+        r"^\s*-?\d+\s*\)*\s+(or|and|xor|\|\||&&)\s+(not\s+)?(true|false|[\w.]+\s+is\s+(not\s+)?null)\b",
+    ),
+    (
+        "numeric_or_number",
+        Level::High,
+        r"^\s*-?\d+\s+(or|and|xor)\s+\d+\s*(--|#|;|$)",
     ),
     (
         "quote_tautology",
@@ -80,6 +90,13 @@ const PATTERNS: &[Rule] = &[
 
 static SET: LazyLock<RuleSet> = LazyLock::new(|| RuleSet::new(Category::Sqli, PATTERNS));
 
+/// Compiles every rule set now, so the first request does not pay for it.
+pub(crate) fn warm() {
+    LazyLock::force(&SET);
+    LazyLock::force(&SQL_CONTEXT);
+    LazyLock::force(&SQL_WORDS);
+}
+
 /// Checks a value of letters, digits and spaces (numeric-context injection).
 pub(crate) fn plain(value: &str, level: Level) -> Option<crate::Finding> {
     let lower = value.to_ascii_lowercase();
@@ -88,20 +105,20 @@ pub(crate) fn plain(value: &str, level: Level) -> Option<crate::Finding> {
 
 /// Full check of a normalised value.
 pub(crate) fn check(v: &Views<'_>, level: Level) -> Option<Finding> {
-    if let Some(f) = SET.first(&v.sql, level) {
+    if let Some(f) = SET.first(v.sql(), level) {
         return Some(f);
     }
-    if v.sql_joined != v.sql
-        && let Some(f) = SET.first(&v.sql_joined, level)
+    if v.sql_joined() != v.sql()
+        && let Some(f) = SET.first(v.sql_joined(), level)
     {
         return Some(f);
     }
-    libinjection(v.decoded.as_bytes(), &v.sql, level)
+    libinjection(v.decoded.as_bytes(), v.sql(), level)
 }
 
-static SQL_WORDS: LazyLock<Option<regex::Regex>> = LazyLock::new(|| {
+static SQL_CONTEXT: LazyLock<Option<regex::bytes::Regex>> = LazyLock::new(|| {
     crate::rules::regex(
-        r"\b(select|union|insert|update|delete|drop|or|and|xor|not|sleep|benchmark|waitfor|exec|having|order|group|from|where|like|null|true|false)\b|--|#|/\*",
+        r#"['"`)\d]\s*(\b(or|and|xor|not|union|select|like|rlike|regexp|having|limit|order|group|procedure|into|where|between|is|div|mod|sounds)\b|;|--|#|/\*|\|\||&&|[=<>!^|&*/%+-])"#,
     )
 });
 
@@ -113,17 +130,23 @@ fn libinjection(bytes: &[u8], sql_view: &str, level: Level) -> Option<Finding> {
     if level == Level::Low {
         return None;
     }
-    // libinjection's fingerprints also fit some code snippets; its verdict
-    // counts when the value also speaks SQL.
+    // libinjection's fingerprints also fit some code snippets, and it parses
+    // each value several times over: it is asked only where a value takes an
+    // SQL shape (a string, number or bracket closed and followed by an
+    // operator or keyword) and speaks SQL, and its verdict confirms that.
+    let matches = |re: &Option<regex::bytes::Regex>| re.as_ref().is_some_and(|re| re.is_match(sql_view.as_bytes()));
+    (matches(&SQL_CONTEXT) && matches(&SQL_WORDS)).then_some(())?;
     libinjectionrs::detect_sqli(bytes).is_injection().then_some(())?;
-    SQL_WORDS
-        .as_ref()
-        .is_some_and(|re| re.is_match(sql_view))
-        .then_some(())?;
     found(Category::Sqli, "libinjection_sqli")
 }
 
+static SQL_WORDS: LazyLock<Option<regex::bytes::Regex>> = LazyLock::new(|| {
+    crate::rules::regex(
+        r"\b(select|union|insert|update|delete|drop|or|and|xor|not|sleep|benchmark|waitfor|exec|having|order|group|from|where|like|null|true|false)\b|--|#|/\*",
+    )
+});
+
 #[cfg(test)]
 pub(crate) fn compiled() -> bool {
-    SET.compiled() && SQL_WORDS.is_some()
+    SET.compiled() && SQL_CONTEXT.is_some() && SQL_WORDS.is_some()
 }

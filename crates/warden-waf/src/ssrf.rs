@@ -18,7 +18,29 @@ use crate::{Category, Finding};
 
 /// Checks the value as received.
 pub(crate) fn check(value: &str) -> Option<Finding> {
-    judge(value.trim())
+    judge(&clean(value))
+}
+
+/// Checks a value outside a URL field: only when the whole value is an
+/// `http:` or `https:` URL is its host judged.
+pub(crate) fn check_http_value(value: &str) -> Option<Finding> {
+    let v = value.trim();
+    let starts = |p: &str| v.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p));
+    if !(starts("http:") || starts("https:")) || v.contains(' ') {
+        return None;
+    }
+    judge(&clean(v)).filter(|f| f.rule == "internal_host")
+}
+
+/// What URL parsers (WHATWG, Python's `urlsplit`) do first: tabs and line
+/// breaks removed, back-slashes read as slashes.
+fn clean(value: &str) -> String {
+    value
+        .trim()
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\r' | '\n'))
+        .map(|c| if c == '\\' { '/' } else { c })
+        .collect()
 }
 
 /// Checks the decoded, folded value (a host hidden behind `%31%32%37…` or
@@ -27,7 +49,7 @@ pub(crate) fn check_decoded(v: &Views<'_>) -> Option<Finding> {
     if v.folded == v.raw.to_ascii_lowercase() {
         None
     } else {
-        judge(v.folded.trim())
+        judge(&clean(&v.folded))
     }
 }
 
@@ -234,20 +256,25 @@ fn parse_ipv4(host: &str) -> Option<Ipv4Addr> {
 }
 
 fn parse_part(p: &str) -> Option<u64> {
-    if p.is_empty() || p.len() > 12 {
+    if p.is_empty() {
         return None;
     }
-    if let Some(hex) = p.strip_prefix("0x") {
-        return if hex.is_empty() {
-            Some(0)
-        } else {
-            u64::from_str_radix(hex, 16).ok()
-        };
+    let (digits, radix) = if let Some(hex) = p.strip_prefix("0x") {
+        (hex, 16)
+    } else if p.len() > 1 && p.starts_with('0') {
+        (&p[1..], 8)
+    } else {
+        (p, 10)
+    };
+    // Leading zeros are free, as for inet_aton (`0000000177` is octal 177).
+    let digits = digits.trim_start_matches('0');
+    if digits.is_empty() {
+        return Some(0);
     }
-    if p.len() > 1 && p.starts_with('0') {
-        return u64::from_str_radix(&p[1..], 8).ok();
+    if digits.len() > 22 {
+        return None;
     }
-    p.parse().ok()
+    u64::from_str_radix(digits, radix).ok()
 }
 
 #[cfg(test)]
@@ -255,7 +282,7 @@ mod tests {
     use super::*;
 
     fn bad(url: &str) -> bool {
-        judge(url).is_some()
+        check(url).is_some()
     }
 
     #[test]
@@ -272,6 +299,11 @@ mod tests {
             "http://[64:ff9b::a9fe:a9fe]/",
             "http://user:pw@127.0.0.1:8080/x",
             "http://0/",
+            "http:\\\\127.0.0.1/",
+            "http:/\\127.0.0.1/",
+            "http:\t//127.0.0.1/",
+            "http://0000000000000177.0.0.1/",
+            "http://0x00000000007f.1/",
         ] {
             assert!(bad(url), "{url}");
         }

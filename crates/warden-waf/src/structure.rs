@@ -175,14 +175,26 @@ pub(crate) fn crlf(v: &Views<'_>, field: Field, level: Level) -> Option<Finding>
     if let Some(f) = CRLF.first(&v.folded, level) {
         return Some(f);
     }
-    if v.hidden_break && HIDDEN_HEADER.as_ref().is_some_and(|re| re.is_match(&v.folded)) {
+    if v.hidden_break
+        && HIDDEN_HEADER
+            .as_ref()
+            .is_some_and(|re| re.is_match(v.folded.as_bytes()))
+    {
         return found(Category::Crlf, "encoded_header_line");
     }
     None
 }
 
-static HIDDEN_HEADER: LazyLock<Option<regex::Regex>> =
+static HIDDEN_HEADER: LazyLock<Option<regex::bytes::Regex>> =
     LazyLock::new(|| crate::rules::regex(r"[\r\n][\t ]*[\w-]+[\t ]*:"));
+
+/// Compiles every rule set now, so the first request does not pay for it.
+pub(crate) fn warm() {
+    for set in [&TRAVERSAL, &NOSQL, &LDAP, &XXE, &CRLF] {
+        LazyLock::force(set);
+    }
+    LazyLock::force(&HIDDEN_HEADER);
+}
 
 #[cfg(test)]
 pub(crate) fn compiled() -> bool {

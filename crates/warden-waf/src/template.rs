@@ -42,6 +42,7 @@ const SSTI_RULES: &[Rule] = &[
         Level::Low,
         r"\{\s*(system|exec|passthru|shell_exec|popen|proc_open|eval|php|fetch|include|math|function)\b[^}]*\}",
     ),
+    ("ognl_expression", Level::Low, r"%\{[^}]*(#|@[\w.]+@|\(|\bnew\s)"),
     ("erb_tag", Level::Low, r"<%[=\-#]?[^%]*%>"),
     (
         "python_dunder",
@@ -136,6 +137,12 @@ fn innermost(s: &str) -> Option<usize> {
         from = abs + 2;
     }
     best.filter(|b| s[*b..].contains('}'))
+}
+
+/// Compiles every rule set now, so the first request does not pay for it.
+pub(crate) fn warm() {
+    LazyLock::force(&SSTI);
+    LazyLock::force(&JNDI);
 }
 
 #[cfg(test)]

@@ -36,6 +36,10 @@ fn attacks_are_found_in_their_category() {
         ),
         ("%0d%0aSet-Cookie: a=b", Category::Crlf),
         ("${${lower:j}ndi:ldap://evil/a}", Category::Jndi),
+        ("1 or true", Category::Sqli),
+        ("-1 or id is not null", Category::Sqli),
+        ("1 union distinctrow select 1", Category::Sqli),
+        ("%{(#_='multipart/form-data').(#cmd='id')}", Category::Ssti),
     ];
     for (value, category) in cases {
         assert_eq!(scan(value), Some(category), "{value}");
@@ -63,7 +67,7 @@ fn benign_look_alikes_pass() {
 }
 
 #[test]
-fn ssrf_applies_only_to_url_fields() {
+fn ssrf_schemes_apply_to_url_fields_and_hosts_to_any_url() {
     let scanner = Scanner::new(Level::Medium, Categories::ALL);
     let url = Field {
         url_like: true,
@@ -71,8 +75,13 @@ fn ssrf_applies_only_to_url_fields() {
     };
     let hit = scanner.scan("http://169.254.169.254/latest/meta-data/", url);
     assert_eq!(hit.map(|f| f.category), Some(Category::Ssrf));
+    // Outside URL fields only a value that is itself an http(s) URL is judged,
+    // and only by its host.
+    let hit = scanner.scan("http://169.254.169.254/latest/meta-data/", Field::default());
+    assert_eq!(hit.map(|f| f.category), Some(Category::Ssrf));
+    assert_eq!(scanner.scan("gopher://example.com/", Field::default()), None);
     assert_eq!(
-        scanner.scan("http://169.254.169.254/latest/meta-data/", Field::default()),
+        scanner.scan("our server is http://10.0.0.5 today", Field::default()),
         None
     );
     assert_eq!(scanner.scan("https://example.com/a?b=c", url), None);

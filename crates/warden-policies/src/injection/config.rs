@@ -6,6 +6,7 @@ use warden_waf::{Categories, Category, Level, Scanner};
 
 use super::Injection;
 use super::fields::Exception;
+use super::policy::UnscannableAction;
 use crate::SpecError;
 
 /// `type: injection` — every key has a default: all categories, level
@@ -40,6 +41,10 @@ pub struct InjectionConfig {
     /// Places where some or all categories are not checked.
     #[serde(default)]
     pub exceptions: Vec<ExceptionConfig>,
+    /// Bodies the policy cannot read (multipart, binary, compressed, a charset
+    /// other than UTF-8): `refuse` (415, the default) or `allow` (unscanned).
+    #[serde(default)]
+    pub unscannable_bodies: UnscannableAction,
     /// What to do if the policy fails internally.
     #[serde(default)]
     pub on_error: OnError,
@@ -162,6 +167,12 @@ impl InjectionConfig {
                 });
             }
         }
+        if !super::fields::warm() {
+            errors.push(SpecError {
+                path: String::new(),
+                message: "the field-name matcher did not compile".into(),
+            });
+        }
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -174,6 +185,7 @@ impl InjectionConfig {
             skip_headers: lower(&self.skip_headers),
             url_fields: lower(&self.url_fields),
             exceptions,
+            unscannable: self.unscannable_bodies,
         })
     }
 }

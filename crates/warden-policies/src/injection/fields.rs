@@ -2,6 +2,7 @@
 //! decoders for query strings, cookies, form bodies and JSON bodies.
 
 use std::fmt::Write as _;
+use std::sync::LazyLock;
 
 use serde_json::Value;
 use warden_waf::Categories;
@@ -46,15 +47,26 @@ pub(crate) const SKIPPED_HEADERS: &[&str] = &[
     "dpop",
 ];
 
-/// Name fragments that mark a field as a URL (SSRF checks apply).
-const URL_NAMES: &[&str] = &[
-    "url", "uri", "href", "link", "callback", "webhook", "redirect", "endpoint", "feed", "proxy", "src", "dest",
-];
+/// Name fragments that mark a field as a URL (SSRF checks apply), matched
+/// case-insensitively in one pass.
+static URL_NAMES: LazyLock<Option<regex::bytes::Regex>> = LazyLock::new(|| {
+    regex::bytes::RegexBuilder::new("url|uri|href|link|callback|webhook|redirect|endpoint|feed|proxy|src|dest")
+        .case_insensitive(true)
+        .unicode(false)
+        .build()
+        .ok()
+});
 
 /// True when a field called `name` holds a URL.
 pub(crate) fn url_like(name: &str, extra: &[String]) -> bool {
-    let lower = name.to_ascii_lowercase();
-    URL_NAMES.iter().any(|n| lower.contains(n)) || extra.contains(&lower)
+    URL_NAMES.as_ref().is_some_and(|re| re.is_match(name.as_bytes()))
+        || extra.iter().any(|e| e.eq_ignore_ascii_case(name))
+}
+
+/// Compiles the name matcher and the detectors ahead of the first request.
+pub(crate) fn warm() -> bool {
+    warden_waf::Scanner::warm();
+    URL_NAMES.is_some()
 }
 
 /// One step of a JSON location.
@@ -217,6 +229,20 @@ pub(crate) fn decode_lossy(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The decoded `user:password` of a `Basic` `Authorization` header.
+pub(crate) fn basic_credentials(name: &str, value: &str) -> Option<String> {
+    use base64::Engine as _;
+    if name != "authorization" && name != "proxy-authorization" {
+        return None;
+    }
+    let (scheme, token) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::STANDARD.decode(token.trim()).ok()?;
+    Some(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 /// `name=value` pairs of a `Cookie` header; quotes around a value dropped.
 pub(crate) fn cookies(header: &str) -> impl Iterator<Item = (&str, &str)> {
     header.split(';').filter_map(|c| {
@@ -230,11 +256,7 @@ pub(crate) type Visit<'f, 'v, T> = dyn FnMut(&str, bool, &[Seg<'v>]) -> Option<T
 
 /// Calls `f` with every key and string leaf of `v` and its location (keys
 /// with `is_key = true`). Stops at the first `Some`.
-pub(crate) fn walk_json<'v, T>(
-    v: &'v Value,
-    path: &mut Vec<Seg<'v>>,
-    f: &mut Visit<'_, 'v, T>,
-) -> Option<T> {
+pub(crate) fn walk_json<'v, T>(v: &'v Value, path: &mut Vec<Seg<'v>>, f: &mut Visit<'_, 'v, T>) -> Option<T> {
     match v {
         Value::String(s) => f(s, false, path),
         Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {

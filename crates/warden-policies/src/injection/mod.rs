@@ -17,10 +17,13 @@
 //! never the value; every finding is also an `injection` event. In `mode:
 //! report` findings are events only and the request goes on.
 //!
-//! Limits: multipart bodies are not parsed (scan their fields at the upstream
-//! or restrict the route's content types); a JSON body that does not parse
-//! cannot be scanned and is refused (400). Host names in URL fields are judged
-//! literally, never resolved.
+//! A body the policy cannot read is refused by default (415): multipart or
+//! other media types, `Content-Encoding` other than `identity`, a charset or
+//! XML encoding other than UTF-8; a JSON body that does not parse is a 400.
+//! A body without a type, or `text/*`, is walked as JSON when it parses (many
+//! frameworks parse such bodies as JSON) and scanned whole otherwise.
+//!
+//! Limits: host names are judged literally, never resolved.
 
 mod config;
 mod fields;
@@ -29,4 +32,4 @@ mod policy;
 mod tests;
 
 pub use config::{ExceptionConfig, InjectionConfig, Mode, Place};
-pub use policy::Injection;
+pub use policy::{Injection, UnscannableAction};

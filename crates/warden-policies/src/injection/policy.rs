@@ -20,6 +20,7 @@ pub struct Injection {
     pub(crate) skip_headers: Vec<String>,
     pub(crate) url_fields: Vec<String>,
     pub(crate) exceptions: Vec<Exception>,
+    pub(crate) unscannable: UnscannableAction,
 }
 
 /// A finding and where it was.
@@ -36,10 +37,15 @@ impl Injection {
 
     /// Scans one value at `loc`.
     fn value(&self, value: &str, loc: Location<'_>, field: Field) -> Option<Hit> {
+        self.value_in(value, loc, field, Categories::ALL)
+    }
+
+    /// Scans one value at `loc` for the categories in `only`.
+    fn value_in(&self, value: &str, loc: Location<'_>, field: Field, only: Categories) -> Option<Hit> {
         let only = if self.exceptions.is_empty() {
-            Categories::ALL
+            only
         } else {
-            fields::checked_at(&self.exceptions, &loc)
+            fields::checked_at(&self.exceptions, &loc).intersect(only)
         };
         let finding = self.scanner.scan_only(value, field, only)?;
         Some(Hit {
@@ -71,11 +77,7 @@ impl Injection {
             && let Some(q) = req.uri.query()
         {
             for (k, v) in fields::pairs(q) {
-                let key = Field {
-                    is_key: true,
-                    ..Field::default()
-                };
-                if let Some(hit) = self.value(&k, Location::Query(&k), key) {
+                if let Some(hit) = self.name(&k, Location::Query(&k)) {
                     return Some(hit);
                 }
                 if let Some(hit) = self.value(&v, Location::Query(&k), self.named(&k)) {
@@ -86,16 +88,24 @@ impl Injection {
         if self.scans(Place::Headers) {
             for (name, value) in &req.headers {
                 let name = name.as_str();
-                if !self.header_scanned(name) {
-                    continue;
-                }
                 let text = String::from_utf8_lossy(value.as_bytes());
                 let field = Field {
                     in_header: true,
                     ..self.named(name)
                 };
-                if let Some(hit) = self.value(&text, Location::Header(name), field) {
-                    return Some(hit);
+                let loc = Location::Header(name);
+                let hit = if self.header_scanned(name) {
+                    self.value(&text, loc, field)
+                } else {
+                    // Structured headers still reach loggers (Log4Shell came
+                    // in all kinds of headers) and response builders.
+                    let lookups = Categories::NONE.with(Category::Jndi).with(Category::Crlf);
+                    let basic = fields::basic_credentials(name, &text);
+                    self.value_in(&text, loc, field, lookups)
+                        .or_else(|| basic.and_then(|creds| self.value_in(&creds, loc, field, lookups)))
+                };
+                if hit.is_some() {
+                    return hit;
                 }
             }
         }
@@ -103,7 +113,8 @@ impl Injection {
             for value in req.headers.get_all(http::header::COOKIE) {
                 let text = String::from_utf8_lossy(value.as_bytes());
                 for (k, v) in fields::cookies(&text) {
-                    if let Some(hit) = self.value(v, Location::Cookie(k), self.named(k)) {
+                    let hit = self.name(k, Location::Cookie(k));
+                    if let Some(hit) = hit.or_else(|| self.value(v, Location::Cookie(k), self.named(k))) {
                         return Some(hit);
                     }
                 }
@@ -124,41 +135,40 @@ impl Injection {
         }
     }
 
-    /// Scans a buffered body by its media type. `Err` for a JSON body that
-    /// does not parse (it cannot be scanned).
-    pub(crate) fn scan_body(&self, req: &request::Parts, body: &Bytes) -> Result<Option<Hit>, ()> {
+    /// Scans a buffered body by its media type.
+    pub(crate) fn scan_body(&self, req: &request::Parts, body: &Bytes) -> Result<Option<Hit>, Unscannable> {
         if body.is_empty() || !self.scans(Place::Body) {
             return Ok(None);
         }
+        // A compressed body would be scanned as noise, and some frameworks
+        // inflate it before parsing.
+        let encoded = req.headers.get_all(http::header::CONTENT_ENCODING).iter().any(|v| {
+            !v.to_str()
+                .is_ok_and(|v| v.split(',').all(|c| c.trim().eq_ignore_ascii_case("identity")))
+        });
+        if encoded {
+            return Err(Unscannable::Encoded);
+        }
+        if !utf8_charset(req) {
+            return Err(Unscannable::Charset);
+        }
         let media = media_type(req);
         if is_json(&media) {
-            let value = parse_strict(body).map_err(|_| ())?;
-            let mut path = Vec::new();
-            return Ok(fields::walk_json(&value, &mut path, &mut |s, is_key, segs| {
-                let field = if is_key {
-                    Field {
-                        is_key: true,
-                        ..Field::default()
-                    }
-                } else {
-                    self.named(fields::nearest_key(segs))
-                };
-                self.value(s, Location::Body(segs), field)
-            }));
+            let value = parse_strict(body).map_err(|_| Unscannable::BadJson)?;
+            return Ok(self.json(&value));
         }
         let text = String::from_utf8_lossy(body);
         if media == "application/x-www-form-urlencoded" {
             return Ok(fields::pairs(&text).find_map(|(k, v)| {
                 let seg = [Seg::Key(&k)];
-                let key = Field {
-                    is_key: true,
-                    ..Field::default()
-                };
-                self.value(&k, Location::Body(&seg), key)
+                self.name(&k, Location::Body(&seg))
                     .or_else(|| self.value(&v, Location::Body(&seg), self.named(&k)))
             }));
         }
         if media.ends_with("/xml") || media.ends_with("+xml") {
+            if !xml_utf8(&text) {
+                return Err(Unscannable::Charset);
+            }
             let only = Categories::NONE.with(Category::Xxe);
             let finding = self.scanner.scan_only(&text, Field::default(), only);
             return Ok(finding.map(|finding| Hit {
@@ -166,7 +176,46 @@ impl Injection {
                 location: "/body".into(),
             }));
         }
-        Ok(None)
+        // No type, or plain text: many frameworks parse such bodies as JSON
+        // anyway, so a body that parses is walked as JSON; otherwise the whole
+        // body is one value.
+        if media.is_empty() || media.starts_with("text/") {
+            if let Ok(value) = parse_strict(body) {
+                return Ok(self.json(&value));
+            }
+            return Ok(self.value(&text, Location::Body(&[]), Field::default()));
+        }
+        Err(Unscannable::MediaType)
+    }
+
+    fn json(&self, value: &serde_json::Value) -> Option<Hit> {
+        let mut path = Vec::new();
+        fields::walk_json(value, &mut path, &mut |s, is_key, segs| {
+            if is_key {
+                self.name(s, Location::Body(segs))
+            } else {
+                self.value(s, Location::Body(segs), self.named(fields::nearest_key(segs)))
+            }
+        })
+    }
+
+    /// A parameter, field, cookie or key name: operators (`user[$ne]`) and,
+    /// when it is not a plain word, every other category.
+    fn name(&self, name: &str, loc: Location<'_>) -> Option<Hit> {
+        let key = Field {
+            is_key: true,
+            ..Field::default()
+        };
+        self.value(name, loc, key).or_else(|| {
+            let plain = name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+            if plain {
+                None
+            } else {
+                self.value(name, loc, Field::default())
+            }
+        })
     }
 
     /// Emits the event and decides.
@@ -217,8 +266,8 @@ impl Policy for Injection {
         Ok(match self.scan_body(req, body) {
             Ok(Some(hit)) => self.decide(hit, ctx),
             Ok(None) => Decision::Continue,
-            Err(()) if self.mode == Mode::Report => Decision::Continue,
-            Err(()) => Decision::Reject(
+            Err(_) if self.mode == Mode::Report || self.unscannable == UnscannableAction::Allow => Decision::Continue,
+            Err(Unscannable::BadJson) => Decision::Reject(
                 Rejection::new(
                     ProblemKind::BadRequest,
                     "invalid_json",
@@ -226,6 +275,77 @@ impl Policy for Injection {
                 )
                 .with_detail("the request body is not valid JSON"),
             ),
+            Err(why) => Decision::Reject(
+                Rejection::new(ProblemKind::UnsupportedMediaType, "unscannable_body", why.reason())
+                    .with_detail(why.reason()),
+            ),
         })
     }
+}
+
+/// Why a body could not be scanned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unscannable {
+    /// A JSON body that does not parse.
+    BadJson,
+    /// `Content-Encoding` other than `identity`.
+    Encoded,
+    /// A charset (or XML encoding) other than UTF-8.
+    Charset,
+    /// A media type the policy cannot read (multipart, binary, …).
+    MediaType,
+}
+
+impl Unscannable {
+    fn reason(self) -> &'static str {
+        match self {
+            Self::BadJson => "the request body is not valid JSON",
+            Self::Encoded => "a compressed request body cannot be inspected",
+            Self::Charset => "only UTF-8 request bodies can be inspected",
+            Self::MediaType => "the request body's media type cannot be inspected on this route",
+        }
+    }
+}
+
+/// What to do with a body the policy cannot read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnscannableAction {
+    /// Refuse it: 415 (400 for JSON that does not parse). The default.
+    #[default]
+    Refuse,
+    /// Let it through unscanned.
+    Allow,
+}
+
+/// True when the `Content-Type` names no charset, or UTF-8 / US-ASCII.
+fn utf8_charset(req: &request::Parts) -> bool {
+    let Some(ct) = req
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return true;
+    };
+    ct.split(';').skip(1).all(|param| match param.trim().split_once('=') {
+        Some((k, v)) if k.trim().eq_ignore_ascii_case("charset") => {
+            let v = v.trim().trim_matches('"');
+            v.eq_ignore_ascii_case("utf-8") || v.eq_ignore_ascii_case("utf8") || v.eq_ignore_ascii_case("us-ascii")
+        }
+        _ => true,
+    })
+}
+
+/// True when an XML document declares no encoding, or UTF-8 / US-ASCII (a
+/// UTF-7 or EBCDIC document would be read differently by the upstream).
+fn xml_utf8(text: &str) -> bool {
+    let head = text.trim_start_matches('\u{feff}');
+    let Some(decl) = head.strip_prefix("<?xml").and_then(|d| d.split("?>").next()) else {
+        return true;
+    };
+    let lower = decl.to_ascii_lowercase();
+    let Some(at) = lower.find("encoding") else { return true };
+    let value = lower[at + 8..].trim_start().trim_start_matches('=').trim_start();
+    let value = value.trim_start_matches(['"', '\'']);
+    value.starts_with("utf-8") || value.starts_with("us-ascii")
 }

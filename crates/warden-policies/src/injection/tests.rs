@@ -206,3 +206,96 @@ fn bad_config_lists_every_error() {
         ["level", "categories[1]", "exceptions[0].name", "skip_headers[0]"]
     );
 }
+
+fn body_with(p: &Injection, headers: &[(&str, &str)], body: &str) -> Option<Rejection> {
+    let mut b = http::Request::post("/x");
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let (parts, ()) = b.body(()).unwrap().into_parts();
+    let mut ctx = ctx("/x");
+    rejection(block_on(p.on_request_body(&parts, &Bytes::from(body.to_owned()), &mut ctx)).unwrap())
+}
+
+#[test]
+fn bodies_that_cannot_be_read_are_refused_unless_allowed() {
+    let p = policy("{}");
+    let form = "application/x-www-form-urlencoded";
+    for headers in [
+        vec![("content-type", "multipart/form-data; boundary=x")],
+        vec![("content-type", form), ("content-encoding", "gzip")],
+        vec![("content-type", "application/x-www-form-urlencoded; charset=ibm037")],
+        vec![("content-type", "application/octet-stream")],
+    ] {
+        let r = body_with(&p, &headers, "name=a").unwrap_or_else(|| panic!("{headers:?}"));
+        assert_eq!(r.kind, ProblemKind::UnsupportedMediaType, "{headers:?}");
+    }
+    let utf7 = r#"<?xml version="1.0" encoding="UTF-7"?><r>+ADw-!DOCTYPE</r>"#;
+    assert_eq!(
+        body(&p, "application/xml", utf7).unwrap().kind,
+        ProblemKind::UnsupportedMediaType
+    );
+    // Benign neighbours: an explicit UTF-8 charset, `identity`, and the opt-out.
+    assert!(
+        body_with(
+            &p,
+            &[("content-type", "application/json; charset=UTF-8")],
+            r#"{"a":"b"}"#
+        )
+        .is_none()
+    );
+    assert!(body_with(&p, &[("content-type", form), ("content-encoding", "identity")], "a=b").is_none());
+    let open = policy("unscannable_bodies: allow");
+    assert!(body_with(&open, &[("content-type", "multipart/form-data; boundary=x")], "x").is_none());
+}
+
+#[test]
+fn untyped_and_text_bodies_are_scanned_as_json_or_as_text() {
+    let p = policy("{}");
+    let r = body_with(&p, &[], r#"{"q":"' OR '1'='1"}"#).unwrap();
+    assert!(r.detail.unwrap().contains("/body/q"));
+    assert!(body_with(&p, &[("content-type", "text/plain")], "<script>alert(1)</script>").is_some());
+    assert!(
+        body_with(
+            &p,
+            &[("content-type", "text/plain")],
+            "Dear team, O'Brien here & thanks"
+        )
+        .is_none()
+    );
+}
+
+#[test]
+fn names_are_scanned_and_structured_headers_get_lookup_checks() {
+    let p = policy("{}");
+    let q = http::Request::get("/s?%3Cscript%3Ealert(1)%3C%2Fscript%3E=1")
+        .body(())
+        .unwrap();
+    assert!(head(&p, q).is_some());
+    assert!(body(&p, "application/json", r#"{"name') or 1=1--": 1}"#).is_some());
+    let cookie = http::Request::get("/")
+        .header("cookie", "user[$ne]=x")
+        .body(())
+        .unwrap();
+    assert!(head(&p, cookie).is_some());
+    let accept = http::Request::get("/")
+        .header("accept", "${jndi:ldap://x/a}")
+        .body(())
+        .unwrap();
+    assert!(head(&p, accept).is_some());
+    // user `${jndi:ldap://x/a}`, password `p`.
+    let basic = http::Request::get("/")
+        .header("authorization", "Basic JHtqbmRpOmxkYXA6Ly94L2F9OnA=")
+        .body(())
+        .unwrap();
+    assert!(head(&p, basic).is_some());
+    // A password full of punctuation is not an attack.
+    let pw = http::Request::get("/")
+        .header("authorization", "Basic YWxpY2U6UEBzcyd3MHJkOy0t")
+        .body(())
+        .unwrap();
+    assert!(head(&p, pw).is_none());
+    // An internal http URL is refused in any field, not only URL-named ones.
+    assert!(body(&p, "application/json", r#"{"to":"http://169.254.169.254/latest"}"#).is_some());
+    assert!(body(&p, "application/json", r#"{"to":"https://example.com/a"}"#).is_none());
+}
