@@ -30,6 +30,9 @@ pub struct Views<'a> {
     pub hidden_break: bool,
     /// Decoding uncovered a NUL byte.
     pub hidden_nul: bool,
+    /// Which ASCII bytes `folded` contains (bit `b` for byte `b`): detectors
+    /// skip themselves in O(1) when the characters they need are absent.
+    ascii: u128,
 }
 
 impl<'a> Views<'a> {
@@ -52,15 +55,14 @@ impl<'a> Views<'a> {
         let needs_sql = folded.contains("/*") || folded.contains('+') || has_odd_space(&folded);
         let sql = needs_sql.then(|| sql_view(&folded, " "));
         let sql_joined = folded.contains("/*").then(|| sql_view(&folded, ""));
-        Self {
-            raw,
-            decoded,
-            folded,
-            sql,
-            sql_joined,
-            hidden_break,
-            hidden_nul,
-        }
+        let ascii = folded.bytes().filter(|b| b.is_ascii()).fold(0u128, |m, b| m | (1 << b));
+        Self { raw, decoded, folded, sql, sql_joined, hidden_break, hidden_nul, ascii }
+    }
+
+    /// True when `folded` contains any of the ASCII bytes in `set`.
+    pub fn has_any(&self, set: &[u8]) -> bool {
+        let mask = set.iter().filter(|b| b.is_ascii()).fold(0u128, |m, b| m | (1 << b));
+        self.ascii & mask != 0
     }
 
     /// `folded` with SQL comments turned into spaces, whitespace collapsed.
@@ -178,9 +180,22 @@ fn decode_round(s: &str) -> Option<String> {
     if !b.iter().any(|c| matches!(c, b'%' | b'&' | b'\\')) {
         return None;
     }
+    // Nothing is copied unless something decodes: most `&`, `%` and `\` in
+    // text are literal.
+    let mut scratch = Vec::new();
+    let first = (0..b.len()).find(|&i| {
+        scratch.clear();
+        match b[i] {
+            b'%' => percent(&b[i..], &mut scratch) > 0,
+            b'&' => entity(&b[i..], &mut scratch) > 0,
+            b'\\' => escape(&b[i..], &mut scratch) > 0,
+            _ => false,
+        }
+    })?;
     let mut out: Vec<u8> = Vec::with_capacity(b.len());
+    out.extend_from_slice(&b[..first]);
     let mut changed = false;
-    let mut i = 0;
+    let mut i = first;
     while i < b.len() {
         let step = match b[i] {
             b'%' => percent(&b[i..], &mut out),

@@ -75,10 +75,14 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
 /// Undoes shell quoting tricks: `${IFS}`/`$IFS` become spaces, quotes and
 /// back-slashes inside words and brace lists disappear.
 fn unquote(folded: &str) -> String {
-    let s = folded
-        .replace("${ifs}", " ")
-        .replace("$ifs$9", " ")
-        .replace("$ifs", " ");
+    let s = if folded.contains("$ifs") || folded.contains("${ifs}") {
+        folded
+            .replace("${ifs}", " ")
+            .replace("$ifs$9", " ")
+            .replace("$ifs", " ")
+    } else {
+        folded.to_owned()
+    };
     let mut out = String::with_capacity(s.len());
     let b = s.as_bytes();
     // Found once, so the pass stays linear in the value's length.
@@ -103,8 +107,21 @@ fn unquote(folded: &str) -> String {
 
 /// Checks a normalised value.
 pub(crate) fn check(v: &Views<'_>, level: Level) -> Option<Finding> {
+    // Separators, redirections, paths and flags: every rule below `high`
+    // needs one of them (a lone `mkfifo` word is not an attack).
+    if level < Level::High && !v.has_any(b";|&`$\n\r<>/-") {
+        return None;
+    }
     if let Some(f) = SET.first(&v.folded, level) {
         return Some(f);
+    }
+    // Only a value with quoting characters can hide a command behind them.
+    let quoting = v
+        .folded
+        .bytes()
+        .any(|b| matches!(b, b'\'' | b'"' | b'\\' | b'^' | b'{' | b'$'));
+    if !quoting {
+        return None;
     }
     let unquoted = unquote(&v.folded);
     if unquoted != v.folded {

@@ -118,7 +118,7 @@ pub(crate) fn check(v: &Views<'_>, level: Level) -> Option<Finding> {
 
 static SQL_CONTEXT: LazyLock<Option<regex::bytes::Regex>> = LazyLock::new(|| {
     crate::rules::regex(
-        r#"['"`)\d]\s*(\b(or|and|xor|not|union|select|like|rlike|regexp|having|limit|order|group|procedure|into|where|between|is|div|mod|sounds)\b|;|--|#|/\*|\|\||&&|[=<>!^|&*/%+-])"#,
+        r#"['"`)\d]\s*(\b(or|and|xor|not|union|select|like|rlike|regexp|having|limit|order|group|procedure|into|where|between|is|div|mod|sounds)\b|;|--|#|/\*|\|\||&&|[=<>])"#,
     )
 });
 

@@ -35,7 +35,8 @@ pub(crate) fn traversal(v: &Views<'_>, level: Level) -> Option<Finding> {
     if v.hidden_nul && level >= Level::Medium {
         return found(Category::Traversal, "encoded_nul");
     }
-    if !v.folded.contains(['.', '/', '\\']) {
+    // Every rule needs a slash, a dot or an underscore.
+    if !v.has_any(b"/\\._") {
         return None;
     }
     let slashed = v.folded.replace('\\', "/");
@@ -63,11 +64,18 @@ static NOSQL_RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
 
 /// NoSQL operators and JavaScript in a value.
 pub(crate) fn nosql(v: &Views<'_>, level: Level) -> Option<Finding> {
+    // Every rule needs an operator sign, a separator, a member access or a call.
+    if !v.has_any(b"$|;.(") {
+        return None;
+    }
     NOSQL.first(&v.folded, level)
 }
 
 /// An object key or parameter name: `$ne`, `user[$gt]`.
 pub(crate) fn nosql_key(key: &str) -> Option<Finding> {
+    if !key.contains('$') {
+        return None;
+    }
     let lower = key.to_ascii_lowercase();
     let names_operator = |name: &str| OPERATORS.split('|').any(|op| op == name);
     if let Some(op) = lower.strip_prefix('$')
@@ -140,7 +148,8 @@ const XXE_RULES: &[Rule] = &[
 
 /// XML external entities and DTDs.
 pub(crate) fn xxe(v: &Views<'_>, level: Level) -> Option<Finding> {
-    if !v.folded.contains(['<', '%', ':']) {
+    // Every rule needs a markup sign, a parameter-entity sign or a URL colon.
+    if !v.has_any(b"<%:") {
         return None;
     }
     XXE.first(&v.folded, level)

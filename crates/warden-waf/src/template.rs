@@ -69,6 +69,10 @@ const SSTI_RULES: &[Rule] = &[
 
 /// Checks a normalised value for template injection.
 pub(crate) fn ssti(v: &Views<'_>, level: Level) -> Option<Finding> {
+    // Every rule needs one of these characters.
+    if !v.has_any(b"{<#_@$?(.") {
+        return None;
+    }
     SSTI.first(&v.folded, level)
 }
 

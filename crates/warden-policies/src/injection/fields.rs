@@ -4,7 +4,6 @@
 use std::fmt::Write as _;
 use std::sync::LazyLock;
 
-use serde_json::Value;
 use warden_waf::Categories;
 
 use super::Place;
@@ -249,30 +248,6 @@ pub(crate) fn cookies(header: &str) -> impl Iterator<Item = (&str, &str)> {
         let (k, v) = c.trim().split_once('=')?;
         Some((k.trim(), v.trim().trim_matches('"')))
     })
-}
-
-/// A visitor of JSON strings: the text, whether it is a key, its location.
-pub(crate) type Visit<'f, 'v, T> = dyn FnMut(&str, bool, &[Seg<'v>]) -> Option<T> + 'f;
-
-/// Calls `f` with every key and string leaf of `v` and its location (keys
-/// with `is_key = true`). Stops at the first `Some`.
-pub(crate) fn walk_json<'v, T>(v: &'v Value, path: &mut Vec<Seg<'v>>, f: &mut Visit<'_, 'v, T>) -> Option<T> {
-    match v {
-        Value::String(s) => f(s, false, path),
-        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
-            path.push(Seg::Index(i));
-            let r = walk_json(item, path, f);
-            path.pop();
-            r
-        }),
-        Value::Object(map) => map.iter().find_map(|(k, item)| {
-            path.push(Seg::Key(k));
-            let r = f(k, true, path).or_else(|| walk_json(item, path, f));
-            path.pop();
-            r
-        }),
-        _ => None,
-    }
 }
 
 /// The name that decides URL-ness for a JSON location: the nearest key.

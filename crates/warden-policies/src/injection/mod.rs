@@ -28,6 +28,7 @@
 mod config;
 mod fields;
 mod policy;
+mod stream;
 #[cfg(test)]
 mod tests;
 

@@ -7,8 +7,9 @@ use warden_core::{Decision, Policy, PolicyError, ProblemKind, Rejection, Request
 use warden_waf::{Categories, Category, Field, Finding, Scanner};
 
 use super::fields::{self, Exception, Location, SKIPPED_HEADERS, Seg};
+use super::stream;
 use super::{Mode, Place};
-use crate::json::{is_json, media_type, parse_strict};
+use crate::json::{is_json, media_type};
 
 /// Compiled `injection`.
 #[derive(Debug, Clone)]
@@ -154,8 +155,7 @@ impl Injection {
         }
         let media = media_type(req);
         if is_json(&media) {
-            let value = parse_strict(body).map_err(|_| Unscannable::BadJson)?;
-            return Ok(self.json(&value));
+            return self.json(body).map_err(|()| Unscannable::BadJson);
         }
         let text = String::from_utf8_lossy(body);
         if media == "application/x-www-form-urlencoded" {
@@ -180,17 +180,17 @@ impl Injection {
         // anyway, so a body that parses is walked as JSON; otherwise the whole
         // body is one value.
         if media.is_empty() || media.starts_with("text/") {
-            if let Ok(value) = parse_strict(body) {
-                return Ok(self.json(&value));
+            if let Ok(hit) = self.json(body) {
+                return Ok(hit);
             }
             return Ok(self.value(&text, Location::Body(&[]), Field::default()));
         }
         Err(Unscannable::MediaType)
     }
 
-    fn json(&self, value: &serde_json::Value) -> Option<Hit> {
-        let mut path = Vec::new();
-        fields::walk_json(value, &mut path, &mut |s, is_key, segs| {
+    /// Walks a JSON body in one pass; `Err` when it is not strict JSON.
+    fn json(&self, body: &[u8]) -> Result<Option<Hit>, ()> {
+        stream::walk(body, &mut |s, is_key, segs| {
             if is_key {
                 self.name(s, Location::Body(segs))
             } else {

@@ -1,0 +1,229 @@
+//! One pass over a JSON body: every key and string leaf is handed to a
+//! visitor as the parser meets it, without building the document, and the
+//! pass stops at the first finding. As strict as [`crate::json::parse_strict`]:
+//! duplicate keys (compared case-insensitively), invalid UTF-8, nesting deeper
+//! than [`crate::json::MAX_DEPTH`] and trailing data are errors.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+use super::fields::Seg;
+use crate::json::{MAX_DEPTH, fold};
+
+/// What the visitor gets: the text, whether it is a key, and where it is.
+pub(crate) type Visit<'f, T> = dyn for<'a> FnMut(&str, bool, &[Seg<'a>]) -> Option<T> + 'f;
+
+/// Walks `bytes`; `Ok(Some(_))` is the visitor's first finding, `Err` a body
+/// that is not strict JSON.
+pub(crate) fn walk<T>(bytes: &[u8], visit: &mut Visit<'_, T>) -> Result<Option<T>, ()> {
+    let state = State {
+        path: RefCell::new(Vec::new()),
+        found: RefCell::new(None),
+        visit: RefCell::new(visit),
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let outcome = Node {
+        state: &state,
+        depth: 0,
+    }
+    .deserialize(&mut de);
+    if let Some(found) = state.found.into_inner() {
+        return Ok(Some(found));
+    }
+    outcome.and_then(|()| de.end()).map_err(|_| ())?;
+    Ok(None)
+}
+
+enum Owned {
+    Key(String),
+    Index(usize),
+}
+
+struct State<'v, 'f, T> {
+    path: RefCell<Vec<Owned>>,
+    found: RefCell<Option<T>>,
+    visit: RefCell<&'v mut Visit<'f, T>>,
+}
+
+impl<T> State<'_, '_, T> {
+    /// Hands a string leaf (`Some`) or the key just pushed onto the path
+    /// (`None`) to the visitor; a finding stops the parse.
+    fn leaf<E: de::Error>(&self, text: Option<&str>) -> Result<(), E> {
+        let path = self.path.borrow();
+        let segs: Vec<Seg<'_>> = path
+            .iter()
+            .map(|o| match o {
+                Owned::Key(k) => Seg::Key(k),
+                Owned::Index(i) => Seg::Index(*i),
+            })
+            .collect();
+        let found = match text {
+            Some(text) => (self.visit.borrow_mut())(text, false, &segs),
+            None => match path.last() {
+                Some(Owned::Key(k)) => (self.visit.borrow_mut())(k, true, &segs),
+                _ => None,
+            },
+        };
+        match found {
+            Some(f) => {
+                *self.found.borrow_mut() = Some(f);
+                Err(E::custom("finding"))
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+struct Node<'s, 'v, 'f, T> {
+    state: &'s State<'v, 'f, T>,
+    depth: usize,
+}
+
+impl<T> Clone for Node<'_, '_, '_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Node<'_, '_, '_, T> {}
+
+impl<T> Node<'_, '_, '_, T> {
+    fn deeper<E: de::Error>(self) -> Result<Self, E> {
+        if self.depth >= MAX_DEPTH {
+            return Err(E::custom(format!("nested deeper than {MAX_DEPTH}")));
+        }
+        Ok(Self {
+            depth: self.depth + 1,
+            ..self
+        })
+    }
+}
+
+impl<'de, T> DeserializeSeed<'de> for Node<'_, '_, '_, T> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, T> Visitor<'de> for Node<'_, '_, '_, T> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.state.leaf(Some(v))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let inner = self.deeper()?;
+        let mut i = 0;
+        loop {
+            self.state.path.borrow_mut().push(Owned::Index(i));
+            let more = seq.next_element_seed(inner);
+            self.state.path.borrow_mut().pop();
+            if more?.is_none() {
+                return Ok(());
+            }
+            i += 1;
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let inner = self.deeper()?;
+        // Small objects (most of them) are checked by a linear scan.
+        let mut seen: Vec<String> = Vec::new();
+        let mut set: HashSet<String> = HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let folded = fold(&key);
+            let duplicate = if set.is_empty() && seen.len() < 16 {
+                let dup = seen.contains(&folded);
+                seen.push(folded);
+                dup
+            } else {
+                if set.is_empty() {
+                    set.extend(seen.drain(..));
+                }
+                !set.insert(folded)
+            };
+            if duplicate {
+                return Err(de::Error::custom("duplicate object key (compared case-insensitively)"));
+            }
+            self.state.path.borrow_mut().push(Owned::Key(key));
+            let outcome = self.state.leaf(None).and_then(|()| map.next_value_seed(inner));
+            self.state.path.borrow_mut().pop();
+            outcome?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn strings(json: &str) -> Result<Vec<String>, ()> {
+        let mut seen = Vec::new();
+        let mut visit = |s: &str, key: bool, path: &[Seg<'_>]| -> Option<()> {
+            seen.push(format!("{}{s}@{}", if key { "k:" } else { "" }, path.len()));
+            None
+        };
+        walk(json.as_bytes(), &mut visit)?;
+        Ok(seen)
+    }
+
+    #[test]
+    fn every_key_and_string_is_visited_with_its_depth() {
+        let seen = strings(r#"{"a":["x",{"b":"y"}],"n":1,"e":"\u00e9"}"#).unwrap();
+        assert_eq!(seen, ["k:a@1", "x@2", "k:b@3", "y@3", "k:n@1", "k:e@1", "é@1"]);
+    }
+
+    #[test]
+    fn strictness_matches_parse_strict() {
+        for bad in [r#"{"a":1,"A":2}"#, r#"{"a":1} x"#, "[1,", "{\"a\":\"\\ud800\"}"] {
+            assert!(strings(bad).is_err(), "{bad}");
+        }
+        let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+        assert!(strings(&deep).is_err());
+    }
+
+    #[test]
+    fn the_first_finding_stops_the_walk() {
+        let mut calls = 0;
+        let mut visit = |s: &str, _: bool, _: &[Seg<'_>]| -> Option<String> {
+            calls += 1;
+            (s == "bad").then(|| s.to_owned())
+        };
+        let found = walk(br#"["ok","bad","never",1"#, &mut visit).unwrap();
+        assert_eq!(found.as_deref(), Some("bad"));
+        assert_eq!(calls, 2);
+    }
+}
