@@ -56,7 +56,16 @@ impl<'a> Views<'a> {
         let sql = needs_sql.then(|| sql_view(&folded, " "));
         let sql_joined = folded.contains("/*").then(|| sql_view(&folded, ""));
         let ascii = folded.bytes().filter(|b| b.is_ascii()).fold(0u128, |m, b| m | (1 << b));
-        Self { raw, decoded, folded, sql, sql_joined, hidden_break, hidden_nul, ascii }
+        Self {
+            raw,
+            decoded,
+            folded,
+            sql,
+            sql_joined,
+            hidden_break,
+            hidden_nul,
+            ascii,
+        }
     }
 
     /// True when `folded` contains any of the ASCII bytes in `set`.
