@@ -60,7 +60,8 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
 pub(crate) fn check(v: &Views<'_>, level: Level) -> Option<Finding> {
     // Every rule needs one of these characters (a tag, a URL scheme, an
     // attribute, a call, an import).
-    if !v.has_any(b"<:=(@`") && !(v.has_any(b"-") && v.folded.contains("-moz-binding")) {
+    let shaped = v.has_any(b"<:=(@`") || (v.has_any(b"-") && v.folded.contains("-moz-binding"));
+    if !shaped {
         return None;
     }
     if let Some(f) = SET.first(&v.folded, level) {
