@@ -67,7 +67,9 @@ pub(crate) fn check(v: &Views<'_>, level: Level) -> Option<Finding> {
     if let Some(f) = SET.first(&v.folded, level) {
         return Some(f);
     }
-    if level == Level::Low || !v.folded.contains(['<', '=', '`']) {
+    // libinjection tokenises the value as HTML in five contexts: it is asked
+    // only where markup could start (a tag, or a quote closing an attribute).
+    if level == Level::Low || !MARKUP.as_ref().is_some_and(|re| re.is_match(v.folded.as_bytes())) {
         return None;
     }
     let bytes = &v.decoded.as_bytes()[..v.decoded.len().min(LIBINJECTION_MAX)];
@@ -78,9 +80,13 @@ pub(crate) fn check(v: &Views<'_>, level: Level) -> Option<Finding> {
 /// Compiles every rule set now, so the first request does not pay for it.
 pub(crate) fn warm() {
     LazyLock::force(&SET);
+    LazyLock::force(&MARKUP);
 }
+
+static MARKUP: LazyLock<Option<regex::bytes::Regex>> =
+    LazyLock::new(|| crate::rules::regex(r#"<[a-z!/?]|['"`]\s*(/\s*)?[a-z-]+\s*="#));
 
 #[cfg(test)]
 pub(crate) fn compiled() -> bool {
-    SET.compiled()
+    SET.compiled() && MARKUP.is_some()
 }
