@@ -89,32 +89,54 @@ impl<'de> Visitor<'de> for Strict {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let inner = self.deeper()?;
         let mut out = Map::new();
-        // Small objects (most of them) are checked by a linear scan, larger
-        // ones through a set.
-        let mut seen: Vec<String> = Vec::new();
-        let mut set = std::collections::HashSet::new();
+        let mut keys = KeySet::default();
         while let Some(key) = map.next_key::<String>()? {
-            // Go's encoding/json and .NET match keys case-insensitively (Go
-            // also folds `ſ` and the Kelvin sign): `owner` and `Owner` would
-            // be one key upstream, so they are one key here.
-            let folded = fold(&key);
-            let duplicate = if set.is_empty() && seen.len() < 16 {
-                let dup = seen.contains(&folded);
-                seen.push(folded);
-                dup
-            } else {
-                if set.is_empty() {
-                    set.extend(seen.drain(..));
-                }
-                !set.insert(folded)
-            };
-            if duplicate {
-                return Err(de::Error::custom("duplicate object key (compared case-insensitively)"));
+            if !keys.insert(&key) {
+                return Err(KeySet::duplicate());
             }
             let v = map.next_value_seed(inner)?;
             out.insert(key, v);
         }
         Ok(Value::Object(out))
+    }
+}
+
+/// The keys of one object, for the duplicate check. Go's encoding/json and
+/// .NET match keys case-insensitively (Go also folds `ſ` and the Kelvin
+/// sign): `owner` and `Owner` would be one key upstream, so they are one key
+/// here. Small objects (most of them) are checked by a linear scan, larger
+/// ones through a set.
+#[derive(Default)]
+pub(crate) struct KeySet {
+    few: Vec<String>,
+    many: std::collections::HashSet<String>,
+}
+
+impl KeySet {
+    /// Adds `key`; false when an equal key (after folding) was already there.
+    pub(crate) fn insert(&mut self, key: &str) -> bool {
+        let folded = fold(key);
+        let duplicate = if self.many.is_empty() && self.few.len() < 16 {
+            let dup = self.few.contains(&folded);
+            self.few.push(folded);
+            dup
+        } else {
+            if self.many.is_empty() {
+                self.many.extend(self.few.drain(..));
+            }
+            !self.many.insert(folded)
+        };
+        !duplicate
+    }
+
+    /// Keys so far.
+    pub(crate) fn len(&self) -> usize {
+        self.few.len() + self.many.len()
+    }
+
+    /// The error a strict parser stops with on a duplicate.
+    pub(crate) fn duplicate<E: de::Error>() -> E {
+        E::custom("duplicate object key (compared case-insensitively)")
     }
 }
 

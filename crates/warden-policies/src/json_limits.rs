@@ -196,13 +196,13 @@ impl<'de> Visitor<'de> for Check<'_, '_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let inner = self.deeper()?;
         let max = self.state.limits.max_object_keys;
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = crate::json::KeySet::default();
         while let Some(key) = map.next_key::<String>()? {
             self.state.string(key.len())?;
             if seen.len() == max {
                 return Err(self.state.refuse(format!("more than {max} members")));
             }
-            let duplicate = !seen.insert(crate::json::fold(&key));
+            let duplicate = !seen.insert(&key);
             self.state.path.borrow_mut().push(Segment::Key(key));
             if duplicate {
                 let e = self

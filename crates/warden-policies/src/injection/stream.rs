@@ -5,13 +5,12 @@
 //! than [`crate::json::MAX_DEPTH`] and trailing data are errors.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::fields::Seg;
-use crate::json::{MAX_DEPTH, fold};
+use crate::json::{KeySet, MAX_DEPTH};
 
 /// What the visitor gets: the text, whether it is a key, and where it is.
 pub(crate) type Visit<'f, T> = dyn for<'a> FnMut(&str, bool, &[Seg<'a>]) -> Option<T> + 'f;
@@ -157,23 +156,10 @@ impl<'de, T> Visitor<'de> for Node<'_, '_, '_, T> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let inner = self.deeper()?;
-        // Small objects (most of them) are checked by a linear scan.
-        let mut seen: Vec<String> = Vec::new();
-        let mut set: HashSet<String> = HashSet::new();
+        let mut keys = KeySet::default();
         while let Some(key) = map.next_key::<String>()? {
-            let folded = fold(&key);
-            let duplicate = if set.is_empty() && seen.len() < 16 {
-                let dup = seen.contains(&folded);
-                seen.push(folded);
-                dup
-            } else {
-                if set.is_empty() {
-                    set.extend(seen.drain(..));
-                }
-                !set.insert(folded)
-            };
-            if duplicate {
-                return Err(de::Error::custom("duplicate object key (compared case-insensitively)"));
+            if !keys.insert(&key) {
+                return Err(KeySet::duplicate());
             }
             self.state.path.borrow_mut().push(Owned::Key(key));
             let outcome = self.state.leaf(None).and_then(|()| map.next_value_seed(inner));
