@@ -10,6 +10,7 @@ pub mod api_key;
 pub mod authz;
 pub mod brute_force;
 mod cache;
+pub mod csrf;
 pub mod dpop;
 pub mod injection;
 pub mod ip_rules;
@@ -34,6 +35,8 @@ pub enum PolicyKind {
     RequestLimits,
     /// Login guard: lock-out after failed attempts, credential stuffing.
     BruteForce,
+    /// Cross-site request forgery on cookie-authenticated routes.
+    Csrf,
     /// Authentication: JSON Web Tokens.
     Jwt,
     /// Authentication: API keys from the store.
@@ -53,6 +56,7 @@ impl PolicyKind {
             Self::IpRules => "ip_rules",
             Self::RequestLimits => "request_limits",
             Self::BruteForce => "brute_force",
+            Self::Csrf => "csrf",
             Self::Jwt => "jwt",
             Self::ApiKey => "api_key",
             Self::RateLimit => "rate_limit",
@@ -72,6 +76,8 @@ pub enum PolicySpec {
     RequestLimits(request_limits::RequestLimitsConfig),
     /// See [`brute_force`].
     BruteForce(brute_force::BruteForceConfig),
+    /// See [`csrf`].
+    Csrf(csrf::CsrfConfig),
     /// See [`jwt`].
     Jwt(jwt::JwtConfig),
     /// See [`api_key`].
@@ -100,6 +106,7 @@ impl PolicySpec {
             Self::IpRules(_) => PolicyKind::IpRules,
             Self::RequestLimits(_) => PolicyKind::RequestLimits,
             Self::BruteForce(_) => PolicyKind::BruteForce,
+            Self::Csrf(_) => PolicyKind::Csrf,
             Self::Jwt(_) => PolicyKind::Jwt,
             Self::ApiKey(_) => PolicyKind::ApiKey,
             Self::RateLimit(_) => PolicyKind::RateLimit,
@@ -114,6 +121,7 @@ impl PolicySpec {
             Self::IpRules(c) => c.on_error,
             Self::RequestLimits(c) => c.on_error,
             Self::BruteForce(c) => c.on_error,
+            Self::Csrf(c) => c.on_error,
             Self::Jwt(c) => c.on_error,
             Self::ApiKey(c) => c.on_error,
             Self::RateLimit(c) => c.on_error,
@@ -153,6 +161,7 @@ impl PolicySpec {
             Self::IpRules(c) => c.build().map(CompiledPolicy::IpRules),
             Self::RequestLimits(c) => c.build().map(CompiledPolicy::RequestLimits),
             Self::BruteForce(c) => c.build().map(CompiledPolicy::BruteForce),
+            Self::Csrf(c) => c.build().map(CompiledPolicy::Csrf),
             Self::Jwt(c) => c.build().map(CompiledPolicy::Jwt),
             Self::ApiKey(c) => c.build().map(CompiledPolicy::ApiKey),
             Self::RateLimit(c) => c.build().map(CompiledPolicy::RateLimit),
@@ -181,6 +190,8 @@ pub enum CompiledPolicy {
     RequestLimits(request_limits::RequestLimits),
     /// See [`brute_force`].
     BruteForce(brute_force::BruteForce),
+    /// See [`csrf`].
+    Csrf(csrf::Csrf),
     /// See [`jwt`].
     Jwt(jwt::Jwt),
     /// See [`api_key`].
@@ -199,6 +210,7 @@ impl Policy for CompiledPolicy {
             Self::IpRules(p) => p.name(),
             Self::RequestLimits(p) => p.name(),
             Self::BruteForce(p) => p.name(),
+            Self::Csrf(p) => p.name(),
             Self::Jwt(p) => p.name(),
             Self::ApiKey(p) => p.name(),
             Self::RateLimit(p) => p.name(),
@@ -212,6 +224,7 @@ impl Policy for CompiledPolicy {
             Self::IpRules(p) => p.needs_request_body(),
             Self::RequestLimits(p) => p.needs_request_body(),
             Self::BruteForce(p) => p.needs_request_body(),
+            Self::Csrf(p) => p.needs_request_body(),
             Self::Jwt(p) => p.needs_request_body(),
             Self::ApiKey(p) => p.needs_request_body(),
             Self::RateLimit(p) => p.needs_request_body(),
@@ -225,6 +238,7 @@ impl Policy for CompiledPolicy {
             Self::IpRules(p) => p.on_request(req, ctx).await,
             Self::RequestLimits(p) => p.on_request(req, ctx).await,
             Self::BruteForce(p) => p.on_request(req, ctx).await,
+            Self::Csrf(p) => p.on_request(req, ctx).await,
             Self::Jwt(p) => p.on_request(req, ctx).await,
             Self::ApiKey(p) => p.on_request(req, ctx).await,
             Self::RateLimit(p) => p.on_request(req, ctx).await,
@@ -243,6 +257,7 @@ impl Policy for CompiledPolicy {
             Self::IpRules(p) => p.on_request_body(req, body, ctx).await,
             Self::RequestLimits(p) => p.on_request_body(req, body, ctx).await,
             Self::BruteForce(p) => p.on_request_body(req, body, ctx).await,
+            Self::Csrf(p) => p.on_request_body(req, body, ctx).await,
             Self::Jwt(p) => p.on_request_body(req, body, ctx).await,
             Self::ApiKey(p) => p.on_request_body(req, body, ctx).await,
             Self::RateLimit(p) => p.on_request_body(req, body, ctx).await,
@@ -256,6 +271,7 @@ impl Policy for CompiledPolicy {
             Self::IpRules(p) => p.on_response(resp, ctx).await,
             Self::RequestLimits(p) => p.on_response(resp, ctx).await,
             Self::BruteForce(p) => p.on_response(resp, ctx).await,
+            Self::Csrf(p) => p.on_response(resp, ctx).await,
             Self::Jwt(p) => p.on_response(resp, ctx).await,
             Self::ApiKey(p) => p.on_response(resp, ctx).await,
             Self::RateLimit(p) => p.on_response(resp, ctx).await,
@@ -269,6 +285,7 @@ impl Policy for CompiledPolicy {
             Self::IpRules(p) => p.on_complete(ctx),
             Self::RequestLimits(p) => p.on_complete(ctx),
             Self::BruteForce(p) => p.on_complete(ctx),
+            Self::Csrf(p) => p.on_complete(ctx),
             Self::Jwt(p) => p.on_complete(ctx),
             Self::ApiKey(p) => p.on_complete(ctx),
             Self::RateLimit(p) => p.on_complete(ctx),
@@ -282,6 +299,7 @@ impl Policy for CompiledPolicy {
             Self::IpRules(p) => p.start(services),
             Self::RequestLimits(p) => p.start(services),
             Self::BruteForce(p) => p.start(services),
+            Self::Csrf(p) => p.start(services),
             Self::Jwt(p) => p.start(services),
             Self::ApiKey(p) => p.start(services),
             Self::RateLimit(p) => p.start(services),
@@ -295,6 +313,7 @@ impl Policy for CompiledPolicy {
             Self::IpRules(p) => p.is_ready(),
             Self::RequestLimits(p) => p.is_ready(),
             Self::BruteForce(p) => p.is_ready(),
+            Self::Csrf(p) => p.is_ready(),
             Self::Jwt(p) => p.is_ready(),
             Self::ApiKey(p) => p.is_ready(),
             Self::RateLimit(p) => p.is_ready(),
