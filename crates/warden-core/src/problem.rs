@@ -26,6 +26,8 @@ pub enum ProblemKind {
     PayloadTooLarge,
     /// The request body's media type or encoding cannot be inspected.
     UnsupportedMediaType,
+    /// Not a problem: a CORS preflight the gateway answered itself (204, no body).
+    PreflightAnswered,
     /// The request target is longer than allowed.
     UriTooLong,
     /// Too many request headers, or too many header bytes.
@@ -62,6 +64,7 @@ impl ProblemKind {
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PreflightAnswered => StatusCode::NO_CONTENT,
             Self::UriTooLong => StatusCode::URI_TOO_LONG,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
@@ -86,6 +89,7 @@ impl ProblemKind {
             Self::RequestTimeout => "request-timeout",
             Self::PayloadTooLarge => "payload-too-large",
             Self::UnsupportedMediaType => "unsupported-media-type",
+            Self::PreflightAnswered => "preflight-answered",
             Self::UriTooLong => "uri-too-long",
             Self::HeadersTooLarge => "headers-too-large",
             Self::TooManyRequests => "too-many-requests",
@@ -111,6 +115,7 @@ impl ProblemKind {
             Self::RequestTimeout => "Request not received in time",
             Self::PayloadTooLarge => "Request body too large",
             Self::UnsupportedMediaType => "Unsupported media type",
+            Self::PreflightAnswered => "CORS preflight answered",
             Self::UriTooLong => "Request target too long",
             Self::HeadersTooLarge => "Request headers too large",
             Self::TooManyRequests => "Too many requests",

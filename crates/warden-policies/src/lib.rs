@@ -10,6 +10,7 @@ pub mod api_key;
 pub mod authz;
 pub mod brute_force;
 mod cache;
+pub mod cors;
 pub mod csrf;
 pub mod dpop;
 pub mod injection;
@@ -17,6 +18,7 @@ pub mod ip_rules;
 pub mod json;
 pub mod json_limits;
 pub mod jwt;
+mod origin;
 pub mod query;
 pub mod rate_limit;
 pub mod request_limits;
@@ -33,6 +35,8 @@ pub enum PolicyKind {
     IpRules,
     /// Connection guard: per-route header, URI and body caps.
     RequestLimits,
+    /// CORS: preflights answered before any credential is asked for.
+    Cors,
     /// Login guard: lock-out after failed attempts, credential stuffing.
     BruteForce,
     /// Cross-site request forgery on cookie-authenticated routes.
@@ -55,6 +59,7 @@ impl PolicyKind {
         match self {
             Self::IpRules => "ip_rules",
             Self::RequestLimits => "request_limits",
+            Self::Cors => "cors",
             Self::BruteForce => "brute_force",
             Self::Csrf => "csrf",
             Self::Jwt => "jwt",
@@ -74,6 +79,8 @@ pub enum PolicySpec {
     IpRules(ip_rules::IpRulesConfig),
     /// See [`request_limits`].
     RequestLimits(request_limits::RequestLimitsConfig),
+    /// See [`cors`].
+    Cors(cors::CorsConfig),
     /// See [`brute_force`].
     BruteForce(brute_force::BruteForceConfig),
     /// See [`csrf`].
@@ -105,6 +112,7 @@ impl PolicySpec {
         match self {
             Self::IpRules(_) => PolicyKind::IpRules,
             Self::RequestLimits(_) => PolicyKind::RequestLimits,
+            Self::Cors(_) => PolicyKind::Cors,
             Self::BruteForce(_) => PolicyKind::BruteForce,
             Self::Csrf(_) => PolicyKind::Csrf,
             Self::Jwt(_) => PolicyKind::Jwt,
@@ -120,6 +128,7 @@ impl PolicySpec {
         match self {
             Self::IpRules(c) => c.on_error,
             Self::RequestLimits(c) => c.on_error,
+            Self::Cors(c) => c.on_error,
             Self::BruteForce(c) => c.on_error,
             Self::Csrf(c) => c.on_error,
             Self::Jwt(c) => c.on_error,
@@ -160,6 +169,7 @@ impl PolicySpec {
         match self {
             Self::IpRules(c) => c.build().map(CompiledPolicy::IpRules),
             Self::RequestLimits(c) => c.build().map(CompiledPolicy::RequestLimits),
+            Self::Cors(c) => c.build().map(CompiledPolicy::Cors),
             Self::BruteForce(c) => c.build().map(CompiledPolicy::BruteForce),
             Self::Csrf(c) => c.build().map(CompiledPolicy::Csrf),
             Self::Jwt(c) => c.build().map(CompiledPolicy::Jwt),
@@ -188,6 +198,8 @@ pub enum CompiledPolicy {
     IpRules(ip_rules::IpRules),
     /// See [`request_limits`].
     RequestLimits(request_limits::RequestLimits),
+    /// See [`cors`].
+    Cors(cors::Cors),
     /// See [`brute_force`].
     BruteForce(brute_force::BruteForce),
     /// See [`csrf`].
@@ -209,6 +221,7 @@ impl Policy for CompiledPolicy {
         match self {
             Self::IpRules(p) => p.name(),
             Self::RequestLimits(p) => p.name(),
+            Self::Cors(p) => p.name(),
             Self::BruteForce(p) => p.name(),
             Self::Csrf(p) => p.name(),
             Self::Jwt(p) => p.name(),
@@ -223,6 +236,7 @@ impl Policy for CompiledPolicy {
         match self {
             Self::IpRules(p) => p.needs_request_body(),
             Self::RequestLimits(p) => p.needs_request_body(),
+            Self::Cors(p) => p.needs_request_body(),
             Self::BruteForce(p) => p.needs_request_body(),
             Self::Csrf(p) => p.needs_request_body(),
             Self::Jwt(p) => p.needs_request_body(),
@@ -237,6 +251,7 @@ impl Policy for CompiledPolicy {
         match self {
             Self::IpRules(p) => p.on_request(req, ctx).await,
             Self::RequestLimits(p) => p.on_request(req, ctx).await,
+            Self::Cors(p) => p.on_request(req, ctx).await,
             Self::BruteForce(p) => p.on_request(req, ctx).await,
             Self::Csrf(p) => p.on_request(req, ctx).await,
             Self::Jwt(p) => p.on_request(req, ctx).await,
@@ -256,6 +271,7 @@ impl Policy for CompiledPolicy {
         match self {
             Self::IpRules(p) => p.on_request_body(req, body, ctx).await,
             Self::RequestLimits(p) => p.on_request_body(req, body, ctx).await,
+            Self::Cors(p) => p.on_request_body(req, body, ctx).await,
             Self::BruteForce(p) => p.on_request_body(req, body, ctx).await,
             Self::Csrf(p) => p.on_request_body(req, body, ctx).await,
             Self::Jwt(p) => p.on_request_body(req, body, ctx).await,
@@ -270,6 +286,7 @@ impl Policy for CompiledPolicy {
         match self {
             Self::IpRules(p) => p.on_response(resp, ctx).await,
             Self::RequestLimits(p) => p.on_response(resp, ctx).await,
+            Self::Cors(p) => p.on_response(resp, ctx).await,
             Self::BruteForce(p) => p.on_response(resp, ctx).await,
             Self::Csrf(p) => p.on_response(resp, ctx).await,
             Self::Jwt(p) => p.on_response(resp, ctx).await,
@@ -284,6 +301,7 @@ impl Policy for CompiledPolicy {
         match self {
             Self::IpRules(p) => p.on_complete(ctx),
             Self::RequestLimits(p) => p.on_complete(ctx),
+            Self::Cors(p) => p.on_complete(ctx),
             Self::BruteForce(p) => p.on_complete(ctx),
             Self::Csrf(p) => p.on_complete(ctx),
             Self::Jwt(p) => p.on_complete(ctx),
@@ -298,6 +316,7 @@ impl Policy for CompiledPolicy {
         match self {
             Self::IpRules(p) => p.start(services),
             Self::RequestLimits(p) => p.start(services),
+            Self::Cors(p) => p.start(services),
             Self::BruteForce(p) => p.start(services),
             Self::Csrf(p) => p.start(services),
             Self::Jwt(p) => p.start(services),
@@ -312,6 +331,7 @@ impl Policy for CompiledPolicy {
         match self {
             Self::IpRules(p) => p.is_ready(),
             Self::RequestLimits(p) => p.is_ready(),
+            Self::Cors(p) => p.is_ready(),
             Self::BruteForce(p) => p.is_ready(),
             Self::Csrf(p) => p.is_ready(),
             Self::Jwt(p) => p.is_ready(),

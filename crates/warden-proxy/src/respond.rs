@@ -72,9 +72,14 @@ pub fn problem(
     resp
 }
 
-/// Renders a policy's or the gateway's rejection.
+/// Renders a policy's or the gateway's rejection. A CORS preflight answer is
+/// the one gateway-made response that is not a problem: 204, no body.
 pub fn rejection(rej: &Rejection, request_id: &str) -> Response<ProxyBody> {
-    let mut resp = problem(rej.kind, None, rej.detail.as_deref(), request_id);
+    let mut resp = if rej.kind == ProblemKind::PreflightAnswered {
+        empty(rej.kind.status(), request_id)
+    } else {
+        problem(rej.kind, None, rej.detail.as_deref(), request_id)
+    };
     for (name, value) in &rej.headers {
         resp.headers_mut().append(name.clone(), value.clone());
     }
@@ -82,6 +87,19 @@ pub fn rejection(rej: &Rejection, request_id: &str) -> Response<ProxyBody> {
         resp.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
+    resp
+}
+
+/// A bodiless gateway answer with the usual headers.
+fn empty(status: StatusCode, request_id: &str) -> Response<ProxyBody> {
+    let mut resp = Response::new(full(Bytes::new()));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert(REQUEST_ID.clone(), v);
+    }
+    security_headers(h);
     resp
 }
 

@@ -3,7 +3,7 @@
 use http::{Method, header, request};
 use warden_core::{Decision, Policy, PolicyError, ProblemKind, Rejection, RequestCtx};
 
-use super::config::normalise_origin;
+use crate::origin::normalise_origin;
 
 /// Compiled `csrf`.
 #[derive(Debug, Clone)]

@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use warden_core::{Decision, Policy, RequestCtx};
 
-use super::config::normalise_origin;
 use super::{Csrf, CsrfConfig};
 use crate::block_on;
+use crate::origin::normalise_origin;
 
 fn policy(yaml: &str) -> Csrf {
     let cfg: CsrfConfig = serde_saphyr::from_str(yaml).unwrap();
