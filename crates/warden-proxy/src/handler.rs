@@ -626,7 +626,12 @@ fn finish(
 ) -> Response<ProxyBody> {
     resp.headers_mut().insert(REQUEST_ID.clone(), ex.id_header.clone());
     for (name, value) in ex.ctx.response_headers.drain(..) {
-        resp.headers_mut().insert(name, value);
+        // `Vary` adds to the upstream's list; other policy headers replace.
+        if name == header::VARY {
+            resp.headers_mut().append(name, value);
+        } else {
+            resp.headers_mut().insert(name, value);
+        }
     }
     if let Some(hsts) = &conn.hsts {
         resp.headers_mut()

@@ -100,11 +100,29 @@ enum Command {
         #[command(subcommand)]
         cmd: AuthzCmd,
     },
+    /// Generate config from another format.
+    Import {
+        #[command(subcommand)]
+        cmd: ImportCmd,
+    },
     /// Run only the bundled sample API.
     SampleApi {
         /// Address to bind.
         #[arg(long, default_value = "127.0.0.1:9000")]
         bind: SocketAddr,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportCmd {
+    /// Write a config with one route per operation of an OpenAPI 3.0/3.1
+    /// document (YAML or JSON; local `$ref`s only, never fetched) to stdout.
+    Openapi {
+        /// The spec file.
+        spec: PathBuf,
+        /// Refuse the file unless its SHA-256 (hex) is this.
+        #[arg(long)]
+        sha256: Option<String>,
     },
 }
 
@@ -122,6 +140,9 @@ fn main() -> ExitCode {
     warden_tls::install_provider();
     let result = match cli.command {
         Command::Validate { files } => Ok(validate(&files)),
+        Command::Import {
+            cmd: ImportCmd::Openapi { spec, sha256 },
+        } => Ok(import_openapi(&spec, sha256.as_deref())),
         Command::Authz {
             cmd: AuthzCmd::Explain(args),
         } => authz_cli::explain(&args),
@@ -152,6 +173,21 @@ fn init_tracing() {
         .init();
 }
 
+fn import_openapi(spec: &std::path::Path, sha256: Option<&str>) -> ExitCode {
+    match warden_openapi::Spec::load(spec, sha256) {
+        Ok(s) => {
+            print!("{}", warden_openapi::import::config(&s, &spec.display().to_string()));
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            for p in problems {
+                eprintln!("{}: {p}", spec.display());
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn validate(files: &[PathBuf]) -> ExitCode {
     let mut bad = 0;
     for f in files {
@@ -180,6 +216,9 @@ async fn run_async(cmd: Command) -> anyhow::Result<ExitCode> {
             watch_secs,
             workers,
         } => run(config, sample_api, watch_secs, workers).await,
+        Command::Import {
+            cmd: ImportCmd::Openapi { spec, sha256 },
+        } => Ok(import_openapi(&spec, sha256.as_deref())),
         Command::Validate { files } => Ok(validate(&files)),
         Command::Authz {
             cmd: AuthzCmd::Explain(args),

@@ -105,7 +105,6 @@ impl CorsConfig {
             origins,
             allow_methods_value: join(methods.iter().map(|m| m.to_string()).collect()),
             methods,
-            allow_headers_value: join(allow_headers.iter().map(|h| h.to_string()).collect()),
             allow_headers,
             expose_headers_value: join(expose_headers.iter().map(|h| h.to_string()).collect()),
             credentials: self.allow_credentials,

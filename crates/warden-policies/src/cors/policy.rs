@@ -14,7 +14,6 @@ pub struct Cors {
     pub(crate) methods: Vec<Method>,
     pub(crate) allow_methods_value: Option<HeaderValue>,
     pub(crate) allow_headers: Vec<HeaderName>,
-    pub(crate) allow_headers_value: Option<HeaderValue>,
     pub(crate) expose_headers_value: Option<HeaderValue>,
     pub(crate) credentials: bool,
     pub(crate) max_age: HeaderValue,
@@ -45,43 +44,48 @@ impl Cors {
         out
     }
 
-    /// Why a preflight is refused, if it is.
-    fn preflight_refusal(&self, req: &request::Parts, origin: &str) -> Option<&'static str> {
+    /// Why a preflight is refused, if it is; else the requested headers to
+    /// name in `Access-Control-Allow-Headers` (browsers list a safelisted
+    /// name such as `content-type` only when its value is not safelisted, and
+    /// then need it named).
+    fn preflight_refusal(&self, req: &request::Parts, origin: &str) -> Result<Vec<String>, &'static str> {
         if !self.allowed(origin) {
-            return Some("origin not allowed");
+            return Err("origin not allowed");
         }
         let method = req
             .headers
             .get(header::ACCESS_CONTROL_REQUEST_METHOD)
             .and_then(|v| Method::from_bytes(v.as_bytes()).ok());
         if !method.is_some_and(|m| self.methods.contains(&m)) {
-            return Some("method not allowed");
+            return Err("method not allowed");
         }
-        let requested = req
-            .headers
-            .get_all(header::ACCESS_CONTROL_REQUEST_HEADERS)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .filter(|h| !h.is_empty());
-        for h in requested {
-            let known = SAFELISTED.iter().any(|s| s.eq_ignore_ascii_case(h))
-                || self.allow_headers.iter().any(|a| a.as_str().eq_ignore_ascii_case(h));
-            if !known {
-                return Some("request header not allowed");
+        let mut named = Vec::new();
+        for value in req.headers.get_all(header::ACCESS_CONTROL_REQUEST_HEADERS) {
+            let Ok(value) = value.to_str() else {
+                return Err("request header list unreadable");
+            };
+            for h in value.split(',').map(str::trim).filter(|h| !h.is_empty()) {
+                let known = SAFELISTED.iter().any(|s| s.eq_ignore_ascii_case(h))
+                    || self.allow_headers.iter().any(|a| a.as_str().eq_ignore_ascii_case(h));
+                if !known {
+                    return Err("request header not allowed");
+                }
+                named.push(h.to_ascii_lowercase());
             }
         }
-        None
+        Ok(named)
     }
 
     fn preflight(&self, req: &request::Parts, origin: &HeaderValue) -> Rejection {
         let text = origin.to_str().unwrap_or("");
-        if let Some(reason) = self.preflight_refusal(req, text) {
-            return Rejection::new(ProblemKind::Forbidden, "cors_refused", reason)
-                .with_detail(format!("CORS preflight refused: {reason}"))
-                .with_header(header::VARY, HeaderValue::from_static("Origin"));
-        }
+        let named = match self.preflight_refusal(req, text) {
+            Ok(named) => named,
+            Err(reason) => {
+                return Rejection::new(ProblemKind::Forbidden, "cors_refused", reason)
+                    .with_detail(format!("CORS preflight refused: {reason}"))
+                    .with_header(header::VARY, HeaderValue::from_static("Origin"));
+            }
+        };
         let mut answer = Rejection::new(ProblemKind::PreflightAnswered, "cors_preflight", "preflight answered");
         for (name, value) in self.origin_headers(origin) {
             answer = answer.with_header(name, value);
@@ -89,8 +93,10 @@ impl Cors {
         if let Some(v) = &self.allow_methods_value {
             answer = answer.with_header(header::ACCESS_CONTROL_ALLOW_METHODS, v.clone());
         }
-        if let Some(v) = self.allow_headers_value.as_ref().filter(|v| !v.is_empty()) {
-            answer = answer.with_header(header::ACCESS_CONTROL_ALLOW_HEADERS, v.clone());
+        if let Ok(v) = HeaderValue::from_str(&named.join(", "))
+            && !named.is_empty()
+        {
+            answer = answer.with_header(header::ACCESS_CONTROL_ALLOW_HEADERS, v);
         }
         answer
             .with_header(header::ACCESS_CONTROL_MAX_AGE, self.max_age.clone())
@@ -104,7 +110,13 @@ impl Policy for Cors {
     }
 
     async fn on_request(&self, req: &mut request::Parts, ctx: &mut RequestCtx) -> Result<Decision, PolicyError> {
+        let vary = || (header::VARY, HeaderValue::from_static("Origin"));
         let Some(origin) = req.headers.get(header::ORIGIN).cloned() else {
+            // The answer still depends on Origin: a cache must not serve
+            // this copy to a cross-origin caller.
+            if !self.wildcard {
+                ctx.response_headers.push(vary());
+            }
             return Ok(Decision::Continue);
         };
         if req.method == Method::OPTIONS && req.headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) {
@@ -118,6 +130,25 @@ impl Policy for Cors {
                 ctx.response_headers
                     .push((header::ACCESS_CONTROL_EXPOSE_HEADERS, v.clone()));
             }
+        }
+        Ok(Decision::Continue)
+    }
+
+    /// The upstream's own CORS headers never pass: the gateway's decide.
+    async fn on_response(
+        &self,
+        resp: &mut http::response::Parts,
+        _ctx: &mut RequestCtx,
+    ) -> Result<Decision, PolicyError> {
+        for name in [
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            header::ACCESS_CONTROL_MAX_AGE,
+        ] {
+            resp.headers.remove(name);
         }
         Ok(Decision::Continue)
     }

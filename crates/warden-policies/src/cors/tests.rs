@@ -62,6 +62,11 @@ fn preflights_from_allowed_origins_are_answered_and_others_refused() {
     assert_eq!(header(&ok, "access-control-allow-credentials"), Some("true"));
     assert_eq!(header(&ok, "access-control-allow-methods"), Some("GET, PUT"));
     assert_eq!(header(&ok, "access-control-max-age"), Some("120"));
+    // Every accepted requested header is named, safelisted ones included.
+    assert_eq!(
+        header(&ok, "access-control-allow-headers"),
+        Some("authorization, content-type")
+    );
     for refused in [
         ask(("origin", "https://evil.example"), "PUT", ""),
         ask(("origin", "null"), "GET", ""),
@@ -87,8 +92,31 @@ fn actual_requests_get_headers_only_for_allowed_origins() {
     assert!(r.is_none(), "not refused: the browser withholds the response");
     let names: Vec<&str> = ctx.response_headers.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["vary"]);
-    // No Origin: not a CORS request at all.
-    assert!(run(&p, "GET", &[]).1.response_headers.is_empty());
+    // No Origin: no CORS headers, but caches must still keep origins apart.
+    let names: Vec<String> = run(&p, "GET", &[])
+        .1
+        .response_headers
+        .iter()
+        .map(|(n, _)| n.to_string())
+        .collect();
+    assert_eq!(names, ["vary"]);
+}
+
+#[test]
+fn the_upstreams_own_cors_headers_are_removed() {
+    let p = policy("allow_origins: [https://app.example.com]");
+    let (mut resp, ()) = http::Response::builder()
+        .header("access-control-allow-origin", "https://evil.example")
+        .header("access-control-allow-credentials", "true")
+        .header("content-type", "application/json")
+        .body(())
+        .unwrap()
+        .into_parts();
+    let mut ctx = RequestCtx::new(Arc::from("r"), "127.0.0.1".parse().unwrap(), 1 << 20);
+    block_on(p.on_response(&mut resp, &mut ctx)).unwrap();
+    assert!(resp.headers.get("access-control-allow-origin").is_none());
+    assert!(resp.headers.get("access-control-allow-credentials").is_none());
+    assert!(resp.headers.get("content-type").is_some());
 }
 
 #[test]

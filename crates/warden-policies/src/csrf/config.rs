@@ -59,9 +59,17 @@ impl CsrfConfig {
                 }),
             }
         }
+        for (i, name) in self.session_cookies.iter().enumerate() {
+            if !cookie_name(name) {
+                errors.push(SpecError {
+                    path: format!("session_cookies[{i}]"),
+                    message: format!("`{name}` is not a cookie name"),
+                });
+            }
+        }
         let mut header = None;
         if let Some(ds) = &self.double_submit {
-            if ds.cookie.is_empty() || ds.cookie.contains([';', '=', ' ']) {
+            if !cookie_name(&ds.cookie) {
                 errors.push(SpecError {
                     path: "double_submit.cookie".into(),
                     message: format!("`{}` is not a cookie name", ds.cookie),
@@ -89,4 +97,13 @@ impl CsrfConfig {
                 .map(|(ds, h)| (ds.cookie.clone(), h)),
         })
     }
+}
+
+/// A cookie name as RFC 6265 allows it: a token (no spaces, separators or
+/// control characters).
+fn cookie_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
 }

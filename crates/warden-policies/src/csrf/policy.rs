@@ -16,16 +16,19 @@ pub struct Csrf {
     pub(crate) double_submit: Option<(String, http::HeaderName)>,
 }
 
-/// The value of cookie `name`, if sent (first copy).
-fn cookie<'a>(req: &'a request::Parts, name: &str) -> Option<&'a str> {
+/// The value of cookie `name`, if sent (first copy). Read as bytes: one
+/// cookie with non-ASCII text must not hide the others.
+fn cookie<'a>(req: &'a request::Parts, name: &str) -> Option<&'a [u8]> {
     req.headers
         .get_all(header::COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| k.trim() == name)
-        .map(|(_, v)| v.trim())
+        .flat_map(|v| v.as_bytes().split(|b| *b == b';'))
+        .filter_map(|c| {
+            let eq = c.iter().position(|b| *b == b'=')?;
+            Some((c[..eq].trim_ascii(), c[eq + 1..].trim_ascii()))
+        })
+        .find(|(k, _)| *k == name.as_bytes())
+        .map(|(_, v)| v)
 }
 
 impl Csrf {
@@ -37,16 +40,20 @@ impl Csrf {
     }
 
     /// The origin the request claims: `Origin`, else the origin of `Referer`.
+    /// A header that is present but unreadable yields `""`, which never
+    /// matches (it is not "missing").
     fn claimed_origin(req: &request::Parts) -> Option<String> {
-        let text = |h| req.headers.get(h).and_then(|v: &http::HeaderValue| v.to_str().ok());
-        if let Some(origin) = text(header::ORIGIN) {
+        if let Some(origin) = req.headers.get(header::ORIGIN) {
             // `null` never matches: normalise_origin refuses it.
-            return Some(normalise_origin(origin).unwrap_or_default());
+            return Some(origin.to_str().ok().and_then(normalise_origin).unwrap_or_default());
         }
-        let referer = text(header::REFERER)?;
-        let (scheme, rest) = referer.split_once("://")?;
-        let authority = rest.split(['/', '?', '#']).next()?;
-        Some(normalise_origin(&format!("{scheme}://{authority}")).unwrap_or_default())
+        let referer = req.headers.get(header::REFERER)?;
+        let origin = referer.to_str().ok().and_then(|r| {
+            let (scheme, rest) = r.split_once("://")?;
+            let authority = rest.split(['/', '?', '#']).next()?;
+            normalise_origin(&format!("{scheme}://{authority}"))
+        });
+        Some(origin.unwrap_or_default())
     }
 
     fn own_origin(req: &request::Parts, ctx: &RequestCtx) -> Option<String> {
@@ -81,7 +88,7 @@ impl Csrf {
         }
         if let Some((name, header)) = &self.double_submit {
             let sent = req.headers.get(header).map(|v| v.as_bytes());
-            let expected = cookie(req, name).map(str::as_bytes);
+            let expected = cookie(req, name);
             let matches = match (sent, expected) {
                 (Some(a), Some(b)) if !b.is_empty() => aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok(),
                 _ => false,

@@ -94,6 +94,28 @@ fn named_session_cookies_and_missing_origin_opt_in() {
         &[("cookie", "theme=dark; sid=1"), ("origin", "https://evil.example")]
     ));
     assert!(!refused(&p, "POST", &[("cookie", "sid=1")]));
+    // A non-ASCII cookie beside the session cookie does not hide it.
+    let mixed = http::HeaderValue::from_bytes("pref=caf\u{e9}; sid=1".as_bytes()).unwrap();
+    let mut b = http::Request::post("/x").header("origin", "https://evil.example");
+    b = b.header("cookie", mixed);
+    let (mut parts, ()) = b.body(()).unwrap().into_parts();
+    let mut ctx = RequestCtx::new(Arc::from("r"), "127.0.0.1".parse().unwrap(), 1 << 20);
+    assert!(matches!(
+        block_on(p.on_request(&mut parts, &mut ctx)).unwrap(),
+        Decision::Reject(_)
+    ));
+    // An unreadable Referer is not a missing one.
+    let odd = http::HeaderValue::from_bytes(b"https://app.example.com/\xff").unwrap();
+    let (mut parts, ()) = http::Request::post("/x")
+        .header("cookie", "sid=1")
+        .header("referer", odd)
+        .body(())
+        .unwrap()
+        .into_parts();
+    assert!(matches!(
+        block_on(p.on_request(&mut parts, &mut ctx)).unwrap(),
+        Decision::Reject(_)
+    ));
 }
 
 #[test]

@@ -1,0 +1,67 @@
+//! `$ref`s: only local ones (`#/…`), never fetched from elsewhere.
+
+use serde_json::Value;
+
+use crate::{SpecProblem, escape, problem};
+
+/// How many references are followed in a chain before giving up (a cycle of
+/// `$ref`s that point at each other).
+const MAX_CHAIN: usize = 32;
+
+/// Checks every `$ref` in the document: local, and pointing at something.
+pub(crate) fn check_all(doc: &Value, problems: &mut Vec<SpecProblem>) {
+    let mut stack = vec![(doc, String::new())];
+    while let Some((v, at)) = stack.pop() {
+        match v {
+            Value::Object(map) => {
+                if let Some(r) = map.get("$ref") {
+                    check_one(doc, r, &format!("{at}/$ref"), problems);
+                }
+                for (k, child) in map {
+                    stack.push((child, format!("{at}/{}", escape(k))));
+                }
+            }
+            Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    stack.push((child, format!("{at}/{i}")));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn check_one(doc: &Value, r: &Value, at: &str, problems: &mut Vec<SpecProblem>) {
+    let Some(r) = r.as_str() else {
+        problems.push(problem(at, "`$ref` must be a string"));
+        return;
+    };
+    let Some(pointer) = r.strip_prefix('#') else {
+        problems.push(problem(
+            at,
+            format!("`{r}` is not a local reference; remote and file references are never fetched"),
+        ));
+        return;
+    };
+    if doc.pointer(pointer).is_none() {
+        problems.push(problem(at, format!("`{r}` points at nothing in this document")));
+    }
+}
+
+/// Follows `v`'s `$ref` chain to the object it names (`v` itself when it has
+/// none). Broken or circular chains are reported and yield `v`.
+pub(crate) fn resolve<'a>(doc: &'a Value, v: &'a Value, at: &str, problems: &mut Vec<SpecProblem>) -> &'a Value {
+    let mut cur = v;
+    for _ in 0..MAX_CHAIN {
+        let Some(r) = cur.get("$ref").and_then(Value::as_str) else {
+            return cur;
+        };
+        // Non-local references were already reported by `check_all`.
+        let Some(target) = r.strip_prefix('#').and_then(|p| doc.pointer(p)) else {
+            return v;
+        };
+        cur = target;
+    }
+    problems.push(problem(at, "`$ref` chain longer than 32 links (a cycle?)"));
+    v
+}

@@ -1,0 +1,130 @@
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+
+const PETS: &str = r##"
+openapi: 3.0.3
+info: { title: Pet Store, version: "1" }
+servers: [{ url: "https://pets.example.com/v1" }]
+paths:
+  /pets:
+    get:
+      operationId: listPets
+      parameters:
+        - { name: limit, in: query, schema: { type: integer, maximum: 100 } }
+    post:
+      operationId: createPet
+      requestBody:
+        $ref: "#/components/requestBodies/Pet"
+  /pets/{petId}:
+    parameters:
+      - $ref: "#/components/parameters/PetId"
+    get: { operationId: showPet }
+    delete: {}
+components:
+  parameters:
+    PetId: { name: petId, in: path, required: true, schema: { type: string, format: uuid } }
+  requestBodies:
+    Pet:
+      required: true
+      content:
+        application/json:
+          schema: { $ref: "#/components/schemas/Pet" }
+  schemas:
+    Pet:
+      type: object
+      required: [name]
+      properties:
+        name: { type: string }
+        owner: { $ref: "#/components/schemas/Pet" }
+"##;
+
+#[test]
+fn operations_parameters_and_bodies_are_read_with_refs_resolved() {
+    let spec = Spec::parse(PETS.as_bytes(), None).unwrap();
+    assert_eq!(spec.version, Version::V30);
+    let ids: Vec<String> = spec
+        .operations
+        .iter()
+        .map(|o| format!("{} {}", o.method, o.path))
+        .collect();
+    assert_eq!(
+        ids,
+        ["GET /pets", "POST /pets", "GET /pets/{petId}", "DELETE /pets/{petId}"]
+    );
+    let show = &spec.operations[2];
+    assert_eq!(show.parameters[0].name, "petId");
+    assert_eq!(show.parameters[0].location, ParamIn::Path);
+    assert!(show.parameters[0].required);
+    let create = spec.operations[1].request_body.as_ref().unwrap();
+    assert!(create.required);
+    assert_eq!(create.content[0].0, "application/json");
+    // Schemas keep their (recursive) local refs for the validator.
+    assert_eq!(create.content[0].1["$ref"], "#/components/schemas/Pet");
+}
+
+#[test]
+fn the_pin_must_match_the_file() {
+    let spec = Spec::parse(PETS.as_bytes(), None).unwrap();
+    assert!(Spec::parse(PETS.as_bytes(), Some(&spec.sha256.to_ascii_uppercase())).is_ok());
+    let tampered = PETS.replace("maximum: 100", "maximum: 100000");
+    let errs = Spec::parse(tampered.as_bytes(), Some(&spec.sha256)).unwrap_err();
+    assert!(errs[0].message.contains("the file changed"), "{errs:?}");
+}
+
+#[test]
+fn remote_and_broken_refs_and_bad_versions_are_all_reported() {
+    let bad = r##"{"openapi": "2.0", "info": {"title": "x"}, "paths": {
+        "/a/{id}": {"get": {"parameters": [
+            {"$ref": "https://evil.example/params.json#/Id"},
+            {"$ref": "#/components/parameters/Missing"},
+            {"$ref": "other.yaml#/Id"}]}}}}"##;
+    let errs = Spec::parse(bad.as_bytes(), None).unwrap_err();
+    let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
+    assert!(
+        text.iter().any(|e| e.starts_with("/openapi") && e.contains("2.0")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|e| e.contains("evil.example") && e.contains("never fetched")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|e| e.contains("other.yaml") && e.contains("never fetched")),
+        "{text:?}"
+    );
+    assert!(
+        text.iter()
+            .any(|e| e.contains("Missing") && e.contains("points at nothing")),
+        "{text:?}"
+    );
+    assert!(text.iter().any(|e| e.contains("`id` is not declared")), "{text:?}");
+}
+
+#[test]
+fn circular_ref_chains_stop() {
+    let cyc = r##"{"openapi": "3.1.0", "info": {"title": "x"}, "paths": {"/a": {"get": {"parameters": [
+        {"$ref": "#/components/parameters/A"}]}}},
+        "components": {"parameters": {"A": {"$ref": "#/components/parameters/B"}, "B": {"$ref": "#/components/parameters/A"}}}}"##;
+    let errs = Spec::parse(cyc.as_bytes(), None).unwrap_err();
+    assert!(errs.iter().any(|e| e.message.contains("cycle")), "{errs:?}");
+}
+
+#[test]
+fn import_writes_one_route_per_operation() {
+    let spec = Spec::parse(PETS.as_bytes(), None).unwrap();
+    let yaml = import::config(&spec, "pets.yaml");
+    assert!(yaml.contains("targets: [\"pets.example.com:443\"]"), "{yaml}");
+    assert!(yaml.contains("tls: { server_name: \"pets.example.com\" }"), "{yaml}");
+    assert!(
+        yaml.contains("  - id: listpets\n    methods: [GET]\n    path: { exact: \"/pets\" }"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("  - id: delete-pets-petid\n    methods: [DELETE]\n    path: { template: \"/pets/{petId}\" }"),
+        "{yaml}"
+    );
+    assert_eq!(yaml.matches("- type: injection").count(), 4);
+}
