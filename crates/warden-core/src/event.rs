@@ -16,6 +16,8 @@ pub enum EventKind {
     CredentialStuffing,
     /// An injection attack was found in a request (refused, or reported only).
     Injection,
+    /// A request broke the API contract (refused, or reported only).
+    Contract,
 }
 
 impl EventKind {
@@ -27,6 +29,7 @@ impl EventKind {
             Self::LockedOut => "locked_out",
             Self::CredentialStuffing => "credential_stuffing",
             Self::Injection => "injection",
+            Self::Contract => "contract",
         }
     }
 }

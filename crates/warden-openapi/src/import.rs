@@ -4,14 +4,16 @@
 //! and port; `https` turns on upstream TLS verified for that host), else
 //! `127.0.0.1:8080` with a comment to change it. Each route matches one
 //! method on the operation's path (a template when it has `{parameters}`)
-//! and carries the `injection` policy. Route ids are the `operationId`s
+//! and carries the `contract` policy (the spec, pinned by its SHA-256) and
+//! the `injection` policy. Route ids are the `operationId`s
 //! (made config-safe), else `method-path`.
 
 use std::fmt::Write as _;
 
 use crate::{Operation, Spec};
 
-/// The config text for `spec`; `source` names the file in the header comment.
+/// The config text for `spec`; `source` is the spec's path as the config
+/// should name it (each route's `contract` policy loads it, pinned).
 pub fn config(spec: &Spec, source: &str) -> String {
     let service = slug(&spec.title, "api");
     let (target, tls) = target(spec.server.as_deref());
@@ -54,7 +56,14 @@ pub fn config(spec: &Spec, source: &str) -> String {
         let _ = writeln!(out, "    methods: [{}]", op.method);
         let _ = writeln!(out, "    path: {{ {kind}: \"{}\" }}", op.path.replace('"', ""));
         let _ = writeln!(out, "    service: {service}");
-        out.push_str("    policies:\n      - type: injection\n");
+        out.push_str("    policies:\n");
+        let _ = writeln!(
+            out,
+            "      - type: contract\n        spec: \"{}\"\n        sha256: {}",
+            source.replace('"', "\\\""),
+            spec.sha256
+        );
+        out.push_str("      - type: injection\n");
         ids.push(id);
     }
     out

@@ -127,4 +127,5 @@ fn import_writes_one_route_per_operation() {
         "{yaml}"
     );
     assert_eq!(yaml.matches("- type: injection").count(), 4);
+    assert_eq!(yaml.matches(&format!("sha256: {}", spec.sha256)).count(), 4);
 }

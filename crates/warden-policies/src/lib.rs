@@ -10,6 +10,7 @@ pub mod api_key;
 pub mod authz;
 pub mod brute_force;
 mod cache;
+pub mod contract;
 pub mod cors;
 pub mod csrf;
 pub mod dpop;
@@ -49,6 +50,8 @@ pub enum PolicyKind {
     RateLimit,
     /// Authorization: Cedar policies and object bindings.
     Authz,
+    /// Contract validation against the API's OpenAPI document.
+    Contract,
     /// Injection detection on every decoded input.
     Injection,
 }
@@ -66,6 +69,7 @@ impl PolicyKind {
             Self::ApiKey => "api_key",
             Self::RateLimit => "rate_limit",
             Self::Authz => "authz",
+            Self::Contract => "contract",
             Self::Injection => "injection",
         }
     }
@@ -93,6 +97,8 @@ pub enum PolicySpec {
     RateLimit(rate_limit::RateLimitConfig),
     /// See [`authz`].
     Authz(authz::AuthzConfig),
+    /// See [`contract`].
+    Contract(contract::ContractConfig),
     /// See [`injection`].
     Injection(injection::InjectionConfig),
 }
@@ -119,6 +125,7 @@ impl PolicySpec {
             Self::ApiKey(_) => PolicyKind::ApiKey,
             Self::RateLimit(_) => PolicyKind::RateLimit,
             Self::Authz(_) => PolicyKind::Authz,
+            Self::Contract(_) => PolicyKind::Contract,
             Self::Injection(_) => PolicyKind::Injection,
         }
     }
@@ -135,6 +142,7 @@ impl PolicySpec {
             Self::ApiKey(c) => c.on_error,
             Self::RateLimit(c) => c.on_error,
             Self::Authz(c) => c.on_error,
+            Self::Contract(c) => c.on_error,
             Self::Injection(c) => c.on_error,
         }
     }
@@ -176,6 +184,7 @@ impl PolicySpec {
             Self::ApiKey(c) => c.build().map(CompiledPolicy::ApiKey),
             Self::RateLimit(c) => c.build().map(CompiledPolicy::RateLimit),
             Self::Authz(c) => c.build().map(CompiledPolicy::Authz),
+            Self::Contract(c) => c.build().map(CompiledPolicy::Contract),
             Self::Injection(c) => c.build().map(CompiledPolicy::Injection),
         }
     }
@@ -186,6 +195,7 @@ impl PolicySpec {
         match self {
             Self::Jwt(c) => c.resolve_paths(base),
             Self::Authz(c) => c.resolve_paths(base),
+            Self::Contract(c) => c.resolve_paths(base),
             _ => {}
         }
     }
@@ -212,6 +222,8 @@ pub enum CompiledPolicy {
     RateLimit(rate_limit::RateLimit),
     /// See [`authz`].
     Authz(authz::Authz),
+    /// See [`contract`].
+    Contract(contract::Contract),
     /// See [`injection`].
     Injection(injection::Injection),
 }
@@ -228,6 +240,7 @@ impl Policy for CompiledPolicy {
             Self::ApiKey(p) => p.name(),
             Self::RateLimit(p) => p.name(),
             Self::Authz(p) => p.name(),
+            Self::Contract(p) => p.name(),
             Self::Injection(p) => p.name(),
         }
     }
@@ -243,6 +256,7 @@ impl Policy for CompiledPolicy {
             Self::ApiKey(p) => p.needs_request_body(),
             Self::RateLimit(p) => p.needs_request_body(),
             Self::Authz(p) => p.needs_request_body(),
+            Self::Contract(p) => p.needs_request_body(),
             Self::Injection(p) => p.needs_request_body(),
         }
     }
@@ -258,6 +272,7 @@ impl Policy for CompiledPolicy {
             Self::ApiKey(p) => p.on_request(req, ctx).await,
             Self::RateLimit(p) => p.on_request(req, ctx).await,
             Self::Authz(p) => p.on_request(req, ctx).await,
+            Self::Contract(p) => p.on_request(req, ctx).await,
             Self::Injection(p) => p.on_request(req, ctx).await,
         }
     }
@@ -278,6 +293,7 @@ impl Policy for CompiledPolicy {
             Self::ApiKey(p) => p.on_request_body(req, body, ctx).await,
             Self::RateLimit(p) => p.on_request_body(req, body, ctx).await,
             Self::Authz(p) => p.on_request_body(req, body, ctx).await,
+            Self::Contract(p) => p.on_request_body(req, body, ctx).await,
             Self::Injection(p) => p.on_request_body(req, body, ctx).await,
         }
     }
@@ -293,6 +309,7 @@ impl Policy for CompiledPolicy {
             Self::ApiKey(p) => p.on_response(resp, ctx).await,
             Self::RateLimit(p) => p.on_response(resp, ctx).await,
             Self::Authz(p) => p.on_response(resp, ctx).await,
+            Self::Contract(p) => p.on_response(resp, ctx).await,
             Self::Injection(p) => p.on_response(resp, ctx).await,
         }
     }
@@ -308,6 +325,7 @@ impl Policy for CompiledPolicy {
             Self::ApiKey(p) => p.on_complete(ctx),
             Self::RateLimit(p) => p.on_complete(ctx),
             Self::Authz(p) => p.on_complete(ctx),
+            Self::Contract(p) => p.on_complete(ctx),
             Self::Injection(p) => p.on_complete(ctx),
         }
     }
@@ -323,6 +341,7 @@ impl Policy for CompiledPolicy {
             Self::ApiKey(p) => p.start(services),
             Self::RateLimit(p) => p.start(services),
             Self::Authz(p) => p.start(services),
+            Self::Contract(p) => p.start(services),
             Self::Injection(p) => p.start(services),
         }
     }
@@ -338,6 +357,7 @@ impl Policy for CompiledPolicy {
             Self::ApiKey(p) => p.is_ready(),
             Self::RateLimit(p) => p.is_ready(),
             Self::Authz(p) => p.is_ready(),
+            Self::Contract(p) => p.is_ready(),
             Self::Injection(p) => p.is_ready(),
         }
     }

@@ -176,7 +176,10 @@ fn init_tracing() {
 fn import_openapi(spec: &std::path::Path, sha256: Option<&str>) -> ExitCode {
     match warden_openapi::Spec::load(spec, sha256) {
         Ok(s) => {
-            print!("{}", warden_openapi::import::config(&s, &spec.display().to_string()));
+            // The config names the spec by its absolute path: it may be
+            // written anywhere.
+            let path = std::fs::canonicalize(spec).unwrap_or_else(|_| spec.to_owned());
+            print!("{}", warden_openapi::import::config(&s, &path.display().to_string()));
             ExitCode::SUCCESS
         }
         Err(problems) => {

@@ -1,6 +1,6 @@
 //! End-to-end: `warden import openapi` through the real binary. The config it
 //! writes validates, and served by a gateway it routes exactly the spec's
-//! operations; a pinned spec that changed and a spec with a remote `$ref` are
+//! operations and enforces their contract; a pinned spec that changed and a spec with a remote `$ref` are
 //! refused with the reason.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -77,6 +77,8 @@ async fn imported_config_validates_and_routes_only_the_specs_operations() {
     assert_eq!(status("GET", "/orders/42").await, 200);
     assert_eq!(status("DELETE", "/orders/42").await, 405);
     assert_eq!(status("GET", "/admin").await, 404);
+    // The routes carry the contract: an undeclared query parameter is refused.
+    assert_eq!(status("GET", "/orders?debug=1").await, 400);
     assert_eq!(up.hits(), 2);
 }
 

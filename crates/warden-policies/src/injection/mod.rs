@@ -26,7 +26,7 @@
 //! Limits: host names are judged literally, never resolved.
 
 mod config;
-mod fields;
+pub(crate) mod fields;
 mod policy;
 mod stream;
 #[cfg(test)]

@@ -1,0 +1,71 @@
+//! `ContractConfig`: the YAML shape of `type: contract`.
+
+use serde::Deserialize;
+use warden_core::OnError;
+use warden_openapi::Spec;
+
+use super::Contract;
+use crate::SpecError;
+use crate::injection::Mode;
+
+/// `type: contract`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContractConfig {
+    /// The OpenAPI 3.0/3.1 document (YAML or JSON), relative to the config file.
+    pub spec: String,
+    /// Refuse the document unless its SHA-256 (hex) is this.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// Path prefix the API is mounted under at the gateway (`/v1`); stripped
+    /// before matching the spec's paths. Default: none.
+    #[serde(default)]
+    pub base_path: String,
+    /// `enforce` (refuse, the default) or `report` (events only).
+    #[serde(default)]
+    pub mode: Mode,
+    /// Refuse query parameters the operation does not declare (default true).
+    #[serde(default = "yes")]
+    pub refuse_unknown_query: bool,
+    /// What to do if the policy fails internally.
+    #[serde(default)]
+    pub on_error: OnError,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl ContractConfig {
+    /// Makes a relative `spec` path relative to `base` (the config's directory).
+    pub fn resolve_paths(&mut self, base: &std::path::Path) {
+        if std::path::Path::new(&self.spec).is_relative() {
+            self.spec = base.join(&self.spec).to_string_lossy().into_owned();
+        }
+    }
+
+    /// Loads and checks the document, reporting every problem.
+    pub fn build(&self) -> Result<Contract, Vec<SpecError>> {
+        let spec = Spec::load(std::path::Path::new(&self.spec), self.sha256.as_deref()).map_err(|problems| {
+            problems
+                .into_iter()
+                .map(|p| SpecError {
+                    path: "spec".into(),
+                    message: format!("{}: {p}", self.spec),
+                })
+                .collect::<Vec<_>>()
+        })?;
+        if !self.base_path.is_empty() && (!self.base_path.starts_with('/') || self.base_path.ends_with('/')) {
+            return Err(vec![SpecError {
+                path: "base_path".into(),
+                message: format!("`{}` must start with `/` and not end with one", self.base_path),
+            }]);
+        }
+        Ok(Contract::new(
+            spec,
+            self.base_path.clone(),
+            self.mode,
+            self.refuse_unknown_query,
+        ))
+    }
+}

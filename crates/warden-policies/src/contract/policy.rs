@@ -1,0 +1,284 @@
+//! `Contract`: operation matching and the request checks.
+
+use bytes::Bytes;
+use http::{HeaderValue, header, request};
+use warden_core::event::{self, EventKind};
+use warden_core::{Decision, Policy, PolicyError, ProblemKind, Rejection, RequestCtx};
+use warden_openapi::{Operation, ParamIn, Spec};
+
+use super::readonly::first_read_only;
+use crate::injection::Mode;
+use crate::injection::fields::{decode_lossy, pairs};
+use crate::json::{media_type, parse_strict};
+
+/// Compiled `contract`.
+#[derive(Debug)]
+pub struct Contract {
+    spec: Spec,
+    /// Per operation: its path split into segments (`None` for `{param}`).
+    templates: Vec<Vec<Option<String>>>,
+    base_path: String,
+    mode: Mode,
+    refuse_unknown_query: bool,
+}
+
+/// What the contract says about a request.
+enum Verdict<'a> {
+    Operation(&'a Operation),
+    Refused(Rejection),
+}
+
+fn refusal(kind: ProblemKind, code: &'static str, detail: String) -> Rejection {
+    Rejection::new(kind, code, detail.clone()).with_detail(detail)
+}
+
+impl Contract {
+    pub(crate) fn new(spec: Spec, base_path: String, mode: Mode, refuse_unknown_query: bool) -> Self {
+        let templates = spec
+            .operations
+            .iter()
+            .map(|op| {
+                op.path
+                    .split('/')
+                    .skip(1)
+                    .map(|s| (!(s.starts_with('{') && s.ends_with('}'))).then(|| s.to_owned()))
+                    .collect()
+            })
+            .collect();
+        Self {
+            spec,
+            templates,
+            base_path,
+            mode,
+            refuse_unknown_query,
+        }
+    }
+
+    /// The operation for this method and path, or the 404/405 refusal.
+    fn operation(&self, method: &str, path: &str) -> Verdict<'_> {
+        let Some(rest) = path
+            .strip_prefix(self.base_path.as_str())
+            .filter(|r| r.is_empty() || r.starts_with('/'))
+        else {
+            return Verdict::Refused(refusal(
+                ProblemKind::RouteNotFound,
+                "undocumented_path",
+                "no operation of the API contract has this path".into(),
+            ));
+        };
+        let rest = if rest.is_empty() { "/" } else { rest };
+        let segments: Vec<&str> = rest.split('/').skip(1).collect();
+        let fits = |t: &Vec<Option<String>>| {
+            t.len() == segments.len()
+                && t.iter().zip(&segments).all(|(want, got)| match want {
+                    Some(lit) => lit == got,
+                    None => !got.is_empty(),
+                })
+        };
+        let literal = |t: &Vec<Option<String>>| t.iter().filter(|s| s.is_some()).count();
+        let mut best: Option<(usize, &Operation)> = None;
+        let mut allowed: Vec<&str> = Vec::new();
+        for (op, t) in self.spec.operations.iter().zip(&self.templates) {
+            if !fits(t) {
+                continue;
+            }
+            allowed.push(&op.method);
+            if op.method == method && best.is_none_or(|(n, _)| literal(t) > n) {
+                best = Some((literal(t), op));
+            }
+        }
+        match best {
+            Some((_, op)) => Verdict::Operation(op),
+            None if allowed.is_empty() => Verdict::Refused(refusal(
+                ProblemKind::RouteNotFound,
+                "undocumented_path",
+                "no operation of the API contract has this path".into(),
+            )),
+            None => {
+                allowed.sort_unstable();
+                allowed.dedup();
+                let mut r = refusal(
+                    ProblemKind::MethodNotAllowed,
+                    "undocumented_method",
+                    "the API contract has no operation for this method on this path".into(),
+                );
+                if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
+                    r = r.with_header(header::ALLOW, v);
+                }
+                Verdict::Refused(r)
+            }
+        }
+    }
+
+    /// Parameter presence and unknown query parameters.
+    fn check_params(&self, op: &Operation, req: &request::Parts) -> Option<Rejection> {
+        let query: Vec<(String, String)> = req.uri.query().map(|q| pairs(q).collect()).unwrap_or_default();
+        let cookies: Vec<String> = req
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .flat_map(|v| {
+                String::from_utf8_lossy(v.as_bytes())
+                    .split(';')
+                    .map(|c| c.trim().split('=').next().unwrap_or("").to_owned())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for p in op.parameters.iter().filter(|p| p.required) {
+            let present = match p.location {
+                ParamIn::Path => true,
+                ParamIn::Query => query.iter().any(|(k, _)| *k == p.name),
+                ParamIn::Header => req.headers.contains_key(p.name.as_str()),
+                ParamIn::Cookie => cookies.contains(&p.name),
+            };
+            if !present {
+                let place = match p.location {
+                    ParamIn::Query => "query",
+                    ParamIn::Header => "header",
+                    _ => "cookie",
+                };
+                return Some(refusal(
+                    ProblemKind::BadRequest,
+                    "contract_violation",
+                    format!("/{place}/{}: required by the API contract", shown(&p.name)),
+                ));
+            }
+        }
+        if self.refuse_unknown_query {
+            for (k, _) in &query {
+                let declared = op
+                    .parameters
+                    .iter()
+                    .any(|p| p.location == ParamIn::Query && p.name == *k);
+                if !declared {
+                    return Some(refusal(
+                        ProblemKind::BadRequest,
+                        "contract_violation",
+                        format!("/query/{}: not in the API contract", shown(k)),
+                    ));
+                }
+            }
+        }
+        None
+    }
+
+    /// Body presence, media type and mass assignment.
+    fn check_body(&self, op: &Operation, req: &request::Parts, body: &Bytes) -> Option<Rejection> {
+        let Some(rb) = &op.request_body else {
+            return (!body.is_empty()).then(|| {
+                refusal(
+                    ProblemKind::BadRequest,
+                    "contract_violation",
+                    "/body: the API contract takes no request body here".into(),
+                )
+            });
+        };
+        if body.is_empty() {
+            return rb.required.then(|| {
+                refusal(
+                    ProblemKind::BadRequest,
+                    "contract_violation",
+                    "/body: required by the API contract".into(),
+                )
+            });
+        }
+        let media = media_type(req);
+        let declared = rb.content.iter().find(|(m, _)| media_matches(m, &media));
+        let Some((_, schema)) = declared else {
+            return Some(refusal(
+                ProblemKind::UnsupportedMediaType,
+                "contract_media_type",
+                "the request body's media type is not in the API contract".into(),
+            ));
+        };
+        if crate::json::is_json(&media) {
+            let Ok(value) = parse_strict(body) else {
+                return Some(refusal(
+                    ProblemKind::BadRequest,
+                    "contract_violation",
+                    "/body: not valid JSON".into(),
+                ));
+            };
+            if let Some(at) = first_read_only(&self.spec.document, schema, &value) {
+                return Some(refusal(
+                    ProblemKind::BadRequest,
+                    "contract_violation",
+                    format!("{at}: read-only in the API contract"),
+                ));
+            }
+        }
+        None
+    }
+
+    fn decide(&self, rejection: Rejection, ctx: &RequestCtx) -> Decision {
+        let subject = ctx.client_ip.to_string();
+        let detail = rejection.detail.clone().unwrap_or_default();
+        event::emit(
+            EventKind::Contract,
+            &ctx.request_id,
+            &subject,
+            &format!("{} {detail}", rejection.code),
+        );
+        match self.mode {
+            Mode::Report => Decision::Continue,
+            Mode::Enforce => Decision::Reject(rejection),
+        }
+    }
+}
+
+/// `application/json` matches `application/json`, `application/*` and `*/*`.
+fn media_matches(declared: &str, actual: &str) -> bool {
+    let declared = declared.split(';').next().unwrap_or("").trim();
+    declared == actual
+        || declared == "*/*"
+        || declared
+            .strip_suffix("/*")
+            .is_some_and(|top| actual.split('/').next() == Some(top))
+}
+
+fn shown(name: &str) -> String {
+    let decoded = decode_lossy(name);
+    let plain = !decoded.is_empty()
+        && decoded.len() <= 64
+        && decoded
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if plain { decoded } else { "*".to_owned() }
+}
+
+impl Policy for Contract {
+    fn name(&self) -> &'static str {
+        "contract"
+    }
+
+    fn needs_request_body(&self) -> bool {
+        true
+    }
+
+    async fn on_request(&self, req: &mut request::Parts, ctx: &mut RequestCtx) -> Result<Decision, PolicyError> {
+        let refused = match self.operation(req.method.as_str(), &ctx.path) {
+            Verdict::Refused(r) => Some(r),
+            Verdict::Operation(op) => self.check_params(op, req),
+        };
+        Ok(match refused {
+            Some(r) => self.decide(r, ctx),
+            None => Decision::Continue,
+        })
+    }
+
+    async fn on_request_body(
+        &self,
+        req: &request::Parts,
+        body: &Bytes,
+        ctx: &mut RequestCtx,
+    ) -> Result<Decision, PolicyError> {
+        let Verdict::Operation(op) = self.operation(req.method.as_str(), &ctx.path) else {
+            // Reported (report mode) in on_request already.
+            return Ok(Decision::Continue);
+        };
+        Ok(match self.check_body(op, req, body) {
+            Some(r) => self.decide(r, ctx),
+            None => Decision::Continue,
+        })
+    }
+}

@@ -1,0 +1,174 @@
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use warden_core::{Decision, Policy, ProblemKind, Rejection, RequestCtx};
+
+use super::{Contract, ContractConfig};
+use crate::block_on;
+
+const USERS: &str = r##"
+openapi: 3.0.3
+info: { title: Users, version: "1" }
+paths:
+  /users:
+    get:
+      parameters:
+        - { name: limit, in: query, schema: { type: integer } }
+        - { name: x-tenant, in: header, required: true, schema: { type: string } }
+    post:
+      requestBody:
+        required: true
+        content:
+          application/json: { schema: { $ref: "#/components/schemas/User" } }
+  /users/me:
+    get: {}
+  /users/{id}:
+    parameters: [{ name: id, in: path, required: true, schema: { type: string } }]
+    get: {}
+    patch:
+      requestBody:
+        content:
+          application/json:
+            schema:
+              allOf:
+                - $ref: "#/components/schemas/User"
+                - { type: object, properties: { note: { type: string } } }
+components:
+  schemas:
+    User:
+      type: object
+      properties:
+        id: { type: string, readOnly: true }
+        name: { type: string }
+        role: { type: string, readOnly: true }
+        is_admin: { type: boolean, readOnly: true }
+        friends: { type: array, items: { $ref: "#/components/schemas/User" } }
+"##;
+
+fn contract(extra: &str) -> Contract {
+    let dir = std::env::temp_dir().join(format!("warden-contract-{}-{}", std::process::id(), extra.len()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = dir.join("users.yaml");
+    std::fs::write(&spec, USERS).unwrap();
+    let cfg: ContractConfig = serde_saphyr::from_str(&format!("spec: {}\n{extra}", spec.display())).unwrap();
+    cfg.build().unwrap()
+}
+
+fn run(p: &Contract, method: &str, uri: &str, headers: &[(&str, &str)], body: &str) -> Option<Rejection> {
+    let mut b = http::Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let (mut parts, ()) = b.body(()).unwrap().into_parts();
+    let mut ctx = RequestCtx::new(Arc::from("r"), "127.0.0.1".parse().unwrap(), 1 << 20);
+    ctx.path = parts.uri.path().to_owned();
+    if let Decision::Reject(r) = block_on(p.on_request(&mut parts, &mut ctx)).unwrap() {
+        return Some(r);
+    }
+    match block_on(p.on_request_body(&parts, &Bytes::from(body.to_owned()), &mut ctx)).unwrap() {
+        Decision::Reject(r) => Some(r),
+        Decision::Continue => None,
+    }
+}
+
+const JSON: (&str, &str) = ("content-type", "application/json");
+const TENANT: (&str, &str) = ("x-tenant", "t1");
+
+#[test]
+fn undocumented_paths_and_methods_get_404_and_405() {
+    let p = contract("");
+    assert_eq!(
+        run(&p, "GET", "/admin", &[], "").unwrap().kind,
+        ProblemKind::RouteNotFound
+    );
+    let r = run(&p, "DELETE", "/users/7", &[], "").unwrap();
+    assert_eq!(r.kind, ProblemKind::MethodNotAllowed);
+    assert!(r.headers.iter().any(|(n, v)| n == "allow" && v == "GET, PATCH"));
+    assert!(run(&p, "GET", "/users/7", &[], "").is_none());
+    assert!(
+        run(&p, "GET", "/users/me", &[], "").is_none(),
+        "a literal path wins over a template"
+    );
+}
+
+#[test]
+fn mass_assignment_of_read_only_properties_is_refused() {
+    let p = contract("");
+    for (body, at) in [
+        (r#"{"name":"eve","role":"admin"}"#, "/body/role"),
+        (r#"{"name":"eve","is_admin":true}"#, "/body/is_admin"),
+        (
+            r#"{"name":"eve","friends":[{"name":"a"},{"id":"u1"}]}"#,
+            "/body/friends/1/id",
+        ),
+    ] {
+        let r = run(&p, "POST", "/users", &[JSON], body).unwrap();
+        assert_eq!(r.kind, ProblemKind::BadRequest);
+        let detail = r.detail.unwrap();
+        assert!(detail.starts_with(at), "{detail}");
+        assert!(!detail.contains("admin\""), "{detail}");
+    }
+    // Through allOf, and the benign look-alike.
+    assert!(run(&p, "PATCH", "/users/7", &[JSON], r#"{"role":"admin"}"#).is_some());
+    assert!(
+        run(
+            &p,
+            "PATCH",
+            "/users/7",
+            &[JSON],
+            r#"{"name":"eve","note":"role: admin please"}"#
+        )
+        .is_none()
+    );
+    assert!(run(&p, "POST", "/users", &[JSON], r#"{"name":"eve"}"#).is_none());
+}
+
+#[test]
+fn parameters_media_types_and_bodies_follow_the_contract() {
+    let p = contract("");
+    assert!(run(&p, "GET", "/users?limit=5", &[TENANT], "").is_none());
+    let missing = run(&p, "GET", "/users", &[], "").unwrap();
+    assert!(missing.detail.unwrap().starts_with("/header/x-tenant"));
+    let unknown = run(&p, "GET", "/users?debug=1", &[TENANT], "").unwrap();
+    assert!(unknown.detail.unwrap().starts_with("/query/debug"));
+    assert_eq!(
+        run(&p, "POST", "/users", &[("content-type", "text/xml")], "<u/>")
+            .unwrap()
+            .kind,
+        ProblemKind::UnsupportedMediaType
+    );
+    assert!(
+        run(&p, "POST", "/users", &[JSON], "")
+            .unwrap()
+            .detail
+            .unwrap()
+            .starts_with("/body: required")
+    );
+    assert!(
+        run(&p, "GET", "/users/7", &[JSON], "{}").is_some(),
+        "a body where none is documented"
+    );
+    let lenient = contract("refuse_unknown_query: false");
+    assert!(run(&lenient, "GET", "/users?debug=1", &[TENANT], "").is_none());
+}
+
+#[test]
+fn report_mode_lets_everything_through() {
+    let p = contract("mode: report");
+    assert!(run(&p, "GET", "/admin", &[], "").is_none());
+    assert!(run(&p, "POST", "/users", &[JSON], r#"{"role":"admin"}"#).is_none());
+}
+
+#[test]
+fn a_pinned_spec_that_changed_is_refused_at_load() {
+    let dir = std::env::temp_dir().join(format!("warden-contract-pin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = dir.join("users.yaml");
+    std::fs::write(&spec, USERS).unwrap();
+    let cfg: ContractConfig =
+        serde_saphyr::from_str(&format!("spec: {}\nsha256: {}", spec.display(), "0".repeat(64))).unwrap();
+    let errs = cfg.build().unwrap_err();
+    assert!(errs[0].message.contains("the file changed"), "{errs:?}");
+}
