@@ -27,6 +27,10 @@ pub struct ContractConfig {
     /// Refuse query parameters the operation does not declare (default true).
     #[serde(default = "yes")]
     pub refuse_unknown_query: bool,
+    /// Treat every object schema as `additionalProperties: false` unless it
+    /// says otherwise (default false).
+    #[serde(default)]
+    pub strict: bool,
     /// What to do if the policy fails internally.
     #[serde(default)]
     pub on_error: OnError,
@@ -61,11 +65,20 @@ impl ContractConfig {
                 message: format!("`{}` must start with `/` and not end with one", self.base_path),
             }]);
         }
-        Ok(Contract::new(
+        Contract::new(
             spec,
             self.base_path.clone(),
             self.mode,
             self.refuse_unknown_query,
-        ))
+            self.strict,
+        )
+        .map_err(|errs| {
+            errs.into_iter()
+                .map(|message| SpecError {
+                    path: "spec".into(),
+                    message,
+                })
+                .collect()
+        })
     }
 }

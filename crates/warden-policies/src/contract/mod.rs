@@ -10,13 +10,18 @@
 //! location (`/body/role`, `/query/debug`), never the value; in `mode: report`
 //! they are `contract` events only.
 //!
-//! Limits (this increment): parameter and body values are not yet checked
-//! against their schemas' types, formats and constraints; strict mode
-//! (`additionalProperties: false` everywhere) comes with that validator.
+//! Values are validated against their schemas (`jsonschema`, compiled at
+//! load; formats checked; 3.0 `nullable` honoured): path, query and header
+//! parameters (read as their schema's type) and JSON bodies. `strict: true`
+//! treats every object schema as `additionalProperties: false`.
+//!
+//! Limits: cookie parameter values are checked for presence only; non-JSON
+//! bodies for media type only.
 
 mod config;
 mod policy;
 mod readonly;
+mod schema;
 #[cfg(test)]
 mod tests;
 

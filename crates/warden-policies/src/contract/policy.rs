@@ -6,7 +6,11 @@ use warden_core::event::{self, EventKind};
 use warden_core::{Decision, Policy, PolicyError, ProblemKind, Rejection, RequestCtx};
 use warden_openapi::{Operation, ParamIn, Spec};
 
+use jsonschema::Validator;
+use serde_json::Value;
+
 use super::readonly::first_read_only;
+use super::schema;
 use crate::injection::Mode;
 use crate::injection::fields::{decode_lossy, pairs};
 use crate::json::{media_type, parse_strict};
@@ -17,9 +21,18 @@ pub struct Contract {
     spec: Spec,
     /// Per operation: its path split into segments (`None` for `{param}`).
     templates: Vec<Vec<Option<String>>>,
+    /// Per operation: a validator per parameter (same order), and per JSON
+    /// media type of the body.
+    validators: Vec<OpValidators>,
     base_path: String,
     mode: Mode,
     refuse_unknown_query: bool,
+}
+
+#[derive(Debug, Default)]
+struct OpValidators {
+    params: Vec<Option<Validator>>,
+    bodies: Vec<(String, Validator)>,
 }
 
 /// What the contract says about a request.
@@ -33,7 +46,42 @@ fn refusal(kind: ProblemKind, code: &'static str, detail: String) -> Rejection {
 }
 
 impl Contract {
-    pub(crate) fn new(spec: Spec, base_path: String, mode: Mode, refuse_unknown_query: bool) -> Self {
+    /// Compiles every parameter and JSON body schema; `Err` lists the ones
+    /// that do not compile.
+    pub(crate) fn new(
+        spec: Spec,
+        base_path: String,
+        mode: Mode,
+        refuse_unknown_query: bool,
+        strict: bool,
+    ) -> Result<Self, Vec<String>> {
+        let prepared = schema::prepare(&spec.document, spec.version, strict);
+        let mut errors = Vec::new();
+        let mut validators = Vec::new();
+        for op in &spec.operations {
+            let mut v = OpValidators::default();
+            let mut compile = |what: String, s: &Value| match schema::compile(&prepared, s) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    errors.push(format!("{} {} {what}: {e}", op.method, op.path));
+                    None
+                }
+            };
+            for p in &op.parameters {
+                v.params.push(compile(format!("parameter `{}`", p.name), &p.schema));
+            }
+            for (media, s) in op.request_body.iter().flat_map(|b| &b.content) {
+                if crate::json::is_json(media.split(';').next().unwrap_or("").trim())
+                    && let Some(c) = compile(format!("body `{media}`"), s)
+                {
+                    v.bodies.push((media.clone(), c));
+                }
+            }
+            validators.push(v);
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
         let templates = spec
             .operations
             .iter()
@@ -45,13 +93,19 @@ impl Contract {
                     .collect()
             })
             .collect();
-        Self {
+        Ok(Self {
             spec,
             templates,
+            validators,
             base_path,
             mode,
             refuse_unknown_query,
-        }
+        })
+    }
+
+    fn validators(&self, op: &Operation) -> Option<&OpValidators> {
+        let i = self.spec.operations.iter().position(|o| std::ptr::eq(o, op))?;
+        self.validators.get(i)
     }
 
     /// The operation for this method and path, or the 404/405 refusal.
@@ -144,6 +198,9 @@ impl Contract {
                 ));
             }
         }
+        if let Some(refused) = self.check_param_values(op, req, &query) {
+            return Some(refused);
+        }
         if self.refuse_unknown_query {
             for (k, _) in &query {
                 let declared = op
@@ -160,6 +217,50 @@ impl Contract {
             }
         }
         None
+    }
+
+    /// Parameter values against their schemas.
+    fn check_param_values(
+        &self,
+        op: &Operation,
+        req: &request::Parts,
+        query: &[(String, String)],
+    ) -> Option<Rejection> {
+        let validators = self.validators(op)?;
+        let path = self.path_values(op, req.uri.path());
+        for (p, validator) in op.parameters.iter().zip(&validators.params) {
+            let Some(validator) = validator else { continue };
+            let raw: Option<String> = match p.location {
+                ParamIn::Path => path.iter().find(|(n, _)| *n == p.name).map(|(_, v)| decode_lossy(v)),
+                ParamIn::Query => query.iter().find(|(k, _)| *k == p.name).map(|(_, v)| v.clone()),
+                ParamIn::Header => req
+                    .headers
+                    .get(p.name.as_str())
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+                ParamIn::Cookie => None,
+            };
+            let Some(raw) = raw else { continue };
+            let value = coerce(&self.spec.document, &p.schema, &raw);
+            let place = match p.location {
+                ParamIn::Path => "path",
+                ParamIn::Query => "query",
+                _ => "header",
+            };
+            if let Some(problem) = schema::first_error(validator, &value, &format!("/{place}/{}", shown(&p.name))) {
+                return Some(refusal(ProblemKind::BadRequest, "contract_violation", problem));
+            }
+        }
+        None
+    }
+
+    /// `(name, raw value)` of the path parameters of `op` in `path`.
+    fn path_values<'p>(&self, op: &Operation, path: &'p str) -> Vec<(String, &'p str)> {
+        let rest = path.strip_prefix(self.base_path.as_str()).unwrap_or(path);
+        op.path
+            .split('/')
+            .zip(rest.split('/'))
+            .filter_map(|(t, v)| Some((t.strip_prefix('{')?.strip_suffix('}')?.to_owned(), v)))
+            .collect()
     }
 
     /// Body presence, media type and mass assignment.
@@ -184,7 +285,7 @@ impl Contract {
         }
         let media = media_type(req);
         let declared = rb.content.iter().find(|(m, _)| media_matches(m, &media));
-        let Some((_, schema)) = declared else {
+        let Some((declared_media, schema)) = declared else {
             return Some(refusal(
                 ProblemKind::UnsupportedMediaType,
                 "contract_media_type",
@@ -206,6 +307,14 @@ impl Contract {
                     format!("{at}: read-only in the API contract"),
                 ));
             }
+            let validator = self
+                .validators(op)
+                .and_then(|v| v.bodies.iter().find(|(m, _)| m == declared_media));
+            if let Some((_, validator)) = validator
+                && let Some(problem) = schema::first_error(validator, &value, "/body")
+            {
+                return Some(refusal(ProblemKind::BadRequest, "contract_violation", problem));
+            }
         }
         None
     }
@@ -224,6 +333,40 @@ impl Contract {
             Mode::Enforce => Decision::Reject(rejection),
         }
     }
+}
+
+/// A raw parameter string as the schema's type reads it: a number or boolean
+/// when the (referenced) schema says so and it parses, else the string.
+fn coerce(doc: &Value, schema: &Value, raw: &str) -> Value {
+    let mut s = schema;
+    for _ in 0..8 {
+        match s
+            .get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|r| r.strip_prefix('#'))
+            .and_then(|p| doc.pointer(p))
+        {
+            Some(t) => s = t,
+            None => break,
+        }
+    }
+    let types: Vec<&str> = match s.get("type") {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    if types.iter().any(|t| matches!(*t, "integer" | "number")) {
+        if let Ok(n) = raw.parse::<i64>() {
+            return Value::from(n);
+        }
+        if let Some(n) = raw.parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
+            return Value::Number(n);
+        }
+    }
+    if types.contains(&"boolean") && matches!(raw, "true" | "false") {
+        return Value::Bool(raw == "true");
+    }
+    Value::String(raw.to_owned())
 }
 
 /// `application/json` matches `application/json`, `application/*` and `*/*`.

@@ -172,3 +172,107 @@ fn a_pinned_spec_that_changed_is_refused_at_load() {
     let errs = cfg.build().unwrap_err();
     assert!(errs[0].message.contains("the file changed"), "{errs:?}");
 }
+
+const SHOP: &str = r##"
+openapi: 3.0.3
+info: { title: Shop, version: "1" }
+paths:
+  /orders/{orderId}:
+    parameters:
+      - { name: orderId, in: path, required: true, schema: { type: string, format: uuid } }
+    get:
+      parameters:
+        - { name: expand, in: query, schema: { type: boolean } }
+        - { name: limit, in: query, schema: { type: integer, minimum: 1, maximum: 100 } }
+    put:
+      requestBody:
+        content:
+          application/json: { schema: { $ref: "#/components/schemas/Order" } }
+components:
+  schemas:
+    Order:
+      type: object
+      required: [email, quantity]
+      properties:
+        email: { type: string, format: email }
+        quantity: { type: integer, minimum: 1 }
+        status: { type: string, enum: [new, paid] }
+        coupon: { type: string, nullable: true }
+        callback: { type: string, format: uri }
+        address:
+          type: object
+          properties:
+            zip: { type: string, maxLength: 10 }
+"##;
+
+fn shop(extra: &str) -> Contract {
+    let dir = std::env::temp_dir().join(format!("warden-contract-shop-{}-{}", std::process::id(), extra.len()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = dir.join("shop.yaml");
+    std::fs::write(&spec, SHOP).unwrap();
+    let cfg: ContractConfig = serde_saphyr::from_str(&format!("spec: {}\n{extra}", spec.display())).unwrap();
+    cfg.build().unwrap()
+}
+
+const ORDER: &str = "/orders/7f3c9a2e-5b41-4d8e-9c2a-1e6f0b7d4a93";
+
+fn detail(r: Option<Rejection>) -> String {
+    r.and_then(|r| r.detail).unwrap_or_default()
+}
+
+#[test]
+fn parameter_values_are_checked_against_their_schemas() {
+    let p = shop("");
+    assert!(run(&p, "GET", &format!("{ORDER}?expand=true&limit=10"), &[], "").is_none());
+    assert!(detail(run(&p, "GET", "/orders/42", &[], "")).starts_with("/path/orderId"));
+    assert!(detail(run(&p, "GET", &format!("{ORDER}?limit=abc"), &[], "")).starts_with("/query/limit"));
+    assert!(detail(run(&p, "GET", &format!("{ORDER}?limit=500"), &[], "")).starts_with("/query/limit"));
+    assert!(detail(run(&p, "GET", &format!("{ORDER}?expand=maybe"), &[], "")).starts_with("/query/expand"));
+}
+
+#[test]
+fn json_bodies_are_validated_with_formats_enums_and_nullable() {
+    let p = shop("");
+    let put = |body: &str| run(&p, "PUT", ORDER, &[JSON], body);
+    let ok = r#"{"email":"ada@example.com","quantity":2,"status":"paid","coupon":null,"callback":"https://example.com/cb","address":{"zip":"D02"}}"#;
+    assert!(put(ok).is_none(), "{}", detail(put(ok)));
+    for (body, at) in [
+        (r#"{"email":"not-an-email","quantity":2}"#, "/body/email"),
+        (r#"{"email":"ada@example.com","quantity":0}"#, "/body/quantity"),
+        (r#"{"email":"ada@example.com","quantity":"2"}"#, "/body/quantity"),
+        (
+            r#"{"email":"ada@example.com","quantity":2,"status":"shipped"}"#,
+            "/body/status",
+        ),
+        (
+            r#"{"email":"ada@example.com","quantity":2,"address":{"zip":"12345678901"}}"#,
+            "/body/address/zip",
+        ),
+        (r#"{"quantity":2}"#, "/body"),
+    ] {
+        let d = detail(put(body));
+        assert!(d.starts_with(at), "{body}: {d}");
+        assert!(
+            !d.contains("not-an-email") && !d.contains("shipped") && !d.contains("12345678901"),
+            "{d}"
+        );
+    }
+}
+
+#[test]
+fn strict_mode_refuses_undeclared_properties() {
+    let body = r#"{"email":"ada@example.com","quantity":2,"discount":100}"#;
+    assert!(run(&shop(""), "PUT", ORDER, &[JSON], body).is_none());
+    let d = detail(run(&shop("strict: true"), "PUT", ORDER, &[JSON], body));
+    assert!(d.starts_with("/body") && d.contains("additionalProperties"), "{d}");
+}
+
+#[test]
+fn openapi_30_exclusive_bounds_are_read_as_draft_4_wrote_them() {
+    let doc = serde_json::json!({"type": "integer", "minimum": 0, "exclusiveMinimum": true, "maximum": 9, "exclusiveMaximum": false});
+    let out = super::schema::prepare(&doc, warden_openapi::Version::V30, false);
+    assert_eq!(
+        out,
+        serde_json::json!({"type": "integer", "exclusiveMinimum": 0, "maximum": 9})
+    );
+}
