@@ -64,9 +64,28 @@ pub fn config(spec: &Spec, source: &str) -> String {
             spec.sha256
         );
         out.push_str("      - type: injection\n");
+        if takes_opaque_body(op) {
+            // The contract checks the media type; injection cannot read
+            // an image or an archive.
+            out.push_str("        unscannable_bodies: allow\n");
+        }
         ids.push(id);
     }
     out
+}
+
+/// True when the operation accepts a body injection detection cannot read
+/// (anything but JSON, forms, XML and text).
+fn takes_opaque_body(op: &Operation) -> bool {
+    op.request_body.iter().flat_map(|b| &b.content).any(|(media, _)| {
+        let m = media.split(';').next().unwrap_or("").trim();
+        !(m == "application/json"
+            || m.ends_with("+json")
+            || m == "application/x-www-form-urlencoded"
+            || m.ends_with("/xml")
+            || m.ends_with("+xml")
+            || m.starts_with("text/"))
+    })
 }
 
 fn route_id(op: &Operation) -> String {

@@ -128,4 +128,12 @@ fn import_writes_one_route_per_operation() {
     );
     assert_eq!(yaml.matches("- type: injection").count(), 4);
     assert_eq!(yaml.matches(&format!("sha256: {}", spec.sha256)).count(), 4);
+    assert!(!yaml.contains("unscannable_bodies"), "JSON bodies are scanned");
+    let binary = PETS.replace("application/json:", "image/png:");
+    let yaml = import::config(&Spec::parse(binary.as_bytes(), None).unwrap(), "pets.yaml");
+    assert_eq!(
+        yaml.matches("unscannable_bodies: allow").count(),
+        1,
+        "only the route taking an image"
+    );
 }

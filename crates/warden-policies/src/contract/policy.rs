@@ -60,13 +60,14 @@ impl Contract {
         let mut validators = Vec::new();
         for op in &spec.operations {
             let mut v = OpValidators::default();
-            let mut compile = |what: String, s: &Value| match schema::compile(&prepared, s) {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    errors.push(format!("{} {} {what}: {e}", op.method, op.path));
-                    None
-                }
-            };
+            let mut compile =
+                |what: String, s: &Value| match schema::compile(&prepared, &schema::prepare(s, spec.version, strict)) {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        errors.push(format!("{} {} {what}: {e}", op.method, op.path));
+                        None
+                    }
+                };
             for p in &op.parameters {
                 v.params.push(compile(format!("parameter `{}`", p.name), &p.schema));
             }

@@ -276,3 +276,19 @@ fn openapi_30_exclusive_bounds_are_read_as_draft_4_wrote_them() {
         serde_json::json!({"type": "integer", "exclusiveMinimum": 0, "maximum": 9})
     );
 }
+
+#[test]
+fn inline_schemas_get_the_30_rewrites_too() {
+    let dir = std::env::temp_dir().join(format!("warden-contract-inline-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = dir.join("inline.yaml");
+    std::fs::write(
+        &spec,
+        "openapi: 3.0.3\ninfo: { title: x, version: '1' }\npaths:\n  /n:\n    put:\n      requestBody:\n        content:\n          application/json:\n            schema: { type: object, properties: { note: { type: string, nullable: true } } }\n",
+    )
+    .unwrap();
+    let cfg: ContractConfig = serde_saphyr::from_str(&format!("spec: {}", spec.display())).unwrap();
+    let inline = cfg.build().unwrap();
+    assert!(run(&inline, "PUT", "/n", &[JSON], r#"{"note":null}"#).is_none());
+    assert!(run(&inline, "PUT", "/n", &[JSON], r#"{"note":5}"#).is_some());
+}
