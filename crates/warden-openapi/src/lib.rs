@@ -13,6 +13,8 @@
 pub mod import;
 mod refs;
 
+pub use refs::follow_ref;
+
 use std::path::Path;
 
 use serde_json::Value;

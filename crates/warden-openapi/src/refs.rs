@@ -51,17 +51,28 @@ fn check_one(doc: &Value, r: &Value, at: &str, problems: &mut Vec<SpecProblem>) 
 /// Follows `v`'s `$ref` chain to the object it names (`v` itself when it has
 /// none). Broken or circular chains are reported and yield `v`.
 pub(crate) fn resolve<'a>(doc: &'a Value, v: &'a Value, at: &str, problems: &mut Vec<SpecProblem>) -> &'a Value {
+    let target = follow_ref(doc, v);
+    if local(target).is_some_and(|p| doc.pointer(p).is_some()) {
+        problems.push(problem(at, "`$ref` chain longer than 32 links (a cycle?)"));
+        return v;
+    }
+    target
+}
+
+fn local(v: &Value) -> Option<&str> {
+    v.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix('#'))
+}
+
+/// Follows `v`'s local `$ref` chain, at most 32 links, to what it names;
+/// stops at the first link that is not a local reference to something
+/// (the loader reports those). The one `$ref` follower every schema reader uses.
+pub fn follow_ref<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
     let mut cur = v;
     for _ in 0..MAX_CHAIN {
-        let Some(r) = cur.get("$ref").and_then(Value::as_str) else {
-            return cur;
-        };
-        // Non-local references were already reported by `check_all`.
-        let Some(target) = r.strip_prefix('#').and_then(|p| doc.pointer(p)) else {
-            return v;
-        };
-        cur = target;
+        match local(cur).and_then(|p| doc.pointer(p)) {
+            Some(target) => cur = target,
+            None => return cur,
+        }
     }
-    problems.push(problem(at, "`$ref` chain longer than 32 links (a cycle?)"));
-    v
+    cur
 }

@@ -100,8 +100,10 @@ impl State<'_> {
     }
 }
 
-/// How a key appears in a pointer: itself when plain, else `*`.
-fn shown(key: &str) -> &str {
+/// How a name (key, parameter, header, cookie) appears in a refusal or a
+/// pointer: itself when plain (`[A-Za-z0-9_.-]`, at most 64 bytes), else `*`,
+/// so an attacker's text is never echoed. The one rule for every policy.
+pub(crate) fn shown(key: &str) -> &str {
     let plain = !key.is_empty()
         && key.len() <= 64
         && key

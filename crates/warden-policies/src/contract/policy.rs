@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::readonly::first_read_only;
 use super::schema;
 use crate::injection::Mode;
-use crate::injection::fields::{decode_lossy, pairs};
+use crate::injection::fields::{cookies, decode_lossy, pairs};
 use crate::json::{media_type, parse_strict};
 
 /// Compiled `contract`.
@@ -36,8 +36,9 @@ struct OpValidators {
 }
 
 /// What the contract says about a request.
-enum Verdict<'a> {
-    Operation(&'a Operation),
+enum Verdict {
+    /// The index of the operation (in the spec, the templates and the validators).
+    Operation(usize),
     Refused(Rejection),
 }
 
@@ -104,13 +105,8 @@ impl Contract {
         })
     }
 
-    fn validators(&self, op: &Operation) -> Option<&OpValidators> {
-        let i = self.spec.operations.iter().position(|o| std::ptr::eq(o, op))?;
-        self.validators.get(i)
-    }
-
     /// The operation for this method and path, or the 404/405 refusal.
-    fn operation(&self, method: &str, path: &str) -> Verdict<'_> {
+    fn operation(&self, method: &str, path: &str) -> Verdict {
         let Some(rest) = path
             .strip_prefix(self.base_path.as_str())
             .filter(|r| r.is_empty() || r.starts_with('/'))
@@ -131,19 +127,19 @@ impl Contract {
                 })
         };
         let literal = |t: &Vec<Option<String>>| t.iter().filter(|s| s.is_some()).count();
-        let mut best: Option<(usize, &Operation)> = None;
+        let mut best: Option<(usize, usize)> = None;
         let mut allowed: Vec<&str> = Vec::new();
-        for (op, t) in self.spec.operations.iter().zip(&self.templates) {
+        for (i, (op, t)) in self.spec.operations.iter().zip(&self.templates).enumerate() {
             if !fits(t) {
                 continue;
             }
             allowed.push(&op.method);
             if op.method == method && best.is_none_or(|(n, _)| literal(t) > n) {
-                best = Some((literal(t), op));
+                best = Some((literal(t), i));
             }
         }
         match best {
-            Some((_, op)) => Verdict::Operation(op),
+            Some((_, i)) => Verdict::Operation(i),
             None if allowed.is_empty() => Verdict::Refused(refusal(
                 ProblemKind::RouteNotFound,
                 "undocumented_path",
@@ -166,17 +162,16 @@ impl Contract {
     }
 
     /// Parameter presence and unknown query parameters.
-    fn check_params(&self, op: &Operation, req: &request::Parts) -> Option<Rejection> {
+    fn check_params(&self, i: usize, req: &request::Parts) -> Option<Rejection> {
+        let op = &self.spec.operations[i];
         let query: Vec<(String, String)> = req.uri.query().map(|q| pairs(q).collect()).unwrap_or_default();
         let cookies: Vec<String> = req
             .headers
             .get_all(header::COOKIE)
             .iter()
             .flat_map(|v| {
-                String::from_utf8_lossy(v.as_bytes())
-                    .split(';')
-                    .map(|c| c.trim().split('=').next().unwrap_or("").to_owned())
-                    .collect::<Vec<_>>()
+                let text = String::from_utf8_lossy(v.as_bytes());
+                cookies(&text).map(|(name, _)| name.to_owned()).collect::<Vec<_>>()
             })
             .collect();
         for p in op.parameters.iter().filter(|p| p.required) {
@@ -199,7 +194,7 @@ impl Contract {
                 ));
             }
         }
-        if let Some(refused) = self.check_param_values(op, req, &query) {
+        if let Some(refused) = self.check_param_values(i, req, &query) {
             return Some(refused);
         }
         if self.refuse_unknown_query {
@@ -221,13 +216,8 @@ impl Contract {
     }
 
     /// Parameter values against their schemas.
-    fn check_param_values(
-        &self,
-        op: &Operation,
-        req: &request::Parts,
-        query: &[(String, String)],
-    ) -> Option<Rejection> {
-        let validators = self.validators(op)?;
+    fn check_param_values(&self, i: usize, req: &request::Parts, query: &[(String, String)]) -> Option<Rejection> {
+        let (op, validators) = (&self.spec.operations[i], &self.validators[i]);
         let path = self.path_values(op, req.uri.path());
         for (p, validator) in op.parameters.iter().zip(&validators.params) {
             let Some(validator) = validator else { continue };
@@ -265,7 +255,8 @@ impl Contract {
     }
 
     /// Body presence, media type and mass assignment.
-    fn check_body(&self, op: &Operation, req: &request::Parts, body: &Bytes) -> Option<Rejection> {
+    fn check_body(&self, i: usize, req: &request::Parts, body: &Bytes) -> Option<Rejection> {
+        let op = &self.spec.operations[i];
         let Some(rb) = &op.request_body else {
             return (!body.is_empty()).then(|| {
                 refusal(
@@ -308,9 +299,7 @@ impl Contract {
                     format!("{at}: read-only in the API contract"),
                 ));
             }
-            let validator = self
-                .validators(op)
-                .and_then(|v| v.bodies.iter().find(|(m, _)| m == declared_media));
+            let validator = self.validators[i].bodies.iter().find(|(m, _)| m == declared_media);
             if let Some((_, validator)) = validator
                 && let Some(problem) = schema::first_error(validator, &value, "/body")
             {
@@ -339,18 +328,7 @@ impl Contract {
 /// A raw parameter string as the schema's type reads it: a number or boolean
 /// when the (referenced) schema says so and it parses, else the string.
 fn coerce(doc: &Value, schema: &Value, raw: &str) -> Value {
-    let mut s = schema;
-    for _ in 0..8 {
-        match s
-            .get("$ref")
-            .and_then(Value::as_str)
-            .and_then(|r| r.strip_prefix('#'))
-            .and_then(|p| doc.pointer(p))
-        {
-            Some(t) => s = t,
-            None => break,
-        }
-    }
+    let s = warden_openapi::follow_ref(doc, schema);
     let types: Vec<&str> = match s.get("type") {
         Some(Value::String(t)) => vec![t.as_str()],
         Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
@@ -381,13 +359,7 @@ fn media_matches(declared: &str, actual: &str) -> bool {
 }
 
 fn shown(name: &str) -> String {
-    let decoded = decode_lossy(name);
-    let plain = !decoded.is_empty()
-        && decoded.len() <= 64
-        && decoded
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-    if plain { decoded } else { "*".to_owned() }
+    crate::json_limits::shown(&decode_lossy(name)).to_owned()
 }
 
 impl Policy for Contract {
@@ -402,7 +374,7 @@ impl Policy for Contract {
     async fn on_request(&self, req: &mut request::Parts, ctx: &mut RequestCtx) -> Result<Decision, PolicyError> {
         let refused = match self.operation(req.method.as_str(), &ctx.path) {
             Verdict::Refused(r) => Some(r),
-            Verdict::Operation(op) => self.check_params(op, req),
+            Verdict::Operation(i) => self.check_params(i, req),
         };
         Ok(match refused {
             Some(r) => self.decide(r, ctx),
@@ -416,11 +388,11 @@ impl Policy for Contract {
         body: &Bytes,
         ctx: &mut RequestCtx,
     ) -> Result<Decision, PolicyError> {
-        let Verdict::Operation(op) = self.operation(req.method.as_str(), &ctx.path) else {
+        let Verdict::Operation(i) = self.operation(req.method.as_str(), &ctx.path) else {
             // Reported (report mode) in on_request already.
             return Ok(Decision::Continue);
         };
-        Ok(match self.check_body(op, req, body) {
+        Ok(match self.check_body(i, req, body) {
             Some(r) => self.decide(r, ctx),
             None => Decision::Continue,
         })

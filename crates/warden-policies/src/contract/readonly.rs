@@ -2,6 +2,10 @@
 
 use serde_json::Value;
 
+use warden_openapi::follow_ref;
+
+use crate::json_limits::shown;
+
 /// Deepest schema nesting followed (recursive schemas end here).
 const MAX_DEPTH: usize = 32;
 
@@ -11,28 +15,11 @@ pub(crate) fn first_read_only(doc: &Value, schema: &Value, body: &Value) -> Opti
     walk(doc, schema, body, &mut String::from("/body"), 0)
 }
 
-fn resolve<'a>(doc: &'a Value, mut schema: &'a Value) -> &'a Value {
-    for _ in 0..MAX_DEPTH {
-        match schema
-            .get("$ref")
-            .and_then(Value::as_str)
-            .and_then(|r| r.strip_prefix('#'))
-        {
-            Some(pointer) => match doc.pointer(pointer) {
-                Some(target) => schema = target,
-                None => return schema,
-            },
-            None => return schema,
-        }
-    }
-    schema
-}
-
 fn walk(doc: &Value, schema: &Value, body: &Value, at: &mut String, depth: usize) -> Option<String> {
     if depth > MAX_DEPTH {
         return None;
     }
-    let schema = resolve(doc, schema);
+    let schema = follow_ref(doc, schema);
     // Composition: a readOnly marked in any branch counts.
     for key in ["allOf", "oneOf", "anyOf"] {
         for sub in schema.get(key).and_then(Value::as_array).into_iter().flatten() {
@@ -50,8 +37,8 @@ fn walk(doc: &Value, schema: &Value, body: &Value, at: &mut String, depth: usize
                 };
                 let len = at.len();
                 at.push('/');
-                at.push_str(&shown(name));
-                if resolve(doc, prop).get("readOnly").and_then(Value::as_bool) == Some(true) {
+                at.push_str(shown(name));
+                if follow_ref(doc, prop).get("readOnly").and_then(Value::as_bool) == Some(true) {
                     return Some(at.clone());
                 }
                 let found = walk(doc, prop, value, at, depth + 1);
@@ -78,14 +65,4 @@ fn walk(doc: &Value, schema: &Value, body: &Value, at: &mut String, depth: usize
         }
         _ => None,
     }
-}
-
-/// A key as it appears in a refusal: itself when plain, else `*`.
-fn shown(key: &str) -> String {
-    let plain = !key.is_empty()
-        && key.len() <= 64
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-    if plain { key.to_owned() } else { "*".to_owned() }
 }

@@ -91,12 +91,7 @@ pub(crate) fn first_error(validator: &Validator, value: &Value, prefix: &str) ->
     let mut at = String::from(prefix);
     for segment in error.instance_path().to_string().split('/').skip(1) {
         at.push('/');
-        let plain = !segment.is_empty()
-            && segment.len() <= 64
-            && segment
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-        at.push_str(if plain { segment } else { "*" });
+        at.push_str(crate::json_limits::shown(segment));
     }
     Some(format!(
         "{at}: does not match the API contract ({})",

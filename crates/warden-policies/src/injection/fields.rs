@@ -126,12 +126,7 @@ impl Location<'_> {
 
 fn push(out: &mut String, prefix: &str, name: &str) {
     out.push_str(prefix);
-    let plain = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-    out.push_str(if plain { name } else { "*" });
+    out.push_str(crate::json_limits::shown(name));
 }
 
 /// A compiled `exceptions[]` entry.
