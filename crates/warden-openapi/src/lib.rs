@@ -11,9 +11,13 @@
 //! operation) for `warden import openapi`.
 
 pub mod import;
+mod names;
 mod refs;
+pub mod validate;
 
+pub use names::{percent_decode_lossy, shown};
 pub use refs::follow_ref;
+pub use validate::{RequestValidator, Violation, is_json};
 
 use std::path::Path;
 

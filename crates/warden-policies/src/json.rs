@@ -154,10 +154,7 @@ pub(crate) fn media_type(req: &http::request::Parts) -> String {
         .to_ascii_lowercase()
 }
 
-/// True for `application/json` and `application/…+json`.
-pub(crate) fn is_json(media_type: &str) -> bool {
-    media_type == "application/json" || (media_type.starts_with("application/") && media_type.ends_with("+json"))
-}
+pub(crate) use warden_openapi::is_json;
 
 /// A key as case-insensitive parsers see it.
 pub(crate) fn fold(key: &str) -> String {

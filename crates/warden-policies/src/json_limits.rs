@@ -100,17 +100,7 @@ impl State<'_> {
     }
 }
 
-/// How a name (key, parameter, header, cookie) appears in a refusal or a
-/// pointer: itself when plain (`[A-Za-z0-9_.-]`, at most 64 bytes), else `*`,
-/// so an attacker's text is never echoed. The one rule for every policy.
-pub(crate) fn shown(key: &str) -> &str {
-    let plain = !key.is_empty()
-        && key.len() <= 64
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if plain { key } else { "*" }
-}
+pub(crate) use warden_openapi::shown;
 
 /// One step of the path: an array index or an object key (the key the parser
 /// already decoded, moved here; nothing is formatted unless refused).

@@ -20,8 +20,6 @@
 
 mod config;
 mod policy;
-mod readonly;
-mod schema;
 #[cfg(test)]
 mod tests;
 

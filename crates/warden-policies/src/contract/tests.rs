@@ -268,16 +268,6 @@ fn strict_mode_refuses_undeclared_properties() {
 }
 
 #[test]
-fn openapi_30_exclusive_bounds_are_read_as_draft_4_wrote_them() {
-    let doc = serde_json::json!({"type": "integer", "minimum": 0, "exclusiveMinimum": true, "maximum": 9, "exclusiveMaximum": false});
-    let out = super::schema::prepare(&doc, warden_openapi::Version::V30, false);
-    assert_eq!(
-        out,
-        serde_json::json!({"type": "integer", "exclusiveMinimum": 0, "maximum": 9})
-    );
-}
-
-#[test]
 fn inline_schemas_get_the_30_rewrites_too() {
     let dir = std::env::temp_dir().join(format!("warden-contract-inline-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -194,34 +194,7 @@ pub(crate) fn pairs(s: &str) -> impl Iterator<Item = (String, String)> + '_ {
     })
 }
 
-/// Percent-decoding that never fails: a broken escape stays literal, invalid
-/// UTF-8 becomes U+FFFD.
-pub(crate) fn decode_lossy(s: &str) -> String {
-    let b = s.as_bytes();
-    if !b.iter().any(|c| matches!(c, b'%' | b'+')) {
-        return s.to_owned();
-    }
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |j: usize| b.get(j).and_then(|c| (*c as char).to_digit(16));
-        match (b[i], hex(i + 1), hex(i + 2)) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (b'+', ..) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (c, ..) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+pub(crate) use warden_openapi::percent_decode_lossy as decode_lossy;
 
 /// The decoded `user:password` of a `Basic` `Authorization` header.
 pub(crate) fn basic_credentials(name: &str, value: &str) -> Option<String> {

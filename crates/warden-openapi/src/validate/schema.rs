@@ -12,12 +12,12 @@
 //! `properties`, does not say otherwise and is not combined with
 //! `allOf`/`anyOf`/`oneOf` (where it would refuse the other branches' members).
 
+use crate::Version;
 use jsonschema::{Draft, Validator};
 use serde_json::Value;
-use warden_openapi::Version;
 
 /// The document prepared for compilation (3.0 rewrites, strict mode).
-pub(crate) fn prepare(doc: &Value, version: Version, strict: bool) -> Value {
+pub fn prepare(doc: &Value, version: Version, strict: bool) -> Value {
     let mut doc = doc.clone();
     rewrite(&mut doc, version, strict, 0);
     doc
@@ -91,7 +91,7 @@ pub(crate) fn first_error(validator: &Validator, value: &Value, prefix: &str) ->
     let mut at = String::from(prefix);
     for segment in error.instance_path().to_string().split('/').skip(1) {
         at.push('/');
-        at.push_str(crate::json_limits::shown(segment));
+        at.push_str(crate::shown(segment));
     }
     Some(format!(
         "{at}: does not match the API contract ({})",

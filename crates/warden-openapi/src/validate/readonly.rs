@@ -2,9 +2,7 @@
 
 use serde_json::Value;
 
-use warden_openapi::follow_ref;
-
-use crate::json_limits::shown;
+use crate::{follow_ref, shown};
 
 /// Deepest schema nesting followed (recursive schemas end here).
 const MAX_DEPTH: usize = 32;

@@ -1,0 +1,108 @@
+#![allow(clippy::unwrap_used)]
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::Version;
+
+const ORDERS: &str = r##"
+openapi: 3.1.0
+info: { title: Orders, version: "1" }
+paths:
+  /orders/{id}:
+    parameters: [{ name: id, in: path, required: true, schema: { type: integer, minimum: 1 } }]
+    get:
+      parameters:
+        - { name: X-Tenant, in: header, required: true, schema: { type: string, enum: [a, b] } }
+    put:
+      requestBody:
+        content:
+          application/json:
+            schema:
+              type: object
+              properties:
+                id: { type: integer, readOnly: true }
+                quantity: { type: integer, maximum: 10 }
+          text/csv: { schema: { type: string } }
+"##;
+
+fn validator() -> RequestValidator {
+    RequestValidator::new(Spec::parse(ORDERS.as_bytes(), None).unwrap(), "/api".into(), false).unwrap()
+}
+
+fn params<'a>(path: &'a str, header: &'a dyn Fn(&str) -> Option<String>) -> Params<'a> {
+    Params {
+        path,
+        query: &[],
+        header,
+        cookies: &[],
+    }
+}
+
+#[test]
+fn operations_are_found_under_the_base_path_only() {
+    let v = validator();
+    let get = v.operation("GET", "/api/orders/7").unwrap();
+    assert_eq!(v.spec().operations[get].method, "GET");
+    assert_eq!(v.operation("GET", "/orders/7"), Err(Violation::UndocumentedPath));
+    assert_eq!(v.operation("GET", "/apiorders/7"), Err(Violation::UndocumentedPath));
+    assert_eq!(
+        v.operation("DELETE", "/api/orders/7"),
+        Err(Violation::UndocumentedMethod {
+            allowed: vec!["GET".into(), "PUT".into()]
+        })
+    );
+}
+
+#[test]
+fn header_parameters_are_looked_up_by_lower_case_name_and_validated() {
+    let v = validator();
+    let op = v.operation("GET", "/api/orders/7").unwrap();
+    let good = |n: &str| (n == "x-tenant").then(|| "a".to_owned());
+    assert_eq!(v.check_params(op, &params("/api/orders/7", &good), true), Ok(()));
+    let bad = |n: &str| (n == "x-tenant").then(|| "secret-tenant".to_owned());
+    let Err(Violation::Invalid(d)) = v.check_params(op, &params("/api/orders/7", &bad), true) else {
+        panic!("an enum violation")
+    };
+    assert!(d.starts_with("/header/X-Tenant") && !d.contains("secret-tenant"), "{d}");
+    let none = |_: &str| None;
+    assert!(v.check_params(op, &params("/api/orders/7", &none), true).is_err());
+    let Err(Violation::Invalid(d)) = v.check_params(op, &params("/api/orders/0", &good), true) else {
+        panic!("a minimum violation")
+    };
+    assert!(d.starts_with("/path/id"), "{d}");
+}
+
+#[test]
+fn bodies_are_parsed_only_when_json_and_checked_for_read_only_then_schema() {
+    let v = validator();
+    let op = v.operation("PUT", "/api/orders/7").unwrap();
+    let parse = |b: &[u8]| serde_json::from_slice::<Value>(b).ok();
+    assert_eq!(
+        v.check_body(op, "application/json", br#"{"quantity":3}"#, parse),
+        Ok(())
+    );
+    assert_eq!(
+        v.check_body(op, "application/json", br#"{"id":1,"quantity":3}"#, parse),
+        Err(Violation::Invalid("/body/id: read-only in the API contract".into()))
+    );
+    let Err(Violation::Invalid(d)) = v.check_body(op, "application/json", br#"{"quantity":11}"#, parse) else {
+        panic!("a maximum violation")
+    };
+    assert!(d.starts_with("/body/quantity") && !d.contains("11"), "{d}");
+    let never = |_: &[u8]| -> Option<Value> { panic!("a CSV body is not parsed as JSON") };
+    assert_eq!(v.check_body(op, "text/csv", b"1,2", never), Ok(()));
+    assert_eq!(v.check_body(op, "text/plain", b"1", parse), Err(Violation::MediaType));
+    assert_eq!(
+        v.check_body(op, "application/json", b"{", parse),
+        Err(Violation::Invalid("/body: not valid JSON".into()))
+    );
+}
+
+#[test]
+fn openapi_30_exclusive_bounds_are_read_as_draft_4_wrote_them() {
+    let doc =
+        json!({"type": "integer", "minimum": 0, "exclusiveMinimum": true, "maximum": 9, "exclusiveMaximum": false});
+    let out = prepare(&doc, Version::V30, false);
+    assert_eq!(out, json!({"type": "integer", "exclusiveMinimum": 0, "maximum": 9}));
+}
