@@ -98,6 +98,7 @@ pub(crate) fn compile(parsed: Parsed, issues: &mut Issues) -> Option<Snapshot> {
             .iter()
             .any(|p| matches!(p.policy, warden_policies::CompiledPolicy::Authz(_)));
         let needs_body = policies.iter().any(|p| p.policy.needs_request_body());
+        let response_body_limit = policies.iter().filter_map(|p| p.policy.response_body_limit()).max();
         let runtime = Arc::new(RouteRuntime {
             id: Arc::from(route.id.as_str()),
             service: Arc::from(route.service.as_str()),
@@ -106,6 +107,7 @@ pub(crate) fn compile(parsed: Parsed, issues: &mut Issues) -> Option<Snapshot> {
             upstream_errors: route.upstream_errors,
             security_headers: route.security_headers,
             needs_body,
+            response_body_limit,
             client_cert: route.client_cert.clone(),
             builtin: None,
             any_auth_challenges,
@@ -501,6 +503,7 @@ fn mount_oauth_server(
             upstream_errors: crate::schema::UpstreamErrors::default(),
             security_headers: true,
             needs_body: false,
+            response_body_limit: None,
             client_cert: None,
             builtin: Some(endpoint),
             any_auth_challenges: Vec::new(),

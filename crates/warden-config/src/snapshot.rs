@@ -106,6 +106,9 @@ pub struct RouteRuntime {
     pub security_headers: bool,
     /// Some policy needs the whole request body.
     pub needs_body: bool,
+    /// Some policy inspects the upstream response body: buffered up to this
+    /// many bytes (the largest any policy asks for).
+    pub response_body_limit: Option<usize>,
     /// Mutual-TLS requirement.
     pub client_cert: Option<ClientCertRule>,
     /// Served by the gateway itself (the authorization server's endpoints),

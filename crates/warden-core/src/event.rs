@@ -18,6 +18,12 @@ pub enum EventKind {
     Injection,
     /// A request broke the API contract (refused, or reported only).
     Contract,
+    /// Sensitive data or a secret in a response (masked, redacted, blocked or reported).
+    DataLeak,
+    /// A stack trace, framework error page or database error in a response.
+    ErrorLeak,
+    /// A response body was too long to inspect (or compressed) and its fate is logged.
+    ResponseUninspected,
 }
 
 impl EventKind {
@@ -30,6 +36,9 @@ impl EventKind {
             Self::CredentialStuffing => "credential_stuffing",
             Self::Injection => "injection",
             Self::Contract => "contract",
+            Self::DataLeak => "data_leak",
+            Self::ErrorLeak => "error_leak",
+            Self::ResponseUninspected => "response_uninspected",
         }
     }
 }

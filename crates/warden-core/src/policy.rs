@@ -81,6 +81,26 @@ pub trait Policy: Send + Sync + 'static {
         async { Ok(Decision::Continue) }
     }
 
+    /// `Some(n)` when the policy needs the upstream response body, buffered
+    /// up to `n` bytes, before the response is sent. A longer body streams on
+    /// uninspected (the driver records an event); a compressed one is refused.
+    fn response_body_limit(&self) -> Option<usize> {
+        None
+    }
+
+    /// The buffered upstream response body (only when
+    /// [`Policy::response_body_limit`] is `Some` and the body fitted). The
+    /// policy may rewrite it; the driver fixes `Content-Length`. A `Reject`
+    /// replaces the response with the problem document.
+    fn on_response_body(
+        &self,
+        _resp: &mut response::Parts,
+        _body: &mut Bytes,
+        _ctx: &mut RequestCtx,
+    ) -> impl Future<Output = Result<Decision, PolicyError>> + Send {
+        async { Ok(Decision::Continue) }
+    }
+
     /// Always runs at the end, whatever happened (logging, learning).
     fn on_complete(&self, _ctx: &RequestCtx) {}
 

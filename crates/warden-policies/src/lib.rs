@@ -23,9 +23,10 @@ mod origin;
 pub mod query;
 pub mod rate_limit;
 pub mod request_limits;
+pub mod response;
 
 use bytes::Bytes;
-use http::{request, response};
+use http::request;
 use serde::Deserialize;
 use warden_core::{Decision, OnError, Policy, PolicyError, RequestCtx, Services};
 
@@ -54,6 +55,11 @@ pub enum PolicyKind {
     Contract,
     /// Injection detection on every decoded input.
     Injection,
+    /// Response side: sensitive data and secrets masked (runs after the
+    /// error check, response phases being in reverse).
+    DataLeak,
+    /// Response side: stack traces and error pages replaced (runs first).
+    ErrorLeaks,
 }
 
 impl PolicyKind {
@@ -71,6 +77,8 @@ impl PolicyKind {
             Self::Authz => "authz",
             Self::Contract => "contract",
             Self::Injection => "injection",
+            Self::DataLeak => "data_leak",
+            Self::ErrorLeaks => "error_leaks",
         }
     }
 }
@@ -101,6 +109,10 @@ pub enum PolicySpec {
     Contract(contract::ContractConfig),
     /// See [`injection`].
     Injection(injection::InjectionConfig),
+    /// See [`response`].
+    DataLeak(response::DataLeakConfig),
+    /// See [`response`].
+    ErrorLeaks(response::ErrorLeaksConfig),
 }
 
 /// A config problem found while compiling a policy; `path` is relative to the policy entry.
@@ -127,6 +139,8 @@ impl PolicySpec {
             Self::Authz(_) => PolicyKind::Authz,
             Self::Contract(_) => PolicyKind::Contract,
             Self::Injection(_) => PolicyKind::Injection,
+            Self::DataLeak(_) => PolicyKind::DataLeak,
+            Self::ErrorLeaks(_) => PolicyKind::ErrorLeaks,
         }
     }
 
@@ -144,6 +158,8 @@ impl PolicySpec {
             Self::Authz(c) => c.on_error,
             Self::Contract(c) => c.on_error,
             Self::Injection(c) => c.on_error,
+            Self::DataLeak(c) => c.on_error,
+            Self::ErrorLeaks(c) => c.on_error,
         }
     }
 
@@ -186,6 +202,8 @@ impl PolicySpec {
             Self::Authz(c) => c.build().map(CompiledPolicy::Authz),
             Self::Contract(c) => c.build().map(CompiledPolicy::Contract),
             Self::Injection(c) => c.build().map(CompiledPolicy::Injection),
+            Self::DataLeak(c) => c.build().map(CompiledPolicy::DataLeak),
+            Self::ErrorLeaks(c) => c.build().map(CompiledPolicy::ErrorLeaks),
         }
     }
 
@@ -226,55 +244,44 @@ pub enum CompiledPolicy {
     Contract(contract::Contract),
     /// See [`injection`].
     Injection(injection::Injection),
+    /// See [`response`].
+    DataLeak(response::DataLeak),
+    /// See [`response`].
+    ErrorLeaks(response::ErrorLeaks),
+}
+
+/// `match` over every [`CompiledPolicy`] variant, binding the policy to `$p`.
+macro_rules! each {
+    ($self:expr, $p:ident => $e:expr) => {
+        match $self {
+            CompiledPolicy::IpRules($p) => $e,
+            CompiledPolicy::RequestLimits($p) => $e,
+            CompiledPolicy::Cors($p) => $e,
+            CompiledPolicy::BruteForce($p) => $e,
+            CompiledPolicy::Csrf($p) => $e,
+            CompiledPolicy::Jwt($p) => $e,
+            CompiledPolicy::ApiKey($p) => $e,
+            CompiledPolicy::RateLimit($p) => $e,
+            CompiledPolicy::Authz($p) => $e,
+            CompiledPolicy::Contract($p) => $e,
+            CompiledPolicy::Injection($p) => $e,
+            CompiledPolicy::DataLeak($p) => $e,
+            CompiledPolicy::ErrorLeaks($p) => $e,
+        }
+    };
 }
 
 impl Policy for CompiledPolicy {
     fn name(&self) -> &'static str {
-        match self {
-            Self::IpRules(p) => p.name(),
-            Self::RequestLimits(p) => p.name(),
-            Self::Cors(p) => p.name(),
-            Self::BruteForce(p) => p.name(),
-            Self::Csrf(p) => p.name(),
-            Self::Jwt(p) => p.name(),
-            Self::ApiKey(p) => p.name(),
-            Self::RateLimit(p) => p.name(),
-            Self::Authz(p) => p.name(),
-            Self::Contract(p) => p.name(),
-            Self::Injection(p) => p.name(),
-        }
+        each!(self, p => p.name())
     }
 
     fn needs_request_body(&self) -> bool {
-        match self {
-            Self::IpRules(p) => p.needs_request_body(),
-            Self::RequestLimits(p) => p.needs_request_body(),
-            Self::Cors(p) => p.needs_request_body(),
-            Self::BruteForce(p) => p.needs_request_body(),
-            Self::Csrf(p) => p.needs_request_body(),
-            Self::Jwt(p) => p.needs_request_body(),
-            Self::ApiKey(p) => p.needs_request_body(),
-            Self::RateLimit(p) => p.needs_request_body(),
-            Self::Authz(p) => p.needs_request_body(),
-            Self::Contract(p) => p.needs_request_body(),
-            Self::Injection(p) => p.needs_request_body(),
-        }
+        each!(self, p => p.needs_request_body())
     }
 
     async fn on_request(&self, req: &mut request::Parts, ctx: &mut RequestCtx) -> Result<Decision, PolicyError> {
-        match self {
-            Self::IpRules(p) => p.on_request(req, ctx).await,
-            Self::RequestLimits(p) => p.on_request(req, ctx).await,
-            Self::Cors(p) => p.on_request(req, ctx).await,
-            Self::BruteForce(p) => p.on_request(req, ctx).await,
-            Self::Csrf(p) => p.on_request(req, ctx).await,
-            Self::Jwt(p) => p.on_request(req, ctx).await,
-            Self::ApiKey(p) => p.on_request(req, ctx).await,
-            Self::RateLimit(p) => p.on_request(req, ctx).await,
-            Self::Authz(p) => p.on_request(req, ctx).await,
-            Self::Contract(p) => p.on_request(req, ctx).await,
-            Self::Injection(p) => p.on_request(req, ctx).await,
-        }
+        each!(self, p => p.on_request(req, ctx).await)
     }
 
     async fn on_request_body(
@@ -283,83 +290,40 @@ impl Policy for CompiledPolicy {
         body: &Bytes,
         ctx: &mut RequestCtx,
     ) -> Result<Decision, PolicyError> {
-        match self {
-            Self::IpRules(p) => p.on_request_body(req, body, ctx).await,
-            Self::RequestLimits(p) => p.on_request_body(req, body, ctx).await,
-            Self::Cors(p) => p.on_request_body(req, body, ctx).await,
-            Self::BruteForce(p) => p.on_request_body(req, body, ctx).await,
-            Self::Csrf(p) => p.on_request_body(req, body, ctx).await,
-            Self::Jwt(p) => p.on_request_body(req, body, ctx).await,
-            Self::ApiKey(p) => p.on_request_body(req, body, ctx).await,
-            Self::RateLimit(p) => p.on_request_body(req, body, ctx).await,
-            Self::Authz(p) => p.on_request_body(req, body, ctx).await,
-            Self::Contract(p) => p.on_request_body(req, body, ctx).await,
-            Self::Injection(p) => p.on_request_body(req, body, ctx).await,
-        }
+        each!(self, p => p.on_request_body(req, body, ctx).await)
     }
 
-    async fn on_response(&self, resp: &mut response::Parts, ctx: &mut RequestCtx) -> Result<Decision, PolicyError> {
-        match self {
-            Self::IpRules(p) => p.on_response(resp, ctx).await,
-            Self::RequestLimits(p) => p.on_response(resp, ctx).await,
-            Self::Cors(p) => p.on_response(resp, ctx).await,
-            Self::BruteForce(p) => p.on_response(resp, ctx).await,
-            Self::Csrf(p) => p.on_response(resp, ctx).await,
-            Self::Jwt(p) => p.on_response(resp, ctx).await,
-            Self::ApiKey(p) => p.on_response(resp, ctx).await,
-            Self::RateLimit(p) => p.on_response(resp, ctx).await,
-            Self::Authz(p) => p.on_response(resp, ctx).await,
-            Self::Contract(p) => p.on_response(resp, ctx).await,
-            Self::Injection(p) => p.on_response(resp, ctx).await,
-        }
+    async fn on_response(
+        &self,
+        resp: &mut http::response::Parts,
+        ctx: &mut RequestCtx,
+    ) -> Result<Decision, PolicyError> {
+        each!(self, p => p.on_response(resp, ctx).await)
+    }
+
+    fn response_body_limit(&self) -> Option<usize> {
+        each!(self, p => p.response_body_limit())
+    }
+
+    async fn on_response_body(
+        &self,
+        resp: &mut http::response::Parts,
+        body: &mut Bytes,
+        ctx: &mut RequestCtx,
+    ) -> Result<Decision, PolicyError> {
+        each!(self, p => p.on_response_body(resp, body, ctx).await)
     }
 
     fn on_complete(&self, ctx: &RequestCtx) {
-        match self {
-            Self::IpRules(p) => p.on_complete(ctx),
-            Self::RequestLimits(p) => p.on_complete(ctx),
-            Self::Cors(p) => p.on_complete(ctx),
-            Self::BruteForce(p) => p.on_complete(ctx),
-            Self::Csrf(p) => p.on_complete(ctx),
-            Self::Jwt(p) => p.on_complete(ctx),
-            Self::ApiKey(p) => p.on_complete(ctx),
-            Self::RateLimit(p) => p.on_complete(ctx),
-            Self::Authz(p) => p.on_complete(ctx),
-            Self::Contract(p) => p.on_complete(ctx),
-            Self::Injection(p) => p.on_complete(ctx),
-        }
+        each!(self, p => p.on_complete(ctx))
     }
 
     fn start(&self, services: &Services) {
-        match self {
-            Self::IpRules(p) => p.start(services),
-            Self::RequestLimits(p) => p.start(services),
-            Self::Cors(p) => p.start(services),
-            Self::BruteForce(p) => p.start(services),
-            Self::Csrf(p) => p.start(services),
-            Self::Jwt(p) => p.start(services),
-            Self::ApiKey(p) => p.start(services),
-            Self::RateLimit(p) => p.start(services),
-            Self::Authz(p) => p.start(services),
-            Self::Contract(p) => p.start(services),
-            Self::Injection(p) => p.start(services),
-        }
+        each!(self, p => p.start(services))
     }
 
     fn is_ready(&self) -> bool {
-        match self {
-            Self::IpRules(p) => p.is_ready(),
-            Self::RequestLimits(p) => p.is_ready(),
-            Self::Cors(p) => p.is_ready(),
-            Self::BruteForce(p) => p.is_ready(),
-            Self::Csrf(p) => p.is_ready(),
-            Self::Jwt(p) => p.is_ready(),
-            Self::ApiKey(p) => p.is_ready(),
-            Self::RateLimit(p) => p.is_ready(),
-            Self::Authz(p) => p.is_ready(),
-            Self::Contract(p) => p.is_ready(),
-            Self::Injection(p) => p.is_ready(),
-        }
+        each!(self, p => p.is_ready())
     }
 }
 

@@ -13,7 +13,6 @@ use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
 use warden_config::RouteRuntime;
 use warden_config::router::{RouteMatch, normalize_path};
@@ -400,6 +399,10 @@ async fn proxy(
     // instead of growing (and rehashing) the map header by header.
     h.reserve(8);
     h.remove(header::EXPECT);
+    if route.response_body_limit.is_some() {
+        // Inspected bodies must arrive readable (see response_body.rs).
+        h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+    }
     crate::client_cert::write_identity(h, &rt.snapshot.identity_headers, conn);
     forwarded::write_forwarded(
         h,
@@ -456,12 +459,12 @@ async fn proxy(
 
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         let idle = Duration::from_secs(rt.snapshot.limits.idle_timeout_secs);
-        let watch = BlockWatch {
+        let watch = crate::tunnel::BlockWatch {
             shared: Arc::clone(shared),
             ip: ex.ctx.client_ip,
             consumer: ex.ctx.consumer.clone(),
         };
-        return Ok(tunnel(
+        return Ok(crate::tunnel::accept(
             response,
             sent.upgraded,
             client_upgrade,
@@ -475,6 +478,13 @@ async fn proxy(
     forwarded::strip_hop_by_hop(&mut rparts.headers, false);
     respond::strip_fingerprints(&mut rparts.headers);
     pipeline::on_response(&route.policies, &mut rparts, &mut ex.ctx).await?;
+    let rbody = match route.response_body_limit {
+        Some(limit) => {
+            let (policies, method, deadline) = (&route.policies, &ex.method, ex.deadline);
+            crate::response_body::inspect(policies, limit, method, &mut rparts, rbody, &mut ex.ctx, deadline).await?
+        }
+        None => rbody,
+    };
     if rparts.status.is_server_error() && route.upstream_errors == UpstreamErrors::Replace {
         ex.ctx.rejection_code = Some("upstream_5xx");
         return Ok(respond::problem(
@@ -490,9 +500,6 @@ async fn proxy(
     Ok(Response::from_parts(rparts, rbody))
 }
 
-/// Joins an accepted WebSocket upgrade. The tunnel keeps the client
-/// connection's `max_connections` slot and closes after `idle` with no bytes
-/// in either direction. A 101 that is not a WebSocket acceptance is refused.
 /// Replaces any client copy of the identity-token header (and its `_`
 /// spelling) with a gateway-signed token for the verified consumer, if any.
 fn write_identity_token(
@@ -549,49 +556,6 @@ async fn builtin(
     let answer = server.handle(endpoint, parts, &bytes, &ex.ctx).await;
     let (head, bytes) = answer.into_parts();
     Ok(Response::from_parts(head, full(bytes)))
-}
-
-/// Who is on the client side of a tunnel, to cut it if they get blocked.
-struct BlockWatch {
-    shared: Arc<Shared>,
-    ip: std::net::IpAddr,
-    consumer: Option<Arc<str>>,
-}
-
-impl BlockWatch {
-    fn allowed(&self) -> bool {
-        let blocks = &self.shared.blocks;
-        blocks.address(self.ip).is_none() && self.consumer.as_deref().is_none_or(|c| blocks.consumer(c).is_none())
-    }
-}
-
-fn tunnel(
-    response: Response<ProxyBody>,
-    upstream: Option<crate::upstream::Upgraded>,
-    client: Option<hyper::upgrade::OnUpgrade>,
-    conn: &ConnInfo,
-    idle: Duration,
-    watch: BlockWatch,
-    request_id: &str,
-) -> Response<ProxyBody> {
-    let accepted = response
-        .headers()
-        .get(header::UPGRADE)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
-    let (Some(client), Some(upstream)) = (client.filter(|_| accepted), upstream) else {
-        return respond::problem(ProblemKind::BadGateway, None, None, request_id);
-    };
-    let slot = Arc::clone(&conn.slot);
-    tokio::spawn(async move {
-        let _slot = slot;
-        match client.await {
-            Ok(c) => crate::tunnel::join(TokioIo::new(c), upstream, idle, || watch.allowed()).await,
-            Err(e) => tracing::debug!(error = %e, "upgrade failed"),
-        }
-    });
-    let (mut parts, _) = response.into_parts();
-    respond::strip_fingerprints(&mut parts.headers);
-    Response::from_parts(parts, crate::body::empty())
 }
 
 fn body_fault(fault: BodyFault) -> Rejection {

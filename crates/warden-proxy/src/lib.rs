@@ -15,6 +15,7 @@ pub mod listener;
 pub mod metrics;
 pub mod pipeline;
 pub mod respond;
+mod response_body;
 pub mod state;
 pub mod tunnel;
 pub mod upstream;

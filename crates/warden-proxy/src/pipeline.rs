@@ -96,6 +96,32 @@ pub async fn on_response<S: Slot>(
     Ok(())
 }
 
+/// Runs the `on_response_body` phase of every policy that asked for the
+/// response body, in reverse order; each may rewrite `body`. A policy whose
+/// own bound the body passes is skipped, with a `response_uninspected` event.
+pub async fn on_response_body<S: Slot>(
+    policies: &[S],
+    resp: &mut response::Parts,
+    body: &mut Bytes,
+    ctx: &mut RequestCtx,
+) -> Result<(), Rejection> {
+    for slot in policies.iter().rev() {
+        match slot.policy().response_body_limit() {
+            Some(limit) if body.len() <= limit => {
+                settle(slot.policy().on_response_body(resp, body, ctx).await, slot.on_error())?;
+            }
+            Some(_) => warden_core::event::emit(
+                warden_core::event::EventKind::ResponseUninspected,
+                &ctx.request_id,
+                &ctx.client_ip.to_string(),
+                &format!("too_long for {}", slot.policy().name()),
+            ),
+            None => {}
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

@@ -5,7 +5,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use http::Response;
+use http::header;
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use warden_core::ProblemKind;
+
+use crate::body::ProxyBody;
+use crate::handler::ConnInfo;
+use crate::respond;
+use crate::state::Shared;
 
 /// Copies `a` ⇄ `b` until one side ends, fails, `idle` passes with no bytes
 /// either way, or `allowed` turns false (checked about once a second: a
@@ -66,6 +75,52 @@ where
         }
     }
     let _ = to.shutdown().await;
+}
+
+/// Who is on the client side of a tunnel, to cut it if they get blocked.
+pub(crate) struct BlockWatch {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) ip: std::net::IpAddr,
+    pub(crate) consumer: Option<Arc<str>>,
+}
+
+impl BlockWatch {
+    fn allowed(&self) -> bool {
+        let blocks = &self.shared.blocks;
+        blocks.address(self.ip).is_none() && self.consumer.as_deref().is_none_or(|c| blocks.consumer(c).is_none())
+    }
+}
+
+/// Joins an accepted WebSocket upgrade. The tunnel keeps the client
+/// connection's `max_connections` slot and closes after `idle` with no bytes
+/// in either direction. A 101 that is not a WebSocket acceptance is refused.
+pub(crate) fn accept(
+    response: Response<ProxyBody>,
+    upstream: Option<crate::upstream::Upgraded>,
+    client: Option<hyper::upgrade::OnUpgrade>,
+    conn: &ConnInfo,
+    idle: Duration,
+    watch: BlockWatch,
+    request_id: &str,
+) -> Response<ProxyBody> {
+    let accepted = response
+        .headers()
+        .get(header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    let (Some(client), Some(upstream)) = (client.filter(|_| accepted), upstream) else {
+        return respond::problem(ProblemKind::BadGateway, None, None, request_id);
+    };
+    let slot = Arc::clone(&conn.slot);
+    tokio::spawn(async move {
+        let _slot = slot;
+        match client.await {
+            Ok(c) => join(TokioIo::new(c), upstream, idle, || watch.allowed()).await,
+            Err(e) => tracing::debug!(error = %e, "upgrade failed"),
+        }
+    });
+    let (mut parts, _) = response.into_parts();
+    respond::strip_fingerprints(&mut parts.headers);
+    Response::from_parts(parts, crate::body::empty())
 }
 
 #[cfg(test)]

@@ -2,7 +2,9 @@
 //!
 //! Paths: `/slow/{ms}` answers after a delay; `/status/{code}` answers that
 //! status with a body full of internals (to prove the gateway hides them);
-//! `/headers` echoes the request headers as JSON; `/ws` accepts an Upgrade and
+//! `/headers` echoes the request headers as JSON; `…/reply` answers with the
+//! request's own body, status `x-reply-status`, media type `x-reply-type` and
+//! `Content-Encoding` `x-reply-encoding`; `/ws` accepts an Upgrade and
 //! echoes bytes; `/health` is 200 or 503 per [`MockUpstream::set_healthy`];
 //! anything else answers JSON naming the upstream, with `Server` and
 //! `X-Powered-By` headers the gateway must strip.
@@ -228,6 +230,21 @@ async fn answer(mut req: Request<Incoming>, state: Arc<Inner>) -> Result<Respons
     if path.ends_with("/close") {
         let mut r = json(StatusCode::OK, serde_json::json!({"closing": true}));
         r.headers_mut().insert("connection", "close".parse().unwrap());
+        return Ok(r);
+    }
+    if path.ends_with("/reply") {
+        let h = &parts.headers;
+        let get = |name: &str| h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let mut r = Response::new(Full::new(body.clone()));
+        *r.status_mut() = get("x-reply-status")
+            .and_then(|s| s.parse::<u16>().ok())
+            .and_then(|c| StatusCode::from_u16(c).ok())
+            .unwrap_or(StatusCode::OK);
+        let media = get("x-reply-type").unwrap_or_else(|| "application/json".into());
+        r.headers_mut().insert("content-type", media.parse().unwrap());
+        if let Some(enc) = get("x-reply-encoding") {
+            r.headers_mut().insert("content-encoding", enc.parse().unwrap());
+        }
         return Ok(r);
     }
     if path == "/headers" {

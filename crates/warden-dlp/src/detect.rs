@@ -1,0 +1,274 @@
+//! The text detectors: one `RegexSet` pass says which categories may be
+//! present; their own expressions then find the places, and checksums
+//! (Luhn, mod 97) and number rules (SSN areas) drop the look-alikes.
+
+use std::sync::LazyLock;
+
+use regex::{Regex, RegexSet};
+
+use crate::{Categories, Category, Finding};
+
+/// ASCII word boundary (the Unicode one keeps the DFA off non-ASCII text).
+macro_rules! b {
+    () => {
+        r"(?-u:\b)"
+    };
+}
+
+/// `(category, expression, check)`: the check sees the match and returns the
+/// sub-range that is the value, or `None` for a look-alike.
+type Check = fn(&str) -> Option<std::ops::Range<usize>>;
+
+const DETECTORS: &[(Category, &str, Check)] = &[
+    (Category::Card, concat!(b!(), r"(?:\d[ -]?){12,18}\d", b!()), card),
+    (
+        Category::Iban,
+        concat!(b!(), r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}", b!()),
+        iban,
+    ),
+    (
+        Category::NationalId,
+        concat!(b!(), r"\d{3}[- ]\d{2}[- ]\d{4}", b!()),
+        ssn,
+    ),
+    (
+        Category::NationalId,
+        concat!(
+            b!(),
+            r"[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]",
+            b!()
+        ),
+        nino,
+    ),
+    (
+        Category::Email,
+        r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}",
+        whole,
+    ),
+    (Category::Phone, r"\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,5}", phone),
+    (Category::Phone, r"\(\d{3}\) ?\d{3}[-. ]\d{4}", whole),
+    (
+        Category::Phone,
+        concat!(b!(), r"\d{3}[-.]\d{3}[-.]\d{4}", b!()),
+        same_separator,
+    ),
+    (
+        Category::CloudKey,
+        concat!(
+            b!(),
+            r"(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA|APKA)[A-Z0-9]{16}",
+            b!()
+        ),
+        whole,
+    ),
+    (Category::CloudKey, concat!(b!(), r"AIza[0-9A-Za-z_-]{35}"), whole),
+    (
+        Category::Token,
+        concat!(
+            b!(),
+            r"(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255}|glpat-[A-Za-z0-9_-]{20,64}",
+            r"|xox[abposr]-[A-Za-z0-9-]{10,255}|(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,255})"
+        ),
+        whole,
+    ),
+    (
+        Category::Jwt,
+        r"eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",
+        whole,
+    ),
+    (Category::PrivateKey, r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----", whole),
+];
+
+struct Compiled {
+    set: RegexSet,
+    each: Vec<Regex>,
+}
+
+static COMPILED: LazyLock<Compiled> = LazyLock::new(|| {
+    let patterns = DETECTORS.iter().map(|(_, p, _)| *p);
+    Compiled {
+        #[allow(clippy::expect_used)] // constant expressions, covered by every test
+        set: RegexSet::new(patterns.clone()).expect("detector expressions compile"),
+        #[allow(clippy::expect_used)]
+        each: patterns.map(|p| Regex::new(p).expect("detector expression compiles")).collect(),
+    }
+});
+
+/// The sensitive values of `cats` in `text`, in order, not overlapping.
+pub fn find(text: &str, cats: Categories) -> Vec<Finding> {
+    let mut out = Vec::new();
+    find_into(text, cats, 0, &mut out);
+    out
+}
+
+/// Appends the findings in `text` (ranges shifted by `offset`) to `out`.
+pub(crate) fn find_into(text: &str, cats: Categories, offset: usize, out: &mut Vec<Finding>) {
+    if text.len() < 6 || cats.is_empty() {
+        return;
+    }
+    let c = &*COMPILED;
+    let start = out.len();
+    for i in c.set.matches(text).iter() {
+        let (category, _, check) = DETECTORS[i];
+        if !cats.contains(category) {
+            continue;
+        }
+        for m in c.each[i].find_iter(text) {
+            let Some(r) = check(m.as_str()) else { continue };
+            let mut range = m.start() + r.start..m.start() + r.end;
+            if category == Category::PrivateKey {
+                range.end = pem_end(text, range.end);
+            }
+            out.push(Finding {
+                category,
+                range: range.start + offset..range.end + offset,
+            });
+        }
+    }
+    // In order; a finding that overlaps an earlier (or longer) one goes.
+    let mut new = out.split_off(start);
+    new.sort_by_key(|f| (f.range.start, std::cmp::Reverse(f.range.end)));
+    for f in new {
+        if out[start..].last().is_none_or(|last| f.range.start >= last.range.end) {
+            out.push(f);
+        }
+    }
+}
+
+/// The end of a PEM block: past its `-----END … PRIVATE KEY-----`, else the
+/// end of the text or of the JSON string it sits in (an unescaped `"`).
+fn pem_end(text: &str, from: usize) -> usize {
+    let rest = &text[from..];
+    if let Some(end) = rest.find("-----END ") {
+        let after = &rest[end + 9..];
+        if let Some(close) = after.find("-----") {
+            return from + end + 9 + close + 5;
+        }
+    }
+    let b = rest.as_bytes();
+    (0..b.len())
+        .find(|&i| b[i] == b'"' && (i == 0 || b[i - 1] != b'\\'))
+        .map_or(text.len(), |i| from + i)
+}
+
+fn whole(m: &str) -> Option<std::ops::Range<usize>> {
+    Some(0..m.len())
+}
+
+fn digits(m: &str) -> Vec<u8> {
+    m.bytes().filter(u8::is_ascii_digit).map(|d| d - b'0').collect()
+}
+
+/// The Luhn checksum holds.
+pub(crate) fn luhn(d: &[u8]) -> bool {
+    let sum: u32 = d
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &x)| {
+            let x = u32::from(x);
+            if i % 2 == 1 {
+                let y = x * 2;
+                if y > 9 { y - 9 } else { y }
+            } else {
+                x
+            }
+        })
+        .sum();
+    sum.is_multiple_of(10)
+}
+
+fn card(m: &str) -> Option<std::ops::Range<usize>> {
+    // One kind of separator, used consistently or not at all.
+    if m.contains(' ') && m.contains('-') {
+        return None;
+    }
+    let d = digits(m);
+    let len_ok = match d.first()? {
+        4 => matches!(d.len(), 13 | 16 | 19),
+        3 => d.len() == 15 && matches!(d[1], 4 | 7) || d.len() == 14 && matches!(d[1], 0 | 6 | 8) || d.len() == 16,
+        2 | 5 => d.len() == 16 && (d[0] == 5 && (1..=5).contains(&d[1]) || d[0] == 2 && (2..=7).contains(&d[1])),
+        6 => (16..=19).contains(&d.len()),
+        _ => false,
+    };
+    (len_ok && luhn(&d)).then_some(0..m.len())
+}
+
+/// IBAN lengths of the countries most seen; others are checked whole.
+const IBAN_LENGTHS: &[(&str, usize)] = &[
+    ("AT", 20),
+    ("BE", 16),
+    ("CH", 21),
+    ("CZ", 24),
+    ("DE", 22),
+    ("DK", 18),
+    ("ES", 24),
+    ("FI", 18),
+    ("FR", 27),
+    ("GB", 22),
+    ("IE", 22),
+    ("IT", 27),
+    ("LU", 20),
+    ("NL", 18),
+    ("NO", 15),
+    ("PL", 28),
+    ("PT", 25),
+    ("SE", 24),
+];
+
+fn iban(m: &str) -> Option<std::ops::Range<usize>> {
+    let want = IBAN_LENGTHS.iter().find(|(c, _)| m.starts_with(c)).map(|(_, n)| *n);
+    // The match may run on into the next word: take exactly `want` characters.
+    let mut end = m.len();
+    let mut compact = String::new();
+    for (i, ch) in m.char_indices() {
+        if ch == ' ' {
+            continue;
+        }
+        if want.is_some_and(|n| compact.len() == n) {
+            end = i;
+            break;
+        }
+        compact.push(ch);
+    }
+    if want.is_some_and(|n| compact.len() != n) || !(15..=34).contains(&compact.len()) {
+        return None;
+    }
+    let rotated = compact[4..].chars().chain(compact[..4].chars());
+    let mut rem: u32 = 0;
+    for ch in rotated {
+        let v = ch.to_digit(36)?;
+        rem = if v >= 10 {
+            (rem * 100 + v) % 97
+        } else {
+            (rem * 10 + v) % 97
+        };
+    }
+    (rem == 1).then(|| 0..m[..end].trim_end().len())
+}
+
+fn ssn(m: &str) -> Option<std::ops::Range<usize>> {
+    same_separator(m)?;
+    let sep = if m.as_bytes()[3] == b' ' { ' ' } else { '-' };
+    let (area, rest) = m.split_once(sep)?;
+    let (group, serial) = rest.split_once(sep)?;
+    let ok = area != "000" && area != "666" && !area.starts_with('9') && group != "00" && serial != "0000";
+    ok.then_some(0..m.len())
+}
+
+/// `123-45-6789`, not `123-45 6789`.
+fn same_separator(m: &str) -> Option<std::ops::Range<usize>> {
+    let mut seps = m.bytes().filter(|b| !b.is_ascii_digit());
+    let first = seps.next();
+    seps.all(|s| Some(s) == first).then_some(0..m.len())
+}
+
+fn nino(m: &str) -> Option<std::ops::Range<usize>> {
+    let prefix = &m[..2];
+    (!matches!(prefix, "BG" | "GB" | "NK" | "KN" | "TN" | "NT" | "ZZ")).then_some(0..m.len())
+}
+
+fn phone(m: &str) -> Option<std::ops::Range<usize>> {
+    let m = m.trim_end_matches(|c: char| !c.is_ascii_digit());
+    (8..=15).contains(&digits(m).len()).then_some(0..m.len())
+}

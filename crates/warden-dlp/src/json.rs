@@ -1,0 +1,188 @@
+//! One structure-aware pass over a JSON body: the text detectors on the raw
+//! body, and per leaf, the field-name rules (secret fields, high-entropy
+//! values in key-like fields).
+//!
+//! The walk is a tolerant tokenizer over the bytes (no tree is built): it
+//! tracks whether a string is a key or a value, the nearest key of every
+//! leaf, and whether a leaf sits under a secret-named field (`"credentials":
+//! {"user": …}` counts for all its leaves). Raw string contents are what the
+//! detectors see: a value hidden behind `\u` escapes is not decoded (the
+//! upstream is not the adversary here; documented).
+
+use crate::{Categories, Category, Finding, detect, names};
+
+/// A finding, and whether its value is a bare JSON token (a number or a
+/// literal) that a replacement must quote to keep the JSON valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    /// What and where.
+    pub finding: Finding,
+    /// True when the range is (inside) a bare token, not a string.
+    pub bare: bool,
+}
+
+struct Frame<'a> {
+    object: bool,
+    /// The key this container is the value of (arrays pass it to items).
+    key: &'a str,
+    secret: bool,
+}
+
+/// The findings of `cats` in the JSON `body`, in order, not overlapping;
+/// `None` when the body is not well-formed enough to walk (the caller then
+/// treats it as text).
+pub fn scan(body: &str, cats: Categories) -> Option<Vec<Hit>> {
+    let b = body.as_bytes();
+    let structural = cats.contains(Category::SecretField) || cats.contains(Category::HighEntropy);
+    let mut hits: Vec<Hit> = Vec::new();
+    // String value ranges, in order, to tell quoted text findings from bare.
+    let mut strings: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut stack: Vec<Frame<'_>> = Vec::new();
+    let mut key: &str = "";
+    let mut expect_key = false;
+    let mut i = 0;
+    let mut saw_value = false;
+    while i < b.len() {
+        match b[i] {
+            b' ' | b'\t' | b'\n' | b'\r' => i += 1,
+            b'{' | b'[' => {
+                let parent_secret = stack.last().is_some_and(|f| f.secret);
+                let secret = parent_secret || (structural && is_secret(key));
+                stack.push(Frame {
+                    object: b[i] == b'{',
+                    key,
+                    secret,
+                });
+                expect_key = b[i] == b'{';
+                saw_value = true;
+                i += 1;
+            }
+            b'}' | b']' => {
+                let frame = stack.pop()?;
+                if frame.object != (b[i] == b'}') {
+                    return None;
+                }
+                key = stack.last().map_or("", |f| if f.object { "" } else { f.key });
+                expect_key = false;
+                i += 1;
+            }
+            b',' => {
+                let top = stack.last()?;
+                expect_key = top.object;
+                if !top.object {
+                    key = top.key;
+                }
+                i += 1;
+            }
+            b':' => {
+                expect_key = false;
+                i += 1;
+            }
+            b'"' => {
+                let start = i + 1;
+                let mut j = start;
+                while j < b.len() && b[j] != b'"' {
+                    j += if b[j] == b'\\' { 2 } else { 1 };
+                }
+                if j >= b.len() {
+                    return None;
+                }
+                let text = &body[start..j];
+                if expect_key {
+                    key = text;
+                } else {
+                    strings.push(start..j);
+                    leaf(text, start, key, &stack, cats, structural, false, &mut hits);
+                    saw_value = true;
+                }
+                i = j + 1;
+            }
+            _ => {
+                let start = i;
+                while i < b.len() && !matches!(b[i], b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r' | b':') {
+                    i += 1;
+                }
+                leaf(&body[start..i], start, key, &stack, cats, structural, true, &mut hits);
+                saw_value = true;
+            }
+        }
+    }
+    if !stack.is_empty() || !saw_value {
+        return None;
+    }
+    let mut text = Vec::new();
+    detect::find_into(
+        body,
+        cats.without(Category::SecretField).without(Category::HighEntropy),
+        0,
+        &mut text,
+    );
+    for f in text {
+        let quoted = in_any(&strings, f.range.start);
+        hits.push(Hit {
+            finding: f,
+            bare: !quoted,
+        });
+    }
+    hits.sort_by_key(|h| (h.finding.range.start, std::cmp::Reverse(h.finding.range.end)));
+    let mut out: Vec<Hit> = Vec::with_capacity(hits.len());
+    for h in hits {
+        if out
+            .last()
+            .is_none_or(|last| h.finding.range.start >= last.finding.range.end)
+        {
+            out.push(h);
+        }
+    }
+    Some(out)
+}
+
+fn in_any(ranges: &[std::ops::Range<usize>], at: usize) -> bool {
+    let i = ranges.partition_point(|r| r.end < at);
+    ranges.get(i).is_some_and(|r| r.start <= at && at <= r.end)
+}
+
+/// Cheap test first: most keys hold none of the telling fragments.
+fn is_secret(key: &str) -> bool {
+    names::maybe_telling(key) && names::is_secret_field(key)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn leaf(
+    text: &str,
+    start: usize,
+    key: &str,
+    stack: &[Frame<'_>],
+    cats: Categories,
+    structural: bool,
+    bare: bool,
+    hits: &mut Vec<Hit>,
+) {
+    if !structural || text.is_empty() || (bare && text == "null") {
+        return;
+    }
+    let range = start..start + text.len();
+    let secret = stack.last().is_some_and(|f| f.secret) || is_secret(key);
+    if secret && cats.contains(Category::SecretField) {
+        hits.push(Hit {
+            finding: Finding {
+                category: Category::SecretField,
+                range,
+            },
+            bare,
+        });
+    } else if !bare
+        && cats.contains(Category::HighEntropy)
+        && names::maybe_telling(key)
+        && names::is_key_like(key)
+        && names::high_entropy(text)
+    {
+        hits.push(Hit {
+            finding: Finding {
+                category: Category::HighEntropy,
+                range,
+            },
+            bare,
+        });
+    }
+}

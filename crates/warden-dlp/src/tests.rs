@@ -1,0 +1,160 @@
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+
+fn cats_of(text: &str) -> Vec<Category> {
+    find(text, Categories::ALL).into_iter().map(|f| f.category).collect()
+}
+
+#[test]
+fn a_luhn_valid_card_is_found_and_a_luhn_invalid_order_number_is_not() {
+    assert_eq!(cats_of("card 4111 1111 1111 1111 on file"), [Category::Card]);
+    assert_eq!(cats_of("4111-1111-1111-1111"), [Category::Card]);
+    assert!(cats_of("order 4111111111111112").is_empty());
+    // Mixed separators are not how cards are written.
+    assert!(cats_of("4111 1111-1111 1111").is_empty());
+}
+
+#[test]
+fn ibans_need_their_check_digits() {
+    assert_eq!(cats_of("DE89 3704 0044 0532 0130 00"), [Category::Iban]);
+    assert_eq!(cats_of("pay to GB82WEST12345698765432 please"), [Category::Iban]);
+    assert!(cats_of("DE88 3704 0044 0532 0130 00").is_empty());
+}
+
+#[test]
+fn national_ids_skip_numbers_never_issued() {
+    assert_eq!(cats_of("ssn 123-45-6789"), [Category::NationalId]);
+    assert!(cats_of("000-12-3456 and 666-12-3456 and 912-34-5678").is_empty());
+    assert_eq!(cats_of("NINO AB123456C"), [Category::NationalId]);
+}
+
+#[test]
+fn secrets_of_every_kind_are_found() {
+    assert_eq!(cats_of("AKIAIOSFODNN7EXAMPLE"), [Category::CloudKey]);
+    assert_eq!(cats_of("ghp_0123456789abcdefghijABCDEFGHIJ012345"), [Category::Token]);
+    assert_eq!(cats_of("sk_live_51Habcdefghijklmnop"), [Category::Token]);
+    let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlc2lnbmF0dXJl";
+    assert_eq!(cats_of(jwt), [Category::Jwt]);
+    let pem = "x -----BEGIN RSA PRIVATE KEY-----\\nMIIEow\\n-----END RSA PRIVATE KEY----- y";
+    let found = find(pem, Categories::ALL);
+    assert_eq!(found.len(), 1);
+    assert_eq!(&pem[found[0].range.clone()], &pem[2..pem.len() - 2]);
+}
+
+#[test]
+fn masking_keeps_the_tail_and_separators_and_quotes_bare_tokens() {
+    assert_eq!(
+        Action::Mask { keep: 4 }.replacement("4111 1111 1111 1111", false),
+        "**** **** **** 1111"
+    );
+    assert_eq!(Action::Redact.replacement("hunter2", false), "[REDACTED]");
+    assert_eq!(
+        Action::Mask { keep: 4 }.replacement("4111111111111111", true),
+        "\"************1111\""
+    );
+}
+
+#[test]
+fn json_scan_knows_keys_from_values_and_bare_numbers_from_strings() {
+    let body = r#"{"user":{"name":"Ada","password":"hunter2","card":4111111111111111},"password_hint":"pet"}"#;
+    let hits = json::scan(body, Categories::ALL).unwrap();
+    let got: Vec<(Category, &str, bool)> = hits
+        .iter()
+        .map(|h| (h.finding.category, &body[h.finding.range.clone()], h.bare))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (Category::SecretField, "hunter2", false),
+            (Category::Card, "4111111111111111", true),
+            (Category::SecretField, "pet", false),
+        ]
+    );
+    assert!(json::scan("{\"a\":", Categories::ALL).is_none());
+}
+
+#[test]
+fn secret_leaves_under_a_secret_named_object_count() {
+    let body = r#"{"credentials":[{"api_key":"k1"}],"private_key":{"pem":"abc"},"next_page_token":"eyJwYWdlIjoyfQ"}"#;
+    let hits = json::scan(body, Categories::ALL).unwrap();
+    let got: Vec<&str> = hits.iter().map(|h| &body[h.finding.range.clone()]).collect();
+    assert_eq!(got, ["k1", "abc"]);
+}
+
+#[test]
+fn field_names_mean_secrets_by_their_words() {
+    for name in [
+        "password",
+        "passwordHash",
+        "user_pwd",
+        "apiKey",
+        "API-KEY",
+        "client_secret",
+        "ssn",
+        "hash",
+        "pin",
+    ] {
+        assert!(names::is_secret_field(name), "{name}");
+    }
+    for name in [
+        "content_hash",
+        "sha256",
+        "etag",
+        "next_page_token",
+        "spinner",
+        "keyboard",
+        "shipping",
+        "description",
+    ] {
+        assert!(!names::is_secret_field(name), "{name}");
+    }
+}
+
+#[test]
+fn high_entropy_values_only_in_key_like_fields() {
+    let body = r#"{"signing_key":"q8Zr2vLx9TmB4wKp7YdN3sHf","thumbnail_id":"q8Zr2vLx9TmB4wKp7YdN3sHf"}"#;
+    let hits = json::scan(body, Categories::ALL).unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].finding.category, Category::SecretField);
+    let body = r#"{"upload_token":"q8Zr2vLx9TmB4wKp7YdN3sHf","word_token":"aaaaaaaaaaaaaaaaaaaaaaaa"}"#;
+    let hits = json::scan(body, Categories::ALL).unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].finding.category, Category::HighEntropy);
+}
+
+#[test]
+fn log_lines_lose_cards_and_keys_but_keep_the_rest() {
+    let line = r#"{"path":"/pay/4111111111111111","key":"AKIAIOSFODNN7EXAMPLE","who":"ada@example.com"}"#;
+    let out = redact_log(line);
+    assert!(
+        !out.contains("4111111111111111") && !out.contains("AKIAIOSFODNN7EXAMPLE"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[REDACTED:card]") && out.contains("ada@example.com"),
+        "{out}"
+    );
+    assert!(matches!(redact_log("GET /health 200"), std::borrow::Cow::Borrowed(_)));
+}
+
+#[test]
+fn stack_traces_are_recognised_and_prose_about_errors_is_not() {
+    let java = "java.lang.NullPointerException: x\n\tat com.shop.Orders.get(Orders.java:42)\n";
+    assert_eq!(stack::leak(java), Some("java"));
+    let py = "Traceback (most recent call last):\n  File \"/app/views.py\", line 12, in get\nKeyError: 'id'";
+    assert_eq!(stack::leak(py), Some("python"));
+    assert_eq!(stack::leak("goroutine 1 [running]:\nmain.main()"), Some("go"));
+    assert_eq!(
+        stack::leak("You have an error in your SQL syntax near ''"),
+        Some("database")
+    );
+    for benign in [
+        "An exception was raised and we are looking into it.",
+        "Our Java and Python SDKs handle errors for you.",
+        "The Traceback tab shows recent calls",
+        "at home (with family)",
+    ] {
+        assert_eq!(stack::leak(benign), None, "{benign}");
+    }
+}

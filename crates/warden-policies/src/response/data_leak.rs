@@ -1,0 +1,203 @@
+//! `data_leak`: sensitive values and secrets in response bodies.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use http::response;
+use serde::Deserialize;
+use warden_core::event::{self, EventKind};
+use warden_core::{Decision, OnError, Policy, PolicyError, ProblemKind, Rejection, RequestCtx};
+use warden_dlp::json::Hit;
+use warden_dlp::{Action, Categories, Category, Edit, Finding};
+
+use super::{check_max_inspect, default_max_inspect, is_json, text_of};
+use crate::SpecError;
+
+/// What to do with one category.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeakAction {
+    /// Replace all but the last `keep_tail` letters and digits with `*`.
+    Mask,
+    /// Replace the value with `[REDACTED]`.
+    Redact,
+    /// Replace the whole response with a 502 problem document.
+    Block,
+    /// Let it through and record a `data_leak` event.
+    Report,
+    /// Not looked for.
+    Allow,
+}
+
+/// `type: data_leak`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataLeakConfig {
+    /// Bodies up to this many bytes are inspected (default 1 MiB); longer
+    /// ones stream on with a `response_uninspected` event.
+    #[serde(default = "default_max_inspect")]
+    pub max_inspect_bytes: usize,
+    /// Letters and digits `mask` leaves visible at the end (default 4).
+    #[serde(default = "four")]
+    pub keep_tail: usize,
+    /// Per category (`card`, `iban`, `national_id`, `email`, `phone`,
+    /// `cloud_key`, `token`, `jwt`, `private_key`, `high_entropy`,
+    /// `secret_field`): what to do; unlisted ones keep their default.
+    #[serde(default)]
+    pub actions: BTreeMap<String, LeakAction>,
+    /// What to do if the policy fails internally.
+    #[serde(default)]
+    pub on_error: OnError,
+}
+
+fn four() -> usize {
+    4
+}
+
+/// The default action of a category: payment and identity numbers masked,
+/// contact details allowed (APIs return them by design), secrets redacted.
+pub fn default_action(c: Category) -> LeakAction {
+    match c {
+        Category::Card | Category::Iban | Category::NationalId => LeakAction::Mask,
+        Category::Email | Category::Phone => LeakAction::Allow,
+        _ => LeakAction::Redact,
+    }
+}
+
+impl DataLeakConfig {
+    /// Checks the names and bounds, reporting every problem.
+    pub fn build(&self) -> Result<DataLeak, Vec<SpecError>> {
+        let mut errors = Vec::new();
+        check_max_inspect(self.max_inspect_bytes, &mut errors);
+        if self.keep_tail > 8 {
+            errors.push(SpecError {
+                path: "keep_tail".into(),
+                message: format!("{} would show most of a value; at most 8", self.keep_tail),
+            });
+        }
+        let mut actions = Category::ALL.map(default_action);
+        for (name, action) in &self.actions {
+            match Category::from_name(name) {
+                Some(c) => actions[c as usize] = *action,
+                None => errors.push(SpecError {
+                    path: format!("actions.{name}"),
+                    message: format!(
+                        "unknown category; one of {}",
+                        Category::ALL.map(Category::name).join(", ")
+                    ),
+                }),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let active = Category::ALL
+            .into_iter()
+            .filter(|c| actions[*c as usize] != LeakAction::Allow)
+            .collect();
+        Ok(DataLeak {
+            max_inspect: self.max_inspect_bytes,
+            keep_tail: self.keep_tail,
+            actions,
+            active,
+        })
+    }
+}
+
+/// Compiled `data_leak`.
+#[derive(Debug)]
+pub struct DataLeak {
+    max_inspect: usize,
+    keep_tail: usize,
+    actions: [LeakAction; Category::ALL.len()],
+    active: Categories,
+}
+
+impl DataLeak {
+    fn action(&self, c: Category) -> LeakAction {
+        self.actions[c as usize]
+    }
+
+    /// The findings in the body: structure-aware for JSON, else as text.
+    fn hits(&self, resp: &response::Parts, text: &str) -> Vec<Hit> {
+        if is_json(resp)
+            && let Some(hits) = warden_dlp::json::scan(text, self.active)
+        {
+            return hits;
+        }
+        warden_dlp::find(text, self.active)
+            .into_iter()
+            .map(|finding: Finding| Hit { finding, bare: false })
+            .collect()
+    }
+}
+
+impl Policy for DataLeak {
+    fn name(&self) -> &'static str {
+        "data_leak"
+    }
+
+    fn response_body_limit(&self) -> Option<usize> {
+        Some(self.max_inspect)
+    }
+
+    async fn on_response_body(
+        &self,
+        resp: &mut response::Parts,
+        body: &mut Bytes,
+        ctx: &mut RequestCtx,
+    ) -> Result<Decision, PolicyError> {
+        let Some(text) = text_of(resp, body) else {
+            return Ok(Decision::Continue);
+        };
+        let hits = self.hits(resp, &text);
+        if hits.is_empty() {
+            return Ok(Decision::Continue);
+        }
+        let mut counts: BTreeMap<(&'static str, &'static str), usize> = BTreeMap::new();
+        let mut edits = Vec::new();
+        let mut block = false;
+        for h in &hits {
+            let c = h.finding.category;
+            let action = self.action(c);
+            let how = match action {
+                LeakAction::Mask | LeakAction::Redact => {
+                    let a = if action == LeakAction::Mask {
+                        Action::Mask { keep: self.keep_tail }
+                    } else {
+                        Action::Redact
+                    };
+                    edits.push(Edit {
+                        with: a.replacement(&text[h.finding.range.clone()], h.bare),
+                        range: h.finding.range.clone(),
+                    });
+                    if action == LeakAction::Mask { "mask" } else { "redact" }
+                }
+                LeakAction::Block => {
+                    block = true;
+                    "block"
+                }
+                LeakAction::Report | LeakAction::Allow => "report",
+            };
+            *counts.entry((c.name(), how)).or_default() += 1;
+        }
+        let detail: Vec<String> = counts.iter().map(|((c, how), n)| format!("{c}:{how}x{n}")).collect();
+        event::emit(
+            EventKind::DataLeak,
+            &ctx.request_id,
+            &ctx.client_ip.to_string(),
+            &format!("status={} {}", resp.status.as_u16(), detail.join(" ")),
+        );
+        if block {
+            return Ok(Decision::Reject(Rejection::new(
+                ProblemKind::UpstreamError,
+                "data_leak_blocked",
+                detail.join(" "),
+            )));
+        }
+        if !edits.is_empty() {
+            *body = Bytes::from(warden_dlp::apply(&text, &edits));
+        }
+        Ok(Decision::Continue)
+    }
+}

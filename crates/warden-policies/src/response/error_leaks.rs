@@ -1,0 +1,103 @@
+//! `error_leaks`: stack traces, framework error pages and database errors.
+
+use bytes::Bytes;
+use http::response;
+use serde::Deserialize;
+use warden_core::event::{self, EventKind};
+use warden_core::{Decision, OnError, Policy, PolicyError, ProblemKind, Rejection, RequestCtx};
+
+use super::{check_max_inspect, default_max_inspect, text_of};
+use crate::SpecError;
+use crate::injection::Mode;
+
+/// How much of the original goes into the log line.
+const LOGGED_BYTES: usize = 8 * 1024;
+
+/// `type: error_leaks`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorLeaksConfig {
+    /// `enforce` (replace, the default) or `report` (events only).
+    #[serde(default)]
+    pub mode: Mode,
+    /// Bodies up to this many bytes are inspected (default 1 MiB).
+    #[serde(default = "default_max_inspect")]
+    pub max_inspect_bytes: usize,
+    /// What to do if the policy fails internally.
+    #[serde(default)]
+    pub on_error: OnError,
+}
+
+impl ErrorLeaksConfig {
+    /// Checks the bounds.
+    pub fn build(&self) -> Result<ErrorLeaks, Vec<SpecError>> {
+        let mut errors = Vec::new();
+        check_max_inspect(self.max_inspect_bytes, &mut errors);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(ErrorLeaks {
+            mode: self.mode,
+            max_inspect: self.max_inspect_bytes,
+        })
+    }
+}
+
+/// Compiled `error_leaks`.
+#[derive(Debug)]
+pub struct ErrorLeaks {
+    mode: Mode,
+    max_inspect: usize,
+}
+
+impl Policy for ErrorLeaks {
+    fn name(&self) -> &'static str {
+        "error_leaks"
+    }
+
+    fn response_body_limit(&self) -> Option<usize> {
+        Some(self.max_inspect)
+    }
+
+    async fn on_response_body(
+        &self,
+        resp: &mut response::Parts,
+        body: &mut Bytes,
+        ctx: &mut RequestCtx,
+    ) -> Result<Decision, PolicyError> {
+        let Some(text) = text_of(resp, body) else {
+            return Ok(Decision::Continue);
+        };
+        let Some(stack) = warden_dlp::stack::leak(&text) else {
+            return Ok(Decision::Continue);
+        };
+        let mut end = text.len().min(LOGGED_BYTES);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        // The original, for whoever debugs the upstream: in the log only,
+        // and scrubbed of cards and secrets like every other line.
+        tracing::warn!(
+            target: "warden::leak",
+            request_id = %ctx.request_id,
+            stack,
+            status = resp.status.as_u16(),
+            original = %warden_dlp::redact_log(&text[..end]),
+            "upstream error details kept from the client"
+        );
+        event::emit(
+            EventKind::ErrorLeak,
+            &ctx.request_id,
+            &ctx.client_ip.to_string(),
+            &format!("stack={stack} status={}", resp.status.as_u16()),
+        );
+        Ok(match self.mode {
+            Mode::Report => Decision::Continue,
+            Mode::Enforce => Decision::Reject(Rejection::new(
+                ProblemKind::UpstreamError,
+                "upstream_error_leak",
+                format!("{stack} error details in a {} response", resp.status.as_u16()),
+            )),
+        })
+    }
+}

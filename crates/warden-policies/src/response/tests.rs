@@ -1,0 +1,106 @@
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use warden_core::{Decision, Policy, RequestCtx};
+
+use super::*;
+use crate::block_on;
+
+fn ctx() -> RequestCtx {
+    RequestCtx::new(Arc::from("req-1"), "127.0.0.1".parse().unwrap(), 1 << 20)
+}
+
+fn parts(content_type: &str, status: u16) -> http::response::Parts {
+    let (p, ()) = http::Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(())
+        .unwrap()
+        .into_parts();
+    p
+}
+
+fn run(p: &impl Policy, content_type: &str, status: u16, body: &str) -> (Option<&'static str>, String) {
+    let mut resp = parts(content_type, status);
+    let mut body = Bytes::from(body.to_owned());
+    let d = block_on(p.on_response_body(&mut resp, &mut body, &mut ctx())).unwrap();
+    let code = match d {
+        Decision::Continue => None,
+        Decision::Reject(r) => Some(r.code),
+    };
+    (code, String::from_utf8(body.to_vec()).unwrap())
+}
+
+fn data_leak(yaml: &str) -> DataLeak {
+    let cfg: DataLeakConfig = serde_saphyr::from_str(yaml).unwrap();
+    cfg.build().unwrap()
+}
+
+#[test]
+fn cards_are_masked_secrets_redacted_and_the_json_stays_valid() {
+    let p = data_leak("{}");
+    let body = r#"{"order":"4111111111111112","card":"4111 1111 1111 1111","n":4242424242424242,"password":"hunter2","email":"ada@example.com"}"#;
+    let (code, out) = run(&p, "application/json", 200, body);
+    assert_eq!(code, None);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["order"], "4111111111111112",
+        "a Luhn-invalid order number is left alone"
+    );
+    assert_eq!(v["card"], "**** **** **** 1111");
+    assert_eq!(v["n"], "************4242");
+    assert_eq!(v["password"], "[REDACTED]");
+    assert_eq!(v["email"], "ada@example.com", "e-mail is allowed by default");
+}
+
+#[test]
+fn block_replaces_the_response_and_report_changes_nothing() {
+    let key = r#"{"note":"key AKIAIOSFODNN7EXAMPLE"}"#;
+    let (code, _) = run(
+        &data_leak("actions: { cloud_key: block }"),
+        "application/json",
+        200,
+        key,
+    );
+    assert_eq!(code, Some("data_leak_blocked"));
+    let (code, out) = run(
+        &data_leak("actions: { cloud_key: report }"),
+        "application/json",
+        200,
+        key,
+    );
+    assert_eq!((code, out.as_str()), (None, key));
+}
+
+#[test]
+fn plain_text_is_scanned_as_text_and_images_are_not_scanned() {
+    let p = data_leak("{}");
+    let (_, out) = run(&p, "text/plain", 200, "card 4111-1111-1111-1111 ok");
+    assert_eq!(out, "card ****-****-****-1111 ok");
+    let (_, out) = run(&p, "image/png", 200, "4111111111111111");
+    assert_eq!(out, "4111111111111111");
+}
+
+#[test]
+fn bad_config_lists_every_problem() {
+    let cfg: DataLeakConfig =
+        serde_saphyr::from_str("max_inspect_bytes: 10\nkeep_tail: 12\nactions: { cards: mask }").unwrap();
+    let errs = cfg.build().unwrap_err();
+    let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, ["max_inspect_bytes", "keep_tail", "actions.cards"]);
+}
+
+#[test]
+fn stack_traces_are_replaced_in_any_status_and_prose_passes() {
+    let p: ErrorLeaksConfig = serde_saphyr::from_str("{}").unwrap();
+    let p = p.build().unwrap();
+    let java = "java.lang.IllegalStateException: boom\n\tat com.shop.Cart.add(Cart.java:17)";
+    assert_eq!(run(&p, "text/plain", 500, java).0, Some("upstream_error_leak"));
+    assert_eq!(run(&p, "text/html", 200, java).0, Some("upstream_error_leak"));
+    let prose = r#"{"faq":"If an exception happens, retry the request."}"#;
+    assert_eq!(run(&p, "application/json", 200, prose).0, None);
+    let report: ErrorLeaksConfig = serde_saphyr::from_str("mode: report").unwrap();
+    assert_eq!(run(&report.build().unwrap(), "text/plain", 500, java).0, None);
+}

@@ -1,0 +1,159 @@
+//! The response body phase: on a route whose policies inspect responses, the
+//! upstream body is buffered (bounded), handed to them in reverse order, and
+//! sent on with a corrected `Content-Length`.
+//!
+//! - A body longer than the bound streams on uninspected: what was read goes
+//!   first, the rest follows as it comes, and a `response_uninspected` event
+//!   records it (the documented trade: no unbounded buffering).
+//! - A compressed body (`Content-Encoding` other than `identity`) is refused
+//!   with 502: the gateway asks for `Accept-Encoding: identity` on these
+//!   routes, so an upstream that compresses anyway is not passed unchecked.
+//! - HEAD answers and bodiless statuses (1xx, 204, 304) skip the phase.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderValue};
+use http::{HeaderMap, Method, response};
+use http_body::{Body, Frame};
+use http_body_util::BodyExt;
+use tokio::time::Instant;
+use warden_core::event::{self, EventKind};
+use warden_core::{ProblemKind, Rejection, RequestCtx};
+
+use crate::body::{BoxError, ProxyBody};
+use crate::pipeline::{self, Slot};
+
+/// Inspects the response body with the policies' response phase.
+pub(crate) async fn inspect<S: Slot>(
+    policies: &[S],
+    limit: usize,
+    method: &Method,
+    parts: &mut response::Parts,
+    body: ProxyBody,
+    ctx: &mut RequestCtx,
+    deadline: Option<Instant>,
+) -> Result<ProxyBody, Rejection> {
+    let status = parts.status;
+    if method == Method::HEAD || status.is_informational() || status.as_u16() == 204 || status.as_u16() == 304 {
+        return Ok(body);
+    }
+    let encoded = parts
+        .headers
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+    if encoded {
+        uninspected(ctx, "compressed");
+        return Err(Rejection::new(
+            ProblemKind::UpstreamError,
+            "upstream_compressed",
+            "compressed response on a route that inspects responses",
+        ));
+    }
+    let mut body = body;
+    let mut buf = BytesMut::new();
+    let mut trailers: Option<HeaderMap> = None;
+    loop {
+        let next = match deadline {
+            Some(d) => tokio::time::timeout_at(d, body.frame()).await.map_err(|_| {
+                Rejection::new(
+                    ProblemKind::GatewayTimeout,
+                    "upstream_timeout",
+                    "response body too slow",
+                )
+            })?,
+            None => body.frame().await,
+        };
+        let frame = match next {
+            None => break,
+            Some(Ok(f)) => f,
+            Some(Err(e)) => {
+                return Err(Rejection::new(
+                    ProblemKind::BadGateway,
+                    "upstream_failed",
+                    format!("response body: {e}"),
+                ));
+            }
+        };
+        match frame.into_data() {
+            Ok(data) => {
+                buf.extend_from_slice(&data);
+                if buf.len() > limit {
+                    uninspected(ctx, "too_long");
+                    let head = buf.freeze();
+                    return Ok(Prefixed {
+                        head: Some(head),
+                        rest: body,
+                    }
+                    .boxed_unsync());
+                }
+            }
+            Err(f) => trailers = f.into_trailers().ok(),
+        }
+    }
+    let mut bytes = buf.freeze();
+    pipeline::on_response_body(policies, parts, &mut bytes, ctx).await?;
+    parts.headers.remove(header::TRANSFER_ENCODING);
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    Ok(Whole {
+        data: Some(bytes),
+        trailers,
+    }
+    .boxed_unsync())
+}
+
+fn uninspected(ctx: &RequestCtx, why: &str) {
+    event::emit(
+        EventKind::ResponseUninspected,
+        &ctx.request_id,
+        &ctx.client_ip.to_string(),
+        why,
+    );
+}
+
+/// The bytes already read, then the rest of the upstream body.
+struct Prefixed {
+    head: Option<Bytes>,
+    rest: ProxyBody,
+}
+
+impl Body for Prefixed {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(head) = self.head.take() {
+            return Poll::Ready(Some(Ok(Frame::data(head))));
+        }
+        Pin::new(&mut self.rest).poll_frame(cx)
+    }
+}
+
+/// An inspected body: its bytes, then its trailers if the upstream sent any.
+struct Whole {
+    data: Option<Bytes>,
+    trailers: Option<HeaderMap>,
+}
+
+impl Body for Whole {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(data) = self.data.take().filter(|d| !d.is_empty()) {
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+        Poll::Ready(self.trailers.take().map(|t| Ok(Frame::trailers(t))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.as_ref().is_none_or(Bytes::is_empty) && self.trailers.is_none()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.data.as_ref().map_or(0, |d| d.len() as u64))
+    }
+}
