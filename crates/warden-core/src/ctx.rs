@@ -62,6 +62,8 @@ pub struct RequestCtx {
     /// The client reached the gateway over TLS (for URLs the client used,
     /// e.g. a DPoP proof's `htu`).
     pub secure: bool,
+    /// The request method (response phases read it: the request is gone).
+    pub method: http::Method,
 }
 
 /// Identity of a verified client certificate.
@@ -128,6 +130,7 @@ impl RequestCtx {
             holds: Vec::new(),
             response_headers: Vec::new(),
             secure: false,
+            method: http::Method::GET,
         }
     }
 

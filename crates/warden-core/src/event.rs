@@ -22,6 +22,8 @@ pub enum EventKind {
     DataLeak,
     /// A stack trace, framework error page or database error in a response.
     ErrorLeak,
+    /// A response carried what its OpenAPI document does not declare.
+    ResponseContract,
     /// A response body was too long to inspect (or compressed) and its fate is logged.
     ResponseUninspected,
 }
@@ -38,6 +40,7 @@ impl EventKind {
             Self::Contract => "contract",
             Self::DataLeak => "data_leak",
             Self::ErrorLeak => "error_leak",
+            Self::ResponseContract => "response_contract",
             Self::ResponseUninspected => "response_uninspected",
         }
     }

@@ -25,7 +25,7 @@ pub mod stack;
 mod tests;
 
 pub use detect::find;
-pub use mask::{Action, Edit, apply, redact_log};
+pub use mask::{Action, Edit, LOG_CATEGORIES, RedactingWriter, apply, redact_log};
 
 use std::ops::Range;
 

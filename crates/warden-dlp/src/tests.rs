@@ -158,3 +158,16 @@ fn stack_traces_are_recognised_and_prose_about_errors_is_not() {
         assert_eq!(stack::leak(benign), None, "{benign}");
     }
 }
+
+#[test]
+fn the_redacting_writer_sees_a_secret_split_across_writes() {
+    use std::io::Write as _;
+    let mut out = Vec::new();
+    {
+        let mut w = RedactingWriter::new(&mut out);
+        w.write_all(b"key=AKIAIOSFOD").unwrap();
+        w.write_all(b"NN7EXAMPLE ok\nnext 4111 1111 1111 1111").unwrap();
+    }
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(text, "key=[REDACTED:cloud_key] ok\nnext [REDACTED:card]");
+}

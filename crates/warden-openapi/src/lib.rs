@@ -10,11 +10,14 @@
 //! [`import::config`] turns a spec into a Warden config (one route per
 //! operation) for `warden import openapi`.
 
+pub mod filter;
 pub mod import;
+mod matcher;
 mod names;
 mod refs;
 pub mod validate;
 
+pub use matcher::OperationMatcher;
 pub use names::{percent_decode_lossy, shown};
 pub use refs::follow_ref;
 pub use validate::{RequestValidator, Violation, is_json};
@@ -88,6 +91,35 @@ pub struct Operation {
     pub parameters: Vec<Parameter>,
     /// Request body media types and their schemas.
     pub request_body: Option<RequestBody>,
+    /// Responses: status key (`200`, `2XX`, `default`) and their media
+    /// types with schemas, in document order.
+    pub responses: Vec<ResponseSpec>,
+}
+
+/// One documented response of an operation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResponseSpec {
+    /// `200`, `2XX` or `default`, upper case.
+    pub status: String,
+    /// `(media type, schema)` pairs, lower-case media types.
+    pub content: Vec<(String, Value)>,
+}
+
+impl Operation {
+    /// The documented response for `status`: the exact code, else its range
+    /// (`2XX`), else `default`.
+    pub fn response(&self, status: u16) -> Option<&ResponseSpec> {
+        let exact = status.to_string();
+        let range = format!("{}XX", status / 100);
+        ["exact", "range", "default"].iter().find_map(|which| {
+            let want = match *which {
+                "exact" => exact.as_str(),
+                "range" => range.as_str(),
+                _ => "DEFAULT",
+            };
+            self.responses.iter().find(|r| r.status == want)
+        })
+    }
 }
 
 /// A request body: whether it is required and its schema per media type.
@@ -223,12 +255,14 @@ fn operations(doc: &Value, problems: &mut Vec<SpecProblem>) -> Vec<Operation> {
             let request_body = op
                 .get("requestBody")
                 .map(|b| request_body(doc, b, &format!("{op_at}/requestBody"), problems));
+            let responses = responses(doc, op.get("responses"), &format!("{op_at}/responses"), problems);
             out.push(Operation {
                 method: method.to_ascii_uppercase(),
                 path: path.clone(),
                 operation_id: op.get("operationId").and_then(Value::as_str).map(str::to_owned),
                 parameters: params,
                 request_body,
+                responses,
             });
         }
     }
@@ -278,10 +312,24 @@ fn parameters(doc: &Value, list: Option<&Value>, at: &str, problems: &mut Vec<Sp
     out
 }
 
-fn request_body(doc: &Value, body: &Value, at: &str, problems: &mut Vec<SpecProblem>) -> RequestBody {
-    let body = refs::resolve(doc, body, at, problems);
-    let required = body.get("required").and_then(Value::as_bool).unwrap_or(false);
-    let content = body
+fn responses(doc: &Value, list: Option<&Value>, at: &str, problems: &mut Vec<SpecProblem>) -> Vec<ResponseSpec> {
+    let Some(map) = list.and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    map.iter()
+        .map(|(status, r)| {
+            let r = refs::resolve(doc, r, &format!("{at}/{}", escape(status)), problems);
+            ResponseSpec {
+                status: status.to_ascii_uppercase(),
+                content: content(r),
+            }
+        })
+        .collect()
+}
+
+/// The `content` map of a request body or response: `(media, schema)`.
+fn content(holder: &Value) -> Vec<(String, Value)> {
+    holder
         .get("content")
         .and_then(Value::as_object)
         .map(|c| {
@@ -294,8 +342,16 @@ fn request_body(doc: &Value, body: &Value, at: &str, problems: &mut Vec<SpecProb
                 })
                 .collect()
         })
-        .unwrap_or_default();
-    RequestBody { required, content }
+        .unwrap_or_default()
+}
+
+fn request_body(doc: &Value, body: &Value, at: &str, problems: &mut Vec<SpecProblem>) -> RequestBody {
+    let body = refs::resolve(doc, body, at, problems);
+    let required = body.get("required").and_then(Value::as_bool).unwrap_or(false);
+    RequestBody {
+        required,
+        content: content(body),
+    }
 }
 
 #[cfg(test)]

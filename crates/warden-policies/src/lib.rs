@@ -55,9 +55,11 @@ pub enum PolicyKind {
     Contract,
     /// Injection detection on every decoded input.
     Injection,
-    /// Response side: sensitive data and secrets masked (runs after the
-    /// error check, response phases being in reverse).
+    /// Response side: sensitive data and secrets masked (runs last of the
+    /// three, response phases being in reverse).
     DataLeak,
+    /// Response side: responses filtered to the OpenAPI document.
+    ResponseContract,
     /// Response side: stack traces and error pages replaced (runs first).
     ErrorLeaks,
 }
@@ -78,6 +80,7 @@ impl PolicyKind {
             Self::Contract => "contract",
             Self::Injection => "injection",
             Self::DataLeak => "data_leak",
+            Self::ResponseContract => "response_contract",
             Self::ErrorLeaks => "error_leaks",
         }
     }
@@ -112,6 +115,8 @@ pub enum PolicySpec {
     /// See [`response`].
     DataLeak(response::DataLeakConfig),
     /// See [`response`].
+    ResponseContract(response::ResponseContractConfig),
+    /// See [`response`].
     ErrorLeaks(response::ErrorLeaksConfig),
 }
 
@@ -140,6 +145,7 @@ impl PolicySpec {
             Self::Contract(_) => PolicyKind::Contract,
             Self::Injection(_) => PolicyKind::Injection,
             Self::DataLeak(_) => PolicyKind::DataLeak,
+            Self::ResponseContract(_) => PolicyKind::ResponseContract,
             Self::ErrorLeaks(_) => PolicyKind::ErrorLeaks,
         }
     }
@@ -159,6 +165,7 @@ impl PolicySpec {
             Self::Contract(c) => c.on_error,
             Self::Injection(c) => c.on_error,
             Self::DataLeak(c) => c.on_error,
+            Self::ResponseContract(c) => c.on_error,
             Self::ErrorLeaks(c) => c.on_error,
         }
     }
@@ -203,6 +210,7 @@ impl PolicySpec {
             Self::Contract(c) => c.build().map(CompiledPolicy::Contract),
             Self::Injection(c) => c.build().map(CompiledPolicy::Injection),
             Self::DataLeak(c) => c.build().map(CompiledPolicy::DataLeak),
+            Self::ResponseContract(c) => c.build().map(CompiledPolicy::ResponseContract),
             Self::ErrorLeaks(c) => c.build().map(CompiledPolicy::ErrorLeaks),
         }
     }
@@ -214,6 +222,7 @@ impl PolicySpec {
             Self::Jwt(c) => c.resolve_paths(base),
             Self::Authz(c) => c.resolve_paths(base),
             Self::Contract(c) => c.resolve_paths(base),
+            Self::ResponseContract(c) => c.resolve_paths(base),
             _ => {}
         }
     }
@@ -247,6 +256,8 @@ pub enum CompiledPolicy {
     /// See [`response`].
     DataLeak(response::DataLeak),
     /// See [`response`].
+    ResponseContract(response::ResponseContract),
+    /// See [`response`].
     ErrorLeaks(response::ErrorLeaks),
 }
 
@@ -266,6 +277,7 @@ macro_rules! each {
             CompiledPolicy::Contract($p) => $e,
             CompiledPolicy::Injection($p) => $e,
             CompiledPolicy::DataLeak($p) => $e,
+            CompiledPolicy::ResponseContract($p) => $e,
             CompiledPolicy::ErrorLeaks($p) => $e,
         }
     };

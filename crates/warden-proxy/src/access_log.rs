@@ -146,7 +146,9 @@ impl AccessLog {
         tokio::task::spawn_blocking(move || {
             while let Some(rec) = rx.blocking_recv() {
                 if let Ok(line) = serde_json::to_string(&rec) {
-                    out(&line);
+                    // Paths can carry card numbers and keys: scrubbed here,
+                    // on the writer thread, off the request path.
+                    out(&warden_dlp::redact_log(&line));
                 }
             }
         });

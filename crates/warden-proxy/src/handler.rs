@@ -126,6 +126,7 @@ pub async fn handle(
     ctx.client_ip = forwarded::client_ip(req.headers(), peer, |ip| snap.is_trusted_proxy(ip));
     ctx.client_cert = conn.tls.as_ref().and_then(|t| t.client.clone());
     ctx.secure = conn.tls.is_some();
+    ctx.method = req.method().clone();
     if shared.clock_injected() {
         ctx.now_secs = shared.now_secs();
     }

@@ -168,7 +168,8 @@ fn init_tracing() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .json()
-        .with_writer(std::io::stderr)
+        // Every line is scrubbed of cards and secrets before it is written.
+        .with_writer(|| warden_dlp::RedactingWriter::new(std::io::stderr()))
         .with_env_filter(filter)
         .init();
 }

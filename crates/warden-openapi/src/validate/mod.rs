@@ -18,7 +18,7 @@ pub use schema::prepare;
 use jsonschema::Validator;
 use serde_json::Value;
 
-use crate::{Operation, ParamIn, Spec, percent_decode_lossy, shown};
+use crate::{Operation, OperationMatcher, ParamIn, Spec, percent_decode_lossy, shown};
 use readonly::first_read_only;
 
 /// Why a request does not keep to the contract.
@@ -53,8 +53,7 @@ pub struct Params<'a> {
 #[derive(Debug)]
 pub struct RequestValidator {
     spec: Spec,
-    /// Per operation: its path split into segments (`None` for `{param}`).
-    templates: Vec<Vec<Option<String>>>,
+    matcher: OperationMatcher,
     /// Per operation: a validator per parameter (same order), and per JSON
     /// media type of the body.
     validators: Vec<OpValidators>,
@@ -104,20 +103,9 @@ impl RequestValidator {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let templates = spec
-            .operations
-            .iter()
-            .map(|op| {
-                op.path
-                    .split('/')
-                    .skip(1)
-                    .map(|s| (!(s.starts_with('{') && s.ends_with('}'))).then(|| s.to_owned()))
-                    .collect()
-            })
-            .collect();
         Ok(Self {
+            matcher: OperationMatcher::new(&spec, base_path.clone()),
             spec,
-            templates,
             validators,
             base_path,
         })
@@ -131,42 +119,7 @@ impl RequestValidator {
     /// The index (into `spec().operations`) of the operation for this method
     /// and path; a literal segment wins over a template.
     pub fn operation(&self, method: &str, path: &str) -> Result<usize, Violation> {
-        let Some(rest) = path
-            .strip_prefix(self.base_path.as_str())
-            .filter(|r| r.is_empty() || r.starts_with('/'))
-        else {
-            return Err(Violation::UndocumentedPath);
-        };
-        let rest = if rest.is_empty() { "/" } else { rest };
-        let segments: Vec<&str> = rest.split('/').skip(1).collect();
-        let fits = |t: &Vec<Option<String>>| {
-            t.len() == segments.len()
-                && t.iter().zip(&segments).all(|(want, got)| match want {
-                    Some(lit) => lit == got,
-                    None => !got.is_empty(),
-                })
-        };
-        let literal = |t: &Vec<Option<String>>| t.iter().filter(|s| s.is_some()).count();
-        let mut best: Option<(usize, usize)> = None;
-        let mut allowed: Vec<String> = Vec::new();
-        for (i, (op, t)) in self.spec.operations.iter().zip(&self.templates).enumerate() {
-            if !fits(t) {
-                continue;
-            }
-            allowed.push(op.method.clone());
-            if op.method == method && best.is_none_or(|(n, _)| literal(t) > n) {
-                best = Some((literal(t), i));
-            }
-        }
-        match best {
-            Some((_, i)) => Ok(i),
-            None if allowed.is_empty() => Err(Violation::UndocumentedPath),
-            None => {
-                allowed.sort_unstable();
-                allowed.dedup();
-                Err(Violation::UndocumentedMethod { allowed })
-            }
-        }
+        self.matcher.find(&self.spec, method, path)
     }
 
     /// Required parameters present, values valid, and (when
@@ -298,7 +251,7 @@ fn shown_decoded(name: &str) -> String {
 }
 
 /// `application/json; charset=utf-8` → `application/json`.
-fn essence(media: &str) -> &str {
+pub(crate) fn essence(media: &str) -> &str {
     media.split(';').next().unwrap_or("").trim()
 }
 
@@ -331,7 +284,7 @@ fn coerce(doc: &Value, schema: &Value, raw: &str) -> Value {
 }
 
 /// `application/json` matches `application/json`, `application/*` and `*/*`.
-fn media_matches(declared: &str, actual: &str) -> bool {
+pub fn media_matches(declared: &str, actual: &str) -> bool {
     let declared = essence(declared);
     declared == actual
         || declared == "*/*"

@@ -106,3 +106,56 @@ fn openapi_30_exclusive_bounds_are_read_as_draft_4_wrote_them() {
     let out = prepare(&doc, Version::V30, false);
     assert_eq!(out, json!({"type": "integer", "exclusiveMinimum": 0, "maximum": 9}));
 }
+
+#[test]
+fn filtering_follows_refs_all_of_and_array_items_and_keeps_free_form_objects() {
+    let doc = json!({"components": {"schemas": {
+        "Base": {"type": "object", "properties": {"id": {"type": "string"}}},
+        "Item": {"allOf": [{"$ref": "#/components/schemas/Base"}, {"properties": {"qty": {"type": "integer"}}}]}
+    }}});
+    let schema = json!({"type": "object", "properties": {
+        "items": {"type": "array", "items": {"$ref": "#/components/schemas/Item"}},
+        "meta": {"type": "object"},
+        "extra": {"type": "object", "properties": {"a": {}}, "additionalProperties": {"type": "object", "properties": {"b": {}}}}
+    }});
+    let mut v = json!({"items": [{"id": "1", "qty": 2, "cost": 9}], "meta": {"any": 1}, "extra": {"a": 1, "z": {"b": 1, "c": 2}}, "secret": 1});
+    let found = crate::filter::filter(&doc, &schema, &mut v, &[], true);
+    assert_eq!(
+        v,
+        json!({"items": [{"id": "1", "qty": 2}], "meta": {"any": 1}, "extra": {"a": 1, "z": {"b": 1}}})
+    );
+    let mut undeclared = found.undeclared;
+    undeclared.sort();
+    assert_eq!(undeclared, ["/extra/z/c", "/items/0/cost", "/secret"]);
+    let mut kept = json!({"secret": 1});
+    let found = crate::filter::filter(&doc, &schema, &mut kept, &[], false);
+    assert_eq!(
+        (kept, found.undeclared),
+        (json!({"secret": 1}), vec!["/secret".to_owned()])
+    );
+}
+
+#[test]
+fn scoped_properties_need_one_of_their_scopes() {
+    let doc = json!({});
+    let schema = json!({"properties": {"name": {}, "salary": {"x-warden-scopes": ["hr.read", "admin"]}}});
+    let mut v = json!({"name": "Ada", "salary": 1});
+    let found = crate::filter::filter(&doc, &schema, &mut v, &["users.read"], true);
+    assert_eq!((v, found.scoped), (json!({"name": "Ada"}), vec!["/salary".to_owned()]));
+    let mut v = json!({"name": "Ada", "salary": 1});
+    crate::filter::filter(&doc, &schema, &mut v, &["admin"], true);
+    assert_eq!(v["salary"], 1);
+}
+
+#[test]
+fn a_response_is_found_by_code_then_range_then_default() {
+    let spec = Spec::parse(
+        br#"{"openapi":"3.1.0","info":{"title":"x","version":"1"},"paths":{"/a":{"get":{"responses":{"200":{"description":"ok"},"4XX":{"description":"c"},"default":{"description":"d"}}}}}}"#,
+        None,
+    )
+    .unwrap();
+    let op = &spec.operations[0];
+    assert_eq!(op.response(200).unwrap().status, "200");
+    assert_eq!(op.response(404).unwrap().status, "4XX");
+    assert_eq!(op.response(503).unwrap().status, "DEFAULT");
+}

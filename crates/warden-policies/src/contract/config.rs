@@ -50,21 +50,7 @@ impl ContractConfig {
 
     /// Loads and checks the document, reporting every problem.
     pub fn build(&self) -> Result<Contract, Vec<SpecError>> {
-        let spec = Spec::load(std::path::Path::new(&self.spec), self.sha256.as_deref()).map_err(|problems| {
-            problems
-                .into_iter()
-                .map(|p| SpecError {
-                    path: "spec".into(),
-                    message: format!("{}: {p}", self.spec),
-                })
-                .collect::<Vec<_>>()
-        })?;
-        if !self.base_path.is_empty() && (!self.base_path.starts_with('/') || self.base_path.ends_with('/')) {
-            return Err(vec![SpecError {
-                path: "base_path".into(),
-                message: format!("`{}` must start with `/` and not end with one", self.base_path),
-            }]);
-        }
+        let spec = load_spec(&self.spec, self.sha256.as_deref(), &self.base_path)?;
         Contract::new(
             spec,
             self.base_path.clone(),
@@ -81,4 +67,23 @@ impl ContractConfig {
                 .collect()
         })
     }
+}
+
+/// Loads a spec named in a policy (checking its pin) and checks `base_path`.
+pub(crate) fn load_spec(path: &str, sha256: Option<&str>, base_path: &str) -> Result<Spec, Vec<SpecError>> {
+    if !base_path.is_empty() && (!base_path.starts_with('/') || base_path.ends_with('/')) {
+        return Err(vec![SpecError {
+            path: "base_path".into(),
+            message: format!("`{base_path}` must start with `/` and not end with one"),
+        }]);
+    }
+    Spec::load(std::path::Path::new(path), sha256).map_err(|problems| {
+        problems
+            .into_iter()
+            .map(|p| SpecError {
+                path: "spec".into(),
+                message: format!("{path}: {p}"),
+            })
+            .collect()
+    })
 }

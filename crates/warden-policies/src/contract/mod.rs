@@ -24,4 +24,5 @@ mod policy;
 mod tests;
 
 pub use config::ContractConfig;
+pub(crate) use config::load_spec;
 pub use policy::Contract;

@@ -1,7 +1,12 @@
 //! Response protection: what an upstream sends back is checked before the
 //! client sees it. Response phases run in reverse policy order, so
-//! `error_leaks` looks first, then `data_leak`.
+//! `error_leaks` looks first, then `response_contract`, then `data_leak`.
 //!
+//! - [`ResponseContract`] (`type: response_contract`): JSON responses cut
+//!   down to what the OpenAPI document declares for the operation, status
+//!   and media type (`filter`), or reported (`report`), or replaced by a 502
+//!   (`block`); properties marked `x-warden-scopes` only for tokens holding
+//!   one of those scopes, in every mode.
 //! - [`ErrorLeaks`] (`type: error_leaks`): a stack trace, framework error page
 //!   or database error in a response of any status is replaced by a 502
 //!   problem document; the original goes to the log only, scrubbed of
@@ -21,11 +26,13 @@
 
 mod data_leak;
 mod error_leaks;
+mod schema;
 #[cfg(test)]
 mod tests;
 
 pub use data_leak::{DataLeak, DataLeakConfig, LeakAction};
 pub use error_leaks::{ErrorLeaks, ErrorLeaksConfig};
+pub use schema::{FilterMode, ResponseContract, ResponseContractConfig};
 
 use std::borrow::Cow;
 

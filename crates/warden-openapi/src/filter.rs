@@ -1,0 +1,168 @@
+//! Response filtering: a JSON value cut down to what its schema declares.
+//!
+//! An object whose schema (with its `allOf`/`oneOf`/`anyOf` branches, through
+//! local `$ref`s) lists `properties` keeps only those, plus whatever an
+//! explicit `additionalProperties: true` or schema lets through (an absent
+//! `additionalProperties` counts as `false` here: the point is to return only
+//! what the contract promises). An object schema with no properties at all is
+//! a free-form map and is kept whole. Arrays are filtered item by item with
+//! `items`. A property whose schema carries `x-warden-scopes: [a, b]` is kept
+//! only for a caller holding one of those scopes.
+
+use serde_json::Value;
+
+use crate::{follow_ref, shown};
+
+/// Deepest nesting followed; deeper values are kept as they are.
+const MAX_DEPTH: usize = 64;
+
+/// What filtering found: JSON pointers (names shown by the one rule).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Removed {
+    /// Properties the schema does not declare (removed when asked to).
+    pub undeclared: Vec<String>,
+    /// Properties that need a scope the caller lacks (always removed).
+    pub scoped: Vec<String>,
+}
+
+/// Removes from `value` every property that needs a scope the caller lacks,
+/// and, when `drop_undeclared`, every property `schema` does not declare;
+/// returns what it found.
+pub fn filter(doc: &Value, schema: &Value, value: &mut Value, scopes: &[&str], drop_undeclared: bool) -> Removed {
+    let mut removed = Removed::default();
+    let mut walker = Walker {
+        doc,
+        scopes,
+        drop_undeclared,
+        removed: &mut removed,
+    };
+    walker.walk(schema, value, &mut String::new(), 0);
+    removed
+}
+
+struct Walker<'a, 'r> {
+    doc: &'a Value,
+    scopes: &'a [&'a str],
+    drop_undeclared: bool,
+    removed: &'r mut Removed,
+}
+
+/// What an object schema allows beyond its listed properties.
+enum Extra<'a> {
+    Any,
+    Nothing,
+    Schema(&'a Value),
+}
+
+struct Shape<'a> {
+    /// Property schemas as found (not cloned): name → schema.
+    found: Vec<(&'a str, &'a Value)>,
+    extra: Extra<'a>,
+    declared: bool,
+}
+
+fn collect<'a>(doc: &'a Value, schema: &'a Value, shape: &mut Shape<'a>, depth: usize) {
+    if depth > MAX_DEPTH {
+        return;
+    }
+    let schema = follow_ref(doc, schema);
+    if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+        shape.declared = true;
+        for (name, s) in props {
+            shape.found.push((name.as_str(), s));
+        }
+    }
+    match schema.get("additionalProperties") {
+        Some(Value::Bool(true)) => shape.extra = Extra::Any,
+        Some(s @ Value::Object(_)) if !matches!(shape.extra, Extra::Any) => shape.extra = Extra::Schema(s),
+        _ => {}
+    }
+    for key in ["allOf", "oneOf", "anyOf"] {
+        for sub in schema.get(key).and_then(Value::as_array).into_iter().flatten() {
+            collect(doc, sub, shape, depth + 1);
+        }
+    }
+}
+
+fn items<'a>(doc: &'a Value, schema: &'a Value, depth: usize) -> Option<&'a Value> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
+    let schema = follow_ref(doc, schema);
+    if let Some(i) = schema.get("items") {
+        return Some(i);
+    }
+    ["allOf", "oneOf", "anyOf"]
+        .iter()
+        .flat_map(|k| schema.get(*k).and_then(Value::as_array).into_iter().flatten())
+        .find_map(|sub| items(doc, sub, depth + 1))
+}
+
+fn allowed(doc: &Value, prop: &Value, scopes: &[&str]) -> bool {
+    match follow_ref(doc, prop).get("x-warden-scopes").and_then(Value::as_array) {
+        Some(need) => need.iter().filter_map(Value::as_str).any(|s| scopes.contains(&s)),
+        None => true,
+    }
+}
+
+impl Walker<'_, '_> {
+    fn walk(&mut self, schema: &Value, value: &mut Value, at: &mut String, depth: usize) {
+        if depth > MAX_DEPTH {
+            return;
+        }
+        let doc = self.doc;
+        match value {
+            Value::Object(map) => {
+                let mut shape = Shape {
+                    found: Vec::new(),
+                    extra: Extra::Nothing,
+                    declared: false,
+                };
+                collect(doc, schema, &mut shape, depth);
+                if !shape.declared {
+                    // A free-form object (`type: object` alone, or no schema).
+                    return;
+                }
+                map.retain(|name, child| {
+                    let len = at.len();
+                    at.push('/');
+                    at.push_str(shown(name));
+                    let keep = match shape.found.iter().find(|(n, _)| *n == name.as_str()) {
+                        Some((_, prop)) if allowed(doc, prop, self.scopes) => {
+                            self.walk(prop, child, at, depth + 1);
+                            true
+                        }
+                        Some(_) => {
+                            self.removed.scoped.push(at.clone());
+                            false
+                        }
+                        None => match shape.extra {
+                            Extra::Any => true,
+                            Extra::Schema(s) => {
+                                self.walk(s, child, at, depth + 1);
+                                true
+                            }
+                            Extra::Nothing => {
+                                self.removed.undeclared.push(at.clone());
+                                !self.drop_undeclared
+                            }
+                        },
+                    };
+                    at.truncate(len);
+                    keep
+                });
+            }
+            Value::Array(list) => {
+                let Some(item) = items(doc, schema, depth) else { return };
+                for (i, child) in list.iter_mut().enumerate() {
+                    let len = at.len();
+                    at.push('/');
+                    at.push_str(&i.to_string());
+                    self.walk(item, child, at, depth + 1);
+                    at.truncate(len);
+                }
+            }
+            _ => {}
+        }
+    }
+}

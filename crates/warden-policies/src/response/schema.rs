@@ -1,0 +1,199 @@
+//! `response_contract`: responses cut down to what the OpenAPI document
+//! declares for their operation, status and media type.
+
+use bytes::Bytes;
+use http::{header, response};
+use serde::Deserialize;
+use warden_core::event::{self, EventKind};
+use warden_core::{Decision, OnError, Policy, PolicyError, ProblemKind, Rejection, RequestCtx};
+use warden_openapi::validate::media_matches;
+use warden_openapi::{OperationMatcher, Spec, filter};
+
+use super::{check_max_inspect, default_max_inspect};
+use crate::SpecError;
+
+/// What to do with properties the response schema does not declare.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FilterMode {
+    /// Drop them (the default).
+    #[default]
+    Filter,
+    /// Keep them; record a `response_contract` event.
+    Report,
+    /// Replace the response with a 502 problem document.
+    Block,
+}
+
+/// `type: response_contract`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseContractConfig {
+    /// The OpenAPI 3.0/3.1 document, relative to the config file.
+    pub spec: String,
+    /// Refuse the document unless its SHA-256 (hex) is this.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// Path prefix the API is mounted under at the gateway (`/v1`).
+    #[serde(default)]
+    pub base_path: String,
+    /// `filter` (default), `report` or `block`.
+    #[serde(default)]
+    pub mode: FilterMode,
+    /// Bodies up to this many bytes are inspected (default 1 MiB).
+    #[serde(default = "default_max_inspect")]
+    pub max_inspect_bytes: usize,
+    /// What to do if the policy fails internally.
+    #[serde(default)]
+    pub on_error: OnError,
+}
+
+impl ResponseContractConfig {
+    /// Makes a relative `spec` path relative to `base` (the config's directory).
+    pub fn resolve_paths(&mut self, base: &std::path::Path) {
+        if std::path::Path::new(&self.spec).is_relative() {
+            self.spec = base.join(&self.spec).to_string_lossy().into_owned();
+        }
+    }
+
+    /// Loads the document, reporting every problem.
+    pub fn build(&self) -> Result<ResponseContract, Vec<SpecError>> {
+        let mut errors = Vec::new();
+        check_max_inspect(self.max_inspect_bytes, &mut errors);
+        let spec = crate::contract::load_spec(&self.spec, self.sha256.as_deref(), &self.base_path);
+        let spec = match spec {
+            Ok(s) if errors.is_empty() => s,
+            Ok(_) => return Err(errors),
+            Err(mut e) => {
+                errors.append(&mut e);
+                return Err(errors);
+            }
+        };
+        Ok(ResponseContract {
+            matcher: OperationMatcher::new(&spec, self.base_path.clone()),
+            spec,
+            mode: self.mode,
+            max_inspect: self.max_inspect_bytes,
+        })
+    }
+}
+
+/// Compiled `response_contract`.
+#[derive(Debug)]
+pub struct ResponseContract {
+    spec: Spec,
+    matcher: OperationMatcher,
+    mode: FilterMode,
+    max_inspect: usize,
+}
+
+/// The caller's scopes: the token's `scope` (space-separated) or `scp`
+/// (a list or a string) claim.
+fn scopes(ctx: &RequestCtx) -> Vec<&str> {
+    let Some(claims) = &ctx.token_claims else {
+        return Vec::new();
+    };
+    let mut out: Vec<&str> = Vec::new();
+    for key in ["scope", "scp"] {
+        match claims.get(key) {
+            Some(serde_json::Value::String(s)) => out.extend(s.split_ascii_whitespace()),
+            Some(serde_json::Value::Array(list)) => out.extend(list.iter().filter_map(serde_json::Value::as_str)),
+            _ => {}
+        }
+    }
+    out
+}
+
+impl ResponseContract {
+    fn emit(&self, ctx: &RequestCtx, detail: &str) {
+        event::emit(
+            EventKind::ResponseContract,
+            &ctx.request_id,
+            &ctx.client_ip.to_string(),
+            detail,
+        );
+    }
+
+    /// An undocumented status or media type, or a body that is not JSON:
+    /// reported; refused in block mode.
+    fn undocumented(&self, ctx: &RequestCtx, what: &str) -> Decision {
+        self.emit(ctx, what);
+        match self.mode {
+            FilterMode::Block => Decision::Reject(Rejection::new(
+                ProblemKind::UpstreamError,
+                "response_contract_violation",
+                what.to_owned(),
+            )),
+            FilterMode::Filter | FilterMode::Report => Decision::Continue,
+        }
+    }
+}
+
+impl Policy for ResponseContract {
+    fn name(&self) -> &'static str {
+        "response_contract"
+    }
+
+    fn response_body_limit(&self) -> Option<usize> {
+        Some(self.max_inspect)
+    }
+
+    async fn on_response_body(
+        &self,
+        resp: &mut response::Parts,
+        body: &mut Bytes,
+        ctx: &mut RequestCtx,
+    ) -> Result<Decision, PolicyError> {
+        let Ok(i) = self.matcher.find(&self.spec, ctx.method.as_str(), &ctx.path) else {
+            // The request side (`contract`) answers for undocumented operations.
+            return Ok(Decision::Continue);
+        };
+        let status = resp.status.as_u16();
+        let Some(documented) = self.spec.operations[i].response(status) else {
+            return Ok(self.undocumented(ctx, &format!("undocumented status {status}")));
+        };
+        let media = resp
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if body.is_empty() || !crate::json::is_json(&media) {
+            // Only JSON bodies are filtered (documented).
+            return Ok(Decision::Continue);
+        }
+        let Some((_, schema)) = documented.content.iter().find(|(m, _)| media_matches(m, &media)) else {
+            return Ok(self.undocumented(ctx, &format!("undocumented media type for status {status}")));
+        };
+        let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return Ok(self.undocumented(ctx, "response body is not JSON"));
+        };
+        let scopes = scopes(ctx);
+        let drop = self.mode == FilterMode::Filter;
+        let found = filter::filter(&self.spec.document, schema, &mut value, &scopes, drop);
+        if !found.undeclared.is_empty() {
+            let shown: Vec<&str> = found.undeclared.iter().take(10).map(String::as_str).collect();
+            self.emit(ctx, &format!("undeclared {}", shown.join(" ")));
+            if self.mode == FilterMode::Block {
+                return Ok(Decision::Reject(Rejection::new(
+                    ProblemKind::UpstreamError,
+                    "response_contract_violation",
+                    format!("undeclared properties: {}", shown.join(" ")),
+                )));
+            }
+        }
+        let changed = !found.scoped.is_empty() || (drop && !found.undeclared.is_empty());
+        if changed {
+            let bytes = serde_json::to_vec(&value).map_err(|e| PolicyError {
+                policy: "response_contract",
+                message: e.to_string(),
+            })?;
+            *body = Bytes::from(bytes);
+        }
+        Ok(Decision::Continue)
+    }
+}

@@ -1,0 +1,149 @@
+//! `response_contract` end to end: a real upstream returns whole user rows;
+//! the gateway returns only what the OpenAPI document declares (filter),
+//! replaces the response (block), or reports; a property marked
+//! `x-warden-scopes` reaches only a token holding the scope.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::Full;
+use serde_json::{Value, json};
+use warden_testkit::jwt::TestIssuer;
+use warden_testkit::{MockUpstream, TestGateway, http1, send, temp_dir};
+
+const SPEC: &str = r##"openapi: 3.0.3
+info: { title: Users, version: "1" }
+paths:
+  /users/reply:
+    post:
+      responses:
+        "200":
+          description: users
+          content:
+            application/json:
+              schema:
+                type: object
+                properties:
+                  users: { type: array, items: { $ref: "#/components/schemas/User" } }
+                  next: { type: string }
+        "4XX":
+          description: problem
+          content:
+            application/json:
+              schema: { type: object, properties: { error: { type: string } } }
+components:
+  schemas:
+    User:
+      type: object
+      properties:
+        id: { type: string }
+        email: { type: string, format: email }
+        address:
+          type: object
+          properties: { city: { type: string }, country: { type: string } }
+        tags: { type: array, items: { type: string } }
+        salary: { type: integer, x-warden-scopes: [hr.read] }
+        settings: { type: object }
+"##;
+
+const ROWS: &str = r#"{"users":[{"id":"u1","email":"ada@example.com","password":"hunter2","password_hash":"$2b$12$abcdefghijklmnopqrstuv","address":{"city":"Dublin","country":"IE","geo_internal":"53.34,-6.26"},"tags":["a"],"salary":91000,"settings":{"theme":"dark","beta":true}}],"next":"c2","debug":{"sql":"select * from users"}}"#;
+
+async fn setup(iss: &TestIssuer) -> (MockUpstream, TestGateway) {
+    let up = MockUpstream::start("a").await;
+    let dir = temp_dir("response-contract");
+    let spec = dir.join("users.yaml");
+    std::fs::write(&spec, SPEC).unwrap();
+    let route = |id: &str, mode: &str| {
+        format!(
+            "  - id: {id}\n    path: {{ prefix: /{id} }}\n    service: a\n    policies:\n{}      - type: response_contract\n        spec: \"{}\"\n        base_path: /{id}\n        mode: {mode}\n",
+            iss.policy_yaml(""),
+            spec.display()
+        )
+    };
+    let yaml = format!(
+        "services:\n  - name: a\n    targets: [\"{}\"]\nroutes:\n{}{}{}",
+        up.addr,
+        route("filter", "filter"),
+        route("block", "block"),
+        route("report", "report")
+    );
+    (up, TestGateway::start(&yaml).await)
+}
+
+async fn call(gw: &TestGateway, route: &str, token: &str, status: u16, body: &str) -> warden_testkit::Reply {
+    let req = Request::post(gw.url(&format!("/{route}/users/reply")))
+        .header("authorization", format!("Bearer {token}"))
+        .header("x-reply-status", status.to_string())
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap();
+    send(&http1(), req).await
+}
+
+fn token(iss: &TestIssuer, scope: &str) -> String {
+    let mut claims = iss.claims();
+    claims["scope"] = json!(scope);
+    iss.rs256(&claims)
+}
+
+#[tokio::test]
+async fn filter_mode_returns_only_declared_properties_at_every_depth() {
+    let iss = TestIssuer::new();
+    let (_up, gw) = setup(&iss).await;
+    let r = call(&gw, "filter", &token(&iss, "users.read"), 200, ROWS).await;
+    assert_eq!(r.status, 200);
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        v,
+        json!({"users":[{"id":"u1","email":"ada@example.com","address":{"city":"Dublin","country":"IE"},"tags":["a"],"settings":{"theme":"dark","beta":true}}],"next":"c2"}),
+        "password, password_hash, address.geo_internal and debug removed; salary needs hr.read; settings is free-form"
+    );
+    let len: usize = r.headers["content-length"].to_str().unwrap().parse().unwrap();
+    assert_eq!(len, r.body.len());
+    // The right token sees the scoped field.
+    let r = call(&gw, "filter", &token(&iss, "users.read hr.read"), 200, ROWS).await;
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["users"][0]["salary"], 91000);
+    assert!(v["users"][0].get("password").is_none());
+    // A documented range (4XX) is filtered with its own schema.
+    let r = call(
+        &gw,
+        "filter",
+        &token(&iss, ""),
+        404,
+        r#"{"error":"no such user","trace_id":"x"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&r.body).unwrap(),
+        json!({"error":"no such user"})
+    );
+}
+
+#[tokio::test]
+async fn block_mode_replaces_the_response_and_report_mode_changes_nothing_but_scopes() {
+    let iss = TestIssuer::new();
+    let (_up, gw) = setup(&iss).await;
+    let t = token(&iss, "users.read");
+    let r = call(&gw, "block", &t, 200, ROWS).await;
+    assert_eq!(r.status, 502);
+    assert_eq!(r.headers["content-type"], "application/problem+json");
+    assert!(!String::from_utf8_lossy(&r.body).contains("hunter2"));
+    // A response that keeps to the contract passes block mode untouched.
+    let clean = r#"{"users":[{"id":"u1","tags":[]}],"next":"c2"}"#;
+    let r = call(&gw, "block", &t, 200, clean).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, clean.as_bytes());
+    // An undocumented status is refused in block mode, passed in filter mode.
+    let r = call(&gw, "block", &t, 201, "{}").await;
+    assert_eq!(r.status, 502);
+    let r = call(&gw, "filter", &t, 201, "{}").await;
+    assert_eq!(r.status, 201);
+    // Report mode keeps undeclared properties but still applies scope views.
+    let r = call(&gw, "report", &t, 200, ROWS).await;
+    assert_eq!(r.status, 200);
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["users"][0]["password"], "hunter2");
+    assert!(v["users"][0].get("salary").is_none());
+}
