@@ -114,6 +114,9 @@ pub(crate) fn find_into(text: &str, cats: Categories, offset: usize, out: &mut V
             continue;
         }
         for m in c.each[i].find_iter(text) {
+            if category == Category::Card && in_decimal(text, m.start(), m.end()) {
+                continue;
+            }
             let Some(r) = check(m.as_str()) else { continue };
             let mut range = m.start() + r.start..m.start() + r.end;
             if category == Category::PrivateKey {
@@ -149,6 +152,15 @@ fn pem_end(text: &str, from: usize) -> usize {
     (0..b.len())
         .find(|&i| b[i] == b'"' && (i == 0 || b[i - 1] != b'\\'))
         .map_or(text.len(), |i| from + i)
+}
+
+/// True when the digits at `start..end` are part of a decimal number
+/// (`0.4111111111111111`, `4111111111111111.5`): a measurement, not a card.
+fn in_decimal(text: &str, start: usize, end: usize) -> bool {
+    let b = text.as_bytes();
+    let before = start >= 2 && b[start - 1] == b'.' && b[start - 2].is_ascii_digit();
+    let after = b.get(end) == Some(&b'.') && b.get(end + 1).is_some_and(u8::is_ascii_digit);
+    before || after
 }
 
 fn whole(m: &str) -> Option<std::ops::Range<usize>> {

@@ -632,7 +632,8 @@ fn finish(
                 path: ex.ctx.path.clone(),
                 route: ex.ctx.route_id.clone(),
                 status,
-                latency_ms: elapsed.as_secs_f64() * 1000.0,
+                // Microsecond resolution: more digits say nothing.
+                latency_ms: (elapsed.as_secs_f64() * 1_000_000.0).round() / 1000.0,
                 bytes_in: ex.body_stats.bytes(),
                 bytes_out,
                 upstream: ex.upstream.as_ref().map(ToString::to_string),
