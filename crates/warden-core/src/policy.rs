@@ -101,6 +101,13 @@ pub trait Policy: Send + Sync + 'static {
         async { Ok(Decision::Continue) }
     }
 
+    /// The response body passed this policy's [`Policy::response_body_limit`]
+    /// and goes on uninspected, unless this returns a refusal (a policy that
+    /// must not let unchecked bodies through fails closed here).
+    fn response_too_long(&self, _status: http::StatusCode, _ctx: &RequestCtx) -> Option<crate::Rejection> {
+        None
+    }
+
     /// Always runs at the end, whatever happened (logging, learning).
     fn on_complete(&self, _ctx: &RequestCtx) {}
 

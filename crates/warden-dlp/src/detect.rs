@@ -20,22 +20,22 @@ macro_rules! b {
 type Check = fn(&str) -> Option<std::ops::Range<usize>>;
 
 const DETECTORS: &[(Category, &str, Check)] = &[
-    (Category::Card, concat!(b!(), r"(?:\d[ -]?){12,18}\d", b!()), card),
+    (Category::Card, concat!(b!(), r"(?:[0-9][ -]?){12,18}[0-9]", b!()), card),
     (
         Category::Iban,
-        concat!(b!(), r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}", b!()),
+        concat!(b!(), r"[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}", b!()),
         iban,
     ),
     (
         Category::NationalId,
-        concat!(b!(), r"\d{3}[- ]\d{2}[- ]\d{4}", b!()),
+        concat!(b!(), r"[0-9]{3}[- ][0-9]{2}[- ][0-9]{4}", b!()),
         ssn,
     ),
     (
         Category::NationalId,
         concat!(
             b!(),
-            r"[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]",
+            r"[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[A-D]",
             b!()
         ),
         nino,
@@ -45,11 +45,11 @@ const DETECTORS: &[(Category, &str, Check)] = &[
         r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}",
         whole,
     ),
-    (Category::Phone, r"\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,5}", phone),
-    (Category::Phone, r"\(\d{3}\) ?\d{3}[-. ]\d{4}", whole),
+    (Category::Phone, r"\+[0-9]{1,3}(?:[ .-]?\(?[0-9]{1,4}\)?){2,5}", phone),
+    (Category::Phone, r"\([0-9]{3}\) ?[0-9]{3}[-. ][0-9]{4}", whole),
     (
         Category::Phone,
-        concat!(b!(), r"\d{3}[-.]\d{3}[-.]\d{4}", b!()),
+        concat!(b!(), r"[0-9]{3}[-.][0-9]{3}[-.][0-9]{4}", b!()),
         same_separator,
     ),
     (
@@ -138,20 +138,27 @@ pub(crate) fn find_into(text: &str, cats: Categories, offset: usize, out: &mut V
     }
 }
 
-/// The end of a PEM block: past its `-----END … PRIVATE KEY-----`, else the
-/// end of the text or of the JSON string it sits in (an unescaped `"`).
+/// The end of a PEM block: past its `-----END … PRIVATE KEY-----` when that
+/// comes before the end of the JSON string it sits in (an unescaped `"`),
+/// else that end. One forward pass, never past 64 KiB.
 fn pem_end(text: &str, from: usize) -> usize {
-    let rest = &text[from..];
-    if let Some(end) = rest.find("-----END ") {
-        let after = &rest[end + 9..];
-        if let Some(close) = after.find("-----") {
-            return from + end + 9 + close + 5;
+    let b = text.as_bytes();
+    let limit = b.len().min(from + 64 * 1024);
+    let mut i = from;
+    let mut escaped = false;
+    while i < limit {
+        match b[i] {
+            b'\\' if !escaped => escaped = true,
+            b'"' if !escaped => return i,
+            b'-' if !escaped && b[i..].starts_with(b"-----END ") => {
+                let close = b[i + 9..limit].windows(5).position(|w| w == b"-----");
+                return close.map_or(i, |c| i + 9 + c + 5);
+            }
+            _ => escaped = false,
         }
+        i += 1;
     }
-    let b = rest.as_bytes();
-    (0..b.len())
-        .find(|&i| b[i] == b'"' && (i == 0 || b[i - 1] != b'\\'))
-        .map_or(text.len(), |i| from + i)
+    i
 }
 
 /// True when the digits at `start..end` are part of a decimal number

@@ -21,10 +21,30 @@ pub struct Hit {
     pub bare: bool,
 }
 
-struct Frame<'a> {
+/// What a key says about its values, decided once when the key is read.
+#[derive(Debug, Clone, Copy, Default)]
+struct KeyKind {
+    secret: bool,
+    key_like: bool,
+}
+
+/// Keys longer than this are not read for meaning (no secret field has one).
+const MAX_KEY: usize = 128;
+
+fn kind(key: &str, structural: bool) -> KeyKind {
+    if !structural || key.len() > MAX_KEY || !names::maybe_telling(key) {
+        return KeyKind::default();
+    }
+    KeyKind {
+        secret: names::is_secret_field(key),
+        key_like: names::is_key_like(key),
+    }
+}
+
+struct Frame {
     object: bool,
-    /// The key this container is the value of (arrays pass it to items).
-    key: &'a str,
+    /// The kind of the key this container is the value of (arrays pass it to items).
+    key: KeyKind,
     secret: bool,
 }
 
@@ -37,8 +57,8 @@ pub fn scan(body: &str, cats: Categories) -> Option<Vec<Hit>> {
     let mut hits: Vec<Hit> = Vec::new();
     // String value ranges, in order, to tell quoted text findings from bare.
     let mut strings: Vec<std::ops::Range<usize>> = Vec::new();
-    let mut stack: Vec<Frame<'_>> = Vec::new();
-    let mut key: &str = "";
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut key = KeyKind::default();
     let mut expect_key = false;
     let mut i = 0;
     let mut saw_value = false;
@@ -47,7 +67,7 @@ pub fn scan(body: &str, cats: Categories) -> Option<Vec<Hit>> {
             b' ' | b'\t' | b'\n' | b'\r' => i += 1,
             b'{' | b'[' => {
                 let parent_secret = stack.last().is_some_and(|f| f.secret);
-                let secret = parent_secret || (structural && is_secret(key));
+                let secret = parent_secret || key.secret;
                 stack.push(Frame {
                     object: b[i] == b'{',
                     key,
@@ -62,7 +82,10 @@ pub fn scan(body: &str, cats: Categories) -> Option<Vec<Hit>> {
                 if frame.object != (b[i] == b'}') {
                     return None;
                 }
-                key = stack.last().map_or("", |f| if f.object { "" } else { f.key });
+                key = stack.last().map_or(
+                    KeyKind::default(),
+                    |f| if f.object { KeyKind::default() } else { f.key },
+                );
                 expect_key = false;
                 i += 1;
             }
@@ -89,7 +112,7 @@ pub fn scan(body: &str, cats: Categories) -> Option<Vec<Hit>> {
                 }
                 let text = &body[start..j];
                 if expect_key {
-                    key = text;
+                    key = kind(text, structural);
                 } else {
                     strings.push(start..j);
                     leaf(text, start, key, &stack, cats, structural, false, &mut hits);
@@ -117,8 +140,12 @@ pub fn scan(body: &str, cats: Categories) -> Option<Vec<Hit>> {
         0,
         &mut text,
     );
-    for f in text {
+    for mut f in text {
         let quoted = in_any(&strings, f.range.start);
+        if !quoted && f.range.start > 0 && b[f.range.start - 1] == b'-' {
+            // `-4111…`: the replacement (a string) takes the sign's place too.
+            f.range.start -= 1;
+        }
         hits.push(Hit {
             finding: f,
             bare: !quoted,
@@ -142,17 +169,12 @@ fn in_any(ranges: &[std::ops::Range<usize>], at: usize) -> bool {
     ranges.get(i).is_some_and(|r| r.start <= at && at <= r.end)
 }
 
-/// Cheap test first: most keys hold none of the telling fragments.
-fn is_secret(key: &str) -> bool {
-    names::maybe_telling(key) && names::is_secret_field(key)
-}
-
 #[allow(clippy::too_many_arguments)]
 fn leaf(
     text: &str,
     start: usize,
-    key: &str,
-    stack: &[Frame<'_>],
+    key: KeyKind,
+    stack: &[Frame],
     cats: Categories,
     structural: bool,
     bare: bool,
@@ -162,7 +184,7 @@ fn leaf(
         return;
     }
     let range = start..start + text.len();
-    let secret = stack.last().is_some_and(|f| f.secret) || is_secret(key);
+    let secret = stack.last().is_some_and(|f| f.secret) || key.secret;
     if secret && cats.contains(Category::SecretField) {
         hits.push(Hit {
             finding: Finding {
@@ -171,12 +193,7 @@ fn leaf(
             },
             bare,
         });
-    } else if !bare
-        && cats.contains(Category::HighEntropy)
-        && names::maybe_telling(key)
-        && names::is_key_like(key)
-        && names::high_entropy(text)
-    {
+    } else if !bare && cats.contains(Category::HighEntropy) && key.key_like && names::high_entropy(text) {
         hits.push(Hit {
             finding: Finding {
                 category: Category::HighEntropy,

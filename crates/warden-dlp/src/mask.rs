@@ -1,6 +1,9 @@
 //! Turning findings into an edited body, and scrubbing log lines.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use regex::Regex;
 
 use crate::{Categories, Category, find};
 
@@ -34,6 +37,8 @@ impl Action {
             Self::Redact => "[REDACTED]".to_owned(),
             Self::Mask { keep } => {
                 let total = value.chars().filter(|c| c.is_alphanumeric()).count();
+                // Never more than half shown: `"pin":"1234"` keeps 2, not 4.
+                let keep = keep.min(total / 2);
                 let mut seen = 0;
                 value
                     .chars()
@@ -80,22 +85,58 @@ pub const LOG_CATEGORIES: [Category; 7] = [
     Category::PrivateKey,
 ];
 
+/// Credentials that only their context gives away, in log text: the value
+/// after `password=`, `"api_key": "`, `Authorization: Bearer`, `Cookie:`;
+/// the password in `scheme://user:password@host`. Group 1 is the secret.
+static LOG_CREDENTIALS: LazyLock<Vec<Regex>> = LazyLock::new(|| {
+    [
+        r#"(?i)\b(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token|refresh[_-]?token|client[_-]?secret|session[_-]?id|authorization|cookie)["']?\s*[:=]\s*["']?(?:bearer\s+|basic\s+)?([^\s"'&,;]{3,})"#,
+        r"://[^/\s:@]+:([^/\s@]+)@",
+        r"(?i)\bbearer\s+([A-Za-z0-9._~+/=-]{12,})",
+    ]
+    .iter()
+    .map(|p| {
+        #[allow(clippy::expect_used)] // constant expressions, covered by the tests
+        Regex::new(p).expect("log credential expressions compile")
+    })
+    .collect()
+});
+
 /// `line` with every value of [`LOG_CATEGORIES`] replaced by
-/// `[REDACTED:category]`; borrowed when there was nothing to scrub.
+/// `[REDACTED:category]`, and every credential its context gives away
+/// (`password=…`, `Authorization: Bearer …`, `user:pass@`) by
+/// `[REDACTED:credential]`; borrowed when there was nothing to scrub.
 pub fn redact_log(line: &str) -> Cow<'_, str> {
     let cats: Categories = LOG_CATEGORIES.into_iter().collect();
-    let found = find(line, cats);
-    if found.is_empty() {
-        return Cow::Borrowed(line);
-    }
-    let edits: Vec<Edit> = found
+    let mut edits: Vec<Edit> = find(line, cats)
         .into_iter()
         .map(|f| Edit {
             with: format!("[REDACTED:{}]", f.category.name()),
             range: f.range,
         })
         .collect();
-    Cow::Owned(apply(line, &edits))
+    for re in LOG_CREDENTIALS.iter() {
+        for c in re.captures_iter(line) {
+            if let Some(m) = c.get(1) {
+                edits.push(Edit {
+                    with: "[REDACTED:credential]".into(),
+                    range: m.range(),
+                });
+            }
+        }
+    }
+    if edits.is_empty() {
+        return Cow::Borrowed(line);
+    }
+    // In order; an edit inside an earlier (or longer) one goes.
+    edits.sort_by_key(|e| (e.range.start, std::cmp::Reverse(e.range.end)));
+    let mut kept: Vec<Edit> = Vec::with_capacity(edits.len());
+    for e in edits {
+        if kept.last().is_none_or(|last| e.range.start >= last.range.end) {
+            kept.push(e);
+        }
+    }
+    Cow::Owned(apply(line, &kept))
 }
 
 /// An `io::Write` that scrubs what it is given with [`redact_log`] before

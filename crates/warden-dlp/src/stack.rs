@@ -13,7 +13,7 @@ use regex::RegexSet;
 const SIGNS: &[(&str, &str)] = &[
     (
         "java",
-        r"\bat [A-Za-z0-9_$.<>]+\((?:[A-Za-z0-9_$]+\.(?:java|kt|scala|groovy):\d+|Native Method|Unknown Source)\)",
+        r"(?:\b|\\[tn])at [A-Za-z0-9_$.<>]+\((?:[A-Za-z0-9_$]+\.(?:java|kt|scala|groovy):\d+|Native Method|Unknown Source)\)",
     ),
     (
         "java",
@@ -28,12 +28,12 @@ const SIGNS: &[(&str, &str)] = &[
         r"<h1>Whitelabel Error Page</h1>|HTTP Status \d{3} . [\w ]+</h1>.*Apache Tomcat",
     ),
     ("python", r"Traceback \(most recent call last\):"),
-    ("python", r#"File "[^"]+\.py", line \d+, in \w+"#),
+    ("python", r#"File \\?"[^"\\]+\.py\\?", line \d+, in \w+"#),
     (
         "python",
         r"You're seeing this error because you have <code>DEBUG = True</code>|Werkzeug Debugger",
     ),
-    ("dotnet", r"\bat [\w.`<>]+\([^)]*\) in [^\n]*:line \d+"),
+    ("dotnet", r"(?:\b|\\[tn])at [\w.`<>]+\([^)]*\) in [^\n]*:line \d+"),
     (
         "dotnet",
         r"Server Error in '[^']*' Application|--- End of (?:inner exception )?stack trace",
@@ -41,7 +41,7 @@ const SIGNS: &[(&str, &str)] = &[
     ("dotnet", r"\bSystem\.[A-Z][\w.]*Exception: "),
     (
         "node",
-        r"\bat (?:[\w.$<>\[\] ]+ )?\(?(?:/|[A-Za-z]:\\|node:|file://)[^()\s]*\.(?:js|mjs|cjs|ts):\d+:\d+\)?",
+        r"(?:\b|\\[tn])at (?:[\w.$<>\[\] ]+ )?\(?(?:/|[A-Za-z]:\\|node:|file://)[^()\s]*\.(?:js|mjs|cjs|ts):\d+:\d+\)?",
     ),
     (
         "node",

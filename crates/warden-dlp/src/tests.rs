@@ -173,3 +173,66 @@ fn the_redacting_writer_sees_a_secret_split_across_writes() {
     let text = String::from_utf8(out).unwrap();
     assert_eq!(text, "key=[REDACTED:cloud_key] ok\nnext [REDACTED:card]");
 }
+
+#[test]
+fn full_width_digits_neither_panic_nor_count() {
+    for text in [
+        "AB１２CDEFGHIJKLM",
+        "４１１１ １１１１ １１１１ １１１１",
+        "GB８２WEST12345698765432",
+    ] {
+        assert!(
+            find(text, Categories::ALL).iter().all(|f| f.category != Category::Iban),
+            "{text}"
+        );
+        let _ = redact_log(text);
+    }
+}
+
+#[test]
+fn a_pem_block_ends_with_its_json_string() {
+    let body = r#"[{"n":"-----BEGIN PRIVATE KEY-----\\"},{"n":"bob"},{"k":"-----END PRIVATE KEY-----"}]"#;
+    let found = find(body, Categories::ALL);
+    assert_eq!(found.len(), 1);
+    let end = found[0].range.end;
+    assert_eq!(&body[end..end + 3], "\"},", "stops at the string's closing quote");
+}
+
+#[test]
+fn a_short_value_is_never_mostly_shown() {
+    assert_eq!(Action::Mask { keep: 4 }.replacement("1234", false), "**34");
+}
+
+#[test]
+fn a_negative_card_number_is_replaced_sign_and_all() {
+    let body = r#"{"n":-4111111111111111}"#;
+    let hits = json::scan(body, Categories::ALL).unwrap();
+    assert_eq!(&body[hits[0].finding.range.clone()], "-4111111111111111");
+    assert!(hits[0].bare);
+}
+
+#[test]
+fn log_lines_lose_credentials_their_context_gives_away() {
+    for (line, secret) in [
+        ("db=postgres://app:S3cretPw@db.internal:5432/shop", "S3cretPw"),
+        (r#"{"password":"hunter22","user":"ada"}"#, "hunter22"),
+        ("Authorization: Bearer abcdefghijklmnop1234", "abcdefghijklmnop1234"),
+        ("Cookie: sessionid=9f8e7d6c5b4a", "9f8e7d6c5b4a"),
+    ] {
+        let out = redact_log(line);
+        assert!(!out.contains(secret) && out.contains("[REDACTED:credential]"), "{out}");
+    }
+    assert!(matches!(
+        redact_log("password reset requested for ada"),
+        std::borrow::Cow::Borrowed(_)
+    ));
+}
+
+#[test]
+fn stack_traces_escaped_inside_json_are_recognised() {
+    let java =
+        r#"{"trace":"com.shop.OrderNotFoundException: 7\n\tat com.shop.OrderService.get(OrderService.java:42)"}"#;
+    assert_eq!(stack::leak(java), Some("java"));
+    let py = r#"{"error":"Traceback:\n  File \"/app/views.py\", line 3, in get"}"#;
+    assert_eq!(stack::leak(py), Some("python"));
+}

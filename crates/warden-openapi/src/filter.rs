@@ -6,8 +6,11 @@
 //! `additionalProperties` counts as `false` here: the point is to return only
 //! what the contract promises). An object schema with no properties at all is
 //! a free-form map and is kept whole. Arrays are filtered item by item with
-//! `items`. A property whose schema carries `x-warden-scopes: [a, b]` is kept
-//! only for a caller holding one of those scopes.
+//! `items`. A property whose schema carries `x-warden-scopes: [a, b]` (next to
+//! its `$ref` or in the referenced schema) is kept only for a caller holding
+//! one of those scopes; a property declared in several `allOf` branches needs
+//! the scopes of every declaration. `oneOf`/`anyOf` branches are merged: a
+//! property any branch declares is kept.
 
 use serde_json::Value;
 
@@ -98,11 +101,14 @@ fn items<'a>(doc: &'a Value, schema: &'a Value, depth: usize) -> Option<&'a Valu
         .find_map(|sub| items(doc, sub, depth + 1))
 }
 
+/// True when the caller may see a property with this schema: scopes next to
+/// a `$ref` and in the referenced schema must both be met.
 fn allowed(doc: &Value, prop: &Value, scopes: &[&str]) -> bool {
-    match follow_ref(doc, prop).get("x-warden-scopes").and_then(Value::as_array) {
-        Some(need) => need.iter().filter_map(Value::as_str).any(|s| scopes.contains(&s)),
+    let meets = |s: &Value| match s.get("x-warden-scopes").and_then(Value::as_array) {
+        Some(need) => need.iter().filter_map(Value::as_str).any(|n| scopes.contains(&n)),
         None => true,
-    }
+    };
+    meets(prop) && meets(follow_ref(doc, prop))
 }
 
 impl Walker<'_, '_> {
@@ -127,8 +133,13 @@ impl Walker<'_, '_> {
                     let len = at.len();
                     at.push('/');
                     at.push_str(shown(name));
-                    let keep = match shape.found.iter().find(|(n, _)| *n == name.as_str()) {
-                        Some((_, prop)) if allowed(doc, prop, self.scopes) => {
+                    // Declared more than once (`allOf` branches): every
+                    // declaration's scopes must be met.
+                    let mut decls = shape.found.iter().filter(|(n, _)| *n == name.as_str());
+                    let first = decls.clone().next();
+                    let permitted = decls.all(|(_, prop)| allowed(doc, prop, self.scopes));
+                    let keep = match first {
+                        Some((_, prop)) if permitted => {
                             self.walk(prop, child, at, depth + 1);
                             true
                         }

@@ -38,7 +38,12 @@ impl OperationMatcher {
         else {
             return Err(Violation::UndocumentedPath);
         };
-        let rest = if rest.is_empty() { "/" } else { rest };
+        // `/users/1/` is `/users/1`: frameworks serve both, so both match.
+        let rest = match rest.strip_suffix('/') {
+            Some(trimmed) if !trimmed.is_empty() => trimmed,
+            _ if rest.is_empty() => "/",
+            _ => rest,
+        };
         let segments: Vec<&str> = rest.split('/').skip(1).collect();
         let fits = |t: &Vec<Option<String>>| {
             t.len() == segments.len()

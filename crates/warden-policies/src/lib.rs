@@ -326,6 +326,10 @@ impl Policy for CompiledPolicy {
         each!(self, p => p.on_response_body(resp, body, ctx).await)
     }
 
+    fn response_too_long(&self, status: http::StatusCode, ctx: &RequestCtx) -> Option<warden_core::Rejection> {
+        each!(self, p => p.response_too_long(status, ctx))
+    }
+
     fn on_complete(&self, ctx: &RequestCtx) {
         each!(self, p => p.on_complete(ctx))
     }

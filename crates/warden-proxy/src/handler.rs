@@ -401,8 +401,11 @@ async fn proxy(
     h.reserve(8);
     h.remove(header::EXPECT);
     if route.response_body_limit.is_some() {
-        // Inspected bodies must arrive readable (see response_body.rs).
+        // Inspected bodies must arrive readable and whole (see
+        // response_body.rs): a range could split a secret across responses.
         h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        h.remove(header::RANGE);
+        h.remove(header::IF_RANGE);
     }
     crate::client_cert::write_identity(h, &rt.snapshot.identity_headers, conn);
     forwarded::write_forwarded(

@@ -110,16 +110,39 @@ pub async fn on_response_body<S: Slot>(
             Some(limit) if body.len() <= limit => {
                 settle(slot.policy().on_response_body(resp, body, ctx).await, slot.on_error())?;
             }
-            Some(_) => warden_core::event::emit(
-                warden_core::event::EventKind::ResponseUninspected,
-                &ctx.request_id,
-                &ctx.client_ip.to_string(),
-                &format!("too_long for {}", slot.policy().name()),
-            ),
+            Some(_) => too_long(slot.policy(), resp.status, ctx)?,
             None => {}
         }
     }
     Ok(())
+}
+
+/// A body longer than every policy's bound: each inspecting policy either
+/// lets it stream on (recorded as a `response_uninspected` event) or refuses.
+pub fn on_response_too_long<S: Slot>(
+    policies: &[S],
+    status: http::StatusCode,
+    ctx: &RequestCtx,
+) -> Result<(), Rejection> {
+    for slot in policies.iter().rev() {
+        if slot.policy().response_body_limit().is_some() {
+            too_long(slot.policy(), status, ctx)?;
+        }
+    }
+    Ok(())
+}
+
+fn too_long<P: Policy>(policy: &P, status: http::StatusCode, ctx: &RequestCtx) -> Result<(), Rejection> {
+    warden_core::event::emit(
+        warden_core::event::EventKind::ResponseUninspected,
+        &ctx.request_id,
+        &ctx.client_ip.to_string(),
+        &format!("too_long for {}", policy.name()),
+    );
+    match policy.response_too_long(status, ctx) {
+        Some(r) => Err(r),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

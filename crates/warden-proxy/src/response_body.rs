@@ -39,10 +39,13 @@ pub(crate) async fn inspect<S: Slot>(
     if method == Method::HEAD || status.is_informational() || status.as_u16() == 204 || status.as_u16() == 304 {
         return Ok(body);
     }
-    let encoded = parts
-        .headers
-        .get(header::CONTENT_ENCODING)
-        .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+    // Every `Content-Encoding` line and every coding in it: `identity` then
+    // `gzip` on a second line is still gzip.
+    let encoded = parts.headers.get_all(header::CONTENT_ENCODING).iter().any(|v| {
+        v.as_bytes()
+            .split(|b| *b == b',')
+            .any(|c| !c.trim_ascii().is_empty() && !c.trim_ascii().eq_ignore_ascii_case(b"identity"))
+    });
     if encoded {
         uninspected(ctx, "compressed");
         return Err(Rejection::new(
@@ -80,7 +83,7 @@ pub(crate) async fn inspect<S: Slot>(
             Ok(data) => {
                 buf.extend_from_slice(&data);
                 if buf.len() > limit {
-                    uninspected(ctx, "too_long");
+                    pipeline::on_response_too_long(policies, status, ctx)?;
                     let head = buf.freeze();
                     return Ok(Prefixed {
                         head: Some(head),
@@ -93,7 +96,26 @@ pub(crate) async fn inspect<S: Slot>(
         }
     }
     let mut bytes = buf.freeze();
+    let original = bytes.clone();
     pipeline::on_response_body(policies, parts, &mut bytes, ctx).await?;
+    if bytes.as_ptr() != original.as_ptr() || bytes.len() != original.len() {
+        // Rewritten for this caller (masked, filtered to their scopes): no
+        // shared cache may keep it, and the upstream's validators and
+        // digests describe another body.
+        for name in [
+            "etag",
+            "content-md5",
+            "digest",
+            "repr-digest",
+            "content-digest",
+            "last-modified",
+        ] {
+            parts.headers.remove(name);
+        }
+        parts
+            .headers
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    }
     parts.headers.remove(header::TRANSFER_ENCODING);
     parts
         .headers

@@ -56,7 +56,7 @@ async fn setup(iss: &TestIssuer) -> (MockUpstream, TestGateway) {
     std::fs::write(&spec, SPEC).unwrap();
     let route = |id: &str, mode: &str| {
         format!(
-            "  - id: {id}\n    path: {{ prefix: /{id} }}\n    service: a\n    policies:\n{}      - type: response_contract\n        spec: \"{}\"\n        base_path: /{id}\n        mode: {mode}\n",
+            "  - id: {id}\n    path: {{ prefix: /{id} }}\n    service: a\n    policies:\n{}      - type: response_contract\n        spec: \"{}\"\n        base_path: /{id}\n        mode: {mode}\n        max_inspect_bytes: 1024\n",
             iss.policy_yaml(""),
             spec.display()
         )
@@ -135,11 +135,32 @@ async fn block_mode_replaces_the_response_and_report_mode_changes_nothing_but_sc
     let r = call(&gw, "block", &t, 200, clean).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body, clean.as_bytes());
-    // An undocumented status is refused in block mode, passed in filter mode.
+    // An undocumented status: refused in block mode; in filter mode refused
+    // when it carries data (2xx), passed when it is an error.
     let r = call(&gw, "block", &t, 201, "{}").await;
     assert_eq!(r.status, 502);
     let r = call(&gw, "filter", &t, 201, "{}").await;
-    assert_eq!(r.status, 201);
+    assert_eq!(r.status, 502);
+    let r = call(&gw, "filter", &t, 409, r#"{"error":"conflict"}"#).await;
+    assert_eq!(r.status, 409);
+    // What the policy cannot read fails closed in filter mode: a 2xx body
+    // that is not JSON, or one nested past the parser's depth.
+    let r = call(&gw, "filter", &t, 200, "not json").await;
+    assert_eq!(r.status, 502);
+    let deep = format!(r#"{{"users":[{{"settings":{}{}}}]}}"#, "[".repeat(200), "]".repeat(200));
+    let r = call(&gw, "filter", &t, 200, &deep).await;
+    assert_eq!(r.status, 502);
+    // Longer than max_inspect_bytes: refused in filter mode, passed in report mode.
+    let long = format!(r#"{{"users":[],"next":"{}"}}"#, "x".repeat(2000));
+    assert_eq!(call(&gw, "filter", &t, 200, &long).await.status, 502);
+    assert_eq!(call(&gw, "report", &t, 200, &long).await.status, 200);
+    // A trailing slash reaches the same operation, filtered the same.
+    let req = Request::post(gw.url("/filter/users/reply/"))
+        .header("authorization", format!("Bearer {t}"))
+        .body(Full::new(Bytes::from(ROWS)))
+        .unwrap();
+    let r = send(&http1(), req).await;
+    assert!(!String::from_utf8_lossy(&r.body).contains("hunter2"));
     // Report mode keeps undeclared properties but still applies scope views.
     let r = call(&gw, "report", &t, 200, ROWS).await;
     assert_eq!(r.status, 200);

@@ -159,3 +159,16 @@ fn a_response_is_found_by_code_then_range_then_default() {
     assert_eq!(op.response(404).unwrap().status, "4XX");
     assert_eq!(op.response(503).unwrap().status, "DEFAULT");
 }
+
+#[test]
+fn scopes_beside_a_ref_and_in_any_all_of_branch_count() {
+    let doc = json!({"components": {"schemas": {"Ssn": {"type": "string"}, "User": {"properties": {"email": {}}}}}});
+    let schema = json!({"allOf": [
+        {"$ref": "#/components/schemas/User"},
+        {"properties": {"email": {"x-warden-scopes": ["admin"]}, "ssn": {"$ref": "#/components/schemas/Ssn", "x-warden-scopes": ["pii"]}}}
+    ]});
+    let mut v = json!({"email": "a@example.com", "ssn": "123"});
+    let found = crate::filter::filter(&doc, &schema, &mut v, &["users.read"], true);
+    assert_eq!(v, json!({}));
+    assert_eq!(found.scoped.len(), 2);
+}

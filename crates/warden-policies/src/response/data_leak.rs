@@ -10,7 +10,7 @@ use warden_core::{Decision, OnError, Policy, PolicyError, ProblemKind, Rejection
 use warden_dlp::json::Hit;
 use warden_dlp::{Action, Categories, Category, Edit, Finding};
 
-use super::{check_max_inspect, default_max_inspect, is_json, text_of};
+use super::{check_max_inspect, default_max_inspect, looks_json, text_of};
 use crate::SpecError;
 
 /// What to do with one category.
@@ -120,7 +120,7 @@ impl DataLeak {
 
     /// The findings in the body: structure-aware for JSON, else as text.
     fn hits(&self, resp: &response::Parts, text: &str) -> Vec<Hit> {
-        if is_json(resp)
+        if looks_json(resp, text)
             && let Some(hits) = warden_dlp::json::scan(text, self.active)
         {
             return hits;
@@ -150,7 +150,7 @@ impl Policy for DataLeak {
         let Some(text) = text_of(resp, body) else {
             return Ok(Decision::Continue);
         };
-        let hits = self.hits(resp, &text);
+        let hits = self.hits(resp, text);
         if hits.is_empty() {
             return Ok(Decision::Continue);
         }
@@ -196,7 +196,7 @@ impl Policy for DataLeak {
             )));
         }
         if !edits.is_empty() {
-            *body = Bytes::from(warden_dlp::apply(&text, &edits));
+            *body = Bytes::from(warden_dlp::apply(text, &edits));
         }
         Ok(Decision::Continue)
     }

@@ -68,11 +68,14 @@ impl Policy for ErrorLeaks {
         let Some(text) = text_of(resp, body) else {
             return Ok(Decision::Continue);
         };
-        let Some(stack) = warden_dlp::stack::leak(&text) else {
+        let Some(stack) = warden_dlp::stack::leak(text) else {
             return Ok(Decision::Continue);
         };
-        let mut end = text.len().min(LOGGED_BYTES);
-        while !text.is_char_boundary(end) {
+        // Scrubbed whole, then cut: a cut first could split a card number
+        // into digits the detector no longer sees.
+        let scrubbed = warden_dlp::redact_log(text);
+        let mut end = scrubbed.len().min(LOGGED_BYTES);
+        while !scrubbed.is_char_boundary(end) {
             end -= 1;
         }
         // The original, for whoever debugs the upstream: in the log only,
@@ -82,7 +85,7 @@ impl Policy for ErrorLeaks {
             request_id = %ctx.request_id,
             stack,
             status = resp.status.as_u16(),
-            original = %warden_dlp::redact_log(&text[..end]),
+            original = %&scrubbed[..end],
             "upstream error details kept from the client"
         );
         event::emit(

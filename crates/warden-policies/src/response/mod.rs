@@ -18,9 +18,9 @@
 //!   per category. JSON bodies are read structure-aware; other text as text.
 //!
 //! Both inspect at most `max_inspect_bytes`; a longer body streams on
-//! uninspected and a `response_uninspected` event says so. Binary media types
-//! (images, audio, video, fonts, archives, `application/octet-stream`,
-//! `application/pdf`, gRPC) are not inspected. The gateway asks the upstream
+//! uninspected and a `response_uninspected` event says so. Only text is
+//! inspected: `text/*`, JSON, XML, JavaScript, forms, NDJSON or no declared
+//! type, and valid UTF-8; anything else passes as it is (never rewritten). The gateway asks the upstream
 //! for an uncompressed body on these routes; a compressed one is refused
 //! (502), never passed unchecked.
 
@@ -33,8 +33,6 @@ mod tests;
 pub use data_leak::{DataLeak, DataLeakConfig, LeakAction};
 pub use error_leaks::{ErrorLeaks, ErrorLeaksConfig};
 pub use schema::{FilterMode, ResponseContract, ResponseContractConfig};
-
-use std::borrow::Cow;
 
 use http::{header, response};
 
@@ -57,11 +55,10 @@ fn check_max_inspect(n: usize, errors: &mut Vec<SpecError>) {
     }
 }
 
-/// The body as text, when its media type is one a leak can hide in: `None`
-/// for binary types. Invalid UTF-8 is read lossily.
-fn text_of<'b>(resp: &response::Parts, body: &'b [u8]) -> Option<Cow<'b, str>> {
-    let media = resp
-        .headers
+/// The response's media type, lower case, without parameters (`""` when
+/// absent).
+fn media(resp: &response::Parts) -> String {
+    resp.headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
@@ -69,29 +66,36 @@ fn text_of<'b>(resp: &response::Parts, body: &'b [u8]) -> Option<Cow<'b, str>> {
         .next()
         .unwrap_or("")
         .trim()
-        .to_ascii_lowercase();
-    let top = media.split('/').next().unwrap_or("");
-    let binary = matches!(top, "image" | "audio" | "video" | "font")
-        || matches!(
-            media.as_str(),
-            "application/octet-stream"
-                | "application/pdf"
-                | "application/zip"
-                | "application/gzip"
-                | "application/grpc"
-                | "application/wasm"
-        );
-    if binary || body.is_empty() {
-        return None;
-    }
-    Some(String::from_utf8_lossy(body))
+        .to_ascii_lowercase()
 }
 
-/// True for a JSON media type.
-fn is_json(resp: &response::Parts) -> bool {
-    resp.headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
-        .is_some_and(|m| crate::json::is_json(&m))
+/// The body as text, when it is text: a known textual media type (`text/*`,
+/// JSON, XML, JavaScript, forms, NDJSON, or none declared) and valid UTF-8.
+/// Anything else (protobuf, msgpack, images, a UTF-16 or broken body) is not
+/// inspected and never rewritten: rewriting would corrupt it.
+fn text_of<'b>(resp: &response::Parts, body: &'b [u8]) -> Option<&'b str> {
+    let media = media(resp);
+    let textual = media.is_empty()
+        || media.starts_with("text/")
+        || crate::json::is_json(&media)
+        || media.ends_with("+xml")
+        || matches!(
+            media.as_str(),
+            "application/xml"
+                | "application/javascript"
+                | "application/x-www-form-urlencoded"
+                | "application/x-ndjson"
+                | "application/graphql-response+json"
+        );
+    if !textual || body.is_empty() {
+        return None;
+    }
+    std::str::from_utf8(body).ok()
+}
+
+/// True when the body is JSON by its media type or, whatever the type says,
+/// by its first character (`{` or `[`): JSON served as `text/plain` or
+/// `text/html` still gets the field-name rules.
+fn looks_json(resp: &response::Parts, text: &str) -> bool {
+    crate::json::is_json(&media(resp)) || text.trim_start().starts_with(['{', '['])
 }

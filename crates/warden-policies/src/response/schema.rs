@@ -114,17 +114,30 @@ impl ResponseContract {
         );
     }
 
-    /// An undocumented status or media type, or a body that is not JSON:
-    /// reported; refused in block mode.
-    fn undocumented(&self, ctx: &RequestCtx, what: &str) -> Decision {
+    /// A response this policy cannot check (unmatched operation,
+    /// undocumented status or media type, unparsable JSON, too long): always
+    /// an event; refused (502) in block mode, and in filter mode when it is a
+    /// 2xx, the responses that carry data. Report mode lets it through.
+    fn cannot_check(&self, ctx: &RequestCtx, status: u16, what: &str) -> Option<Rejection> {
         self.emit(ctx, what);
-        match self.mode {
-            FilterMode::Block => Decision::Reject(Rejection::new(
+        let refuse = match self.mode {
+            FilterMode::Block => true,
+            FilterMode::Filter => (200..300).contains(&status),
+            FilterMode::Report => false,
+        };
+        refuse.then(|| {
+            Rejection::new(
                 ProblemKind::UpstreamError,
                 "response_contract_violation",
                 what.to_owned(),
-            )),
-            FilterMode::Filter | FilterMode::Report => Decision::Continue,
+            )
+        })
+    }
+
+    fn decide(&self, ctx: &RequestCtx, status: u16, what: &str) -> Decision {
+        match self.cannot_check(ctx, status, what) {
+            Some(r) => Decision::Reject(r),
+            None => Decision::Continue,
         }
     }
 }
@@ -138,19 +151,22 @@ impl Policy for ResponseContract {
         Some(self.max_inspect)
     }
 
+    fn response_too_long(&self, status: http::StatusCode, ctx: &RequestCtx) -> Option<Rejection> {
+        self.cannot_check(ctx, status.as_u16(), "response body longer than max_inspect_bytes")
+    }
+
     async fn on_response_body(
         &self,
         resp: &mut response::Parts,
         body: &mut Bytes,
         ctx: &mut RequestCtx,
     ) -> Result<Decision, PolicyError> {
-        let Ok(i) = self.matcher.find(&self.spec, ctx.method.as_str(), &ctx.path) else {
-            // The request side (`contract`) answers for undocumented operations.
-            return Ok(Decision::Continue);
-        };
         let status = resp.status.as_u16();
+        let Ok(i) = self.matcher.find(&self.spec, ctx.method.as_str(), &ctx.path) else {
+            return Ok(self.decide(ctx, status, "operation not in the API contract"));
+        };
         let Some(documented) = self.spec.operations[i].response(status) else {
-            return Ok(self.undocumented(ctx, &format!("undocumented status {status}")));
+            return Ok(self.decide(ctx, status, &format!("undocumented status {status}")));
         };
         let media = resp
             .headers
@@ -162,15 +178,18 @@ impl Policy for ResponseContract {
             .unwrap_or("")
             .trim()
             .to_ascii_lowercase();
-        if body.is_empty() || !crate::json::is_json(&media) {
-            // Only JSON bodies are filtered (documented).
+        if body.is_empty() {
             return Ok(Decision::Continue);
         }
         let Some((_, schema)) = documented.content.iter().find(|(m, _)| media_matches(m, &media)) else {
-            return Ok(self.undocumented(ctx, &format!("undocumented media type for status {status}")));
+            return Ok(self.decide(ctx, status, &format!("undocumented media type for status {status}")));
         };
+        if !crate::json::is_json(&media) {
+            // A documented non-JSON type: only JSON bodies are filtered.
+            return Ok(Decision::Continue);
+        }
         let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(body) else {
-            return Ok(self.undocumented(ctx, "response body is not JSON"));
+            return Ok(self.decide(ctx, status, "response body is not JSON"));
         };
         let scopes = scopes(ctx);
         let drop = self.mode == FilterMode::Filter;
