@@ -24,6 +24,11 @@
 # (a route without policies: the body streams through) and warden-inj (the same
 # behind `injection` at its defaults: the body is buffered, parsed and every
 # string scanned), and their ratio.
+# RESPONSE=1 bench/run.sh ...: three more rows in the same warden process, all
+# GETting bench/users-4k.json (4,082 bytes: ten user rows, two undeclared
+# properties each) from the upstream: warden-get4k (a route without policies),
+# warden-filter (`response_contract` filtering to bench/users-4k.yaml) and
+# warden-resp (the same plus `data_leak` at its defaults), and their ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10}
@@ -48,6 +53,7 @@ trap cleanup EXIT
 
 . bench/lib.sh
 nginx_conf "$work/up" "server { listen 127.0.0.1:$UP_PORT; default_type application/json;
+    location ~ /users4k\$ { root $PWD/bench; try_files /users-4k.json =404; }
     location / { return 200 '{\"id\":42,\"name\":\"ada\",\"roles\":[\"reader\"],\"active\":true}'; } }"
 TLS=${TLS:-0}
 SCHEME=http NGINX_LISTEN="" WARDEN_LISTENER="plain_http: serve"
@@ -82,6 +88,15 @@ if [ "$INJECTION" = 1 ]; then
   printf '  - id: post\n    path: { prefix: /post }\n    service: api\n  - id: inj\n    path: { prefix: /inj }\n    service: api\n    policies:\n      - type: injection\n' >> "$work/warden.yaml"
   { echo 'wrk.method = "POST"'; echo 'wrk.headers["Content-Type"] = "application/json"'
     printf 'wrk.body = [==[%s]==]\n' "$(cat bench/order-1k.json)"; } > "$work/post.lua"
+fi
+RESPONSE=${RESPONSE:-0}
+if [ "$RESPONSE" = 1 ]; then
+  printf '  - id: get4k\n    path: { prefix: /plain }\n    service: api\n' >> "$work/warden.yaml"
+  for id in filter resp; do
+    printf '  - id: %s\n    path: { prefix: /%s }\n    service: api\n    policies:\n      - type: response_contract\n        spec: "%s"\n        base_path: /%s\n' \
+      "$id" "$id" "$PWD/bench/users-4k.yaml" "$id" >> "$work/warden.yaml"
+  done
+  printf '      - type: data_leak\n' >> "$work/warden.yaml"
 fi
 JWT=${JWT:-0}
 AUTHZ=${AUTHZ:-0}
@@ -200,6 +215,15 @@ for r in $(seq "$ROUNDS"); do
     RPATH=/inj/orders run warden-inj $WARDEN_PORT "$WARDEN_PID" $SCHEME -s "$work/post.lua"
     RPATH=/post/orders run warden-post $WARDEN_PORT "$WARDEN_PID" $SCHEME -s "$work/post.lua"
   fi
+  if [ "$RESPONSE" = 1 ]; then
+    # A-B-B-A around the two inspected rows.
+    RPATH=/plain/users4k run warden-get4k $WARDEN_PORT "$WARDEN_PID" $SCHEME
+    RPATH=/filter/users4k run warden-filter $WARDEN_PORT "$WARDEN_PID" $SCHEME
+    RPATH=/resp/users4k run warden-resp $WARDEN_PORT "$WARDEN_PID" $SCHEME
+    RPATH=/resp/users4k run warden-resp $WARDEN_PORT "$WARDEN_PID" $SCHEME
+    RPATH=/filter/users4k run warden-filter $WARDEN_PORT "$WARDEN_PID" $SCHEME
+    RPATH=/plain/users4k run warden-get4k $WARDEN_PORT "$WARDEN_PID" $SCHEME
+  fi
   if [ "$TLS" = 1 ]; then
     run nginx-hs $NGINX_PORT "$NGINX_PID" https -H "Connection: close"
     run warden-hs $WARDEN_PORT "$WARDEN_PID" https -H "Connection: close"
@@ -213,6 +237,7 @@ names="upstream nginx warden"; [ "$JWT" = 1 ] && names="$names warden-rs256 ward
 [ "$AUTHZ" = 1 ] && names="$names warden-authn warden-authz"
 [ "$LIMITS" = 1 ] && names="$names warden-rl-mem warden-rl-nohdr warden-rl-redis"
 [ "$INJECTION" = 1 ] && names="$names warden-post warden-inj"
+[ "$RESPONSE" = 1 ] && names="$names warden-get4k warden-filter warden-resp"
 [ "$TLS" = 1 ] && names="$names nginx-hs warden-hs"
 for name in $names; do
   CPU[$name]=$(awk -v n=$name '$1==n {print $5}' "$work/results" | median)
@@ -249,4 +274,8 @@ fi
 if [ "$INJECTION" = 1 ]; then
   awk -v a="${RPS[warden-inj]}" -v b="${RPS[warden-post]}" -v c="${P99[warden-inj]}" -v d="${P99[warden-post]}" \
     'BEGIN { printf "injection on a 1 KiB JSON body / same route without it (same process): throughput %.2fx, p99 %.2fx\n", a/b, c/d }'
+fi
+if [ "$RESPONSE" = 1 ]; then
+  awk -v a="${RPS[warden-filter]}" -v b="${RPS[warden-resp]}" -v c="${RPS[warden-get4k]}" -v d="${P99[warden-resp]}" -v e="${P99[warden-get4k]}" \
+    'BEGIN { printf "on a 4 KiB JSON response / same route without policies (same process): response_contract %.2fx, response_contract + data_leak %.2fx (p99 %.2fx)\n", a/c, b/c, d/e }'
 fi

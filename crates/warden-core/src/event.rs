@@ -58,6 +58,13 @@ pub fn emit(kind: EventKind, request_id: &str, subject: &str, detail: &str) {
         detail,
         "security event"
     );
+    count(kind);
+}
+
+/// Counts an event towards `warden_security_events_total{kind}` without a
+/// log line: for routine outcomes a policy is configured to handle (a
+/// response filtered to its contract) that would flood the log.
+pub fn count(kind: EventKind) {
     if let Ok(mut counts) = COUNTS.lock() {
         match counts.iter_mut().find(|(k, _)| *k == kind) {
             Some((_, n)) => *n += 1,

@@ -79,63 +79,89 @@ const DETECTORS: &[(Category, &str, Check)] = &[
     (Category::PrivateKey, r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----", whole),
 ];
 
-struct Compiled {
+/// The detectors of a set of categories, compiled once: a `RegexSet` over
+/// only their expressions (fewer patterns, a faster first pass) and each
+/// expression on its own for the places.
+#[derive(Debug)]
+pub struct Detector {
     set: RegexSet,
-    each: Vec<Regex>,
+    /// `(index into DETECTORS, its expression)`, in set order.
+    each: Vec<(usize, Regex)>,
 }
 
-static COMPILED: LazyLock<Compiled> = LazyLock::new(|| {
-    let patterns = DETECTORS.iter().map(|(_, p, _)| *p);
-    Compiled {
-        #[allow(clippy::expect_used)] // constant expressions, covered by every test
-        set: RegexSet::new(patterns.clone()).expect("detector expressions compile"),
-        #[allow(clippy::expect_used)]
-        each: patterns.map(|p| Regex::new(p).expect("detector expression compiles")).collect(),
+impl Detector {
+    /// Compiles the detectors of `cats` (`SecretField` and `HighEntropy` have
+    /// none: they are the JSON walk's).
+    pub fn new(cats: Categories) -> Self {
+        let chosen: Vec<usize> = (0..DETECTORS.len())
+            .filter(|&i| cats.contains(DETECTORS[i].0))
+            .collect();
+        Self {
+            #[allow(clippy::expect_used)] // constant expressions, covered by every test
+            set: RegexSet::new(chosen.iter().map(|&i| DETECTORS[i].1)).expect("detector expressions compile"),
+            each: chosen
+                .iter()
+                .map(|&i| {
+                    #[allow(clippy::expect_used)]
+                    let re = Regex::new(DETECTORS[i].1).expect("detector expression compiles");
+                    (i, re)
+                })
+                .collect(),
+        }
     }
-});
+
+    /// The sensitive values of `cats` (within the compiled ones) in `text`,
+    /// in order, not overlapping.
+    pub fn find(&self, text: &str, cats: Categories) -> Vec<Finding> {
+        let mut out = Vec::new();
+        self.find_into(text, cats, 0, &mut out);
+        out
+    }
+
+    /// Appends the findings in `text` (ranges shifted by `offset`) to `out`.
+    pub(crate) fn find_into(&self, text: &str, cats: Categories, offset: usize, out: &mut Vec<Finding>) {
+        if text.len() < 6 || cats.is_empty() {
+            return;
+        }
+        let start = out.len();
+        for k in self.set.matches(text).iter() {
+            let (i, re) = &self.each[k];
+            let (category, _, check) = DETECTORS[*i];
+            if !cats.contains(category) {
+                continue;
+            }
+            for m in re.find_iter(text) {
+                if category == Category::Card && in_decimal(text, m.start(), m.end()) {
+                    continue;
+                }
+                let Some(r) = check(m.as_str()) else { continue };
+                let mut range = m.start() + r.start..m.start() + r.end;
+                if category == Category::PrivateKey {
+                    range.end = pem_end(text, range.end);
+                }
+                out.push(Finding {
+                    category,
+                    range: range.start + offset..range.end + offset,
+                });
+            }
+        }
+        // In order; a finding that overlaps an earlier (or longer) one goes.
+        let mut new = out.split_off(start);
+        new.sort_by_key(|f| (f.range.start, std::cmp::Reverse(f.range.end)));
+        for f in new {
+            if out[start..].last().is_none_or(|last| f.range.start >= last.range.end) {
+                out.push(f);
+            }
+        }
+    }
+}
+
+/// Every category's detectors, for the free functions.
+pub(crate) static ALL: LazyLock<Detector> = LazyLock::new(|| Detector::new(Categories::ALL));
 
 /// The sensitive values of `cats` in `text`, in order, not overlapping.
 pub fn find(text: &str, cats: Categories) -> Vec<Finding> {
-    let mut out = Vec::new();
-    find_into(text, cats, 0, &mut out);
-    out
-}
-
-/// Appends the findings in `text` (ranges shifted by `offset`) to `out`.
-pub(crate) fn find_into(text: &str, cats: Categories, offset: usize, out: &mut Vec<Finding>) {
-    if text.len() < 6 || cats.is_empty() {
-        return;
-    }
-    let c = &*COMPILED;
-    let start = out.len();
-    for i in c.set.matches(text).iter() {
-        let (category, _, check) = DETECTORS[i];
-        if !cats.contains(category) {
-            continue;
-        }
-        for m in c.each[i].find_iter(text) {
-            if category == Category::Card && in_decimal(text, m.start(), m.end()) {
-                continue;
-            }
-            let Some(r) = check(m.as_str()) else { continue };
-            let mut range = m.start() + r.start..m.start() + r.end;
-            if category == Category::PrivateKey {
-                range.end = pem_end(text, range.end);
-            }
-            out.push(Finding {
-                category,
-                range: range.start + offset..range.end + offset,
-            });
-        }
-    }
-    // In order; a finding that overlaps an earlier (or longer) one goes.
-    let mut new = out.split_off(start);
-    new.sort_by_key(|f| (f.range.start, std::cmp::Reverse(f.range.end)));
-    for f in new {
-        if out[start..].last().is_none_or(|last| f.range.start >= last.range.end) {
-            out.push(f);
-        }
-    }
+    ALL.find(text, cats)
 }
 
 /// The end of a PEM block: past its `-----END … PRIVATE KEY-----` when that

@@ -9,7 +9,7 @@
 //! detectors see: a value hidden behind `\u` escapes is not decoded (the
 //! upstream is not the adversary here; documented).
 
-use crate::{Categories, Category, Finding, detect, names};
+use crate::{Categories, Category, Detector, Finding, detect, names};
 
 /// A finding, and whether its value is a bare JSON token (a number or a
 /// literal) that a replacement must quote to keep the JSON valid.
@@ -52,6 +52,11 @@ struct Frame {
 /// `None` when the body is not well-formed enough to walk (the caller then
 /// treats it as text).
 pub fn scan(body: &str, cats: Categories) -> Option<Vec<Hit>> {
+    scan_with(&detect::ALL, body, cats)
+}
+
+/// [`scan`] with a [`Detector`] compiled for the categories in use.
+pub fn scan_with(detector: &Detector, body: &str, cats: Categories) -> Option<Vec<Hit>> {
     let b = body.as_bytes();
     let structural = cats.contains(Category::SecretField) || cats.contains(Category::HighEntropy);
     let mut hits: Vec<Hit> = Vec::new();
@@ -59,6 +64,7 @@ pub fn scan(body: &str, cats: Categories) -> Option<Vec<Hit>> {
     let mut strings: Vec<std::ops::Range<usize>> = Vec::new();
     let mut stack: Vec<Frame> = Vec::new();
     let mut key = KeyKind::default();
+    let mut seen: Vec<(&str, KeyKind)> = Vec::new();
     let mut expect_key = false;
     let mut i = 0;
     let mut saw_value = false;
@@ -104,15 +110,35 @@ pub fn scan(body: &str, cats: Categories) -> Option<Vec<Hit>> {
             b'"' => {
                 let start = i + 1;
                 let mut j = start;
-                while j < b.len() && b[j] != b'"' {
-                    j += if b[j] == b'\\' { 2 } else { 1 };
+                // To the closing quote, skipping escapes (memchr: most
+                // strings hold neither a quote nor a backslash for a while).
+                while let Some(k) = memchr::memchr2(b'"', b'\\', &b[j.min(b.len())..]) {
+                    j += k;
+                    if b[j] == b'"' {
+                        break;
+                    }
+                    j += 2;
+                }
+                if j < b.len() && b[j] != b'"' {
+                    j = b.len();
                 }
                 if j >= b.len() {
                     return None;
                 }
                 let text = &body[start..j];
                 if expect_key {
-                    key = kind(text, structural);
+                    // Keys repeat (every row of a list has the same ones):
+                    // each distinct key is classified once per body.
+                    key = match seen.iter().find(|(k, _)| *k == text) {
+                        Some((_, known)) => *known,
+                        None => {
+                            let fresh = kind(text, structural);
+                            if seen.len() < 64 {
+                                seen.push((text, fresh));
+                            }
+                            fresh
+                        }
+                    };
                 } else {
                     strings.push(start..j);
                     leaf(text, start, key, &stack, cats, structural, false, &mut hits);
@@ -134,7 +160,7 @@ pub fn scan(body: &str, cats: Categories) -> Option<Vec<Hit>> {
         return None;
     }
     let mut text = Vec::new();
-    detect::find_into(
+    detector.find_into(
         body,
         cats.without(Category::SecretField).without(Category::HighEntropy),
         0,

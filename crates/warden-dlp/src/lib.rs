@@ -24,7 +24,7 @@ pub mod stack;
 #[cfg(test)]
 mod tests;
 
-pub use detect::find;
+pub use detect::{Detector, find};
 pub use mask::{Action, Edit, LOG_CATEGORIES, RedactingWriter, apply, redact_log};
 
 use std::ops::Range;

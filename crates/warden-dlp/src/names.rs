@@ -134,28 +134,36 @@ pub fn high_entropy(value: &str) -> bool {
     mixed && entropy >= if hex { 3.0 } else { 3.5 }
 }
 
+/// The fragments every secret or key-like name holds one of.
+const FRAGMENTS: &[&str] = &[
+    "pass",
+    "pwd",
+    "secret",
+    "ssn",
+    "cvv",
+    "cvc",
+    "pin",
+    "otp",
+    "key",
+    "token",
+    "hash",
+    "salt",
+    "signature",
+    "credential",
+    "auth",
+];
+
+static TELLING: std::sync::LazyLock<aho_corasick::AhoCorasick> = std::sync::LazyLock::new(|| {
+    #[allow(clippy::expect_used)] // constant patterns, covered by every test
+    aho_corasick::AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .build(FRAGMENTS)
+        .expect("fragments compile")
+});
+
 /// False when `name` holds none of the fragments every secret or key-like
-/// name has (`pass`, `pwd`, `secret`, `key`, `token`, …): no allocation.
+/// name has (`pass`, `pwd`, `secret`, `key`, `token`, …): one automaton pass,
+/// no allocation.
 pub fn maybe_telling(name: &str) -> bool {
-    const FRAGMENTS: &[&[u8]] = &[
-        b"pass",
-        b"pwd",
-        b"secret",
-        b"ssn",
-        b"cvv",
-        b"cvc",
-        b"pin",
-        b"otp",
-        b"key",
-        b"token",
-        b"hash",
-        b"salt",
-        b"signature",
-        b"credential",
-        b"auth",
-    ];
-    let n = name.as_bytes();
-    FRAGMENTS
-        .iter()
-        .any(|f| n.windows(f.len()).any(|w| w.eq_ignore_ascii_case(f)))
+    TELLING.is_match(name)
 }

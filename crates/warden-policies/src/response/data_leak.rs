@@ -96,6 +96,7 @@ impl DataLeakConfig {
             .filter(|c| actions[*c as usize] != LeakAction::Allow)
             .collect();
         Ok(DataLeak {
+            detector: warden_dlp::Detector::new(active),
             max_inspect: self.max_inspect_bytes,
             keep_tail: self.keep_tail,
             actions,
@@ -107,6 +108,8 @@ impl DataLeakConfig {
 /// Compiled `data_leak`.
 #[derive(Debug)]
 pub struct DataLeak {
+    /// The detectors of the active categories only.
+    detector: warden_dlp::Detector,
     max_inspect: usize,
     keep_tail: usize,
     actions: [LeakAction; Category::ALL.len()],
@@ -121,11 +124,12 @@ impl DataLeak {
     /// The findings in the body: structure-aware for JSON, else as text.
     fn hits(&self, resp: &response::Parts, text: &str) -> Vec<Hit> {
         if looks_json(resp, text)
-            && let Some(hits) = warden_dlp::json::scan(text, self.active)
+            && let Some(hits) = warden_dlp::json::scan_with(&self.detector, text, self.active)
         {
             return hits;
         }
-        warden_dlp::find(text, self.active)
+        self.detector
+            .find(text, self.active)
             .into_iter()
             .map(|finding: Finding| Hit { finding, bare: false })
             .collect()

@@ -196,7 +196,14 @@ impl Policy for ResponseContract {
         let found = filter::filter(&self.spec.document, schema, &mut value, &scopes, drop);
         if !found.undeclared.is_empty() {
             let shown: Vec<&str> = found.undeclared.iter().take(10).map(String::as_str).collect();
-            self.emit(ctx, &format!("undeclared {}", shown.join(" ")));
+            if self.mode == FilterMode::Filter {
+                // Filtering is this mode's routine work: counted, not logged
+                // per response (an API that always over-returns would flood
+                // the log).
+                event::count(EventKind::ResponseContract);
+            } else {
+                self.emit(ctx, &format!("undeclared {}", shown.join(" ")));
+            }
             if self.mode == FilterMode::Block {
                 return Ok(Decision::Reject(Rejection::new(
                     ProblemKind::UpstreamError,
