@@ -143,7 +143,12 @@ impl KeySet {
 /// The request's media type (`Content-Type` without parameters, lower case;
 /// `""` when absent or unreadable).
 pub(crate) fn media_type(req: &http::request::Parts) -> String {
-    req.headers
+    media_of(&req.headers)
+}
+
+/// The media type in `headers` (request or response), as [`media_type`].
+pub(crate) fn media_of(headers: &http::HeaderMap) -> String {
+    headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")

@@ -34,7 +34,7 @@ pub use data_leak::{DataLeak, DataLeakConfig, LeakAction};
 pub use error_leaks::{ErrorLeaks, ErrorLeaksConfig};
 pub use schema::{FilterMode, ResponseContract, ResponseContractConfig};
 
-use http::{header, response};
+use http::response;
 
 use crate::SpecError;
 
@@ -58,15 +58,7 @@ fn check_max_inspect(n: usize, errors: &mut Vec<SpecError>) {
 /// The response's media type, lower case, without parameters (`""` when
 /// absent).
 fn media(resp: &response::Parts) -> String {
-    resp.headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
+    crate::json::media_of(&resp.headers)
 }
 
 /// The body as text, when it is text: a known textual media type (`text/*`,

@@ -2,7 +2,7 @@
 //! declares for their operation, status and media type.
 
 use bytes::Bytes;
-use http::{header, response};
+use http::response;
 use serde::Deserialize;
 use warden_core::event::{self, EventKind};
 use warden_core::{Decision, OnError, Policy, PolicyError, ProblemKind, Rejection, RequestCtx};
@@ -168,16 +168,7 @@ impl Policy for ResponseContract {
         let Some(documented) = self.spec.operations[i].response(status) else {
             return Ok(self.decide(ctx, status, &format!("undocumented status {status}")));
         };
-        let media = resp
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let media = super::media(resp);
         if body.is_empty() {
             return Ok(Decision::Continue);
         }
