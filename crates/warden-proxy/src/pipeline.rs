@@ -132,13 +132,18 @@ pub fn on_response_too_long<S: Slot>(
     Ok(())
 }
 
-fn too_long<P: Policy>(policy: &P, status: http::StatusCode, ctx: &RequestCtx) -> Result<(), Rejection> {
+/// Records a `response_uninspected` event: why a response body went out unread.
+pub fn uninspected(ctx: &RequestCtx, why: &str) {
     warden_core::event::emit(
         warden_core::event::EventKind::ResponseUninspected,
         &ctx.request_id,
         &ctx.client_ip.to_string(),
-        &format!("too_long for {}", policy.name()),
+        why,
     );
+}
+
+fn too_long<P: Policy>(policy: &P, status: http::StatusCode, ctx: &RequestCtx) -> Result<(), Rejection> {
+    uninspected(ctx, &format!("too_long for {}", policy.name()));
     match policy.response_too_long(status, ctx) {
         Some(r) => Err(r),
         None => Ok(()),

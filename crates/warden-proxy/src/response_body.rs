@@ -19,7 +19,6 @@ use http::{HeaderMap, Method, response};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use tokio::time::Instant;
-use warden_core::event::{self, EventKind};
 use warden_core::{ProblemKind, Rejection, RequestCtx};
 
 use crate::body::{BoxError, ProxyBody};
@@ -47,7 +46,7 @@ pub(crate) async fn inspect<S: Slot>(
             .any(|c| !c.trim_ascii().is_empty() && !c.trim_ascii().eq_ignore_ascii_case(b"identity"))
     });
     if encoded {
-        uninspected(ctx, "compressed");
+        pipeline::uninspected(ctx, "compressed");
         return Err(Rejection::new(
             ProblemKind::UpstreamError,
             "upstream_compressed",
@@ -125,15 +124,6 @@ pub(crate) async fn inspect<S: Slot>(
         trailers,
     }
     .boxed_unsync())
-}
-
-fn uninspected(ctx: &RequestCtx, why: &str) {
-    event::emit(
-        EventKind::ResponseUninspected,
-        &ctx.request_id,
-        &ctx.client_ip.to_string(),
-        why,
-    );
 }
 
 /// The bytes already read, then the rest of the upstream body.
