@@ -93,28 +93,33 @@ impl Limiter {
         // A request has a handful of checks: the scratch lists live on the
         // stack up to `N` of them.
         const N: usize = 8;
-        let hashes: SmallVec<[u64; N]> = checks.iter().map(|c| self.hash(&c.key)).collect();
-        let idx: SmallVec<[usize; N]> = hashes.iter().map(|h| Self::shard_of(*h)).collect();
-        // Insertion sort.
+        let mut hashes: SmallVec<[u64; N]> = SmallVec::new();
+        let mut idx: SmallVec<[usize; N]> = SmallVec::new();
+        // The shards to lock, sorted (insertion sort) and distinct.
         let mut order: SmallVec<[usize; N]> = SmallVec::new();
-        for i in &idx {
-            if let Err(at) = order.binary_search(i) {
-                order.insert(at, *i);
+        for c in checks {
+            let h = self.hash(&c.key);
+            let i = Self::shard_of(h);
+            hashes.push(h);
+            idx.push(i);
+            if let Err(at) = order.binary_search(&i) {
+                order.insert(at, i);
             }
         }
         // Shards are locked in index order: no two requests deadlock. A
         // request has a handful of checks, so a short list beats a map.
-        let mut guards: SmallVec<[(usize, MutexGuard<'_, Shard>); N]> = order
-            .into_iter()
-            .map(|i| {
-                (
-                    i,
-                    self.shards[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner),
-                )
-            })
-            .collect();
-        let slot = |i: usize| guards.iter().position(|(j, _)| *j == i).unwrap_or(0);
-        let at: SmallVec<[usize; N]> = idx.iter().map(|i| slot(*i)).collect();
+        let mut guards: SmallVec<[(usize, MutexGuard<'_, Shard>); N]> = SmallVec::new();
+        for i in order {
+            guards.push((
+                i,
+                self.shards[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+            ));
+        }
+        // Each check's guard, in place of its shard.
+        let mut at = idx;
+        for i in &mut at {
+            *i = guards.iter().position(|(j, _)| j == i).unwrap_or(0);
+        }
         let now_s = now_ms.div_euclid(1000);
         let mut outcomes = Vec::with_capacity(checks.len());
         let mut writes: SmallVec<[Option<Counter>; N]> = SmallVec::new();

@@ -6,7 +6,8 @@ use std::sync::{Arc, OnceLock};
 
 use http::{HeaderName, HeaderValue, request};
 use serde_json::Value;
-use warden_core::limits::{LimitCheck, LimitKind, LimitOutcome};
+use smallvec::SmallVec;
+use warden_core::limits::{LimitCheck, LimitKind, LimitOutcome, Window};
 use warden_core::{Clock, Decision, Policy, PolicyError, ProblemKind, Rejection, RequestCtx, Services, SharedState};
 use warden_shared::Limiter;
 
@@ -48,12 +49,12 @@ impl KeyPart {
         }
     }
 
-    /// Writes this part's value for the request into `out` (cleared first).
-    /// A part the request does not have (an anonymous consumer, a missing
-    /// header) counts by client address instead, so a missing value never
-    /// pools every such client together.
+    /// Appends this part's value for the request to `out`. A part the
+    /// request does not have (an anonymous consumer, a missing header) counts
+    /// by client address instead, so a missing value never pools every such
+    /// client together.
     fn write_value(&self, req: &request::Parts, ctx: &RequestCtx, out: &mut String) {
-        out.clear();
+        let start = out.len();
         let found = match self {
             Self::Ip => false,
             Self::Consumer => ctx.consumer.as_deref().is_some_and(|c| {
@@ -88,9 +89,29 @@ impl KeyPart {
             }),
         };
         if !found {
-            out.clear();
+            out.truncate(start);
             out.push_str("ip=");
             write_client_net(out, ctx.client_ip);
+        }
+    }
+
+    /// Appends this part to `key`, length-prefixed; values longer than 64
+    /// bytes (a client-chosen header, say) go in as their SHA-256, so keys
+    /// stay small.
+    fn push_to(&self, req: &request::Parts, ctx: &RequestCtx, key: &mut String) {
+        let at = key.len();
+        self.write_value(req, ctx, key);
+        let len = key.len() - at;
+        if len <= 64 {
+            key.insert(at, ':');
+            key.insert_str(at, itoa::Buffer::new().format(len));
+        } else {
+            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &key.as_bytes()[at..]);
+            key.truncate(at);
+            key.push_str("h:");
+            for b in digest.as_ref() {
+                let _ = write!(key, "{b:02x}");
+            }
         }
     }
 }
@@ -115,28 +136,18 @@ fn write_client_net(out: &mut String, ip: IpAddr) {
             }
         },
     };
-    let mut n = itoa::Buffer::new();
-    for (i, octet) in v4.octets().iter().enumerate() {
+    // Dotted decimal by hand: this runs for every rate-limited request.
+    for (i, b) in v4.octets().into_iter().enumerate() {
         if i > 0 {
             out.push('.');
         }
-        out.push_str(n.format(*octet));
-    }
-}
-
-/// Appends one key part, length-prefixed; values longer than 64 bytes (a
-/// client-chosen header, say) go in as their SHA-256, so keys stay small.
-fn push_part(key: &mut String, v: &str) {
-    if v.len() <= 64 {
-        key.push_str(itoa::Buffer::new().format(v.len()));
-        key.push(':');
-        key.push_str(v);
-    } else {
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, v.as_bytes());
-        key.push_str("h:");
-        for b in digest.as_ref() {
-            let _ = write!(key, "{b:02x}");
+        if b >= 100 {
+            out.push(char::from(b'0' + b / 100));
         }
+        if b >= 10 {
+            out.push(char::from(b'0' + b / 10 % 10));
+        }
+        out.push(char::from(b'0' + b % 10));
     }
 }
 
@@ -148,6 +159,10 @@ pub(crate) struct Limit {
     pub kind: LimitKind,
     /// Its `RateLimit-Policy` item up to the window (`"name";q=N;w=`).
     policy_prefix: String,
+    /// Its `RateLimit` item up to the remaining count (`"name";r=`).
+    state_prefix: String,
+    /// Its counter key after the bucket (`}:name:r:` or `}:name:q:`).
+    key_head: String,
 }
 
 impl Limit {
@@ -156,11 +171,18 @@ impl Limit {
             LimitKind::Rate { limit, .. } | LimitKind::Quota { limit, .. } => limit,
         };
         let policy_prefix = format!("\"{name}\";q={q};w=");
+        let state_prefix = format!("\"{name}\";r=");
+        let key_head = match kind {
+            LimitKind::Rate { .. } => format!("}}:{name}:r:"),
+            LimitKind::Quota { .. } => format!("}}:{name}:q:"),
+        };
         Self {
             name,
             key,
             kind,
             policy_prefix,
+            state_prefix,
+            key_head,
         }
     }
 }
@@ -176,10 +198,10 @@ pub(super) struct Settings {
 
 /// `type: rate_limit`, compiled.
 pub struct RateLimit {
-    limits: Vec<Limit>,
+    limits: LimitSet,
     concurrency: Vec<(Vec<KeyPart>, u64)>,
     in_flight: Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>,
-    plans: Vec<(String, Vec<Limit>)>,
+    plans: Vec<(String, LimitSet)>,
     bucket: Option<String>,
     headers: bool,
     unavailable: Unavailable,
@@ -219,10 +241,10 @@ impl RateLimit {
             throttle,
         } = settings;
         Self {
-            limits,
+            limits: LimitSet::new(limits),
             concurrency,
             in_flight: Arc::default(),
-            plans,
+            plans: plans.into_iter().map(|(g, l)| (g, LimitSet::new(l))).collect(),
             bucket,
             headers,
             unavailable,
@@ -243,38 +265,38 @@ impl RateLimit {
     }
 
     /// The limits for this caller: its first group with a plan, else the defaults.
-    fn limits_for(&self, ctx: &RequestCtx) -> &[Limit] {
+    pub(super) fn limits_for(&self, ctx: &RequestCtx) -> &LimitSet {
         ctx.groups
             .iter()
             .find_map(|g| self.plans.iter().find(|(p, _)| **p == **g))
             .map_or(&self.limits, |(_, l)| l)
     }
 
-    fn checks(&self, limits: &[Limit], req: &request::Parts, ctx: &RequestCtx) -> Vec<LimitCheck> {
+    pub(super) fn checks(&self, limits: &[Limit], req: &request::Parts, ctx: &RequestCtx) -> Vec<LimitCheck> {
         let bucket = self.bucket.as_deref().or(ctx.route_id.as_deref()).unwrap_or("");
-        let mut value = String::with_capacity(64);
-        limits
-            .iter()
-            .map(|l| {
-                // `{bucket}` is a Redis Cluster hash tag: every counter of a
-                // request lands in one slot, as the atomic script needs.
-                let kind = match l.kind {
-                    LimitKind::Rate { .. } => ":r:",
-                    LimitKind::Quota { .. } => ":q:",
-                };
-                let mut key = String::with_capacity(64);
-                key.push_str("rl:{");
-                key.push_str(bucket);
-                key.push_str("}:");
-                key.push_str(&l.name);
-                key.push_str(kind);
-                for part in &l.key {
-                    part.write_value(req, ctx, &mut value);
-                    push_part(&mut key, &value);
+        let mut out: Vec<LimitCheck> = Vec::with_capacity(limits.len());
+        // Where each key's parts begin: limits keyed alike share them, so
+        // they are written once per request.
+        let mut tails: SmallVec<[usize; 8]> = SmallVec::new();
+        for (i, l) in limits.iter().enumerate() {
+            // `{bucket}` is a Redis Cluster hash tag: every counter of a
+            // request lands in one slot, as the atomic script needs.
+            let mut key = String::with_capacity(64);
+            key.push_str("rl:{");
+            key.push_str(bucket);
+            key.push_str(&l.key_head);
+            tails.push(key.len());
+            match limits[..i].iter().position(|p| p.key == l.key) {
+                Some(j) => key.push_str(&out[j].key[tails[j]..]),
+                None => {
+                    for part in &l.key {
+                        part.push_to(req, ctx, &mut key);
+                    }
                 }
-                LimitCheck { key, kind: l.kind }
-            })
-            .collect()
+            }
+            out.push(LimitCheck { key, kind: l.kind });
+        }
+        out
     }
 
     /// This node's share of `checks` (local fallback).
@@ -419,10 +441,8 @@ impl RateLimit {
             .enumerate()
             .map(|(i, (parts, max))| {
                 let mut key = format!("cc:{bucket}:{i}:");
-                let mut value = String::new();
                 for p in parts {
-                    p.write_value(req, ctx, &mut value);
-                    push_part(&mut key, &value);
+                    p.push_to(req, ctx, &mut key);
                 }
                 (key, *max)
             })
@@ -451,41 +471,96 @@ impl RateLimit {
     }
 }
 
-/// `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers).
-fn headers(
-    limits: &[Limit],
-    checks: &[LimitCheck],
-    outcomes: &[LimitOutcome],
-    now_secs: i64,
-) -> [(HeaderName, String); 2] {
-    let mut policy = String::with_capacity(64);
-    let mut state = String::with_capacity(64);
-    let mut n = itoa::Buffer::new();
-    for ((l, c), o) in limits.iter().zip(checks).zip(outcomes) {
-        let w = match c.kind {
-            LimitKind::Rate { period_ms, .. } => period_ms / 1000,
-            LimitKind::Quota { window, .. } => {
-                let (start, end) = window.bounds(now_secs);
-                u64::try_from(end - start).unwrap_or(0)
-            }
+/// Each limit's window in seconds at `now_secs` (a month's varies).
+fn window_secs(kind: LimitKind, now_secs: i64) -> u64 {
+    match kind {
+        LimitKind::Rate { period_ms, .. } => period_ms / 1000,
+        LimitKind::Quota { window, .. } => {
+            let (start, end) = window.bounds(now_secs);
+            u64::try_from(end - start).unwrap_or(0)
+        }
+    }
+}
+
+/// The `RateLimit-Policy` value (draft-ietf-httpapi-ratelimit-headers).
+fn policy_value(limits: &[Limit], now_secs: i64) -> Option<HeaderValue> {
+    let mut v = String::with_capacity(64);
+    for l in limits {
+        if !v.is_empty() {
+            v.push_str(", ");
+        }
+        v.push_str(&l.policy_prefix);
+        v.push_str(itoa::Buffer::new().format(window_secs(l.kind, now_secs)));
+    }
+    HeaderValue::from_str(&v).ok()
+}
+
+/// One set of limits (the defaults, or a plan's) and, when none of its
+/// windows is a calendar month, its `RateLimit-Policy` value, which then
+/// never changes.
+#[derive(Debug)]
+pub(crate) struct LimitSet {
+    limits: Vec<Limit>,
+    fixed_policy: Option<HeaderValue>,
+    /// The longest `RateLimit` value it can have.
+    state_len: usize,
+}
+
+impl LimitSet {
+    /// Its limits.
+    pub(super) fn limits(&self) -> &[Limit] {
+        &self.limits
+    }
+
+    fn new(limits: Vec<Limit>) -> Self {
+        let monthly = |l: &Limit| {
+            matches!(
+                l.kind,
+                LimitKind::Quota {
+                    window: Window::Month,
+                    ..
+                }
+            )
         };
-        if !policy.is_empty() {
-            policy.push_str(", ");
+        let fixed_policy = if limits.iter().any(monthly) {
+            None
+        } else {
+            policy_value(&limits, 0)
+        };
+        // Room for every item with 20-digit numbers: one allocation.
+        let state_len = limits.iter().map(|l| l.state_prefix.len() + 47).sum();
+        Self {
+            limits,
+            fixed_policy,
+            state_len,
+        }
+    }
+}
+
+/// Appends `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers) to `out`.
+fn push_headers(set: &LimitSet, outcomes: &[LimitOutcome], now_secs: i64, out: &mut Vec<(HeaderName, HeaderValue)>) {
+    let policy = match &set.fixed_policy {
+        Some(v) => Some(v.clone()),
+        None => policy_value(&set.limits, now_secs),
+    };
+    let mut state = String::with_capacity(set.state_len);
+    let mut n = itoa::Buffer::new();
+    for (l, o) in set.limits.iter().zip(outcomes) {
+        if !state.is_empty() {
             state.push_str(", ");
         }
-        policy.push_str(&l.policy_prefix);
-        policy.push_str(n.format(w));
-        state.push('"');
-        state.push_str(&l.name);
-        state.push_str("\";r=");
+        state.push_str(&l.state_prefix);
         state.push_str(n.format(o.remaining));
         state.push_str(";t=");
         state.push_str(n.format(o.reset_secs));
     }
-    [
-        (HeaderName::from_static("ratelimit-policy"), policy),
-        (HeaderName::from_static("ratelimit"), state),
-    ]
+    out.reserve(2);
+    if let Some(v) = policy {
+        out.push((HeaderName::from_static("ratelimit-policy"), v));
+    }
+    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(state)) {
+        out.push((HeaderName::from_static("ratelimit"), v));
+    }
 }
 
 impl Policy for RateLimit {
@@ -506,7 +581,8 @@ impl Policy for RateLimit {
         if let Some(refused) = self.take_concurrency(req, ctx) {
             return Ok(refused);
         }
-        let limits = self.limits_for(ctx);
+        let set = self.limits_for(ctx);
+        let limits = set.limits();
         if limits.is_empty() {
             return Ok(Decision::Continue);
         }
@@ -532,17 +608,16 @@ impl Policy for RateLimit {
                 o.remaining += 1;
             }
         }
+        let now_secs = now_ms.div_euclid(1000);
+        if allowed {
+            if self.headers {
+                push_headers(set, &outcomes, now_secs, &mut ctx.response_headers);
+            }
+            return Ok(Decision::Continue);
+        }
         let mut extra = Vec::new();
         if self.headers {
-            for (name, value) in headers(limits, &checks, &outcomes, now_ms.div_euclid(1000)) {
-                if let Ok(v) = HeaderValue::from_str(&value) {
-                    extra.push((name, v));
-                }
-            }
-        }
-        if allowed {
-            ctx.response_headers.extend(extra);
-            return Ok(Decision::Continue);
+            push_headers(set, &outcomes, now_secs, &mut extra);
         }
         let retry = outcomes
             .iter()

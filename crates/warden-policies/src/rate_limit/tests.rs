@@ -203,3 +203,79 @@ fn throttle_settings_out_of_range_are_refused() {
         );
     }
 }
+
+#[test]
+fn counter_keys_are_length_prefixed_and_shared_parts_agree() {
+    let clock = Arc::new(ManualClock::at(1_800_000_000));
+    let p = policy(
+        "limits:\n  - { name: a, key: [ip], rate: { requests: 9 } }\n  - { name: b, key: [ip], quota: { requests: 9, per: day } }\n  - { name: c, key: [consumer, ip], rate: { requests: 9 } }\n  - { name: d, key: [\"header:x-tenant\"], rate: { requests: 9 } }\n",
+        &clock,
+    );
+    let keys = |ip: &str, consumer: Option<&str>, tenant: Option<&str>| {
+        let mut req = http::Request::get("/x");
+        if let Some(t) = tenant {
+            req = req.header("x-tenant", t);
+        }
+        let (parts, ()) = req.body(()).unwrap().into_parts();
+        let mut ctx = RequestCtx::new("r".into(), ip.parse().unwrap(), 0);
+        ctx.route_id = Some("orders".into());
+        ctx.consumer = consumer.map(Arc::from);
+        let set = p.limits_for(&ctx);
+        p.checks(set.limits(), &parts, &ctx)
+            .into_iter()
+            .map(|c| c.key)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        keys("192.0.2.7", Some("alice"), Some("acme")),
+        [
+            "rl:{orders}:a:r:12:ip=192.0.2.7",
+            "rl:{orders}:b:q:12:ip=192.0.2.7",
+            "rl:{orders}:c:r:7:c=alice12:ip=192.0.2.7",
+            "rl:{orders}:d:r:6:h=acme",
+        ]
+    );
+    // Every octet width; a missing consumer or header counts by address; a
+    // mapped address is its IPv4; a long header value goes in as its SHA-256.
+    let long = "t".repeat(80);
+    let k = keys("::ffff:10.0.100.255", None, Some(&long));
+    assert_eq!(k[0], "rl:{orders}:a:r:15:ip=10.0.100.255");
+    assert_eq!(k[2], "rl:{orders}:c:r:15:ip=10.0.100.25515:ip=10.0.100.255");
+    assert!(k[3].starts_with("rl:{orders}:d:r:h:") && k[3].len() == "rl:{orders}:d:r:h:".len() + 64);
+    let k = keys("0.0.0.0", None, None);
+    assert_eq!(k[1], "rl:{orders}:b:q:10:ip=0.0.0.0");
+    assert_eq!(k[3], "rl:{orders}:d:r:10:ip=0.0.0.0");
+    assert_eq!(
+        keys("2001:db8:1:2:3::9", None, None)[0],
+        "rl:{orders}:a:r:20:ip=2001:db8:1:2::/64"
+    );
+}
+
+#[test]
+fn a_monthly_quota_announces_the_length_of_the_current_month() {
+    // 2027-02-10 and, 28 days later, 2027-03-10 (UTC).
+    let clock = Arc::new(ManualClock::at(1_802_217_600));
+    let p = policy(
+        "limits:\n  - { name: m, key: [ip], quota: { requests: 5, per: month } }\n  - { name: r, key: [ip], rate: { requests: 5, per_secs: 10 } }\n",
+        &clock,
+    );
+    let policy_header = |ctx: &RequestCtx| {
+        ctx.response_headers
+            .iter()
+            .find(|(k, _)| k == "ratelimit-policy")
+            .map(|(_, v)| v.to_str().unwrap().to_owned())
+    };
+    let (ok, feb, _) = call(&p, "192.0.2.7", None, &[]);
+    assert!(ok);
+    assert_eq!(
+        policy_header(&feb).as_deref(),
+        Some("\"m\";q=5;w=2419200, \"r\";q=5;w=10")
+    );
+    clock.advance(28 * 86_400);
+    let (ok, mar, _) = call(&p, "192.0.2.7", None, &[]);
+    assert!(ok);
+    assert_eq!(
+        policy_header(&mar).as_deref(),
+        Some("\"m\";q=5;w=2678400, \"r\";q=5;w=10")
+    );
+}
