@@ -29,6 +29,7 @@ trap cleanup EXIT
 
 . bench/lib.sh
 nginx_conf "$work/up" "server { listen 127.0.0.1:$UP_PORT; default_type application/json;
+    location ~ /users4k\$ { root $PWD/bench; try_files /users-4k.json =404; }
     location / { return 200 '{\"id\":42,\"name\":\"ada\",\"roles\":[\"reader\"],\"active\":true}'; } }"
 nginx_conf "$work/px" "upstream api { server 127.0.0.1:$UP_PORT; keepalive 128; }
   server { listen 127.0.0.1:$NGINX_PORT;
@@ -47,6 +48,18 @@ if [ "${INJECTION:-0}" = 1 ]; then
   printf '  - id: post\n    path: { prefix: /post }\n    service: api\n  - id: inj\n    path: { prefix: /inj }\n    service: api\n    policies:\n      - type: injection\n' >> "$work/warden.yaml"
   { echo 'wrk.method = "POST"'; echo 'wrk.headers["Content-Type"] = "application/json"'
     printf 'wrk.body = [==[%s]==]\n' "$(cat bench/order-1k.json)"; } > "$work/post.lua"
+fi
+
+# RESPONSE=1: also measure GETs of bench/users-4k.json through a plain route, a
+# `response_contract` route and a `response_contract` + `data_leak` route (as in
+# bench/run.sh).
+if [ "${RESPONSE:-0}" = 1 ]; then
+  printf '  - id: get4k\n    path: { prefix: /plain }\n    service: api\n' >> "$work/warden.yaml"
+  for id in filter resp; do
+    printf '  - id: %s\n    path: { prefix: /%s }\n    service: api\n    policies:\n      - type: response_contract\n        spec: "%s"\n        base_path: /%s\n' \
+      "$id" "$id" "$PWD/bench/users-4k.yaml" "$id" >> "$work/warden.yaml"
+  done
+  printf '      - type: data_leak\n' >> "$work/warden.yaml"
 fi
 
 nginx -c "$work/up/nginx.conf" -p "$work/up" & pids+=($!)
@@ -81,6 +94,12 @@ if [ "${INJECTION:-0}" = 1 ]; then
     RPATH=/$route/orders WRK_SCRIPT=$work/post.lua WARDEN_LOG=warn measure "warden-$route" "$WARDEN_PORT" "$WARDEN" run --watch-secs 0 --config "$work/warden.yaml" --workers 1
   done
 fi
+if [ "${RESPONSE:-0}" = 1 ]; then
+  for route in plain filter resp; do
+    RPATH=/$route/users4k WARDEN_LOG=warn measure "warden-$route" "$WARDEN_PORT" "$WARDEN" run --watch-secs 0 --config "$work/warden.yaml" --workers 1
+  done
+fi
 awk '{ per[$1] = $3 / ($2 + 1) } END { printf "warden/nginx instructions per request: %.2f\n", per["warden"] / per["nginx"]
   if (per["warden-rl"]) printf "warden-rl/warden: %.2f\n", per["warden-rl"] / per["warden"]
-  if (per["warden-inj"]) printf "warden-inj/warden-post (1 KiB JSON): %.2f\n", per["warden-inj"] / per["warden-post"] }' "$work/results"
+  if (per["warden-inj"]) printf "warden-inj/warden-post (1 KiB JSON): %.2f\n", per["warden-inj"] / per["warden-post"]
+  if (per["warden-filter"]) printf "warden-filter/warden-plain, warden-resp/warden-plain (4 KiB JSON): %.2f, %.2f\n", per["warden-filter"] / per["warden-plain"], per["warden-resp"] / per["warden-plain"] }' "$work/results"

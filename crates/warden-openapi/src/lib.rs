@@ -14,12 +14,18 @@ pub mod filter;
 pub mod import;
 mod matcher;
 mod names;
+mod plan;
 mod refs;
+mod stream;
+#[cfg(test)]
+mod stream_tests;
 pub mod validate;
 
 pub use matcher::OperationMatcher;
 pub use names::{percent_decode_lossy, shown};
+pub use plan::{FilterPlan, NodeId};
 pub use refs::follow_ref;
+pub use stream::{Filtered, NotJson};
 pub use validate::{RequestValidator, Violation, is_json};
 
 use std::path::Path;
@@ -109,16 +115,22 @@ impl Operation {
     /// The documented response for `status`: the exact code, else its range
     /// (`2XX`), else `default`.
     pub fn response(&self, status: u16) -> Option<&ResponseSpec> {
-        let exact = status.to_string();
-        let range = format!("{}XX", status / 100);
-        ["exact", "range", "default"].iter().find_map(|which| {
-            let want = match *which {
-                "exact" => exact.as_str(),
-                "range" => range.as_str(),
-                _ => "DEFAULT",
-            };
-            self.responses.iter().find(|r| r.status == want)
-        })
+        self.response_index(status).map(|i| &self.responses[i])
+    }
+
+    /// The index in `responses` of [`Operation::response`].
+    pub fn response_index(&self, status: u16) -> Option<usize> {
+        let exact = |r: &ResponseSpec| r.status.len() == 3 && r.status.parse::<u16>().is_ok_and(|s| s == status);
+        let range = |r: &ResponseSpec| {
+            let b = r.status.as_bytes();
+            b.len() == 3 && b[1..] == *b"XX" && u16::from(b[0].wrapping_sub(b'0')) == status / 100
+        };
+        let default = |r: &ResponseSpec| r.status == "DEFAULT";
+        self.responses
+            .iter()
+            .position(exact)
+            .or_else(|| self.responses.iter().position(range))
+            .or_else(|| self.responses.iter().position(default))
     }
 }
 

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use warden_core::event::{self, EventKind};
 use warden_core::{Decision, OnError, Policy, PolicyError, ProblemKind, Rejection, RequestCtx};
 use warden_openapi::validate::media_matches;
-use warden_openapi::{OperationMatcher, Spec, filter};
+use warden_openapi::{FilterPlan, NodeId, OperationMatcher, Spec};
 
 use super::{check_max_inspect, default_max_inspect};
 use crate::SpecError;
@@ -69,9 +69,24 @@ impl ResponseContractConfig {
                 return Err(errors);
             }
         };
+        // Every documented response schema compiled once, indexed as
+        // `roots[operation][response][media type]`.
+        let mut plan = FilterPlan::new();
+        let roots = spec
+            .operations
+            .iter()
+            .map(|op| {
+                op.responses
+                    .iter()
+                    .map(|r| r.content.iter().map(|(_, s)| plan.add(&spec.document, s)).collect())
+                    .collect()
+            })
+            .collect();
         Ok(ResponseContract {
             matcher: OperationMatcher::new(&spec, self.base_path.clone()),
             spec,
+            plan,
+            roots,
             mode: self.mode,
             max_inspect: self.max_inspect_bytes,
         })
@@ -82,6 +97,8 @@ impl ResponseContractConfig {
 #[derive(Debug)]
 pub struct ResponseContract {
     spec: Spec,
+    plan: FilterPlan,
+    roots: Vec<Vec<Vec<NodeId>>>,
     matcher: OperationMatcher,
     mode: FilterMode,
     max_inspect: usize,
@@ -165,26 +182,31 @@ impl Policy for ResponseContract {
         let Ok(i) = self.matcher.find(&self.spec, ctx.method.as_str(), &ctx.path) else {
             return Ok(self.decide(ctx, status, "operation not in the API contract"));
         };
-        let Some(documented) = self.spec.operations[i].response(status) else {
+        let op = &self.spec.operations[i];
+        let Some(r) = op.response_index(status) else {
             return Ok(self.decide(ctx, status, &format!("undocumented status {status}")));
         };
         let media = super::media(resp);
         if body.is_empty() {
             return Ok(Decision::Continue);
         }
-        let Some((_, schema)) = documented.content.iter().find(|(m, _)| media_matches(m, &media)) else {
+        let Some(m) = op.responses[r]
+            .content
+            .iter()
+            .position(|(m, _)| media_matches(m, &media))
+        else {
             return Ok(self.decide(ctx, status, &format!("undocumented media type for status {status}")));
         };
         if !crate::json::is_json(&media) {
             // A documented non-JSON type: only JSON bodies are filtered.
             return Ok(Decision::Continue);
         }
-        let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(body) else {
-            return Ok(self.decide(ctx, status, "response body is not JSON"));
-        };
         let scopes = scopes(ctx);
         let drop = self.mode == FilterMode::Filter;
-        let found = filter::filter(&self.spec.document, schema, &mut value, &scopes, drop);
+        let Ok(filtered) = self.plan.filter(self.roots[i][r][m], body, &scopes, drop) else {
+            return Ok(self.decide(ctx, status, "response body is not JSON"));
+        };
+        let found = filtered.removed;
         if !found.undeclared.is_empty() {
             let shown: Vec<&str> = found.undeclared.iter().take(10).map(String::as_str).collect();
             if self.mode == FilterMode::Filter {
@@ -203,13 +225,8 @@ impl Policy for ResponseContract {
                 )));
             }
         }
-        let changed = !found.scoped.is_empty() || (drop && !found.undeclared.is_empty());
-        if changed {
-            let bytes = serde_json::to_vec(&value).map_err(|e| PolicyError {
-                policy: "response_contract",
-                message: e.to_string(),
-            })?;
-            *body = Bytes::from(bytes);
+        if let Some(cut) = filtered.body {
+            *body = Bytes::from(cut);
         }
         Ok(Decision::Continue)
     }

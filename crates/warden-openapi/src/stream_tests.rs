@@ -1,0 +1,224 @@
+//! The one-pass filter against the tree filter (the same rules, two ways),
+//! and its JSON checking.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::{Value, json};
+
+use crate::filter::{Removed, filter};
+use crate::{FilterPlan, NotJson};
+
+fn doc() -> Value {
+    json!({"components": {"schemas": {
+        "Base": {"type": "object", "properties": {"id": {"type": "string"}}},
+        "Item": {"allOf": [{"$ref": "#/components/schemas/Base"}, {"properties": {"qty": {"type": "integer"}}}]},
+        "Ssn": {"type": "string", "x-warden-scopes": ["pii"]},
+        "Node": {"type": "object", "properties": {
+            "name": {"type": "string"},
+            "children": {"type": "array", "items": {"$ref": "#/components/schemas/Node"}}
+        }},
+        "Pet": {"oneOf": [
+            {"properties": {"kind": {}, "bark": {}}},
+            {"properties": {"kind": {}, "meow": {}, "secret": {"x-warden-scopes": ["admin"]}}}
+        ]}
+    }}})
+}
+
+fn schema() -> Value {
+    json!({"type": "object", "properties": {
+        "items": {"type": "array", "items": {"$ref": "#/components/schemas/Item"}},
+        "meta": {"type": "object"},
+        "extra": {"type": "object", "properties": {"a": {}}, "additionalProperties": {"type": "object", "properties": {"b": {}}}},
+        "open": {"properties": {"a": {}}, "additionalProperties": true},
+        "tree": {"$ref": "#/components/schemas/Node"},
+        "pets": {"type": "array", "items": {"$ref": "#/components/schemas/Pet"}},
+        "ssn": {"$ref": "#/components/schemas/Ssn"},
+        "salary": {"x-warden-scopes": ["hr", "admin"]},
+        "grid": {"type": "array", "items": {"type": "array", "items": {"properties": {"x": {}}}}}
+    }})
+}
+
+/// Both filters on `v`; asserts they agree and returns the result.
+fn both(doc: &Value, schema: &Value, v: &Value, scopes: &[&str], drop: bool) -> (Value, Removed) {
+    let mut tree = v.clone();
+    let mut want = filter(doc, schema, &mut tree, scopes, drop);
+    let mut plan = FilterPlan::new();
+    let root = plan.add(doc, schema);
+    let bytes = serde_json::to_vec(v).unwrap();
+    let got = plan.filter(root, &bytes, scopes, drop).unwrap();
+    let body: Value = serde_json::from_slice(got.body.as_deref().unwrap_or(&bytes)).unwrap();
+    assert!(body == tree, "bodies differ for {v} with {scopes:?}: {body} vs {tree}");
+    let mut removed = got.removed;
+    for list in [
+        &mut want.undeclared,
+        &mut want.scoped,
+        &mut removed.undeclared,
+        &mut removed.scoped,
+    ] {
+        list.sort();
+    }
+    assert_eq!(removed, want, "findings differ for {v}");
+    // Nothing removed: the original bytes stay.
+    if tree == *v {
+        assert!(got.body.is_none(), "an unchanged body is not rewritten");
+    }
+    (body, removed)
+}
+
+#[test]
+fn the_one_pass_filter_agrees_with_the_tree_filter_on_crafted_bodies() {
+    let (d, s) = (doc(), schema());
+    let v = json!({
+        "items": [{"id": "1", "qty": 2, "cost": 9}, {"id": "2"}],
+        "meta": {"any": {"deep": [1, 2]}},
+        "extra": {"a": 1, "z": {"b": 1, "c": 2}},
+        "open": {"a": 1, "whatever": [true]},
+        "tree": {"name": "r", "children": [{"name": "c", "x": 1, "children": [{"name": "g", "y": null}]}]},
+        "pets": [{"kind": "dog", "bark": true, "secret": 1}, {"kind": "cat", "meow": 2, "tail": 3}],
+        "ssn": "078-05-1120",
+        "salary": 10,
+        "grid": [[{"x": 1, "y": 2}], []],
+        "undeclared": {"k": 1}
+    });
+    for scopes in [&[][..], &["admin"], &["pii", "hr"]] {
+        for drop in [true, false] {
+            both(&d, &s, &v, scopes, drop);
+        }
+    }
+    let (body, removed) = both(&d, &s, &v, &[], true);
+    assert_eq!(
+        body["tree"]["children"][0],
+        json!({"name": "c", "children": [{"name": "g"}]})
+    );
+    assert!(removed.scoped.contains(&"/ssn".to_owned()) && removed.undeclared.contains(&"/undeclared".to_owned()));
+}
+
+/// xorshift64*: deterministic, no dependency.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) % n
+    }
+}
+
+fn random_value(r: &mut Rng, depth: usize) -> Value {
+    const KEYS: [&str; 20] = [
+        "items", "meta", "extra", "open", "tree", "pets", "ssn", "salary", "grid", "id", "qty", "name", "children",
+        "kind", "bark", "meow", "secret", "a", "b", "x",
+    ];
+    match r.next(if depth > 4 { 4 } else { 7 }) {
+        0 => Value::Null,
+        1 => json!(r.next(1000)),
+        2 => json!(format!("s{}\"\\é", r.next(9))),
+        3 => json!(r.next(2) == 0),
+        4 | 5 => {
+            let mut m = serde_json::Map::new();
+            for _ in 0..r.next(6) {
+                let k = KEYS[r.next(KEYS.len() as u64) as usize];
+                let k = if r.next(8) == 0 { format!("{k}_x") } else { k.to_owned() };
+                m.insert(k, random_value(r, depth + 1));
+            }
+            Value::Object(m)
+        }
+        _ => Value::Array((0..r.next(4)).map(|_| random_value(r, depth + 1)).collect()),
+    }
+}
+
+#[test]
+fn the_one_pass_filter_agrees_with_the_tree_filter_on_random_bodies() {
+    let (d, s) = (doc(), schema());
+    let mut r = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut removed_any = 0;
+    for i in 0..3000 {
+        let mut v = random_value(&mut r, 0);
+        if !v.is_object() {
+            v = json!({"items": [v]});
+        }
+        let scopes: &[&str] = [&[][..], &["admin"], &["pii", "hr"]][i % 3];
+        let (_, removed) = both(&d, &s, &v, scopes, i % 2 == 0);
+        removed_any += usize::from(!removed.undeclared.is_empty() || !removed.scoped.is_empty());
+    }
+    // The generator reaches the interesting cases.
+    assert!(removed_any > 500, "{removed_any}");
+}
+
+fn users_plan() -> (FilterPlan, usize) {
+    let mut plan = FilterPlan::new();
+    let root = plan.add(&doc(), &schema());
+    (plan, root)
+}
+
+#[test]
+fn kept_values_keep_their_bytes_and_an_untouched_body_is_not_rewritten() {
+    let (plan, root) = users_plan();
+    let body = br#" { "items" : [ { "id" : "1", "qty" : 1.50e3 } ], "meta": {"a": "\u00e9\n"} } "#;
+    let got = plan.filter(root, body, &[], true).unwrap();
+    assert_eq!(got.body, None);
+    assert_eq!(got.removed, Removed::default());
+    let body = br#"{"items":[{"id":"1","qty":1.50e3,"cost":-0.0}],"meta":{"a":"\u00e9"}}"#;
+    let got = plan.filter(root, body, &[], true).unwrap();
+    assert_eq!(
+        String::from_utf8(got.body.unwrap()).unwrap(),
+        r#"{"items":[{"id":"1","qty":1.50e3}],"meta":{"a":"\u00e9"}}"#
+    );
+}
+
+#[test]
+fn an_escaped_property_name_is_read_as_its_value() {
+    let (plan, root) = users_plan();
+    // `sal\u0061ry` is `salary`: escaping the name does not hide it.
+    let got = plan
+        .filter(
+            root,
+            br#"{"sal\u0061ry":1,"\u0069tems":[],"undeclared\u0021":2}"#,
+            &[],
+            true,
+        )
+        .unwrap();
+    assert_eq!(String::from_utf8(got.body.unwrap()).unwrap(), r#"{"\u0069tems":[]}"#);
+    assert_eq!(got.removed.scoped, ["/salary"]);
+    assert_eq!(got.removed.undeclared, ["/*"]);
+    // A repeated name is filtered every time it appears.
+    let got = plan
+        .filter(root, br#"{"salary":1,"meta":{},"salary":2}"#, &[], true)
+        .unwrap();
+    assert_eq!(String::from_utf8(got.body.unwrap()).unwrap(), r#"{"meta":{}}"#);
+}
+
+#[test]
+fn a_body_that_is_not_one_json_value_is_refused() {
+    let (plan, root) = users_plan();
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    let bad: [&[u8]; 16] = [
+        b"",
+        b"{",
+        br#"{"items":[1,]}"#,
+        br#"{"a":1}{"#,
+        br#"{"a":1} x"#,
+        br#"{"a":01}"#,
+        br#"{"a":-}"#,
+        br#"{"a":1.}"#,
+        br#"{"a":"\x"}"#,
+        br#"{"a":"\u12G4"}"#,
+        b"{\"a\":\"tab\there\"}",
+        b"{\"a\":\"\xff\"}",
+        br#"{"a" 1}"#,
+        br#"{a:1}"#,
+        b"tru",
+        deep.as_bytes(),
+    ];
+    for body in bad {
+        assert!(
+            matches!(plan.filter(root, body, &[], true), Err(NotJson(_))),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+        assert!(serde_json::from_slice::<Value>(body).is_err(), "serde_json agrees");
+    }
+    for good in [&b"[]"[..], b"null", b"-0.5E+2", br#""x""#, b" {} "] {
+        assert!(plan.filter(root, good, &[], true).is_ok());
+    }
+}
