@@ -76,15 +76,24 @@ measure() {
   wait_port "$port"
   curl -fsS -o /dev/null "http://127.0.0.1:$port$path"
   local reqs
-  reqs=$(wrk -t1 -c8 -d"${DUR}s" ${WRK_SCRIPT:+-s "$WRK_SCRIPT"} "http://127.0.0.1:$port$path" | awk '/requests in/ {print $1}')
+  if [ "$DUR" = 0 ]; then reqs=0; else
+    reqs=$(wrk -t1 -c8 -d"${DUR}s" ${WRK_SCRIPT:+-s "$WRK_SCRIPT"} "http://127.0.0.1:$port$path" | awk '/requests in/ {print $1}')
+  fi
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
   local ir
   ir=$(awk '/^(summary|totals):/ {print $2; exit}' "$work/$name.out")
+  # Startup and config compilation (measured once, below) are not per-request work.
+  case $name in warden*) ir=$((ir - ${STARTUP_IR:-0})) ;; esac
   echo "$name $reqs $ir" | awk '{ printf "%-8s %9d requests  %14d instructions  %7.0f per request\n", $1, $2, $3, $3 / ($2 + 1) }'
   echo "$name $reqs $ir" >> "$work/results"
 }
 
 measure nginx "$NGINX_PORT" nginx -c "$work/px/nginx.conf" -p "$work/px"
+# Warden's startup with this config and one request: subtracted from every
+# warden row (a config with many compiled policies costs millions of
+# instructions once, which short runs would otherwise spread over requests).
+DUR=0 WARDEN_LOG=warn measure warden-startup "$WARDEN_PORT" "$WARDEN" run --watch-secs 0 --config "$work/warden.yaml" --workers 1 >/dev/null
+STARTUP_IR=$(awk '$1 == "warden-startup" {print $3}' "$work/results")
 WARDEN_LOG=warn measure warden "$WARDEN_PORT" "$WARDEN" run --watch-secs 0 --config "$work/warden.yaml" --workers 1
 if [ "${LIMITS:-0}" = 1 ]; then
   RPATH=/rl/users/42 WARDEN_LOG=warn measure warden-rl "$WARDEN_PORT" "$WARDEN" run --watch-secs 0 --config "$work/warden.yaml" --workers 1

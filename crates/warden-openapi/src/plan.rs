@@ -154,6 +154,14 @@ impl FilterPlan {
 impl ObjectRules {
     /// The declaration of `name`.
     pub fn find(&self, name: &str) -> Option<&Prop> {
+        // Most objects declare a handful of properties: a scan that compares
+        // lengths first beats a binary search of string comparisons.
+        if self.props.len() <= 12 {
+            return self
+                .props
+                .iter()
+                .find(|p| p.name.len() == name.len() && *p.name == *name);
+        }
         self.props
             .binary_search_by(|p| (*p.name).cmp(name))
             .ok()

@@ -50,7 +50,7 @@ impl FilterPlan {
             src: json,
             pos: 0,
             out: Vec::with_capacity(json.len()),
-            path: Vec::new(),
+            path: Vec::with_capacity(16),
             removed: Removed::default(),
             scopes,
             drop_undeclared,
@@ -259,7 +259,7 @@ impl<'p, 'a> Walk<'p, 'a> {
     /// Records a removal (or, for an undeclared property kept, a finding)
     /// at the current path plus `name`.
     fn note(&mut self, name: &str, scoped: bool) {
-        let mut at = String::new();
+        let mut at = String::with_capacity(64);
         for seg in &self.path {
             at.push('/');
             match seg {
@@ -283,32 +283,30 @@ impl<'p, 'a> Walk<'p, 'a> {
         self.expect(b'"')?;
         let mut escaped = false;
         loop {
-            // The common bytes in one tight loop.
-            while let Some(b) = self.peek() {
-                if b == b'"' || b == b'\\' || b < 0x20 {
-                    break;
-                }
-                self.pos += 1;
+            let rest = &self.src[self.pos..];
+            let Some(n) = memchr::memchr2(b'"', b'\\', rest) else {
+                self.pos = self.src.len();
+                return self.err();
+            };
+            // A raw control character is not allowed in a string (checked
+            // without branching per byte).
+            if rest[..n].iter().fold(false, |bad, &b| bad | (b < 0x20)) {
+                self.pos += rest.iter().position(|&b| b < 0x20).unwrap_or(0);
+                return self.err();
             }
+            self.pos += n + 1;
+            if rest[n] == b'"' {
+                return Ok(escaped);
+            }
+            escaped = true;
             match self.peek() {
-                Some(b'"') => {
-                    self.pos += 1;
-                    return Ok(escaped);
-                }
-                Some(b'\\') => {
-                    escaped = true;
-                    self.pos += 1;
-                    match self.peek() {
-                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.pos += 1,
-                        Some(b'u') => {
-                            let hex = self.src.get(self.pos + 1..self.pos + 5);
-                            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
-                                return self.err();
-                            }
-                            self.pos += 5;
-                        }
-                        _ => return self.err(),
+                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.pos += 1,
+                Some(b'u') => {
+                    let hex = self.src.get(self.pos + 1..self.pos + 5);
+                    if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                        return self.err();
                     }
+                    self.pos += 5;
                 }
                 _ => return self.err(),
             }
