@@ -47,7 +47,13 @@ fn check(v: &RequestValidator, method: &str, media: &str, parts: &[&str; 4], bod
         })
         .collect();
     let header = |_: &str| Some(header_value.to_owned());
-    let cookies: Vec<String> = header_value.split(';').map(|c| c.trim().to_owned()).collect();
+    let cookies: Vec<(String, String)> = header_value
+        .split(';')
+        .map(|c| {
+            let (k, v) = c.trim().split_once('=').unwrap_or((c.trim(), ""));
+            (k.to_owned(), v.trim_matches('"').to_owned())
+        })
+        .collect();
     let params = Params {
         path,
         query: &query,

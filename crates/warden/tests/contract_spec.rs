@@ -32,6 +32,8 @@ type Case = (
 const TRACE: &[(&str, &str)] = &[("x-request-trace", "abcdefgh")];
 const TENANT: &[(&str, &str)] = &[("x-tenant", "eu")];
 const SESSION: &[(&str, &str)] = &[("cookie", "session=s1")];
+const BAD_SESSION: &[(&str, &str)] = &[("cookie", "theme=dark; session=Sx-1")];
+const QUOTED_SESSION: &[(&str, &str)] = &[("cookie", "theme=dark; session=\"s2\"")];
 const NONE: &[(&str, &str)] = &[];
 
 const PRODUCT: &str = r#"{"name":"Earl Grey","price":{"amount":"8.50","currency":"EUR"},"tags":["tea"]}"#;
@@ -115,6 +117,16 @@ const CASES: &[Case] = &[
     ("path pattern ok", "GET", "/carts/c-123456", SESSION, "", "", 200),
     ("path pattern", "GET", "/carts/cart-1", SESSION, "", "", 400),
     ("required cookie", "GET", "/carts/c-123456", NONE, "", "", 400),
+    ("cookie pattern", "GET", "/carts/c-123456", BAD_SESSION, "", "", 400),
+    (
+        "quoted cookie ok",
+        "GET",
+        "/carts/c-123456",
+        QUOTED_SESSION,
+        "",
+        "",
+        200,
+    ),
     ("path integer ok", "GET", "/orders/5", NONE, "", "", 200),
     ("path integer minimum", "GET", "/orders/0", NONE, "", "", 400),
     ("path integer type", "GET", "/orders/abc", NONE, "", "", 400),

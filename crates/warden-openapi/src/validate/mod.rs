@@ -45,8 +45,9 @@ pub struct Params<'a> {
     pub query: &'a [(String, String)],
     /// The value of a header by (lower-case) name.
     pub header: &'a dyn Fn(&str) -> Option<String>,
-    /// Names of the cookies sent.
-    pub cookies: &'a [String],
+    /// The cookies sent: `(name, value)`, the value without surrounding
+    /// double quotes.
+    pub cookies: &'a [(String, String)],
 }
 
 /// Compiled request validation for one spec.
@@ -131,7 +132,7 @@ impl RequestValidator {
                 ParamIn::Path => true,
                 ParamIn::Query => params.query.iter().any(|(k, _)| *k == p.name),
                 ParamIn::Header => (params.header)(&p.name.to_ascii_lowercase()).is_some(),
-                ParamIn::Cookie => params.cookies.contains(&p.name),
+                ParamIn::Cookie => params.cookies.iter().any(|(n, _)| *n == p.name),
             };
             if !present {
                 return Err(invalid(format!(
@@ -156,7 +157,7 @@ impl RequestValidator {
         Ok(())
     }
 
-    /// Parameter values against their schemas (cookies: presence only).
+    /// Parameter values against their schemas.
     fn check_param_values(&self, op: usize, params: &Params<'_>) -> Result<(), Violation> {
         let (operation, validators) = (&self.spec.operations[op], &self.validators[op]);
         let path = self.path_values(operation, params.path);
@@ -169,7 +170,11 @@ impl RequestValidator {
                     .map(|(_, v)| percent_decode_lossy(v)),
                 ParamIn::Query => params.query.iter().find(|(k, _)| *k == p.name).map(|(_, v)| v.clone()),
                 ParamIn::Header => (params.header)(&p.name.to_ascii_lowercase()),
-                ParamIn::Cookie => None,
+                ParamIn::Cookie => params
+                    .cookies
+                    .iter()
+                    .find(|(n, _)| *n == p.name)
+                    .map(|(_, v)| v.clone()),
             };
             let Some(raw) = raw else { continue };
             let value = coerce(&self.spec.document, &p.schema, &raw);

@@ -172,3 +172,46 @@ fn scopes_beside_a_ref_and_in_any_all_of_branch_count() {
     assert_eq!(v, json!({}));
     assert_eq!(found.scoped.len(), 2);
 }
+
+#[test]
+fn cookie_parameters_are_checked_for_presence_and_value() {
+    let spec = Spec::parse(
+        br#"{"openapi":"3.1.0","info":{"title":"x","version":"1"},"paths":{"/a":{"get":{"parameters":[
+            {"name":"session","in":"cookie","required":true,"schema":{"type":"string","pattern":"^[a-f0-9]{8}$"}},
+            {"name":"tier","in":"cookie","schema":{"type":"integer","maximum":3}}],
+            "responses":{"200":{"description":"ok"}}}}}}"#,
+        None,
+    )
+    .unwrap();
+    let v = RequestValidator::new(spec, String::new(), false).unwrap();
+    let op = v.operation("GET", "/a").unwrap();
+    let none = |_: &str| None;
+    let check = |cookies: &[(&str, &str)]| {
+        let cookies: Vec<(String, String)> = cookies.iter().map(|(k, x)| ((*k).into(), (*x).into())).collect();
+        let p = Params {
+            path: "/a",
+            query: &[],
+            header: &none,
+            cookies: &cookies,
+        };
+        v.check_params(op, &p, false)
+    };
+    assert_eq!(check(&[("session", "0a1b2c3d"), ("tier", "2")]), Ok(()));
+    assert_eq!(check(&[("theme", "dark"), ("session", "0a1b2c3d")]), Ok(()));
+    assert_eq!(
+        check(&[("theme", "dark")]),
+        Err(Violation::Invalid(
+            "/cookie/session: required by the API contract".into()
+        ))
+    );
+    for (bad, at) in [
+        (&[("session", "0a1b2c3d' OR 1=1")][..], "/cookie/session"),
+        (&[("session", "0a1b2c3d"), ("tier", "9")], "/cookie/tier"),
+        (&[("session", "0a1b2c3d"), ("tier", "two")], "/cookie/tier"),
+    ] {
+        let Err(Violation::Invalid(d)) = check(bad) else {
+            panic!("{bad:?} is refused")
+        };
+        assert!(d.starts_with(at) && !d.contains("OR 1=1"), "{d}");
+    }
+}

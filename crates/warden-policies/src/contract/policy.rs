@@ -71,13 +71,15 @@ impl Contract {
     /// Parameter presence, values and unknown query parameters.
     fn check_params(&self, op: usize, req: &request::Parts, path: &str) -> Result<(), Violation> {
         let query: Vec<(String, String)> = req.uri.query().map(|q| pairs(q).collect()).unwrap_or_default();
-        let cookies: Vec<String> = req
+        let cookies: Vec<(String, String)> = req
             .headers
             .get_all(header::COOKIE)
             .iter()
             .flat_map(|v| {
                 let text = String::from_utf8_lossy(v.as_bytes());
-                cookies(&text).map(|(name, _)| name.to_owned()).collect::<Vec<_>>()
+                cookies(&text)
+                    .map(|(name, value)| (name.to_owned(), value.to_owned()))
+                    .collect::<Vec<_>>()
             })
             .collect();
         let header = |name: &str| {
