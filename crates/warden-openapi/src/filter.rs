@@ -16,10 +16,14 @@ use serde_json::Value;
 
 use crate::{follow_ref, shown};
 
-/// Deepest nesting followed; deeper values are kept as they are.
+/// Deepest `allOf`/`oneOf`/`anyOf` nesting followed.
 const MAX_DEPTH: usize = 64;
+/// Deepest value nesting filtered (a parsed body nests no deeper).
+const MAX_NESTING: usize = 128;
 
-/// What filtering found: JSON pointers (names shown by the one rule).
+/// What filtering found: JSON pointers (names shown by the one rule), at
+/// most [`crate::stream::MAX_FINDINGS`] of each kind (the rest are removed
+/// all the same).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Removed {
     /// Properties the schema does not declare (removed when asked to).
@@ -64,11 +68,13 @@ struct Shape<'a> {
     declared: bool,
 }
 
-fn collect<'a>(doc: &'a Value, schema: &'a Value, shape: &mut Shape<'a>, depth: usize) {
-    if depth > MAX_DEPTH {
+fn collect<'a>(doc: &'a Value, schema: &'a Value, shape: &mut Shape<'a>, visited: &mut Vec<usize>, depth: usize) {
+    let schema = follow_ref(doc, schema);
+    let addr = std::ptr::from_ref(schema) as usize;
+    if depth > MAX_DEPTH || visited.contains(&addr) {
         return;
     }
-    let schema = follow_ref(doc, schema);
+    visited.push(addr);
     if let Some(props) = schema.get("properties").and_then(Value::as_object) {
         shape.declared = true;
         for (name, s) in props {
@@ -82,23 +88,20 @@ fn collect<'a>(doc: &'a Value, schema: &'a Value, shape: &mut Shape<'a>, depth: 
     }
     for key in ["allOf", "oneOf", "anyOf"] {
         for sub in schema.get(key).and_then(Value::as_array).into_iter().flatten() {
-            collect(doc, sub, shape, depth + 1);
+            collect(doc, sub, shape, visited, depth + 1);
         }
     }
 }
 
+/// Keeps a finding, up to [`crate::stream::MAX_FINDINGS`] of a kind.
+fn record(list: &mut Vec<String>, at: &str) {
+    if list.len() < crate::stream::MAX_FINDINGS {
+        list.push(at.to_owned());
+    }
+}
+
 fn items<'a>(doc: &'a Value, schema: &'a Value, depth: usize) -> Option<&'a Value> {
-    if depth > MAX_DEPTH {
-        return None;
-    }
-    let schema = follow_ref(doc, schema);
-    if let Some(i) = schema.get("items") {
-        return Some(i);
-    }
-    ["allOf", "oneOf", "anyOf"]
-        .iter()
-        .flat_map(|k| schema.get(*k).and_then(Value::as_array).into_iter().flatten())
-        .find_map(|sub| items(doc, sub, depth + 1))
+    crate::plan::items_of(doc, schema, depth)
 }
 
 /// True when the caller may see a property with this schema: scopes next to
@@ -113,7 +116,7 @@ fn allowed(doc: &Value, prop: &Value, scopes: &[&str]) -> bool {
 
 impl Walker<'_, '_> {
     fn walk(&mut self, schema: &Value, value: &mut Value, at: &mut String, depth: usize) {
-        if depth > MAX_DEPTH {
+        if depth > MAX_NESTING {
             return;
         }
         let doc = self.doc;
@@ -124,7 +127,12 @@ impl Walker<'_, '_> {
                     extra: Extra::Nothing,
                     declared: false,
                 };
-                collect(doc, schema, &mut shape, depth);
+                collect(doc, schema, &mut shape, &mut Vec::new(), 0);
+                // A typed map (`additionalProperties` with a schema, no
+                // properties) has its values filtered too.
+                if matches!(shape.extra, Extra::Schema(_)) {
+                    shape.declared = true;
+                }
                 if !shape.declared {
                     // A free-form object (`type: object` alone, or no schema).
                     return;
@@ -140,11 +148,24 @@ impl Walker<'_, '_> {
                     let permitted = decls.all(|(_, prop)| allowed(doc, prop, self.scopes));
                     let keep = match first {
                         Some((_, prop)) if permitted => {
-                            self.walk(prop, child, at, depth + 1);
+                            // Declared in several `allOf` branches: the
+                            // value must match them all.
+                            let all: Vec<&Value> = shape
+                                .found
+                                .iter()
+                                .filter(|(n, _)| *n == name.as_str())
+                                .map(|(_, p)| *p)
+                                .collect();
+                            if all.len() > 1 {
+                                let both = serde_json::json!({ "allOf": all });
+                                self.walk(&both, child, at, depth + 1);
+                            } else {
+                                self.walk(prop, child, at, depth + 1);
+                            }
                             true
                         }
                         Some(_) => {
-                            self.removed.scoped.push(at.clone());
+                            record(&mut self.removed.scoped, at);
                             false
                         }
                         None => match shape.extra {
@@ -154,7 +175,7 @@ impl Walker<'_, '_> {
                                 true
                             }
                             Extra::Nothing => {
-                                self.removed.undeclared.push(at.clone());
+                                record(&mut self.removed.undeclared, at);
                                 !self.drop_undeclared
                             }
                         },
@@ -164,7 +185,7 @@ impl Walker<'_, '_> {
                 });
             }
             Value::Array(list) => {
-                let Some(item) = items(doc, schema, depth) else { return };
+                let Some(item) = items(doc, schema, 0) else { return };
                 for (i, child) in list.iter_mut().enumerate() {
                     let len = at.len();
                     at.push('/');

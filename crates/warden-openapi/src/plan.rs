@@ -73,9 +73,9 @@ impl Prop {
 #[derive(Debug, Clone, Default)]
 pub struct FilterPlan {
     pub(crate) nodes: Vec<Node>,
-    /// Compiled schemas by the address of their (dereferenced) JSON value:
-    /// valid only while compiling, against one document.
-    seen: HashMap<usize, NodeId>,
+    /// Compiled schemas by the addresses of their (dereferenced) JSON
+    /// values: valid only while compiling, against one document.
+    seen: HashMap<Vec<usize>, NodeId>,
 }
 
 impl FilterPlan {
@@ -90,35 +90,50 @@ impl FilterPlan {
     }
 
     fn compile(&mut self, doc: &Value, schema: &Value) -> NodeId {
-        let target = follow_ref(doc, schema);
-        let addr = std::ptr::from_ref(target) as usize;
-        if let Some(id) = self.seen.get(&addr) {
+        self.node_for(doc, &[schema])
+    }
+
+    /// The node for values that must match every schema of `schemas` (one,
+    /// or the several declarations of a property under `allOf`: a value
+    /// declared free-form in one branch and with properties in another is
+    /// filtered by the properties).
+    fn node_for(&mut self, doc: &Value, schemas: &[&Value]) -> NodeId {
+        let mut targets: Vec<&Value> = schemas.iter().map(|s| follow_ref(doc, s)).collect();
+        let mut key: Vec<usize> = targets.iter().map(|t| std::ptr::from_ref(*t) as usize).collect();
+        key.sort_unstable();
+        key.dedup();
+        if let Some(id) = self.seen.get(&key) {
             return *id;
         }
         let id = self.nodes.len();
         self.nodes.push(Node::default());
-        self.seen.insert(addr, id);
+        self.seen.insert(key, id);
 
-        let mut found: Vec<(&str, &Value)> = Vec::new();
-        let mut extra = None::<&Value>;
-        let mut any = false;
-        let mut declared = false;
-        gather(doc, target, &mut found, &mut extra, &mut any, &mut declared, 0);
+        let mut g = Gathered::default();
+        let mut visited = Vec::new();
+        for t in &targets {
+            gather(doc, t, &mut g, &mut visited, 0);
+        }
+        // A typed map (`additionalProperties` with a schema, no properties)
+        // has its values filtered too.
+        let declared = g.declared || (g.extra.is_some() && !g.any);
         let object = if declared {
+            let found = &g.found;
             let mut props: Vec<Prop> = Vec::new();
-            for (i, (name, prop)) in found.iter().enumerate() {
+            for (i, (name, _)) in found.iter().enumerate() {
                 if found[..i].iter().any(|(n, _)| n == name) {
                     continue;
                 }
+                let decls: Vec<&Value> = found.iter().filter(|(n, _)| n == name).map(|(_, d)| *d).collect();
                 let mut needs = Vec::new();
-                for (_, decl) in found.iter().filter(|(n, _)| n == name) {
+                for decl in &decls {
                     for s in [*decl, follow_ref(doc, decl)] {
                         if let Some(list) = s.get("x-warden-scopes").and_then(Value::as_array) {
                             needs.push(list.iter().filter_map(Value::as_str).map(Box::from).collect());
                         }
                     }
                 }
-                let node = self.compile(doc, prop);
+                let node = self.node_for(doc, &decls);
                 props.push(Prop {
                     name: Box::from(*name),
                     node,
@@ -126,7 +141,7 @@ impl FilterPlan {
                 });
             }
             props.sort_by(|a, b| a.name.cmp(&b.name));
-            let extra = match (any, extra) {
+            let extra = match (g.any, g.extra) {
                 (true, _) => Extra::Any,
                 (false, Some(s)) => Extra::Schema(self.compile(doc, s)),
                 (false, None) => Extra::Nothing,
@@ -135,7 +150,11 @@ impl FilterPlan {
         } else {
             None
         };
-        let items = items_of(doc, target, 0).map(|s| self.compile(doc, s));
+        targets.retain(|t| items_of(doc, t, 0).is_some());
+        let items = targets
+            .first()
+            .and_then(|t| items_of(doc, t, 0))
+            .map(|s| self.compile(doc, s));
         self.nodes[id] = Node { object, items };
         id
     }
@@ -169,49 +188,69 @@ impl ObjectRules {
     }
 }
 
+/// What [`gather`] found in a schema and its branches.
+#[derive(Default)]
+struct Gathered<'a> {
+    /// Property declarations, in order (a name may come more than once).
+    found: Vec<(&'a str, &'a Value)>,
+    /// The last schema-valued `additionalProperties`.
+    extra: Option<&'a Value>,
+    /// Some `additionalProperties: true`.
+    any: bool,
+    /// Some `properties`.
+    declared: bool,
+}
+
 /// Collects properties and `additionalProperties` through the branches, as
 /// the tree filter's `collect` does (the last schema-valued
-/// `additionalProperties` wins unless one says `true`).
-fn gather<'a>(
-    doc: &'a Value,
-    schema: &'a Value,
-    found: &mut Vec<(&'a str, &'a Value)>,
-    extra: &mut Option<&'a Value>,
-    any: &mut bool,
-    declared: &mut bool,
-    depth: usize,
-) {
-    if depth > MAX_DEPTH {
+/// `additionalProperties` wins unless one says `true`). A schema met twice
+/// (`A: {allOf: [{$ref: A}, {$ref: A}]}`) is read once.
+fn gather<'a>(doc: &'a Value, schema: &'a Value, g: &mut Gathered<'a>, visited: &mut Vec<usize>, depth: usize) {
+    let schema = follow_ref(doc, schema);
+    let addr = std::ptr::from_ref(schema) as usize;
+    if depth > MAX_DEPTH || visited.contains(&addr) {
         return;
     }
-    let schema = follow_ref(doc, schema);
+    visited.push(addr);
     if let Some(props) = schema.get("properties").and_then(Value::as_object) {
-        *declared = true;
-        found.extend(props.iter().map(|(n, s)| (n.as_str(), s)));
+        g.declared = true;
+        g.found.extend(props.iter().map(|(n, s)| (n.as_str(), s)));
     }
     match schema.get("additionalProperties") {
-        Some(Value::Bool(true)) => *any = true,
-        Some(s @ Value::Object(_)) if !*any => *extra = Some(s),
+        Some(Value::Bool(true)) => g.any = true,
+        Some(s @ Value::Object(_)) => g.extra = Some(s),
         _ => {}
     }
     for key in ["allOf", "oneOf", "anyOf"] {
         for sub in schema.get(key).and_then(Value::as_array).into_iter().flatten() {
-            gather(doc, sub, found, extra, any, declared, depth + 1);
+            gather(doc, sub, g, visited, depth + 1);
         }
     }
 }
 
 /// The first `items` found through the branches.
-fn items_of<'a>(doc: &'a Value, schema: &'a Value, depth: usize) -> Option<&'a Value> {
-    if depth > MAX_DEPTH {
+pub(crate) fn items_of<'a>(doc: &'a Value, schema: &'a Value, depth: usize) -> Option<&'a Value> {
+    first_items(doc, schema, &mut Vec::new(), depth)
+}
+
+/// The first `items` through the branches, each schema read once (a
+/// self-referencing `allOf` would otherwise double the work per level).
+fn first_items<'a>(doc: &'a Value, schema: &'a Value, visited: &mut Vec<usize>, depth: usize) -> Option<&'a Value> {
+    let schema = follow_ref(doc, schema);
+    let addr = std::ptr::from_ref(schema) as usize;
+    if depth > MAX_DEPTH || visited.contains(&addr) {
         return None;
     }
-    let schema = follow_ref(doc, schema);
+    visited.push(addr);
     if let Some(i) = schema.get("items") {
         return Some(i);
     }
-    ["allOf", "oneOf", "anyOf"]
-        .iter()
-        .flat_map(|k| schema.get(*k).and_then(Value::as_array).into_iter().flatten())
-        .find_map(|sub| items_of(doc, sub, depth + 1))
+    for key in ["allOf", "oneOf", "anyOf"] {
+        for sub in schema.get(key).and_then(Value::as_array).into_iter().flatten() {
+            if let Some(i) = first_items(doc, sub, visited, depth + 1) {
+                return Some(i);
+            }
+        }
+    }
+    None
 }

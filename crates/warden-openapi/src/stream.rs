@@ -12,11 +12,13 @@ use crate::filter::Removed;
 use crate::plan::{Extra, FilterPlan, NodeId, ObjectRules};
 use crate::shown;
 
-/// Deepest nesting a body may have (serde_json's limit).
+/// Deepest nesting a body may have (about serde_json's limit); values are
+/// filtered at every depth up to it, a deeper body is refused, never passed
+/// on unfiltered.
 const MAX_NESTING: usize = 128;
-/// Deepest nesting filtered; deeper values are kept as they are (as in the
-/// tree filter).
-const MAX_FILTERED: usize = 64;
+/// Findings recorded per kind (the rest are removed all the same): a body
+/// of many small undeclared members costs no memory per member.
+pub const MAX_FINDINGS: usize = 32;
 
 /// The body is not one valid JSON value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -120,7 +122,6 @@ impl<'p, 'a> Walk<'p, 'a> {
             return self.err();
         }
         let plan = self.plan;
-        let node = node.filter(|_| depth <= MAX_FILTERED);
         let start = self.pos;
         match self.peek() {
             Some(b'{') => match node.and_then(|n| plan.object(n)) {
@@ -165,26 +166,29 @@ impl<'p, 'a> Walk<'p, 'a> {
             let key_start = self.pos;
             let escaped = self.string()?;
             let raw = &self.text[key_start..self.pos];
-            let name: Cow<'a, str> = if escaped {
-                Cow::Owned(serde_json::from_str::<String>(raw).map_err(|_| NotJson(key_start))?)
+            // A name that does not decode (a lone surrogate escape, which
+            // JavaScript and Python parsers accept) matches no declaration.
+            let name: Option<Cow<'a, str>> = if escaped {
+                serde_json::from_str::<String>(raw).ok().map(Cow::Owned)
             } else {
-                Cow::Borrowed(&raw[1..raw.len() - 1])
+                Some(Cow::Borrowed(&raw[1..raw.len() - 1]))
             };
             self.ws();
             self.expect(b':')?;
             self.ws();
             // Which schema the value gets, or why it goes.
-            let (keep, child) = match rules.find(&name) {
+            let shown_name = name.as_deref().unwrap_or("");
+            let (keep, child) = match name.as_deref().and_then(|n| rules.find(n)) {
                 Some(p) if p.permitted(self.scopes) => (true, Some(p.node)),
                 Some(_) => {
-                    self.note(&name, true);
+                    self.note(shown_name, true);
                     (false, None)
                 }
                 None => match rules.extra {
                     Extra::Any => (true, None),
                     Extra::Schema(s) => (true, Some(s)),
                     Extra::Nothing => {
-                        self.note(&name, false);
+                        self.note(shown_name, false);
                         (!self.drop_undeclared, None)
                     }
                 },
@@ -201,7 +205,7 @@ impl<'p, 'a> Walk<'p, 'a> {
             if !keep {
                 self.cut = true;
             }
-            self.path.push(Seg::Key(name));
+            self.path.push(Seg::Key(name.unwrap_or_default()));
             self.value(child, depth + 1, emit_member)?;
             self.path.pop();
             self.ws();
@@ -259,6 +263,14 @@ impl<'p, 'a> Walk<'p, 'a> {
     /// Records a removal (or, for an undeclared property kept, a finding)
     /// at the current path plus `name`.
     fn note(&mut self, name: &str, scoped: bool) {
+        let list = if scoped {
+            &self.removed.scoped
+        } else {
+            &self.removed.undeclared
+        };
+        if list.len() >= MAX_FINDINGS {
+            return;
+        }
         let mut at = String::with_capacity(64);
         for seg in &self.path {
             at.push('/');

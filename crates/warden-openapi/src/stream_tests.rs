@@ -222,3 +222,65 @@ fn a_body_that_is_not_one_json_value_is_refused() {
         assert!(plan.filter(root, good, &[], true).is_ok());
     }
 }
+
+#[test]
+fn deep_values_are_filtered_at_every_depth_and_deeper_bodies_refused() {
+    let (d, s) = (doc(), schema());
+    // 50 tree levels: 100 levels of nesting, past the old 64-level cut-off.
+    let mut v = json!({"name": "leaf", "password_hash": "x"});
+    for _ in 0..50 {
+        v = json!({"name": "n", "children": [v]});
+    }
+    let (body, removed) = both(&d, &s, &json!({ "tree": v }), &[], true);
+    assert!(!body.to_string().contains("password_hash"));
+    assert_eq!(removed.undeclared.len(), 1);
+    let (plan, root) = users_plan();
+    let deep = format!("{{\"tree\":{}{}", "{\"children\":[".repeat(70), "]}".repeat(70) + "}");
+    assert!(plan.filter(root, deep.as_bytes(), &[], true).is_err(), "140 levels");
+}
+
+#[test]
+fn a_property_declared_twice_is_filtered_by_every_declaration_and_typed_maps_by_their_values() {
+    let d = json!({"components": {"schemas": {
+        "User": {"properties": {"id": {}, "salary": {"x-warden-scopes": ["hr"]}}},
+        "Envelope": {"properties": {"data": {"type": "object"}, "meta": {}}},
+        "Loop": {"allOf": [{"$ref": "#/components/schemas/Loop"}, {"$ref": "#/components/schemas/Loop"}], "properties": {"a": {}}}
+    }}});
+    let s = json!({
+        "allOf": [{"$ref": "#/components/schemas/Envelope"}, {"properties": {"data": {"$ref": "#/components/schemas/User"}}}],
+        "properties": {
+            "by_id": {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/User"}},
+            "loop": {"$ref": "#/components/schemas/Loop"}
+        }
+    });
+    let v = json!({
+        "data": {"id": 1, "password_hash": "x", "salary": 5},
+        "meta": {"page": 1},
+        "by_id": {"42": {"id": 42, "password_hash": "y", "salary": 6}},
+        "loop": {"a": 1, "b": 2}
+    });
+    let (body, removed) = both(&d, &s, &v, &[], true);
+    assert_eq!(
+        body,
+        json!({"data": {"id": 1}, "meta": {"page": 1}, "by_id": {"42": {"id": 42}}, "loop": {"a": 1}})
+    );
+    assert_eq!(removed.scoped, ["/by_id/42/salary", "/data/salary"]);
+    let (body, _) = both(&d, &s, &v, &["hr"], true);
+    assert_eq!(body["data"], json!({"id": 1, "salary": 5}));
+}
+
+#[test]
+fn a_name_that_does_not_decode_is_undeclared_and_findings_are_capped() {
+    let (plan, root) = users_plan();
+    // A lone surrogate: accepted by JavaScript and Python parsers.
+    let got = plan
+        .filter(root, br#"{"\ud800":1,"meta":{},"salary":2}"#, &[], true)
+        .unwrap();
+    assert_eq!(String::from_utf8(got.body.unwrap()).unwrap(), r#"{"meta":{}}"#);
+    assert_eq!(got.removed.undeclared, ["/*"]);
+    let many: Vec<String> = (0..500).map(|i| format!("\"k{i}\":{i}")).collect();
+    let body = format!("{{{},\"meta\":{{}}}}", many.join(","));
+    let got = plan.filter(root, body.as_bytes(), &[], true).unwrap();
+    assert_eq!(String::from_utf8(got.body.unwrap()).unwrap(), r#"{"meta":{}}"#);
+    assert_eq!(got.removed.undeclared.len(), crate::stream::MAX_FINDINGS);
+}
