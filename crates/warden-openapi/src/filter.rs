@@ -14,10 +14,9 @@
 
 use serde_json::Value;
 
+use crate::plan::{Gathered, gather};
 use crate::{follow_ref, shown};
 
-/// Deepest `allOf`/`oneOf`/`anyOf` nesting followed.
-const MAX_DEPTH: usize = 64;
 /// Deepest value nesting filtered (a parsed body nests no deeper).
 const MAX_NESTING: usize = 128;
 
@@ -54,45 +53,6 @@ struct Walker<'a, 'r> {
     removed: &'r mut Removed,
 }
 
-/// What an object schema allows beyond its listed properties.
-enum Extra<'a> {
-    Any,
-    Nothing,
-    Schema(&'a Value),
-}
-
-struct Shape<'a> {
-    /// Property schemas as found (not cloned): name → schema.
-    found: Vec<(&'a str, &'a Value)>,
-    extra: Extra<'a>,
-    declared: bool,
-}
-
-fn collect<'a>(doc: &'a Value, schema: &'a Value, shape: &mut Shape<'a>, visited: &mut Vec<usize>, depth: usize) {
-    let schema = follow_ref(doc, schema);
-    let addr = std::ptr::from_ref(schema) as usize;
-    if depth > MAX_DEPTH || visited.contains(&addr) {
-        return;
-    }
-    visited.push(addr);
-    if let Some(props) = schema.get("properties").and_then(Value::as_object) {
-        shape.declared = true;
-        for (name, s) in props {
-            shape.found.push((name.as_str(), s));
-        }
-    }
-    match schema.get("additionalProperties") {
-        Some(Value::Bool(true)) => shape.extra = Extra::Any,
-        Some(s @ Value::Object(_)) if !matches!(shape.extra, Extra::Any) => shape.extra = Extra::Schema(s),
-        _ => {}
-    }
-    for key in ["allOf", "oneOf", "anyOf"] {
-        for sub in schema.get(key).and_then(Value::as_array).into_iter().flatten() {
-            collect(doc, sub, shape, visited, depth + 1);
-        }
-    }
-}
-
 /// Keeps a finding, up to [`crate::stream::MAX_FINDINGS`] of a kind.
 fn record(list: &mut Vec<String>, at: &str) {
     if list.len() < crate::stream::MAX_FINDINGS {
@@ -122,15 +82,11 @@ impl Walker<'_, '_> {
         let doc = self.doc;
         match value {
             Value::Object(map) => {
-                let mut shape = Shape {
-                    found: Vec::new(),
-                    extra: Extra::Nothing,
-                    declared: false,
-                };
-                collect(doc, schema, &mut shape, &mut Vec::new(), 0);
+                let mut shape = Gathered::default();
+                gather(doc, schema, &mut shape, &mut Vec::new(), 0);
                 // A typed map (`additionalProperties` with a schema, no
                 // properties) has its values filtered too.
-                if matches!(shape.extra, Extra::Schema(_)) {
+                if shape.extra.is_some() && !shape.any {
                     shape.declared = true;
                 }
                 if !shape.declared {
@@ -168,13 +124,13 @@ impl Walker<'_, '_> {
                             record(&mut self.removed.scoped, at);
                             false
                         }
-                        None => match shape.extra {
-                            Extra::Any => true,
-                            Extra::Schema(s) => {
+                        None => match (shape.any, shape.extra) {
+                            (true, _) => true,
+                            (false, Some(s)) => {
                                 self.walk(s, child, at, depth + 1);
                                 true
                             }
-                            Extra::Nothing => {
+                            (false, None) => {
                                 record(&mut self.removed.undeclared, at);
                                 !self.drop_undeclared
                             }

@@ -190,22 +190,28 @@ impl ObjectRules {
 
 /// What [`gather`] found in a schema and its branches.
 #[derive(Default)]
-struct Gathered<'a> {
+pub(crate) struct Gathered<'a> {
     /// Property declarations, in order (a name may come more than once).
-    found: Vec<(&'a str, &'a Value)>,
+    pub found: Vec<(&'a str, &'a Value)>,
     /// The last schema-valued `additionalProperties`.
-    extra: Option<&'a Value>,
+    pub extra: Option<&'a Value>,
     /// Some `additionalProperties: true`.
-    any: bool,
+    pub any: bool,
     /// Some `properties`.
-    declared: bool,
+    pub declared: bool,
 }
 
 /// Collects properties and `additionalProperties` through the branches, as
-/// the tree filter's `collect` does (the last schema-valued
+/// both filters use it (the last schema-valued
 /// `additionalProperties` wins unless one says `true`). A schema met twice
 /// (`A: {allOf: [{$ref: A}, {$ref: A}]}`) is read once.
-fn gather<'a>(doc: &'a Value, schema: &'a Value, g: &mut Gathered<'a>, visited: &mut Vec<usize>, depth: usize) {
+pub(crate) fn gather<'a>(
+    doc: &'a Value,
+    schema: &'a Value,
+    g: &mut Gathered<'a>,
+    visited: &mut Vec<usize>,
+    depth: usize,
+) {
     let schema = follow_ref(doc, schema);
     let addr = std::ptr::from_ref(schema) as usize;
     if depth > MAX_DEPTH || visited.contains(&addr) {
