@@ -54,12 +54,7 @@ fi
 # `response_contract` route and a `response_contract` + `data_leak` route (as in
 # bench/run.sh).
 if [ "${RESPONSE:-0}" = 1 ]; then
-  printf '  - id: get4k\n    path: { prefix: /plain }\n    service: api\n' >> "$work/warden.yaml"
-  for id in filter resp; do
-    printf '  - id: %s\n    path: { prefix: /%s }\n    service: api\n    policies:\n      - type: response_contract\n        spec: "%s"\n        base_path: /%s\n' \
-      "$id" "$id" "$PWD/bench/users-4k.yaml" "$id" >> "$work/warden.yaml"
-  done
-  printf '      - type: data_leak\n' >> "$work/warden.yaml"
+  response_routes >> "$work/warden.yaml"
 fi
 
 nginx -c "$work/up/nginx.conf" -p "$work/up" & pids+=($!)

@@ -28,3 +28,15 @@ routes:
   - { id: all, path: { prefix: / }, service: api }
 CONF
 }
+
+# response_routes: the RESPONSE=1 routes (plain /plain, response_contract
+# /filter, response_contract + data_leak /resp, over bench/users-4k.yaml), as
+# YAML list items for `routes:`.
+response_routes() {
+  printf '  - id: get4k\n    path: { prefix: /plain }\n    service: api\n'
+  for id in filter resp; do
+    printf '  - id: %s\n    path: { prefix: /%s }\n    service: api\n    policies:\n      - type: response_contract\n        spec: "%s"\n        base_path: /%s\n' \
+      "$id" "$id" "$PWD/bench/users-4k.yaml" "$id"
+  done
+  printf '      - type: data_leak\n'
+}

@@ -91,12 +91,7 @@ if [ "$INJECTION" = 1 ]; then
 fi
 RESPONSE=${RESPONSE:-0}
 if [ "$RESPONSE" = 1 ]; then
-  printf '  - id: get4k\n    path: { prefix: /plain }\n    service: api\n' >> "$work/warden.yaml"
-  for id in filter resp; do
-    printf '  - id: %s\n    path: { prefix: /%s }\n    service: api\n    policies:\n      - type: response_contract\n        spec: "%s"\n        base_path: /%s\n' \
-      "$id" "$id" "$PWD/bench/users-4k.yaml" "$id" >> "$work/warden.yaml"
-  done
-  printf '      - type: data_leak\n' >> "$work/warden.yaml"
+  response_routes >> "$work/warden.yaml"
 fi
 JWT=${JWT:-0}
 AUTHZ=${AUTHZ:-0}
