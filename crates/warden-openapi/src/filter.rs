@@ -15,7 +15,7 @@
 use serde_json::Value;
 
 use crate::plan::{Gathered, gather};
-use crate::{follow_ref, shown};
+use crate::shown;
 
 /// Deepest value nesting filtered (a parsed body nests no deeper).
 const MAX_NESTING: usize = 128;
@@ -64,14 +64,14 @@ fn items<'a>(doc: &'a Value, schema: &'a Value, depth: usize) -> Option<&'a Valu
     crate::plan::items_of(doc, schema, depth)
 }
 
-/// True when the caller may see a property with this schema: scopes next to
-/// a `$ref` and in the referenced schema must both be met.
+/// True when the caller may see a property with this schema: every scope
+/// list on the way ([`crate::plan::scope_lists`]) must be met.
 fn allowed(doc: &Value, prop: &Value, scopes: &[&str]) -> bool {
-    let meets = |s: &Value| match s.get("x-warden-scopes").and_then(Value::as_array) {
-        Some(need) => need.iter().filter_map(Value::as_str).any(|n| scopes.contains(&n)),
-        None => true,
-    };
-    meets(prop) && meets(follow_ref(doc, prop))
+    let mut lists = Vec::new();
+    crate::plan::scope_lists(doc, prop, &mut lists, &mut Vec::new(), 0);
+    lists
+        .iter()
+        .all(|need| need.iter().filter_map(Value::as_str).any(|n| scopes.contains(&n)))
 }
 
 impl Walker<'_, '_> {

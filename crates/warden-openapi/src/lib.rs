@@ -25,7 +25,7 @@ pub use matcher::OperationMatcher;
 pub use names::{percent_decode_lossy, shown};
 pub use plan::{FilterPlan, NodeId};
 pub use refs::follow_ref;
-pub use stream::{Filtered, NotJson};
+pub use stream::{Filtered, MAX_FINDINGS, NotJson};
 pub use validate::{RequestValidator, Violation, is_json};
 
 use std::path::Path;

@@ -51,6 +51,8 @@ pub(crate) enum Extra {
 #[derive(Debug, Clone)]
 pub(crate) struct Prop {
     pub name: Box<str>,
+    /// The name's first eight bytes ([`head`]), compared before the name.
+    pub head: u64,
     /// The schema of its first declaration.
     pub node: NodeId,
     /// Scope lists, one per `x-warden-scopes` met on its declarations (next
@@ -125,17 +127,18 @@ impl FilterPlan {
                     continue;
                 }
                 let decls: Vec<&Value> = found.iter().filter(|(n, _)| n == name).map(|(_, d)| *d).collect();
-                let mut needs = Vec::new();
+                let mut lists = Vec::new();
                 for decl in &decls {
-                    for s in [*decl, follow_ref(doc, decl)] {
-                        if let Some(list) = s.get("x-warden-scopes").and_then(Value::as_array) {
-                            needs.push(list.iter().filter_map(Value::as_str).map(Box::from).collect());
-                        }
-                    }
+                    scope_lists(doc, decl, &mut lists, &mut Vec::new(), 0);
                 }
+                let needs = lists
+                    .iter()
+                    .map(|l| l.iter().filter_map(Value::as_str).map(Box::from).collect())
+                    .collect();
                 let node = self.node_for(doc, &decls);
                 props.push(Prop {
                     name: Box::from(*name),
+                    head: head(name),
                     node,
                     needs,
                 });
@@ -176,16 +179,28 @@ impl ObjectRules {
         // Most objects declare a handful of properties: a scan that compares
         // lengths first beats a binary search of string comparisons.
         if self.props.len() <= 12 {
-            return self
-                .props
-                .iter()
-                .find(|p| p.name.len() == name.len() && *p.name == *name);
+            // Length and first eight bytes settle most comparisons.
+            let h = head(name);
+            return self.props.iter().find(|p| {
+                p.name.len() == name.len()
+                    && p.head == h
+                    && (name.len() <= 8 || p.name.as_bytes()[8..] == name.as_bytes()[8..])
+            });
         }
         self.props
             .binary_search_by(|p| (*p.name).cmp(name))
             .ok()
             .map(|i| &self.props[i])
     }
+}
+
+/// The first eight bytes of `name` as a number (zeros past its end).
+#[inline]
+fn head(name: &str) -> u64 {
+    let mut word = [0u8; 8];
+    let n = name.len().min(8);
+    word[..n].copy_from_slice(&name.as_bytes()[..n]);
+    u64::from_le_bytes(word)
 }
 
 /// What [`gather`] found in a schema and its branches.
@@ -231,6 +246,38 @@ pub(crate) fn gather<'a>(
         for sub in schema.get(key).and_then(Value::as_array).into_iter().flatten() {
             gather(doc, sub, g, visited, depth + 1);
         }
+    }
+}
+
+/// Every `x-warden-scopes` list that governs a property declared as
+/// `schema`: on the declaration itself, on every schema its `$ref` chain
+/// passes through (an alias of an alias), and in its `allOf`/`oneOf`/`anyOf`
+/// branches. The caller needs a scope of each list: a restriction written
+/// anywhere on the way is never missed. The loader has checked every list is
+/// a non-empty list of names.
+pub(crate) fn scope_lists<'a>(
+    doc: &'a Value,
+    schema: &'a Value,
+    out: &mut Vec<&'a [Value]>,
+    visited: &mut Vec<usize>,
+    depth: usize,
+) {
+    let mut cur = Some(schema);
+    while let Some(s) = cur {
+        let addr = std::ptr::from_ref(s) as usize;
+        if depth > MAX_DEPTH || visited.contains(&addr) {
+            return;
+        }
+        visited.push(addr);
+        if let Some(list) = s.get("x-warden-scopes").and_then(Value::as_array) {
+            out.push(list);
+        }
+        for key in ["allOf", "oneOf", "anyOf"] {
+            for sub in s.get(key).and_then(Value::as_array).into_iter().flatten() {
+                scope_lists(doc, sub, out, visited, depth + 1);
+            }
+        }
+        cur = crate::refs::step(doc, s);
     }
 }
 

@@ -17,6 +17,9 @@ pub(crate) fn check_all(doc: &Value, problems: &mut Vec<SpecProblem>) {
                 if let Some(r) = map.get("$ref") {
                     check_one(doc, r, &format!("{at}/$ref"), problems);
                 }
+                if let Some(list) = map.get("x-warden-scopes") {
+                    check_scopes(list, &format!("{at}/x-warden-scopes"), problems);
+                }
                 for (k, child) in map {
                     stack.push((child, format!("{at}/{}", escape(k))));
                 }
@@ -28,6 +31,20 @@ pub(crate) fn check_all(doc: &Value, problems: &mut Vec<SpecProblem>) {
             }
             _ => {}
         }
+    }
+}
+
+/// `x-warden-scopes` is a non-empty list of scope names. Anything else is
+/// refused rather than read as "no restriction": a property meant to be
+/// hidden must never be shown because of a typo.
+fn check_scopes(list: &Value, at: &str, problems: &mut Vec<SpecProblem>) {
+    let names = list.as_array().filter(|l| !l.is_empty());
+    let ok = names.is_some_and(|l| l.iter().all(|n| n.as_str().is_some_and(|n| !n.is_empty())));
+    if !ok {
+        problems.push(problem(
+            at,
+            "`x-warden-scopes` must be a non-empty list of scope names (`[hr.read]`)",
+        ));
     }
 }
 
@@ -57,6 +74,12 @@ pub(crate) fn resolve<'a>(doc: &'a Value, v: &'a Value, at: &str, problems: &mut
         return v;
     }
     target
+}
+
+/// The schema `v`'s `$ref` names, one link on (`None` without a local
+/// `$ref` to something).
+pub(crate) fn step<'a>(doc: &'a Value, v: &'a Value) -> Option<&'a Value> {
+    local(v).and_then(|p| doc.pointer(p))
 }
 
 fn local(v: &Value) -> Option<&str> {

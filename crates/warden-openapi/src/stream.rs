@@ -1,7 +1,8 @@
 //! Response filtering in one pass over the JSON bytes, with a compiled
-//! [`FilterPlan`]: no document tree is built. Kept values are copied as they
-//! came (numbers and escapes untouched); an object or array that loses a
-//! member is written without insignificant whitespace. A body that is not
+//! [`FilterPlan`]: no document tree is built. A filtered body is the
+//! original with the removed members (and the comma that separated each)
+//! cut out: everything kept, whitespace included, stays byte for byte. A
+//! body that is not
 //! one valid JSON value (bad syntax, invalid UTF-8, nesting deeper than 128,
 //! trailing data) is an error, as for a parser.
 
@@ -45,34 +46,61 @@ impl FilterPlan {
         scopes: &[&str],
         drop_undeclared: bool,
     ) -> Result<Filtered, NotJson> {
+        self.filter_noting(root, json, scopes, drop_undeclared, MAX_FINDINGS)
+    }
+
+    /// [`FilterPlan::filter`], recording at most `max_findings` (at most
+    /// [`MAX_FINDINGS`]) pointers per kind: a caller that only needs to
+    /// know whether anything was found asks for one.
+    pub fn filter_noting(
+        &self,
+        root: NodeId,
+        json: &[u8],
+        scopes: &[&str],
+        drop_undeclared: bool,
+        max_findings: usize,
+    ) -> Result<Filtered, NotJson> {
         let text = std::str::from_utf8(json).map_err(|e| NotJson(e.valid_up_to()))?;
         let mut w = Walk {
             plan: self,
             text,
             src: json,
             pos: 0,
-            out: Vec::with_capacity(json.len()),
+            cuts: Vec::new(),
             path: Vec::with_capacity(16),
             removed: Removed::default(),
             scopes,
             drop_undeclared,
-            cut: false,
+            max_findings: max_findings.min(MAX_FINDINGS),
         };
         w.ws();
-        w.value(Some(root), 0, true)?;
+        w.value(Some(root), 0)?;
         w.ws();
         if w.pos != json.len() {
             return Err(NotJson(w.pos));
         }
+        let body = (!w.cuts.is_empty()).then(|| {
+            let mut out = Vec::with_capacity(json.len());
+            let mut from = 0;
+            for (a, b) in &w.cuts {
+                out.extend_from_slice(&json[from..*a]);
+                from = *b;
+            }
+            out.extend_from_slice(&json[from..]);
+            out
+        });
         Ok(Filtered {
-            body: w.cut.then_some(w.out),
+            body,
             removed: w.removed,
         })
     }
 }
 
-enum Seg<'a> {
-    Key(Cow<'a, str>),
+/// A step of the path to where the walk is: a property name (its raw
+/// bytes in the body, quotes included) or an array index.
+#[derive(Clone, Copy)]
+enum Seg {
+    Key(usize, usize),
     Index(usize),
 }
 
@@ -81,14 +109,27 @@ struct Walk<'p, 'a> {
     text: &'a str,
     src: &'a [u8],
     pos: usize,
-    out: Vec<u8>,
+    /// Byte ranges of the body to leave out, in order, not overlapping:
+    /// what is removed, with the comma that separated it.
+    cuts: Vec<(usize, usize)>,
     /// Where the walk is, for the pointers of what it removes.
-    path: Vec<Seg<'a>>,
+    path: Vec<Seg>,
     removed: Removed,
     scopes: &'p [&'p str],
     drop_undeclared: bool,
-    /// Something was removed: `out` is the new body.
-    cut: bool,
+    max_findings: usize,
+}
+
+/// The name a raw (quoted) JSON string stands for; `None` when it does not
+/// decode (a lone surrogate escape, which JavaScript and Python parsers
+/// accept).
+#[inline]
+fn decode(raw: &str, escaped: bool) -> Option<Cow<'_, str>> {
+    if escaped {
+        serde_json::from_str::<String>(raw).ok().map(Cow::Owned)
+    } else {
+        Some(Cow::Borrowed(&raw[1..raw.len() - 1]))
+    }
 }
 
 impl<'p, 'a> Walk<'p, 'a> {
@@ -115,174 +156,149 @@ impl<'p, 'a> Walk<'p, 'a> {
         }
     }
 
-    /// One value, filtered against `node` (`None`: kept whole), written to
-    /// `out` when `emit`.
-    fn value(&mut self, node: Option<NodeId>, depth: usize, emit: bool) -> Result<(), NotJson> {
+    /// One value, filtered against `node` (`None`: kept whole).
+    fn value(&mut self, node: Option<NodeId>, depth: usize) -> Result<(), NotJson> {
         if depth > MAX_NESTING {
             return self.err();
         }
         let plan = self.plan;
-        let start = self.pos;
         match self.peek() {
             Some(b'{') => match node.and_then(|n| plan.object(n)) {
-                Some(rules) => return self.object(rules, depth, emit),
-                None => self.skip_container(depth)?,
+                Some(rules) => self.object(rules, depth),
+                None => self.skip_container(depth),
             },
             Some(b'[') => match node.and_then(|n| plan.items(n)) {
-                Some(items) => return self.array(items, depth, emit),
-                None => self.skip_container(depth)?,
+                Some(items) => self.array(items, depth),
+                None => self.skip_container(depth),
             },
-            Some(b'"') => {
-                self.string()?;
-            }
-            Some(b't') => self.literal(b"true")?,
-            Some(b'f') => self.literal(b"false")?,
-            Some(b'n') => self.literal(b"null")?,
-            Some(b'-' | b'0'..=b'9') => self.number()?,
-            _ => return self.err(),
+            Some(b'"') => self.string().map(|_| ()),
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'n') => self.literal(b"null"),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            _ => self.err(),
         }
-        if emit {
-            self.out.extend_from_slice(&self.src[start..self.pos]);
-        }
-        Ok(())
     }
 
-    fn object(&mut self, rules: &'p ObjectRules, depth: usize, emit: bool) -> Result<(), NotJson> {
+    fn object(&mut self, rules: &'p ObjectRules, depth: usize) -> Result<(), NotJson> {
         self.pos += 1;
-        if emit {
-            self.out.push(b'{');
-        }
-        let mut first = true;
         self.ws();
         if self.peek() == Some(b'}') {
             self.pos += 1;
-            if emit {
-                self.out.push(b'}');
-            }
             return Ok(());
         }
+        // Some member before this one is kept (a removed member then goes
+        // with the comma before it, else with the comma after it).
+        let mut kept_before = false;
+        // Where the previous member's value ended.
+        let mut prev_end = 0;
         loop {
             self.ws();
             let key_start = self.pos;
             let escaped = self.string()?;
-            let raw = &self.text[key_start..self.pos];
-            // A name that does not decode (a lone surrogate escape, which
-            // JavaScript and Python parsers accept) matches no declaration.
-            let name: Option<Cow<'a, str>> = if escaped {
-                serde_json::from_str::<String>(raw).ok().map(Cow::Owned)
-            } else {
-                Some(Cow::Borrowed(&raw[1..raw.len() - 1]))
-            };
+            let key_end = self.pos;
+            let raw = &self.text[key_start..key_end];
+            let name = decode(raw, escaped);
             self.ws();
             self.expect(b':')?;
             self.ws();
             // Which schema the value gets, or why it goes.
-            let shown_name = name.as_deref().unwrap_or("");
             let (keep, child) = match name.as_deref().and_then(|n| rules.find(n)) {
                 Some(p) if p.permitted(self.scopes) => (true, Some(p.node)),
                 Some(_) => {
-                    self.note(shown_name, true);
+                    self.note(name.as_deref(), true);
                     (false, None)
                 }
                 None => match rules.extra {
                     Extra::Any => (true, None),
                     Extra::Schema(s) => (true, Some(s)),
                     Extra::Nothing => {
-                        self.note(shown_name, false);
+                        self.note(name.as_deref(), false);
                         (!self.drop_undeclared, None)
                     }
                 },
             };
-            let emit_member = emit && keep;
-            if emit_member {
-                if !first {
-                    self.out.push(b',');
-                }
-                self.out.extend_from_slice(raw.as_bytes());
-                self.out.push(b':');
-                first = false;
+            drop(name);
+            self.path.push(Seg::Key(key_start, key_end));
+            self.value(child, depth + 1)?;
+            self.path.pop();
+            let value_end = self.pos;
+            self.ws();
+            let last = match self.peek() {
+                Some(b',') => false,
+                Some(b'}') => true,
+                _ => return self.err(),
+            };
+            self.pos += 1;
+            if keep {
+                kept_before = true;
+            } else if kept_before {
+                self.cuts.push((prev_end, value_end));
+            } else if last {
+                self.cuts.push((key_start, value_end));
+            } else {
+                self.cuts.push((key_start, self.pos));
             }
-            if !keep {
-                self.cut = true;
+            prev_end = value_end;
+            if last {
+                return Ok(());
             }
-            self.path.push(Seg::Key(name.unwrap_or_default()));
-            self.value(child, depth + 1, emit_member)?;
+        }
+    }
+
+    fn array(&mut self, items: NodeId, depth: usize) -> Result<(), NotJson> {
+        self.pos += 1;
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(());
+        }
+        let mut i = 0;
+        loop {
+            self.ws();
+            self.path.push(Seg::Index(i));
+            self.value(Some(items), depth + 1)?;
             self.path.pop();
             self.ws();
             match self.peek() {
                 Some(b',') => self.pos += 1,
-                Some(b'}') => {
+                Some(b']') => {
                     self.pos += 1;
-                    break;
+                    return Ok(());
                 }
                 _ => return self.err(),
             }
+            i += 1;
         }
-        if emit {
-            self.out.push(b'}');
-        }
-        Ok(())
-    }
-
-    fn array(&mut self, items: NodeId, depth: usize, emit: bool) -> Result<(), NotJson> {
-        self.pos += 1;
-        if emit {
-            self.out.push(b'[');
-        }
-        self.ws();
-        if self.peek() == Some(b']') {
-            self.pos += 1;
-        } else {
-            let mut i = 0;
-            loop {
-                self.ws();
-                if emit && i > 0 {
-                    self.out.push(b',');
-                }
-                self.path.push(Seg::Index(i));
-                self.value(Some(items), depth + 1, emit)?;
-                self.path.pop();
-                self.ws();
-                match self.peek() {
-                    Some(b',') => self.pos += 1,
-                    Some(b']') => {
-                        self.pos += 1;
-                        break;
-                    }
-                    _ => return self.err(),
-                }
-                i += 1;
-            }
-        }
-        if emit {
-            self.out.push(b']');
-        }
-        Ok(())
     }
 
     /// Records a removal (or, for an undeclared property kept, a finding)
-    /// at the current path plus `name`.
-    fn note(&mut self, name: &str, scoped: bool) {
+    /// at the current path plus `name` (`None`: a name that does not decode).
+    fn note(&mut self, name: Option<&str>, scoped: bool) {
         let list = if scoped {
             &self.removed.scoped
         } else {
             &self.removed.undeclared
         };
-        if list.len() >= MAX_FINDINGS {
+        if list.len() >= self.max_findings {
             return;
         }
         let mut at = String::with_capacity(64);
         for seg in &self.path {
             at.push('/');
-            match seg {
-                Seg::Key(k) => at.push_str(shown(k)),
+            match *seg {
+                Seg::Key(a, b) => {
+                    let raw = &self.text[a..b];
+                    let key = decode(raw, raw.contains('\\'));
+                    at.push_str(shown(key.as_deref().unwrap_or("")));
+                }
                 Seg::Index(i) => {
                     let _ = write!(at, "{i}");
                 }
             }
         }
         at.push('/');
-        at.push_str(shown(name));
+        at.push_str(shown(name.unwrap_or("")));
         if scoped {
             self.removed.scoped.push(at);
         } else {
@@ -291,26 +307,38 @@ impl<'p, 'a> Walk<'p, 'a> {
     }
 
     /// Checks a string; true when it holds an escape.
+    #[inline]
     fn string(&mut self) -> Result<bool, NotJson> {
         self.expect(b'"')?;
-        let mut escaped = false;
+        // Most strings hold no escape: one scan to the closing quote.
+        match first_special(&self.src[self.pos..]) {
+            Some(n) if self.src[self.pos + n] == b'"' => {
+                self.pos += n + 1;
+                Ok(false)
+            }
+            _ => self.escaped_string(),
+        }
+    }
+
+    /// The rest of a string that holds an escape (or is broken).
+    #[cold]
+    #[inline(never)]
+    fn escaped_string(&mut self) -> Result<bool, NotJson> {
         loop {
-            let rest = &self.src[self.pos..];
-            let Some(n) = memchr::memchr2(b'"', b'\\', rest) else {
+            let Some(n) = first_special(&self.src[self.pos..]) else {
                 self.pos = self.src.len();
                 return self.err();
             };
-            // A raw control character is not allowed in a string (checked
-            // without branching per byte).
-            if rest[..n].iter().fold(false, |bad, &b| bad | (b < 0x20)) {
-                self.pos += rest.iter().position(|&b| b < 0x20).unwrap_or(0);
-                return self.err();
+            self.pos += n;
+            match self.src[self.pos] {
+                b'"' => {
+                    self.pos += 1;
+                    return Ok(true);
+                }
+                b'\\' => self.pos += 1,
+                // A raw control character is not allowed in a string.
+                _ => return self.err(),
             }
-            self.pos += n + 1;
-            if rest[n] == b'"' {
-                return Ok(escaped);
-            }
-            escaped = true;
             match self.peek() {
                 Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.pos += 1,
                 Some(b'u') => {
@@ -389,7 +417,7 @@ impl<'p, 'a> Walk<'p, 'a> {
                 self.expect(b':')?;
                 self.ws();
             }
-            self.value(None, depth + 1, false)?;
+            self.value(None, depth + 1)?;
             self.ws();
             match self.peek() {
                 Some(b',') => self.pos += 1,
@@ -401,4 +429,33 @@ impl<'p, 'a> Walk<'p, 'a> {
             }
         }
     }
+}
+
+/// Where the first `"`, `\` or control character (below 0x20) of `s` is:
+/// eight bytes at a time, since most strings are short and hold none
+/// (cheaper than a vector search's set-up, and one pass for all three).
+#[inline]
+pub(crate) fn first_special(s: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const QUOTE: u64 = LO * b'"' as u64;
+    const BACKSLASH: u64 = LO * b'\\' as u64;
+    const SPACE: u64 = LO * 0x20;
+    let chunks = s.chunks_exact(8);
+    let tail = chunks.remainder();
+    for (k, c) in chunks.enumerate() {
+        let x = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        let q = x ^ QUOTE;
+        let b = x ^ BACKSLASH;
+        // A byte's high bit ends up set where it is zero after the xor (or
+        // below 0x20); the lowest such byte is exact (borrows only run upward).
+        let hit = ((q.wrapping_sub(LO) & !q) | (b.wrapping_sub(LO) & !b) | (x.wrapping_sub(SPACE) & !x)) & HI;
+        if hit != 0 {
+            return Some(k * 8 + (hit.trailing_zeros() / 8) as usize);
+        }
+    }
+    let done = s.len() - tail.len();
+    tail.iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .map(|i| done + i)
 }

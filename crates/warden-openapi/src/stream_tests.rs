@@ -284,3 +284,61 @@ fn a_name_that_does_not_decode_is_undeclared_and_findings_are_capped() {
     assert_eq!(String::from_utf8(got.body.unwrap()).unwrap(), r#"{"meta":{}}"#);
     assert_eq!(got.removed.undeclared.len(), crate::stream::MAX_FINDINGS);
 }
+
+#[test]
+fn scopes_on_an_alias_of_an_alias_or_in_a_branch_hide_the_property() {
+    let d = json!({"components": {"schemas": {
+        "Alias": {"$ref": "#/components/schemas/Plain", "x-warden-scopes": ["pii"]},
+        "Plain": {"type": "string"},
+        "Secret": {"type": "string", "x-warden-scopes": ["admin"]}
+    }}});
+    let s = json!({"properties": {
+        "id": {},
+        "ssn": {"$ref": "#/components/schemas/Alias"},
+        "token": {"allOf": [{"$ref": "#/components/schemas/Secret"}], "description": "wrapped"}
+    }});
+    let v = json!({"id": 1, "ssn": "078-05-1120", "token": "t"});
+    let (body, removed) = both(&d, &s, &v, &[], true);
+    assert_eq!(body, json!({"id": 1}));
+    assert_eq!(removed.scoped.len(), 2, "{removed:?}");
+    let (body, _) = both(&d, &s, &v, &["pii"], true);
+    assert_eq!(body, json!({"id": 1, "ssn": "078-05-1120"}));
+    let (body, _) = both(&d, &s, &v, &["pii", "admin"], true);
+    assert_eq!(body, v, "the scopes of every list held: all shown");
+}
+
+#[test]
+fn the_string_scan_finds_the_first_quote_backslash_or_control_byte() {
+    use crate::stream::first_special;
+    // Every position in and around an eight-byte block, with bytes that
+    // sit next to the special ones (`!`, `#`, `[`, `]`, space, non-ASCII).
+    for len in 0..20 {
+        for at in 0..=len {
+            for special in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
+                let mut s: Vec<u8> = (0..len)
+                    .map(|i| [b'!', b'#', b'[', b']', b' ', 0xc3, 0xa9, 0x7f][i % 8])
+                    .collect();
+                let want = (at < len).then_some(at);
+                if at < len {
+                    s[at] = special;
+                    // A second special byte later never hides the first.
+                    if at + 3 < len {
+                        s[at + 3] = b'"';
+                    }
+                }
+                assert_eq!(first_special(&s), want, "{s:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn names_that_share_their_first_eight_bytes_are_told_apart() {
+    let d = json!({});
+    let s = json!({"properties": {"customer_id": {}, "customer": {}, "custome": {}, "": {}}});
+    let v =
+        json!({"customer_id": 1, "customer_ix": 2, "customer": 3, "customers": 4, "custome": 5, "custom": 6, "": 7});
+    let (body, removed) = both(&d, &s, &v, &[], true);
+    assert_eq!(body, json!({"customer_id": 1, "customer": 3, "custome": 5, "": 7}));
+    assert_eq!(removed.undeclared.len(), 3);
+}

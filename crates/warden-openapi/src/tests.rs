@@ -113,6 +113,45 @@ fn circular_ref_chains_stop() {
 }
 
 #[test]
+fn a_scope_list_that_is_not_a_list_of_names_is_refused() {
+    for (bad, ok) in [
+        ("admin", false),
+        ("[]", false),
+        ("[1]", false),
+        ("[\"\"]", false),
+        ("{admin: true}", false),
+        ("[hr.read, admin]", true),
+    ] {
+        let spec = PETS.replace(
+            "name: { type: string }",
+            &format!("name: {{ type: string, x-warden-scopes: {bad} }}"),
+        );
+        match Spec::parse(spec.as_bytes(), None) {
+            Ok(_) => assert!(ok, "`{bad}` accepted"),
+            Err(errs) => {
+                assert!(!ok, "`{bad}` refused: {errs:?}");
+                assert!(
+                    errs.iter().any(|e| e.pointer.ends_with("/name/x-warden-scopes")
+                        && e.message.contains("non-empty list of scope names")),
+                    "{errs:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_most_specific_documented_media_type_is_chosen() {
+    let content =
+        [("*/*", 0), ("application/*", 1), ("application/json; charset=utf-8", 2)].map(|(m, i)| (m.to_owned(), i));
+    assert_eq!(validate::media_index(&content, "application/json"), Some(2));
+    assert_eq!(validate::media_index(&content, "application/xml"), Some(1));
+    assert_eq!(validate::media_index(&content, "text/plain"), Some(0));
+    assert_eq!(validate::media_index(&content, ""), None, "no media type fits nothing");
+    assert_eq!(validate::media_index(&content[2..], "text/plain"), None);
+}
+
+#[test]
 fn import_writes_one_route_per_operation() {
     let spec = Spec::parse(PETS.as_bytes(), None).unwrap();
     let yaml = import::config(&spec, "pets.yaml");

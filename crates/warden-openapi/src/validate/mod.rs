@@ -219,7 +219,7 @@ impl RequestValidator {
             }
             return Ok(());
         }
-        let declared = rb.content.iter().find(|(m, _)| media_matches(m, media));
+        let declared = media_index(&rb.content, media).map(|i| &rb.content[i]);
         let Some((declared_media, schema)) = declared else {
             return Err(Violation::MediaType);
         };
@@ -286,6 +286,29 @@ fn coerce(doc: &Value, schema: &Value, raw: &str) -> Value {
         return Value::Bool(raw == "true");
     }
     Value::String(raw.to_owned())
+}
+
+/// The documented media type that best fits `actual`: the exact type, else
+/// `type/*`, else `*/*`, whatever order the document lists them in (a
+/// `*/*` entry listed first must not stand in for the `application/json`
+/// schema after it). A body without a media type (`actual` empty) fits
+/// nothing.
+pub fn media_index<T>(content: &[(String, T)], actual: &str) -> Option<usize> {
+    if actual.is_empty() {
+        return None;
+    }
+    let rank = |m: &str| match essence(m) {
+        "*/*" => 0,
+        m if m.ends_with("/*") => 1,
+        _ => 2,
+    };
+    let mut best: Option<(usize, u8)> = None;
+    for (i, (m, _)) in content.iter().enumerate() {
+        if media_matches(m, actual) && best.is_none_or(|(_, r)| rank(m) > r) {
+            best = Some((i, rank(m)));
+        }
+    }
+    best.map(|(i, _)| i)
 }
 
 /// `application/json` matches `application/json`, `application/*` and `*/*`.

@@ -6,7 +6,7 @@ use http::response;
 use serde::Deserialize;
 use warden_core::event::{self, EventKind};
 use warden_core::{Decision, OnError, Policy, PolicyError, ProblemKind, Rejection, RequestCtx};
-use warden_openapi::validate::media_matches;
+use warden_openapi::validate::media_index;
 use warden_openapi::{FilterPlan, NodeId, OperationMatcher, Spec};
 
 use super::{check_max_inspect, default_max_inspect};
@@ -190,11 +190,7 @@ impl Policy for ResponseContract {
         if body.is_empty() {
             return Ok(Decision::Continue);
         }
-        let Some(m) = op.responses[r]
-            .content
-            .iter()
-            .position(|(m, _)| media_matches(m, &media))
-        else {
+        let Some(m) = media_index(&op.responses[r].content, &media) else {
             return Ok(self.decide(ctx, status, &format!("undocumented media type for status {status}")));
         };
         if !crate::json::is_json(&media) {
@@ -203,7 +199,11 @@ impl Policy for ResponseContract {
         }
         let scopes = scopes(ctx);
         let drop = self.mode == FilterMode::Filter;
-        let Ok(filtered) = self.plan.filter(self.roots[i][r][m], body, &scopes, drop) else {
+        // Filter mode only counts what it drops (below): one pointer is
+        // enough to know there was something.
+        let noted = if drop { 1 } else { warden_openapi::MAX_FINDINGS };
+        let root = self.roots[i][r][m];
+        let Ok(filtered) = self.plan.filter_noting(root, body, &scopes, drop, noted) else {
             return Ok(self.decide(ctx, status, "response body is not JSON"));
         };
         let found = filtered.removed;
