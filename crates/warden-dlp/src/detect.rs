@@ -1,11 +1,12 @@
-//! The text detectors: one `RegexSet` pass says which categories may be
-//! present; their own expressions then find the places, and checksums
+//! The text detectors: a cheap pass ([`crate::gate`]) says which expressions
+//! could match; those then find the places, and checksums
 //! (Luhn, mod 97) and number rules (SSN areas) drop the look-alikes.
 
 use std::sync::LazyLock;
 
-use regex::{Regex, RegexSet};
+use regex::Regex;
 
+use crate::gate::{self, Gate};
 use crate::{Categories, Category, Finding};
 
 /// ASCII word boundary (the Unicode one keeps the DFA off non-ASCII text).
@@ -15,21 +16,29 @@ macro_rules! b {
     };
 }
 
-/// `(category, expression, check)`: the check sees the match and returns the
-/// sub-range that is the value, or `None` for a look-alike.
-type Check = fn(&str) -> Option<std::ops::Range<usize>>;
+/// `(category, expression, check, gate)`: the check sees the match and
+/// returns the sub-range that is the value, or `None` for a look-alike; the
+/// gate is what the expression cannot match without.
+pub(crate) type Check = fn(&str) -> Option<std::ops::Range<usize>>;
 
-const DETECTORS: &[(Category, &str, Check)] = &[
-    (Category::Card, concat!(b!(), r"(?:[0-9][ -]?){12,18}[0-9]", b!()), card),
+pub(crate) const DETECTORS: &[(Category, &str, Check, Gate)] = &[
+    (
+        Category::Card,
+        concat!(b!(), r"(?:[0-9][ -]?){12,18}[0-9]", b!()),
+        card,
+        Gate::Digits(13),
+    ),
     (
         Category::Iban,
         concat!(b!(), r"[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11,30}", b!()),
         iban,
+        Gate::LettersDigits,
     ),
     (
         Category::NationalId,
         concat!(b!(), r"[0-9]{3}[- ][0-9]{2}[- ][0-9]{4}", b!()),
         ssn,
+        Gate::Groups324,
     ),
     (
         Category::NationalId,
@@ -39,18 +48,31 @@ const DETECTORS: &[(Category, &str, Check)] = &[
             b!()
         ),
         nino,
+        Gate::LettersDigits,
     ),
     (
         Category::Email,
         r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}",
         whole,
+        Gate::Byte(b'@'),
     ),
-    (Category::Phone, r"\+[0-9]{1,3}(?:[ .-]?\(?[0-9]{1,4}\)?){2,5}", phone),
-    (Category::Phone, r"\([0-9]{3}\) ?[0-9]{3}[-. ][0-9]{4}", whole),
+    (
+        Category::Phone,
+        r"\+[0-9]{1,3}(?:[ .-]?\(?[0-9]{1,4}\)?){2,5}",
+        phone,
+        Gate::ThenDigit(b'+'),
+    ),
+    (
+        Category::Phone,
+        r"\([0-9]{3}\) ?[0-9]{3}[-. ][0-9]{4}",
+        whole,
+        Gate::ThenDigit(b'('),
+    ),
     (
         Category::Phone,
         concat!(b!(), r"[0-9]{3}[-.][0-9]{3}[-.][0-9]{4}", b!()),
         same_separator,
+        Gate::Groups334,
     ),
     (
         Category::CloudKey,
@@ -60,8 +82,14 @@ const DETECTORS: &[(Category, &str, Check)] = &[
             b!()
         ),
         whole,
+        Gate::CapitalA,
     ),
-    (Category::CloudKey, concat!(b!(), r"AIza[0-9A-Za-z_-]{35}"), whole),
+    (
+        Category::CloudKey,
+        concat!(b!(), r"AIza[0-9A-Za-z_-]{35}"),
+        whole,
+        Gate::CapitalA,
+    ),
     (
         Category::Token,
         concat!(
@@ -70,22 +98,26 @@ const DETECTORS: &[(Category, &str, Check)] = &[
             r"|xox[abposr]-[A-Za-z0-9-]{10,255}|(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,255})"
         ),
         whole,
+        Gate::TokenMark,
     ),
     (
         Category::Jwt,
         r"eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",
         whole,
+        Gate::Jwt,
     ),
-    (Category::PrivateKey, r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----", whole),
+    (
+        Category::PrivateKey,
+        r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----",
+        whole,
+        Gate::Pem,
+    ),
 ];
 
-/// The detectors of a set of categories, compiled once: a `RegexSet` over
-/// only their expressions (fewer patterns, a faster first pass) and each
-/// expression on its own for the places.
+/// The detectors of a set of categories, each expression compiled once.
 #[derive(Debug)]
 pub struct Detector {
-    set: RegexSet,
-    /// `(index into DETECTORS, its expression)`, in set order.
+    /// `(index into DETECTORS, its expression)`.
     each: Vec<(usize, Regex)>,
 }
 
@@ -97,8 +129,6 @@ impl Detector {
             .filter(|&i| cats.contains(DETECTORS[i].0))
             .collect();
         Self {
-            #[allow(clippy::expect_used)] // constant expressions, covered by every test
-            set: RegexSet::new(chosen.iter().map(|&i| DETECTORS[i].1)).expect("detector expressions compile"),
             each: chosen
                 .iter()
                 .map(|&i| {
@@ -124,10 +154,10 @@ impl Detector {
             return;
         }
         let start = out.len();
-        for k in self.set.matches(text).iter() {
-            let (i, re) = &self.each[k];
-            let (category, _, check) = DETECTORS[*i];
-            if !cats.contains(category) {
+        let seen = gate::scan(text.as_bytes());
+        for (i, re) in &self.each {
+            let (category, _, check, gate) = DETECTORS[*i];
+            if !cats.contains(category) || !seen.opens(gate) {
                 continue;
             }
             for m in re.find_iter(text) {

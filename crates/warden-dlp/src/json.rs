@@ -65,6 +65,8 @@ pub fn scan_with(detector: &Detector, body: &str, cats: Categories) -> Option<Ve
     let mut stack: Vec<Frame> = Vec::new();
     let mut key = KeyKind::default();
     let mut seen: Vec<(&str, KeyKind)> = Vec::new();
+    // The index in `seen` of the last key read.
+    let mut last_seen = usize::MAX - 1;
     let mut expect_key = false;
     let mut i = 0;
     let mut saw_value = false;
@@ -110,9 +112,8 @@ pub fn scan_with(detector: &Detector, body: &str, cats: Categories) -> Option<Ve
             b'"' => {
                 let start = i + 1;
                 let mut j = start;
-                // To the closing quote, skipping escapes (memchr: most
-                // strings hold neither a quote nor a backslash for a while).
-                while let Some(k) = memchr::memchr2(b'"', b'\\', &b[j.min(b.len())..]) {
+                // To the closing quote, skipping escapes.
+                while let Some(k) = quote_or_backslash(&b[j.min(b.len())..]) {
                     j += k;
                     if b[j] == b'"' {
                         break;
@@ -127,14 +128,23 @@ pub fn scan_with(detector: &Detector, body: &str, cats: Categories) -> Option<Ve
                 }
                 let text = &body[start..j];
                 if expect_key {
-                    // Keys repeat (every row of a list has the same ones):
-                    // each distinct key is classified once per body.
-                    key = match seen.iter().find(|(k, _)| *k == text) {
-                        Some((_, known)) => *known,
+                    // Keys repeat (every row of a list has the same ones, in
+                    // the same order): each distinct key is classified once
+                    // per body, and the one after the last key is tried first.
+                    let next = seen.get(last_seen + 1).filter(|(k, _)| *k == text);
+                    let found = next
+                        .map(|_| last_seen + 1)
+                        .or_else(|| seen.iter().position(|(k, _)| *k == text));
+                    key = match found {
+                        Some(at) => {
+                            last_seen = at;
+                            seen[at].1
+                        }
                         None => {
                             let fresh = kind(text, structural);
                             if seen.len() < 64 {
                                 seen.push((text, fresh));
+                                last_seen = seen.len() - 1;
                             }
                             fresh
                         }
@@ -190,6 +200,26 @@ pub fn scan_with(detector: &Detector, body: &str, cats: Categories) -> Option<Ve
     Some(out)
 }
 
+/// Where the first `"` or `\` of `s` is: eight bytes at a time, since
+/// most strings are short (cheaper than a vector search's set-up).
+fn quote_or_backslash(s: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let chunks = s.chunks_exact(8);
+    let tail = chunks.remainder();
+    for (k, c) in chunks.enumerate() {
+        let x = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        let (q, b) = (x ^ (LO * u64::from(b'"')), x ^ (LO * u64::from(b'\\')));
+        // The lowest byte that became zero is exact (borrows run upward).
+        let hit = ((q.wrapping_sub(LO) & !q) | (b.wrapping_sub(LO) & !b)) & HI;
+        if hit != 0 {
+            return Some(k * 8 + (hit.trailing_zeros() / 8) as usize);
+        }
+    }
+    let done = s.len() - tail.len();
+    tail.iter().position(|&c| c == b'"' || c == b'\\').map(|i| done + i)
+}
+
 fn in_any(ranges: &[std::ops::Range<usize>], at: usize) -> bool {
     let i = ranges.partition_point(|r| r.end < at);
     ranges.get(i).is_some_and(|r| r.start <= at && at <= r.end)
@@ -227,5 +257,31 @@ fn leaf(
             },
             bare,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quote_or_backslash;
+
+    #[test]
+    fn the_string_scan_stops_at_the_first_quote_or_backslash() {
+        for len in 0..20 {
+            for at in 0..=len {
+                for special in [b'"', b'\\'] {
+                    // Bytes next to the special ones, control and non-ASCII bytes included.
+                    let mut s: Vec<u8> = (0..len)
+                        .map(|i| [b'!', b'#', b'[', b']', 0x00, 0xc3, 0xa9, 0x7f][i % 8])
+                        .collect();
+                    if at < len {
+                        s[at] = special;
+                        if at + 2 < len {
+                            s[at + 2] = b'"';
+                        }
+                    }
+                    assert_eq!(quote_or_backslash(&s), (at < len).then_some(at), "{s:?}");
+                }
+            }
+        }
     }
 }

@@ -17,6 +17,7 @@
 //! so clean text costs one DFA pass.
 
 mod detect;
+mod gate;
 pub mod json;
 mod mask;
 pub mod names;
