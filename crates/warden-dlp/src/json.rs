@@ -26,18 +26,32 @@ pub struct Hit {
 struct KeyKind {
     secret: bool,
     key_like: bool,
+    /// `name`/`key`/…: the member that names a name–value pair.
+    pair_name: bool,
+    /// `value`/`val`: the member that holds a name–value pair's value.
+    pair_value: bool,
 }
 
 /// Keys longer than this are not read for meaning (no secret field has one).
 const MAX_KEY: usize = 128;
 
 fn kind(key: &str, structural: bool) -> KeyKind {
-    if !structural || key.len() > MAX_KEY || !names::maybe_telling(key) {
+    if !structural || key.len() > MAX_KEY {
         return KeyKind::default();
+    }
+    let lower = |words: &[&str]| words.iter().any(|w| key.eq_ignore_ascii_case(w));
+    let pair = KeyKind {
+        pair_name: lower(&["name", "key", "variable", "parameter", "param"]),
+        pair_value: lower(&["value", "val"]),
+        ..KeyKind::default()
+    };
+    if !names::maybe_telling(key) {
+        return pair;
     }
     KeyKind {
         secret: names::is_secret_field(key),
         key_like: names::is_key_like(key),
+        ..pair
     }
 }
 
@@ -46,6 +60,12 @@ struct Frame {
     /// The kind of the key this container is the value of (arrays pass it to items).
     key: KeyKind,
     secret: bool,
+    /// A name–value pair object (`{"name": "DB_PASSWORD", "value": "…"}`):
+    /// its name means a secret.
+    pair_secret: bool,
+    /// Its `value` leaf, decided when the object closes (the name may come
+    /// after it).
+    pair_value: Option<(std::ops::Range<usize>, bool)>,
 }
 
 /// The findings of `cats` in the JSON `body`, in order, not overlapping;
@@ -80,6 +100,8 @@ pub fn scan_with(detector: &Detector, body: &str, cats: Categories) -> Option<Ve
                     object: b[i] == b'{',
                     key,
                     secret,
+                    pair_secret: false,
+                    pair_value: None,
                 });
                 expect_key = b[i] == b'{';
                 saw_value = true;
@@ -89,6 +111,18 @@ pub fn scan_with(detector: &Detector, body: &str, cats: Categories) -> Option<Ve
                 let frame = stack.pop()?;
                 if frame.object != (b[i] == b'}') {
                     return None;
+                }
+                if let (true, Some((range, bare))) = (frame.pair_secret, frame.pair_value)
+                    && cats.contains(Category::SecretField)
+                    && !frame.secret
+                {
+                    hits.push(Hit {
+                        finding: Finding {
+                            category: Category::SecretField,
+                            range,
+                        },
+                        bare,
+                    });
                 }
                 key = stack.last().map_or(
                     KeyKind::default(),
@@ -152,6 +186,7 @@ pub fn scan_with(detector: &Detector, body: &str, cats: Categories) -> Option<Ve
                 } else {
                     strings.push(start..j);
                     leaf(text, start, key, &stack, cats, structural, false, &mut hits);
+                    pair_member(text, start, key, &mut stack, false);
                     saw_value = true;
                 }
                 i = j + 1;
@@ -162,6 +197,7 @@ pub fn scan_with(detector: &Detector, body: &str, cats: Categories) -> Option<Ve
                     i += 1;
                 }
                 leaf(&body[start..i], start, key, &stack, cats, structural, true, &mut hits);
+                pair_member(&body[start..i], start, key, &mut stack, true);
                 saw_value = true;
             }
         }
@@ -218,6 +254,24 @@ fn quote_or_backslash(s: &[u8]) -> Option<usize> {
     }
     let done = s.len() - tail.len();
     tail.iter().position(|&c| c == b'"' || c == b'\\').map(|i| done + i)
+}
+
+/// Notes a leaf that is the name or the value of a name–value pair.
+fn pair_member(text: &str, start: usize, key: KeyKind, stack: &mut [Frame], bare: bool) {
+    let Some(frame) = stack.last_mut().filter(|f| f.object) else {
+        return;
+    };
+    // Only an identifier names a setting (`DB_PASSWORD`, `db.password`,
+    // `api-key`); prose (`"Password manager"`) names a product.
+    let identifier = |t: &str| {
+        t.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+    };
+    if key.pair_name && !bare && text.len() <= MAX_KEY && identifier(text) && names::is_secret_field(text) {
+        frame.pair_secret = true;
+    } else if key.pair_value && !text.is_empty() && !(bare && text == "null") {
+        frame.pair_value = Some((start..start + text.len(), bare));
+    }
 }
 
 fn in_any(ranges: &[std::ops::Range<usize>], at: usize) -> bool {

@@ -236,3 +236,38 @@ fn stack_traces_escaped_inside_json_are_recognised() {
     let py = r#"{"error":"Traceback:\n  File \"/app/views.py\", line 3, in get"}"#;
     assert_eq!(stack::leak(py), Some("python"));
 }
+
+#[test]
+fn the_value_of_a_name_value_pair_named_like_a_secret_is_a_secret() {
+    let cats = |body: &str| -> Vec<(Category, String)> {
+        json::scan(body, Categories::ALL)
+            .unwrap()
+            .into_iter()
+            .map(|h| (h.finding.category, body[h.finding.range].to_owned()))
+            .collect()
+    };
+    // Kubernetes-style env lists, value before or after the name, any case.
+    let env = r#"{"env":[{"name":"DB_PASSWORD","value":"s3cr3t-pw"},{"value":"tok-9","Name":"api-key"},{"name":"LOG_LEVEL","value":"debug"}]}"#;
+    assert_eq!(
+        cats(env),
+        [
+            (Category::SecretField, "s3cr3t-pw".to_owned()),
+            (Category::SecretField, "tok-9".to_owned())
+        ]
+    );
+    // A bare value, and a parameter store's `Key`/`Value`.
+    assert_eq!(
+        cats(r#"[{"Key":"stripe.secret","Value":12345}]"#),
+        [(Category::SecretField, "12345".to_owned())]
+    );
+    // Look-alikes: a product named in prose, a pair whose name is no secret,
+    // a value in another object than the name.
+    for benign in [
+        r#"{"name":"Password manager","value":19.99}"#,
+        r#"{"name":"page_size","value":"50"}"#,
+        r#"{"name":"DB_PASSWORD","settings":{"value":"x"}}"#,
+        r#"{"name":"token","value":null}"#,
+    ] {
+        assert!(cats(benign).is_empty(), "{benign}");
+    }
+}

@@ -4,7 +4,8 @@
 //! status with a body full of internals (to prove the gateway hides them);
 //! `/headers` echoes the request headers as JSON; `…/reply` answers with the
 //! request's own body, status `x-reply-status`, media type `x-reply-type` and
-//! `Content-Encoding` `x-reply-encoding`; `/ws` accepts an Upgrade and
+//! `Content-Encoding` `x-reply-encoding`, plus a header per `x-reply-header:
+//! name: value`; `/ws` accepts an Upgrade and
 //! echoes bytes; `/health` is 200 or 503 per [`MockUpstream::set_healthy`];
 //! anything else answers JSON naming the upstream, with `Server` and
 //! `X-Powered-By` headers the gateway must strip.
@@ -244,6 +245,14 @@ async fn answer(mut req: Request<Incoming>, state: Arc<Inner>) -> Result<Respons
         r.headers_mut().insert("content-type", media.parse().unwrap());
         if let Some(enc) = get("x-reply-encoding") {
             r.headers_mut().insert("content-encoding", enc.parse().unwrap());
+        }
+        // `x-reply-header: name: value` (repeatable) adds a response header.
+        for line in h.get_all("x-reply-header").iter().filter_map(|v| v.to_str().ok()) {
+            if let Some((name, value)) = line.split_once(": ")
+                && let (Ok(n), Ok(v)) = (http::HeaderName::from_bytes(name.as_bytes()), value.parse())
+            {
+                r.headers_mut().append(n, v);
+            }
         }
         return Ok(r);
     }

@@ -132,3 +132,25 @@ async fn compressed_bodies_are_refused_and_long_ones_stream_on() {
     assert_eq!(r.status, 200);
     assert!(r.body == long.as_bytes(), "the long body came back changed");
 }
+
+#[tokio::test]
+async fn a_token_in_a_response_header_is_redacted_and_the_session_cookie_kept() {
+    let (_up, gw) = setup().await;
+    let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlc2lnbmF0dXJl";
+    let token = "ghp_0123456789abcdefghijABCDEFGHIJ012345";
+    let req = |route: &str| {
+        Request::post(gw.url(&format!("/{route}/reply")))
+            .header("x-reply-header", format!("x-debug-token: {token}"))
+            .header("x-reply-header", format!("set-cookie: sid={jwt}; HttpOnly"))
+            .body(Full::new(Bytes::from_static(b"{}")))
+            .unwrap()
+    };
+    let r = send(&http1(), req("guarded")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.headers["x-debug-token"], "[REDACTED]");
+    assert_eq!(r.headers["set-cookie"], format!("sid={jwt}; HttpOnly").as_str());
+    // The same answer without the policy: the token goes out (the upstream
+    // really sent it).
+    let r = send(&http1(), req("plain")).await;
+    assert_eq!(r.headers["x-debug-token"], token);
+}

@@ -45,6 +45,10 @@ pub struct DataLeakConfig {
     /// `secret_field`): what to do; unlisted ones keep their default.
     #[serde(default)]
     pub actions: BTreeMap<String, LeakAction>,
+    /// Response headers not inspected (default `[set-cookie]`: session
+    /// cookies are credentials by design).
+    #[serde(default = "default_skip_headers")]
+    pub skip_headers: Vec<String>,
     /// What to do if the policy fails internally.
     #[serde(default)]
     pub on_error: OnError,
@@ -52,6 +56,10 @@ pub struct DataLeakConfig {
 
 fn four() -> usize {
     4
+}
+
+fn default_skip_headers() -> Vec<String> {
+    vec!["set-cookie".to_owned()]
 }
 
 /// The default action of a category: payment and identity numbers masked,
@@ -88,6 +96,16 @@ impl DataLeakConfig {
                 }),
             }
         }
+        let mut skip_headers = Vec::new();
+        for (i, name) in self.skip_headers.iter().enumerate() {
+            match http::HeaderName::from_bytes(name.as_bytes()) {
+                Ok(h) => skip_headers.push(h),
+                Err(_) => errors.push(SpecError {
+                    path: format!("skip_headers[{i}]"),
+                    message: format!("`{name}` is not a header name"),
+                }),
+            }
+        }
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -101,6 +119,7 @@ impl DataLeakConfig {
             keep_tail: self.keep_tail,
             actions,
             active,
+            skip_headers,
         })
     }
 }
@@ -114,6 +133,26 @@ pub struct DataLeak {
     keep_tail: usize,
     actions: [LeakAction; Category::ALL.len()],
     active: Categories,
+    skip_headers: Vec<http::HeaderName>,
+}
+
+/// What one inspected text came to: findings counted per category and
+/// action, the edits that mask or redact them, and whether one blocks.
+#[derive(Default)]
+struct Verdict {
+    counts: BTreeMap<(&'static str, &'static str), usize>,
+    block: bool,
+}
+
+impl Verdict {
+    fn detail(&self) -> String {
+        let parts: Vec<String> = self
+            .counts
+            .iter()
+            .map(|((c, how), n)| format!("{c}:{how}x{n}"))
+            .collect();
+        parts.join(" ")
+    }
 }
 
 impl DataLeak {
@@ -136,32 +175,12 @@ impl DataLeak {
     }
 }
 
-impl Policy for DataLeak {
-    fn name(&self) -> &'static str {
-        "data_leak"
-    }
-
-    fn response_body_limit(&self) -> Option<usize> {
-        Some(self.max_inspect)
-    }
-
-    async fn on_response_body(
-        &self,
-        resp: &mut response::Parts,
-        body: &mut Bytes,
-        ctx: &mut RequestCtx,
-    ) -> Result<Decision, PolicyError> {
-        let Some(text) = text_of(resp, body) else {
-            return Ok(Decision::Continue);
-        };
-        let hits = self.hits(resp, text);
-        if hits.is_empty() {
-            return Ok(Decision::Continue);
-        }
-        let mut counts: BTreeMap<(&'static str, &'static str), usize> = BTreeMap::new();
+impl DataLeak {
+    /// Applies the categories' actions to `hits` in `text`: counted into
+    /// `verdict`, and the masking and redacting edits returned.
+    fn act(&self, text: &str, hits: &[Hit], verdict: &mut Verdict) -> Vec<Edit> {
         let mut edits = Vec::new();
-        let mut block = false;
-        for h in &hits {
+        for h in hits {
             let c = h.finding.category;
             let action = self.action(c);
             let how = match action {
@@ -178,25 +197,119 @@ impl Policy for DataLeak {
                     if action == LeakAction::Mask { "mask" } else { "redact" }
                 }
                 LeakAction::Block => {
-                    block = true;
+                    verdict.block = true;
                     "block"
                 }
                 LeakAction::Report | LeakAction::Allow => "report",
             };
-            *counts.entry((c.name(), how)).or_default() += 1;
+            *verdict.counts.entry((c.name(), how)).or_default() += 1;
         }
-        let detail: Vec<String> = counts.iter().map(|((c, how), n)| format!("{c}:{how}x{n}")).collect();
+        edits
+    }
+
+    /// The findings in one response header value: the whole value when the
+    /// header's name means a secret (`X-Api-Key`), else the text detectors.
+    fn header_hits(&self, name: &http::HeaderName, value: &str) -> Vec<Hit> {
+        if value.is_empty() {
+            return Vec::new();
+        }
+        if self.active.contains(Category::SecretField) && warden_dlp::names::is_secret_field(name.as_str()) {
+            let finding = Finding {
+                category: Category::SecretField,
+                range: 0..value.len(),
+            };
+            return vec![Hit { finding, bare: false }];
+        }
+        let cats = self
+            .active
+            .without(Category::SecretField)
+            .without(Category::HighEntropy);
+        self.detector
+            .find(value, cats)
+            .into_iter()
+            .map(|finding| Hit { finding, bare: false })
+            .collect()
+    }
+
+    fn emit(ctx: &RequestCtx, status: http::StatusCode, where_: &str, verdict: &Verdict) {
         event::emit(
             EventKind::DataLeak,
             &ctx.request_id,
             &ctx.client_ip.to_string(),
-            &format!("status={} {}", resp.status.as_u16(), detail.join(" ")),
+            &format!("status={} {where_}{}", status.as_u16(), verdict.detail()),
         );
-        if block {
+    }
+}
+
+impl Policy for DataLeak {
+    fn name(&self) -> &'static str {
+        "data_leak"
+    }
+
+    fn response_body_limit(&self) -> Option<usize> {
+        Some(self.max_inspect)
+    }
+
+    /// Response headers: every value but the skipped headers', with the
+    /// body's categories and actions.
+    async fn on_response(&self, resp: &mut response::Parts, ctx: &mut RequestCtx) -> Result<Decision, PolicyError> {
+        let mut verdict = Verdict::default();
+        for (name, value) in &mut resp.headers {
+            if self.skip_headers.contains(name) {
+                continue;
+            }
+            // A value that is not visible ASCII is read as Latin-1 bytes
+            // would be: lossily, and never rewritten.
+            let Ok(text) = value.to_str() else { continue };
+            let hits = self.header_hits(name, text);
+            if hits.is_empty() {
+                continue;
+            }
+            let edits = self.act(text, &hits, &mut verdict);
+            if !edits.is_empty() {
+                let new = warden_dlp::apply(text, &edits);
+                // Masks and `[REDACTED]` are visible ASCII: always a valid value.
+                *value = http::HeaderValue::from_str(&new).map_err(|_| PolicyError {
+                    policy: "data_leak",
+                    message: "a masked header value is not a valid value".into(),
+                })?;
+            }
+        }
+        if verdict.counts.is_empty() {
+            return Ok(Decision::Continue);
+        }
+        Self::emit(ctx, resp.status, "header ", &verdict);
+        if verdict.block {
             return Ok(Decision::Reject(Rejection::new(
                 ProblemKind::UpstreamError,
                 "data_leak_blocked",
-                detail.join(" "),
+                format!("in a header: {}", verdict.detail()),
+            )));
+        }
+        Ok(Decision::Continue)
+    }
+
+    async fn on_response_body(
+        &self,
+        resp: &mut response::Parts,
+        body: &mut Bytes,
+        ctx: &mut RequestCtx,
+    ) -> Result<Decision, PolicyError> {
+        let Some(text) = text_of(resp, body) else {
+            return Ok(Decision::Continue);
+        };
+        let hits = self.hits(resp, text);
+        if hits.is_empty() {
+            return Ok(Decision::Continue);
+        }
+        let mut verdict = Verdict::default();
+        let edits = self.act(text, &hits, &mut verdict);
+        Self::emit(ctx, resp.status, "", &verdict);
+        if verdict.block {
+            return Ok(Decision::Reject(Rejection::new(
+                ProblemKind::UpstreamError,
+                "data_leak_blocked",
+                verdict.detail(),
             )));
         }
         if !edits.is_empty() {

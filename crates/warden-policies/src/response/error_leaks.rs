@@ -13,6 +13,18 @@ use crate::injection::Mode;
 /// How much of the original goes into the log line.
 const LOGGED_BYTES: usize = 8 * 1024;
 
+/// Which responses are read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Statuses {
+    /// Every status (the default): a trace in a 200 leaks as much as in a 500.
+    #[default]
+    All,
+    /// 4xx and 5xx only: for routes that return user-written text, where a
+    /// stored trace-looking string must not turn a listing into 502s.
+    Errors,
+}
+
 /// `type: error_leaks`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,6 +32,9 @@ pub struct ErrorLeaksConfig {
     /// `enforce` (replace, the default) or `report` (events only).
     #[serde(default)]
     pub mode: Mode,
+    /// `all` (default) or `errors` (4xx and 5xx responses only).
+    #[serde(default)]
+    pub statuses: Statuses,
     /// Bodies up to this many bytes are inspected (default 1 MiB).
     #[serde(default = "default_max_inspect")]
     pub max_inspect_bytes: usize,
@@ -38,6 +53,7 @@ impl ErrorLeaksConfig {
         }
         Ok(ErrorLeaks {
             mode: self.mode,
+            statuses: self.statuses,
             max_inspect: self.max_inspect_bytes,
         })
     }
@@ -47,6 +63,7 @@ impl ErrorLeaksConfig {
 #[derive(Debug)]
 pub struct ErrorLeaks {
     mode: Mode,
+    statuses: Statuses,
     max_inspect: usize,
 }
 
@@ -65,6 +82,9 @@ impl Policy for ErrorLeaks {
         body: &mut Bytes,
         ctx: &mut RequestCtx,
     ) -> Result<Decision, PolicyError> {
+        if self.statuses == Statuses::Errors && resp.status.as_u16() < 400 {
+            return Ok(Decision::Continue);
+        }
         let Some(text) = text_of(resp, body) else {
             return Ok(Decision::Continue);
         };

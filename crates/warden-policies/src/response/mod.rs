@@ -31,7 +31,7 @@ mod schema;
 mod tests;
 
 pub use data_leak::{DataLeak, DataLeakConfig, LeakAction};
-pub use error_leaks::{ErrorLeaks, ErrorLeaksConfig};
+pub use error_leaks::{ErrorLeaks, ErrorLeaksConfig, Statuses};
 pub use schema::{FilterMode, ResponseContract, ResponseContractConfig};
 
 use http::response;

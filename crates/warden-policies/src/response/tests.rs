@@ -103,4 +103,65 @@ fn stack_traces_are_replaced_in_any_status_and_prose_passes() {
     assert_eq!(run(&p, "application/json", 200, prose).0, None);
     let report: ErrorLeaksConfig = serde_saphyr::from_str("mode: report").unwrap();
     assert_eq!(run(&report.build().unwrap(), "text/plain", 500, java).0, None);
+    // `statuses: errors`: a stored trace in a 200 listing passes, a 4xx/5xx is read.
+    let errors: ErrorLeaksConfig = serde_saphyr::from_str("statuses: errors").unwrap();
+    let errors = errors.build().unwrap();
+    assert_eq!(run(&errors, "text/plain", 200, java).0, None);
+    assert_eq!(run(&errors, "text/plain", 404, java).0, Some("upstream_error_leak"));
+    assert_eq!(run(&errors, "text/plain", 503, java).0, Some("upstream_error_leak"));
+}
+
+/// The headers `data_leak` leaves on a response carrying `headers`, and
+/// its decision.
+fn headers_after(p: &DataLeak, headers: &[(&str, &str)]) -> (Option<&'static str>, http::HeaderMap) {
+    let mut resp = parts("application/json", 200);
+    for (n, v) in headers {
+        resp.headers.append(
+            http::HeaderName::from_bytes(n.as_bytes()).unwrap(),
+            http::HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    let d = block_on(p.on_response(&mut resp, &mut ctx())).unwrap();
+    let code = match d {
+        Decision::Continue => None,
+        Decision::Reject(r) => Some(r.code),
+    };
+    (code, resp.headers)
+}
+
+#[test]
+fn secrets_in_response_headers_are_redacted_and_session_cookies_left_alone() {
+    let p = data_leak("{}");
+    let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlc2lnbmF0dXJl";
+    let cookie = format!("session={jwt}; HttpOnly; Secure");
+    let (code, h) = headers_after(
+        &p,
+        &[
+            ("x-debug-aws", "key=AKIAIOSFODNN7EXAMPLE"),
+            ("x-api-key", "k-12345"),
+            ("x-card", "4111 1111 1111 1111"),
+            ("set-cookie", &cookie),
+            ("x-order", "4111111111111112"),
+            ("etag", "\"33a64df551425fcc55e4d42a148795d9f25f89d4\""),
+        ],
+    );
+    assert_eq!(code, None);
+    assert_eq!(h["x-debug-aws"], "key=[REDACTED]");
+    assert_eq!(h["x-api-key"], "[REDACTED]", "a header named like a secret");
+    assert_eq!(h["x-card"], "**** **** **** 1111");
+    assert_eq!(
+        h["set-cookie"],
+        cookie.as_str(),
+        "session cookies are credentials by design"
+    );
+    assert_eq!(h["x-order"], "4111111111111112", "a Luhn-invalid number is left alone");
+    assert_eq!(h["etag"], "\"33a64df551425fcc55e4d42a148795d9f25f89d4\"");
+    // Inspected only when not skipped, and a blocking category blocks.
+    let p = data_leak("actions: { jwt: block }\nskip_headers: []");
+    assert_eq!(
+        headers_after(&p, &[("set-cookie", &cookie)]).0,
+        Some("data_leak_blocked")
+    );
+    let cfg: DataLeakConfig = serde_saphyr::from_str("skip_headers: [\"bad header\"]").unwrap();
+    assert_eq!(cfg.build().unwrap_err()[0].path, "skip_headers[0]");
 }
