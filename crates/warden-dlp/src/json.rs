@@ -63,9 +63,9 @@ struct Frame {
     /// A name–value pair object (`{"name": "DB_PASSWORD", "value": "…"}`):
     /// its name means a secret.
     pair_secret: bool,
-    /// Its `value` leaf, decided when the object closes (the name may come
-    /// after it).
-    pair_value: Option<(std::ops::Range<usize>, bool)>,
+    /// Its `value` leaves (every one, if the name repeats), decided when
+    /// the object closes (the name may come after them).
+    pair_values: Vec<(std::ops::Range<usize>, bool)>,
 }
 
 /// The findings of `cats` in the JSON `body`, in order, not overlapping;
@@ -101,7 +101,7 @@ pub fn scan_with(detector: &Detector, body: &str, cats: Categories) -> Option<Ve
                     key,
                     secret,
                     pair_secret: false,
-                    pair_value: None,
+                    pair_values: Vec::new(),
                 });
                 expect_key = b[i] == b'{';
                 saw_value = true;
@@ -112,17 +112,16 @@ pub fn scan_with(detector: &Detector, body: &str, cats: Categories) -> Option<Ve
                 if frame.object != (b[i] == b'}') {
                     return None;
                 }
-                if let (true, Some((range, bare))) = (frame.pair_secret, frame.pair_value)
-                    && cats.contains(Category::SecretField)
-                    && !frame.secret
-                {
-                    hits.push(Hit {
-                        finding: Finding {
-                            category: Category::SecretField,
-                            range,
-                        },
-                        bare,
-                    });
+                if frame.pair_secret && cats.contains(Category::SecretField) && !frame.secret {
+                    for (range, bare) in frame.pair_values {
+                        hits.push(Hit {
+                            finding: Finding {
+                                category: Category::SecretField,
+                                range,
+                            },
+                            bare,
+                        });
+                    }
                 }
                 key = stack.last().map_or(
                     KeyKind::default(),
@@ -270,7 +269,7 @@ fn pair_member(text: &str, start: usize, key: KeyKind, stack: &mut [Frame], bare
     if key.pair_name && !bare && text.len() <= MAX_KEY && identifier(text) && names::is_secret_field(text) {
         frame.pair_secret = true;
     } else if key.pair_value && !text.is_empty() && !(bare && text == "null") {
-        frame.pair_value = Some((start..start + text.len(), bare));
+        frame.pair_values.push((start..start + text.len(), bare));
     }
 }
 

@@ -260,6 +260,14 @@ fn the_value_of_a_name_value_pair_named_like_a_secret_is_a_secret() {
         cats(r#"[{"Key":"stripe.secret","Value":12345}]"#),
         [(Category::SecretField, "12345".to_owned())]
     );
+    // A repeated `value`: every copy.
+    assert_eq!(
+        cats(r#"{"name":"DB_PASSWORD","value":"a1","value":"b2"}"#),
+        [
+            (Category::SecretField, "a1".to_owned()),
+            (Category::SecretField, "b2".to_owned())
+        ]
+    );
     // Look-alikes: a product named in prose, a pair whose name is no secret,
     // a value in another object than the name.
     for benign in [

@@ -126,9 +126,13 @@ impl Walker<'_, '_> {
                         }
                         None => match (shape.any, shape.extra) {
                             (true, _) => true,
-                            (false, Some(s)) => {
+                            (false, Some(s)) if allowed(doc, s, self.scopes) => {
                                 self.walk(s, child, at, depth + 1);
                                 true
+                            }
+                            (false, Some(_)) => {
+                                record(&mut self.removed.scoped, at);
+                                false
                             }
                             (false, None) => {
                                 record(&mut self.removed.undeclared, at);

@@ -23,7 +23,7 @@ pub mod validate;
 
 pub use matcher::OperationMatcher;
 pub use names::{percent_decode_lossy, shown};
-pub use plan::{FilterPlan, NodeId};
+pub use plan::{FilterPlan, NodeId, root_is_scoped};
 pub use refs::follow_ref;
 pub use stream::{Filtered, MAX_FINDINGS, NotJson};
 pub use validate::{RequestValidator, Violation, is_json};

@@ -40,11 +40,13 @@ pub(crate) struct ObjectRules {
 }
 
 /// What an object schema allows beyond its listed properties.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) enum Extra {
     Any,
     Nothing,
-    Schema(NodeId),
+    /// Values filtered by this schema, shown to callers holding a scope of
+    /// every list (its `x-warden-scopes`, as for a property).
+    Schema(NodeId, Vec<Vec<Box<str>>>),
 }
 
 /// One declared property.
@@ -64,10 +66,32 @@ pub(crate) struct Prop {
 impl Prop {
     /// The caller may see this property.
     pub fn permitted(&self, scopes: &[&str]) -> bool {
-        self.needs
-            .iter()
-            .all(|list| list.iter().any(|n| scopes.contains(&&**n)))
+        permitted(&self.needs, scopes)
     }
+}
+
+/// `scopes` holds a scope of every list of `needs`.
+pub(crate) fn permitted(needs: &[Vec<Box<str>>], scopes: &[&str]) -> bool {
+    needs.iter().all(|list| list.iter().any(|n| scopes.contains(&&**n)))
+}
+
+/// The scope lists governing a value declared by every schema of `decls`.
+fn needs_of(doc: &Value, decls: &[&Value]) -> Vec<Vec<Box<str>>> {
+    let mut lists = Vec::new();
+    for decl in decls {
+        scope_lists(doc, decl, &mut lists, &mut Vec::new(), 0);
+    }
+    lists
+        .iter()
+        .map(|l| l.iter().filter_map(Value::as_str).map(Box::from).collect())
+        .collect()
+}
+
+/// True when a response's root schema carries `x-warden-scopes` (itself, or
+/// its array items): a restriction that removing properties cannot enforce,
+/// refused when the config loads.
+pub fn root_is_scoped(doc: &Value, schema: &Value) -> bool {
+    !needs_of(doc, &[schema]).is_empty()
 }
 
 /// Every response schema of a document, compiled; schemas reached through the
@@ -127,14 +151,7 @@ impl FilterPlan {
                     continue;
                 }
                 let decls: Vec<&Value> = found.iter().filter(|(n, _)| n == name).map(|(_, d)| *d).collect();
-                let mut lists = Vec::new();
-                for decl in &decls {
-                    scope_lists(doc, decl, &mut lists, &mut Vec::new(), 0);
-                }
-                let needs = lists
-                    .iter()
-                    .map(|l| l.iter().filter_map(Value::as_str).map(Box::from).collect())
-                    .collect();
+                let needs = needs_of(doc, &decls);
                 let node = self.node_for(doc, &decls);
                 props.push(Prop {
                     name: Box::from(*name),
@@ -146,7 +163,7 @@ impl FilterPlan {
             props.sort_by(|a, b| a.name.cmp(&b.name));
             let extra = match (g.any, g.extra) {
                 (true, _) => Extra::Any,
-                (false, Some(s)) => Extra::Schema(self.compile(doc, s)),
+                (false, Some(s)) => Extra::Schema(self.compile(doc, s), needs_of(doc, &[s])),
                 (false, None) => Extra::Nothing,
             };
             Some(ObjectRules { props, extra })
@@ -251,10 +268,12 @@ pub(crate) fn gather<'a>(
 
 /// Every `x-warden-scopes` list that governs a property declared as
 /// `schema`: on the declaration itself, on every schema its `$ref` chain
-/// passes through (an alias of an alias), and in its `allOf`/`oneOf`/`anyOf`
-/// branches. The caller needs a scope of each list: a restriction written
-/// anywhere on the way is never missed. The loader has checked every list is
-/// a non-empty list of names.
+/// passes through (an alias of an alias), in its `allOf`/`oneOf`/`anyOf`
+/// branches, and in its `items` (a list of restricted values is restricted
+/// as a whole). The caller needs a scope of each list: a restriction written
+/// anywhere on the way is never missed, and a schema too deep to read adds a
+/// list nobody holds. The loader has checked every list is a non-empty list
+/// of names.
 pub(crate) fn scope_lists<'a>(
     doc: &'a Value,
     schema: &'a Value,
@@ -262,10 +281,14 @@ pub(crate) fn scope_lists<'a>(
     visited: &mut Vec<usize>,
     depth: usize,
 ) {
+    if depth > MAX_DEPTH {
+        out.push(&[]);
+        return;
+    }
     let mut cur = Some(schema);
     while let Some(s) = cur {
         let addr = std::ptr::from_ref(s) as usize;
-        if depth > MAX_DEPTH || visited.contains(&addr) {
+        if visited.contains(&addr) {
             return;
         }
         visited.push(addr);
@@ -276,6 +299,9 @@ pub(crate) fn scope_lists<'a>(
             for sub in s.get(key).and_then(Value::as_array).into_iter().flatten() {
                 scope_lists(doc, sub, out, visited, depth + 1);
             }
+        }
+        if let Some(items) = s.get("items") {
+            scope_lists(doc, items, out, visited, depth + 1);
         }
         cur = crate::refs::step(doc, s);
     }

@@ -10,23 +10,37 @@ const MAX_CHAIN: usize = 32;
 
 /// Checks every `$ref` in the document: local, and pointing at something.
 pub(crate) fn check_all(doc: &Value, problems: &mut Vec<SpecProblem>) {
-    let mut stack = vec![(doc, String::new())];
-    while let Some((v, at)) = stack.pop() {
+    // `(value, pointer, whether its keys are keywords)`: the keys of a
+    // `properties` map are names, and examples, defaults, enums and consts
+    // are data, so an `x-warden-scopes` there is not a scope list.
+    let mut stack = vec![(doc, String::new(), true)];
+    while let Some((v, at, keywords)) = stack.pop() {
         match v {
             Value::Object(map) => {
                 if let Some(r) = map.get("$ref") {
                     check_one(doc, r, &format!("{at}/$ref"), problems);
                 }
-                if let Some(list) = map.get("x-warden-scopes") {
+                if keywords && let Some(list) = map.get("x-warden-scopes") {
                     check_scopes(list, &format!("{at}/x-warden-scopes"), problems);
                 }
                 for (k, child) in map {
-                    stack.push((child, format!("{at}/{}", escape(k))));
+                    let pointer = format!("{at}/{}", escape(k));
+                    match (keywords, k.as_str(), child) {
+                        (true, "properties", Value::Object(props)) => {
+                            for (name, schema) in props {
+                                stack.push((schema, format!("{pointer}/{}", escape(name)), true));
+                            }
+                        }
+                        (true, "example" | "examples" | "default" | "enum" | "const", _) | (false, ..) => {
+                            stack.push((child, pointer, false));
+                        }
+                        _ => stack.push((child, pointer, true)),
+                    }
                 }
             }
             Value::Array(items) => {
                 for (i, child) in items.iter().enumerate() {
-                    stack.push((child, format!("{at}/{i}")));
+                    stack.push((child, format!("{at}/{i}"), keywords));
                 }
             }
             _ => {}

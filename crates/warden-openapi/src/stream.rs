@@ -209,9 +209,13 @@ impl<'p, 'a> Walk<'p, 'a> {
                     self.note(name.as_deref(), true);
                     (false, None)
                 }
-                None => match rules.extra {
+                None => match &rules.extra {
                     Extra::Any => (true, None),
-                    Extra::Schema(s) => (true, Some(s)),
+                    Extra::Schema(s, needs) if crate::plan::permitted(needs, self.scopes) => (true, Some(*s)),
+                    Extra::Schema(..) => {
+                        self.note(name.as_deref(), true);
+                        (false, None)
+                    }
                     Extra::Nothing => {
                         self.note(name.as_deref(), false);
                         (!self.drop_undeclared, None)

@@ -342,3 +342,43 @@ fn names_that_share_their_first_eight_bytes_are_told_apart() {
     assert_eq!(body, json!({"customer_id": 1, "customer": 3, "custome": 5, "": 7}));
     assert_eq!(removed.undeclared.len(), 3);
 }
+
+#[test]
+fn scopes_on_array_items_and_on_additional_properties_hide_the_values() {
+    let d = json!({"components": {"schemas": {
+        "Ssn": {"type": "string", "x-warden-scopes": ["pii"]}
+    }}});
+    let s = json!({
+        "properties": {"id": {}, "ssns": {"type": "array", "items": {"$ref": "#/components/schemas/Ssn"}}},
+        "additionalProperties": {"type": "string", "x-warden-scopes": ["admin"]}
+    });
+    let v = json!({"id": 1, "ssns": ["078-05-1120"], "db_password": "x"});
+    let (body, removed) = both(&d, &s, &v, &[], true);
+    assert_eq!(body, json!({"id": 1}));
+    assert_eq!(removed.scoped.len(), 2, "{removed:?}");
+    let (body, _) = both(&d, &s, &v, &["pii"], true);
+    assert_eq!(body, json!({"id": 1, "ssns": ["078-05-1120"]}));
+    let (body, _) = both(&d, &s, &v, &["pii", "admin"], true);
+    assert_eq!(body, v);
+    // The root's own restriction is the loader's to refuse.
+    assert!(crate::root_is_scoped(
+        &d,
+        &json!({"type": "array", "items": {"$ref": "#/components/schemas/Ssn"}})
+    ));
+    assert!(!crate::root_is_scoped(&d, &s));
+}
+
+#[test]
+fn a_scope_list_too_deep_to_read_hides_the_property() {
+    // 70 nested allOf levels above the restriction: past the reading depth,
+    // so the property is hidden from everyone rather than shown.
+    let mut deep = json!({"type": "string", "x-warden-scopes": ["pii"]});
+    for _ in 0..70 {
+        deep = json!({"allOf": [deep]});
+    }
+    let d = json!({});
+    let s = json!({"properties": {"id": {}, "ssn": deep}});
+    let v = json!({"id": 1, "ssn": "078-05-1120"});
+    let (body, _) = both(&d, &s, &v, &["pii"], true);
+    assert_eq!(body, json!({"id": 1}));
+}

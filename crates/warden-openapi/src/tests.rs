@@ -141,6 +141,15 @@ fn a_scope_list_that_is_not_a_list_of_names_is_refused() {
 }
 
 #[test]
+fn x_warden_scopes_in_data_or_as_a_property_name_is_not_a_scope_list() {
+    let spec = PETS.replace(
+        "name: { type: string }",
+        "name: { type: string, example: { x-warden-scopes: admin }, default: { x-warden-scopes: 1 } }\n        x-warden-scopes: { type: string }",
+    );
+    assert!(Spec::parse(spec.as_bytes(), None).is_ok(), "{spec}");
+}
+
+#[test]
 fn the_most_specific_documented_media_type_is_chosen() {
     let content =
         [("*/*", 0), ("application/*", 1), ("application/json; charset=utf-8", 2)].map(|(m, i)| (m.to_owned(), i));

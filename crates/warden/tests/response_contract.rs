@@ -27,6 +27,8 @@ paths:
                 properties:
                   users: { type: array, items: { $ref: "#/components/schemas/User" } }
                   next: { type: string }
+            text/plain:
+              schema: { type: string }
         "4XX":
           description: problem
           content:
@@ -72,12 +74,40 @@ async fn setup(iss: &TestIssuer) -> (MockUpstream, TestGateway) {
 }
 
 async fn call(gw: &TestGateway, route: &str, token: &str, status: u16, body: &str) -> warden_testkit::Reply {
+    call_as(gw, route, token, status, "application/json", body).await
+}
+
+async fn call_as(
+    gw: &TestGateway,
+    route: &str,
+    token: &str,
+    status: u16,
+    media: &str,
+    body: &str,
+) -> warden_testkit::Reply {
     let req = Request::post(gw.url(&format!("/{route}/users/reply")))
         .header("authorization", format!("Bearer {token}"))
         .header("x-reply-status", status.to_string())
+        .header("x-reply-type", media)
         .body(Full::new(Bytes::from(body.to_owned())))
         .unwrap();
     send(&http1(), req).await
+}
+
+#[tokio::test]
+async fn json_labelled_as_text_is_filtered_and_real_text_passes() {
+    let iss = TestIssuer::new();
+    let (_up, gw) = setup(&iss).await;
+    let r = call_as(&gw, "filter", &token(&iss, ""), 200, "text/plain", ROWS).await;
+    assert_eq!(r.status, 200);
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert!(v["users"][0].get("password").is_none(), "{v}");
+    assert!(v.get("debug").is_none());
+    for text in ["all good", "[not json"] {
+        let r = call_as(&gw, "filter", &token(&iss, ""), 200, "text/plain", text).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(&r.body[..], text.as_bytes());
+    }
 }
 
 fn token(iss: &TestIssuer, scope: &str) -> String {

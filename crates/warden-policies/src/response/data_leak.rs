@@ -251,25 +251,41 @@ impl Policy for DataLeak {
     }
 
     /// Response headers: every value but the skipped headers', with the
-    /// body's categories and actions.
+    /// body's categories and actions (non-ASCII bytes included).
     async fn on_response(&self, resp: &mut response::Parts, ctx: &mut RequestCtx) -> Result<Decision, PolicyError> {
         let mut verdict = Verdict::default();
         for (name, value) in &mut resp.headers {
             if self.skip_headers.contains(name) {
                 continue;
             }
-            // A value that is not visible ASCII is read as Latin-1 bytes
-            // would be: lossily, and never rewritten.
-            let Ok(text) = value.to_str() else { continue };
-            let hits = self.header_hits(name, text);
+            // Bytes past ASCII (obs-text) are read as `~`, a non-word byte,
+            // so the detectors' offsets are the value's own.
+            let bytes = value.as_bytes();
+            let text: String = bytes
+                .iter()
+                .map(|&b| if b.is_ascii() { char::from(b) } else { '~' })
+                .collect();
+            let hits = self.header_hits(name, &text);
             if hits.is_empty() {
                 continue;
             }
-            let edits = self.act(text, &hits, &mut verdict);
+            let mut edits = self.act(&text, &hits, &mut verdict);
             if !edits.is_empty() {
-                let new = warden_dlp::apply(text, &edits);
-                // Masks and `[REDACTED]` are visible ASCII: always a valid value.
-                *value = http::HeaderValue::from_str(&new).map_err(|_| PolicyError {
+                edits.sort_by_key(|e| e.range.start);
+                let mut new = Vec::with_capacity(bytes.len());
+                let mut from = 0;
+                for e in &edits {
+                    if e.range.start < from || e.range.end > bytes.len() {
+                        continue;
+                    }
+                    new.extend_from_slice(&bytes[from..e.range.start]);
+                    new.extend_from_slice(e.with.as_bytes());
+                    from = e.range.end;
+                }
+                new.extend_from_slice(&bytes[from..]);
+                // Masks and `[REDACTED]` are visible ASCII; the rest are the
+                // value's own bytes: always a valid value.
+                *value = http::HeaderValue::from_bytes(&new).map_err(|_| PolicyError {
                     policy: "data_leak",
                     message: "a masked header value is not a valid value".into(),
                 })?;

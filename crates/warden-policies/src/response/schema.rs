@@ -69,6 +69,26 @@ impl ResponseContractConfig {
                 return Err(errors);
             }
         };
+        // A scope on a whole response cannot be enforced by removing
+        // properties: refused rather than ignored.
+        for op in &spec.operations {
+            for r in &op.responses {
+                for (media, schema) in &r.content {
+                    if warden_openapi::root_is_scoped(&spec.document, schema) {
+                        errors.push(SpecError {
+                            path: "spec".into(),
+                            message: format!(
+                                "{} {} response {} {media}: `x-warden-scopes` on a response's root schema (or its array items) cannot be enforced by removing properties; put it on the properties",
+                                op.method, op.path, r.status
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
         // Every documented response schema compiled once, indexed as
         // `roots[operation][response][media type]`.
         let mut plan = FilterPlan::new();
@@ -193,9 +213,25 @@ impl Policy for ResponseContract {
         let Some(m) = media_index(&op.responses[r].content, &media) else {
             return Ok(self.decide(ctx, status, &format!("undocumented media type for status {status}")));
         };
+        let mut m = m;
+        let mut lenient = false;
         if !crate::json::is_json(&media) {
-            // A documented non-JSON type: only JSON bodies are filtered.
-            return Ok(Decision::Continue);
+            // A documented non-JSON type (`text/plain`, `*/*`): its body
+            // passes, unless it is JSON in disguise while the status also
+            // documents a JSON schema (an upstream that labels its JSON
+            // `text/plain` must not skip the filter; clients parse it anyway).
+            let content = &op.responses[r].content;
+            let json_schema = content
+                .iter()
+                .position(|(t, _)| crate::json::is_json(t.split(';').next().unwrap_or("").trim()));
+            let first = body.iter().find(|b| !b.is_ascii_whitespace());
+            match (json_schema, first) {
+                (Some(j), Some(b'{' | b'[')) => {
+                    m = j;
+                    lenient = true;
+                }
+                _ => return Ok(Decision::Continue),
+            }
         }
         let scopes = scopes(ctx);
         let drop = self.mode == FilterMode::Filter;
@@ -203,8 +239,11 @@ impl Policy for ResponseContract {
         // enough to know there was something.
         let noted = if drop { 1 } else { warden_openapi::MAX_FINDINGS };
         let root = self.roots[i][r][m];
-        let Ok(filtered) = self.plan.filter_noting(root, body, &scopes, drop, noted) else {
-            return Ok(self.decide(ctx, status, "response body is not JSON"));
+        let filtered = match self.plan.filter_noting(root, body, &scopes, drop, noted) {
+            Ok(f) => f,
+            // Text that only looked like JSON: passed as its type says.
+            Err(_) if lenient => return Ok(Decision::Continue),
+            Err(_) => return Ok(self.decide(ctx, status, "response body is not JSON")),
         };
         let found = filtered.removed;
         if !found.undeclared.is_empty() {

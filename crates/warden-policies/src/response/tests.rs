@@ -156,6 +156,20 @@ fn secrets_in_response_headers_are_redacted_and_session_cookies_left_alone() {
     );
     assert_eq!(h["x-order"], "4111111111111112", "a Luhn-invalid number is left alone");
     assert_eq!(h["etag"], "\"33a64df551425fcc55e4d42a148795d9f25f89d4\"");
+    // Bytes past ASCII hide nothing and are kept as they were.
+    let mut resp = parts("application/json", 200);
+    resp.headers.insert(
+        "x-debug",
+        http::HeaderValue::from_bytes(b"card=4111 1111 1111 1111 user=Jos\xc3\xa9").unwrap(),
+    );
+    resp.headers
+        .insert("x-api-key", http::HeaderValue::from_bytes(b"sk_\xff").unwrap());
+    block_on(p.on_response(&mut resp, &mut ctx())).unwrap();
+    assert_eq!(
+        resp.headers["x-debug"].as_bytes(),
+        b"card=**** **** **** 1111 user=Jos\xc3\xa9"
+    );
+    assert_eq!(resp.headers["x-api-key"], "[REDACTED]");
     // Inspected only when not skipped, and a blocking category blocks.
     let p = data_leak("actions: { jwt: block }\nskip_headers: []");
     assert_eq!(
@@ -164,4 +178,25 @@ fn secrets_in_response_headers_are_redacted_and_session_cookies_left_alone() {
     );
     let cfg: DataLeakConfig = serde_saphyr::from_str("skip_headers: [\"bad header\"]").unwrap();
     assert_eq!(cfg.build().unwrap_err()[0].path, "skip_headers[0]");
+}
+
+#[test]
+fn a_scope_on_a_whole_response_is_refused_at_load() {
+    let dir = std::env::temp_dir().join(format!("warden-response-root-scope-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = dir.join("api.yaml");
+    let doc = |schema: &str| {
+        format!(
+            "openapi: 3.0.3\ninfo: {{ title: t, version: \"1\" }}\npaths:\n  /ssns:\n    get:\n      responses:\n        \"200\":\n          description: ok\n          content:\n            application/json:\n              schema: {schema}\n"
+        )
+    };
+    let build = |schema: &str| {
+        std::fs::write(&spec, doc(schema)).unwrap();
+        let cfg: ResponseContractConfig = serde_saphyr::from_str(&format!("spec: {}", spec.display())).unwrap();
+        cfg.build().map(|_| ())
+    };
+    let errs = build("{ type: array, items: { type: string, x-warden-scopes: [pii] } }").unwrap_err();
+    assert!(errs[0].message.contains("GET /ssns response 200"), "{errs:?}");
+    assert!(build("{ type: object, properties: { ssn: { type: string, x-warden-scopes: [pii] } } }").is_ok());
+    std::fs::remove_dir_all(&dir).unwrap();
 }
