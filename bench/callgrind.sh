@@ -39,6 +39,7 @@ warden_conf "$work/warden.yaml" "$WARDEN_PORT" "$ADMIN_PORT" "$UP_PORT"
 # LIMITS=1: also measure /rl/…, the same route behind an always-admitting
 # in-memory rate_limit (as in bench/run.sh), in the same warden process.
 if [ "${LIMITS:-0}" = 1 ]; then
+  printf '  - id: nl\n    path: { prefix: /nl }\n    service: api\n' >> "$work/warden.yaml"
   printf '  - id: rl\n    path: { prefix: /rl }\n    service: api\n    policies:\n      - type: rate_limit\n        limits:\n          - { name: rate, key: [ip], rate: { requests: 1000000000, per_secs: 1 } }\n          - { name: daily, key: [ip], quota: { requests: 1000000000, per: day } }\n' >> "$work/warden.yaml"
 fi
 
@@ -91,6 +92,7 @@ DUR=0 WARDEN_LOG=warn measure warden-startup "$WARDEN_PORT" "$WARDEN" run --watc
 STARTUP_IR=$(awk '$1 == "warden-startup" {print $3}' "$work/results")
 WARDEN_LOG=warn measure warden "$WARDEN_PORT" "$WARDEN" run --watch-secs 0 --config "$work/warden.yaml" --workers 1
 if [ "${LIMITS:-0}" = 1 ]; then
+  RPATH=/nl/users/42 WARDEN_LOG=warn measure warden-nl "$WARDEN_PORT" "$WARDEN" run --watch-secs 0 --config "$work/warden.yaml" --workers 1
   RPATH=/rl/users/42 WARDEN_LOG=warn measure warden-rl "$WARDEN_PORT" "$WARDEN" run --watch-secs 0 --config "$work/warden.yaml" --workers 1
 fi
 if [ "${INJECTION:-0}" = 1 ]; then
@@ -104,6 +106,6 @@ if [ "${RESPONSE:-0}" = 1 ]; then
   done
 fi
 awk '{ per[$1] = $3 / ($2 + 1) } END { printf "warden/nginx instructions per request: %.2f\n", per["warden"] / per["nginx"]
-  if (per["warden-rl"]) printf "warden-rl/warden: %.2f\n", per["warden-rl"] / per["warden"]
+  if (per["warden-rl"]) printf "warden-rl/warden-nl (same route shape without the limit): %.3f\n", per["warden-rl"] / per["warden-nl"]
   if (per["warden-inj"]) printf "warden-inj/warden-post (1 KiB JSON): %.2f\n", per["warden-inj"] / per["warden-post"]
   if (per["warden-filter"]) printf "warden-filter/warden-plain, warden-resp/warden-plain (4 KiB JSON): %.2f, %.2f\n", per["warden-filter"] / per["warden-plain"], per["warden-resp"] / per["warden-plain"] }' "$work/results"

@@ -81,7 +81,10 @@ if [ "$LIMITS" = 1 ]; then
     sed -e "s/$WARDEN_PORT/$((WARDEN_PORT + 10))/; s/$ADMIN_PORT/$((ADMIN_PORT + 10))/" "$work/warden.yaml"
     rl_route rl /rl; } > "$work/warden-redis.yaml"
   # In memory, with and without the RateLimit headers (what the headers cost).
-  { rl_route rl /rl; rl_route rl-nohdr /rl-nohdr "headers: false"; } >> "$work/warden.yaml"
+  # /nl is the baseline: the same route shape (a prefix route, a path as
+  # long) without the policy, so routing costs the same on both sides.
+  { printf '  - id: nl\n    path: { prefix: /nl }\n    service: api\n'
+    rl_route rl /rl; rl_route rl-nohdr /rl-nohdr "headers: false"; } >> "$work/warden.yaml"
 fi
 INJECTION=${INJECTION:-0}
 if [ "$INJECTION" = 1 ]; then
@@ -197,11 +200,12 @@ for r in $(seq "$ROUNDS"); do
   if [ "$LIMITS" = 1 ]; then
     # A-B-B-A against the plain row: this VM's throughput drifts within a
     # round, so each side gets one early and one late sample.
+    RPATH=/nl/users/42 run warden-nl $WARDEN_PORT "$WARDEN_PID" $SCHEME
     RPATH=/rl/users/42 run warden-rl-mem $WARDEN_PORT "$WARDEN_PID" $SCHEME
     RPATH=/rl-nohdr/users/42 run warden-rl-nohdr $WARDEN_PORT "$WARDEN_PID" $SCHEME
     RPATH=/rl/users/42 run warden-rl-redis $((WARDEN_PORT + 10)) "$REDIS_WARDEN_PID" $SCHEME
     RPATH=/rl/users/42 run warden-rl-mem $WARDEN_PORT "$WARDEN_PID" $SCHEME
-    run warden $WARDEN_PORT "$WARDEN_PID" $SCHEME
+    RPATH=/nl/users/42 run warden-nl $WARDEN_PORT "$WARDEN_PID" $SCHEME
   fi
   if [ "$INJECTION" = 1 ]; then
     # A-B-B-A, as for LIMITS.
@@ -230,7 +234,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+
 declare -A RPS P50 P99 CPU
 names="upstream nginx warden"; [ "$JWT" = 1 ] && names="$names warden-rs256 warden-es256"
 [ "$AUTHZ" = 1 ] && names="$names warden-authn warden-authz"
-[ "$LIMITS" = 1 ] && names="$names warden-rl-mem warden-rl-nohdr warden-rl-redis"
+[ "$LIMITS" = 1 ] && names="$names warden-nl warden-rl-mem warden-rl-nohdr warden-rl-redis"
 [ "$INJECTION" = 1 ] && names="$names warden-post warden-inj"
 [ "$RESPONSE" = 1 ] && names="$names warden-get4k warden-filter warden-resp"
 [ "$TLS" = 1 ] && names="$names nginx-hs warden-hs"
@@ -262,9 +266,14 @@ if [ "$AUTHZ" = 1 ]; then
     'BEGIN { printf "authz + BOLA binding / authentication only (same process): throughput %.2fx, p99 %.2fx\n", a/b, c/d }'
 fi
 if [ "$LIMITS" = 1 ]; then
-  awk -v a="${RPS[warden-rl-mem]}" -v b="${RPS[warden-rl-redis]}" -v c="${RPS[warden]}" -v d="${P99[warden-rl-mem]}" -v e="${P99[warden-rl-redis]}" -v f="${P99[warden]}" \
-    'BEGIN { printf "rate_limit always admitting / no limit: in memory %.2fx (p99 %.2fx), Redis exact %.2fx (p99 %.2fx)\n", a/c, d/f, b/c, e/f }'
-  awk -v a="${RPS[warden-rl-nohdr]}" -v c="${RPS[warden]}" 'BEGIN { printf "in memory without RateLimit headers / no limit: %.2fx\n", a/c }'
+  awk -v a="${RPS[warden-rl-mem]}" -v b="${RPS[warden-rl-redis]}" -v c="${RPS[warden-nl]}" -v d="${P99[warden-rl-mem]}" -v e="${P99[warden-rl-redis]}" -v f="${P99[warden-nl]}" \
+    'BEGIN { printf "rate_limit always admitting / same route shape without it (/nl): in memory %.2fx (p99 %.2fx), Redis exact %.2fx (p99 %.2fx)\n", a/c, d/f, b/c, e/f }'
+  awk -v a="${RPS[warden-rl-nohdr]}" -v c="${RPS[warden-nl]}" 'BEGIN { printf "in memory without RateLimit headers / no limit: %.2fx\n", a/c }'
+  # Each round's own ratio (its two rl-mem samples over its two /nl samples,
+  # taken A-B-B-A), then their median: drift between rounds cancels out.
+  awk '$1 == "warden-nl" { nl[int(n++ / 2)] += $2 } $1 == "warden-rl-mem" { rl[int(m++ / 2)] += $2 }
+    END { for (r in nl) if (rl[r] > 0) print rl[r] / nl[r] }' "$work/results" | median |
+    awk -v n="$ROUNDS" '{ printf "in memory / no limit, median of the %d rounds'"'"' own ratios: %.3fx\n", n, $1 }'
 fi
 if [ "$INJECTION" = 1 ]; then
   awk -v a="${RPS[warden-inj]}" -v b="${RPS[warden-post]}" -v c="${P99[warden-inj]}" -v d="${P99[warden-post]}" \

@@ -93,6 +93,15 @@ pub trait SharedState: Send + Sync + 'static {
         Box<dyn std::future::Future<Output = Result<Vec<crate::limits::LimitOutcome>, SharedUnavailable>> + Send + 'a>,
     >;
 
+    /// [`SharedState::limit`] answered without waiting, by a store that
+    /// lives in this process; `None` (the default) when the answer needs
+    /// I/O, and the caller then awaits `limit`. Saves the boxed future on
+    /// the in-memory store, which every rate-limited request goes through.
+    fn limit_now(&self, checks: &[crate::limits::LimitCheck], now_ms: i64) -> Option<Vec<crate::limits::LimitOutcome>> {
+        let _ = (checks, now_ms);
+        None
+    }
+
     /// Adds 1 to counter `key` (created at 0 with a lifetime of `ttl_secs`;
     /// the lifetime is not extended) and returns the new value.
     fn bump<'a>(&'a self, key: &'a str, ttl_secs: u64) -> SharedFuture<'a, u64>;

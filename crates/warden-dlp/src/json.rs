@@ -145,13 +145,16 @@ pub fn scan_with(detector: &Detector, body: &str, cats: Categories) -> Option<Ve
             b'"' => {
                 let start = i + 1;
                 let mut j = start;
-                // To the closing quote, skipping escapes.
-                while let Some(k) = quote_or_backslash(&b[j.min(b.len())..]) {
+                // To the closing quote, skipping escapes (and control
+                // bytes, which a string should not hold but this walk
+                // tolerates).
+                while let Some(k) = warden_scan::first_special(&b[j.min(b.len())..]) {
                     j += k;
-                    if b[j] == b'"' {
-                        break;
+                    match b[j] {
+                        b'"' => break,
+                        b'\\' => j += 2,
+                        _ => j += 1,
                     }
-                    j += 2;
                 }
                 if j < b.len() && b[j] != b'"' {
                     j = b.len();
@@ -235,26 +238,6 @@ pub fn scan_with(detector: &Detector, body: &str, cats: Categories) -> Option<Ve
     Some(out)
 }
 
-/// Where the first `"` or `\` of `s` is: eight bytes at a time, since
-/// most strings are short (cheaper than a vector search's set-up).
-fn quote_or_backslash(s: &[u8]) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let chunks = s.chunks_exact(8);
-    let tail = chunks.remainder();
-    for (k, c) in chunks.enumerate() {
-        let x = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        let (q, b) = (x ^ (LO * u64::from(b'"')), x ^ (LO * u64::from(b'\\')));
-        // The lowest byte that became zero is exact (borrows run upward).
-        let hit = ((q.wrapping_sub(LO) & !q) | (b.wrapping_sub(LO) & !b)) & HI;
-        if hit != 0 {
-            return Some(k * 8 + (hit.trailing_zeros() / 8) as usize);
-        }
-    }
-    let done = s.len() - tail.len();
-    tail.iter().position(|&c| c == b'"' || c == b'\\').map(|i| done + i)
-}
-
 /// Notes a leaf that is the name or the value of a name–value pair.
 fn pair_member(text: &str, start: usize, key: KeyKind, stack: &mut [Frame], bare: bool) {
     let Some(frame) = stack.last_mut().filter(|f| f.object) else {
@@ -310,31 +293,5 @@ fn leaf(
             },
             bare,
         });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::quote_or_backslash;
-
-    #[test]
-    fn the_string_scan_stops_at_the_first_quote_or_backslash() {
-        for len in 0..20 {
-            for at in 0..=len {
-                for special in [b'"', b'\\'] {
-                    // Bytes next to the special ones, control and non-ASCII bytes included.
-                    let mut s: Vec<u8> = (0..len)
-                        .map(|i| [b'!', b'#', b'[', b']', 0x00, 0xc3, 0xa9, 0x7f][i % 8])
-                        .collect();
-                    if at < len {
-                        s[at] = special;
-                        if at + 2 < len {
-                            s[at + 2] = b'"';
-                        }
-                    }
-                    assert_eq!(quote_or_backslash(&s), (at < len).then_some(at), "{s:?}");
-                }
-            }
-        }
     }
 }

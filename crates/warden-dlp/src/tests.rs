@@ -77,6 +77,25 @@ fn json_scan_knows_keys_from_values_and_bare_numbers_from_strings() {
 }
 
 #[test]
+fn json_scan_reads_past_escapes_and_raw_control_bytes_inside_strings() {
+    // A raw tab and NUL (invalid JSON, but upstreams send it) and escaped
+    // quotes before the secret: the walk still finds where each string ends.
+    let body = "{\"note\":\"a\tb\u{0}c \\\"q\\\" d\",\"password\":\"hunter2\",\"x\":\"4111 1111 1111 1111\"}";
+    let hits = json::scan(body, Categories::ALL).unwrap();
+    let got: Vec<(Category, &str)> = hits
+        .iter()
+        .map(|h| (h.finding.category, &body[h.finding.range.clone()]))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (Category::SecretField, "hunter2"),
+            (Category::Card, "4111 1111 1111 1111")
+        ]
+    );
+}
+
+#[test]
 fn secret_leaves_under_a_secret_named_object_count() {
     let body = r#"{"credentials":[{"api_key":"k1"}],"private_key":{"pem":"abc"},"next_page_token":"eyJwYWdlIjoyfQ"}"#;
     let hits = json::scan(body, Categories::ALL).unwrap();

@@ -315,7 +315,7 @@ impl<'p, 'a> Walk<'p, 'a> {
     fn string(&mut self) -> Result<bool, NotJson> {
         self.expect(b'"')?;
         // Most strings hold no escape: one scan to the closing quote.
-        match first_special(&self.src[self.pos..]) {
+        match warden_scan::first_special(&self.src[self.pos..]) {
             Some(n) if self.src[self.pos + n] == b'"' => {
                 self.pos += n + 1;
                 Ok(false)
@@ -329,7 +329,7 @@ impl<'p, 'a> Walk<'p, 'a> {
     #[inline(never)]
     fn escaped_string(&mut self) -> Result<bool, NotJson> {
         loop {
-            let Some(n) = first_special(&self.src[self.pos..]) else {
+            let Some(n) = warden_scan::first_special(&self.src[self.pos..]) else {
                 self.pos = self.src.len();
                 return self.err();
             };
@@ -433,33 +433,4 @@ impl<'p, 'a> Walk<'p, 'a> {
             }
         }
     }
-}
-
-/// Where the first `"`, `\` or control character (below 0x20) of `s` is:
-/// eight bytes at a time, since most strings are short and hold none
-/// (cheaper than a vector search's set-up, and one pass for all three).
-#[inline]
-pub(crate) fn first_special(s: &[u8]) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    const QUOTE: u64 = LO * b'"' as u64;
-    const BACKSLASH: u64 = LO * b'\\' as u64;
-    const SPACE: u64 = LO * 0x20;
-    let chunks = s.chunks_exact(8);
-    let tail = chunks.remainder();
-    for (k, c) in chunks.enumerate() {
-        let x = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        let q = x ^ QUOTE;
-        let b = x ^ BACKSLASH;
-        // A byte's high bit ends up set where it is zero after the xor (or
-        // below 0x20); the lowest such byte is exact (borrows only run upward).
-        let hit = ((q.wrapping_sub(LO) & !q) | (b.wrapping_sub(LO) & !b) | (x.wrapping_sub(SPACE) & !x)) & HI;
-        if hit != 0 {
-            return Some(k * 8 + (hit.trailing_zeros() / 8) as usize);
-        }
-    }
-    let done = s.len() - tail.len();
-    tail.iter()
-        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-        .map(|i| done + i)
 }

@@ -308,31 +308,6 @@ fn scopes_on_an_alias_of_an_alias_or_in_a_branch_hide_the_property() {
 }
 
 #[test]
-fn the_string_scan_finds_the_first_quote_backslash_or_control_byte() {
-    use crate::stream::first_special;
-    // Every position in and around an eight-byte block, with bytes that
-    // sit next to the special ones (`!`, `#`, `[`, `]`, space, non-ASCII).
-    for len in 0..20 {
-        for at in 0..=len {
-            for special in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
-                let mut s: Vec<u8> = (0..len)
-                    .map(|i| [b'!', b'#', b'[', b']', b' ', 0xc3, 0xa9, 0x7f][i % 8])
-                    .collect();
-                let want = (at < len).then_some(at);
-                if at < len {
-                    s[at] = special;
-                    // A second special byte later never hides the first.
-                    if at + 3 < len {
-                        s[at + 3] = b'"';
-                    }
-                }
-                assert_eq!(first_special(&s), want, "{s:?}");
-            }
-        }
-    }
-}
-
-#[test]
 fn names_that_share_their_first_eight_bytes_are_told_apart() {
     let d = json!({});
     let s = json!({"properties": {"customer_id": {}, "customer": {}, "custome": {}, "": {}}});

@@ -120,6 +120,14 @@ impl SharedState for MemoryState {
         Box::pin(async move { Ok(self.limiter.apply(checks, now_ms)) })
     }
 
+    fn limit_now(
+        &self,
+        checks: &[warden_core::limits::LimitCheck],
+        now_ms: i64,
+    ) -> Option<Vec<warden_core::limits::LimitOutcome>> {
+        Some(self.limiter.apply(checks, now_ms))
+    }
+
     fn bump<'a>(&'a self, key: &'a str, ttl_secs: u64) -> warden_core::SharedFuture<'a, u64> {
         Box::pin(async move { Ok(self.with_counters(|c, now| bump(c, key, ttl_secs, now))) })
     }
@@ -197,6 +205,31 @@ mod tests {
         assert!(
             m.claim("a", Duration::from_millis(30)),
             "expired claims can be made again"
+        );
+    }
+
+    #[tokio::test]
+    async fn limits_answered_now_and_awaited_share_one_set_of_counters() {
+        use warden_core::limits::{LimitCheck, LimitKind};
+        let m = MemoryState::default();
+        let checks = [LimitCheck {
+            key: "rl:{r}:a:r:3:ip".into(),
+            kind: LimitKind::Rate {
+                limit: 2,
+                period_ms: 60_000,
+                burst: 2,
+            },
+        }];
+        let first = m.limit_now(&checks, 0).expect("memory answers at once");
+        assert!(first[0].allowed);
+        assert_eq!(first[0].remaining, 1);
+        let second = m.limit(&checks, 1).await.unwrap();
+        assert!(second[0].allowed);
+        assert_eq!(second[0].remaining, 0);
+        let third = m.limit_now(&checks, 2).expect("memory answers at once");
+        assert!(
+            !third[0].allowed,
+            "the third request within the minute is over the limit"
         );
     }
 }

@@ -272,9 +272,9 @@ impl RateLimit {
             .map_or(&self.limits, |(_, l)| l)
     }
 
-    pub(super) fn checks(&self, limits: &[Limit], req: &request::Parts, ctx: &RequestCtx) -> Vec<LimitCheck> {
+    pub(super) fn checks(&self, limits: &[Limit], req: &request::Parts, ctx: &RequestCtx) -> Checks {
         let bucket = self.bucket.as_deref().or(ctx.route_id.as_deref()).unwrap_or("");
-        let mut out: Vec<LimitCheck> = Vec::with_capacity(limits.len());
+        let mut out = Checks::with_capacity(limits.len());
         // Where each key's parts begin: limits keyed alike share them, so
         // they are written once per request.
         let mut tails: SmallVec<[usize; 8]> = SmallVec::new();
@@ -328,6 +328,9 @@ impl RateLimit {
 
 type Outcomes = (Vec<LimitOutcome>, i64);
 
+/// A request's checks: a route has a handful of limits, so they stay inline.
+pub(super) type Checks = SmallVec<[LimitCheck; 4]>;
+
 impl RateLimit {
     /// Applies `checks` once (shared state, or local memory), with the time
     /// used; `Err` is the refusal when the shared state is down and the
@@ -336,21 +339,35 @@ impl RateLimit {
         let now_ms = self.now_ms();
         let outcomes = match self.shared.get() {
             None => self.local.apply(checks, now_ms),
-            Some(shared) => match shared.limit(checks, now_ms).await {
-                Ok(o) => o,
-                Err(e) => match self.unavailable {
-                    Unavailable::Local => self.local.apply(&self.share(checks), now_ms),
-                    Unavailable::FailClosed => {
-                        tracing::warn!(error = %e, "rate limits cannot be checked; refused (fail_closed)");
-                        return Err(Decision::Reject(
-                            Rejection::new(ProblemKind::ServiceUnavailable, "rate_limit_unavailable", e.to_string())
-                                .with_header(http::header::RETRY_AFTER, HeaderValue::from_static("1")),
-                        ));
-                    }
-                },
+            Some(shared) => match shared.limit_now(checks, now_ms) {
+                Some(o) => o,
+                None => self.decide_shared(shared.as_ref(), checks, now_ms).await?,
             },
         };
         Ok((outcomes, now_ms))
+    }
+
+    /// [`RateLimit::decide`] with a shared state that needs I/O (Redis):
+    /// only this path pays for the boxed future of [`SharedState::limit`].
+    async fn decide_shared(
+        &self,
+        shared: &dyn SharedState,
+        checks: &[LimitCheck],
+        now_ms: i64,
+    ) -> Result<Vec<LimitOutcome>, Decision> {
+        Ok(match shared.limit(checks, now_ms).await {
+            Ok(o) => o,
+            Err(e) => match self.unavailable {
+                Unavailable::Local => self.local.apply(&self.share(checks), now_ms),
+                Unavailable::FailClosed => {
+                    tracing::warn!(error = %e, "rate limits cannot be checked; refused (fail_closed)");
+                    return Err(Decision::Reject(
+                        Rejection::new(ProblemKind::ServiceUnavailable, "rate_limit_unavailable", e.to_string())
+                            .with_header(http::header::RETRY_AFTER, HeaderValue::from_static("1")),
+                    ));
+                }
+            },
+        })
     }
 
     /// Throttling: while the refusing limits' next place is due within the
@@ -502,8 +519,6 @@ fn policy_value(limits: &[Limit], now_secs: i64) -> Option<HeaderValue> {
 pub(crate) struct LimitSet {
     limits: Vec<Limit>,
     fixed_policy: Option<HeaderValue>,
-    /// The longest `RateLimit` value it can have.
-    state_len: usize,
 }
 
 impl LimitSet {
@@ -527,13 +542,7 @@ impl LimitSet {
         } else {
             policy_value(&limits, 0)
         };
-        // Room for every item with 20-digit numbers: one allocation.
-        let state_len = limits.iter().map(|l| l.state_prefix.len() + 47).sum();
-        Self {
-            limits,
-            fixed_policy,
-            state_len,
-        }
+        Self { limits, fixed_policy }
     }
 }
 
@@ -543,16 +552,24 @@ fn push_headers(set: &LimitSet, outcomes: &[LimitOutcome], now_secs: i64, out: &
         Some(v) => Some(v.clone()),
         None => policy_value(&set.limits, now_secs),
     };
-    let mut state = String::with_capacity(set.state_len);
+    // Sized exactly before it is written, so the buffer becomes the header
+    // value without a copy or a second allocation.
+    let digits = |v: u64| v.checked_ilog10().map_or(1, |d| d as usize + 1);
+    let mut len = 0;
+    for (l, o) in set.limits.iter().zip(outcomes) {
+        len += l.state_prefix.len() + digits(o.remaining) + 3 + digits(o.reset_secs);
+    }
+    len += 2 * set.limits.len().min(outcomes.len()).saturating_sub(1);
     let mut n = itoa::Buffer::new();
+    let mut state = Vec::with_capacity(len);
     for (l, o) in set.limits.iter().zip(outcomes) {
         if !state.is_empty() {
-            state.push_str(", ");
+            state.extend_from_slice(b", ");
         }
-        state.push_str(&l.state_prefix);
-        state.push_str(n.format(o.remaining));
-        state.push_str(";t=");
-        state.push_str(n.format(o.reset_secs));
+        state.extend_from_slice(l.state_prefix.as_bytes());
+        state.extend_from_slice(n.format(o.remaining).as_bytes());
+        state.extend_from_slice(b";t=");
+        state.extend_from_slice(n.format(o.reset_secs).as_bytes());
     }
     out.reserve(2);
     if let Some(v) = policy {

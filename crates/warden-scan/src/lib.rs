@@ -1,0 +1,63 @@
+//! Byte scans shared by the body inspectors: the response filter
+//! (`warden-openapi`) and the data-leak walk (`warden-dlp`) both look for the
+//! end of every JSON string of a body, so that search is written once, here.
+
+/// Where the first `"`, `\` or control byte (below 0x20) of `s` is: eight
+/// bytes at a time, since most strings are short and hold none (cheaper than
+/// a vector search's set-up, and one pass for all three), in safe code.
+#[inline]
+#[must_use]
+pub fn first_special(s: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const QUOTE: u64 = LO * b'"' as u64;
+    const BACKSLASH: u64 = LO * b'\\' as u64;
+    const SPACE: u64 = LO * 0x20;
+    let chunks = s.chunks_exact(8);
+    let tail = chunks.remainder();
+    for (k, c) in chunks.enumerate() {
+        let x = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        let q = x ^ QUOTE;
+        let b = x ^ BACKSLASH;
+        // A byte's high bit ends up set where it is zero after the xor (or
+        // below 0x20); the lowest such byte is exact (borrows only run upward).
+        let hit = ((q.wrapping_sub(LO) & !q) | (b.wrapping_sub(LO) & !b) | (x.wrapping_sub(SPACE) & !x)) & HI;
+        if hit != 0 {
+            return Some(k * 8 + (hit.trailing_zeros() / 8) as usize);
+        }
+    }
+    let done = s.len() - tail.len();
+    tail.iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .map(|i| done + i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_special;
+
+    #[test]
+    fn the_string_scan_finds_the_first_quote_backslash_or_control_byte() {
+        // Every position in and around an eight-byte block, with bytes that
+        // sit next to the special ones (`!`, `#`, `[`, `]`, space, DEL,
+        // non-ASCII).
+        for len in 0..20 {
+            for at in 0..=len {
+                for special in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
+                    let mut s: Vec<u8> = (0..len)
+                        .map(|i| [b'!', b'#', b'[', b']', b' ', 0xc3, 0xa9, 0x7f][i % 8])
+                        .collect();
+                    let want = (at < len).then_some(at);
+                    if at < len {
+                        s[at] = special;
+                        // A second special byte later never hides the first.
+                        if at + 3 < len {
+                            s[at + 3] = b'"';
+                        }
+                    }
+                    assert_eq!(first_special(&s), want, "{s:?}");
+                }
+            }
+        }
+    }
+}
