@@ -519,6 +519,8 @@ fn policy_value(limits: &[Limit], now_secs: i64) -> Option<HeaderValue> {
 pub(crate) struct LimitSet {
     limits: Vec<Limit>,
     fixed_policy: Option<HeaderValue>,
+    /// The longest `RateLimit` value it can have.
+    state_len: usize,
 }
 
 impl LimitSet {
@@ -542,7 +544,13 @@ impl LimitSet {
         } else {
             policy_value(&limits, 0)
         };
-        Self { limits, fixed_policy }
+        // Room for every item with 20-digit numbers: one allocation.
+        let state_len = limits.iter().map(|l| l.state_prefix.len() + 47).sum();
+        Self {
+            limits,
+            fixed_policy,
+            state_len,
+        }
     }
 }
 
@@ -552,24 +560,16 @@ fn push_headers(set: &LimitSet, outcomes: &[LimitOutcome], now_secs: i64, out: &
         Some(v) => Some(v.clone()),
         None => policy_value(&set.limits, now_secs),
     };
-    // Sized exactly before it is written, so the buffer becomes the header
-    // value without a copy or a second allocation.
-    let digits = |v: u64| v.checked_ilog10().map_or(1, |d| d as usize + 1);
-    let mut len = 0;
-    for (l, o) in set.limits.iter().zip(outcomes) {
-        len += l.state_prefix.len() + digits(o.remaining) + 3 + digits(o.reset_secs);
-    }
-    len += 2 * set.limits.len().min(outcomes.len()).saturating_sub(1);
+    let mut state = String::with_capacity(set.state_len);
     let mut n = itoa::Buffer::new();
-    let mut state = Vec::with_capacity(len);
     for (l, o) in set.limits.iter().zip(outcomes) {
         if !state.is_empty() {
-            state.extend_from_slice(b", ");
+            state.push_str(", ");
         }
-        state.extend_from_slice(l.state_prefix.as_bytes());
-        state.extend_from_slice(n.format(o.remaining).as_bytes());
-        state.extend_from_slice(b";t=");
-        state.extend_from_slice(n.format(o.reset_secs).as_bytes());
+        state.push_str(&l.state_prefix);
+        state.push_str(n.format(o.remaining));
+        state.push_str(";t=");
+        state.push_str(n.format(o.reset_secs));
     }
     out.reserve(2);
     if let Some(v) = policy {
