@@ -105,13 +105,35 @@ pub enum LimitKind {
     },
 }
 
-/// One limit to apply to one key.
-#[derive(Debug, Clone)]
-pub struct LimitCheck {
-    /// The counter's key (already namespaced by the policy).
-    pub key: String,
+/// One limit to apply to one subject.
+#[derive(Debug, Clone, Copy)]
+pub struct LimitCheck<'a> {
+    /// Whom it counts, namespaced by the policy (`rl:{bucket}:` and the
+    /// request's length-prefixed key values). The limits of a request keyed
+    /// alike share it: a store in memory keeps them under one entry.
+    pub subject: &'a str,
+    /// Which limit of the subject it is (unique within the policy's bucket).
+    pub name: &'a str,
     /// What it counts.
     pub kind: LimitKind,
+}
+
+impl LimitCheck<'_> {
+    /// The counter's key in a store of single counters (Redis):
+    /// `subject#name`. The subject's values are length-prefixed, so no two
+    /// subject and name pairs make the same key.
+    pub fn key(&self) -> String {
+        let mut key = String::with_capacity(self.subject.len() + 1 + self.name.len());
+        self.write_key(&mut key);
+        key
+    }
+
+    /// Appends [`LimitCheck::key`] to `out`.
+    pub fn write_key(&self, out: &mut String) {
+        out.push_str(self.subject);
+        out.push('#');
+        out.push_str(self.name);
+    }
 }
 
 /// The answer for one limit.

@@ -87,7 +87,7 @@ pub trait SharedState: Send + Sync + 'static {
     /// (local fallback or fail closed).
     fn limit<'a>(
         &'a self,
-        checks: &'a [crate::limits::LimitCheck],
+        checks: &'a [crate::limits::LimitCheck<'a>],
         now_ms: i64,
     ) -> std::pin::Pin<
         Box<dyn std::future::Future<Output = Result<Vec<crate::limits::LimitOutcome>, SharedUnavailable>> + Send + 'a>,
@@ -97,7 +97,11 @@ pub trait SharedState: Send + Sync + 'static {
     /// lives in this process; `None` (the default) when the answer needs
     /// I/O, and the caller then awaits `limit`. Saves the boxed future on
     /// the in-memory store, which every rate-limited request goes through.
-    fn limit_now(&self, checks: &[crate::limits::LimitCheck], now_ms: i64) -> Option<Vec<crate::limits::LimitOutcome>> {
+    fn limit_now(
+        &self,
+        checks: &[crate::limits::LimitCheck<'_>],
+        now_ms: i64,
+    ) -> Option<Vec<crate::limits::LimitOutcome>> {
         let _ = (checks, now_ms);
         None
     }

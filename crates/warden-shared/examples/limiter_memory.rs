@@ -22,13 +22,12 @@ fn main() {
     let before = rss_kib();
     let mut peak = before;
     for i in 0..1_000_000u64 {
+        // The subject the policy writes for a client address (IPv6 by /64).
+        let value = format!("ip=2001:db8:{:x}:{:x}::/64", i >> 16, i & 0xffff);
+        let subject = format!("rl:{{orders}}:{}:{value}", value.len());
         let check = LimitCheck {
-            key: format!(
-                "rl:{{orders}}:per-ip:{}:ip=2001:db8:{:x}:{:x}::/64",
-                30,
-                i >> 16,
-                i & 0xffff
-            ),
+            subject: &subject,
+            name: "per-ip:r",
             kind: LimitKind::Rate {
                 limit: 10,
                 period_ms: 60_000,

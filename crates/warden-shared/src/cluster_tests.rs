@@ -23,10 +23,16 @@ async fn handle(cluster: &TestCluster) -> RedisState {
     .unwrap()
 }
 
-fn checks(bucket: &str) -> [LimitCheck; 2] {
+/// A client's subject in `bucket`, as the policy writes it.
+fn subject(bucket: &str) -> String {
+    format!("rl:{{{bucket}}}:2:ip")
+}
+
+fn checks(subject: &str) -> [LimitCheck<'_>; 2] {
     [
         LimitCheck {
-            key: format!("rl:{{{bucket}}}:rate:r:ip"),
+            subject,
+            name: "rate:r",
             kind: LimitKind::Rate {
                 limit: 10,
                 period_ms: 60_000,
@@ -34,7 +40,8 @@ fn checks(bucket: &str) -> [LimitCheck; 2] {
             },
         },
         LimitCheck {
-            key: format!("rl:{{{bucket}}}:daily:q:ip"),
+            subject,
+            name: "daily:q",
             kind: LimitKind::Quota {
                 limit: 1000,
                 window: Window::Day,
@@ -63,10 +70,10 @@ async fn limits_claims_counters_and_maps_work_in_a_redis_cluster() {
     for bucket in &buckets {
         for i in 0..30 {
             let s = if i % 2 == 0 { Arc::clone(&a) } else { Arc::clone(&b) };
-            let c = checks(bucket);
             let bucket = bucket.clone();
             tasks.push(tokio::spawn(async move {
-                let o = s.limit(&c, 0).await.unwrap();
+                let subject = subject(&bucket);
+                let o = s.limit(&checks(&subject), 0).await.unwrap();
                 (bucket, o[0].allowed && o[1].allowed)
             }));
         }
@@ -77,7 +84,7 @@ async fn limits_claims_counters_and_maps_work_in_a_redis_cluster() {
         *admitted.entry(bucket).or_default() += usize::from(ok);
     }
     assert!(admitted.values().all(|n| *n == 10), "{admitted:?}");
-    let quota_left = a.limit(&checks("route-0")[1..], 0).await.unwrap()[0].remaining;
+    let quota_left = a.limit(&checks(&subject("route-0"))[1..], 0).await.unwrap()[0].remaining;
     assert_eq!(quota_left, 1000 - 11, "the quota counted exactly the admitted requests");
 
     // One-time claims, counters and maps.

@@ -1,11 +1,16 @@
 //! Rate limits and quotas in this process's memory: sharded, bounded (idle
-//! counters are pruned, and the number of counters is capped), evaluated
+//! entries are pruned, and the number of entries is capped), evaluated
 //! all-or-nothing per request.
 //!
-//! Keys are partly attacker-chosen (header values, claims), so they are
-//! hashed with the standard library's keyed SipHash — once per key and
+//! An entry holds every counter of one subject ([`LimitCheck::subject`]):
+//! the limits of a request keyed alike (a per-second rate and a daily quota
+//! by client address, say) cost one hash, one lock and one table probe
+//! between them.
+//!
+//! Keys are partly attacker-chosen (header values, claims), so subjects are
+//! hashed with the standard library's keyed SipHash — once per subject and
 //! request: the same hash picks the shard (from its middle bits) and finds
-//! the counter in the shard's table.
+//! the entry in the shard's table.
 
 use std::hash::{BuildHasher as _, RandomState};
 use std::sync::{Mutex, MutexGuard};
@@ -17,7 +22,11 @@ use warden_core::limits::{self, LimitCheck, LimitKind, LimitOutcome};
 
 const SHARDS: usize = 16;
 
-/// Counters held at most (all shards together).
+/// A request has a handful of checks: scratch lists live on the stack up
+/// to this many.
+const N: usize = 8;
+
+/// Entries (subjects) held at most, all shards together.
 pub const MAX_COUNTERS: usize = 500_000;
 
 #[derive(Debug, Clone, Copy)]
@@ -28,11 +37,41 @@ enum Value {
     Count { window: i64, count: u64 },
 }
 
-/// One counter and its key.
+/// One subject's counters, each under its limit's name.
 #[derive(Debug)]
 struct Entry {
-    key: String,
-    counter: Counter,
+    subject: Box<str>,
+    counters: SmallVec<[(Box<str>, Counter); 2]>,
+}
+
+impl Entry {
+    fn index_of(&self, name: &str) -> Option<usize> {
+        self.counters.iter().position(|(n, _)| **n == *name)
+    }
+
+    fn counter(&self, name: &str) -> Option<&Counter> {
+        self.index_of(name).map(|i| &self.counters[i].1)
+    }
+
+    fn set(&mut self, name: &str, counter: Counter) {
+        match self.counters.iter_mut().find(|(n, _)| **n == *name) {
+            Some((_, c)) => *c = counter,
+            None => self.counters.push((name.into(), counter)),
+        }
+    }
+
+    /// When its last counter stops mattering.
+    fn expires_ms(&self) -> i64 {
+        self.counters
+            .iter()
+            .map(|(_, c)| c.expires_ms)
+            .max()
+            .unwrap_or(i64::MIN)
+    }
+
+    fn is(&self, subject: &str) -> bool {
+        *self.subject == *subject
+    }
 }
 
 type Shard = HashTable<Entry>;
@@ -42,6 +81,11 @@ struct Counter {
     value: Value,
     /// When the counter stops mattering (ms).
     expires_ms: i64,
+}
+
+/// True when `a` and `b` are the same subject (usually the same string).
+fn same(a: &str, b: &str) -> bool {
+    std::ptr::eq(a, b) || a == b
 }
 
 /// The in-memory limiter.
@@ -59,17 +103,17 @@ impl Default for Limiter {
 }
 
 impl Limiter {
-    /// A limiter holding at most `counters` counters.
-    pub fn with_capacity(counters: usize) -> Self {
+    /// A limiter holding at most `entries` subjects.
+    pub fn with_capacity(entries: usize) -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(HashTable::new())).collect(),
-            per_shard: counters.div_ceil(SHARDS).max(1),
+            per_shard: entries.div_ceil(SHARDS).max(1),
             hasher: RandomState::new(),
         }
     }
 
-    fn hash(&self, key: &str) -> u64 {
-        self.hasher.hash_one(key)
+    fn hash(&self, subject: &str) -> u64 {
+        self.hasher.hash_one(subject)
     }
 
     /// The shard for a key's hash: middle bits, independent of the low bits
@@ -78,7 +122,7 @@ impl Limiter {
         ((hash >> 32) as usize) % SHARDS
     }
 
-    /// Counters held now.
+    /// Subjects held now.
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| s.lock().map_or(0, |s| s.len())).sum()
     }
@@ -89,25 +133,89 @@ impl Limiter {
     }
 
     /// Applies `checks` all-or-nothing at `now_ms`.
-    pub fn apply(&self, checks: &[LimitCheck], now_ms: i64) -> Vec<LimitOutcome> {
-        // A request has a handful of checks: the scratch lists live on the
-        // stack up to `N` of them.
-        const N: usize = 8;
-        let mut hashes: SmallVec<[u64; N]> = SmallVec::new();
-        let mut idx: SmallVec<[usize; N]> = SmallVec::new();
-        // The shards to lock, sorted (insertion sort) and distinct.
-        let mut order: SmallVec<[usize; N]> = SmallVec::new();
+    pub fn apply(&self, checks: &[LimitCheck<'_>], now_ms: i64) -> Vec<LimitOutcome> {
+        let Some(first) = checks.first().map(|c| c.subject) else {
+            return Vec::new();
+        };
+        if checks[1..].iter().all(|c| same(c.subject, first)) {
+            self.apply_one(first, checks, now_ms)
+        } else {
+            self.apply_many(checks, now_ms)
+        }
+    }
+
+    /// [`Limiter::apply`] when every check counts one subject (the usual
+    /// case): one lock and one probe, the counters updated in place.
+    fn apply_one(&self, subject: &str, checks: &[LimitCheck<'_>], now_ms: i64) -> Vec<LimitOutcome> {
+        let h = self.hash(subject);
+        let mut shard = self.shards[Self::shard_of(h)]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now_s = now_ms.div_euclid(1000);
+        let mut outcomes = Vec::with_capacity(checks.len());
+        // Each check's counter in the entry (its index), and what to store.
+        let mut writes: SmallVec<[(Option<usize>, Option<Counter>); N]> = SmallVec::new();
+        let entry = shard.find_mut(h, |e| e.is(subject));
         for c in checks {
-            let h = self.hash(&c.key);
-            let i = Self::shard_of(h);
-            hashes.push(h);
-            idx.push(i);
-            if let Err(at) = order.binary_search(&i) {
-                order.insert(at, i);
+            let at = entry.as_deref().and_then(|e| e.index_of(c.name));
+            let current = at
+                .and_then(|i| entry.as_deref().map(|e| &e.counters[i].1))
+                .filter(|e| e.expires_ms > now_ms);
+            let (o, w) = decide(c.kind, current, now_ms, now_s);
+            outcomes.push(o);
+            writes.push((at, w));
+        }
+        if !outcomes.iter().all(|o| o.allowed) || writes.iter().all(|(_, w)| w.is_none()) {
+            return outcomes;
+        }
+        if let Some(e) = entry {
+            for ((at, w), c) in writes.iter().zip(checks) {
+                match (at, w) {
+                    (Some(i), Some(w)) => e.counters[*i].1 = *w,
+                    (None, Some(w)) => e.set(c.name, *w),
+                    (_, None) => {}
+                }
             }
+            return outcomes;
+        }
+        if shard.len() >= self.per_shard {
+            make_room(&mut shard, now_ms);
+        }
+        let mut entry = Entry {
+            subject: subject.into(),
+            counters: SmallVec::new(),
+        };
+        for ((_, w), c) in writes.iter().zip(checks) {
+            if let Some(w) = w {
+                entry.set(c.name, *w);
+            }
+        }
+        shard.insert_unique(h, entry, |e| self.hash(&e.subject));
+        outcomes
+    }
+
+    /// [`Limiter::apply`] over several subjects: every shard concerned is
+    /// locked, the counters read, and written only when all admit.
+    fn apply_many(&self, checks: &[LimitCheck<'_>], now_ms: i64) -> Vec<LimitOutcome> {
+        // The distinct subjects, with their hash and shard; each check's subject.
+        let mut subjects: SmallVec<[(&str, u64, usize); N]> = SmallVec::new();
+        let mut of: SmallVec<[usize; N]> = SmallVec::new();
+        for c in checks {
+            let i = match subjects.iter().position(|(t, _, _)| same(t, c.subject)) {
+                Some(i) => i,
+                None => {
+                    let h = self.hash(c.subject);
+                    subjects.push((c.subject, h, Self::shard_of(h)));
+                    subjects.len() - 1
+                }
+            };
+            of.push(i);
         }
         // Shards are locked in index order: no two requests deadlock. A
         // request has a handful of checks, so a short list beats a map.
+        let mut order: SmallVec<[usize; N]> = subjects.iter().map(|(_, _, i)| *i).collect();
+        order.sort_unstable();
+        order.dedup();
         let mut guards: SmallVec<[(usize, MutexGuard<'_, Shard>); N]> = SmallVec::new();
         for i in order {
             guards.push((
@@ -115,92 +223,118 @@ impl Limiter {
                 self.shards[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner),
             ));
         }
-        // Each check's guard, in place of its shard.
-        let mut at = idx;
-        for i in &mut at {
-            *i = guards.iter().position(|(j, _)| j == i).unwrap_or(0);
-        }
+        // Each subject's guard, in place of its shard.
+        let guard_of: SmallVec<[usize; N]> = subjects
+            .iter()
+            .map(|(_, _, i)| guards.iter().position(|(j, _)| j == i).unwrap_or(0))
+            .collect();
         let now_s = now_ms.div_euclid(1000);
         let mut outcomes = Vec::with_capacity(checks.len());
         let mut writes: SmallVec<[Option<Counter>; N]> = SmallVec::new();
-        for ((c, g), h) in checks.iter().zip(&at).zip(&hashes) {
-            let current = guards[*g]
+        for (c, s) in checks.iter().zip(&of) {
+            let (subject, h, _) = subjects[*s];
+            let current = guards[guard_of[*s]]
                 .1
-                .find(*h, |e| e.key == c.key)
-                .map(|e| &e.counter)
+                .find(h, |e| e.is(subject))
+                .and_then(|e| e.counter(c.name))
                 .filter(|e| e.expires_ms > now_ms);
-            match c.kind {
-                LimitKind::Rate {
-                    limit,
-                    period_ms,
-                    burst,
-                } => {
-                    let tat = current.and_then(|e| match e.value {
-                        Value::Tat(t) => Some(t),
-                        Value::Count { .. } => None,
-                    });
-                    let (o, store) = limits::gcra(limit, period_ms, burst, tat, now_ms as f64);
-                    outcomes.push(o);
-                    writes.push(store.map(|(tat, ttl)| Counter {
-                        value: Value::Tat(tat),
-                        expires_ms: now_ms.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)),
-                    }));
-                }
-                LimitKind::Quota { limit, window } => {
-                    let (w, end) = window.at(now_s);
-                    let count = current
-                        .and_then(|e| match e.value {
-                            Value::Count { window, count } if window == w => Some(count),
-                            _ => None,
-                        })
-                        .unwrap_or(0);
-                    let o = limits::quota(limit, count, now_s, end);
-                    outcomes.push(o);
-                    writes.push(o.allowed.then_some(Counter {
-                        value: Value::Count {
-                            window: w,
-                            count: count + 1,
-                        },
-                        expires_ms: end.saturating_mul(1000),
-                    }));
-                }
-            }
+            let (o, w) = decide(c.kind, current, now_ms, now_s);
+            outcomes.push(o);
+            writes.push(w);
         }
-        if outcomes.iter().all(|o| o.allowed) {
-            for (((c, g), w), h) in checks.iter().zip(&at).zip(writes).zip(&hashes) {
-                let Some(w) = w else { continue };
-                let shard = &mut guards[*g].1;
-                // In place when the counter exists: no key copy.
-                if let Some(e) = shard.find_mut(*h, |e| e.key == c.key) {
-                    e.counter = w;
-                    continue;
-                }
-                if shard.len() >= self.per_shard {
-                    make_room(shard, now_ms);
-                }
-                let entry = Entry {
-                    key: c.key.clone(),
-                    counter: w,
-                };
-                shard.insert_unique(*h, entry, |e| self.hasher.hash_one(&e.key));
+        if !outcomes.iter().all(|o| o.allowed) {
+            return outcomes;
+        }
+        for (s, (subject, h, _)) in subjects.iter().enumerate() {
+            let mine = || {
+                checks
+                    .iter()
+                    .zip(&of)
+                    .zip(&writes)
+                    .filter(move |((_, o), _)| **o == s)
+                    .filter_map(|((c, _), w)| w.map(|w| (c.name, w)))
+            };
+            if mine().next().is_none() {
+                continue;
             }
+            let shard = &mut guards[guard_of[s]].1;
+            // In place when the entry exists: no key copy.
+            if let Some(e) = shard.find_mut(*h, |e| e.is(subject)) {
+                for (name, w) in mine() {
+                    e.set(name, w);
+                }
+                continue;
+            }
+            if shard.len() >= self.per_shard {
+                make_room(shard, now_ms);
+            }
+            let mut entry = Entry {
+                subject: (*subject).into(),
+                counters: SmallVec::new(),
+            };
+            for (name, w) in mine() {
+                entry.set(name, w);
+            }
+            shard.insert_unique(*h, entry, |e| self.hash(&e.subject));
         }
         outcomes
     }
 }
 
-/// Drops expired counters; if none had expired, drops a tenth of the shard,
-/// rate counters first (they refill within their period; a quota dropped
-/// would hand its owner a fresh month): the cap holds even under a flood of
-/// distinct keys.
+/// One limit's outcome given its counter, and the counter to store when the
+/// request is admitted.
+fn decide(kind: LimitKind, current: Option<&Counter>, now_ms: i64, now_s: i64) -> (LimitOutcome, Option<Counter>) {
+    match kind {
+        LimitKind::Rate {
+            limit,
+            period_ms,
+            burst,
+        } => {
+            let tat = current.and_then(|e| match e.value {
+                Value::Tat(t) => Some(t),
+                Value::Count { .. } => None,
+            });
+            let (o, store) = limits::gcra(limit, period_ms, burst, tat, now_ms as f64);
+            let w = store.map(|(tat, ttl)| Counter {
+                value: Value::Tat(tat),
+                expires_ms: now_ms.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)),
+            });
+            (o, w)
+        }
+        LimitKind::Quota { limit, window } => {
+            let (w, end) = window.at(now_s);
+            let count = current
+                .and_then(|e| match e.value {
+                    Value::Count { window, count } if window == w => Some(count),
+                    _ => None,
+                })
+                .unwrap_or(0);
+            let o = limits::quota(limit, count, now_s, end);
+            let store = o.allowed.then_some(Counter {
+                value: Value::Count {
+                    window: w,
+                    count: count + 1,
+                },
+                expires_ms: end.saturating_mul(1000),
+            });
+            (o, store)
+        }
+    }
+}
+
+/// Drops expired entries; if none had expired, drops a tenth of the shard,
+/// entries holding only rate counters first (they refill within their
+/// period; a quota dropped would hand its owner a fresh month): the cap
+/// holds even under a flood of distinct keys.
 fn make_room(shard: &mut Shard, now_ms: i64) {
     let before = shard.len();
-    shard.retain(|e| e.counter.expires_ms > now_ms);
+    shard.retain(|e| e.expires_ms() > now_ms);
     if shard.len() == before {
         let want = before / 10 + 1;
         let mut dropped = 0;
         shard.retain(|e| {
-            let drop = dropped < want && matches!(e.counter.value, Value::Tat(_));
+            let rates_only = e.counters.iter().all(|(_, c)| matches!(c.value, Value::Tat(_)));
+            let drop = dropped < want && rates_only;
             dropped += usize::from(drop);
             !drop
         });
@@ -217,9 +351,10 @@ mod tests {
     use super::*;
     use warden_core::limits::Window;
 
-    fn rate(key: &str, limit: u64) -> LimitCheck {
+    fn rate<'a>(subject: &'a str, name: &'a str, limit: u64) -> LimitCheck<'a> {
         LimitCheck {
-            key: key.into(),
+            subject,
+            name,
             kind: LimitKind::Rate {
                 limit,
                 period_ms: 60_000,
@@ -228,32 +363,53 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_refusal_by_one_limit_counts_against_none() {
-        let l = Limiter::default();
-        let day = LimitCheck {
-            key: "q".into(),
+    fn daily<'a>(subject: &'a str, name: &'a str, limit: u64) -> LimitCheck<'a> {
+        LimitCheck {
+            subject,
+            name,
             kind: LimitKind::Quota {
-                limit: 2,
+                limit,
                 window: Window::Day,
             },
-        };
-        let both = [rate("r", 100), day];
-        assert!(l.apply(&both, 0).iter().all(|o| o.allowed));
-        assert!(l.apply(&both, 1).iter().all(|o| o.allowed));
-        let third = l.apply(&both, 2);
-        assert!(third[0].allowed && !third[1].allowed);
-        // The rate limit was not charged for the refused request.
-        assert_eq!(l.apply(&[rate("r", 100)], 3)[0].remaining, 97);
-        // The next day the quota is back.
-        assert!(l.apply(&both, 86_400_000).iter().all(|o| o.allowed));
+        }
+    }
+
+    #[test]
+    fn a_refusal_by_one_limit_counts_against_none() {
+        // Both limits on one subject (one entry), then on two subjects.
+        for (rs, qs) in [("ip=1", "ip=1"), ("ip=1", "ip=2")] {
+            let l = Limiter::default();
+            let both = [rate(rs, "r", 100), daily(qs, "q", 2)];
+            assert!(l.apply(&both, 0).iter().all(|o| o.allowed));
+            assert!(l.apply(&both, 1).iter().all(|o| o.allowed));
+            let third = l.apply(&both, 2);
+            assert!(third[0].allowed && !third[1].allowed, "{rs} {qs}");
+            // The rate limit was not charged for the refused request.
+            assert_eq!(l.apply(&[rate(rs, "r", 100)], 3)[0].remaining, 97, "{rs} {qs}");
+            // The next day the quota is back.
+            assert!(l.apply(&both, 86_400_000).iter().all(|o| o.allowed));
+            assert_eq!(l.len(), if rs == qs { 1 } else { 2 });
+        }
+    }
+
+    #[test]
+    fn limits_of_one_subject_count_apart_by_name() {
+        let l = Limiter::default();
+        // Equal text in two strings is one subject.
+        let (a, b) = (String::from("rl:{x}:2:ip"), String::from("rl:{x}:2:ip"));
+        assert_eq!(l.apply(&[rate(&a, "x", 3)], 0)[0].remaining, 2);
+        let o = l.apply(&[rate(&b, "x", 3), rate(&b, "y", 3)], 1);
+        assert_eq!((o[0].remaining, o[1].remaining), (1, 2));
+        assert_eq!(l.len(), 1);
+        // Another subject starts afresh.
+        assert_eq!(l.apply(&[rate("rl:{x}:2:iq", "x", 3)], 2)[0].remaining, 2);
     }
 
     #[test]
     fn counters_stay_capped_under_a_flood_of_keys() {
         let l = Limiter::with_capacity(1_000);
         for i in 0..50_000 {
-            l.apply(&[rate(&format!("ip:{i}"), 10)], 0);
+            l.apply(&[rate(&format!("ip:{i}"), "r", 10)], 0);
         }
         assert!(l.len() <= 1_000 + SHARDS, "{}", l.len());
     }

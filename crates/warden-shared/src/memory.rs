@@ -113,7 +113,7 @@ impl SharedState for MemoryState {
 
     fn limit<'a>(
         &'a self,
-        checks: &'a [warden_core::limits::LimitCheck],
+        checks: &'a [warden_core::limits::LimitCheck<'a>],
         now_ms: i64,
     ) -> Pin<Box<dyn Future<Output = Result<Vec<warden_core::limits::LimitOutcome>, SharedUnavailable>> + Send + 'a>>
     {
@@ -122,7 +122,7 @@ impl SharedState for MemoryState {
 
     fn limit_now(
         &self,
-        checks: &[warden_core::limits::LimitCheck],
+        checks: &[warden_core::limits::LimitCheck<'_>],
         now_ms: i64,
     ) -> Option<Vec<warden_core::limits::LimitOutcome>> {
         Some(self.limiter.apply(checks, now_ms))
@@ -213,7 +213,8 @@ mod tests {
         use warden_core::limits::{LimitCheck, LimitKind};
         let m = MemoryState::default();
         let checks = [LimitCheck {
-            key: "rl:{r}:a:r:3:ip".into(),
+            subject: "rl:{r}:3:ip",
+            name: "a:r",
             kind: LimitKind::Rate {
                 limit: 2,
                 period_ms: 60_000,

@@ -188,12 +188,15 @@ return out
 ";
 
 impl RedisState {
-    async fn run_limits(&self, checks: &[LimitCheck]) -> Result<Vec<LimitOutcome>, String> {
+    async fn run_limits(&self, checks: &[LimitCheck<'_>]) -> Result<Vec<LimitOutcome>, String> {
         static SCRIPT: std::sync::LazyLock<redis::Script> =
             std::sync::LazyLock::new(|| redis::Script::new(LIMIT_SCRIPT));
         let mut inv = SCRIPT.prepare_invoke();
         for c in checks {
-            inv.key(format!("{}{}", self.prefix, c.key));
+            let mut key = String::with_capacity(self.prefix.len() + c.subject.len() + 1 + c.name.len());
+            key.push_str(&self.prefix);
+            c.write_key(&mut key);
+            inv.key(key);
             match c.kind {
                 LimitKind::Rate {
                     limit,
@@ -335,7 +338,7 @@ impl SharedState for RedisState {
 
     fn limit<'a>(
         &'a self,
-        checks: &'a [LimitCheck],
+        checks: &'a [LimitCheck<'a>],
         _now_ms: i64,
     ) -> Pin<Box<dyn Future<Output = Result<Vec<LimitOutcome>, SharedUnavailable>> + Send + 'a>> {
         Box::pin(async move {
@@ -463,7 +466,8 @@ mod tests {
             .await
             .unwrap();
         let rate = LimitCheck {
-            key: "{t}:rate".into(),
+            subject: "{t}",
+            name: "rate",
             kind: LimitKind::Rate {
                 limit: 10,
                 period_ms: 60_000,
@@ -471,7 +475,8 @@ mod tests {
             },
         };
         let quota = LimitCheck {
-            key: "{t}:quota".into(),
+            subject: "{t}",
+            name: "quota",
             kind: LimitKind::Quota {
                 limit: 12,
                 window: Window::Day,
@@ -513,7 +518,8 @@ mod tests {
         .unwrap();
         for window in [Window::Hour, Window::Day, Window::Month] {
             let check = LimitCheck {
-                key: format!("{{t}}:cal:{}", window.code()),
+                subject: "{t}:cal",
+                name: window.code(),
                 kind: LimitKind::Quota { limit: 5, window },
             };
             let got = i64::try_from(a.limit(&[check], 0).await.unwrap()[0].reset_secs).unwrap();

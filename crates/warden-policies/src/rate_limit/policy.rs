@@ -161,8 +161,8 @@ pub(crate) struct Limit {
     policy_prefix: String,
     /// Its `RateLimit` item up to the remaining count (`"name";r=`).
     state_prefix: String,
-    /// Its counter key after the bucket (`}:name:r:` or `}:name:q:`).
-    key_head: String,
+    /// Its name among the checks (`name:r` or `name:q`).
+    tag: String,
 }
 
 impl Limit {
@@ -172,9 +172,9 @@ impl Limit {
         };
         let policy_prefix = format!("\"{name}\";q={q};w=");
         let state_prefix = format!("\"{name}\";r=");
-        let key_head = match kind {
-            LimitKind::Rate { .. } => format!("}}:{name}:r:"),
-            LimitKind::Quota { .. } => format!("}}:{name}:q:"),
+        let tag = match kind {
+            LimitKind::Rate { .. } => format!("{name}:r"),
+            LimitKind::Quota { .. } => format!("{name}:q"),
         };
         Self {
             name,
@@ -182,7 +182,7 @@ impl Limit {
             kind,
             policy_prefix,
             state_prefix,
-            key_head,
+            tag,
         }
     }
 }
@@ -272,40 +272,33 @@ impl RateLimit {
             .map_or(&self.limits, |(_, l)| l)
     }
 
-    pub(super) fn checks(&self, limits: &[Limit], req: &request::Parts, ctx: &RequestCtx) -> Checks {
+    /// The request's subjects: one per distinct key among the limits of
+    /// `set`, each `rl:{bucket}:` and the key's length-prefixed values.
+    pub(super) fn subjects(&self, set: &LimitSet, req: &request::Parts, ctx: &RequestCtx) -> Subjects {
         let bucket = self.bucket.as_deref().or(ctx.route_id.as_deref()).unwrap_or("");
-        let mut out = Checks::with_capacity(limits.len());
-        // Where each key's parts begin: limits keyed alike share them, so
-        // they are written once per request.
-        let mut tails: SmallVec<[usize; 8]> = SmallVec::new();
-        for (i, l) in limits.iter().enumerate() {
-            // `{bucket}` is a Redis Cluster hash tag: every counter of a
-            // request lands in one slot, as the atomic script needs.
-            let mut key = String::with_capacity(64);
-            key.push_str("rl:{");
-            key.push_str(bucket);
-            key.push_str(&l.key_head);
-            tails.push(key.len());
-            match limits[..i].iter().position(|p| p.key == l.key) {
-                Some(j) => key.push_str(&out[j].key[tails[j]..]),
-                None => {
-                    for part in &l.key {
-                        part.push_to(req, ctx, &mut key);
-                    }
+        set.first_of_key
+            .iter()
+            .map(|i| {
+                // `{bucket}` is a Redis Cluster hash tag: every counter of a
+                // request lands in one slot, as the atomic script needs.
+                let mut subject = String::with_capacity(64);
+                subject.push_str("rl:{");
+                subject.push_str(bucket);
+                subject.push_str("}:");
+                for part in &set.limits[*i].key {
+                    part.push_to(req, ctx, &mut subject);
                 }
-            }
-            out.push(LimitCheck { key, kind: l.kind });
-        }
-        out
+                subject
+            })
+            .collect()
     }
 
     /// This node's share of `checks` (local fallback).
-    fn share(&self, checks: &[LimitCheck]) -> Vec<LimitCheck> {
+    fn share<'a>(&self, checks: &[LimitCheck<'a>]) -> Vec<LimitCheck<'a>> {
         let part = |n: u64| n.div_ceil(self.nodes).max(1);
         checks
             .iter()
             .map(|c| LimitCheck {
-                key: c.key.clone(),
                 kind: match c.kind {
                     LimitKind::Rate {
                         limit,
@@ -321,21 +314,38 @@ impl RateLimit {
                         window,
                     },
                 },
+                ..*c
             })
             .collect()
     }
 }
 
+/// The checks of `set` for a request with these `subjects` ([`RateLimit::subjects`]).
+pub(super) fn checks<'a>(set: &'a LimitSet, subjects: &'a [String]) -> Checks<'a> {
+    set.limits
+        .iter()
+        .zip(&set.key_of)
+        .map(|(l, k)| LimitCheck {
+            subject: subjects.get(*k).map_or("", String::as_str),
+            name: &l.tag,
+            kind: l.kind,
+        })
+        .collect()
+}
+
 type Outcomes = (Vec<LimitOutcome>, i64);
 
 /// A request's checks: a route has a handful of limits, so they stay inline.
-pub(super) type Checks = SmallVec<[LimitCheck; 4]>;
+pub(super) type Checks<'a> = SmallVec<[LimitCheck<'a>; 4]>;
+
+/// A request's subjects: limits keyed alike share one.
+pub(super) type Subjects = SmallVec<[String; 2]>;
 
 impl RateLimit {
     /// Applies `checks` once (shared state, or local memory), with the time
     /// used; `Err` is the refusal when the shared state is down and the
     /// policy fails closed.
-    async fn decide(&self, checks: &[LimitCheck]) -> Result<Outcomes, Decision> {
+    async fn decide(&self, checks: &[LimitCheck<'_>]) -> Result<Outcomes, Decision> {
         let now_ms = self.now_ms();
         let outcomes = match self.shared.get() {
             None => self.local.apply(checks, now_ms),
@@ -352,7 +362,7 @@ impl RateLimit {
     async fn decide_shared(
         &self,
         shared: &dyn SharedState,
-        checks: &[LimitCheck],
+        checks: &[LimitCheck<'_>],
         now_ms: i64,
     ) -> Result<Vec<LimitOutcome>, Decision> {
         Ok(match shared.limit(checks, now_ms).await {
@@ -377,7 +387,7 @@ impl RateLimit {
     /// wait already); otherwise the last decision.
     async fn wait_turn(
         &self,
-        checks: &[LimitCheck],
+        checks: &[LimitCheck<'_>],
         first: &[LimitOutcome],
         t: ThrottleConfig,
     ) -> Option<Result<Outcomes, Decision>> {
@@ -518,6 +528,10 @@ fn policy_value(limits: &[Limit], now_secs: i64) -> Option<HeaderValue> {
 #[derive(Debug)]
 pub(crate) struct LimitSet {
     limits: Vec<Limit>,
+    /// The first limit of each distinct key, in order: the request's subjects.
+    first_of_key: Vec<usize>,
+    /// Each limit's subject (an index into `first_of_key`).
+    key_of: Vec<usize>,
     fixed_policy: Option<HeaderValue>,
     /// The longest `RateLimit` value it can have.
     state_len: usize,
@@ -546,13 +560,32 @@ impl LimitSet {
         };
         // Room for every item with 20-digit numbers: one allocation.
         let state_len = limits.iter().map(|l| l.state_prefix.len() + 47).sum();
+        let mut first_of_key: Vec<usize> = Vec::new();
+        let key_of = (0..limits.len())
+            .map(
+                |i| match first_of_key.iter().position(|f| limits[*f].key == limits[i].key) {
+                    Some(k) => k,
+                    None => {
+                        first_of_key.push(i);
+                        first_of_key.len() - 1
+                    }
+                },
+            )
+            .collect();
         Self {
             limits,
+            first_of_key,
+            key_of,
             fixed_policy,
             state_len,
         }
     }
 }
+
+/// `RateLimit-Policy`, made once at compile time.
+const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+/// `RateLimit`, made once at compile time.
+const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
 /// Appends `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers) to `out`.
 fn push_headers(set: &LimitSet, outcomes: &[LimitOutcome], now_secs: i64, out: &mut Vec<(HeaderName, HeaderValue)>) {
@@ -573,10 +606,10 @@ fn push_headers(set: &LimitSet, outcomes: &[LimitOutcome], now_secs: i64, out: &
     }
     out.reserve(2);
     if let Some(v) = policy {
-        out.push((HeaderName::from_static("ratelimit-policy"), v));
+        out.push((RATELIMIT_POLICY, v));
     }
     if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(state)) {
-        out.push((HeaderName::from_static("ratelimit"), v));
+        out.push((RATELIMIT, v));
     }
 }
 
@@ -603,7 +636,8 @@ impl Policy for RateLimit {
         if limits.is_empty() {
             return Ok(Decision::Continue);
         }
-        let checks = self.checks(limits, req, ctx);
+        let subjects = self.subjects(set, req, ctx);
+        let checks = checks(set, &subjects);
         let (mut outcomes, mut now_ms) = match self.decide(&checks).await {
             Ok(o) => o,
             Err(refused) => return Ok(refused),

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use warden_core::limits::LimitCheck;
 use warden_core::{Decision, ManualClock, Policy, RequestCtx, Services};
 
 use super::RateLimitConfig;
@@ -221,33 +222,35 @@ fn counter_keys_are_length_prefixed_and_shared_parts_agree() {
         ctx.route_id = Some("orders".into());
         ctx.consumer = consumer.map(Arc::from);
         let set = p.limits_for(&ctx);
-        p.checks(set.limits(), &parts, &ctx)
-            .into_iter()
-            .map(|c| c.key)
-            .collect::<Vec<_>>()
+        let subjects = p.subjects(set, &parts, &ctx);
+        let checks = super::policy::checks(set, &subjects);
+        assert_eq!(subjects.len(), 3, "a and b are keyed alike: one subject");
+        assert!(std::ptr::eq(checks[0].subject, checks[1].subject));
+        checks.iter().map(LimitCheck::key).collect::<Vec<_>>()
     };
     assert_eq!(
         keys("192.0.2.7", Some("alice"), Some("acme")),
         [
-            "rl:{orders}:a:r:12:ip=192.0.2.7",
-            "rl:{orders}:b:q:12:ip=192.0.2.7",
-            "rl:{orders}:c:r:7:c=alice12:ip=192.0.2.7",
-            "rl:{orders}:d:r:6:h=acme",
+            "rl:{orders}:12:ip=192.0.2.7#a:r",
+            "rl:{orders}:12:ip=192.0.2.7#b:q",
+            "rl:{orders}:7:c=alice12:ip=192.0.2.7#c:r",
+            "rl:{orders}:6:h=acme#d:r",
         ]
     );
     // Every octet width; a missing consumer or header counts by address; a
     // mapped address is its IPv4; a long header value goes in as its SHA-256.
     let long = "t".repeat(80);
     let k = keys("::ffff:10.0.100.255", None, Some(&long));
-    assert_eq!(k[0], "rl:{orders}:a:r:15:ip=10.0.100.255");
-    assert_eq!(k[2], "rl:{orders}:c:r:15:ip=10.0.100.25515:ip=10.0.100.255");
-    assert!(k[3].starts_with("rl:{orders}:d:r:h:") && k[3].len() == "rl:{orders}:d:r:h:".len() + 64);
+    assert_eq!(k[0], "rl:{orders}:15:ip=10.0.100.255#a:r");
+    assert_eq!(k[2], "rl:{orders}:15:ip=10.0.100.25515:ip=10.0.100.255#c:r");
+    assert!(k[3].starts_with("rl:{orders}:h:") && k[3].ends_with("#d:r"));
+    assert_eq!(k[3].len(), "rl:{orders}:h:#d:r".len() + 64);
     let k = keys("0.0.0.0", None, None);
-    assert_eq!(k[1], "rl:{orders}:b:q:10:ip=0.0.0.0");
-    assert_eq!(k[3], "rl:{orders}:d:r:10:ip=0.0.0.0");
+    assert_eq!(k[1], "rl:{orders}:10:ip=0.0.0.0#b:q");
+    assert_eq!(k[3], "rl:{orders}:10:ip=0.0.0.0#d:r");
     assert_eq!(
         keys("2001:db8:1:2:3::9", None, None)[0],
-        "rl:{orders}:a:r:20:ip=2001:db8:1:2::/64"
+        "rl:{orders}:20:ip=2001:db8:1:2::/64#a:r"
     );
 }
 
