@@ -13,7 +13,7 @@
 //! the entry in the shard's table.
 
 use std::hash::{BuildHasher as _, RandomState};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use hashbrown::HashTable;
 use smallvec::SmallVec;
@@ -41,7 +41,8 @@ enum Value {
 #[derive(Debug)]
 struct Entry {
     subject: Box<str>,
-    counters: SmallVec<[(Box<str>, Counter); 2]>,
+    /// Usually one (a subject with one limit inline, the rest spill).
+    counters: SmallVec<[(Arc<str>, Counter); 1]>,
 }
 
 impl Entry {
@@ -53,10 +54,10 @@ impl Entry {
         self.index_of(name).map(|i| &self.counters[i].1)
     }
 
-    fn set(&mut self, name: &str, counter: Counter) {
+    fn set(&mut self, name: &str, counter: Counter, names: &Names) {
         match self.counters.iter_mut().find(|(n, _)| **n == *name) {
             Some((_, c)) => *c = counter,
-            None => self.counters.push((name.into(), counter)),
+            None => self.counters.push((names.get(name), counter)),
         }
     }
 
@@ -88,10 +89,36 @@ fn same(a: &str, b: &str) -> bool {
     std::ptr::eq(a, b) || a == b
 }
 
+/// Limit names, each held once: counters share them rather than carry a
+/// copy each (a million subjects would otherwise hold a million copies).
+#[derive(Debug, Default)]
+struct Names(Mutex<std::collections::HashSet<Arc<str>>>);
+
+impl Names {
+    /// Names no counter holds any more are let go past this many.
+    const PRUNE_AT: usize = 1024;
+
+    /// The shared copy of `name`. Called with shard locks held (never the
+    /// other way round).
+    fn get(&self, name: &str) -> Arc<str> {
+        let mut names = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = names.get(name) {
+            return Arc::clone(n);
+        }
+        if names.len() >= Self::PRUNE_AT {
+            names.retain(|n| Arc::strong_count(n) > 1);
+        }
+        let n: Arc<str> = name.into();
+        names.insert(Arc::clone(&n));
+        n
+    }
+}
+
 /// The in-memory limiter.
 #[derive(Debug)]
 pub struct Limiter {
     shards: Vec<Mutex<Shard>>,
+    names: Names,
     per_shard: usize,
     hasher: RandomState,
 }
@@ -108,6 +135,7 @@ impl Limiter {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(HashTable::new())).collect(),
             per_shard: entries.div_ceil(SHARDS).max(1),
+            names: Names::default(),
             hasher: RandomState::new(),
         }
     }
@@ -172,7 +200,7 @@ impl Limiter {
             for ((at, w), c) in writes.iter().zip(checks) {
                 match (at, w) {
                     (Some(i), Some(w)) => e.counters[*i].1 = *w,
-                    (None, Some(w)) => e.set(c.name, *w),
+                    (None, Some(w)) => e.set(c.name, *w, &self.names),
                     (_, None) => {}
                 }
             }
@@ -187,7 +215,7 @@ impl Limiter {
         };
         for ((_, w), c) in writes.iter().zip(checks) {
             if let Some(w) = w {
-                entry.set(c.name, *w);
+                entry.set(c.name, *w, &self.names);
             }
         }
         shard.insert_unique(h, entry, |e| self.hash(&e.subject));
@@ -261,7 +289,7 @@ impl Limiter {
             // In place when the entry exists: no key copy.
             if let Some(e) = shard.find_mut(*h, |e| e.is(subject)) {
                 for (name, w) in mine() {
-                    e.set(name, w);
+                    e.set(name, w, &self.names);
                 }
                 continue;
             }
@@ -273,7 +301,7 @@ impl Limiter {
                 counters: SmallVec::new(),
             };
             for (name, w) in mine() {
-                entry.set(name, w);
+                entry.set(name, w, &self.names);
             }
             shard.insert_unique(*h, entry, |e| self.hash(&e.subject));
         }
@@ -403,6 +431,25 @@ mod tests {
         assert_eq!(l.len(), 1);
         // Another subject starts afresh.
         assert_eq!(l.apply(&[rate("rl:{x}:2:iq", "x", 3)], 2)[0].remaining, 2);
+    }
+
+    #[test]
+    fn limit_names_are_held_once_and_let_go_when_unused() {
+        let l = Limiter::default();
+        for i in 0..100 {
+            l.apply(&[rate(&format!("s{i}"), "r", 10)], 0);
+        }
+        {
+            let names = l.names.0.lock().unwrap();
+            assert_eq!(names.len(), 1);
+            let r = names.iter().next().unwrap();
+            assert_eq!(Arc::strong_count(r), 101, "one copy for 100 counters");
+        }
+        let n = Names::default();
+        for i in 0..=Names::PRUNE_AT {
+            drop(n.get(&format!("n{i}")));
+        }
+        assert_eq!(n.0.lock().unwrap().len(), 1, "unused names were let go");
     }
 
     #[test]

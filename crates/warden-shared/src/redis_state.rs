@@ -487,7 +487,7 @@ mod tests {
         let (a, b) = (std::sync::Arc::new(a), std::sync::Arc::new(b));
         for i in 0..30 {
             let s = if i % 2 == 0 { a.clone() } else { b.clone() };
-            let checks = [rate.clone()];
+            let checks = [rate];
             tasks.push(tokio::spawn(async move { s.limit(&checks, 0).await.unwrap()[0] }));
         }
         let mut admitted = 0;
@@ -503,7 +503,7 @@ mod tests {
         }
         assert_eq!(admitted, 10);
         // All or nothing: the rate refuses, so the quota is not charged.
-        let both = [rate.clone(), quota.clone()];
+        let both = [rate, quota];
         let o = a.limit(&both, 0).await.unwrap();
         assert!(!o[0].allowed && o[1].allowed);
         let q = a.limit(&[quota], 0).await.unwrap()[0];

@@ -346,26 +346,32 @@ impl RateLimit {
     /// used; `Err` is the refusal when the shared state is down and the
     /// policy fails closed.
     async fn decide(&self, checks: &[LimitCheck<'_>]) -> Result<Outcomes, Decision> {
+        match self.decide_now(checks) {
+            Some(o) => Ok(o),
+            None => self.decide_shared(checks).await,
+        }
+    }
+
+    /// [`RateLimit::decide`] without waiting, when the counters are in this
+    /// process (its own, or an in-memory shared state); `None` when the
+    /// shared state needs I/O.
+    fn decide_now(&self, checks: &[LimitCheck<'_>]) -> Option<Outcomes> {
         let now_ms = self.now_ms();
         let outcomes = match self.shared.get() {
             None => self.local.apply(checks, now_ms),
-            Some(shared) => match shared.limit_now(checks, now_ms) {
-                Some(o) => o,
-                None => self.decide_shared(shared.as_ref(), checks, now_ms).await?,
-            },
+            Some(shared) => shared.limit_now(checks, now_ms)?,
         };
-        Ok((outcomes, now_ms))
+        Some((outcomes, now_ms))
     }
 
     /// [`RateLimit::decide`] with a shared state that needs I/O (Redis):
-    /// only this path pays for the boxed future of [`SharedState::limit`].
-    async fn decide_shared(
-        &self,
-        shared: &dyn SharedState,
-        checks: &[LimitCheck<'_>],
-        now_ms: i64,
-    ) -> Result<Vec<LimitOutcome>, Decision> {
-        Ok(match shared.limit(checks, now_ms).await {
+    /// only this path pays for futures.
+    async fn decide_shared(&self, checks: &[LimitCheck<'_>]) -> Result<Outcomes, Decision> {
+        let now_ms = self.now_ms();
+        let Some(shared) = self.shared.get() else {
+            return Ok((self.local.apply(checks, now_ms), now_ms));
+        };
+        let outcomes = match shared.limit(checks, now_ms).await {
             Ok(o) => o,
             Err(e) => match self.unavailable {
                 Unavailable::Local => self.local.apply(&self.share(checks), now_ms),
@@ -377,7 +383,8 @@ impl RateLimit {
                     ));
                 }
             },
-        })
+        };
+        Ok((outcomes, now_ms))
     }
 
     /// Throttling: while the refusing limits' next place is due within the
@@ -638,9 +645,12 @@ impl Policy for RateLimit {
         }
         let subjects = self.subjects(set, req, ctx);
         let checks = checks(set, &subjects);
-        let (mut outcomes, mut now_ms) = match self.decide(&checks).await {
-            Ok(o) => o,
-            Err(refused) => return Ok(refused),
+        let (mut outcomes, mut now_ms) = match self.decide_now(&checks) {
+            Some(o) => o,
+            None => match self.decide_shared(&checks).await {
+                Ok(o) => o,
+                Err(refused) => return Ok(refused),
+            },
         };
         if outcomes.iter().any(|o| !o.allowed)
             && let Some(t) = self.throttle
