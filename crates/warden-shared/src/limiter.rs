@@ -54,11 +54,15 @@ impl Entry {
         self.index_of(name).map(|i| &self.counters[i].1)
     }
 
-    fn set(&mut self, name: &str, counter: Counter, names: &Names) {
-        match self.counters.iter_mut().find(|(n, _)| **n == *name) {
-            Some((_, c)) => *c = counter,
-            None => self.counters.push((names.get(name), counter)),
+    /// Stores `name`'s counter; a new one first clears the entry of
+    /// expired counters (a limit renamed or removed by a reload, say).
+    fn set(&mut self, name: &str, counter: Counter, names: &mut Names, now_ms: i64) {
+        if let Some((_, c)) = self.counters.iter_mut().find(|(n, _)| **n == *name) {
+            *c = counter;
+            return;
         }
+        self.counters.retain(|(_, c)| c.expires_ms > now_ms);
+        self.counters.push((names.get(name), counter));
     }
 
     /// When its last counter stops mattering.
@@ -75,7 +79,12 @@ impl Entry {
     }
 }
 
-type Shard = HashTable<Entry>;
+/// One lock's share of the entries, and the names its counters use.
+#[derive(Debug, Default)]
+struct Shard {
+    table: HashTable<Entry>,
+    names: Names,
+}
 
 #[derive(Debug, Clone, Copy)]
 struct Counter {
@@ -89,19 +98,19 @@ fn same(a: &str, b: &str) -> bool {
     std::ptr::eq(a, b) || a == b
 }
 
-/// Limit names, each held once: counters share them rather than carry a
-/// copy each (a million subjects would otherwise hold a million copies).
+/// Limit names, each held once per shard: counters share them rather
+/// than carry a copy each (a million subjects would otherwise hold a
+/// million copies). Under the shard's lock: no lock of its own.
 #[derive(Debug, Default)]
-struct Names(Mutex<std::collections::HashSet<Arc<str>>>);
+struct Names(std::collections::HashSet<Arc<str>>);
 
 impl Names {
     /// Names no counter holds any more are let go past this many.
     const PRUNE_AT: usize = 1024;
 
-    /// The shared copy of `name`. Called with shard locks held (never the
-    /// other way round).
-    fn get(&self, name: &str) -> Arc<str> {
-        let mut names = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    /// The shared copy of `name`.
+    fn get(&mut self, name: &str) -> Arc<str> {
+        let names = &mut self.0;
         if let Some(n) = names.get(name) {
             return Arc::clone(n);
         }
@@ -118,7 +127,6 @@ impl Names {
 #[derive(Debug)]
 pub struct Limiter {
     shards: Vec<Mutex<Shard>>,
-    names: Names,
     per_shard: usize,
     hasher: RandomState,
 }
@@ -133,9 +141,8 @@ impl Limiter {
     /// A limiter holding at most `entries` subjects.
     pub fn with_capacity(entries: usize) -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashTable::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             per_shard: entries.div_ceil(SHARDS).max(1),
-            names: Names::default(),
             hasher: RandomState::new(),
         }
     }
@@ -152,7 +159,7 @@ impl Limiter {
 
     /// Subjects held now.
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().map_or(0, |s| s.len())).sum()
+        self.shards.iter().map(|s| s.lock().map_or(0, |s| s.table.len())).sum()
     }
 
     /// True when no counter is held.
@@ -176,14 +183,15 @@ impl Limiter {
     /// case): one lock and one probe, the counters updated in place.
     fn apply_one(&self, subject: &str, checks: &[LimitCheck<'_>], now_ms: i64) -> Vec<LimitOutcome> {
         let h = self.hash(subject);
-        let mut shard = self.shards[Self::shard_of(h)]
+        let mut guard = self.shards[Self::shard_of(h)]
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Shard { table, names } = &mut *guard;
         let now_s = now_ms.div_euclid(1000);
         let mut outcomes = Vec::with_capacity(checks.len());
         // Each check's counter in the entry (its index), and what to store.
         let mut writes: SmallVec<[(Option<usize>, Option<Counter>); N]> = SmallVec::new();
-        let entry = shard.find_mut(h, |e| e.is(subject));
+        let entry = table.find_mut(h, |e| e.is(subject));
         for c in checks {
             let at = entry.as_deref().and_then(|e| e.index_of(c.name));
             let current = at
@@ -197,17 +205,21 @@ impl Limiter {
             return outcomes;
         }
         if let Some(e) = entry {
+            // By index first: a new counter may clear expired ones away.
+            for (at, w) in &writes {
+                if let (Some(i), Some(w)) = (at, w) {
+                    e.counters[*i].1 = *w;
+                }
+            }
             for ((at, w), c) in writes.iter().zip(checks) {
-                match (at, w) {
-                    (Some(i), Some(w)) => e.counters[*i].1 = *w,
-                    (None, Some(w)) => e.set(c.name, *w, &self.names),
-                    (_, None) => {}
+                if let (None, Some(w)) = (at, w) {
+                    e.set(c.name, *w, names, now_ms);
                 }
             }
             return outcomes;
         }
-        if shard.len() >= self.per_shard {
-            make_room(&mut shard, now_ms);
+        if table.len() >= self.per_shard {
+            make_room(table, now_ms);
         }
         let mut entry = Entry {
             subject: subject.into(),
@@ -215,10 +227,10 @@ impl Limiter {
         };
         for ((_, w), c) in writes.iter().zip(checks) {
             if let Some(w) = w {
-                entry.set(c.name, *w, &self.names);
+                entry.set(c.name, *w, names, now_ms);
             }
         }
-        shard.insert_unique(h, entry, |e| self.hash(&e.subject));
+        table.insert_unique(h, entry, |e| self.hash(&e.subject));
         outcomes
     }
 
@@ -263,6 +275,7 @@ impl Limiter {
             let (subject, h, _) = subjects[*s];
             let current = guards[guard_of[*s]]
                 .1
+                .table
                 .find(h, |e| e.is(subject))
                 .and_then(|e| e.counter(c.name))
                 .filter(|e| e.expires_ms > now_ms);
@@ -285,25 +298,25 @@ impl Limiter {
             if mine().next().is_none() {
                 continue;
             }
-            let shard = &mut guards[guard_of[s]].1;
+            let Shard { table, names } = &mut *guards[guard_of[s]].1;
             // In place when the entry exists: no key copy.
-            if let Some(e) = shard.find_mut(*h, |e| e.is(subject)) {
+            if let Some(e) = table.find_mut(*h, |e| e.is(subject)) {
                 for (name, w) in mine() {
-                    e.set(name, w, &self.names);
+                    e.set(name, w, names, now_ms);
                 }
                 continue;
             }
-            if shard.len() >= self.per_shard {
-                make_room(shard, now_ms);
+            if table.len() >= self.per_shard {
+                make_room(table, now_ms);
             }
             let mut entry = Entry {
                 subject: (*subject).into(),
                 counters: SmallVec::new(),
             };
             for (name, w) in mine() {
-                entry.set(name, w, &self.names);
+                entry.set(name, w, names, now_ms);
             }
-            shard.insert_unique(*h, entry, |e| self.hash(&e.subject));
+            table.insert_unique(*h, entry, |e| self.hash(&e.subject));
         }
         outcomes
     }
@@ -350,23 +363,28 @@ fn decide(kind: LimitKind, current: Option<&Counter>, now_ms: i64, now_s: i64) -
     }
 }
 
-/// Drops expired entries; if none had expired, drops a tenth of the shard,
-/// entries holding only rate counters first (they refill within their
-/// period; a quota dropped would hand its owner a fresh month): the cap
-/// holds even under a flood of distinct keys.
-fn make_room(shard: &mut Shard, now_ms: i64) {
-    let before = shard.len();
-    shard.retain(|e| e.expires_ms() > now_ms);
-    if shard.len() == before {
+/// Drops expired entries; if none had expired, drops a tenth of the
+/// table, cheapest first: entries whose quotas have counted at most one
+/// request (rates refill within their period; such a quota hands its owner
+/// back one request, where dropping a used quota would hand back a fresh
+/// month). A flood of distinct keys makes only such entries, so the cap
+/// holds and the clients already counted keep their counts.
+fn make_room(table: &mut HashTable<Entry>, now_ms: i64) {
+    let before = table.len();
+    table.retain(|e| e.expires_ms() > now_ms);
+    if table.len() == before {
         let want = before / 10 + 1;
         let mut dropped = 0;
-        shard.retain(|e| {
-            let rates_only = e.counters.iter().all(|(_, c)| matches!(c.value, Value::Tat(_)));
-            let drop = dropped < want && rates_only;
+        table.retain(|e| {
+            let cheap = e.counters.iter().all(|(_, c)| match c.value {
+                Value::Tat(_) => true,
+                Value::Count { count, .. } => count <= 1,
+            });
+            let drop = dropped < want && cheap;
             dropped += usize::from(drop);
             !drop
         });
-        shard.retain(|_| {
+        table.retain(|_| {
             let drop = dropped < want;
             dropped += usize::from(drop);
             !drop
@@ -439,17 +457,48 @@ mod tests {
         for i in 0..100 {
             l.apply(&[rate(&format!("s{i}"), "r", 10)], 0);
         }
-        {
-            let names = l.names.0.lock().unwrap();
-            assert_eq!(names.len(), 1);
-            let r = names.iter().next().unwrap();
-            assert_eq!(Arc::strong_count(r), 101, "one copy for 100 counters");
-        }
-        let n = Names::default();
-        for i in 0..=Names::PRUNE_AT {
+        let held: usize = l.shards.iter().map(|s| s.lock().unwrap().names.0.len()).sum();
+        let counters: usize = l
+            .shards
+            .iter()
+            .flat_map(|s| {
+                s.lock()
+                    .unwrap()
+                    .names
+                    .0
+                    .iter()
+                    .map(|n| Arc::strong_count(n) - 1)
+                    .collect::<Vec<_>>()
+            })
+            .sum();
+        assert_eq!(counters, 100);
+        assert!(held <= SHARDS, "{held} copies of one name for 100 counters");
+        let mut n = Names::default();
+        let kept = n.get("kept");
+        for i in 0..Names::PRUNE_AT {
             drop(n.get(&format!("n{i}")));
         }
-        assert_eq!(n.0.lock().unwrap().len(), 1, "unused names were let go");
+        assert_eq!(n.0.len(), 2, "unused names were let go, the one in use kept");
+        assert!(Arc::ptr_eq(&kept, &n.get("kept")));
+    }
+
+    #[test]
+    fn a_flood_of_new_keys_is_evicted_before_counted_quotas() {
+        let l = Limiter::with_capacity(SHARDS * 10);
+        let victim = |t| l.apply(&[rate("victim", "r", 1000), daily("victim", "q", 100)], t);
+        for t in 0..5 {
+            assert!(victim(t).iter().all(|o| o.allowed));
+        }
+        for i in 0..5_000 {
+            let s = format!("flood{i}");
+            l.apply(&[rate(&s, "r", 1000), daily(&s, "q", 100)], 10);
+        }
+        assert!(l.len() <= SHARDS * 10 + SHARDS, "{}", l.len());
+        assert_eq!(
+            victim(20)[1].remaining,
+            100 - 6,
+            "the five earlier requests still count"
+        );
     }
 
     #[test]

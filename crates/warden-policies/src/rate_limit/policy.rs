@@ -72,17 +72,32 @@ impl KeyPart {
                 out.push_str(ctx.route_id.as_deref().unwrap_or(""));
                 true
             }
+            // The header's or claim's name goes in too (two plans may key a
+            // limit of one name by different ones), and the value's form:
+            // no two distinct values write the same text.
             Self::Header(h) => req.headers.get(h).is_some_and(|v| {
-                out.push_str("h=");
-                out.push_str(&String::from_utf8_lossy(v.as_bytes()));
+                match std::str::from_utf8(v.as_bytes()) {
+                    Ok(text) => {
+                        let _ = write!(out, "hs:{h}={text}");
+                    }
+                    // Bytes that are not UTF-8 go in as hex.
+                    Err(_) => {
+                        let _ = write!(out, "hx:{h}=");
+                        for b in v.as_bytes() {
+                            let _ = write!(out, "{b:02x}");
+                        }
+                    }
+                }
                 true
             }),
             Self::Claim(c) => ctx.token_claims.as_deref().and_then(|m| m.get(c)).is_some_and(|v| {
-                out.push_str("t=");
+                // The claim's name is length-prefixed: it may hold any character.
                 match v {
-                    Value::String(s) => out.push_str(s),
+                    Value::String(text) => {
+                        let _ = write!(out, "ts{}:{c}{text}", c.len());
+                    }
                     other => {
-                        let _ = write!(out, "{other}");
+                        let _ = write!(out, "tj{}:{c}{other}", c.len());
                     }
                 }
                 true
@@ -326,7 +341,7 @@ pub(super) fn checks<'a>(set: &'a LimitSet, subjects: &'a [String]) -> Checks<'a
         .iter()
         .zip(&set.key_of)
         .map(|(l, k)| LimitCheck {
-            subject: subjects.get(*k).map_or("", String::as_str),
+            subject: &subjects[*k],
             name: &l.tag,
             kind: l.kind,
         })

@@ -234,7 +234,7 @@ fn counter_keys_are_length_prefixed_and_shared_parts_agree() {
             "rl:{orders}:12:ip=192.0.2.7#a:r",
             "rl:{orders}:12:ip=192.0.2.7#b:q",
             "rl:{orders}:7:c=alice12:ip=192.0.2.7#c:r",
-            "rl:{orders}:6:h=acme#d:r",
+            "rl:{orders}:16:hs:x-tenant=acme#d:r",
         ]
     );
     // Every octet width; a missing consumer or header counts by address; a
@@ -245,6 +245,15 @@ fn counter_keys_are_length_prefixed_and_shared_parts_agree() {
     assert_eq!(k[2], "rl:{orders}:15:ip=10.0.100.25515:ip=10.0.100.255#c:r");
     assert!(k[3].starts_with("rl:{orders}:h:") && k[3].ends_with("#d:r"));
     assert_eq!(k[3].len(), "rl:{orders}:h:#d:r".len() + 64);
+    // Values holding the key's own punctuation stay inside their length prefix.
+    assert_eq!(
+        keys("192.0.2.7", None, Some("a#b:r"))[3],
+        "rl:{orders}:17:hs:x-tenant=a#b:r#d:r"
+    );
+    assert_ne!(
+        keys("192.0.2.7", None, Some("}:1"))[3],
+        keys("192.0.2.7", None, Some("}:2"))[3]
+    );
     let k = keys("0.0.0.0", None, None);
     assert_eq!(k[1], "rl:{orders}:10:ip=0.0.0.0#b:q");
     assert_eq!(k[3], "rl:{orders}:10:ip=0.0.0.0#d:r");
@@ -281,4 +290,30 @@ fn a_monthly_quota_announces_the_length_of_the_current_month() {
         policy_header(&mar).as_deref(),
         Some("\"m\";q=5;w=2678400, \"r\";q=5;w=10")
     );
+}
+
+#[test]
+fn header_and_claim_values_of_different_forms_count_apart() {
+    let clock = Arc::new(ManualClock::at(1_800_000_000));
+    let p = policy(
+        "limits:\n  - { name: h, key: [\"header:x-tenant\"], rate: { requests: 9 } }\n  - { name: t, key: [\"claim:org\"], rate: { requests: 9 } }\n",
+        &clock,
+    );
+    let subjects = |tenant: &[u8], claims: &str| {
+        let (mut parts, ()) = http::Request::get("/x").body(()).unwrap().into_parts();
+        parts
+            .headers
+            .insert("x-tenant", http::HeaderValue::from_bytes(tenant).unwrap());
+        let mut ctx = RequestCtx::new("r".into(), "192.0.2.7".parse().unwrap(), 0);
+        ctx.route_id = Some("orders".into());
+        ctx.token_claims = Some(Arc::new(serde_json::from_str(claims).unwrap()));
+        p.subjects(p.limits_for(&ctx), &parts, &ctx).to_vec()
+    };
+    // Two bytes that are not UTF-8 (a lossy decoding makes both U+FFFD).
+    let (a, b) = (subjects(b"\xff", r#"{"org": "7"}"#), subjects(b"\xfe", r#"{"org": 7}"#));
+    assert_eq!(a[0], "rl:{orders}:14:hx:x-tenant=ff");
+    assert_ne!(a[0], b[0]);
+    // The string "7" and the number 7 are two organisations.
+    assert_eq!(a[1], "rl:{orders}:8:ts3:org7");
+    assert_eq!(b[1], "rl:{orders}:8:tj3:org7");
 }
