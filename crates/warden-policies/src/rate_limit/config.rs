@@ -6,7 +6,8 @@ use serde::Deserialize;
 use warden_core::OnError;
 use warden_core::limits::{LimitKind, Window};
 
-use super::policy::{KeyPart, Limit, RateLimit, Settings};
+use super::keys::KeyPart;
+use super::policy::{Limit, RateLimit, Settings};
 use crate::SpecError;
 
 /// `type: rate_limit`.

@@ -10,10 +10,11 @@
 //! (`limit / nodes`) or fails closed (503), and returns to Redis by itself.
 
 mod config;
+mod keys;
 mod policy;
 #[cfg(test)]
 mod tests;
 
 pub use config::{ConcurrencyConfig, LimitConfig, QuotaConfig, RateConfig, RateLimitConfig};
+pub(crate) use keys::client_net;
 pub use policy::RateLimit;
-pub(crate) use policy::client_net;
