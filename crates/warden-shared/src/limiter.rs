@@ -218,6 +218,25 @@ impl Limiter {
             }
             return outcomes;
         }
+        let counters = writes
+            .iter()
+            .zip(checks)
+            .filter_map(|((_, w), c)| w.map(|w| (c.name, w)));
+        self.insert(table, names, h, subject, counters, now_ms);
+        outcomes
+    }
+
+    /// A new entry for `subject` (hash `h`) holding `counters`, room made
+    /// first when the table is full.
+    fn insert<'n>(
+        &self,
+        table: &mut HashTable<Entry>,
+        names: &mut Names,
+        h: u64,
+        subject: &str,
+        counters: impl Iterator<Item = (&'n str, Counter)>,
+        now_ms: i64,
+    ) {
         if table.len() >= self.per_shard {
             make_room(table, now_ms);
         }
@@ -225,13 +244,10 @@ impl Limiter {
             subject: subject.into(),
             counters: SmallVec::new(),
         };
-        for ((_, w), c) in writes.iter().zip(checks) {
-            if let Some(w) = w {
-                entry.set(c.name, *w, names, now_ms);
-            }
+        for (name, w) in counters {
+            entry.set(name, w, names, now_ms);
         }
         table.insert_unique(h, entry, |e| self.hash(&e.subject));
-        outcomes
     }
 
     /// [`Limiter::apply`] over several subjects: every shard concerned is
@@ -306,17 +322,7 @@ impl Limiter {
                 }
                 continue;
             }
-            if table.len() >= self.per_shard {
-                make_room(table, now_ms);
-            }
-            let mut entry = Entry {
-                subject: (*subject).into(),
-                counters: SmallVec::new(),
-            };
-            for (name, w) in mine() {
-                entry.set(name, w, names, now_ms);
-            }
-            table.insert_unique(*h, entry, |e| self.hash(&e.subject));
+            self.insert(table, names, *h, subject, mine(), now_ms);
         }
         outcomes
     }
