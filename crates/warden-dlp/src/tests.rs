@@ -133,6 +133,70 @@ fn field_names_mean_secrets_by_their_words() {
 }
 
 #[test]
+fn every_ascii_name_that_means_a_secret_holds_a_telling_fragment() {
+    // Callers skip the word rules when `maybe_telling` says no (JSON keys,
+    // response header names): no secret or key-like name may slip past it,
+    // in any case style.
+    let words = [
+        "password",
+        "passwd",
+        "passphrase",
+        "pwd",
+        "secret",
+        "ssn",
+        "cvv",
+        "cvc",
+        "cvv2",
+        "pin",
+        "otp",
+        "api",
+        "key",
+        "access",
+        "token",
+        "refresh",
+        "id",
+        "auth",
+        "session",
+        "bearer",
+        "private",
+        "client",
+        "signing",
+        "hash",
+        "salt",
+        "signature",
+        "credential",
+        "credentials",
+        "authorization",
+        "user",
+        "x",
+        "mfa",
+    ];
+    let mut names = Vec::new();
+    for a in words {
+        names.push(a.to_owned());
+        names.push(a.to_uppercase());
+        for b in words {
+            for sep in ["_", "-", ".", ""] {
+                names.push(format!("{a}{sep}{b}"));
+                names.push(format!("x-{a}{sep}{b}"));
+            }
+            let mut camel = b.to_owned();
+            camel[..1].make_ascii_uppercase();
+            names.push(format!("{a}{camel}"));
+            names.push(format!("{}_{}", a.to_uppercase(), b.to_uppercase()));
+        }
+    }
+    let mut meaningful = 0;
+    for n in &names {
+        if names::is_secret_field(n) || names::is_key_like(n) {
+            meaningful += 1;
+            assert!(names::maybe_telling(n), "{n}");
+        }
+    }
+    assert!(meaningful > 1000, "{meaningful}");
+}
+
+#[test]
 fn high_entropy_values_only_in_key_like_fields() {
     let body = r#"{"signing_key":"q8Zr2vLx9TmB4wKp7YdN3sHf","thumbnail_id":"q8Zr2vLx9TmB4wKp7YdN3sHf"}"#;
     let hits = json::scan(body, Categories::ALL).unwrap();

@@ -213,7 +213,13 @@ impl DataLeak {
         if value.is_empty() {
             return Vec::new();
         }
-        if self.active.contains(Category::SecretField) && warden_dlp::names::is_secret_field(name.as_str()) {
+        // Header names are ASCII: the cheap fragment test is exact for them
+        // (and turns down `content-type`, `date`, … without splitting words).
+        let name = name.as_str();
+        if self.active.contains(Category::SecretField)
+            && warden_dlp::names::maybe_telling(name)
+            && warden_dlp::names::is_secret_field(name)
+        {
             let finding = Finding {
                 category: Category::SecretField,
                 range: 0..value.len(),
@@ -261,10 +267,14 @@ impl Policy for DataLeak {
             // Bytes past ASCII (obs-text) are read as `~`, a non-word byte,
             // so the detectors' offsets are the value's own.
             let bytes = value.as_bytes();
-            let text: String = bytes
-                .iter()
-                .map(|&b| if b.is_ascii() { char::from(b) } else { '~' })
-                .collect();
+            let text: std::borrow::Cow<'_, str> = match value.to_str() {
+                Ok(ascii) => ascii.into(),
+                Err(_) => bytes
+                    .iter()
+                    .map(|&b| if b.is_ascii() { char::from(b) } else { '~' })
+                    .collect::<String>()
+                    .into(),
+            };
             let hits = self.header_hits(name, &text);
             if hits.is_empty() {
                 continue;
