@@ -81,7 +81,9 @@ pub fn scan_with(detector: &Detector, body: &str, cats: Categories) -> Option<Ve
     let structural = cats.contains(Category::SecretField) || cats.contains(Category::HighEntropy);
     let mut hits: Vec<Hit> = Vec::new();
     // String value ranges, in order, to tell quoted text findings from bare.
-    let mut strings: Vec<std::ops::Range<usize>> = Vec::new();
+    // (Sized for a string every 32 bytes, about what API bodies hold: no
+    // regrowing on the way.)
+    let mut strings: Vec<std::ops::Range<usize>> = Vec::with_capacity(b.len() / 32);
     let mut stack: Vec<Frame> = Vec::new();
     let mut key = KeyKind::default();
     let mut seen: Vec<(&str, KeyKind)> = Vec::new();
