@@ -70,7 +70,12 @@ measure() {
   valgrind --tool=callgrind --callgrind-out-file="$work/$name.out" "$@" >/dev/null 2>"$work/$name.vg" &
   local pid=$!
   wait_port "$port"
-  curl -fsS -o /dev/null "http://127.0.0.1:$port$path"
+  # One request of the kind measured (WARM_BODY: POSTed as JSON) before the load.
+  if [ -n "${WARM_BODY:-}" ]; then
+    curl -fsS -o /dev/null -H 'Content-Type: application/json' --data-binary @"$WARM_BODY" "http://127.0.0.1:$port$path"
+  else
+    curl -fsS -o /dev/null "http://127.0.0.1:$port$path"
+  fi
   local reqs
   if [ "$DUR" = 0 ]; then reqs=0; else
     reqs=$(wrk -t1 -c8 -d"${DUR}s" ${WRK_SCRIPT:+-s "$WRK_SCRIPT"} "http://127.0.0.1:$port$path" | awk '/requests in/ {print $1}')
@@ -78,34 +83,44 @@ measure() {
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
   local ir
   ir=$(awk '/^(summary|totals):/ {print $2; exit}' "$work/$name.out")
-  # Startup and config compilation (measured once, below) are not per-request work.
-  case $name in warden*) ir=$((ir - ${STARTUP_IR:-0})) ;; esac
-  echo "$name $reqs $ir" | awk '{ printf "%-8s %9d requests  %14d instructions  %7.0f per request\n", $1, $2, $3, $3 / ($2 + 1) }'
-  echo "$name $reqs $ir" >> "$work/results"
+  # A warden row's one-off work, the warm-up request included, is measured on
+  # its own and subtracted (measure_warden): only the load's requests are left.
+  # nginx's startup and warm-up stay in (they are small): one request more.
+  local per=$((reqs + 1))
+  case $name in warden*) ir=$((ir - ${STARTUP_IR:-0})); if [ "$reqs" -gt 0 ]; then per=$reqs; fi ;; esac
+  echo "$name $reqs $ir $per" | awk '{ printf "%-8s %9d requests  %14d instructions  %7.0f per request\n", $1, $2, $3, $3 / $4 }'
+  echo "$name $reqs $ir $per" >> "$work/results"
 }
 
 measure nginx "$NGINX_PORT" nginx -c "$work/px/nginx.conf" -p "$work/px"
-# Warden's startup with this config and one request: subtracted from every
-# warden row (a config with many compiled policies costs millions of
-# instructions once, which short runs would otherwise spread over requests).
-DUR=0 WARDEN_LOG=warn measure warden-startup "$WARDEN_PORT" "$WARDEN" run --watch-secs 0 --config "$work/warden.yaml" --workers 1 >/dev/null
-STARTUP_IR=$(awk '$1 == "warden-startup" {print $3}' "$work/results")
-WARDEN_LOG=warn measure warden "$WARDEN_PORT" "$WARDEN" run --watch-secs 0 --config "$work/warden.yaml" --workers 1
+# measure_warden NAME: a warden row. Its one-off work is measured on its own
+# (startup, config compilation, and what the route's first request builds
+# lazily: regex caches, automata) and subtracted, so only the load is counted
+# (a config with many compiled policies costs millions of instructions once,
+# which short runs would otherwise spread over requests). RPATH, WRK_SCRIPT and
+# WARM_BODY as for measure.
+measure_warden() {
+  local name=$1 once
+  DUR=0 STARTUP_IR=0 WARDEN_LOG=warn measure "$name-once" "$WARDEN_PORT" "$WARDEN" run --watch-secs 0 --config "$work/warden.yaml" --workers 1 >/dev/null
+  once=$(awk -v n="$name-once" '$1 == n {print $3}' "$work/results")
+  STARTUP_IR=$once WARDEN_LOG=warn measure "$name" "$WARDEN_PORT" "$WARDEN" run --watch-secs 0 --config "$work/warden.yaml" --workers 1
+}
+measure_warden warden
 if [ "${LIMITS:-0}" = 1 ]; then
-  RPATH=/nl/users/42 WARDEN_LOG=warn measure warden-nl "$WARDEN_PORT" "$WARDEN" run --watch-secs 0 --config "$work/warden.yaml" --workers 1
-  RPATH=/rl/users/42 WARDEN_LOG=warn measure warden-rl "$WARDEN_PORT" "$WARDEN" run --watch-secs 0 --config "$work/warden.yaml" --workers 1
+  RPATH=/nl/users/42 measure_warden warden-nl
+  RPATH=/rl/users/42 measure_warden warden-rl
 fi
 if [ "${INJECTION:-0}" = 1 ]; then
   for route in post inj; do
-    RPATH=/$route/orders WRK_SCRIPT=$work/post.lua WARDEN_LOG=warn measure "warden-$route" "$WARDEN_PORT" "$WARDEN" run --watch-secs 0 --config "$work/warden.yaml" --workers 1
+    RPATH=/$route/orders WRK_SCRIPT=$work/post.lua WARM_BODY=bench/order-1k.json measure_warden "warden-$route"
   done
 fi
 if [ "${RESPONSE:-0}" = 1 ]; then
   for route in plain filter resp; do
-    RPATH=/$route/users4k WARDEN_LOG=warn measure "warden-$route" "$WARDEN_PORT" "$WARDEN" run --watch-secs 0 --config "$work/warden.yaml" --workers 1
+    RPATH=/$route/users4k measure_warden "warden-$route"
   done
 fi
-awk '{ per[$1] = $3 / ($2 + 1) } END { printf "warden/nginx instructions per request: %.2f\n", per["warden"] / per["nginx"]
+awk '{ per[$1] = $3 / $4 } END { printf "warden/nginx instructions per request: %.2f\n", per["warden"] / per["nginx"]
   if (per["warden-rl"]) printf "warden-rl/warden-nl (same route shape without the limit): %.3f\n", per["warden-rl"] / per["warden-nl"]
   if (per["warden-inj"]) printf "warden-inj/warden-post (1 KiB JSON): %.2f\n", per["warden-inj"] / per["warden-post"]
   if (per["warden-filter"]) printf "warden-filter/warden-plain, warden-resp/warden-plain (4 KiB JSON): %.2f, %.2f\n", per["warden-filter"] / per["warden-plain"], per["warden-resp"] / per["warden-plain"] }' "$work/results"
