@@ -41,6 +41,8 @@ warden_conf "$work/warden.yaml" "$WARDEN_PORT" "$ADMIN_PORT" "$UP_PORT"
 if [ "${LIMITS:-0}" = 1 ]; then
   printf '  - id: nl\n    path: { prefix: /nl }\n    service: api\n' >> "$work/warden.yaml"
   printf '  - id: rl\n    path: { prefix: /rl }\n    service: api\n    policies:\n      - type: rate_limit\n        limits:\n          - { name: rate, key: [ip], rate: { requests: 1000000000, per_secs: 1 } }\n          - { name: daily, key: [ip], quota: { requests: 1000000000, per: day } }\n' >> "$work/warden.yaml"
+  # /rl1: one rate limit only (the acceptance's "an always-admitting limit").
+  printf '  - id: rl1\n    path: { prefix: /rl1 }\n    service: api\n    policies:\n      - type: rate_limit\n        limits:\n          - { name: rate, key: [ip], rate: { requests: 1000000000, per_secs: 1 } }\n' >> "$work/warden.yaml"
 fi
 
 # INJECTION=1: also measure POSTs of bench/order-1k.json to a plain route and
@@ -109,6 +111,7 @@ measure_warden warden
 if [ "${LIMITS:-0}" = 1 ]; then
   RPATH=/nl/users/42 measure_warden warden-nl
   RPATH=/rl/users/42 measure_warden warden-rl
+  RPATH=/rl1/users/42 measure_warden warden-rl1
 fi
 if [ "${INJECTION:-0}" = 1 ]; then
   for route in post inj; do
@@ -121,6 +124,6 @@ if [ "${RESPONSE:-0}" = 1 ]; then
   done
 fi
 awk '{ per[$1] = $3 / $4 } END { printf "warden/nginx instructions per request: %.2f\n", per["warden"] / per["nginx"]
-  if (per["warden-rl"]) printf "warden-rl/warden-nl (same route shape without the limit): %.3f\n", per["warden-rl"] / per["warden-nl"]
+  if (per["warden-rl"]) printf "warden-rl/warden-nl (same route shape without the limit): %.3f; one rate limit only (rl1): %.3f\n", per["warden-rl"] / per["warden-nl"], per["warden-rl1"] / per["warden-nl"]
   if (per["warden-inj"]) printf "warden-inj/warden-post (1 KiB JSON): %.2f\n", per["warden-inj"] / per["warden-post"]
   if (per["warden-filter"]) printf "warden-filter/warden-plain, warden-resp/warden-plain (4 KiB JSON): %.2f, %.2f\n", per["warden-filter"] / per["warden-plain"], per["warden-resp"] / per["warden-plain"] }' "$work/results"

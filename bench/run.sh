@@ -74,6 +74,9 @@ rl_route() { # id prefix [extra policy line]
   printf '  - id: %s\n    path: { prefix: %s }\n    service: api\n    policies:\n      - type: rate_limit\n        limits:\n          - { name: rate, key: [ip], rate: { requests: 1000000000, per_secs: 1 } }\n          - { name: daily, key: [ip], quota: { requests: 1000000000, per: day } }\n' "$1" "$2"
   [ -z "${3:-}" ] || printf '        %s\n' "$3"
 }
+rl1_route() { # id prefix: one rate limit only (the acceptance's "an always-admitting limit")
+  printf '  - id: %s\n    path: { prefix: %s }\n    service: api\n    policies:\n      - type: rate_limit\n        limits:\n          - { name: rate, key: [ip], rate: { requests: 1000000000, per_secs: 1 } }\n' "$1" "$2"
+}
 if [ "$LIMITS" = 1 ]; then
   # The same config on other ports, with Redis (top-level keys may come in any order;
   # the route must land in `routes:`, the file's last section).
@@ -84,7 +87,7 @@ if [ "$LIMITS" = 1 ]; then
   # /nl is the baseline: the same route shape (a prefix route, a path as
   # long) without the policy, so routing costs the same on both sides.
   { printf '  - id: nl\n    path: { prefix: /nl }\n    service: api\n'
-    rl_route rl /rl; rl_route rl-nohdr /rl-nohdr "headers: false"; } >> "$work/warden.yaml"
+    rl_route rl /rl; rl_route rl-nohdr /rl-nohdr "headers: false"; rl1_route rl1 /rl1; } >> "$work/warden.yaml"
 fi
 INJECTION=${INJECTION:-0}
 if [ "$INJECTION" = 1 ]; then
@@ -203,6 +206,7 @@ for r in $(seq "$ROUNDS"); do
     RPATH=/nl/users/42 run warden-nl $WARDEN_PORT "$WARDEN_PID" $SCHEME
     RPATH=/rl/users/42 run warden-rl-mem $WARDEN_PORT "$WARDEN_PID" $SCHEME
     RPATH=/rl-nohdr/users/42 run warden-rl-nohdr $WARDEN_PORT "$WARDEN_PID" $SCHEME
+    RPATH=/rl1/users/42 run warden-rl1 $WARDEN_PORT "$WARDEN_PID" $SCHEME
     RPATH=/rl/users/42 run warden-rl-redis $((WARDEN_PORT + 10)) "$REDIS_WARDEN_PID" $SCHEME
     RPATH=/rl/users/42 run warden-rl-mem $WARDEN_PORT "$WARDEN_PID" $SCHEME
     RPATH=/nl/users/42 run warden-nl $WARDEN_PORT "$WARDEN_PID" $SCHEME
@@ -234,7 +238,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+
 declare -A RPS P50 P99 CPU
 names="upstream nginx warden"; [ "$JWT" = 1 ] && names="$names warden-rs256 warden-es256"
 [ "$AUTHZ" = 1 ] && names="$names warden-authn warden-authz"
-[ "$LIMITS" = 1 ] && names="$names warden-nl warden-rl-mem warden-rl-nohdr warden-rl-redis"
+[ "$LIMITS" = 1 ] && names="$names warden-nl warden-rl-mem warden-rl-nohdr warden-rl1 warden-rl-redis"
 [ "$INJECTION" = 1 ] && names="$names warden-post warden-inj"
 [ "$RESPONSE" = 1 ] && names="$names warden-get4k warden-filter warden-resp"
 [ "$TLS" = 1 ] && names="$names nginx-hs warden-hs"
@@ -269,6 +273,7 @@ if [ "$LIMITS" = 1 ]; then
   awk -v a="${RPS[warden-rl-mem]}" -v b="${RPS[warden-rl-redis]}" -v c="${RPS[warden-nl]}" -v d="${P99[warden-rl-mem]}" -v e="${P99[warden-rl-redis]}" -v f="${P99[warden-nl]}" \
     'BEGIN { printf "rate_limit always admitting / same route shape without it (/nl): in memory %.2fx (p99 %.2fx), Redis exact %.2fx (p99 %.2fx)\n", a/c, d/f, b/c, e/f }'
   awk -v a="${RPS[warden-rl-nohdr]}" -v c="${RPS[warden-nl]}" 'BEGIN { printf "in memory without RateLimit headers / no limit: %.2fx\n", a/c }'
+  awk -v a="${RPS[warden-rl1]}" -v c="${RPS[warden-nl]}" 'BEGIN { printf "in memory, one rate limit only (headers on) / no limit: %.2fx\n", a/c }'
   # Each round's own ratio (its two rl-mem samples over its two /nl samples,
   # taken A-B-B-A), then their median: drift between rounds cancels out.
   awk '$1 == "warden-nl" { nl[int(n++ / 2)] += $2 } $1 == "warden-rl-mem" { rl[int(m++ / 2)] += $2 }
