@@ -36,7 +36,7 @@ pub fn words(name: &str) -> Vec<String> {
     out
 }
 
-const SECRET_WORDS: &[&str] = &[
+pub(crate) const SECRET_WORDS: &[&str] = &[
     "password",
     "passwd",
     "passphrase",
@@ -50,7 +50,7 @@ const SECRET_WORDS: &[&str] = &[
     "otp",
 ];
 
-const SECRET_PAIRS: &[(&str, &str)] = &[
+pub(crate) const SECRET_PAIRS: &[(&str, &str)] = &[
     ("api", "key"),
     ("access", "token"),
     ("refresh", "token"),
