@@ -134,9 +134,9 @@ fn field_names_mean_secrets_by_their_words() {
 
 #[test]
 fn every_ascii_name_that_means_a_secret_holds_a_telling_fragment() {
-    // Callers skip the word rules when `maybe_telling` says no (JSON keys,
-    // response header names): no secret or key-like name may slip past it,
-    // in any case style. The words are the rules' own (a word added there is
+    // `is_secret_field` and the JSON walk skip the word rules for an ASCII
+    // name `maybe_telling` turns down: no secret or key-like name may slip
+    // past it, in any case style. The words are the rules' own (a word added there is
     // tried here), the key-like ones, and a few neutral ones to pair them with.
     let mut words: Vec<&str> = names::SECRET_WORDS.to_vec();
     for (a, b) in names::SECRET_PAIRS {
