@@ -64,6 +64,9 @@ pub struct RequestCtx {
     pub secure: bool,
     /// The request method (response phases read it: the request is gone).
     pub method: http::Method,
+    /// What policies derived from the connection's client, for its next
+    /// requests (`None` outside a connection: tests, the CLI).
+    pub conn_memo: Option<Arc<crate::ConnMemo>>,
 }
 
 /// Identity of a verified client certificate.
@@ -131,6 +134,7 @@ impl RequestCtx {
             response_headers: Vec::new(),
             secure: false,
             method: http::Method::GET,
+            conn_memo: None,
         }
     }
 

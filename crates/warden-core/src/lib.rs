@@ -10,12 +10,14 @@ pub mod ctx;
 pub mod event;
 pub mod headers;
 pub mod limits;
+pub mod memo;
 pub mod policy;
 pub mod problem;
 pub mod services;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use ctx::{ClientIdentity, RequestCtx};
+pub use memo::ConnMemo;
 pub use policy::{Decision, OnError, Policy, PolicyError};
 pub use problem::{ProblemKind, Rejection};
 pub use services::{

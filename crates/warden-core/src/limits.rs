@@ -105,13 +105,52 @@ pub enum LimitKind {
     },
 }
 
+/// Whom a limit counts, namespaced by the policy (`rl:{bucket}:` and the
+/// request's length-prefixed key values), with its keyed hash, computed
+/// once when the subject is made: a subject kept for a connection's next
+/// requests ([`crate::ConnMemo`]) is not hashed again.
+///
+/// Subjects are partly client-chosen (header values, claims), so the hash
+/// is the standard library's SipHash under one random key per process:
+/// every store in the process finds a subject by the same hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    text: String,
+    hash: u64,
+}
+
+impl Subject {
+    /// The subject `text`, hashed.
+    pub fn new(text: impl Into<String>) -> Self {
+        let text = text.into();
+        let hash = subject_hash(&text);
+        Self { text, hash }
+    }
+
+    /// Its text.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Its keyed hash ([`subject_hash`] of its text).
+    pub fn hash(&self) -> u64 {
+        self.hash
+    }
+}
+
+/// The keyed hash of a subject's text: the one [`Subject::hash`] holds.
+pub fn subject_hash(text: &str) -> u64 {
+    use std::hash::BuildHasher as _;
+    static KEY: std::sync::LazyLock<std::hash::RandomState> = std::sync::LazyLock::new(std::hash::RandomState::new);
+    KEY.hash_one(text)
+}
+
 /// One limit to apply to one subject.
 #[derive(Debug, Clone, Copy)]
 pub struct LimitCheck<'a> {
-    /// Whom it counts, namespaced by the policy (`rl:{bucket}:` and the
-    /// request's length-prefixed key values). The limits of a request keyed
-    /// alike share it: a store in memory keeps them under one entry.
-    pub subject: &'a str,
+    /// Whom it counts. The limits of a request keyed alike share it: a
+    /// store in memory keeps them under one entry.
+    pub subject: &'a Subject,
     /// Which limit of the subject it is (unique within the policy's bucket).
     pub name: &'a str,
     /// What it counts.
@@ -123,14 +162,14 @@ impl LimitCheck<'_> {
     /// `subject#name`. The subject's values are length-prefixed, so no two
     /// subject and name pairs make the same key.
     pub fn key(&self) -> String {
-        let mut key = String::with_capacity(self.subject.len() + 1 + self.name.len());
+        let mut key = String::with_capacity(self.subject.as_str().len() + 1 + self.name.len());
         self.write_key(&mut key);
         key
     }
 
     /// Appends [`LimitCheck::key`] to `out`.
     pub fn write_key(&self, out: &mut String) {
-        out.push_str(self.subject);
+        out.push_str(self.subject.as_str());
         out.push('#');
         out.push_str(self.name);
     }

@@ -50,6 +50,8 @@ pub struct ConnInfo {
     pub hsts: Option<HeaderValue>,
     /// The listener's settings as of the accept.
     pub listener: Arc<ListenerRuntime>,
+    /// What policies derived from this connection's client.
+    pub memo: Arc<warden_core::ConnMemo>,
 }
 
 /// One request's place in the gateway-wide in-flight count.
@@ -127,6 +129,7 @@ pub async fn handle(
     ctx.client_cert = conn.tls.as_ref().and_then(|t| t.client.clone());
     ctx.secure = conn.tls.is_some();
     ctx.method = req.method().clone();
+    ctx.conn_memo = Some(Arc::clone(&conn.memo));
     if shared.clock_injected() {
         ctx.now_secs = shared.now_secs();
     }

@@ -3,7 +3,7 @@
 //! counters held and the process's resident memory before and after.
 //! Run with `cargo run --release -p warden-shared --example limiter_memory`.
 
-use warden_core::limits::{LimitCheck, LimitKind};
+use warden_core::limits::{LimitCheck, LimitKind, Subject};
 use warden_shared::Limiter;
 
 fn rss_kib() -> u64 {
@@ -24,7 +24,7 @@ fn main() {
     for i in 0..1_000_000u64 {
         // The subject the policy writes for a client address (IPv6 by /64).
         let value = format!("ip=2001:db8:{:x}:{:x}::/64", i >> 16, i & 0xffff);
-        let subject = format!("rl:{{orders}}:{}:{value}", value.len());
+        let subject = Subject::new(format!("rl:{{orders}}:{}:{value}", value.len()));
         let check = LimitCheck {
             subject: &subject,
             name: "per-ip:r",

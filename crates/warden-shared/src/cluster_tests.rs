@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use warden_core::SharedState;
-use warden_core::limits::{LimitCheck, LimitKind, Window};
+use warden_core::limits::{LimitCheck, LimitKind, Subject, Window};
 
 use crate::testing::TestCluster;
 use crate::{OnUnavailable, RedisState};
@@ -24,11 +24,11 @@ async fn handle(cluster: &TestCluster) -> RedisState {
 }
 
 /// A client's subject in `bucket`, as the policy writes it.
-fn subject(bucket: &str) -> String {
-    format!("rl:{{{bucket}}}:2:ip")
+fn subject(bucket: &str) -> Subject {
+    Subject::new(format!("rl:{{{bucket}}}:2:ip"))
 }
 
-fn checks(subject: &str) -> [LimitCheck<'_>; 2] {
+fn checks(subject: &Subject) -> [LimitCheck<'_>; 2] {
     [
         LimitCheck {
             subject,

@@ -8,17 +8,16 @@
 //! between them.
 //!
 //! Keys are partly attacker-chosen (header values, claims), so subjects are
-//! hashed with the standard library's keyed SipHash — once per subject and
-//! request: the same hash picks the shard (from its middle bits) and finds
-//! the entry in the shard's table.
+//! hashed with the standard library's keyed SipHash, once, when the subject
+//! is made ([`Subject`]): the same hash picks the shard (from its middle
+//! bits) and finds the entry in the shard's table.
 
-use std::hash::{BuildHasher as _, RandomState};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use hashbrown::HashTable;
 use smallvec::SmallVec;
 
-use warden_core::limits::{self, LimitCheck, LimitKind, LimitOutcome};
+use warden_core::limits::{self, LimitCheck, LimitKind, LimitOutcome, Subject};
 
 const SHARDS: usize = 16;
 
@@ -40,7 +39,7 @@ enum Value {
 /// One subject's counters, each under its limit's name.
 #[derive(Debug)]
 struct Entry {
-    subject: Box<str>,
+    subject: Subject,
     /// Usually one (a subject with one limit inline, the rest spill).
     counters: SmallVec<[(Arc<str>, Counter); 1]>,
 }
@@ -74,8 +73,8 @@ impl Entry {
             .unwrap_or(i64::MIN)
     }
 
-    fn is(&self, subject: &str) -> bool {
-        *self.subject == *subject
+    fn is(&self, subject: &Subject) -> bool {
+        self.subject.as_str() == subject.as_str()
     }
 }
 
@@ -93,9 +92,9 @@ struct Counter {
     expires_ms: i64,
 }
 
-/// True when `a` and `b` are the same subject (usually the same string).
-fn same(a: &str, b: &str) -> bool {
-    std::ptr::eq(a, b) || a == b
+/// True when `a` and `b` are the same subject (usually the same value).
+fn same(a: &Subject, b: &Subject) -> bool {
+    std::ptr::eq(a, b) || a.as_str() == b.as_str()
 }
 
 /// Limit names, each held once per shard: counters share them rather
@@ -128,7 +127,6 @@ impl Names {
 pub struct Limiter {
     shards: Vec<Mutex<Shard>>,
     per_shard: usize,
-    hasher: RandomState,
 }
 
 impl Default for Limiter {
@@ -143,12 +141,7 @@ impl Limiter {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             per_shard: entries.div_ceil(SHARDS).max(1),
-            hasher: RandomState::new(),
         }
-    }
-
-    fn hash(&self, subject: &str) -> u64 {
-        self.hasher.hash_one(subject)
     }
 
     /// The shard for a key's hash: middle bits, independent of the low bits
@@ -181,8 +174,8 @@ impl Limiter {
 
     /// [`Limiter::apply`] when every check counts one subject (the usual
     /// case): one lock and one probe, the counters updated in place.
-    fn apply_one(&self, subject: &str, checks: &[LimitCheck<'_>], now_ms: i64) -> Vec<LimitOutcome> {
-        let h = self.hash(subject);
+    fn apply_one(&self, subject: &Subject, checks: &[LimitCheck<'_>], now_ms: i64) -> Vec<LimitOutcome> {
+        let h = subject.hash();
         let mut guard = self.shards[Self::shard_of(h)]
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -222,18 +215,17 @@ impl Limiter {
             .iter()
             .zip(checks)
             .filter_map(|((_, w), c)| w.map(|w| (c.name, w)));
-        self.insert(table, names, h, subject, counters, now_ms);
+        self.insert(table, names, subject, counters, now_ms);
         outcomes
     }
 
-    /// A new entry for `subject` (hash `h`) holding `counters`, room made
-    /// first when the table is full.
+    /// A new entry for `subject` holding `counters`, room made first when
+    /// the table is full.
     fn insert<'n>(
         &self,
         table: &mut HashTable<Entry>,
         names: &mut Names,
-        h: u64,
-        subject: &str,
+        subject: &Subject,
         counters: impl Iterator<Item = (&'n str, Counter)>,
         now_ms: i64,
     ) {
@@ -241,26 +233,26 @@ impl Limiter {
             make_room(table, now_ms);
         }
         let mut entry = Entry {
-            subject: subject.into(),
+            subject: subject.clone(),
             counters: SmallVec::new(),
         };
         for (name, w) in counters {
             entry.set(name, w, names, now_ms);
         }
-        table.insert_unique(h, entry, |e| self.hash(&e.subject));
+        table.insert_unique(subject.hash(), entry, |e| e.subject.hash());
     }
 
     /// [`Limiter::apply`] over several subjects: every shard concerned is
     /// locked, the counters read, and written only when all admit.
     fn apply_many(&self, checks: &[LimitCheck<'_>], now_ms: i64) -> Vec<LimitOutcome> {
         // The distinct subjects, with their hash and shard; each check's subject.
-        let mut subjects: SmallVec<[(&str, u64, usize); N]> = SmallVec::new();
+        let mut subjects: SmallVec<[(&Subject, u64, usize); N]> = SmallVec::new();
         let mut of: SmallVec<[usize; N]> = SmallVec::new();
         for c in checks {
             let i = match subjects.iter().position(|(t, _, _)| same(t, c.subject)) {
                 Some(i) => i,
                 None => {
-                    let h = self.hash(c.subject);
+                    let h = c.subject.hash();
                     subjects.push((c.subject, h, Self::shard_of(h)));
                     subjects.len() - 1
                 }
@@ -322,7 +314,7 @@ impl Limiter {
                 }
                 continue;
             }
-            self.insert(table, names, *h, subject, mine(), now_ms);
+            self.insert(table, names, subject, mine(), now_ms);
         }
         outcomes
     }
@@ -403,7 +395,7 @@ mod tests {
     use super::*;
     use warden_core::limits::Window;
 
-    fn rate<'a>(subject: &'a str, name: &'a str, limit: u64) -> LimitCheck<'a> {
+    fn rate<'a>(subject: &'a Subject, name: &'a str, limit: u64) -> LimitCheck<'a> {
         LimitCheck {
             subject,
             name,
@@ -415,7 +407,7 @@ mod tests {
         }
     }
 
-    fn daily<'a>(subject: &'a str, name: &'a str, limit: u64) -> LimitCheck<'a> {
+    fn daily<'a>(subject: &'a Subject, name: &'a str, limit: u64) -> LimitCheck<'a> {
         LimitCheck {
             subject,
             name,
@@ -431,13 +423,14 @@ mod tests {
         // Both limits on one subject (one entry), then on two subjects.
         for (rs, qs) in [("ip=1", "ip=1"), ("ip=1", "ip=2")] {
             let l = Limiter::default();
-            let both = [rate(rs, "r", 100), daily(qs, "q", 2)];
+            let (rs, qs) = (Subject::new(rs), Subject::new(qs));
+            let both = [rate(&rs, "r", 100), daily(&qs, "q", 2)];
             assert!(l.apply(&both, 0).iter().all(|o| o.allowed));
             assert!(l.apply(&both, 1).iter().all(|o| o.allowed));
             let third = l.apply(&both, 2);
-            assert!(third[0].allowed && !third[1].allowed, "{rs} {qs}");
+            assert!(third[0].allowed && !third[1].allowed, "{rs:?} {qs:?}");
             // The rate limit was not charged for the refused request.
-            assert_eq!(l.apply(&[rate(rs, "r", 100)], 3)[0].remaining, 97, "{rs} {qs}");
+            assert_eq!(l.apply(&[rate(&rs, "r", 100)], 3)[0].remaining, 97, "{rs:?} {qs:?}");
             // The next day the quota is back.
             assert!(l.apply(&both, 86_400_000).iter().all(|o| o.allowed));
             assert_eq!(l.len(), if rs == qs { 1 } else { 2 });
@@ -447,21 +440,24 @@ mod tests {
     #[test]
     fn limits_of_one_subject_count_apart_by_name() {
         let l = Limiter::default();
-        // Equal text in two strings is one subject.
-        let (a, b) = (String::from("rl:{x}:2:ip"), String::from("rl:{x}:2:ip"));
+        // Equal text in two subjects is one subject.
+        let (a, b) = (Subject::new("rl:{x}:2:ip"), Subject::new("rl:{x}:2:ip"));
         assert_eq!(l.apply(&[rate(&a, "x", 3)], 0)[0].remaining, 2);
         let o = l.apply(&[rate(&b, "x", 3), rate(&b, "y", 3)], 1);
         assert_eq!((o[0].remaining, o[1].remaining), (1, 2));
         assert_eq!(l.len(), 1);
         // Another subject starts afresh.
-        assert_eq!(l.apply(&[rate("rl:{x}:2:iq", "x", 3)], 2)[0].remaining, 2);
+        assert_eq!(
+            l.apply(&[rate(&Subject::new("rl:{x}:2:iq"), "x", 3)], 2)[0].remaining,
+            2
+        );
     }
 
     #[test]
     fn limit_names_are_held_once_and_let_go_when_unused() {
         let l = Limiter::default();
         for i in 0..100 {
-            l.apply(&[rate(&format!("s{i}"), "r", 10)], 0);
+            l.apply(&[rate(&Subject::new(format!("s{i}")), "r", 10)], 0);
         }
         let held: usize = l.shards.iter().map(|s| s.lock().unwrap().names.0.len()).sum();
         let counters: usize = l
@@ -491,12 +487,13 @@ mod tests {
     #[test]
     fn a_flood_of_new_keys_is_evicted_before_counted_quotas() {
         let l = Limiter::with_capacity(SHARDS * 10);
-        let victim = |t| l.apply(&[rate("victim", "r", 1000), daily("victim", "q", 100)], t);
+        let v = Subject::new("victim");
+        let victim = |t| l.apply(&[rate(&v, "r", 1000), daily(&v, "q", 100)], t);
         for t in 0..5 {
             assert!(victim(t).iter().all(|o| o.allowed));
         }
         for i in 0..5_000 {
-            let s = format!("flood{i}");
+            let s = Subject::new(format!("flood{i}"));
             l.apply(&[rate(&s, "r", 1000), daily(&s, "q", 100)], 10);
         }
         assert!(l.len() <= SHARDS * 10 + SHARDS, "{}", l.len());
@@ -511,7 +508,7 @@ mod tests {
     fn counters_stay_capped_under_a_flood_of_keys() {
         let l = Limiter::with_capacity(1_000);
         for i in 0..50_000 {
-            l.apply(&[rate(&format!("ip:{i}"), "r", 10)], 0);
+            l.apply(&[rate(&Subject::new(format!("ip:{i}")), "r", 10)], 0);
         }
         assert!(l.len() <= 1_000 + SHARDS, "{}", l.len());
     }

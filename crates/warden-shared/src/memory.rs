@@ -210,10 +210,11 @@ mod tests {
 
     #[tokio::test]
     async fn limits_answered_now_and_awaited_share_one_set_of_counters() {
-        use warden_core::limits::{LimitCheck, LimitKind};
+        use warden_core::limits::{LimitCheck, LimitKind, Subject};
         let m = MemoryState::default();
+        let subject = Subject::new("rl:{r}:3:ip");
         let checks = [LimitCheck {
-            subject: "rl:{r}:3:ip",
+            subject: &subject,
             name: "a:r",
             kind: LimitKind::Rate {
                 limit: 2,

@@ -193,7 +193,7 @@ impl RedisState {
             std::sync::LazyLock::new(|| redis::Script::new(LIMIT_SCRIPT));
         let mut inv = SCRIPT.prepare_invoke();
         for c in checks {
-            let mut key = String::with_capacity(self.prefix.len() + c.subject.len() + 1 + c.name.len());
+            let mut key = String::with_capacity(self.prefix.len() + c.subject.as_str().len() + 1 + c.name.len());
             key.push_str(&self.prefix);
             c.write_key(&mut key);
             inv.key(key);
@@ -465,8 +465,10 @@ mod tests {
         let b = RedisState::connect(&url(), p, Duration::from_millis(500), OnUnavailable::FailClosed)
             .await
             .unwrap();
+        // Borrowed by spawned tasks: made to last the test process.
+        let t: &'static _ = Box::leak(Box::new(warden_core::limits::Subject::new("{t}")));
         let rate = LimitCheck {
-            subject: "{t}",
+            subject: t,
             name: "rate",
             kind: LimitKind::Rate {
                 limit: 10,
@@ -475,7 +477,7 @@ mod tests {
             },
         };
         let quota = LimitCheck {
-            subject: "{t}",
+            subject: t,
             name: "quota",
             kind: LimitKind::Quota {
                 limit: 12,
@@ -516,9 +518,10 @@ mod tests {
                 .as_secs(),
         )
         .unwrap();
+        let cal = warden_core::limits::Subject::new("{t}:cal");
         for window in [Window::Hour, Window::Day, Window::Month] {
             let check = LimitCheck {
-                subject: "{t}:cal",
+                subject: &cal,
                 name: window.code(),
                 kind: LimitKind::Quota { limit: 5, window },
             };

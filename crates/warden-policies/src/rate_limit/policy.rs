@@ -4,8 +4,10 @@ use std::sync::{Arc, OnceLock};
 
 use http::{HeaderName, HeaderValue, request};
 use smallvec::SmallVec;
-use warden_core::limits::{LimitCheck, LimitKind, LimitOutcome, Window};
-use warden_core::{Clock, Decision, Policy, PolicyError, ProblemKind, Rejection, RequestCtx, Services, SharedState};
+use warden_core::limits::{LimitCheck, LimitKind, LimitOutcome, Subject, Window};
+use warden_core::{
+    Clock, ConnMemo, Decision, Policy, PolicyError, ProblemKind, Rejection, RequestCtx, Services, SharedState,
+};
 use warden_shared::Limiter;
 
 use super::config::{ThrottleConfig, Unavailable};
@@ -148,9 +150,36 @@ impl RateLimit {
                 for part in &set.limits[*i].key {
                     part.push_to(req, ctx, &mut subject);
                 }
-                subject
+                Subject::new(subject)
             })
             .collect()
+    }
+
+    /// The request's subjects as [`RateLimit::subjects`] makes them, from
+    /// the connection's memo when `set` is keyed only by what a connection
+    /// keeps (client address, route) and this client's are there; made
+    /// and filed there otherwise.
+    pub(super) fn memo_subjects(&self, set: &LimitSet, req: &request::Parts, ctx: &RequestCtx) -> Option<Arc<Memo>> {
+        let owner = set.memo?;
+        let memo = ctx.conn_memo.as_deref()?;
+        // The route may be part of them (the bucket when the policy names
+        // none, a `route` key), and a policy on a service serves several.
+        let route = ctx.route_id.as_ref();
+        let same_route = |kept: Option<&Arc<str>>| match (kept, route) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+            (a, b) => a.is_none() && b.is_none(),
+        };
+        if let Some(m) = memo.get::<Memo>(owner, ctx.client_ip)
+            && same_route(m.route.as_ref())
+        {
+            return Some(m);
+        }
+        let m = Arc::new(Memo {
+            route: route.cloned(),
+            subjects: self.subjects(set, req, ctx),
+        });
+        memo.put(owner, ctx.client_ip, Arc::clone(&m));
+        Some(m)
     }
 
     /// This node's share of `checks` (local fallback).
@@ -180,8 +209,15 @@ impl RateLimit {
     }
 }
 
+/// A client's subjects, kept in its connection's memo.
+pub(super) struct Memo {
+    /// The route they were made on.
+    route: Option<Arc<str>>,
+    subjects: Subjects,
+}
+
 /// The checks of `set` for a request with these `subjects` ([`RateLimit::subjects`]).
-pub(super) fn checks<'a>(set: &'a LimitSet, subjects: &'a [String]) -> Checks<'a> {
+pub(super) fn checks<'a>(set: &'a LimitSet, subjects: &'a [Subject]) -> Checks<'a> {
     set.limits
         .iter()
         .zip(&set.key_of)
@@ -199,7 +235,7 @@ type Outcomes = (Vec<LimitOutcome>, i64);
 pub(super) type Checks<'a> = SmallVec<[LimitCheck<'a>; 4]>;
 
 /// A request's subjects: limits keyed alike share one.
-pub(super) type Subjects = SmallVec<[String; 2]>;
+pub(super) type Subjects = SmallVec<[Subject; 2]>;
 
 impl RateLimit {
     /// Applies `checks` once (shared state, or local memory), with the time
@@ -402,6 +438,10 @@ pub(crate) struct LimitSet {
     fixed_policy: Option<HeaderValue>,
     /// The longest `RateLimit` value it can have.
     state_len: usize,
+    /// Its owner id in connection memos, when every key is made of what a
+    /// connection keeps (client address, route): its subjects are then
+    /// made once per client and connection.
+    memo: Option<u64>,
 }
 
 impl LimitSet {
@@ -425,8 +465,6 @@ impl LimitSet {
         } else {
             policy_value(&limits, 0)
         };
-        // Room for every item with 20-digit numbers: one allocation.
-        let state_len = limits.iter().map(|l| l.state_prefix.len() + 47).sum();
         let mut first_of_key: Vec<usize> = Vec::new();
         let key_of = (0..limits.len())
             .map(
@@ -439,12 +477,20 @@ impl LimitSet {
                 },
             )
             .collect();
+        // Every item with 20-digit numbers.
+        let state_len = limits.iter().map(|l| l.state_prefix.len() + 47).sum();
+        let memo = limits
+            .iter()
+            .flat_map(|l| &l.key)
+            .all(|p| matches!(p, KeyPart::Ip | KeyPart::Route))
+            .then(ConnMemo::owner_id);
         Self {
             limits,
             first_of_key,
             key_of,
             fixed_policy,
             state_len,
+            memo,
         }
     }
 }
@@ -460,24 +506,56 @@ fn push_headers(set: &LimitSet, outcomes: &[LimitOutcome], now_secs: i64, out: &
         Some(v) => Some(v.clone()),
         None => policy_value(&set.limits, now_secs),
     };
-    let mut state = String::with_capacity(set.state_len);
-    let mut n = itoa::Buffer::new();
-    for (l, o) in set.limits.iter().zip(outcomes) {
-        if !state.is_empty() {
-            state.push_str(", ");
-        }
-        state.push_str(&l.state_prefix);
-        state.push_str(n.format(o.remaining));
-        state.push_str(";t=");
-        state.push_str(n.format(o.reset_secs));
+    if out.capacity() == 0 {
+        // Usually the request's first: straight to an allocation of two,
+        // past `reserve`'s growth arithmetic.
+        *out = Vec::with_capacity(2);
+    } else {
+        out.reserve(2);
     }
-    out.reserve(2);
     if let Some(v) = policy {
         out.push((RATELIMIT_POLICY, v));
     }
-    if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(state)) {
+    if let Some(v) = state_value(set, outcomes) {
         out.push((RATELIMIT, v));
     }
+}
+
+/// The `RateLimit` value, written on the stack and copied once into the
+/// value (one allocation) when it fits, as a route's handful of limits do.
+fn state_value(set: &LimitSet, outcomes: &[LimitOutcome]) -> Option<HeaderValue> {
+    let mut stack = [0_u8; 192];
+    let mut heap = Vec::new();
+    let buf: &mut [u8] = if set.state_len <= stack.len() {
+        &mut stack
+    } else {
+        heap.resize(set.state_len, 0);
+        &mut heap
+    };
+    let mut at = 0;
+    let mut put = |bytes: &[u8]| {
+        let end = at + bytes.len();
+        buf.get_mut(at..end).map(|b| b.copy_from_slice(bytes))?;
+        at = end;
+        Some(())
+    };
+    let mut n = itoa::Buffer::new();
+    for (i, (l, o)) in set.limits.iter().zip(outcomes).enumerate() {
+        if i > 0 {
+            put(b", ")?;
+        }
+        put(l.state_prefix.as_bytes())?;
+        put(n.format(o.remaining).as_bytes())?;
+        put(b";t=")?;
+        put(n.format(o.reset_secs).as_bytes())?;
+    }
+    let len = at;
+    let written = if set.state_len <= stack.len() {
+        &stack[..len]
+    } else {
+        &heap[..len]
+    };
+    HeaderValue::from_bytes(written).ok()
 }
 
 impl Policy for RateLimit {
@@ -503,8 +581,16 @@ impl Policy for RateLimit {
         if limits.is_empty() {
             return Ok(Decision::Continue);
         }
-        let subjects = self.subjects(set, req, ctx);
-        let checks = checks(set, &subjects);
+        let memo = self.memo_subjects(set, req, ctx);
+        let made;
+        let subjects = match &memo {
+            Some(m) => &m.subjects,
+            None => {
+                made = self.subjects(set, req, ctx);
+                &made
+            }
+        };
+        let checks = checks(set, subjects);
         let (mut outcomes, mut now_ms) = match self.decide_now(&checks) {
             Some(o) => o,
             None => match self.decide_shared(&checks).await {

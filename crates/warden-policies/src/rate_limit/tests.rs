@@ -307,7 +307,10 @@ fn header_and_claim_values_of_different_forms_count_apart() {
         let mut ctx = RequestCtx::new("r".into(), "192.0.2.7".parse().unwrap(), 0);
         ctx.route_id = Some("orders".into());
         ctx.token_claims = Some(Arc::new(serde_json::from_str(claims).unwrap()));
-        p.subjects(p.limits_for(&ctx), &parts, &ctx).to_vec()
+        p.subjects(p.limits_for(&ctx), &parts, &ctx)
+            .iter()
+            .map(|s| s.as_str().to_owned())
+            .collect::<Vec<_>>()
     };
     // Two bytes that are not UTF-8 (a lossy decoding makes both U+FFFD).
     let (a, b) = (subjects(b"\xff", r#"{"org": "7"}"#), subjects(b"\xfe", r#"{"org": 7}"#));
@@ -316,4 +319,72 @@ fn header_and_claim_values_of_different_forms_count_apart() {
     // The string "7" and the number 7 are two organisations.
     assert_eq!(a[1], "rl:{orders}:8:ts3:org7");
     assert_eq!(b[1], "rl:{orders}:8:tj3:org7");
+}
+
+/// One keep-alive connection: every request carries the same memo.
+fn call_on(p: &super::RateLimit, memo: &Arc<warden_core::ConnMemo>, ip: &str, route: &str) -> bool {
+    let (mut parts, ()) = http::Request::get("/x").body(()).unwrap().into_parts();
+    let mut ctx = RequestCtx::new("r".into(), ip.parse().unwrap(), 0);
+    ctx.route_id = Some(route.into());
+    ctx.conn_memo = Some(Arc::clone(memo));
+    matches!(
+        block_on(p.on_request(&mut parts, &mut ctx)).unwrap(),
+        Decision::Continue
+    )
+}
+
+#[test]
+fn subjects_kept_for_a_connection_count_each_client_and_route_apart() {
+    let clock = Arc::new(ManualClock::at(1_800_000_000));
+    let p = policy(
+        "limits:\n  - { name: per-ip, key: [ip], rate: { requests: 3, per_secs: 60 } }\n",
+        &clock,
+    );
+    let memo = Arc::new(warden_core::ConnMemo::default());
+    let admitted = |ip: &str, route: &str, n: usize| (0..n).filter(|_| call_on(&p, &memo, ip, route)).count();
+    // The kept subject counts as the fresh one did: exactly the limit.
+    assert_eq!(admitted("192.0.2.1", "orders", 5), 3);
+    assert_eq!(memo.len(), 1, "the client's subjects were kept");
+    let kept = || {
+        let (parts, ()) = http::Request::get("/x").body(()).unwrap().into_parts();
+        let mut ctx = RequestCtx::new("r".into(), "192.0.2.1".parse().unwrap(), 0);
+        ctx.route_id = Some("orders".into());
+        ctx.conn_memo = Some(Arc::clone(&memo));
+        p.memo_subjects(p.limits_for(&ctx), &parts, &ctx).unwrap()
+    };
+    assert!(Arc::ptr_eq(&kept(), &kept()), "made once, then read");
+    // Another client on the same connection (a trusted proxy forwarding
+    // several) is counted on its own, and does not free the first one.
+    assert_eq!(admitted("192.0.2.2", "orders", 5), 3);
+    assert_eq!(admitted("192.0.2.1", "orders", 1), 0);
+    // The same client on another route of the policy (its bucket) too.
+    assert_eq!(admitted("192.0.2.1", "users", 5), 3);
+    assert_eq!(admitted("192.0.2.1", "orders", 1), 0);
+    // Without a memo (another connection), the same counters.
+    assert!(!call(&p, "192.0.2.1", None, &[]).0);
+}
+
+#[test]
+fn only_limits_keyed_by_what_a_connection_keeps_use_its_memo() {
+    let clock = Arc::new(ManualClock::at(1_800_000_000));
+    let p = policy(
+        "limits:\n  - { name: per-consumer, key: [consumer], rate: { requests: 3, per_secs: 60 } }\n",
+        &clock,
+    );
+    let memo = Arc::new(warden_core::ConnMemo::default());
+    assert!(call_on(&p, &memo, "192.0.2.1", "orders"));
+    assert!(memo.is_empty(), "a consumer may change between requests");
+    let p = policy(
+        "limits:\n  - { name: per-route, key: [route, ip], rate: { requests: 3, per_secs: 60 } }\n",
+        &clock,
+    );
+    assert!(call_on(&p, &memo, "192.0.2.1", "orders"));
+    assert_eq!(memo.len(), 1);
+    // A reloaded policy (a new instance) never reads its predecessor's subjects.
+    let q = policy(
+        "limits:\n  - { name: per-route, key: [route, ip], rate: { requests: 3, per_secs: 60 } }\n",
+        &clock,
+    );
+    assert!(call_on(&q, &memo, "192.0.2.1", "orders"));
+    assert_eq!(memo.len(), 2);
 }

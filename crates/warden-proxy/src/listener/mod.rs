@@ -280,6 +280,7 @@ fn conn_info(peer: SocketAddr, listener: Arc<ListenerRuntime>, tls: Option<TlsFa
         tls,
         hsts,
         listener,
+        memo: Arc::default(),
     })
 }
 
