@@ -203,11 +203,13 @@ for r in $(seq "$ROUNDS"); do
   if [ "$LIMITS" = 1 ]; then
     # A-B-B-A against the plain row: this VM's throughput drifts within a
     # round, so each side gets one early and one late sample.
+    # /rl1 (one limit: the acceptance's literal row) is paired the same way.
     RPATH=/nl/users/42 run warden-nl $WARDEN_PORT "$WARDEN_PID" $SCHEME
     RPATH=/rl/users/42 run warden-rl-mem $WARDEN_PORT "$WARDEN_PID" $SCHEME
-    RPATH=/rl-nohdr/users/42 run warden-rl-nohdr $WARDEN_PORT "$WARDEN_PID" $SCHEME
     RPATH=/rl1/users/42 run warden-rl1 $WARDEN_PORT "$WARDEN_PID" $SCHEME
+    RPATH=/rl-nohdr/users/42 run warden-rl-nohdr $WARDEN_PORT "$WARDEN_PID" $SCHEME
     RPATH=/rl/users/42 run warden-rl-redis $((WARDEN_PORT + 10)) "$REDIS_WARDEN_PID" $SCHEME
+    RPATH=/rl1/users/42 run warden-rl1 $WARDEN_PORT "$WARDEN_PID" $SCHEME
     RPATH=/rl/users/42 run warden-rl-mem $WARDEN_PORT "$WARDEN_PID" $SCHEME
     RPATH=/nl/users/42 run warden-nl $WARDEN_PORT "$WARDEN_PID" $SCHEME
   fi
@@ -274,11 +276,13 @@ if [ "$LIMITS" = 1 ]; then
     'BEGIN { printf "rate_limit always admitting / same route shape without it (/nl): in memory %.2fx (p99 %.2fx), Redis exact %.2fx (p99 %.2fx)\n", a/c, d/f, b/c, e/f }'
   awk -v a="${RPS[warden-rl-nohdr]}" -v c="${RPS[warden-nl]}" 'BEGIN { printf "in memory without RateLimit headers / no limit: %.2fx\n", a/c }'
   awk -v a="${RPS[warden-rl1]}" -v c="${RPS[warden-nl]}" 'BEGIN { printf "in memory, one rate limit only (headers on) / no limit: %.2fx\n", a/c }'
-  # Each round's own ratio (its two rl-mem samples over its two /nl samples,
-  # taken A-B-B-A), then their median: drift between rounds cancels out.
-  awk '$1 == "warden-nl" { nl[int(n++ / 2)] += $2 } $1 == "warden-rl-mem" { rl[int(m++ / 2)] += $2 }
-    END { for (r in nl) if (rl[r] > 0) print rl[r] / nl[r] }' "$work/results" | median |
-    awk -v n="$ROUNDS" '{ printf "in memory / no limit, median of the %d rounds'"'"' own ratios: %.3fx\n", n, $1 }'
+  # Each round's own ratio (its two rl-mem or rl1 samples over its two /nl
+  # samples, taken A-B-B-A), then their median: drift between rounds cancels out.
+  for row in warden-rl-mem warden-rl1; do
+    awk -v row="$row" '$1 == "warden-nl" { nl[int(n++ / 2)] += $2 } $1 == row { rl[int(m++ / 2)] += $2 }
+      END { for (r in nl) if (rl[r] > 0) print rl[r] / nl[r] }' "$work/results" | median |
+      awk -v n="$ROUNDS" -v row="$row" '{ printf "%s / no limit, median of the %d rounds'"'"' own ratios: %.3fx\n", row, n, $1 }'
+  done
 fi
 if [ "$INJECTION" = 1 ]; then
   awk -v a="${RPS[warden-inj]}" -v b="${RPS[warden-post]}" -v c="${P99[warden-inj]}" -v d="${P99[warden-post]}" \

@@ -132,14 +132,14 @@ impl Subject {
         &self.text
     }
 
-    /// Its keyed hash ([`subject_hash`] of its text).
+    /// Its keyed hash.
     pub fn hash(&self) -> u64 {
         self.hash
     }
 }
 
 /// The keyed hash of a subject's text: the one [`Subject::hash`] holds.
-pub fn subject_hash(text: &str) -> u64 {
+fn subject_hash(text: &str) -> u64 {
     use std::hash::BuildHasher as _;
     static KEY: std::sync::LazyLock<std::hash::RandomState> = std::sync::LazyLock::new(std::hash::RandomState::new);
     KEY.hash_one(text)

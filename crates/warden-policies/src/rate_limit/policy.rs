@@ -162,6 +162,11 @@ impl RateLimit {
     pub(super) fn memo_subjects(&self, set: &LimitSet, req: &request::Parts, ctx: &RequestCtx) -> Option<Arc<Memo>> {
         let owner = set.memo?;
         let memo = ctx.conn_memo.as_deref()?;
+        // A trusted proxy's connection carries many clients: kept subjects
+        // would be replaced at nearly every request.
+        if ctx.client_ip != ctx.peer_ip {
+            return None;
+        }
         // The route may be part of them (the bucket when the policy names
         // none, a `route` key), and a policy on a service serves several.
         let route = ctx.route_id.as_ref();
@@ -218,15 +223,17 @@ pub(super) struct Memo {
 
 /// The checks of `set` for a request with these `subjects` ([`RateLimit::subjects`]).
 pub(super) fn checks<'a>(set: &'a LimitSet, subjects: &'a [Subject]) -> Checks<'a> {
-    set.limits
-        .iter()
-        .zip(&set.key_of)
-        .map(|(l, k)| LimitCheck {
+    // Pushed one by one: `collect`'s size-hint bookkeeping costs more than
+    // a route's one or two limits.
+    let mut checks = Checks::new();
+    for (l, k) in set.limits.iter().zip(&set.key_of) {
+        checks.push(LimitCheck {
             subject: &subjects[*k],
             name: &l.tag,
             kind: l.kind,
-        })
-        .collect()
+        });
+    }
+    checks
 }
 
 type Outcomes = (Vec<LimitOutcome>, i64);
@@ -523,7 +530,7 @@ fn push_headers(set: &LimitSet, outcomes: &[LimitOutcome], now_secs: i64, out: &
 
 /// The `RateLimit` value, written on the stack and copied once into the
 /// value (one allocation) when it fits, as a route's handful of limits do.
-fn state_value(set: &LimitSet, outcomes: &[LimitOutcome]) -> Option<HeaderValue> {
+pub(super) fn state_value(set: &LimitSet, outcomes: &[LimitOutcome]) -> Option<HeaderValue> {
     let mut stack = [0_u8; 192];
     let mut heap = Vec::new();
     let buf: &mut [u8] = if set.state_len <= stack.len() {

@@ -321,10 +321,13 @@ fn header_and_claim_values_of_different_forms_count_apart() {
     assert_eq!(b[1], "rl:{orders}:8:tj3:org7");
 }
 
-/// One keep-alive connection: every request carries the same memo.
-fn call_on(p: &super::RateLimit, memo: &Arc<warden_core::ConnMemo>, ip: &str, route: &str) -> bool {
+/// One keep-alive connection from `peer`: every request carries the same
+/// memo; `client` is the address the gateway trusts (`peer`, or forwarded
+/// by a trusted proxy).
+fn call_on(p: &super::RateLimit, memo: &Arc<warden_core::ConnMemo>, peer: &str, client: &str, route: &str) -> bool {
     let (mut parts, ()) = http::Request::get("/x").body(()).unwrap().into_parts();
-    let mut ctx = RequestCtx::new("r".into(), ip.parse().unwrap(), 0);
+    let mut ctx = RequestCtx::new("r".into(), peer.parse().unwrap(), 0);
+    ctx.client_ip = client.parse().unwrap();
     ctx.route_id = Some(route.into());
     ctx.conn_memo = Some(Arc::clone(memo));
     matches!(
@@ -341,7 +344,7 @@ fn subjects_kept_for_a_connection_count_each_client_and_route_apart() {
         &clock,
     );
     let memo = Arc::new(warden_core::ConnMemo::default());
-    let admitted = |ip: &str, route: &str, n: usize| (0..n).filter(|_| call_on(&p, &memo, ip, route)).count();
+    let admitted = |ip: &str, route: &str, n: usize| (0..n).filter(|_| call_on(&p, &memo, ip, ip, route)).count();
     // The kept subject counts as the fresh one did: exactly the limit.
     assert_eq!(admitted("192.0.2.1", "orders", 5), 3);
     assert_eq!(memo.len(), 1, "the client's subjects were kept");
@@ -353,38 +356,85 @@ fn subjects_kept_for_a_connection_count_each_client_and_route_apart() {
         p.memo_subjects(p.limits_for(&ctx), &parts, &ctx).unwrap()
     };
     assert!(Arc::ptr_eq(&kept(), &kept()), "made once, then read");
-    // Another client on the same connection (a trusted proxy forwarding
-    // several) is counted on its own, and does not free the first one.
-    assert_eq!(admitted("192.0.2.2", "orders", 5), 3);
-    assert_eq!(admitted("192.0.2.1", "orders", 1), 0);
-    // The same client on another route of the policy (its bucket) too.
+    // The same client on another route of the policy (its bucket) is
+    // counted on its own, and does not free the first route's count.
     assert_eq!(admitted("192.0.2.1", "users", 5), 3);
     assert_eq!(admitted("192.0.2.1", "orders", 1), 0);
+    // IPv6: one /64 is one client, on a kept subject or a fresh one.
+    assert_eq!(admitted("2001:db8:1:2::1", "orders", 2), 2);
+    assert_eq!(admitted("2001:db8:1:2::2", "orders", 2), 1);
     // Without a memo (another connection), the same counters.
     assert!(!call(&p, "192.0.2.1", None, &[]).0);
 }
 
 #[test]
-fn only_limits_keyed_by_what_a_connection_keeps_use_its_memo() {
+fn clients_forwarded_by_a_trusted_proxy_are_counted_apart_without_the_memo() {
     let clock = Arc::new(ManualClock::at(1_800_000_000));
     let p = policy(
-        "limits:\n  - { name: per-consumer, key: [consumer], rate: { requests: 3, per_secs: 60 } }\n",
+        "limits:\n  - { name: per-ip, key: [ip], rate: { requests: 3, per_secs: 60 } }\n",
         &clock,
     );
     let memo = Arc::new(warden_core::ConnMemo::default());
-    assert!(call_on(&p, &memo, "192.0.2.1", "orders"));
-    assert!(memo.is_empty(), "a consumer may change between requests");
-    let p = policy(
-        "limits:\n  - { name: per-route, key: [route, ip], rate: { requests: 3, per_secs: 60 } }\n",
-        &clock,
-    );
-    assert!(call_on(&p, &memo, "192.0.2.1", "orders"));
+    let proxy = "10.0.0.1";
+    let admitted = |client: &str, n: usize| (0..n).filter(|_| call_on(&p, &memo, proxy, client, "orders")).count();
+    assert_eq!(admitted("192.0.2.1", 5), 3);
+    assert_eq!(admitted("192.0.2.2", 5), 3, "another client behind the same proxy");
+    assert_eq!(admitted("192.0.2.1", 1), 0, "and the first is still counted");
+    assert!(memo.is_empty(), "a proxy's many clients would only churn the memo");
+}
+
+#[test]
+fn only_limits_keyed_by_what_a_connection_keeps_use_its_memo() {
+    let clock = Arc::new(ManualClock::at(1_800_000_000));
+    let memo = Arc::new(warden_core::ConnMemo::default());
+    for limits in [
+        "  - { name: per-consumer, key: [consumer], rate: { requests: 3, per_secs: 60 } }\n",
+        // One limit of the set keyed by something a request may change.
+        "  - { name: per-ip, key: [ip], rate: { requests: 3, per_secs: 60 } }\n  - { name: per-consumer, key: [consumer], rate: { requests: 3, per_secs: 60 } }\n",
+    ] {
+        let p = policy(&format!("limits:\n{limits}"), &clock);
+        assert!(call_on(&p, &memo, "192.0.2.1", "192.0.2.1", "orders"));
+        assert!(memo.is_empty(), "a consumer may change between requests");
+    }
+    let per_route = "limits:\n  - { name: per-route, key: [route, ip], rate: { requests: 3, per_secs: 60 } }\n";
+    let p = policy(per_route, &clock);
+    for _ in 0..3 {
+        assert!(call_on(&p, &memo, "192.0.2.1", "192.0.2.1", "orders"));
+    }
     assert_eq!(memo.len(), 1);
-    // A reloaded policy (a new instance) never reads its predecessor's subjects.
-    let q = policy(
-        "limits:\n  - { name: per-route, key: [route, ip], rate: { requests: 3, per_secs: 60 } }\n",
-        &clock,
-    );
-    assert!(call_on(&q, &memo, "192.0.2.1", "orders"));
+    // A reloaded policy (a new instance, its counters in a new store) never
+    // reads its predecessor's subjects: it files its own.
+    let q = policy(per_route, &clock);
+    assert!(call_on(&q, &memo, "192.0.2.1", "192.0.2.1", "orders"));
     assert_eq!(memo.len(), 2);
+}
+
+#[test]
+fn the_ratelimit_value_holds_any_numbers_and_many_long_names() {
+    let clock = Arc::new(ManualClock::at(1_800_000_000));
+    let names: Vec<String> = (0..6).map(|i| format!("limit-{i}-{}", "x".repeat(40))).collect();
+    let yaml: String = names
+        .iter()
+        .map(|n| format!("  - {{ name: {n}, key: [ip], rate: {{ requests: 3, per_secs: 60 }} }}\n"))
+        .collect();
+    let p = policy(&format!("limits:\n{yaml}"), &clock);
+    let (_, ctx, _) = call(&p, "192.0.2.1", None, &[]);
+    let set = p.limits_for(&ctx);
+    let max = warden_core::limits::LimitOutcome {
+        allowed: true,
+        remaining: u64::MAX,
+        reset_secs: u64::MAX,
+        retry_after_secs: 0,
+        retry_after_ms: 0,
+    };
+    let value = super::policy::state_value(set, &vec![max; names.len()]).expect("a value");
+    let want: Vec<String> = names
+        .iter()
+        .map(|n| format!("\"{n}\";r={m};t={m}", m = u64::MAX))
+        .collect();
+    assert_eq!(value.to_str().unwrap(), want.join(", "));
+    // Through the policy, the same value reaches the response headers.
+    let (_, ctx, _) = call(&p, "192.0.2.2", None, &[]);
+    let h = ctx.response_headers.iter().find(|(k, _)| k == "ratelimit").unwrap();
+    assert!(h.1.to_str().unwrap().starts_with(&format!("\"{}\";r=2;t=", names[0])));
 }
