@@ -17,21 +17,14 @@ DUR=${2:-8}
 UP_PORT=18401 WARDEN_PORT=18403 ADMIN_PORT=18404
 case $ROUTE in plain) RPATH=/users/42 ;; nl|rl1) RPATH=/$ROUTE/users/42 ;; *) echo "unknown route $ROUTE" >&2; exit 2 ;; esac
 
-need() { command -v "$1" >/dev/null 2>&1; }
-if ! need nginx || ! need wrk || ! need valgrind; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk valgrind >/dev/null
-fi
-if [ -z "${WARDEN_BIN:-}" ]; then
-  cargo build --release -p warden >/dev/null 2>&1 || cargo build --release -p warden
-fi
-WARDEN=${WARDEN_BIN:-$PWD/target/release/warden}
+. bench/lib.sh
+valgrind_tools_and_warden
 
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; [ -n "${KEEP:-}" ] && cp "$work"/cg.out.1 "$KEEP/$ROUTE.out" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-. bench/lib.sh
 nginx_conf "$work/up" "server { listen 127.0.0.1:$UP_PORT; default_type application/json;
     location / { return 200 '{\"id\":42,\"name\":\"ada\",\"roles\":[\"reader\"],\"active\":true}'; } }"
 warden_conf "$work/w.yaml" "$WARDEN_PORT" "$ADMIN_PORT" "$UP_PORT"

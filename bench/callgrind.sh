@@ -12,22 +12,15 @@ cd "$(dirname "$0")/.."
 DUR=${1:-10}
 UP_PORT=18201 NGINX_PORT=18202 WARDEN_PORT=18203 ADMIN_PORT=18204
 
-need() { command -v "$1" >/dev/null 2>&1; }
-if ! need nginx || ! need wrk || ! need valgrind; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk valgrind >/dev/null
-fi
+. bench/lib.sh
 # WARDEN_BIN=path measures another build (e.g. an older commit's) instead.
-if [ -z "${WARDEN_BIN:-}" ]; then
-  cargo build --release -p warden >/dev/null 2>&1 || cargo build --release -p warden
-fi
-WARDEN=${WARDEN_BIN:-$PWD/target/release/warden}
+valgrind_tools_and_warden
 
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; [ -n "${KEEP:-}" ] && cp "$work"/*.out "$KEEP"/ 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-. bench/lib.sh
 nginx_conf "$work/up" "server { listen 127.0.0.1:$UP_PORT; default_type application/json;
     location ~ /users4k\$ { root $PWD/bench; try_files /users-4k.json =404; }
     location / { return 200 '{\"id\":42,\"name\":\"ada\",\"roles\":[\"reader\"],\"active\":true}'; } }"

@@ -1,5 +1,22 @@
 # Shared by bench/run.sh and bench/callgrind.sh (sourced, not run).
 
+# valgrind_tools_and_warden: installs nginx, wrk and valgrind from Debian's
+# packages if missing, builds warden (release) unless WARDEN_BIN names a build
+# to measure, and sets WARDEN to the binary.
+valgrind_tools_and_warden() {
+  local t
+  for t in nginx wrk valgrind; do
+    if ! command -v "$t" >/dev/null 2>&1; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk valgrind >/dev/null
+      break
+    fi
+  done
+  if [ -z "${WARDEN_BIN:-}" ]; then
+    cargo build --release -p warden >/dev/null 2>&1 || cargo build --release -p warden
+  fi
+  WARDEN=${WARDEN_BIN:-$PWD/target/release/warden}
+}
+
 # nginx_conf DIR HTTP-BLOCK-BODY [MAIN-DIRECTIVES]: a single-worker nginx with
 # logs off and temp files in DIR, in the foreground.
 nginx_conf() {
