@@ -556,13 +556,7 @@ pub(super) fn state_value(set: &LimitSet, outcomes: &[LimitOutcome]) -> Option<H
         put(b";t=")?;
         put(n.format(o.reset_secs).as_bytes())?;
     }
-    let len = at;
-    let written = if set.state_len <= stack.len() {
-        &stack[..len]
-    } else {
-        &heap[..len]
-    };
-    HeaderValue::from_bytes(written).ok()
+    HeaderValue::from_bytes(&buf[..at]).ok()
 }
 
 impl Policy for RateLimit {

@@ -325,34 +325,42 @@ fn header_and_claim_values_of_different_forms_count_apart() {
 /// memo; `client` is the address the gateway trusts (`peer`, or forwarded
 /// by a trusted proxy).
 fn call_on(p: &super::RateLimit, memo: &Arc<warden_core::ConnMemo>, peer: &str, client: &str, route: &str) -> bool {
-    let (mut parts, ()) = http::Request::get("/x").body(()).unwrap().into_parts();
-    let mut ctx = RequestCtx::new("r".into(), peer.parse().unwrap(), 0);
-    ctx.client_ip = client.parse().unwrap();
-    ctx.route_id = Some(route.into());
-    ctx.conn_memo = Some(Arc::clone(memo));
+    let (mut parts, mut ctx) = on_conn(memo, peer, client, route);
     matches!(
         block_on(p.on_request(&mut parts, &mut ctx)).unwrap(),
         Decision::Continue
     )
 }
 
+/// A request on the connection `memo` belongs to, as [`call_on`] sends it.
+fn on_conn(
+    memo: &Arc<warden_core::ConnMemo>,
+    peer: &str,
+    client: &str,
+    route: &str,
+) -> (http::request::Parts, RequestCtx) {
+    let (parts, ()) = http::Request::get("/x").body(()).unwrap().into_parts();
+    let mut ctx = RequestCtx::new("r".into(), peer.parse().unwrap(), 0);
+    ctx.client_ip = client.parse().unwrap();
+    ctx.route_id = Some(route.into());
+    ctx.conn_memo = Some(Arc::clone(memo));
+    (parts, ctx)
+}
+
+/// 3 requests a minute by client address.
+const PER_IP_3: &str = "limits:\n  - { name: per-ip, key: [ip], rate: { requests: 3, per_secs: 60 } }\n";
+
 #[test]
 fn subjects_kept_for_a_connection_count_each_client_and_route_apart() {
     let clock = Arc::new(ManualClock::at(1_800_000_000));
-    let p = policy(
-        "limits:\n  - { name: per-ip, key: [ip], rate: { requests: 3, per_secs: 60 } }\n",
-        &clock,
-    );
+    let p = policy(PER_IP_3, &clock);
     let memo = Arc::new(warden_core::ConnMemo::default());
     let admitted = |ip: &str, route: &str, n: usize| (0..n).filter(|_| call_on(&p, &memo, ip, ip, route)).count();
     // The kept subject counts as the fresh one did: exactly the limit.
     assert_eq!(admitted("192.0.2.1", "orders", 5), 3);
     assert_eq!(memo.len(), 1, "the client's subjects were kept");
     let kept = || {
-        let (parts, ()) = http::Request::get("/x").body(()).unwrap().into_parts();
-        let mut ctx = RequestCtx::new("r".into(), "192.0.2.1".parse().unwrap(), 0);
-        ctx.route_id = Some("orders".into());
-        ctx.conn_memo = Some(Arc::clone(&memo));
+        let (parts, ctx) = on_conn(&memo, "192.0.2.1", "192.0.2.1", "orders");
         p.memo_subjects(p.limits_for(&ctx), &parts, &ctx).unwrap()
     };
     assert!(Arc::ptr_eq(&kept(), &kept()), "made once, then read");
@@ -370,10 +378,7 @@ fn subjects_kept_for_a_connection_count_each_client_and_route_apart() {
 #[test]
 fn clients_forwarded_by_a_trusted_proxy_are_counted_apart_without_the_memo() {
     let clock = Arc::new(ManualClock::at(1_800_000_000));
-    let p = policy(
-        "limits:\n  - { name: per-ip, key: [ip], rate: { requests: 3, per_secs: 60 } }\n",
-        &clock,
-    );
+    let p = policy(PER_IP_3, &clock);
     let memo = Arc::new(warden_core::ConnMemo::default());
     let proxy = "10.0.0.1";
     let admitted = |client: &str, n: usize| (0..n).filter(|_| call_on(&p, &memo, proxy, client, "orders")).count();
