@@ -212,13 +212,7 @@ impl H1Framing {
                     empty_lines,
                     pending_cr,
                 } => self.idle(empty_lines, pending_cr, input)?,
-                State::Head => {
-                    let (consumed, complete) = self.lines.read(input, self.limits)?;
-                    if complete {
-                        self.head_line()?;
-                    }
-                    consumed
-                }
+                State::Head => self.head_lines(input)?,
                 State::Body { remaining } => {
                     let (consumed, left) = skip(remaining, input.len());
                     self.state = State::Body { remaining: left };
@@ -309,9 +303,27 @@ impl H1Framing {
         Ok(1)
     }
 
+    /// Reads the next line of the request head. A line that arrived whole in
+    /// `input` (the usual case: a head comes in one read) is checked where it
+    /// lies; one split across reads is gathered in the line buffer first.
+    fn head_lines(&mut self, input: &[u8]) -> Result<usize, Violation> {
+        if let Some((end, consumed)) = self.lines.whole_line(input, self.limits)? {
+            self.head_line(&input[..end])?;
+            return Ok(consumed);
+        }
+        let (consumed, complete) = self.lines.read(input, self.limits)?;
+        if complete {
+            let line = std::mem::take(&mut self.lines.buf);
+            self.head_line(&line)?;
+            // The buffer's allocation serves the next split line.
+            self.lines.buf = line;
+            self.lines.buf.clear();
+        }
+        Ok(consumed)
+    }
+
     /// Handles one complete line of the request head.
-    fn head_line(&mut self) -> Result<(), Violation> {
-        let line = &self.lines.buf;
+    fn head_line(&mut self, line: &[u8]) -> Result<(), Violation> {
         if !self.head.seen_request_line {
             self.head.request_line(line)?;
         } else if line.is_empty() {
@@ -323,7 +335,6 @@ impl H1Framing {
         } else {
             self.head.field(line)?;
         }
-        self.lines.buf.clear();
         Ok(())
     }
 
@@ -409,6 +420,25 @@ impl LineReader {
         Ok(())
     }
 
+    /// When no line is in progress and `input` starts with a whole
+    /// CRLF-terminated line: counts it and returns (where the line ends,
+    /// bytes consumed with its CRLF). Anything else (a partial line, a bare
+    /// CR or LF) is left to [`LineReader::read`], which gives the same
+    /// outcome byte by byte.
+    fn whole_line(&mut self, input: &[u8], limits: FramingLimits) -> Result<Option<(usize, usize)>, Violation> {
+        if self.pending_cr || !self.buf.is_empty() {
+            return Ok(None);
+        }
+        let Some(end) = memchr::memchr2(b'\r', b'\n', input) else {
+            return Ok(None);
+        };
+        if input[end] != b'\r' || input.get(end + 1) != Some(&b'\n') {
+            return Ok(None);
+        }
+        self.count(end + 2, limits)?;
+        Ok(Some((end, end + 2)))
+    }
+
     /// Consumes input up to the end of the current line: (bytes consumed, whether
     /// the line in `buf` is complete).
     fn read(&mut self, input: &[u8], limits: FramingLimits) -> Result<(usize, bool), Violation> {
@@ -420,7 +450,7 @@ impl LineReader {
             self.pending_cr = false;
             return Ok((1, true));
         }
-        match input.iter().position(|&b| b == b'\r' || b == b'\n') {
+        match memchr::memchr2(b'\r', b'\n', input) {
             None => {
                 self.count(input.len(), limits)?;
                 self.buf.extend_from_slice(input);
@@ -577,14 +607,29 @@ pub fn length_digits(value: &[u8]) -> Result<u64, LengthError> {
     })
 }
 
-/// RFC 9110 `tchar`.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
+/// RFC 9110 `tchar`, one entry per byte value.
+const TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        // `b < 256`: the cast keeps every value.
+        #[allow(clippy::cast_possible_truncation)]
+        let byte = b as u8;
+        table[b] = byte.is_ascii_alphanumeric();
+        b += 1;
+    }
+    let extra = b"!#$%&'*+-.^_`|~";
+    let mut i = 0;
+    while i < extra.len() {
+        table[extra[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
 
 /// RFC 9110 `token`: 1+ tchar.
 fn is_token(bytes: &[u8]) -> bool {
-    !bytes.is_empty() && bytes.iter().all(|&b| is_tchar(b))
+    !bytes.is_empty() && bytes.iter().all(|&b| TCHAR[usize::from(b)])
 }
 
 /// Trims optional whitespace (SP / HT) on both sides.

@@ -2,7 +2,7 @@
 //! benign look-alike, and every input is also checked fed byte by byte and split in
 //! two at every boundary, which must give the same outcome as feeding it whole.
 
-use super::{FramingLimits, H1Framing, Violation};
+use super::{FramingLimits, H1Framing, Violation, is_token};
 
 const LIMITS: FramingLimits = FramingLimits { max_head_bytes: 8192 };
 
@@ -583,4 +583,13 @@ fn messages_are_short_and_stable() {
         "content-length with transfer-encoding"
     );
     assert_eq!(Violation::HeadTooLarge.to_string(), "request head too large");
+}
+
+#[test]
+fn token_table_is_rfc_9110_tchar() {
+    for b in 0..=255_u8 {
+        let tchar = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        assert_eq!(is_token(&[b]), tchar, "byte {b:#04x}");
+    }
+    assert!(!is_token(b""));
 }
