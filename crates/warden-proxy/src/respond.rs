@@ -16,7 +16,7 @@ use crate::body::{ProxyBody, full};
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Response headers from upstreams that reveal the stack; always removed.
-fn is_fingerprint(name: &HeaderName) -> bool {
+pub(crate) fn is_fingerprint(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
         "server"

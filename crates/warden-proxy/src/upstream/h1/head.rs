@@ -8,7 +8,7 @@
 use std::mem::MaybeUninit;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 
 use crate::listener::strict_h1::{LengthError, length_digits};
@@ -190,17 +190,28 @@ pub(crate) fn parse_response(buf: &mut BytesMut, method: &Method) -> Result<Opti
     // Room for what the gateway adds on the way out (security headers, the
     // request id), so the map is allocated once.
     let mut headers = HeaderMap::with_capacity(parsed.headers.len() + 8);
+    let mut facts = Facts::default();
+    // A 101 goes to the tunnel whole; any other response loses its
+    // hop-by-hop and fingerprint headers on the way out, so those are never
+    // put in the map (no insert now, no removal later).
+    let keep_all = status == StatusCode::SWITCHING_PROTOCOLS;
     for h in parsed.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| HeadError::Malformed)?;
         let value = HeaderValue::from_maybe_shared(head.slice_ref(h.value)).map_err(|_| HeadError::Malformed)?;
-        headers.append(name, value);
+        facts.note(&name, &value);
+        if keep_all || !stripped_on_the_way_out(&name, &value) {
+            headers.append(name, value);
+        }
     }
-    let framing = framing(status, method, &headers)?;
-    if let ResponseFraming::Length(n) = framing {
-        canonical_length(&mut headers, n);
+    let framing = framing(status, method, &headers, &facts)?;
+    // `Content-Length: 0005` or `5, 5` (or the field twice) goes on as one
+    // plain `5`, so no parser downstream has to agree with this one.
+    if let ResponseFraming::Length(n) = framing
+        && !(facts.lengths == 1 && facts.plain_length)
+    {
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(n));
     }
-    let keep_alive =
-        version == Version::HTTP_11 && !connection_close(&headers) && framing != ResponseFraming::UntilClose;
+    let keep_alive = version == Version::HTTP_11 && !facts.close && framing != ResponseFraming::UntilClose;
     Ok(Some(ResponseHead {
         status,
         headers,
@@ -209,9 +220,64 @@ pub(crate) fn parse_response(buf: &mut BytesMut, method: &Method) -> Result<Opti
     }))
 }
 
-fn framing(status: StatusCode, method: &Method, headers: &HeaderMap) -> Result<ResponseFraming, HeadError> {
-    let te = headers.get_all(TRANSFER_ENCODING);
-    let has_te = te.iter().next().is_some();
+/// What a response head says about its framing and its connection, noted
+/// while its map is built (some of these fields never enter the map).
+#[derive(Debug, Default)]
+struct Facts {
+    /// `Content-Length` fields.
+    lengths: usize,
+    /// The first `Content-Length` is plain: digits without a leading zero.
+    plain_length: bool,
+    /// `Transfer-Encoding` fields.
+    codings: usize,
+    /// The first `Transfer-Encoding` is exactly `chunked`.
+    chunked: bool,
+    /// `Connection` holds `close`.
+    close: bool,
+}
+
+impl Facts {
+    fn note(&mut self, name: &HeaderName, value: &HeaderValue) {
+        let v = value.as_bytes();
+        if *name == CONTENT_LENGTH {
+            if self.lengths == 0 {
+                self.plain_length = !v.is_empty() && v.iter().all(u8::is_ascii_digit) && (v.len() == 1 || v[0] != b'0');
+            }
+            self.lengths += 1;
+        } else if *name == TRANSFER_ENCODING {
+            if self.codings == 0 {
+                self.chunked = v.trim_ascii().eq_ignore_ascii_case(b"chunked");
+            }
+            self.codings += 1;
+        } else if *name == CONNECTION {
+            self.close |= tokens(v).any(|t| t.eq_ignore_ascii_case(b"close"));
+        }
+    }
+}
+
+/// The comma-separated tokens of a list value, trimmed.
+fn tokens(v: &[u8]) -> impl Iterator<Item = &[u8]> {
+    v.split(|b| *b == b',').map(<[u8]>::trim_ascii)
+}
+
+/// Whether the handler would remove this field from a proxied response
+/// anyway: a fingerprint, or a hop-by-hop field. A `Connection` that names
+/// anything but `keep-alive` stays, so the handler's scrub sees the fields
+/// it names and removes them too.
+fn stripped_on_the_way_out(name: &HeaderName, value: &HeaderValue) -> bool {
+    if *name == CONNECTION {
+        return tokens(value.as_bytes()).all(|t| t.eq_ignore_ascii_case(b"keep-alive"));
+    }
+    crate::respond::is_fingerprint(name) || crate::forwarded::is_hop_by_hop(name)
+}
+
+fn framing(
+    status: StatusCode,
+    method: &Method,
+    headers: &HeaderMap,
+    facts: &Facts,
+) -> Result<ResponseFraming, HeadError> {
+    let has_te = facts.codings > 0;
     if status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
@@ -222,17 +288,16 @@ fn framing(status: StatusCode, method: &Method, headers: &HeaderMap) -> Result<R
         }
         return Ok(ResponseFraming::Empty);
     }
-    let length = content_length(headers.get_all(CONTENT_LENGTH).iter()).map_err(HeadError::AmbiguousFraming)?;
+    let length = if facts.lengths == 0 {
+        None
+    } else {
+        content_length(headers.get_all(CONTENT_LENGTH).iter()).map_err(HeadError::AmbiguousFraming)?
+    };
     if has_te {
         if length.is_some() {
             return Err(HeadError::AmbiguousFraming("both Transfer-Encoding and Content-Length"));
         }
-        let mut values = te.iter();
-        let only_chunked = values
-            .next()
-            .is_some_and(|v| v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked"))
-            && values.next().is_none();
-        if !only_chunked {
+        if !(facts.codings == 1 && facts.chunked) {
             return Err(HeadError::AmbiguousFraming("a transfer coding other than chunked"));
         }
         return Ok(ResponseFraming::Chunked);
@@ -241,23 +306,6 @@ fn framing(status: StatusCode, method: &Method, headers: &HeaderMap) -> Result<R
         Some(n) => ResponseFraming::Length(n),
         None => ResponseFraming::UntilClose,
     })
-}
-
-/// Rewrites `Content-Length: 0005` or `5, 5` (or the header twice) as one
-/// plain `5`, so no parser downstream has to agree with this one.
-fn canonical_length(headers: &mut HeaderMap, n: u64) {
-    let mut values = headers.get_all(CONTENT_LENGTH).iter();
-    let plain = values.next().is_some_and(|v| {
-        let b = v.as_bytes();
-        b.iter().all(u8::is_ascii_digit) && (b.len() == 1 || b[0] != b'0')
-    }) && values.next().is_none();
-    if !plain {
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(n));
-    }
-}
-
-fn connection_close(headers: &HeaderMap) -> bool {
-    crate::forwarded::connection_has(headers, "close")
 }
 
 #[cfg(test)]
@@ -367,6 +415,36 @@ mod tests {
             framing_of("HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n"),
             Err(HeadError::AmbiguousFraming("Content-Length too large"))
         );
+    }
+
+    #[test]
+    fn fields_stripped_on_the_way_out_never_enter_the_map() {
+        let raw = "HTTP/1.1 200 OK\r\nServer: nginx/1.22\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\
+                   X-Powered-By: PHP/8\r\nTrailer: x-sum\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n";
+        let head = parse(raw, &Method::GET).unwrap().unwrap();
+        assert!(head.keep_alive);
+        assert_eq!(head.framing, ResponseFraming::Length(2));
+        let names: Vec<_> = head.headers.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["content-type", "content-length"]);
+        // A chunked body's coding decides the framing but is not forwarded.
+        let head = parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", &Method::GET)
+            .unwrap()
+            .unwrap();
+        assert_eq!(head.framing, ResponseFraming::Chunked);
+        assert!(head.headers.is_empty());
+    }
+
+    #[test]
+    fn a_connection_naming_other_fields_and_a_101_stay_whole() {
+        // The handler's scrub removes `X-Hop` (named in `Connection`) and
+        // `Connection` itself; both must still be there for it to see.
+        let raw = "HTTP/1.1 200 OK\r\nX-Hop: 1\r\nConnection: keep-alive, x-hop\r\nContent-Length: 0\r\n\r\n";
+        let head = parse(raw, &Method::GET).unwrap().unwrap();
+        assert!(head.headers.contains_key("x-hop"));
+        assert!(head.headers.contains_key(CONNECTION));
+        let raw = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\nServer: x\r\n\r\n";
+        let head = parse(raw, &Method::GET).unwrap().unwrap();
+        assert_eq!(head.headers.len(), 3);
     }
 
     #[test]
