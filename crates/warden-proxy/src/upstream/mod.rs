@@ -10,6 +10,7 @@ mod h1pool;
 mod health;
 mod send;
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -246,14 +247,42 @@ impl ServicePool {
 
     /// True when the target may receive traffic.
     pub fn is_healthy(&self, index: usize) -> bool {
+        self.healthy_at(index, &Cell::new(None))
+    }
+
+    /// [`Self::is_healthy`], reading the clock only for a target under an
+    /// ejection, and at most once for all the targets checked with the same
+    /// `now`. An ejection found over is cleared, so the targets of a healthy
+    /// service cost no clock read at all.
+    fn healthy_at(&self, index: usize, now: &Cell<Option<u64>>) -> bool {
         let t = &self.targets[index];
-        t.active_up.load(Ordering::Relaxed) && t.ejected_until_ms.load(Ordering::Relaxed) <= self.now_ms()
+        if !t.active_up.load(Ordering::Relaxed) {
+            return false;
+        }
+        let until = t.ejected_until_ms.load(Ordering::Relaxed);
+        if until == 0 {
+            return true;
+        }
+        let now = now.get().unwrap_or_else(|| {
+            let ms = self.now_ms();
+            now.set(Some(ms));
+            ms
+        });
+        if until > now {
+            return false;
+        }
+        // A newer ejection stored meanwhile stays.
+        let _ = t
+            .ejected_until_ms
+            .compare_exchange(until, 0, Ordering::Relaxed, Ordering::Relaxed);
+        true
     }
 
     /// Picks a healthy target not in `exclude`; `None` when none is left.
     /// Allocates nothing: candidates are counted, then the k-th is taken.
     pub fn pick(self: &Arc<Self>, exclude: &[usize]) -> Option<InflightGuard> {
-        let eligible = |i: &usize| !exclude.contains(i) && self.is_healthy(*i);
+        let now = Cell::new(None);
+        let eligible = |i: &usize| !exclude.contains(i) && self.healthy_at(*i, &now);
         let nth = |k: usize| (0..self.targets.len()).filter(eligible).nth(k);
         let n = (0..self.targets.len()).filter(eligible).count();
         let index = match (n, self.config.balance) {

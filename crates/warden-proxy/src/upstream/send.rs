@@ -117,7 +117,9 @@ pub async fn send(
             tried.push(guard.index());
         }
         let authority = guard.target().authority.clone();
-        let wait = first_byte.min(deadline.saturating_duration_since(Instant::now()));
+        // One clock read per attempt: the first-byte wait ends with the
+        // request's total deadline at the latest.
+        let wait_until = (Instant::now() + first_byte).min(deadline);
         let outcome = match pool.config.protocol {
             // HTTP/1.1: get a connection first, build the request after. A
             // connect failure leaves the headers untouched for the next
@@ -136,7 +138,7 @@ pub async fn send(
                 };
                 let index = guard.index();
                 let replayable = safe(&method) && body_empty;
-                match tokio::time::timeout(wait, exchange_h1(pool, &guard, &head, b, replayable)).await {
+                match tokio::time::timeout_at(wait_until, exchange_h1(pool, &guard, &head, b, replayable)).await {
                     Ok(Ok((response, conn))) => {
                         let (response, up) = h1_response(response, conn, pool, index);
                         upgraded = up;
@@ -160,7 +162,7 @@ pub async fn send(
                     body.take().unwrap_or_else(empty)
                 };
                 let req = build(pool, method.clone(), authority.clone(), path_and_query.clone(), h, b);
-                match tokio::time::timeout(wait, pool.client().request(req)).await {
+                match tokio::time::timeout_at(wait_until, pool.client().request(req)).await {
                     Ok(Ok(response)) => Ok(Ok(response.map(|b| b.map_err(Into::into).boxed_unsync()))),
                     Ok(Err(e)) => {
                         let message = error_chain(&e);
