@@ -19,11 +19,12 @@ use warden_config::router::{RouteMatch, normalize_path};
 use warden_config::schema::UpstreamErrors;
 use warden_config::snapshot::ListenerRuntime;
 use warden_core::{Policy, ProblemKind, Rejection, RequestCtx};
-use warden_policies::request_limits::{header_bytes, uri_bytes};
+use warden_policies::request_limits::uri_bytes;
 use warden_tls::TlsFacts;
 
 use crate::access_log::{AccessRecord, TlsLog, rfc3339};
 use crate::body::{BodyFault, BodyPace, BodyStats, CappedBody, ProxyBody, TrackedBody, full};
+use crate::client_head::HeadFacts;
 use crate::forwarded::{self, Hop};
 use crate::listener::ConnActivity;
 use crate::pipeline;
@@ -169,10 +170,11 @@ pub async fn handle(
     // The strict framing checker stops inspecting after an Upgrade or CONNECT
     // head; if the upgrade is not taken, hyper would read further requests on
     // this connection unchecked, so such connections are closed instead.
-    let upgrade_asked = req.method() == Method::CONNECT || req.headers().contains_key(header::UPGRADE);
+    let facts = HeadFacts::of(req.headers());
+    let upgrade_asked = req.method() == Method::CONNECT || facts.upgrade;
     // Boxed: the proxy future is large, and hyper moves the handler future
     // into its dispatcher; a pointer moves cheaper than kilobytes of state.
-    let mut resp = match Box::pin(proxy(req, &mut ex, &rt, &conn, trusted, &shared)).await {
+    let mut resp = match Box::pin(proxy(req, facts, &mut ex, &rt, &conn, trusted, &shared)).await {
         Ok(resp) => resp,
         Err(rej) => ex.reject(rej),
     };
@@ -197,7 +199,7 @@ fn refuse(kind: ProblemKind, code: &'static str, reason: impl Into<String>) -> R
     Rejection::new(kind, code, reason)
 }
 
-fn check_caps(req: &Request<Incoming>, rt: &Runtime) -> Result<(), Rejection> {
+fn check_caps(req: &Request<Incoming>, facts: &HeadFacts, rt: &Runtime) -> Result<(), Rejection> {
     let limits = &rt.snapshot.limits;
     let uri_len = uri_bytes(req.uri());
     if uri_len > limits.max_uri_bytes {
@@ -214,7 +216,7 @@ fn check_caps(req: &Request<Incoming>, rt: &Runtime) -> Result<(), Rejection> {
             format!("{} headers", req.headers().len()),
         ));
     }
-    let bytes = header_bytes(req.headers());
+    let bytes = facts.bytes;
     if bytes > limits.max_header_bytes {
         return Err(refuse(
             ProblemKind::HeadersTooLarge,
@@ -225,13 +227,14 @@ fn check_caps(req: &Request<Incoming>, rt: &Runtime) -> Result<(), Rejection> {
     Ok(())
 }
 
-/// The host the client asked for, without validation beyond UTF-8.
-fn request_host(req: &Request<Incoming>) -> Result<String, Rejection> {
+/// The host the client asked for, without validation beyond UTF-8
+/// (`host_field`: its first `Host` field).
+fn request_host(req: &Request<Incoming>, host_field: Option<&HeaderValue>) -> Result<String, Rejection> {
     if let Some(a) = req.uri().authority() {
         // Absolute-form (HTTP/1) or :authority (HTTP/2) is what is routed; a
         // Host header naming anything else is refused, so the route chosen and
         // the host the upstream sees can never differ.
-        if let Some(host) = req.headers().get(header::HOST)
+        if let Some(host) = host_field
             && !host.as_bytes().eq_ignore_ascii_case(a.as_str().as_bytes())
         {
             return Err(refuse(
@@ -242,7 +245,7 @@ fn request_host(req: &Request<Incoming>) -> Result<String, Rejection> {
         }
         return Ok(a.as_str().to_owned());
     }
-    match req.headers().get(header::HOST).map(|h| h.to_str()) {
+    match host_field.map(HeaderValue::to_str) {
         Some(Ok(h)) => Ok(h.to_owned()),
         Some(Err(_)) => Err(refuse(
             ProblemKind::BadRequest,
@@ -260,13 +263,14 @@ fn request_host(req: &Request<Incoming>) -> Result<String, Rejection> {
 
 async fn proxy(
     mut req: Request<Incoming>,
+    facts: HeadFacts,
     ex: &mut Exchange,
     rt: &Runtime,
     conn: &ConnInfo,
     trusted: bool,
     shared: &Arc<Shared>,
 ) -> Result<Response<ProxyBody>, Rejection> {
-    check_caps(&req, rt)?;
+    check_caps(&req, &facts, rt)?;
     if req.method() == Method::TRACE {
         // TRACE echoes requests (cookies, auth headers) back: cross-site tracing.
         return Err(refuse(
@@ -275,14 +279,14 @@ async fn proxy(
             "TRACE is never proxied",
         ));
     }
-    if req.headers().get_all(header::HOST).iter().count() > 1 {
+    if facts.hosts > 1 {
         return Err(refuse(
             ProblemKind::BadRequest,
             "duplicate_host",
             "more than one Host header",
         ));
     }
-    let host = request_host(&req)?;
+    let host = request_host(&req, facts.host.as_ref())?;
     let path = normalize_path(req.uri().path())
         .map_err(|e| refuse(ProblemKind::BadRequest, "bad_path", e.to_string()).with_detail(e.to_string()))?;
     ex.ctx.path.clone_from(&path);
@@ -324,6 +328,7 @@ async fn proxy(
     // Only WebSocket upgrades are tunnelled; any other Upgrade is stripped and
     // the request proxied as plain HTTP (with `Connection: close`, see handle()).
     let upgrade = req.version() == Version::HTTP_11
+        && facts.upgrade
         && forwarded::wants_upgrade(req.headers())
         && req
             .headers()

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod blocks;
 pub mod body;
 pub mod client_cert;
+pub mod client_head;
 pub mod forwarded;
 pub mod gateway;
 pub mod handler;
