@@ -134,7 +134,9 @@ pub async fn handle(
     if shared.clock_injected() {
         ctx.now_secs = shared.now_secs();
     }
-    let mut ex = Exchange {
+    // Boxed: it moves into `finish` and on into the response body's
+    // completion; a pointer moves cheaper than the whole record.
+    let mut ex = Box::new(Exchange {
         ctx,
         method: req.method().clone(),
         wall_start: shared.access_log.enabled().then(SystemTime::now),
@@ -146,7 +148,7 @@ pub async fn handle(
         deadline: None,
         _conn: on_conn,
         _in_flight: None,
-    };
+    });
     // Overload shedding: past the gateway-wide cap, answer 503 at once
     // rather than queue (the admin listener is never shed).
     match InFlight::take(&shared, snap.limits.max_in_flight) {
@@ -596,7 +598,7 @@ fn send_error(e: SendError) -> Rejection {
 
 fn finish(
     mut resp: Response<ProxyBody>,
-    mut ex: Exchange,
+    mut ex: Box<Exchange>,
     conn: &ConnInfo,
     shared: Arc<Shared>,
 ) -> Response<ProxyBody> {

@@ -1,8 +1,10 @@
 //! Prometheus metrics: requests by route and status, latency, upstream health,
 //! ejections and config reloads. Rendered by the admin listener at `/metrics`.
 
+use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -100,7 +102,32 @@ pub struct Metrics {
     /// [`warden_core::event::counts`] at every scrape.
     pub security_events: Family<EventLabels, Counter>,
     no_route: Arc<str>,
+    /// This instance, for the per-thread handle cache (tests run several
+    /// gateways in one process).
+    id: u64,
 }
+
+/// A thread's handles to the series one (instance, route, status) records
+/// into: a request then costs no label hashing and no family lock.
+struct Handles {
+    owner: u64,
+    /// Held, so its address cannot be reused by another route while cached.
+    route: Arc<str>,
+    status: u16,
+    requests: Counter,
+    latency: Histogram,
+}
+
+/// Most handles a thread keeps; past it the cache starts over (routes ×
+/// statuses seen on one worker rarely come near).
+const MAX_HANDLES: usize = 64;
+
+thread_local! {
+    static HANDLES: RefCell<Vec<Handles>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Ids of [`Metrics`] instances.
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
@@ -160,19 +187,58 @@ impl Metrics {
             reloads,
             access_log_dropped,
             no_route: Arc::from("-"),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
 
-    /// Records a finished request (`None`: no route matched).
+    /// Records a finished request (`None`: no route matched). The series'
+    /// handles are looked up in the families once per thread, route and
+    /// status, then kept.
     pub fn observe(&self, route: Option<&Arc<str>>, status: u16, seconds: f64) {
-        let route = Name(Arc::clone(route.unwrap_or(&self.no_route)));
-        self.requests
+        let route = route.unwrap_or(&self.no_route);
+        HANDLES.with(|cell| {
+            let Ok(mut handles) = cell.try_borrow_mut() else {
+                let (requests, latency) = self.handles(route, status);
+                requests.inc();
+                latency.observe(seconds);
+                return;
+            };
+            let found = handles
+                .iter()
+                .find(|h| h.owner == self.id && h.status == status && Arc::ptr_eq(&h.route, route));
+            if let Some(h) = found {
+                h.requests.inc();
+                h.latency.observe(seconds);
+                return;
+            }
+            let (requests, latency) = self.handles(route, status);
+            requests.inc();
+            latency.observe(seconds);
+            if handles.len() >= MAX_HANDLES {
+                handles.clear();
+            }
+            handles.push(Handles {
+                owner: self.id,
+                route: Arc::clone(route),
+                status,
+                requests,
+                latency,
+            });
+        });
+    }
+
+    /// The families' series for a route and status (made when new).
+    fn handles(&self, route: &Arc<str>, status: u16) -> (Counter, Histogram) {
+        let route = Name(Arc::clone(route));
+        let requests = self
+            .requests
             .get_or_create(&RequestLabels {
                 route: route.clone(),
                 status,
             })
-            .inc();
-        self.latency.get_or_create(&RouteLabels { route }).observe(seconds);
+            .clone();
+        let latency = self.latency.get_or_create(&RouteLabels { route }).clone();
+        (requests, latency)
     }
 
     /// Records a completed handshake.
@@ -218,5 +284,68 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn requests_line(m: &Metrics, route: &str, status: u16) -> Option<String> {
+        let want = format!("warden_requests_total{{route=\"{route}\",status=\"{status}\"}} ");
+        m.render().lines().find(|l| l.starts_with(&want)).map(str::to_owned)
+    }
+
+    #[test]
+    fn cached_handles_count_into_the_right_series_of_the_right_instance() {
+        let (a, b) = (Metrics::new(), Metrics::new());
+        let users: Arc<str> = Arc::from("users");
+        let orders: Arc<str> = Arc::from("orders");
+        for _ in 0..3 {
+            a.observe(Some(&users), 200, 0.001);
+        }
+        a.observe(Some(&users), 404, 0.001);
+        a.observe(Some(&orders), 200, 0.001);
+        a.observe(None, 404, 0.001);
+        b.observe(Some(&users), 200, 0.001);
+        assert_eq!(
+            requests_line(&a, "users", 200).as_deref(),
+            Some("warden_requests_total{route=\"users\",status=\"200\"} 3")
+        );
+        assert_eq!(
+            requests_line(&a, "users", 404).as_deref(),
+            Some("warden_requests_total{route=\"users\",status=\"404\"} 1")
+        );
+        assert_eq!(
+            requests_line(&a, "orders", 200).as_deref(),
+            Some("warden_requests_total{route=\"orders\",status=\"200\"} 1")
+        );
+        assert_eq!(
+            requests_line(&a, "-", 404).as_deref(),
+            Some("warden_requests_total{route=\"-\",status=\"404\"} 1")
+        );
+        assert_eq!(
+            requests_line(&b, "users", 200).as_deref(),
+            Some("warden_requests_total{route=\"users\",status=\"200\"} 1")
+        );
+        assert!(
+            a.render()
+                .contains("warden_request_duration_seconds_count{route=\"users\"} 4")
+        );
+    }
+
+    #[test]
+    fn a_full_handle_cache_starts_over_without_losing_counts() {
+        let m = Metrics::new();
+        let routes: Vec<Arc<str>> = (0..MAX_HANDLES + 5).map(|i| Arc::from(format!("r{i}"))).collect();
+        for _ in 0..2 {
+            for r in &routes {
+                m.observe(Some(r), 200, 0.001);
+            }
+        }
+        for i in [0, MAX_HANDLES, MAX_HANDLES + 4] {
+            let line = requests_line(&m, &format!("r{i}"), 200).unwrap();
+            assert!(line.ends_with(" 2"), "{line}");
+        }
     }
 }

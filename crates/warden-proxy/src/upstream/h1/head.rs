@@ -147,25 +147,9 @@ impl std::fmt::Display for HeadError {
 /// Tries to parse one response head at the start of `buf`. `Ok(None)` means
 /// more bytes are needed; on success the head's bytes are removed from `buf`.
 pub(crate) fn parse_response(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead>, HeadError> {
-    // Lines end in CRLF, nothing else: the head ends at the first empty
-    // line. (RFC 9112 §2.2 lets a recipient accept a bare LF; warden does
-    // not, on either side, so it never has to guess where a head ends.)
-    let Some(end) = memchr::memmem::find(buf, b"\r\n\r\n") else {
-        if buf.len() > MAX_RESPONSE_HEAD_BYTES {
-            return Err(HeadError::TooLarge);
-        }
-        if memchr::memmem::find(buf, b"\n\n").is_some() {
-            return Err(HeadError::Malformed);
-        }
+    let Some(len) = head_len(buf)? else {
         return Ok(None);
     };
-    let len = end + 4;
-    if len > MAX_RESPONSE_HEAD_BYTES {
-        return Err(HeadError::TooLarge);
-    }
-    if memchr::memchr_iter(b'\n', &buf[..len]).any(|i| i == 0 || buf[i - 1] != b'\r') {
-        return Err(HeadError::Malformed);
-    }
     // Header values share the head's bytes instead of being copied one by one.
     let head: Bytes = buf.split_to(len).freeze();
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_RESPONSE_HEADERS];
@@ -196,7 +180,7 @@ pub(crate) fn parse_response(buf: &mut BytesMut, method: &Method) -> Result<Opti
     // put in the map (no insert now, no removal later).
     let keep_all = status == StatusCode::SWITCHING_PROTOCOLS;
     for h in parsed.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| HeadError::Malformed)?;
+        let name = field_name(h.name.as_bytes())?;
         let value = HeaderValue::from_maybe_shared(head.slice_ref(h.value)).map_err(|_| HeadError::Malformed)?;
         facts.note(&name, &value);
         if keep_all || !stripped_on_the_way_out(&name, &value) {
@@ -218,6 +202,65 @@ pub(crate) fn parse_response(buf: &mut BytesMut, method: &Method) -> Result<Opti
         framing,
         keep_alive,
     }))
+}
+
+/// The length of the response head at the start of `buf`, through its empty
+/// line; `None` while it is incomplete. Lines end in CRLF, nothing else: the
+/// head ends at the first empty line. (RFC 9112 §2.2 lets a recipient accept
+/// a bare LF; warden does not, on either side, so it never has to guess where
+/// a head ends.) One pass over the line ends.
+fn head_len(buf: &[u8]) -> Result<Option<usize>, HeadError> {
+    let mut bare_lf = false;
+    for i in memchr::memchr_iter(b'\n', buf) {
+        if i == 0 || buf[i - 1] != b'\r' {
+            bare_lf = true;
+        } else if i >= 3 && buf[i - 3..i - 1] == *b"\r\n" {
+            let len = i + 1;
+            if len > MAX_RESPONSE_HEAD_BYTES {
+                return Err(HeadError::TooLarge);
+            }
+            return if bare_lf {
+                Err(HeadError::Malformed)
+            } else {
+                Ok(Some(len))
+            };
+        }
+    }
+    if buf.len() > MAX_RESPONSE_HEAD_BYTES {
+        return Err(HeadError::TooLarge);
+    }
+    // A bare LF never becomes part of a valid head: refused without waiting
+    // for the rest.
+    if bare_lf {
+        return Err(HeadError::Malformed);
+    }
+    Ok(None)
+}
+
+/// [`HeaderName::from_bytes`], with the fields upstreams send most answered
+/// by a length switch and one case-insensitive comparison instead of its
+/// lower-casing copy and table match.
+fn field_name(raw: &[u8]) -> Result<HeaderName, HeadError> {
+    use http::header::{CACHE_CONTROL, CONTENT_TYPE, DATE, ETAG, LAST_MODIFIED, SERVER, SET_COOKIE, VARY};
+    let is = |name: &str| raw.eq_ignore_ascii_case(name.as_bytes());
+    let known = match raw.len() {
+        4 if is("date") => Some(DATE),
+        4 if is("etag") => Some(ETAG),
+        4 if is("vary") => Some(VARY),
+        6 if is("server") => Some(SERVER),
+        10 if is("connection") => Some(CONNECTION),
+        10 if is("set-cookie") => Some(SET_COOKIE),
+        12 if is("content-type") => Some(CONTENT_TYPE),
+        13 if is("cache-control") => Some(CACHE_CONTROL),
+        13 if is("last-modified") => Some(LAST_MODIFIED),
+        14 if is("content-length") => Some(CONTENT_LENGTH),
+        17 if is("transfer-encoding") => Some(TRANSFER_ENCODING),
+        _ => None,
+    };
+    match known {
+        Some(name) => Ok(name),
+        None => HeaderName::from_bytes(raw).map_err(|_| HeadError::Malformed),
+    }
 }
 
 /// What a response head says about its framing and its connection, noted
@@ -445,6 +488,40 @@ mod tests {
         let raw = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\nServer: x\r\n\r\n";
         let head = parse(raw, &Method::GET).unwrap().unwrap();
         assert_eq!(head.headers.len(), 3);
+    }
+
+    #[test]
+    fn known_field_names_are_the_names_from_bytes_gives() {
+        for raw in [
+            "date",
+            "ETag",
+            "Vary",
+            "Server",
+            "CONNECTION",
+            "Set-Cookie",
+            "content-Type",
+            "Cache-Control",
+            "last-modified",
+            "Content-Length",
+            "Transfer-Encoding",
+            "x-date",
+            "Dates",
+            "content-typo",
+            "X-Custom",
+        ] {
+            let expected = HeaderName::from_bytes(raw.as_bytes()).unwrap();
+            assert_eq!(field_name(raw.as_bytes()).unwrap(), expected, "{raw}");
+        }
+        assert_eq!(field_name(b"bad name"), Err(HeadError::Malformed));
+    }
+
+    #[test]
+    fn a_head_ends_at_its_first_empty_line_and_a_bare_lf_is_refused_early() {
+        assert_eq!(head_len(b"HTTP/1.1 200 OK\r\nA: 1\r\n\r\nbody\n\n"), Ok(Some(25)));
+        assert_eq!(head_len(b"HTTP/1.1 200 OK\r\nA: 1\r\n"), Ok(None));
+        assert_eq!(head_len(b"HTTP/1.1 200 OK\r\nA: 1\n"), Err(HeadError::Malformed));
+        assert_eq!(head_len(b"\nHTTP/1.1 200 OK\r\n\r\n"), Err(HeadError::Malformed));
+        assert_eq!(head_len(b"\r\n\r\n"), Ok(Some(4)));
     }
 
     #[test]
