@@ -5,6 +5,7 @@
 //! TCP peer is a configured trusted proxy; from anyone else they are replaced.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
@@ -226,19 +227,34 @@ pub fn write_forwarded(h: &mut HeaderMap, hop: &Hop<'_>) {
         .host
         .and_then(|v| v.to_str().ok())
         .filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\'));
-    let mut element = String::with_capacity(32 + host.map_or(0, str::len));
-    element.push_str("for=");
-    element.push_str(&hop.peer.node);
-    element.push_str(";proto=");
-    element.push_str(hop.proto);
-    if let Some(host) = host {
-        element.push_str(";host=\"");
-        element.push_str(host);
-        element.push('"');
+    // Sized exactly, so the header value takes the buffer without a copy.
+    let parts = [
+        "for=",
+        hop.peer.node.as_str(),
+        ";proto=",
+        hop.proto,
+        if host.is_some() { ";host=\"" } else { "" },
+        host.unwrap_or(""),
+        if host.is_some() { "\"" } else { "" },
+    ];
+    let mut element = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        element.extend_from_slice(p.as_bytes());
     }
     match hop.trusted.then(|| join(h, &FORWARDED)).flatten() {
-        Some(prior) => set(h, &FORWARDED, &format!("{prior}, {element}")),
-        None => set(h, &FORWARDED, &element),
+        Some(prior) => set(
+            h,
+            &FORWARDED,
+            &format!("{prior}, {}", String::from_utf8_lossy(&element)),
+        ),
+        None => match HeaderValue::from_maybe_shared(bytes::Bytes::from(element)) {
+            Ok(v) => {
+                h.insert(FORWARDED.clone(), v);
+            }
+            Err(_) => {
+                h.remove(&FORWARDED);
+            }
+        },
     }
 }
 
@@ -264,32 +280,45 @@ fn set(h: &mut HeaderMap, name: &HeaderName, value: &str) {
     }
 }
 
-/// A request id: the trusted peer's if well-formed, else a fresh random one.
-pub fn request_id(h: &HeaderMap, trusted: bool) -> String {
+/// A request id as text and as a header value: the trusted peer's if
+/// well-formed (its header value reused as it is), else a fresh random one
+/// written once on the stack and copied into each form.
+pub fn request_id(h: &HeaderMap, trusted: bool) -> (Arc<str>, HeaderValue) {
     if trusted
-        && let Some(v) = h.get(&crate::respond::REQUEST_ID).and_then(|v| v.to_str().ok())
+        && let Some(value) = h.get(&crate::respond::REQUEST_ID)
+        && let Ok(v) = value.to_str()
         && !v.is_empty()
         && v.len() <= 128
         && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
     {
-        return v.to_owned();
+        return (Arc::from(v), value.clone());
     }
-    new_request_id()
+    let hex = fresh_id();
+    let text = id_text(&hex);
+    let value = HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("-"));
+    (Arc::from(text), value)
 }
 
 /// A fresh random request id: 32 lower-case hex digits.
 pub fn new_request_id() -> String {
+    id_text(&fresh_id()).to_owned()
+}
+
+/// 128 random bits as 32 lower-case hex digits.
+fn fresh_id() -> [u8; 32] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut id = [0u8; 32];
     for (pair, byte) in id.chunks_exact_mut(2).zip(rand::random::<u128>().to_be_bytes()) {
         pair[0] = HEX[usize::from(byte >> 4)];
         pair[1] = HEX[usize::from(byte & 0x0f)];
     }
-    // Hex digits are ASCII, so this never falls back.
-    std::str::from_utf8(&id)
-        .unwrap_or("00000000000000000000000000000000")
-        .to_owned()
+    id
+}
+
+/// The id's digits as text. Hex digits are ASCII, so this never falls back.
+fn id_text(id: &[u8; 32]) -> &str {
+    std::str::from_utf8(id).unwrap_or("00000000000000000000000000000000")
 }
 
 #[cfg(test)]
@@ -445,11 +474,18 @@ mod tests {
     fn request_id_is_accepted_only_from_trusted_peers_and_only_when_well_formed() {
         let mut h = HeaderMap::new();
         h.insert("x-request-id", HeaderValue::from_static("abc-123"));
-        assert_eq!(request_id(&h, true), "abc-123");
-        assert_ne!(request_id(&h, false), "abc-123");
+        let (id, value) = request_id(&h, true);
+        assert_eq!((&*id, value.to_str().unwrap()), ("abc-123", "abc-123"));
+        assert_ne!(&*request_id(&h, false).0, "abc-123");
         h.insert("x-request-id", HeaderValue::from_static("bad id<script>"));
-        let generated = request_id(&h, true);
+        let (generated, value) = request_id(&h, true);
         assert_eq!(generated.len(), 32);
-        assert_ne!(request_id(&h, false), generated, "ids are random");
+        assert!(
+            generated
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        assert_eq!(value.to_str().unwrap(), &*generated, "both forms carry the same id");
+        assert_ne!(request_id(&h, false).0, generated, "ids are random");
     }
 }

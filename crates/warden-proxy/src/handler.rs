@@ -122,9 +122,7 @@ pub async fn handle(
     let snap = &rt.snapshot;
     let peer = conn.peer.ip();
     let trusted = snap.is_trusted_proxy(peer);
-    let id = forwarded::request_id(req.headers(), trusted);
-    let id_header = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("-"));
-    let request_id: Arc<str> = Arc::from(id);
+    let (request_id, id_header) = forwarded::request_id(req.headers(), trusted);
     let mut ctx = RequestCtx::new(request_id, peer, snap.limits.max_body_bytes);
     ctx.client_ip = forwarded::client_ip(req.headers(), peer, |ip| snap.is_trusted_proxy(ip));
     ctx.client_cert = conn.tls.as_ref().and_then(|t| t.client.clone());
@@ -291,14 +289,16 @@ async fn proxy(
     let host = request_host(&req, facts.host.as_ref())?;
     let path = normalize_path(req.uri().path())
         .map_err(|e| refuse(ProblemKind::BadRequest, "bad_path", e.to_string()).with_detail(e.to_string()))?;
-    ex.ctx.path.clone_from(&path);
+    // The context keeps the normalised path; it is read from there.
+    ex.ctx.path = path;
+    let path = &ex.ctx.path;
     crate::client_cert::check_sni(conn, &host)?;
     if let Some(answer) =
-        crate::client_cert::plain_http_answer(conn, &host, &path, req.uri().query(), &ex.ctx.request_id)
+        crate::client_cert::plain_http_answer(conn, &host, path, req.uri().query(), &ex.ctx.request_id)
     {
         return answer;
     }
-    let route = match rt.snapshot.router.lookup(&host, req.method(), &path) {
+    let route = match rt.snapshot.router.lookup(&host, req.method(), path) {
         RouteMatch::Found { value, params } => {
             ex.ctx.params = params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
             Arc::clone(value)
@@ -443,11 +443,11 @@ async fn proxy(
     // The upstream sees the normalised path; when normalising changed nothing
     // the request's own (shared, already parsed) path-and-query is reused.
     let path_and_query = match parts.uri.path_and_query() {
-        Some(pq) if pq.path() == path => pq.clone(),
+        Some(pq) if pq.path() == ex.ctx.path => pq.clone(),
         original => {
             let text = match original.and_then(|pq| pq.query()) {
-                Some(q) => format!("{path}?{q}"),
-                None => path,
+                Some(q) => format!("{}?{q}", ex.ctx.path),
+                None => ex.ctx.path.clone(),
             };
             text.parse::<PathAndQuery>().map_err(|_| {
                 refuse(
