@@ -62,6 +62,19 @@ pub trait Policy: Send + Sync + 'static {
         async { Ok(Decision::Continue) }
     }
 
+    /// [`Policy::on_request`] decided without waiting, for a policy whose
+    /// answer is usually at hand (an in-memory rate limit): the driver calls
+    /// this first and awaits `on_request` only on `None`, so the common case
+    /// costs no future. `None` must be returned before any side effect:
+    /// `on_request` then runs as if this had not been called.
+    fn on_request_now(
+        &self,
+        _req: &mut request::Parts,
+        _ctx: &mut RequestCtx,
+    ) -> Option<Result<Decision, PolicyError>> {
+        None
+    }
+
     /// The buffered request body (only when [`Policy::needs_request_body`]).
     fn on_request_body(
         &self,

@@ -296,6 +296,10 @@ impl Policy for CompiledPolicy {
         each!(self, p => p.on_request(req, ctx).await)
     }
 
+    fn on_request_now(&self, req: &mut request::Parts, ctx: &mut RequestCtx) -> Option<Result<Decision, PolicyError>> {
+        each!(self, p => p.on_request_now(req, ctx))
+    }
+
     async fn on_request_body(
         &self,
         req: &request::Parts,

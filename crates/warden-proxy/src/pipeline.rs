@@ -64,7 +64,11 @@ pub async fn on_request<S: Slot>(
     ctx: &mut RequestCtx,
 ) -> Result<(), Rejection> {
     for slot in policies {
-        settle(slot.policy().on_request(req, ctx).await, slot.on_error())?;
+        let outcome = match slot.policy().on_request_now(req, ctx) {
+            Some(outcome) => outcome,
+            None => slot.policy().on_request(req, ctx).await,
+        };
+        settle(outcome, slot.on_error())?;
     }
     Ok(())
 }

@@ -244,6 +244,21 @@ pub(super) type Checks<'a> = SmallVec<[LimitCheck<'a>; 4]>;
 /// A request's subjects: limits keyed alike share one.
 pub(super) type Subjects = SmallVec<[Subject; 2]>;
 
+/// A request's subjects: kept in its connection's memo, or made for it.
+pub(super) enum RequestSubjects {
+    Kept(Arc<Memo>),
+    Made(Subjects),
+}
+
+impl RequestSubjects {
+    pub(super) fn get(&self) -> &[Subject] {
+        match self {
+            Self::Kept(m) => &m.subjects,
+            Self::Made(s) => s,
+        }
+    }
+}
+
 impl RateLimit {
     /// Applies `checks` once (shared state, or local memory), with the time
     /// used; `Err` is the refusal when the shared state is down and the
@@ -252,6 +267,15 @@ impl RateLimit {
         match self.decide_now(checks) {
             Some(o) => Ok(o),
             None => self.decide_shared(checks).await,
+        }
+    }
+
+    /// The request's subjects, from its connection's memo when the set's
+    /// keys allow it.
+    fn request_subjects(&self, set: &LimitSet, req: &request::Parts, ctx: &RequestCtx) -> RequestSubjects {
+        match self.memo_subjects(set, req, ctx) {
+            Some(m) => RequestSubjects::Kept(m),
+            None => RequestSubjects::Made(self.subjects(set, req, ctx)),
         }
     }
 
@@ -288,6 +312,54 @@ impl RateLimit {
             },
         };
         Ok((outcomes, now_ms))
+    }
+
+    /// The decision for `outcomes` of `set`'s limits at `now_ms`: go on
+    /// with the `RateLimit` headers, or a 429 saying which limits refused.
+    fn verdict(&self, set: &LimitSet, mut outcomes: Vec<LimitOutcome>, now_ms: i64, ctx: &mut RequestCtx) -> Decision {
+        let allowed = outcomes.iter().all(|o| o.allowed);
+        if !allowed {
+            // Nothing was counted: the limits that would have admitted the
+            // request still have the place it would have taken.
+            for o in outcomes.iter_mut().filter(|o| o.allowed) {
+                o.remaining += 1;
+            }
+        }
+        let now_secs = now_ms.div_euclid(1000);
+        if allowed {
+            if self.headers {
+                push_headers(set, &outcomes, now_secs, &mut ctx.response_headers);
+            }
+            return Decision::Continue;
+        }
+        let mut extra = Vec::new();
+        if self.headers {
+            push_headers(set, &outcomes, now_secs, &mut extra);
+        }
+        let retry = outcomes
+            .iter()
+            .filter(|o| !o.allowed)
+            .map(|o| o.retry_after_secs)
+            .max()
+            .unwrap_or(1);
+        let over: Vec<&str> = set
+            .limits()
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| !o.allowed)
+            .map(|(l, _)| l.name.as_str())
+            .collect();
+        let mut r = Rejection::new(
+            ProblemKind::TooManyRequests,
+            "rate_limited",
+            format!("over {}", over.join(", ")),
+        )
+        .with_detail(format!("retry in {retry} s"))
+        .with_header(http::header::RETRY_AFTER, HeaderValue::from(retry));
+        for (name, v) in extra {
+            r = r.with_header(name, v);
+        }
+        Decision::Reject(r)
     }
 
     /// Throttling: while the refusing limits' next place is due within the
@@ -578,20 +650,11 @@ impl Policy for RateLimit {
             return Ok(refused);
         }
         let set = self.limits_for(ctx);
-        let limits = set.limits();
-        if limits.is_empty() {
+        if set.limits().is_empty() {
             return Ok(Decision::Continue);
         }
-        let memo = self.memo_subjects(set, req, ctx);
-        let made;
-        let subjects = match &memo {
-            Some(m) => &m.subjects,
-            None => {
-                made = self.subjects(set, req, ctx);
-                &made
-            }
-        };
-        let checks = checks(set, subjects);
+        let subjects = self.request_subjects(set, req, ctx);
+        let checks = checks(set, subjects.get());
         let (mut outcomes, mut now_ms) = match self.decide_now(&checks) {
             Some(o) => o,
             None => match self.decide_shared(&checks).await {
@@ -608,47 +671,23 @@ impl Policy for RateLimit {
                 Err(refused) => return Ok(refused),
             }
         }
-        let allowed = outcomes.iter().all(|o| o.allowed);
-        if !allowed {
-            // Nothing was counted: the limits that would have admitted the
-            // request still have the place it would have taken.
-            for o in outcomes.iter_mut().filter(|o| o.allowed) {
-                o.remaining += 1;
-            }
+        Ok(self.verdict(set, outcomes, now_ms, ctx))
+    }
+
+    fn on_request_now(&self, req: &mut request::Parts, ctx: &mut RequestCtx) -> Option<Result<Decision, PolicyError>> {
+        // Concurrency places and throttling waits have their own bookkeeping:
+        // such policies always take the awaited path.
+        if !self.concurrency.is_empty() || self.throttle.is_some() {
+            return None;
         }
-        let now_secs = now_ms.div_euclid(1000);
-        if allowed {
-            if self.headers {
-                push_headers(set, &outcomes, now_secs, &mut ctx.response_headers);
-            }
-            return Ok(Decision::Continue);
+        let set = self.limits_for(ctx);
+        if set.limits().is_empty() {
+            return Some(Ok(Decision::Continue));
         }
-        let mut extra = Vec::new();
-        if self.headers {
-            push_headers(set, &outcomes, now_secs, &mut extra);
-        }
-        let retry = outcomes
-            .iter()
-            .filter(|o| !o.allowed)
-            .map(|o| o.retry_after_secs)
-            .max()
-            .unwrap_or(1);
-        let over: Vec<&str> = limits
-            .iter()
-            .zip(&outcomes)
-            .filter(|(_, o)| !o.allowed)
-            .map(|(l, _)| l.name.as_str())
-            .collect();
-        let mut r = Rejection::new(
-            ProblemKind::TooManyRequests,
-            "rate_limited",
-            format!("over {}", over.join(", ")),
-        )
-        .with_detail(format!("retry in {retry} s"))
-        .with_header(http::header::RETRY_AFTER, HeaderValue::from(retry));
-        for (name, v) in extra {
-            r = r.with_header(name, v);
-        }
-        Ok(Decision::Reject(r))
+        let subjects = self.request_subjects(set, req, ctx);
+        let checks = checks(set, subjects.get());
+        // `None` (the shared state needs I/O) before anything was counted.
+        let (outcomes, now_ms) = self.decide_now(&checks)?;
+        Some(Ok(self.verdict(set, outcomes, now_ms, ctx)))
     }
 }

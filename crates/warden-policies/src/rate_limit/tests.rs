@@ -29,9 +29,50 @@ fn call(
     ctx.route_id = Some("orders".into());
     ctx.consumer = consumer.map(Arc::from);
     ctx.groups = groups.iter().map(|g| Arc::from(*g)).collect();
-    match block_on(p.on_request(&mut parts, &mut ctx)).unwrap() {
+    match decide(p, &mut parts, &mut ctx) {
         Decision::Continue => (true, ctx, None),
         Decision::Reject(r) => (false, ctx, Some(r)),
+    }
+}
+
+/// The decision as the pipeline gets it: without waiting when the policy
+/// can, else awaited.
+fn decide(p: &super::RateLimit, parts: &mut http::request::Parts, ctx: &mut RequestCtx) -> Decision {
+    match p.on_request_now(parts, ctx) {
+        Some(outcome) => outcome.unwrap(),
+        None => block_on(p.on_request(parts, ctx)).unwrap(),
+    }
+}
+
+#[test]
+fn in_memory_limits_decide_without_waiting_and_agree_with_the_awaited_path() {
+    let clock = Arc::new(ManualClock::at(1_800_000_000));
+    let yaml = "limits:\n  - { name: per-ip, key: [ip], rate: { requests: 3, per_secs: 60 } }\n";
+    let (now, awaited) = (policy(yaml, &clock), policy(yaml, &clock));
+    for i in 0..5 {
+        let (mut parts, ()) = http::Request::get("/x").body(()).unwrap().into_parts();
+        let mut a = RequestCtx::new("r".into(), "192.0.2.7".parse().unwrap(), 0);
+        let mut b = RequestCtx::new("r".into(), "192.0.2.7".parse().unwrap(), 0);
+        let quick = now
+            .on_request_now(&mut parts, &mut a)
+            .expect("decided at once")
+            .unwrap();
+        let slow = block_on(awaited.on_request(&mut parts, &mut b)).unwrap();
+        assert_eq!(matches!(quick, Decision::Continue), i < 3, "request {i}");
+        assert_eq!(matches!(slow, Decision::Continue), i < 3, "request {i}");
+        assert_eq!(a.response_headers, b.response_headers, "request {i}");
+    }
+    // Throttling and concurrency keep their own books: always awaited, and
+    // asking first counts nothing.
+    for extra in [
+        "throttle: { max_wait_ms: 100 }\n",
+        "concurrency:\n  - { key: [ip], max: 1 }\n",
+    ] {
+        let p = policy(&format!("{yaml}{extra}"), &clock);
+        let (mut parts, ()) = http::Request::get("/x").body(()).unwrap().into_parts();
+        let mut ctx = RequestCtx::new("r".into(), "192.0.2.7".parse().unwrap(), 0);
+        assert!(p.on_request_now(&mut parts, &mut ctx).is_none(), "{extra}");
+        assert!(ctx.response_headers.is_empty() && ctx.holds.is_empty(), "{extra}");
     }
 }
 
@@ -326,10 +367,7 @@ fn header_and_claim_values_of_different_forms_count_apart() {
 /// by a trusted proxy).
 fn call_on(p: &super::RateLimit, memo: &Arc<warden_core::ConnMemo>, peer: &str, client: &str, route: &str) -> bool {
     let (mut parts, mut ctx) = on_conn(memo, peer, client, route);
-    matches!(
-        block_on(p.on_request(&mut parts, &mut ctx)).unwrap(),
-        Decision::Continue
-    )
+    matches!(decide(p, &mut parts, &mut ctx), Decision::Continue)
 }
 
 /// A request on the connection `memo` belongs to, as [`call_on`] sends it.
