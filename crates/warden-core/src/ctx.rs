@@ -17,7 +17,8 @@ pub struct RequestCtx {
     pub route_id: Option<Arc<str>>,
     /// Authenticated consumer, when known.
     pub consumer: Option<Arc<str>>,
-    /// Normalised request path, as routed.
+    /// Normalised request path, as routed. The upstream is sent this path:
+    /// policies read it and must not change it.
     pub path: String,
     /// Template captures of the matched route.
     pub params: Vec<(String, String)>,

@@ -65,8 +65,9 @@ pub trait Policy: Send + Sync + 'static {
     /// [`Policy::on_request`] decided without waiting, for a policy whose
     /// answer is usually at hand (an in-memory rate limit): the driver calls
     /// this first and awaits `on_request` only on `None`, so the common case
-    /// costs no future. `None` must be returned before any side effect:
-    /// `on_request` then runs as if this had not been called.
+    /// costs no future. `None` must be returned before any side effect but
+    /// filling a cache (nothing counted, nothing written to the request or
+    /// its context): `on_request` then runs as if this had not been called.
     fn on_request_now(
         &self,
         _req: &mut request::Parts,

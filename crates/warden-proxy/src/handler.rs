@@ -438,7 +438,12 @@ async fn proxy(
         .get(&*route.service)
         .ok_or_else(|| refuse(ProblemKind::ServiceUnavailable, "no_pool", "service has no pool"))?;
     let total = Duration::from_millis(pool.config.timeouts.total_ms);
-    let deadline = Instant::now() + total;
+    // An absurd configured timeout must not overflow the clock: a year is
+    // as good as forever.
+    let now = Instant::now();
+    let deadline = now
+        .checked_add(total)
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 86_400));
     ex.deadline = Some(deadline);
     // The upstream sees the normalised path; when normalising changed nothing
     // the request's own (shared, already parsed) path-and-query is reused.

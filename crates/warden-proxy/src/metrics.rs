@@ -118,8 +118,8 @@ struct Handles {
     latency: Histogram,
 }
 
-/// Most handles a thread keeps; past it the cache starts over (routes ×
-/// statuses seen on one worker rarely come near).
+/// Most handles a thread keeps; past it a new one replaces an old one
+/// (routes × statuses seen on one worker rarely come near).
 const MAX_HANDLES: usize = 64;
 
 thread_local! {
@@ -196,11 +196,15 @@ impl Metrics {
     /// status, then kept.
     pub fn observe(&self, route: Option<&Arc<str>>, status: u16, seconds: f64) {
         let route = route.unwrap_or(&self.no_route);
-        HANDLES.with(|cell| {
+        let uncached = || {
+            let (requests, latency) = self.handles(route, status);
+            requests.inc();
+            latency.observe(seconds);
+        };
+        // A body dropped while the thread's locals are torn down still counts.
+        let cached = HANDLES.try_with(|cell| {
             let Ok(mut handles) = cell.try_borrow_mut() else {
-                let (requests, latency) = self.handles(route, status);
-                requests.inc();
-                latency.observe(seconds);
+                uncached();
                 return;
             };
             let found = handles
@@ -214,17 +218,23 @@ impl Metrics {
             let (requests, latency) = self.handles(route, status);
             requests.inc();
             latency.observe(seconds);
-            if handles.len() >= MAX_HANDLES {
-                handles.clear();
-            }
-            handles.push(Handles {
+            let new = Handles {
                 owner: self.id,
                 route: Arc::clone(route),
                 status,
                 requests,
                 latency,
-            });
+            };
+            if handles.len() >= MAX_HANDLES {
+                // Full: one old handle makes room, so a worker with more
+                // series than slots still finds most of them.
+                handles.swap_remove(0);
+            }
+            handles.push(new);
         });
+        if cached.is_err() {
+            uncached();
+        }
     }
 
     /// The families' series for a route and status (made when new).
@@ -335,7 +345,7 @@ mod tests {
     }
 
     #[test]
-    fn a_full_handle_cache_starts_over_without_losing_counts() {
+    fn a_full_handle_cache_replaces_handles_without_losing_counts() {
         let m = Metrics::new();
         let routes: Vec<Arc<str>> = (0..MAX_HANDLES + 5).map(|i| Arc::from(format!("r{i}"))).collect();
         for _ in 0..2 {

@@ -246,6 +246,59 @@ mod tests {
         assert!(allowed.is_ok());
     }
 
+    /// Answers at once with `now` when set; else declines to the awaited
+    /// phase, which answers `Continue`. Counts both.
+    struct Quick {
+        now: Option<Outcome>,
+        asked: Arc<AtomicUsize>,
+        awaited: Arc<AtomicUsize>,
+    }
+
+    impl Policy for Quick {
+        fn name(&self) -> &'static str {
+            "quick"
+        }
+        fn on_request_now(&self, _: &mut request::Parts, _: &mut RequestCtx) -> Option<Result<Decision, PolicyError>> {
+            self.asked.fetch_add(1, Ordering::Relaxed);
+            self.now.map(|outcome| outcome())
+        }
+        async fn on_request(&self, _: &mut request::Parts, _: &mut RequestCtx) -> Result<Decision, PolicyError> {
+            self.awaited.fetch_add(1, Ordering::Relaxed);
+            Ok(Decision::Continue)
+        }
+    }
+
+    fn quick(now: Option<Outcome>) -> (Quick, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+        let (asked, awaited) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let q = Quick {
+            now,
+            asked: Arc::clone(&asked),
+            awaited: Arc::clone(&awaited),
+        };
+        (q, asked, awaited)
+    }
+
+    #[tokio::test]
+    async fn an_answer_at_once_replaces_the_awaited_phase_and_a_decline_awaits_it_once() {
+        let (mut parts, ()) = http::Request::new(()).into_parts();
+        let (q, asked, awaited) = quick(Some(deny));
+        let refused = on_request(&[(q, OnError::Deny)], &mut parts, &mut ctx()).await;
+        assert_eq!(refused.unwrap_err().code, "test_deny");
+        assert_eq!((asked.load(Ordering::Relaxed), awaited.load(Ordering::Relaxed)), (1, 0));
+
+        let (q, asked, awaited) = quick(None);
+        assert!(on_request(&[(q, OnError::Deny)], &mut parts, &mut ctx()).await.is_ok());
+        assert_eq!((asked.load(Ordering::Relaxed), awaited.load(Ordering::Relaxed)), (1, 1));
+
+        // A policy broken at once follows its `on_error` like an awaited one.
+        let (q, _, awaited) = quick(Some(broken));
+        let denied = on_request(&[(q, OnError::Deny)], &mut parts, &mut ctx()).await;
+        assert_eq!(denied.unwrap_err().kind, ProblemKind::InternalError);
+        let (q, _, _) = quick(Some(broken));
+        assert!(on_request(&[(q, OnError::Allow)], &mut parts, &mut ctx()).await.is_ok());
+        assert_eq!(awaited.load(Ordering::Relaxed), 0);
+    }
+
     struct BodyCheck;
 
     impl Policy for BodyCheck {

@@ -30,6 +30,26 @@ use crate::metrics::Metrics;
 pub(crate) use h1::Upgraded;
 pub use send::{Outgoing, SendError, Sent, send};
 
+/// Whether the ejection stored in `until` (0: none) is still on, reading
+/// the time with `clock` only when there is one and at most once per `now`.
+/// An ejection found over is cleared; a newer one stored meanwhile stays.
+fn ejection_on(until: &AtomicU64, now: &Cell<Option<u64>>, clock: impl FnOnce() -> u64) -> bool {
+    let at = until.load(Ordering::Relaxed);
+    if at == 0 {
+        return false;
+    }
+    let t = now.get().unwrap_or_else(|| {
+        let t = clock();
+        now.set(Some(t));
+        t
+    });
+    if at > t {
+        return true;
+    }
+    let _ = until.compare_exchange(at, 0, Ordering::Relaxed, Ordering::Relaxed);
+    false
+}
+
 /// One upstream target and its health.
 #[derive(Debug)]
 pub struct Target {
@@ -256,26 +276,7 @@ impl ServicePool {
     /// service cost no clock read at all.
     fn healthy_at(&self, index: usize, now: &Cell<Option<u64>>) -> bool {
         let t = &self.targets[index];
-        if !t.active_up.load(Ordering::Relaxed) {
-            return false;
-        }
-        let until = t.ejected_until_ms.load(Ordering::Relaxed);
-        if until == 0 {
-            return true;
-        }
-        let now = now.get().unwrap_or_else(|| {
-            let ms = self.now_ms();
-            now.set(Some(ms));
-            ms
-        });
-        if until > now {
-            return false;
-        }
-        // A newer ejection stored meanwhile stays.
-        let _ = t
-            .ejected_until_ms
-            .compare_exchange(until, 0, Ordering::Relaxed, Ordering::Relaxed);
-        true
+        t.active_up.load(Ordering::Relaxed) && !ejection_on(&t.ejected_until_ms, now, || self.now_ms())
     }
 
     /// Picks a healthy target not in `exclude`; `None` when none is left.
@@ -348,5 +349,37 @@ impl ServicePool {
     fn publish_health(&self, index: usize) {
         let up = i64::from(self.is_healthy(index));
         self.metrics.upstream_healthy.get_or_create(&self.labels(index)).set(up);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ejection_holds_until_its_time_and_is_cleared_after() {
+        let never = || -> u64 { panic!("no clock read without an ejection") };
+        assert!(!ejection_on(&AtomicU64::new(0), &Cell::new(None), never));
+
+        let until = AtomicU64::new(500);
+        assert!(ejection_on(&until, &Cell::new(None), || 100));
+        assert_eq!(until.load(Ordering::Relaxed), 500);
+        assert!(!ejection_on(&until, &Cell::new(None), || 600));
+        assert_eq!(until.load(Ordering::Relaxed), 0, "an ejection found over is cleared");
+
+        // One clock read serves every target checked with the same `now`.
+        let (a, b) = (AtomicU64::new(500), AtomicU64::new(700));
+        let now = Cell::new(None);
+        assert!(!ejection_on(&a, &now, || 600));
+        assert!(ejection_on(&b, &now, never));
+
+        // A newer ejection stored between the load and the clearing stays.
+        let until = AtomicU64::new(500);
+        let racing = || {
+            until.store(9_000, Ordering::Relaxed);
+            600
+        };
+        assert!(!ejection_on(&until, &Cell::new(None), racing));
+        assert_eq!(until.load(Ordering::Relaxed), 9_000);
     }
 }

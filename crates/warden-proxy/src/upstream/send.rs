@@ -119,7 +119,9 @@ pub async fn send(
         let authority = guard.target().authority.clone();
         // One clock read per attempt: the first-byte wait ends with the
         // request's total deadline at the latest.
-        let wait_until = (Instant::now() + first_byte).min(deadline);
+        let wait_until = Instant::now()
+            .checked_add(first_byte)
+            .map_or(deadline, |t| t.min(deadline));
         let outcome = match pool.config.protocol {
             // HTTP/1.1: get a connection first, build the request after. A
             // connect failure leaves the headers untouched for the next

@@ -522,6 +522,20 @@ mod tests {
         assert_eq!(head_len(b"HTTP/1.1 200 OK\r\nA: 1\n"), Err(HeadError::Malformed));
         assert_eq!(head_len(b"\nHTTP/1.1 200 OK\r\n\r\n"), Err(HeadError::Malformed));
         assert_eq!(head_len(b"\r\n\r\n"), Ok(Some(4)));
+        // Past the size cap, size is what is reported, bare LF or not.
+        let big = format!("HTTP/1.1 200 OK\nX: {}", "a".repeat(MAX_RESPONSE_HEAD_BYTES));
+        assert_eq!(head_len(big.as_bytes()), Err(HeadError::TooLarge));
+        let exact = format!(
+            "HTTP/1.1 200 OK\r\nX: {}\r\n\r\n",
+            "a".repeat(MAX_RESPONSE_HEAD_BYTES - 24)
+        );
+        assert_eq!(exact.len(), MAX_RESPONSE_HEAD_BYTES);
+        assert_eq!(head_len(exact.as_bytes()), Ok(Some(MAX_RESPONSE_HEAD_BYTES)));
+        let over = format!(
+            "HTTP/1.1 200 OK\r\nX: {}\r\n\r\n",
+            "a".repeat(MAX_RESPONSE_HEAD_BYTES - 23)
+        );
+        assert_eq!(head_len(over.as_bytes()), Err(HeadError::TooLarge));
     }
 
     #[test]
