@@ -43,8 +43,11 @@ if ! need nginx || ! need wrk; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk >/dev/null
 fi
 NGINX=$(command -v nginx)
-cargo build --release -p warden >/dev/null 2>&1 || cargo build --release -p warden
-WARDEN=$PWD/target/release/warden
+# WARDEN_BIN=path measures another build (e.g. an older commit's) instead.
+if [ -z "${WARDEN_BIN:-}" ]; then
+  cargo build --release -p warden >/dev/null 2>&1 || cargo build --release -p warden
+fi
+WARDEN=${WARDEN_BIN:-$PWD/target/release/warden}
 
 work=$(mktemp -d)
 pids=()
@@ -169,11 +172,13 @@ done
 to_us() { awk '{ v=$1; if (v ~ /us$/) { sub(/us/,"",v); print v } else if (v ~ /ms$/) { sub(/ms/,"",v); print v*1000 } else if (v ~ /s$/) { sub(/s/,"",v); print v*1000000 } }'; }
 # CPU ticks (user+system, all threads) of a process and its children (nginx workers).
 ticks() { local t=0 p; for p in $1 $(pgrep -P "$1"); do t=$((t + $(awk '{s=0} {s+=$14+$15} END {print s}' /proc/"$p"/task/*/stat))); done; echo $t; }
+# Of which in the kernel (system time).
+sys_ticks() { local t=0 p; for p in $1 $(pgrep -P "$1"); do t=$((t + $(awk '{s=0} {s+=$15} END {print s}' /proc/"$p"/task/*/stat))); done; echo $t; }
 run() { # name port pid [scheme] [wrk args...]
   local name=$1 port=$2 pid=$3 scheme=${4:-http}; shift 3; [ $# -gt 0 ] && shift
-  local c0; c0=$(ticks "$pid")
+  local c0 s0; c0=$(ticks "$pid"); s0=$(sys_ticks "$pid")
   local out; out=$(taskset -c "$CORE_LOAD" wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "$@" "$scheme://127.0.0.1:$port${RPATH:-/users/42}")
-  local c1; c1=$(ticks "$pid")
+  local c1 s1; c1=$(ticks "$pid"); s1=$(sys_ticks "$pid")
   local rps p50 p99 errs
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out" | to_us)
@@ -181,8 +186,9 @@ run() { # name port pid [scheme] [wrk args...]
   errs=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out")
   local hz; hz=$(getconf CLK_TCK)
   local cpu; cpu=$(awk -v t=$((c1 - c0)) -v r="$rps" -v d="$DUR" -v hz="$hz" 'BEGIN { printf "%.1f", t * 1000000 / hz / (r * d) }')
+  local sys; sys=$(awk -v t=$((s1 - s0)) -v r="$rps" -v d="$DUR" -v hz="$hz" 'BEGIN { printf "%.1f", t * 1000000 / hz / (r * d) }')
   echo "$name $rps $p50 $p99 $cpu" >> "$work/results"
-  printf '  %-9s %10.0f req/s   p50 %8.0f us   p99 %8.0f us   cpu %5.1f us/req  %s\n' "$name" "$rps" "$p50" "$p99" "$cpu" "$errs"
+  printf '  %-9s %10.0f req/s   p50 %8.0f us   p99 %8.0f us   cpu %5.1f us/req (kernel %4.1f)  %s\n' "$name" "$rps" "$p50" "$p99" "$cpu" "$sys" "$errs"
 }
 
 echo "warden bench: ${DUR}s x $ROUNDS rounds, $CONNS connections, wrk+upstream on core $CORE_LOAD, proxy on core $CORE_PROXY"
