@@ -301,9 +301,12 @@ impl Default for Metrics {
 mod tests {
     use super::*;
 
-    fn requests_line(m: &Metrics, route: &str, status: u16) -> Option<String> {
+    /// `warden_requests_total{route, status}` as rendered, if present.
+    fn count(m: &Metrics, route: &str, status: u16) -> Option<u64> {
         let want = format!("warden_requests_total{{route=\"{route}\",status=\"{status}\"}} ");
-        m.render().lines().find(|l| l.starts_with(&want)).map(str::to_owned)
+        let text = m.render();
+        let line = text.lines().find(|l| l.starts_with(&want))?;
+        line[want.len()..].trim().parse().ok()
     }
 
     #[test]
@@ -318,26 +321,16 @@ mod tests {
         a.observe(Some(&orders), 200, 0.001);
         a.observe(None, 404, 0.001);
         b.observe(Some(&users), 200, 0.001);
-        assert_eq!(
-            requests_line(&a, "users", 200).as_deref(),
-            Some("warden_requests_total{route=\"users\",status=\"200\"} 3")
-        );
-        assert_eq!(
-            requests_line(&a, "users", 404).as_deref(),
-            Some("warden_requests_total{route=\"users\",status=\"404\"} 1")
-        );
-        assert_eq!(
-            requests_line(&a, "orders", 200).as_deref(),
-            Some("warden_requests_total{route=\"orders\",status=\"200\"} 1")
-        );
-        assert_eq!(
-            requests_line(&a, "-", 404).as_deref(),
-            Some("warden_requests_total{route=\"-\",status=\"404\"} 1")
-        );
-        assert_eq!(
-            requests_line(&b, "users", 200).as_deref(),
-            Some("warden_requests_total{route=\"users\",status=\"200\"} 1")
-        );
+        for (m, route, status, n) in [
+            (&a, "users", 200, 3),
+            (&a, "users", 404, 1),
+            (&a, "orders", 200, 1),
+            (&a, "-", 404, 1),
+            (&b, "users", 200, 1),
+        ] {
+            assert_eq!(count(m, route, status), Some(n), "{route} {status}");
+        }
+        assert_eq!(count(&b, "users", 404), None, "instances keep their own series");
         assert!(
             a.render()
                 .contains("warden_request_duration_seconds_count{route=\"users\"} 4")
@@ -354,8 +347,7 @@ mod tests {
             }
         }
         for i in [0, MAX_HANDLES, MAX_HANDLES + 4] {
-            let line = requests_line(&m, &format!("r{i}"), 200).unwrap();
-            assert!(line.ends_with(" 2"), "{line}");
+            assert_eq!(count(&m, &format!("r{i}"), 200), Some(2), "r{i}");
         }
     }
 }
