@@ -247,14 +247,11 @@ pub fn write_forwarded(h: &mut HeaderMap, hop: &Hop<'_>) {
             &FORWARDED,
             &format!("{prior}, {}", String::from_utf8_lossy(&element)),
         ),
-        None => match HeaderValue::from_maybe_shared(bytes::Bytes::from(element)) {
-            Ok(v) => {
-                h.insert(FORWARDED.clone(), v);
-            }
-            Err(_) => {
-                h.remove(&FORWARDED);
-            }
-        },
+        None => put(
+            h,
+            &FORWARDED,
+            HeaderValue::from_maybe_shared(bytes::Bytes::from(element)),
+        ),
     }
 }
 
@@ -270,7 +267,12 @@ fn join(h: &HeaderMap, name: &HeaderName) -> Option<String> {
 }
 
 fn set(h: &mut HeaderMap, name: &HeaderName, value: &str) {
-    match HeaderValue::from_str(value) {
+    put(h, name, HeaderValue::from_str(value));
+}
+
+/// Sets `name` to `value`, or removes it when the value is not a valid one.
+fn put(h: &mut HeaderMap, name: &HeaderName, value: Result<HeaderValue, header::InvalidHeaderValue>) {
+    match value {
         Ok(v) => {
             h.insert(name.clone(), v);
         }
