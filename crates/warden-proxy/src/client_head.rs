@@ -3,6 +3,7 @@
 //! walks anyway) instead of one hashed lookup per question.
 
 use http::header::{self, HeaderMap, HeaderValue};
+use warden_policies::request_limits::field_bytes;
 
 /// The fields of a client's request head the handler decides on first.
 #[derive(Debug, Default)]
@@ -22,7 +23,7 @@ impl HeadFacts {
     pub fn of(h: &HeaderMap) -> Self {
         let mut facts = Self::default();
         for (name, value) in h {
-            facts.bytes += name.as_str().len() + value.len() + 4;
+            facts.bytes += field_bytes(name, value);
             if name == header::HOST {
                 if facts.hosts == 0 {
                     facts.host = Some(value.clone());

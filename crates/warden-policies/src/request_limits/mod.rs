@@ -23,4 +23,4 @@ mod policy;
 mod tests;
 
 pub use config::{JsonLimitsConfig, RequestLimitsConfig};
-pub use policy::{RequestLimits, header_bytes, uri_bytes};
+pub use policy::{RequestLimits, field_bytes, header_bytes, uri_bytes};

@@ -50,7 +50,12 @@ impl JsonRule {
 
 /// Wire size of the header section as HTTP/1 would send it.
 pub fn header_bytes(headers: &http::HeaderMap) -> usize {
-    headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum()
+    headers.iter().map(|(n, v)| field_bytes(n, v)).sum()
+}
+
+/// Wire size of one field line as HTTP/1 would send it (`name: value` CRLF).
+pub fn field_bytes(name: &http::HeaderName, value: &http::HeaderValue) -> usize {
+    name.as_str().len() + value.len() + 4
 }
 
 /// Length of the request target (path and query).
