@@ -4,6 +4,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Headers policies add to the response ([`RequestCtx::response_headers`]):
+/// usually none or a couple (rate-limit state, CORS), so two stay inline
+/// and a request that has them allocates nothing for the list.
+pub type ResponseHeaders = smallvec::SmallVec<[(http::HeaderName, http::HeaderValue); 2]>;
+
 /// Per-request context shared by the policies and the driver.
 #[derive(Debug, Clone)]
 pub struct RequestCtx {
@@ -41,6 +46,8 @@ pub struct RequestCtx {
     /// Now, Unix seconds, taken once per request (policies use this clock,
     /// so tests can set it).
     pub now_secs: i64,
+    /// The same moment in Unix milliseconds (rate limits count in ms).
+    pub now_ms: i64,
     /// The route accepts any one of its authentication methods: a policy
     /// whose credential is absent lets the request on (the route refuses it
     /// afterwards if no method accepted).
@@ -59,7 +66,7 @@ pub struct RequestCtx {
     pub attempted_identity: Option<Arc<str>>,
     /// Headers the driver adds to the response, whoever makes it (rate-limit
     /// state, for instance).
-    pub response_headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    pub response_headers: ResponseHeaders,
     /// The client reached the gateway over TLS (for URLs the client used,
     /// e.g. a DPoP proof's `htu`).
     pub secure: bool,
@@ -108,6 +115,9 @@ impl ClientIdentity {
 impl RequestCtx {
     /// A fresh context for a request from `peer_ip`.
     pub fn new(request_id: Arc<str>, peer_ip: IpAddr, max_body_bytes: u64) -> Self {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         Self {
             request_id,
             client_ip: peer_ip,
@@ -123,16 +133,15 @@ impl RequestCtx {
             token_claims: None,
             groups: no_groups(),
             operation: None,
-            now_secs: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+            now_secs: now_ms.div_euclid(1000),
+            now_ms,
             auth_any: false,
             authenticated: false,
             auth_method: None,
             credential: None,
             attempted_identity: None,
             holds: Vec::new(),
-            response_headers: Vec::new(),
+            response_headers: ResponseHeaders::new(),
             secure: false,
             method: http::Method::GET,
             conn_memo: None,

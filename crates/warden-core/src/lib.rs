@@ -16,7 +16,7 @@ pub mod problem;
 pub mod services;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use ctx::{ClientIdentity, RequestCtx};
+pub use ctx::{ClientIdentity, RequestCtx, ResponseHeaders};
 pub use memo::ConnMemo;
 pub use policy::{Decision, OnError, Policy, PolicyError};
 pub use problem::{ProblemKind, Rejection};

@@ -175,6 +175,10 @@ impl LimitCheck<'_> {
     }
 }
 
+/// A request's outcomes, one per check, in order: a route has a handful of
+/// limits, so they stay inline (no allocation per request).
+pub type Outcomes = smallvec::SmallVec<[LimitOutcome; 2]>;
+
 /// The answer for one limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LimitOutcome {

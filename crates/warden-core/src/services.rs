@@ -90,18 +90,14 @@ pub trait SharedState: Send + Sync + 'static {
         checks: &'a [crate::limits::LimitCheck<'a>],
         now_ms: i64,
     ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Vec<crate::limits::LimitOutcome>, SharedUnavailable>> + Send + 'a>,
+        Box<dyn std::future::Future<Output = Result<crate::limits::Outcomes, SharedUnavailable>> + Send + 'a>,
     >;
 
     /// [`SharedState::limit`] answered without waiting, by a store that
     /// lives in this process; `None` (the default) when the answer needs
     /// I/O, and the caller then awaits `limit`. Saves the boxed future on
     /// the in-memory store, which every rate-limited request goes through.
-    fn limit_now(
-        &self,
-        checks: &[crate::limits::LimitCheck<'_>],
-        now_ms: i64,
-    ) -> Option<Vec<crate::limits::LimitOutcome>> {
+    fn limit_now(&self, checks: &[crate::limits::LimitCheck<'_>], now_ms: i64) -> Option<crate::limits::Outcomes> {
         let _ = (checks, now_ms);
         None
     }

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use hashbrown::HashTable;
 use smallvec::SmallVec;
 
-use warden_core::limits::{self, LimitCheck, LimitKind, LimitOutcome, Subject};
+use warden_core::limits::{self, LimitCheck, LimitKind, LimitOutcome, Outcomes, Subject};
 
 const SHARDS: usize = 16;
 
@@ -161,9 +161,9 @@ impl Limiter {
     }
 
     /// Applies `checks` all-or-nothing at `now_ms`.
-    pub fn apply(&self, checks: &[LimitCheck<'_>], now_ms: i64) -> Vec<LimitOutcome> {
+    pub fn apply(&self, checks: &[LimitCheck<'_>], now_ms: i64) -> Outcomes {
         let Some(first) = checks.first().map(|c| c.subject) else {
-            return Vec::new();
+            return Outcomes::new();
         };
         if checks[1..].iter().all(|c| same(c.subject, first)) {
             self.apply_one(first, checks, now_ms)
@@ -174,14 +174,14 @@ impl Limiter {
 
     /// [`Limiter::apply`] when every check counts one subject (the usual
     /// case): one lock and one probe, the counters updated in place.
-    fn apply_one(&self, subject: &Subject, checks: &[LimitCheck<'_>], now_ms: i64) -> Vec<LimitOutcome> {
+    fn apply_one(&self, subject: &Subject, checks: &[LimitCheck<'_>], now_ms: i64) -> Outcomes {
         let h = subject.hash();
         let mut guard = self.shards[Self::shard_of(h)]
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let Shard { table, names } = &mut *guard;
         let now_s = now_ms.div_euclid(1000);
-        let mut outcomes = Vec::with_capacity(checks.len());
+        let mut outcomes = Outcomes::with_capacity(checks.len());
         // Each check's counter in the entry (its index), and what to store.
         let mut writes: SmallVec<[(Option<usize>, Option<Counter>); N]> = SmallVec::new();
         let entry = table.find_mut(h, |e| e.is(subject));
@@ -244,7 +244,7 @@ impl Limiter {
 
     /// [`Limiter::apply`] over several subjects: every shard concerned is
     /// locked, the counters read, and written only when all admit.
-    fn apply_many(&self, checks: &[LimitCheck<'_>], now_ms: i64) -> Vec<LimitOutcome> {
+    fn apply_many(&self, checks: &[LimitCheck<'_>], now_ms: i64) -> Outcomes {
         // The distinct subjects, with their hash and shard; each check's subject.
         let mut subjects: SmallVec<[(&Subject, u64, usize); N]> = SmallVec::new();
         let mut of: SmallVec<[usize; N]> = SmallVec::new();
@@ -277,7 +277,7 @@ impl Limiter {
             .map(|(_, _, i)| guards.iter().position(|(j, _)| j == i).unwrap_or(0))
             .collect();
         let now_s = now_ms.div_euclid(1000);
-        let mut outcomes = Vec::with_capacity(checks.len());
+        let mut outcomes = Outcomes::with_capacity(checks.len());
         let mut writes: SmallVec<[Option<Counter>; N]> = SmallVec::new();
         for (c, s) in checks.iter().zip(&of) {
             let (subject, h, _) = subjects[*s];

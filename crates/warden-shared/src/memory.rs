@@ -115,8 +115,7 @@ impl SharedState for MemoryState {
         &'a self,
         checks: &'a [warden_core::limits::LimitCheck<'a>],
         now_ms: i64,
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<warden_core::limits::LimitOutcome>, SharedUnavailable>> + Send + 'a>>
-    {
+    ) -> Pin<Box<dyn Future<Output = Result<warden_core::limits::Outcomes, SharedUnavailable>> + Send + 'a>> {
         Box::pin(async move { Ok(self.limiter.apply(checks, now_ms)) })
     }
 
@@ -124,7 +123,7 @@ impl SharedState for MemoryState {
         &self,
         checks: &[warden_core::limits::LimitCheck<'_>],
         now_ms: i64,
-    ) -> Option<Vec<warden_core::limits::LimitOutcome>> {
+    ) -> Option<warden_core::limits::Outcomes> {
         Some(self.limiter.apply(checks, now_ms))
     }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 
 use crate::redis_conn::Conn;
-use warden_core::limits::{LimitCheck, LimitKind, LimitOutcome};
+use warden_core::limits::{LimitCheck, LimitKind, LimitOutcome, Outcomes};
 use warden_core::{SharedState, SharedUnavailable};
 
 use crate::{MemoryState, OnUnavailable};
@@ -188,7 +188,7 @@ return out
 ";
 
 impl RedisState {
-    async fn run_limits(&self, checks: &[LimitCheck<'_>]) -> Result<Vec<LimitOutcome>, String> {
+    async fn run_limits(&self, checks: &[LimitCheck<'_>]) -> Result<Outcomes, String> {
         static SCRIPT: std::sync::LazyLock<redis::Script> =
             std::sync::LazyLock::new(|| redis::Script::new(LIMIT_SCRIPT));
         let mut inv = SCRIPT.prepare_invoke();
@@ -340,7 +340,7 @@ impl SharedState for RedisState {
         &'a self,
         checks: &'a [LimitCheck<'a>],
         _now_ms: i64,
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<LimitOutcome>, SharedUnavailable>> + Send + 'a>> {
+    ) -> Pin<Box<dyn Future<Output = Result<Outcomes, SharedUnavailable>> + Send + 'a>> {
         Box::pin(async move {
             // The policy decides what an outage means for its limits (local
             // fallback at its share, or fail closed), so errors go back to it.

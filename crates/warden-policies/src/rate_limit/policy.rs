@@ -4,9 +4,10 @@ use std::sync::{Arc, OnceLock};
 
 use http::{HeaderName, HeaderValue, request};
 use smallvec::SmallVec;
-use warden_core::limits::{LimitCheck, LimitKind, LimitOutcome, Subject, Window};
+use warden_core::limits::{LimitCheck, LimitKind, LimitOutcome, Outcomes, Subject, Window};
 use warden_core::{
-    Clock, ConnMemo, Decision, Policy, PolicyError, ProblemKind, Rejection, RequestCtx, Services, SharedState,
+    Clock, ConnMemo, Decision, Policy, PolicyError, ProblemKind, Rejection, RequestCtx, ResponseHeaders, Services,
+    SharedState,
 };
 use warden_shared::Limiter;
 
@@ -126,6 +127,16 @@ impl RateLimit {
         }
     }
 
+    /// The time of a request's first decision: the lent clock's (tests),
+    /// else the request's own start time, which its context read already
+    /// (microseconds ago: no second clock read per request).
+    fn request_now_ms(&self, ctx: &RequestCtx) -> i64 {
+        match self.clock.get() {
+            Some(c) => c.now_ms(),
+            None => ctx.now_ms,
+        }
+    }
+
     /// The limits for this caller: its first group with a plan, else the defaults.
     pub(super) fn limits_for(&self, ctx: &RequestCtx) -> &LimitSet {
         ctx.groups
@@ -222,6 +233,7 @@ pub(super) struct Memo {
 }
 
 /// The checks of `set` for a request with these `subjects` ([`RateLimit::subjects`]).
+#[inline]
 pub(super) fn checks<'a>(set: &'a LimitSet, subjects: &'a [Subject]) -> Checks<'a> {
     // Pushed one by one: `collect`'s size-hint bookkeeping costs more than
     // a route's one or two limits.
@@ -236,7 +248,8 @@ pub(super) fn checks<'a>(set: &'a LimitSet, subjects: &'a [Subject]) -> Checks<'
     checks
 }
 
-type Outcomes = (Vec<LimitOutcome>, i64);
+/// A request's outcomes and the time they were decided at (ms).
+type Decided = (Outcomes, i64);
 
 /// A request's checks: a route has a handful of limits, so they stay inline.
 pub(super) type Checks<'a> = SmallVec<[LimitCheck<'a>; 4]>;
@@ -263,10 +276,11 @@ impl RateLimit {
     /// Applies `checks` once (shared state, or local memory), with the time
     /// used; `Err` is the refusal when the shared state is down and the
     /// policy fails closed.
-    async fn decide(&self, checks: &[LimitCheck<'_>]) -> Result<Outcomes, Decision> {
-        match self.decide_now(checks) {
+    async fn decide(&self, checks: &[LimitCheck<'_>]) -> Result<Decided, Decision> {
+        let now_ms = self.now_ms();
+        match self.decide_now(checks, now_ms) {
             Some(o) => Ok(o),
-            None => self.decide_shared(checks).await,
+            None => self.decide_shared(checks, now_ms).await,
         }
     }
 
@@ -282,8 +296,7 @@ impl RateLimit {
     /// [`RateLimit::decide`] without waiting, when the counters are in this
     /// process (its own, or an in-memory shared state); `None` when the
     /// shared state needs I/O.
-    fn decide_now(&self, checks: &[LimitCheck<'_>]) -> Option<Outcomes> {
-        let now_ms = self.now_ms();
+    fn decide_now(&self, checks: &[LimitCheck<'_>], now_ms: i64) -> Option<Decided> {
         let outcomes = match self.shared.get() {
             None => self.local.apply(checks, now_ms),
             Some(shared) => shared.limit_now(checks, now_ms)?,
@@ -293,8 +306,7 @@ impl RateLimit {
 
     /// [`RateLimit::decide`] with a shared state that needs I/O (Redis):
     /// only this path pays for futures.
-    async fn decide_shared(&self, checks: &[LimitCheck<'_>]) -> Result<Outcomes, Decision> {
-        let now_ms = self.now_ms();
+    async fn decide_shared(&self, checks: &[LimitCheck<'_>], now_ms: i64) -> Result<Decided, Decision> {
         let Some(shared) = self.shared.get() else {
             return Ok((self.local.apply(checks, now_ms), now_ms));
         };
@@ -316,7 +328,7 @@ impl RateLimit {
 
     /// The decision for `outcomes` of `set`'s limits at `now_ms`: go on
     /// with the `RateLimit` headers, or a 429 saying which limits refused.
-    fn verdict(&self, set: &LimitSet, mut outcomes: Vec<LimitOutcome>, now_ms: i64, ctx: &mut RequestCtx) -> Decision {
+    fn verdict(&self, set: &LimitSet, mut outcomes: Outcomes, now_ms: i64, ctx: &mut RequestCtx) -> Decision {
         let allowed = outcomes.iter().all(|o| o.allowed);
         if !allowed {
             // Nothing was counted: the limits that would have admitted the
@@ -332,7 +344,7 @@ impl RateLimit {
             }
             return Decision::Continue;
         }
-        let mut extra = Vec::new();
+        let mut extra = ResponseHeaders::new();
         if self.headers {
             push_headers(set, &outcomes, now_secs, &mut extra);
         }
@@ -372,7 +384,7 @@ impl RateLimit {
         checks: &[LimitCheck<'_>],
         first: &[LimitOutcome],
         t: ThrottleConfig,
-    ) -> Option<Result<Outcomes, Decision>> {
+    ) -> Option<Result<Decided, Decision>> {
         use std::sync::atomic::Ordering;
         let due = |outcomes: &[LimitOutcome]| {
             let mut wait = 0;
@@ -580,18 +592,11 @@ const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy")
 const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
 /// Appends `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers) to `out`.
-fn push_headers(set: &LimitSet, outcomes: &[LimitOutcome], now_secs: i64, out: &mut Vec<(HeaderName, HeaderValue)>) {
+fn push_headers(set: &LimitSet, outcomes: &[LimitOutcome], now_secs: i64, out: &mut ResponseHeaders) {
     let policy = match &set.fixed_policy {
         Some(v) => Some(v.clone()),
         None => policy_value(&set.limits, now_secs),
     };
-    if out.capacity() == 0 {
-        // Usually the request's first: straight to an allocation of two,
-        // past `reserve`'s growth arithmetic.
-        *out = Vec::with_capacity(2);
-    } else {
-        out.reserve(2);
-    }
     if let Some(v) = policy {
         out.push((RATELIMIT_POLICY, v));
     }
@@ -655,9 +660,10 @@ impl Policy for RateLimit {
         }
         let subjects = self.request_subjects(set, req, ctx);
         let checks = checks(set, subjects.get());
-        let (mut outcomes, mut now_ms) = match self.decide_now(&checks) {
+        let now_ms = self.request_now_ms(ctx);
+        let (mut outcomes, mut now_ms) = match self.decide_now(&checks, now_ms) {
             Some(o) => o,
-            None => match self.decide_shared(&checks).await {
+            None => match self.decide_shared(&checks, now_ms).await {
                 Ok(o) => o,
                 Err(refused) => return Ok(refused),
             },
@@ -687,7 +693,7 @@ impl Policy for RateLimit {
         let subjects = self.request_subjects(set, req, ctx);
         let checks = checks(set, subjects.get());
         // `None` (the shared state needs I/O) before anything was counted.
-        let (outcomes, now_ms) = self.decide_now(&checks)?;
+        let (outcomes, now_ms) = self.decide_now(&checks, self.request_now_ms(ctx))?;
         Some(Ok(self.verdict(set, outcomes, now_ms, ctx)))
     }
 }

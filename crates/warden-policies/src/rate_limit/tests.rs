@@ -77,6 +77,39 @@ fn in_memory_limits_decide_without_waiting_and_agree_with_the_awaited_path() {
 }
 
 #[test]
+fn without_a_lent_clock_a_request_is_decided_at_its_own_start_time() {
+    // No clock lent (as in production): the first decision takes the time
+    // the request's context was created with, not a second clock read.
+    let cfg: RateLimitConfig =
+        serde_saphyr::from_str("limits:\n  - { name: per-ip, key: [ip], rate: { requests: 1, per_secs: 60 } }\n")
+            .unwrap();
+    let p = cfg.build().unwrap();
+    p.start(&Services::default());
+    let at = |now_ms: i64| {
+        let (mut parts, ()) = http::Request::get("/x").body(()).unwrap().into_parts();
+        let mut ctx = RequestCtx::new("r".into(), "192.0.2.7".parse().unwrap(), 0);
+        assert!(
+            (ctx.now_ms.div_euclid(1000) - ctx.now_secs).abs() <= 1,
+            "one moment, two units"
+        );
+        ctx.now_ms = now_ms;
+        let admitted = matches!(decide(&p, &mut parts, &mut ctx), Decision::Continue);
+        (admitted, ctx.response_headers)
+    };
+    // Long ago, by the requests' own times: the wall clock would see all
+    // three at once and refuse the third too.
+    let t = 1_000_000_000;
+    assert!(at(t).0);
+    let (second, headers) = at(t + 30_000);
+    assert!(!second, "the one place of the minute is taken");
+    assert!(headers.is_empty(), "a refusal carries its headers on the rejection");
+    let (third, headers) = at(t + 60_000);
+    assert!(third, "a minute later by the request's time, the place is back");
+    let state = headers.iter().find(|(k, _)| k == "ratelimit").unwrap();
+    assert_eq!(state.1, "\"per-ip\";r=0;t=60");
+}
+
+#[test]
 fn exactly_the_limit_is_admitted_with_correct_headers() {
     let clock = Arc::new(ManualClock::at(1_800_000_000));
     let p = policy(
