@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use crate::gate::{self, Gate};
+use crate::gate::{self, Gate, Seen};
 use crate::{Categories, Category, Finding};
 
 /// ASCII word boundary (the Unicode one keeps the DFA off non-ASCII text).
@@ -153,8 +153,15 @@ impl Detector {
         if text.len() < 6 || cats.is_empty() {
             return;
         }
+        self.find_seen(text, cats, gate::scan(text.as_bytes()), offset, out);
+    }
+
+    /// [`Self::find_into`] with the gate pass over `text` already made.
+    pub(crate) fn find_seen(&self, text: &str, cats: Categories, seen: Seen, offset: usize, out: &mut Vec<Finding>) {
+        if text.len() < 6 || cats.is_empty() {
+            return;
+        }
         let start = out.len();
-        let seen = gate::scan(text.as_bytes());
         for (i, re) in &self.each {
             let (category, _, check, gate) = DETECTORS[*i];
             if !cats.contains(category) || !seen.opens(gate) {

@@ -35,7 +35,7 @@ pub(crate) enum Gate {
 }
 
 /// What the pass saw.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Seen {
     longest_run: usize,
     groups_324: bool,
@@ -71,10 +71,12 @@ impl Seen {
     }
 }
 
-/// Byte classes: everything the gates look at is not [`OTHER`].
+/// Byte classes: everything the gates look at is not [`OTHER`]. A space or
+/// a dot matters only right after a digit (a separator inside a number),
+/// which the digit branch looks at itself: both are [`OTHER`] here, so runs
+/// of prose and domain names are skipped in one go.
 const OTHER: u8 = 0;
 const DIGIT: u8 = 1;
-const SPACE_DOT: u8 = 2;
 const DASH: u8 = 3;
 const UNDERSCORE: u8 = 4;
 const AT: u8 = 5;
@@ -82,6 +84,10 @@ const PLUS: u8 = 6;
 const PAREN: u8 = 7;
 const CAPITAL_A: u8 = 8;
 const CAPITAL_J: u8 = 9;
+/// `"` and `\`: other bytes to the gates, but where a JSON string ends or
+/// escapes, which [`Pass::string`] stops at.
+const QUOTE: u8 = 10;
+const BACKSLASH: u8 = 11;
 
 static CLASS: [u8; 256] = classes();
 
@@ -92,8 +98,6 @@ const fn classes() -> [u8; 256] {
         t[d as usize] = DIGIT;
         d += 1;
     }
-    t[b' ' as usize] = SPACE_DOT;
-    t[b'.' as usize] = SPACE_DOT;
     t[b'-' as usize] = DASH;
     t[b'_' as usize] = UNDERSCORE;
     t[b'@' as usize] = AT;
@@ -101,60 +105,131 @@ const fn classes() -> [u8; 256] {
     t[b'(' as usize] = PAREN;
     t[b'A' as usize] = CAPITAL_A;
     t[b'J' as usize] = CAPITAL_J;
+    t[b'"' as usize] = QUOTE;
+    t[b'\\' as usize] = BACKSLASH;
     t
 }
 
 /// Reads `text` once.
 pub(crate) fn scan(text: &[u8]) -> Seen {
-    let mut s = Seen::default();
-    // The run of digits being read: all its digits, the current group's,
-    // the two groups before it, and whether the last byte was a separator.
-    let (mut run, mut cur, mut g1, mut g2, mut sep) = (0usize, 0usize, 0usize, 0usize, false);
-    let n = text.len();
-    let mut i = 0;
-    while i < n {
-        let c = text[i];
-        let class = CLASS[usize::from(c)];
-        if class == OTHER {
-            // Ordinary bytes (letters, quotes, punctuation) in one go.
+    let mut pass = Pass::default();
+    pass.feed(text, 0, text.len());
+    pass.seen
+}
+
+/// The pass, resumable: a JSON walk feeds it the body's strings and bare
+/// tokens one by one instead of reading the body a second time. Every byte
+/// a walk skips (structure, whitespace) is one the gates read as other, and
+/// every token starts after one, so feeding the tokens sees what [`scan`]
+/// sees over the whole body.
+#[derive(Debug, Default)]
+pub(crate) struct Pass {
+    seen: Seen,
+    /// The run of digits being read: all its digits, the current group's,
+    /// the two groups before it, and whether the last byte was a separator.
+    run: usize,
+    cur: usize,
+    g1: usize,
+    g2: usize,
+    sep: bool,
+}
+
+impl Pass {
+    /// What the pass saw so far.
+    pub(crate) fn seen(&self) -> Seen {
+        self.seen
+    }
+
+    fn reset(&mut self) {
+        (self.run, self.cur, self.g1, self.g2, self.sep) = (0, 0, 0, 0, false);
+    }
+
+    /// Reads `text[from..to]` (a token, or all of a text); the gates look
+    /// around it in `text` as [`scan`] would.
+    pub(crate) fn feed(&mut self, text: &[u8], from: usize, to: usize) {
+        self.reset();
+        let mut i = from;
+        while i < to {
+            i = self.step::<false>(text, i, to);
+        }
+    }
+
+    /// Reads a JSON string's contents from `from` (just past its opening
+    /// quote) and returns where its closing quote is, or `None` when the
+    /// text ends first. An escaped byte never ends it; control bytes are
+    /// read as other bytes (the walk is tolerant).
+    pub(crate) fn string(&mut self, text: &[u8], from: usize) -> Option<usize> {
+        self.reset();
+        let mut i = from;
+        let n = text.len();
+        while i < n {
+            match CLASS[usize::from(text[i])] {
+                QUOTE => return Some(i),
+                BACKSLASH => {
+                    // The escaped byte (`"`, `\\`, a letter) is other to
+                    // the gates; a digit after a bad escape is still read.
+                    self.reset();
+                    i += 1;
+                    if i < n && matches!(CLASS[usize::from(text[i])], QUOTE | BACKSLASH) {
+                        i += 1;
+                    }
+                }
+                _ => i = self.step::<true>(text, i, n),
+            }
+        }
+        None
+    }
+
+    /// Reads from `text[i]` (before `to`): a run of other bytes, a group of
+    /// digits with the separator after it, or one marked byte. Returns where
+    /// it stopped. In a string (`STRING`), quotes and backslashes end a run
+    /// of other bytes and are left for the caller.
+    #[inline(always)]
+    fn step<const STRING: bool>(&mut self, text: &[u8], mut i: usize, to: usize) -> usize {
+        let s = &mut self.seen;
+        let class = CLASS[usize::from(text[i])];
+        let other = |c: u8| c == OTHER || (!STRING && c >= QUOTE);
+        if other(class) {
+            // Ordinary bytes (letters, punctuation, spaces) in one go.
             i += 1;
-            while i < n && CLASS[usize::from(text[i])] == OTHER {
+            while i < to && other(CLASS[usize::from(text[i])]) {
                 i += 1;
             }
-            (run, cur, g1, g2, sep) = (0, 0, 0, 0, false);
-            continue;
+            (self.run, self.cur, self.g1, self.g2, self.sep) = (0, 0, 0, 0, false);
+            return i;
         }
         match class {
             DIGIT => {
                 // A whole group of digits at once (a group always starts
                 // after a separator or another byte: `cur` is 0 here).
                 let start = i;
-                while i < n && text[i].is_ascii_digit() {
+                while i < to && text[i].is_ascii_digit() {
                     i += 1;
                 }
-                cur = i - start;
-                run += cur;
-                sep = false;
-                s.longest_run = s.longest_run.max(run);
-                if cur >= 4 {
-                    s.groups_324 |= g2 == 3 && g1 == 2;
-                    s.groups_334 |= g2 == 3 && g1 == 3;
+                self.cur = i - start;
+                self.run += self.cur;
+                self.sep = false;
+                s.longest_run = s.longest_run.max(self.run);
+                if self.cur >= 4 {
+                    s.groups_324 |= self.g2 == 3 && self.g1 == 2;
+                    s.groups_334 |= self.g2 == 3 && self.g1 == 3;
                 }
-                if cur >= 2 && start >= 2 {
+                if self.cur >= 2 && start >= 2 {
                     let up = |j: usize| text[j].is_ascii_uppercase();
                     s.letters_digits |= (up(start - 2) && up(start - 1))
                         || (start >= 3 && text[start - 1] == b' ' && up(start - 3) && up(start - 2));
                 }
-                continue;
-            }
-            SPACE_DOT | DASH if !sep && cur > 0 => {
-                (g2, g1, cur, sep) = (g1, cur, 0, true);
-                if class == DASH {
-                    s.token_mark |= token_before(text, i);
-                    s.pem |= text[i..].starts_with(b"-BEGIN ");
+                // One separator (space, dot or dash) after the group keeps
+                // the run going.
+                if i < to && matches!(text[i], b' ' | b'.' | b'-') {
+                    if text[i] == b'-' {
+                        s.token_mark |= token_before(text, i);
+                        s.pem |= text[i..].starts_with(b"-BEGIN ");
+                    }
+                    (self.g2, self.g1, self.cur, self.sep) = (self.g1, self.cur, 0, true);
+                    i += 1;
                 }
-                i += 1;
-                continue;
+                return i;
             }
             DASH => {
                 s.token_mark |= token_before(text, i);
@@ -168,10 +243,9 @@ pub(crate) fn scan(text: &[u8]) -> Seen {
             CAPITAL_J => s.jwt |= i >= 2 && &text[i - 2..i] == b"ey",
             _ => {}
         }
-        (run, cur, g1, g2, sep) = (0, 0, 0, 0, false);
-        i += 1;
+        (self.run, self.cur, self.g1, self.g2, self.sep) = (0, 0, 0, 0, false);
+        i + 1
     }
-    s
 }
 
 /// A `_` or `-` at `i` ends a token prefix: `gh?_`, `…pat_`/`glpat-`,
@@ -347,6 +421,78 @@ mod tests {
         assert!(unmatched.is_empty(), "no text matched {unmatched:?}");
         for k in 0..compiled.len() {
             assert!(shut[k] > 0, "{:?} never shut", compiled[k].1);
+        }
+    }
+
+    /// `text` as JSON string contents: quotes and backslashes escaped, and
+    /// now and then an escape of another kind, a raw control byte or a
+    /// backslash before a digit (which the tolerant walk reads on).
+    fn json_string(text: &str, k: usize) -> String {
+        let mut out = String::new();
+        for (i, c) in text.chars().enumerate() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                _ => out.push(c),
+            }
+            match (i + k) % 23 {
+                3 => out.push_str("\\u0041"),
+                7 => out.push_str("\\n"),
+                11 => out.push('\t'),
+                13 => out.push_str("\\4"),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_json_walk_feeds_the_pass_what_a_pass_over_the_whole_body_sees() {
+        let texts = random_texts(6_000);
+        let gates: Vec<Gate> = DETECTORS.iter().map(|d| d.3).collect();
+        let (mut opened, mut shut) = (vec![0usize; gates.len()], vec![0usize; gates.len()]);
+        for (k, t) in texts.chunks_exact(6).enumerate() {
+            // A bare token: the text's own bytes up to a delimiter (the
+            // tolerant walk reads `4111-1111` or `AB12` as one), or a number.
+            let bare: String = t[2]
+                .chars()
+                .take_while(|c| !matches!(c, ',' | '}' | ']' | ' ' | '\t' | '\n' | '\r' | ':' | '"' | '{' | '['))
+                .collect();
+            let bare = if bare.is_empty() { "-12.5e3".to_owned() } else { bare };
+            let digits: String = t[3].chars().filter(char::is_ascii_digit).collect();
+            // Two rows with the same keys (the walk reads a repeated key
+            // only once) and other values and spacing.
+            let row = |ws: &str, v1: &str, v5: &str| {
+                format!(
+                    "{{\"{}\":{ws}\"{}\",{ws}\"n\": [{bare} ,{ws}{}{ws}, true, null],\"o\" :{{\"{}\":\"{}\"}}}}",
+                    json_string(&t[0], k),
+                    json_string(v1, k + 5),
+                    if digits.is_empty() { "0" } else { &digits },
+                    json_string(&t[4], k + 9),
+                    json_string(v5, k + 17),
+                )
+            };
+            let ws = [" ", "", "\n  ", "\t"][k % 4];
+            let body = format!("[{},{ws}{}]", row(ws, &t[1], &t[5]), row("", &t[5], &t[1]));
+            let whole = scan(body.as_bytes());
+            let walked = crate::json::walk(&body, crate::Categories::ALL).map(|w| w.seen);
+            assert_eq!(walked, Some(whole), "{body}");
+            for (g, gate) in gates.iter().enumerate() {
+                if whole.opens(*gate) {
+                    opened[g] += 1;
+                } else {
+                    shut[g] += 1;
+                }
+            }
+        }
+        // The bodies reach every gate both ways.
+        for (g, gate) in gates.iter().enumerate() {
+            assert!(
+                opened[g] > 0 && shut[g] > 0,
+                "{gate:?}: {} open, {} shut",
+                opened[g],
+                shut[g]
+            );
         }
     }
 

@@ -2,6 +2,10 @@
 //! body, and per leaf, the field-name rules (secret fields, high-entropy
 //! values in key-like fields).
 //!
+//! The walk feeds every string (keys too) and bare token to the detectors'
+//! gate pass (`gate::Pass`) as it finds their ends, so the body is read
+//! once; only the expressions whose gates opened then run over it.
+//!
 //! The walk is a tolerant tokenizer over the bytes (no tree is built): it
 //! tracks whether a string is a key or a value, the nearest key of every
 //! leaf, and whether a leaf sits under a secret-named field (`"credentials":
@@ -9,7 +13,7 @@
 //! detectors see: a value hidden behind `\u` escapes is not decoded (the
 //! upstream is not the adversary here; documented).
 
-use crate::{Categories, Category, Detector, Finding, detect, names};
+use crate::{Categories, Category, Detector, Finding, detect, gate, names};
 
 /// A finding, and whether its value is a bare JSON token (a number or a
 /// literal) that a replacement must quote to keep the JSON valid.
@@ -77,10 +81,60 @@ pub fn scan(body: &str, cats: Categories) -> Option<Vec<Hit>> {
 
 /// [`scan`] with a [`Detector`] compiled for the categories in use.
 pub fn scan_with(detector: &Detector, body: &str, cats: Categories) -> Option<Vec<Hit>> {
+    let Walked {
+        mut hits,
+        strings,
+        seen,
+    } = walk(body, cats)?;
+    let b = body.as_bytes();
+    let mut text = Vec::new();
+    detector.find_seen(
+        body,
+        cats.without(Category::SecretField).without(Category::HighEntropy),
+        seen,
+        0,
+        &mut text,
+    );
+    for mut f in text {
+        let quoted = in_any(&strings, f.range.start);
+        if !quoted && f.range.start > 0 && b[f.range.start - 1] == b'-' {
+            // `-4111…`: the replacement (a string) takes the sign's place too.
+            f.range.start -= 1;
+        }
+        hits.push(Hit {
+            finding: f,
+            bare: !quoted,
+        });
+    }
+    hits.sort_by_key(|h| (h.finding.range.start, std::cmp::Reverse(h.finding.range.end)));
+    let mut out: Vec<Hit> = Vec::with_capacity(hits.len());
+    for h in hits {
+        if out
+            .last()
+            .is_none_or(|last| h.finding.range.start >= last.finding.range.end)
+        {
+            out.push(h);
+        }
+    }
+    Some(out)
+}
+
+/// What the walk over a body found.
+pub(crate) struct Walked {
+    /// The field-name rules' findings.
+    hits: Vec<Hit>,
+    /// String value ranges, in order, to tell quoted text findings from bare.
+    strings: Vec<std::ops::Range<usize>>,
+    /// The text detectors' gate pass over the body.
+    pub(crate) seen: gate::Seen,
+}
+
+/// The structure-aware walk; `None` when the body is not well-formed
+/// enough to walk.
+pub(crate) fn walk(body: &str, cats: Categories) -> Option<Walked> {
     let b = body.as_bytes();
     let structural = cats.contains(Category::SecretField) || cats.contains(Category::HighEntropy);
     let mut hits: Vec<Hit> = Vec::new();
-    // String value ranges, in order, to tell quoted text findings from bare.
     // (Sized for a string every 32 bytes, about what API bodies hold: no
     // regrowing on the way.)
     let mut strings: Vec<std::ops::Range<usize>> = Vec::with_capacity(b.len() / 32);
@@ -92,6 +146,9 @@ pub fn scan_with(detector: &Detector, body: &str, cats: Categories) -> Option<Ve
     let mut expect_key = false;
     let mut i = 0;
     let mut saw_value = false;
+    // The text detectors' gate pass, fed every string and bare token (see
+    // `gate::Pass`): the body is read once.
+    let mut pass = gate::Pass::default();
     while i < b.len() {
         match b[i] {
             b' ' | b'\t' | b'\n' | b'\r' => i += 1,
@@ -146,33 +203,30 @@ pub fn scan_with(detector: &Detector, body: &str, cats: Categories) -> Option<Ve
             }
             b'"' => {
                 let start = i + 1;
-                let mut j = start;
+                // Keys repeat (every row of a list has the same ones, in the
+                // same order): each distinct key is classified once per
+                // body, and the one after the last key is tried first, in
+                // place. What a key gives the gate pass depends on its raw
+                // bytes alone (the gates never look past the quotes around
+                // it into letters, since a key's opening quote follows `{`,
+                // `,` or whitespace), so a repeat is not read again.
+                if expect_key
+                    && let Some((k, kind)) = seen.get(last_seen + 1)
+                    && b[start..].starts_with(k.as_bytes())
+                    && b.get(start + k.len()) == Some(&b'"')
+                {
+                    key = *kind;
+                    last_seen += 1;
+                    i = start + k.len() + 1;
+                    continue;
+                }
                 // To the closing quote, skipping escapes (and control
                 // bytes, which a string should not hold but this walk
-                // tolerates).
-                while let Some(k) = warden_scan::first_special(&b[j.min(b.len())..]) {
-                    j += k;
-                    match b[j] {
-                        b'"' => break,
-                        b'\\' => j += 2,
-                        _ => j += 1,
-                    }
-                }
-                if j < b.len() && b[j] != b'"' {
-                    j = b.len();
-                }
-                if j >= b.len() {
-                    return None;
-                }
+                // tolerates), with the gate pass reading it on the way.
+                let j = pass.string(b, start)?;
                 let text = &body[start..j];
                 if expect_key {
-                    // Keys repeat (every row of a list has the same ones, in
-                    // the same order): each distinct key is classified once
-                    // per body, and the one after the last key is tried first.
-                    let next = seen.get(last_seen + 1).filter(|(k, _)| *k == text);
-                    let found = next
-                        .map(|_| last_seen + 1)
-                        .or_else(|| seen.iter().position(|(k, _)| *k == text));
+                    let found = seen.iter().position(|(k, _)| *k == text);
                     key = match found {
                         Some(at) => {
                             last_seen = at;
@@ -200,6 +254,7 @@ pub fn scan_with(detector: &Detector, body: &str, cats: Categories) -> Option<Ve
                 while i < b.len() && !matches!(b[i], b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r' | b':') {
                     i += 1;
                 }
+                pass.feed(b, start, i);
                 leaf(&body[start..i], start, key, &stack, cats, structural, true, &mut hits);
                 pair_member(&body[start..i], start, key, &mut stack, true);
                 saw_value = true;
@@ -209,39 +264,18 @@ pub fn scan_with(detector: &Detector, body: &str, cats: Categories) -> Option<Ve
     if !stack.is_empty() || !saw_value {
         return None;
     }
-    let mut text = Vec::new();
-    detector.find_into(
-        body,
-        cats.without(Category::SecretField).without(Category::HighEntropy),
-        0,
-        &mut text,
-    );
-    for mut f in text {
-        let quoted = in_any(&strings, f.range.start);
-        if !quoted && f.range.start > 0 && b[f.range.start - 1] == b'-' {
-            // `-4111…`: the replacement (a string) takes the sign's place too.
-            f.range.start -= 1;
-        }
-        hits.push(Hit {
-            finding: f,
-            bare: !quoted,
-        });
-    }
-    hits.sort_by_key(|h| (h.finding.range.start, std::cmp::Reverse(h.finding.range.end)));
-    let mut out: Vec<Hit> = Vec::with_capacity(hits.len());
-    for h in hits {
-        if out
-            .last()
-            .is_none_or(|last| h.finding.range.start >= last.finding.range.end)
-        {
-            out.push(h);
-        }
-    }
-    Some(out)
+    Some(Walked {
+        hits,
+        strings,
+        seen: pass.seen(),
+    })
 }
 
 /// Notes a leaf that is the name or the value of a name–value pair.
 fn pair_member(text: &str, start: usize, key: KeyKind, stack: &mut [Frame], bare: bool) {
+    if !key.pair_name && !key.pair_value {
+        return;
+    }
     let Some(frame) = stack.last_mut().filter(|f| f.object) else {
         return;
     };

@@ -12,9 +12,10 @@
 //! line. [`stack::leak`] recognises stack traces, framework error pages and
 //! database errors.
 //!
-//! Every scan starts with one pass of a `RegexSet` over the input; the
-//! per-category expressions and checksums run only on the categories it saw,
-//! so clean text costs one DFA pass.
+//! Every scan starts with one cheap pass over the input (`gate.rs`) that
+//! says which detectors' expressions could match; only those expressions and
+//! their checksums run, so clean text costs one scalar pass. A JSON body's
+//! walk makes that pass itself as it reads the strings.
 
 mod detect;
 mod gate;

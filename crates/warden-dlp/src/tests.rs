@@ -104,6 +104,17 @@ fn secret_leaves_under_a_secret_named_object_count() {
 }
 
 #[test]
+fn a_key_that_starts_like_the_previous_rows_next_key_is_read_as_itself() {
+    // The walk tries the key that followed `id` last time (`pass`, no
+    // secret) in place first; `password` starts the same way and must still
+    // be read whole.
+    let body = r#"[{"id":1,"pass":"ok","note":"a"},{"id":2,"password":"hunter2","note":"b"}]"#;
+    let hits = json::scan(body, Categories::ALL).unwrap();
+    let got: Vec<&str> = hits.iter().map(|h| &body[h.finding.range.clone()]).collect();
+    assert_eq!(got, ["hunter2"]);
+}
+
+#[test]
 fn field_names_mean_secrets_by_their_words() {
     for name in [
         "password",

@@ -1,6 +1,7 @@
-//! Byte scans shared by the body inspectors: the response filter
-//! (`warden-openapi`) and the data-leak walk (`warden-dlp`) both look for the
-//! end of every JSON string of a body, so that search is written once, here.
+//! Byte scans for the body inspectors: the response filter
+//! (`warden-openapi`) looks for the end of every JSON string of a body. (The
+//! data-leak walk in `warden-dlp` finds string ends in its gate pass, which
+//! reads every byte of a string anyway.)
 
 /// Where the first `"`, `\` or control byte (below 0x20) of `s` is: eight
 /// bytes at a time, since most strings are short and hold none (cheaper than
