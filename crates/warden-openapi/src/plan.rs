@@ -61,6 +61,9 @@ pub(crate) struct Prop {
     /// to a `$ref` and in the referenced schema): the caller needs one scope
     /// of every list.
     pub needs: Vec<Vec<Box<str>>>,
+    /// The name needs no escape in JSON (no `"`, `\\` or control
+    /// character): its bytes between quotes are how a body writes it.
+    pub plain: bool,
 }
 
 impl Prop {
@@ -158,6 +161,7 @@ impl FilterPlan {
                     head: head(name),
                     node,
                     needs,
+                    plain: !name.contains(|c: char| c == '"' || c == '\\' || c.is_control()),
                 });
             }
             props.sort_by(|a, b| a.name.cmp(&b.name));
@@ -191,23 +195,20 @@ impl FilterPlan {
 }
 
 impl ObjectRules {
-    /// The declaration of `name`.
-    pub fn find(&self, name: &str) -> Option<&Prop> {
+    /// Where the declaration of `name` is in `props`.
+    pub fn position(&self, name: &str) -> Option<usize> {
         // Most objects declare a handful of properties: a scan that compares
         // lengths first beats a binary search of string comparisons.
         if self.props.len() <= 12 {
             // Length and first eight bytes settle most comparisons.
             let h = head(name);
-            return self.props.iter().find(|p| {
+            return self.props.iter().position(|p| {
                 p.name.len() == name.len()
                     && p.head == h
                     && (name.len() <= 8 || p.name.as_bytes()[8..] == name.as_bytes()[8..])
             });
         }
-        self.props
-            .binary_search_by(|p| (*p.name).cmp(name))
-            .ok()
-            .map(|i| &self.props[i])
+        self.props.binary_search_by(|p| (*p.name).cmp(name)).ok()
     }
 }
 

@@ -20,6 +20,10 @@ const MAX_NESTING: usize = 128;
 /// Findings recorded per kind (the rest are removed all the same): a body
 /// of many small undeclared members costs no memory per member.
 pub const MAX_FINDINGS: usize = 32;
+/// Object schemas per body whose member order is remembered.
+const MAX_ORDERS: usize = 16;
+/// In a remembered order: a member that is no declared property.
+const UNDECLARED: u32 = u32::MAX;
 
 /// The body is not one valid JSON value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -72,6 +76,7 @@ impl FilterPlan {
             scopes,
             drop_undeclared,
             max_findings: max_findings.min(MAX_FINDINGS),
+            orders: Vec::new(),
         };
         w.ws();
         w.value(Some(root), 0)?;
@@ -118,6 +123,9 @@ struct Walk<'p, 'a> {
     scopes: &'p [&'p str],
     drop_undeclared: bool,
     max_findings: usize,
+    /// Per object schema met, the members of its first object in order (an
+    /// index into its `props`, or [`UNDECLARED`]).
+    orders: Vec<(NodeId, Vec<u32>)>,
 }
 
 /// The name a raw (quoted) JSON string stands for; `None` when it does not
@@ -163,8 +171,8 @@ impl<'p, 'a> Walk<'p, 'a> {
         }
         let plan = self.plan;
         match self.peek() {
-            Some(b'{') => match node.and_then(|n| plan.object(n)) {
-                Some(rules) => self.object(rules, depth),
+            Some(b'{') => match node.and_then(|n| plan.object(n).map(|r| (n, r))) {
+                Some((n, rules)) => self.object(n, rules, depth),
                 None => self.skip_container(depth),
             },
             Some(b'[') => match node.and_then(|n| plan.items(n)) {
@@ -180,30 +188,49 @@ impl<'p, 'a> Walk<'p, 'a> {
         }
     }
 
-    fn object(&mut self, rules: &'p ObjectRules, depth: usize) -> Result<(), NotJson> {
+    fn object(&mut self, node: NodeId, rules: &'p ObjectRules, depth: usize) -> Result<(), NotJson> {
         self.pos += 1;
         self.ws();
         if self.peek() == Some(b'}') {
             self.pos += 1;
             return Ok(());
         }
+        // The order of the first object of this schema in the body: this
+        // one records it, or tries its members in place as that order says.
+        let order = self.orders.iter().position(|(n, _)| *n == node);
+        let recording = order.is_none() && self.orders.len() < MAX_ORDERS;
+        if recording {
+            self.orders.push((node, Vec::new()));
+        }
+        let order = order.or(recording.then(|| self.orders.len() - 1));
         // Some member before this one is kept (a removed member then goes
         // with the comma before it, else with the comma after it).
         let mut kept_before = false;
         // Where the previous member's value ended.
         let mut prev_end = 0;
+        let mut k = 0;
         loop {
             self.ws();
             let key_start = self.pos;
-            let escaped = self.string()?;
+            let (name, at) = match self.in_place(rules, order, k) {
+                Some(at) => (Some(Cow::Borrowed(&*rules.props[at].name)), Some(at)),
+                None => {
+                    let escaped = self.string()?;
+                    let name = decode(&self.text[key_start..self.pos], escaped);
+                    let at = name.as_deref().and_then(|n| rules.position(n));
+                    (name, at)
+                }
+            };
             let key_end = self.pos;
-            let raw = &self.text[key_start..key_end];
-            let name = decode(raw, escaped);
+            if let Some(o) = order.filter(|_| recording) {
+                self.orders[o].1.push(at.map_or(UNDECLARED, |i| i as u32));
+            }
+            k += 1;
             self.ws();
             self.expect(b':')?;
             self.ws();
             // Which schema the value gets, or why it goes.
-            let (keep, child) = match name.as_deref().and_then(|n| rules.find(n)) {
+            let (keep, child) = match at.map(|i| &rules.props[i]) {
                 Some(p) if p.permitted(self.scopes) => (true, Some(p.node)),
                 Some(_) => {
                     self.note(name.as_deref(), true);
@@ -274,6 +301,31 @@ impl<'p, 'a> Walk<'p, 'a> {
             }
             i += 1;
         }
+    }
+
+    /// The `k`th member's key, read in place when it is the property the
+    /// first object of this schema held at that position, written plainly
+    /// (the rows of a list hold the same members in the same order): its
+    /// index in `rules.props`, with the key consumed. `None` leaves the key
+    /// to be read and looked up.
+    #[inline]
+    fn in_place(&mut self, rules: &ObjectRules, order: Option<usize>, k: usize) -> Option<usize> {
+        let at = *self.orders.get(order?)?.1.get(k)?;
+        let prop = rules.props.get(at as usize)?;
+        let name = prop.name.as_bytes();
+        let rest = self.src.get(self.pos..)?;
+        let n = name.len();
+        // The first eight bytes against the name's head (most names are no
+        // longer), the rest only when they match.
+        let hit = prop.plain && rest.len() > n + 1 && rest.len() > 8 && rest[0] == b'"' && rest[n + 1] == b'"' && {
+            let word = u64::from_le_bytes([rest[1], rest[2], rest[3], rest[4], rest[5], rest[6], rest[7], rest[8]]);
+            let mask = if n >= 8 { u64::MAX } else { (1u64 << (8 * n)) - 1 };
+            (word & mask) == prop.head && (n <= 8 || rest[9..=n] == name[8..])
+        };
+        hit.then(|| {
+            self.pos += name.len() + 2;
+            at as usize
+        })
     }
 
     /// Records a removal (or, for an undeclared property kept, a finding)

@@ -357,3 +357,25 @@ fn a_scope_list_too_deep_to_read_hides_the_property() {
     let (body, _) = both(&d, &s, &v, &["pii"], true);
     assert_eq!(body, json!({"id": 1}));
 }
+
+#[test]
+fn rows_are_read_in_place_yet_every_key_as_itself() {
+    // The first row sets the order the later ones are tried in: a key that
+    // starts like the expected one (or shares its first eight bytes), the
+    // expected one escaped, another order and a name with a quote must each
+    // still be read as what they are.
+    let doc = json!({});
+    let schema = json!({"type": "array", "items": {"type": "object", "properties": {
+        "id": {}, "name": {}, "role": {"x-warden-scopes": ["admin"]}, "created_at": {}
+    }}});
+    let raw = br#"[{"id":1,"name":"a","role":"r","created_at":"t"},{"id":2,"names":"b","role":"r"},{"id":3,"n\u0061me":"c","role":"r"},{"role":"r","name":"d","id":4},{"id":5,"name\"":"e"},{"id":6,"name":"f","role":"r","created_by":"x"}]"#;
+    let mut plan = FilterPlan::new();
+    let root = plan.add(&doc, &schema);
+    let got = plan.filter(root, raw, &[], true).unwrap();
+    let body: Value = serde_json::from_slice(got.body.as_deref().unwrap()).unwrap();
+    let want = json!([{"id": 1, "name": "a", "created_at": "t"}, {"id": 2}, {"id": 3, "name": "c"}, {"name": "d", "id": 4}, {"id": 5}, {"id": 6, "name": "f"}]);
+    assert_eq!(body, want);
+    let mut tree: Value = serde_json::from_slice(raw).unwrap();
+    filter(&doc, &schema, &mut tree, &[], true);
+    assert_eq!(tree, want);
+}
