@@ -108,30 +108,58 @@ impl<'de> Visitor<'de> for Strict {
 /// ones through a set.
 #[derive(Default)]
 pub(crate) struct KeySet {
-    few: Vec<String>,
+    /// A small object's folded keys end to end (one buffer, not a string
+    /// per key), and where each ends.
+    few: String,
+    ends: smallvec::SmallVec<[usize; FEW]>,
     many: std::collections::HashSet<String>,
 }
+
+/// Keys an object may have before the set switches to hashing.
+const FEW: usize = 16;
 
 impl KeySet {
     /// Adds `key`; false when an equal key (after folding) was already there.
     pub(crate) fn insert(&mut self, key: &str) -> bool {
-        let folded = fold(key);
-        let duplicate = if self.many.is_empty() && self.few.len() < 16 {
-            let dup = self.few.contains(&folded);
-            self.few.push(folded);
-            dup
-        } else {
-            if self.many.is_empty() {
-                self.many.extend(self.few.drain(..));
+        if self.many.is_empty() && self.ends.len() < FEW {
+            if self.few.capacity() == 0 {
+                // Room for a typical object's keys at once (no regrowing).
+                self.few.reserve(128);
             }
-            !self.many.insert(folded)
-        };
-        !duplicate
+            let start = self.few.len();
+            if key.is_ascii() {
+                self.few.push_str(key);
+                self.few[start..].make_ascii_lowercase();
+            } else {
+                self.few.push_str(&fold(key));
+            }
+            let new = &self.few[start..];
+            let mut from = 0;
+            let duplicate = self.ends.iter().any(|&end| {
+                let same = &self.few[from..end] == new;
+                from = end;
+                same
+            });
+            self.ends.push(self.few.len());
+            return !duplicate;
+        }
+        if self.many.is_empty() {
+            let mut from = 0;
+            for &end in &self.ends {
+                self.many.insert(self.few[from..end].to_owned());
+                from = end;
+            }
+        }
+        self.many.insert(fold(key))
     }
 
     /// Keys so far.
     pub(crate) fn len(&self) -> usize {
-        self.few.len() + self.many.len()
+        if self.many.is_empty() {
+            self.ends.len()
+        } else {
+            self.many.len()
+        }
     }
 
     /// The error a strict parser stops with on a duplicate.
@@ -181,6 +209,29 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn the_key_set_compares_whole_folded_keys_in_both_forms() {
+        // Small objects keep their keys end to end: `a` then `b` is not `ab`.
+        let mut few = KeySet::default();
+        for k in ["a", "b", "ab", "ba", "aB2", "mask"] {
+            assert!(few.insert(k), "{k}");
+        }
+        for dup in ["AB", "ab2", "ma\u{17f}k", "B"] {
+            assert!(!few.insert(dup), "{dup}");
+        }
+        // Past sixteen keys the set hashes them; duplicates from before and
+        // after the switch are still caught, folded the same way.
+        let mut many = KeySet::default();
+        for i in 0..40 {
+            assert!(many.insert(&format!("key{i}")));
+        }
+        assert_eq!(many.len(), 40);
+        for dup in ["KEY3", "Key39", "\u{212a}ey15"] {
+            assert!(!many.insert(dup), "{dup}");
+        }
+        assert!(many.insert("key40"));
+    }
 
     #[test]
     fn duplicates_deep_nesting_and_bad_utf8_are_refused() {
