@@ -207,9 +207,9 @@ pub(crate) fn walk(body: &str, cats: Categories) -> Option<Walked> {
                 // same order): each distinct key is classified once per
                 // body, and the one after the last key is tried first, in
                 // place. What a key gives the gate pass depends on its raw
-                // bytes alone (the gates never look past the quotes around
-                // it into letters, since a key's opening quote follows `{`,
-                // `,` or whitespace), so a repeat is not read again.
+                // bytes alone (every gate that looks back or ahead needs
+                // letters, digits or spaces there, and the quotes around a
+                // key are neither), so a repeat is not read again.
                 if expect_key
                     && let Some((k, kind)) = seen.get(last_seen + 1)
                     && b[start..].starts_with(k.as_bytes())
