@@ -51,6 +51,13 @@ pub(crate) struct Seen {
 }
 
 impl Seen {
+    /// A dash at `i`: it may end a token prefix (`glpat-`, `xoxb-`) or start
+    /// a PEM header.
+    fn dash(&mut self, text: &[u8], i: usize) {
+        self.token_mark |= token_before(text, i);
+        self.pem |= text[i..].starts_with(b"-BEGIN ");
+    }
+
     /// True when `gate` is open.
     pub(crate) fn opens(&self, gate: Gate) -> bool {
         match gate {
@@ -195,7 +202,7 @@ impl Pass {
             while i < to && other(CLASS[usize::from(text[i])]) {
                 i += 1;
             }
-            (self.run, self.cur, self.g1, self.g2, self.sep) = (0, 0, 0, 0, false);
+            self.reset();
             return i;
         }
         match class {
@@ -223,18 +230,14 @@ impl Pass {
                 // the run going.
                 if i < to && matches!(text[i], b' ' | b'.' | b'-') {
                     if text[i] == b'-' {
-                        s.token_mark |= token_before(text, i);
-                        s.pem |= text[i..].starts_with(b"-BEGIN ");
+                        s.dash(text, i);
                     }
                     (self.g2, self.g1, self.cur, self.sep) = (self.g1, self.cur, 0, true);
                     i += 1;
                 }
                 return i;
             }
-            DASH => {
-                s.token_mark |= token_before(text, i);
-                s.pem |= text[i..].starts_with(b"-BEGIN ");
-            }
+            DASH => s.dash(text, i),
             UNDERSCORE => s.token_mark |= token_before(text, i),
             AT => s.at = true,
             PLUS => s.plus_digit |= text.get(i + 1).is_some_and(u8::is_ascii_digit),
@@ -243,7 +246,7 @@ impl Pass {
             CAPITAL_J => s.jwt |= i >= 2 && &text[i - 2..i] == b"ey",
             _ => {}
         }
-        (self.run, self.cur, self.g1, self.g2, self.sep) = (0, 0, 0, 0, false);
+        self.reset();
         i + 1
     }
 }
