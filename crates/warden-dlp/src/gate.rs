@@ -58,6 +58,22 @@ impl Seen {
         self.pem |= text[i..].starts_with(b"-BEGIN ");
     }
 
+    /// A marked byte other than a digit, quote or backslash at `i`.
+    #[inline(never)]
+    fn mark(&mut self, class: u8, text: &[u8], i: usize) {
+        let next = text.get(i + 1);
+        match class {
+            DASH => self.dash(text, i),
+            UNDERSCORE => self.token_mark |= token_before(text, i),
+            AT => self.at = true,
+            PLUS => self.plus_digit |= next.is_some_and(u8::is_ascii_digit),
+            PAREN => self.paren_digit |= next.is_some_and(u8::is_ascii_digit),
+            CAPITAL_A => self.capital_a |= next.is_some_and(u8::is_ascii_uppercase),
+            CAPITAL_J => self.jwt |= i >= 2 && &text[i - 2..i] == b"ey",
+            _ => {}
+        }
+    }
+
     /// True when `gate` is open.
     pub(crate) fn opens(&self, gate: Gate) -> bool {
         match gate {
@@ -129,16 +145,13 @@ pub(crate) fn scan(text: &[u8]) -> Seen {
 /// a walk skips (structure, whitespace) is one the gates read as other, and
 /// every token starts after one, so feeding the tokens sees what [`scan`]
 /// sees over the whole body.
+///
+/// A run of digits (with single separators between its groups) is read to
+/// its end in one go, so the pass keeps no state between reads but what it
+/// saw.
 #[derive(Debug, Default)]
 pub(crate) struct Pass {
     seen: Seen,
-    /// The run of digits being read: all its digits, the current group's,
-    /// the two groups before it, and whether the last byte was a separator.
-    run: usize,
-    cur: usize,
-    g1: usize,
-    g2: usize,
-    sep: bool,
 }
 
 impl Pass {
@@ -147,18 +160,10 @@ impl Pass {
         self.seen
     }
 
-    fn reset(&mut self) {
-        (self.run, self.cur, self.g1, self.g2, self.sep) = (0, 0, 0, 0, false);
-    }
-
     /// Reads `text[from..to]` (a token, or all of a text); the gates look
     /// around it in `text` as [`scan`] would.
     pub(crate) fn feed(&mut self, text: &[u8], from: usize, to: usize) {
-        self.reset();
-        let mut i = from;
-        while i < to {
-            i = self.step::<false>(text, i, to);
-        }
+        self.read::<false>(text, from, to);
     }
 
     /// Reads a JSON string's contents from `from` (just past its opening
@@ -166,88 +171,86 @@ impl Pass {
     /// text ends first. An escaped byte never ends it; control bytes are
     /// read as other bytes (the walk is tolerant).
     pub(crate) fn string(&mut self, text: &[u8], from: usize) -> Option<usize> {
-        self.reset();
-        let mut i = from;
         let n = text.len();
-        while i < n {
-            match CLASS[usize::from(text[i])] {
-                QUOTE => return Some(i),
-                BACKSLASH => {
-                    // The escaped byte (`"`, `\\`, a letter) is other to
-                    // the gates; a digit after a bad escape is still read.
-                    self.reset();
+        let mut i = from;
+        loop {
+            i = self.read::<true>(text, i, n);
+            match text.get(i)? {
+                b'"' => return Some(i),
+                _ => {
+                    // A backslash: the escaped byte (`"`, `\\`, a letter)
+                    // is other to the gates; a digit after a bad escape is
+                    // still read.
                     i += 1;
                     if i < n && matches!(CLASS[usize::from(text[i])], QUOTE | BACKSLASH) {
                         i += 1;
                     }
                 }
-                _ => i = self.step::<true>(text, i, n),
             }
         }
-        None
     }
 
-    /// Reads from `text[i]` (before `to`): a run of other bytes, a group of
-    /// digits with the separator after it, or one marked byte. Returns where
-    /// it stopped. In a string (`STRING`), quotes and backslashes end a run
-    /// of other bytes and are left for the caller.
+    /// Reads from `text[i]` up to `to`, or (in a string, `STRING`) up to a
+    /// quote or backslash, which it returns the place of.
     #[inline(always)]
-    fn step<const STRING: bool>(&mut self, text: &[u8], mut i: usize, to: usize) -> usize {
-        let s = &mut self.seen;
-        let class = CLASS[usize::from(text[i])];
-        let other = |c: u8| c == OTHER || (!STRING && c >= QUOTE);
-        if other(class) {
-            // Ordinary bytes (letters, punctuation, spaces) in one go.
-            i += 1;
-            while i < to && other(CLASS[usize::from(text[i])]) {
+    fn read<const STRING: bool>(&mut self, text: &[u8], mut i: usize, to: usize) -> usize {
+        loop {
+            // Ordinary bytes (letters, punctuation, spaces), then the
+            // marked ones by how common they are (no jump table).
+            while i < to && CLASS[usize::from(text[i])] == OTHER {
                 i += 1;
             }
-            self.reset();
-            return i;
-        }
-        match class {
-            DIGIT => {
-                // A whole group of digits at once (a group always starts
-                // after a separator or another byte: `cur` is 0 here).
-                let start = i;
-                while i < to && text[i].is_ascii_digit() {
-                    i += 1;
-                }
-                self.cur = i - start;
-                self.run += self.cur;
-                self.sep = false;
-                s.longest_run = s.longest_run.max(self.run);
-                if self.cur >= 4 {
-                    s.groups_324 |= self.g2 == 3 && self.g1 == 2;
-                    s.groups_334 |= self.g2 == 3 && self.g1 == 3;
-                }
-                if self.cur >= 2 && start >= 2 {
-                    let up = |j: usize| text[j].is_ascii_uppercase();
-                    s.letters_digits |= (up(start - 2) && up(start - 1))
-                        || (start >= 3 && text[start - 1] == b' ' && up(start - 3) && up(start - 2));
-                }
-                // One separator (space, dot or dash) after the group keeps
-                // the run going.
-                if i < to && matches!(text[i], b' ' | b'.' | b'-') {
-                    if text[i] == b'-' {
-                        s.dash(text, i);
-                    }
-                    (self.g2, self.g1, self.cur, self.sep) = (self.g1, self.cur, 0, true);
-                    i += 1;
-                }
+            if i >= to {
                 return i;
             }
-            DASH => s.dash(text, i),
-            UNDERSCORE => s.token_mark |= token_before(text, i),
-            AT => s.at = true,
-            PLUS => s.plus_digit |= text.get(i + 1).is_some_and(u8::is_ascii_digit),
-            PAREN => s.paren_digit |= text.get(i + 1).is_some_and(u8::is_ascii_digit),
-            CAPITAL_A => s.capital_a |= text.get(i + 1).is_some_and(u8::is_ascii_uppercase),
-            CAPITAL_J => s.jwt |= i >= 2 && &text[i - 2..i] == b"ey",
-            _ => {}
+            match CLASS[usize::from(text[i])] {
+                DIGIT => {
+                    i = digits(&mut self.seen, text, i, to);
+                    continue;
+                }
+                QUOTE | BACKSLASH if STRING => return i,
+                QUOTE | BACKSLASH => {}
+                class => self.seen.mark(class, text, i),
+            }
+            i += 1;
         }
-        self.reset();
-        i + 1
+    }
+}
+
+/// Reads the run of digits at `text[i]` (before `to`): groups of digits,
+/// each but the last followed by one separator (space, dot or dash) and
+/// then a digit. Returns where the run ends.
+#[inline(always)]
+fn digits(s: &mut Seen, text: &[u8], mut i: usize, to: usize) -> usize {
+    // The run's digits, and the lengths of the two groups before this one.
+    let (mut run, mut g1, mut g2) = (0, 0, 0);
+    loop {
+        let start = i;
+        while i < to && text[i].is_ascii_digit() {
+            i += 1;
+        }
+        let cur = i - start;
+        run += cur;
+        if cur >= 4 {
+            s.groups_324 |= g2 == 3 && g1 == 2;
+            s.groups_334 |= g2 == 3 && g1 == 3;
+        }
+        if cur >= 2 && start >= 2 {
+            let up = |j: usize| text[j].is_ascii_uppercase();
+            s.letters_digits |= (up(start - 2) && up(start - 1))
+                || (start >= 3 && text[start - 1] == b' ' && up(start - 3) && up(start - 2));
+        }
+        // One separator then a digit keeps the run going.
+        if i + 1 < to && matches!(text[i], b' ' | b'.' | b'-') && text[i + 1].is_ascii_digit() {
+            if text[i] == b'-' {
+                s.dash(text, i);
+            }
+            (g2, g1) = (g1, cur);
+            i += 1;
+            continue;
+        }
+        s.longest_run = s.longest_run.max(run);
+        return i;
     }
 }
 
