@@ -59,6 +59,42 @@ fn kind(key: &str, structural: bool) -> KeyKind {
     }
 }
 
+/// A key read before in this body: its text, what it says, and its first
+/// eight bytes (zero-padded) as a word, to try it in place with one compare.
+struct Known<'a> {
+    text: &'a str,
+    kind: KeyKind,
+    head: u64,
+}
+
+impl<'a> Known<'a> {
+    fn new(text: &'a str, kind: KeyKind) -> Self {
+        let mut head = [0; 8];
+        let n = text.len().min(8);
+        head[..n].copy_from_slice(&text.as_bytes()[..n]);
+        Known {
+            text,
+            kind,
+            head: u64::from_le_bytes(head),
+        }
+    }
+
+    /// Where the closing quote is when the string whose contents start at
+    /// `b[start]` is this key written plainly.
+    #[inline]
+    fn at(&self, b: &[u8], start: usize) -> Option<usize> {
+        let n = self.text.len();
+        let end = start + n;
+        let word = b.get(start..start + 8)?;
+        let word = u64::from_le_bytes([word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7]]);
+        let mask = if n >= 8 { u64::MAX } else { (1 << (8 * n)) - 1 };
+        let same = (word & mask) == self.head
+            && b.get(end) == Some(&b'"')
+            && (n <= 8 || b[start + 8..end] == self.text.as_bytes()[8..]);
+        same.then_some(end)
+    }
+}
+
 struct Frame {
     object: bool,
     /// The kind of the key this container is the value of (arrays pass it to items).
@@ -140,9 +176,9 @@ pub(crate) fn walk(body: &str, cats: Categories) -> Option<Walked> {
     let mut strings: Vec<std::ops::Range<usize>> = Vec::with_capacity(b.len() / 32);
     let mut stack: Vec<Frame> = Vec::new();
     let mut key = KeyKind::default();
-    let mut seen: Vec<(&str, KeyKind)> = Vec::new();
-    // The index in `seen` of the last key read.
-    let mut last_seen = usize::MAX - 1;
+    let mut known: Vec<Known<'_>> = Vec::new();
+    // The index in `known` of the last key read.
+    let mut last_known = usize::MAX - 1;
     let mut expect_key = false;
     let mut i = 0;
     let mut saw_value = false;
@@ -150,6 +186,56 @@ pub(crate) fn walk(body: &str, cats: Categories) -> Option<Walked> {
     // `gate::Pass`): the body is read once.
     let mut pass = gate::Pass::default();
     while i < b.len() {
+        // Strings first: they are most of the tokens (the match below
+        // compiles to a jump table).
+        if b[i] == b'"' {
+            let start = i + 1;
+            // Keys repeat (every row of a list has the same ones, in the
+            // same order): each distinct key is classified once per
+            // body, and the one after the last key is tried first, in
+            // place. What a key gives the gate pass depends on its raw
+            // bytes alone (every gate that looks back or ahead needs
+            // letters, digits or spaces there, and the quotes around a
+            // key are neither), so a repeat is not read again.
+            if expect_key
+                && let Some(k) = known.get(last_known + 1)
+                && let Some(end) = k.at(b, start)
+            {
+                key = k.kind;
+                last_known += 1;
+                i = end + 1;
+                continue;
+            }
+            // To the closing quote, skipping escapes (and control
+            // bytes, which a string should not hold but this walk
+            // tolerates), with the gate pass reading it on the way.
+            let j = pass.string(b, start)?;
+            let text = &body[start..j];
+            if expect_key {
+                let found = known.iter().position(|k| k.text == text);
+                key = match found {
+                    Some(at) => {
+                        last_known = at;
+                        known[at].kind
+                    }
+                    None => {
+                        let fresh = kind(text, structural);
+                        if known.len() < 64 {
+                            known.push(Known::new(text, fresh));
+                            last_known = known.len() - 1;
+                        }
+                        fresh
+                    }
+                };
+            } else {
+                strings.push(start..j);
+                leaf(text, start, key, &stack, cats, structural, false, &mut hits);
+                pair_member(text, start, key, &mut stack, false);
+                saw_value = true;
+            }
+            i = j + 1;
+            continue;
+        }
         match b[i] {
             b' ' | b'\t' | b'\n' | b'\r' => i += 1,
             b'{' | b'[' => {
@@ -200,54 +286,6 @@ pub(crate) fn walk(body: &str, cats: Categories) -> Option<Walked> {
             b':' => {
                 expect_key = false;
                 i += 1;
-            }
-            b'"' => {
-                let start = i + 1;
-                // Keys repeat (every row of a list has the same ones, in the
-                // same order): each distinct key is classified once per
-                // body, and the one after the last key is tried first, in
-                // place. What a key gives the gate pass depends on its raw
-                // bytes alone (every gate that looks back or ahead needs
-                // letters, digits or spaces there, and the quotes around a
-                // key are neither), so a repeat is not read again.
-                if expect_key
-                    && let Some((k, kind)) = seen.get(last_seen + 1)
-                    && b[start..].starts_with(k.as_bytes())
-                    && b.get(start + k.len()) == Some(&b'"')
-                {
-                    key = *kind;
-                    last_seen += 1;
-                    i = start + k.len() + 1;
-                    continue;
-                }
-                // To the closing quote, skipping escapes (and control
-                // bytes, which a string should not hold but this walk
-                // tolerates), with the gate pass reading it on the way.
-                let j = pass.string(b, start)?;
-                let text = &body[start..j];
-                if expect_key {
-                    let found = seen.iter().position(|(k, _)| *k == text);
-                    key = match found {
-                        Some(at) => {
-                            last_seen = at;
-                            seen[at].1
-                        }
-                        None => {
-                            let fresh = kind(text, structural);
-                            if seen.len() < 64 {
-                                seen.push((text, fresh));
-                                last_seen = seen.len() - 1;
-                            }
-                            fresh
-                        }
-                    };
-                } else {
-                    strings.push(start..j);
-                    leaf(text, start, key, &stack, cats, structural, false, &mut hits);
-                    pair_member(text, start, key, &mut stack, false);
-                    saw_value = true;
-                }
-                i = j + 1;
             }
             _ => {
                 let start = i;
