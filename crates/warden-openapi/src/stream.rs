@@ -71,7 +71,6 @@ impl FilterPlan {
             src: json,
             pos: 0,
             cuts: Vec::new(),
-            path: Vec::with_capacity(16),
             removed: Removed::default(),
             scopes,
             drop_undeclared,
@@ -79,7 +78,7 @@ impl FilterPlan {
             orders: Vec::new(),
         };
         w.ws();
-        w.value(Some(root), 0)?;
+        w.value(Some(root), None, 0)?;
         w.ws();
         if w.pos != json.len() {
             return Err(NotJson(w.pos));
@@ -109,6 +108,15 @@ enum Seg {
     Index(usize),
 }
 
+/// Where a value is: its step, and the container's place (`None` at the
+/// root). Each level keeps its step on the stack and hands its children a
+/// reference: nothing is built per member, only when a pointer is written.
+#[derive(Clone, Copy)]
+struct At<'x> {
+    up: Option<&'x At<'x>>,
+    seg: Seg,
+}
+
 struct Walk<'p, 'a> {
     plan: &'p FilterPlan,
     text: &'a str,
@@ -117,8 +125,6 @@ struct Walk<'p, 'a> {
     /// Byte ranges of the body to leave out, in order, not overlapping:
     /// what is removed, with the comma that separated it.
     cuts: Vec<(usize, usize)>,
-    /// Where the walk is, for the pointers of what it removes.
-    path: Vec<Seg>,
     removed: Removed,
     scopes: &'p [&'p str],
     drop_undeclared: bool,
@@ -164,19 +170,19 @@ impl<'p, 'a> Walk<'p, 'a> {
         }
     }
 
-    /// One value, filtered against `node` (`None`: kept whole).
-    fn value(&mut self, node: Option<NodeId>, depth: usize) -> Result<(), NotJson> {
+    /// One value at `at`, filtered against `node` (`None`: kept whole).
+    fn value(&mut self, node: Option<NodeId>, at: Option<&At<'_>>, depth: usize) -> Result<(), NotJson> {
         if depth > MAX_NESTING {
             return self.err();
         }
         let plan = self.plan;
         match self.peek() {
             Some(b'{') => match node.and_then(|n| plan.object(n).map(|r| (n, r))) {
-                Some((n, rules)) => self.object(n, rules, depth),
+                Some((n, rules)) => self.object(n, rules, at, depth),
                 None => self.skip_container(depth),
             },
             Some(b'[') => match node.and_then(|n| plan.items(n)) {
-                Some(items) => self.array(items, depth),
+                Some(items) => self.array(items, at, depth),
                 None => self.skip_container(depth),
             },
             Some(b'"') => self.string().map(|_| ()),
@@ -188,7 +194,13 @@ impl<'p, 'a> Walk<'p, 'a> {
         }
     }
 
-    fn object(&mut self, node: NodeId, rules: &'p ObjectRules, depth: usize) -> Result<(), NotJson> {
+    fn object(
+        &mut self,
+        node: NodeId,
+        rules: &'p ObjectRules,
+        at: Option<&At<'_>>,
+        depth: usize,
+    ) -> Result<(), NotJson> {
         self.pos += 1;
         self.ws();
         if self.peek() == Some(b'}') {
@@ -212,47 +224,54 @@ impl<'p, 'a> Walk<'p, 'a> {
         loop {
             self.ws();
             let key_start = self.pos;
-            let (name, at) = match self.in_place(rules, order, k) {
-                Some(at) => (Some(Cow::Borrowed(&*rules.props[at].name)), Some(at)),
+            let (name, prop) = match self.in_place(rules, order, k) {
+                Some(p) => (Some(Cow::Borrowed(&*rules.props[p].name)), Some(p)),
                 None => {
                     let escaped = self.string()?;
                     let name = decode(&self.text[key_start..self.pos], escaped);
-                    let at = name.as_deref().and_then(|n| rules.position(n));
-                    (name, at)
+                    let p = name.as_deref().and_then(|n| rules.position(n));
+                    (name, p)
                 }
             };
             let key_end = self.pos;
             if let Some(o) = order.filter(|_| recording) {
-                self.orders[o].1.push(at.map_or(UNDECLARED, |i| i as u32));
+                self.orders[o].1.push(prop.map_or(UNDECLARED, |i| i as u32));
             }
             k += 1;
             self.ws();
             self.expect(b':')?;
             self.ws();
             // Which schema the value gets, or why it goes.
-            let (keep, child) = match at.map(|i| &rules.props[i]) {
+            let (keep, child) = match prop.map(|i| &rules.props[i]) {
                 Some(p) if p.permitted(self.scopes) => (true, Some(p.node)),
                 Some(_) => {
-                    self.note(name.as_deref(), true);
+                    self.note(at, name.as_deref(), true);
                     (false, None)
                 }
                 None => match &rules.extra {
                     Extra::Any => (true, None),
                     Extra::Schema(s, needs) if crate::plan::permitted(needs, self.scopes) => (true, Some(*s)),
                     Extra::Schema(..) => {
-                        self.note(name.as_deref(), true);
+                        self.note(at, name.as_deref(), true);
                         (false, None)
                     }
                     Extra::Nothing => {
-                        self.note(name.as_deref(), false);
+                        self.note(at, name.as_deref(), false);
                         (!self.drop_undeclared, None)
                     }
                 },
             };
             drop(name);
-            self.path.push(Seg::Key(key_start, key_end));
-            self.value(child, depth + 1)?;
-            self.path.pop();
+            let here = At {
+                up: at,
+                seg: Seg::Key(key_start, key_end),
+            };
+            // A string is kept whole whatever its schema: read it here.
+            if self.peek() == Some(b'"') {
+                self.string()?;
+            } else {
+                self.value(child, Some(&here), depth + 1)?;
+            }
             let value_end = self.pos;
             self.ws();
             let last = match self.peek() {
@@ -277,7 +296,7 @@ impl<'p, 'a> Walk<'p, 'a> {
         }
     }
 
-    fn array(&mut self, items: NodeId, depth: usize) -> Result<(), NotJson> {
+    fn array(&mut self, items: NodeId, at: Option<&At<'_>>, depth: usize) -> Result<(), NotJson> {
         self.pos += 1;
         self.ws();
         if self.peek() == Some(b']') {
@@ -287,9 +306,16 @@ impl<'p, 'a> Walk<'p, 'a> {
         let mut i = 0;
         loop {
             self.ws();
-            self.path.push(Seg::Index(i));
-            self.value(Some(items), depth + 1)?;
-            self.path.pop();
+            let here = At {
+                up: at,
+                seg: Seg::Index(i),
+            };
+            // A string is kept whole whatever its schema: read it here.
+            if self.peek() == Some(b'"') {
+                self.string()?;
+            } else {
+                self.value(Some(items), Some(&here), depth + 1)?;
+            }
             self.ws();
             match self.peek() {
                 Some(b',') => self.pos += 1,
@@ -329,8 +355,9 @@ impl<'p, 'a> Walk<'p, 'a> {
     }
 
     /// Records a removal (or, for an undeclared property kept, a finding)
-    /// at the current path plus `name` (`None`: a name that does not decode).
-    fn note(&mut self, name: Option<&str>, scoped: bool) {
+    /// of the member `name` (`None`: a name that does not decode) of the
+    /// object at `at`.
+    fn note(&mut self, at: Option<&At<'_>>, name: Option<&str>, scoped: bool) {
         let list = if scoped {
             &self.removed.scoped
         } else {
@@ -339,10 +366,12 @@ impl<'p, 'a> Walk<'p, 'a> {
         if list.len() >= self.max_findings {
             return;
         }
+        let mut segs: Vec<Seg> = std::iter::successors(at, |a| a.up).map(|a| a.seg).collect();
+        segs.reverse();
         let mut at = String::with_capacity(64);
-        for seg in &self.path {
+        for seg in segs {
             at.push('/');
-            match *seg {
+            match seg {
                 Seg::Key(a, b) => {
                     let raw = &self.text[a..b];
                     let key = decode(raw, raw.contains('\\'));
@@ -473,7 +502,7 @@ impl<'p, 'a> Walk<'p, 'a> {
                 self.expect(b':')?;
                 self.ws();
             }
-            self.value(None, depth + 1)?;
+            self.value(None, None, depth + 1)?;
             self.ws();
             match self.peek() {
                 Some(b',') => self.pos += 1,
