@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, response};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
@@ -22,6 +22,17 @@ use tokio::time::Instant;
 use warden_core::{ProblemKind, Rejection, RequestCtx};
 
 use crate::body::{BoxError, ProxyBody};
+
+/// Validators and digests of the upstream's body, dropped when a policy
+/// rewrites it (names made once, not parsed per response).
+const STALE_WHEN_REWRITTEN: [HeaderName; 6] = [
+    header::ETAG,
+    HeaderName::from_static("content-md5"),
+    HeaderName::from_static("digest"),
+    HeaderName::from_static("repr-digest"),
+    HeaderName::from_static("content-digest"),
+    header::LAST_MODIFIED,
+];
 use crate::pipeline::{self, Slot};
 
 /// Inspects the response body with the policies' response phase.
@@ -101,14 +112,7 @@ pub(crate) async fn inspect<S: Slot>(
         // Rewritten for this caller (masked, filtered to their scopes): no
         // shared cache may keep it, and the upstream's validators and
         // digests describe another body.
-        for name in [
-            "etag",
-            "content-md5",
-            "digest",
-            "repr-digest",
-            "content-digest",
-            "last-modified",
-        ] {
+        for name in STALE_WHEN_REWRITTEN {
             parts.headers.remove(name);
         }
         parts

@@ -198,3 +198,45 @@ async fn block_mode_replaces_the_response_and_report_mode_changes_nothing_but_sc
     assert_eq!(v["users"][0]["password"], "hunter2");
     assert!(v["users"][0].get("salary").is_none());
 }
+
+#[tokio::test]
+async fn a_rewritten_body_loses_the_upstreams_validators_and_digests_and_an_untouched_one_keeps_them() {
+    let iss = TestIssuer::new();
+    let (_up, gw) = setup(&iss).await;
+    let stale = [
+        ("etag", "\"v1\""),
+        ("last-modified", "Tue, 01 Dec 2026 04:00:00 GMT"),
+        ("content-md5", "Q2hlY2sgSW50ZWdyaXR5IQ=="),
+        ("digest", "sha-256=X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE="),
+        ("repr-digest", "sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:"),
+        (
+            "content-digest",
+            "sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:",
+        ),
+    ];
+    let send_with = async |body: &'static str| {
+        let mut req = Request::post(gw.url("/filter/users/reply"))
+            .header("authorization", format!("Bearer {}", token(&iss, "")))
+            .header("x-reply-status", "200")
+            .header("x-reply-type", "application/json");
+        for (name, value) in stale {
+            req = req.header("x-reply-header", format!("{name}: {value}"));
+        }
+        send(&http1(), req.body(Full::new(Bytes::from(body))).unwrap()).await
+    };
+    // Filtered: the upstream's validators describe another body.
+    let r = send_with(ROWS).await;
+    assert_eq!(r.status, 200);
+    assert!(!String::from_utf8_lossy(&r.body).contains("password"));
+    for (name, _) in stale {
+        assert!(r.headers.get(name).is_none(), "{name} kept on a rewritten body");
+    }
+    assert_eq!(r.headers["cache-control"], "private, no-store");
+    // Nothing to remove: the body and its validators are the upstream's.
+    let clean = r#"{"users":[{"id":"u1"}],"next":"c2"}"#;
+    let r = send_with(clean).await;
+    assert_eq!(&r.body[..], clean.as_bytes());
+    for (name, value) in stale {
+        assert_eq!(r.headers.get(name).map(|v| v.to_str().unwrap()), Some(value), "{name}");
+    }
+}
