@@ -266,8 +266,9 @@ impl<'p, 'a> Walk<'p, 'a> {
                 up: at,
                 seg: Seg::Key(key_start, key_end),
             };
-            // A string is kept whole whatever its schema: read it here.
-            if self.peek() == Some(b'"') {
+            // A string is kept whole whatever its schema: read it here
+            // (within the nesting limit, which `value` enforces).
+            if depth < MAX_NESTING && self.peek() == Some(b'"') {
                 self.string()?;
             } else {
                 self.value(child, Some(&here), depth + 1)?;
@@ -310,8 +311,9 @@ impl<'p, 'a> Walk<'p, 'a> {
                 up: at,
                 seg: Seg::Index(i),
             };
-            // A string is kept whole whatever its schema: read it here.
-            if self.peek() == Some(b'"') {
+            // A string is kept whole whatever its schema: read it here
+            // (within the nesting limit, which `value` enforces).
+            if depth < MAX_NESTING && self.peek() == Some(b'"') {
                 self.string()?;
             } else {
                 self.value(Some(items), Some(&here), depth + 1)?;

@@ -237,6 +237,17 @@ fn deep_values_are_filtered_at_every_depth_and_deeper_bodies_refused() {
     let (plan, root) = users_plan();
     let deep = format!("{{\"tree\":{}{}", "{\"children\":[".repeat(70), "]}".repeat(70) + "}");
     assert!(plan.filter(root, deep.as_bytes(), &[], true).is_err(), "140 levels");
+    // The limit holds for a string as for a container: 128 levels pass, 129 do not.
+    let at = |inner: &str, k: usize| format!("{{\"tree\":{}{inner}{}}}", "{\"children\":[".repeat(k), "]}".repeat(k));
+    assert!(
+        plan.filter(root, at("{\"name\":\"x\"}", 63).as_bytes(), &[], true)
+            .is_ok(),
+        "128 levels"
+    );
+    assert!(
+        plan.filter(root, at("\"x\"", 64).as_bytes(), &[], true).is_err(),
+        "a string at 129 levels"
+    );
 }
 
 #[test]

@@ -22,6 +22,7 @@ use tokio::time::Instant;
 use warden_core::{ProblemKind, Rejection, RequestCtx};
 
 use crate::body::{BoxError, ProxyBody};
+use crate::pipeline::{self, Slot};
 
 /// Validators and digests of the upstream's body, dropped when a policy
 /// rewrites it (names made once, not parsed per response).
@@ -33,7 +34,6 @@ const STALE_WHEN_REWRITTEN: [HeaderName; 6] = [
     HeaderName::from_static("content-digest"),
     header::LAST_MODIFIED,
 ];
-use crate::pipeline::{self, Slot};
 
 /// Inspects the response body with the policies' response phase.
 pub(crate) async fn inspect<S: Slot>(
