@@ -368,28 +368,31 @@ impl<'p, 'a> Walk<'p, 'a> {
         if list.len() >= self.max_findings {
             return;
         }
-        let mut segs: Vec<Seg> = std::iter::successors(at, |a| a.up).map(|a| a.seg).collect();
-        segs.reverse();
-        let mut at = String::with_capacity(64);
-        for seg in segs {
-            at.push('/');
-            match seg {
-                Seg::Key(a, b) => {
-                    let raw = &self.text[a..b];
-                    let key = decode(raw, raw.contains('\\'));
-                    at.push_str(shown(key.as_deref().unwrap_or("")));
-                }
-                Seg::Index(i) => {
-                    let _ = write!(at, "{i}");
-                }
-            }
-        }
-        at.push('/');
-        at.push_str(shown(name.unwrap_or("")));
+        let mut pointer = String::with_capacity(64);
+        self.write_path(at, &mut pointer);
+        pointer.push('/');
+        pointer.push_str(shown(name.unwrap_or("")));
         if scoped {
-            self.removed.scoped.push(at);
+            self.removed.scoped.push(pointer);
         } else {
-            self.removed.undeclared.push(at);
+            self.removed.undeclared.push(pointer);
+        }
+    }
+
+    /// Writes the pointer of `at` (the root's first, so no list is built).
+    fn write_path(&self, at: Option<&At<'_>>, out: &mut String) {
+        let Some(at) = at else { return };
+        self.write_path(at.up, out);
+        out.push('/');
+        match at.seg {
+            Seg::Key(a, b) => {
+                let raw = &self.text[a..b];
+                let key = decode(raw, raw.contains('\\'));
+                out.push_str(shown(key.as_deref().unwrap_or("")));
+            }
+            Seg::Index(i) => {
+                let _ = write!(out, "{i}");
+            }
         }
     }
 
