@@ -69,13 +69,10 @@ struct Known<'a> {
 
 impl<'a> Known<'a> {
     fn new(text: &'a str, kind: KeyKind) -> Self {
-        let mut head = [0; 8];
-        let n = text.len().min(8);
-        head[..n].copy_from_slice(&text.as_bytes()[..n]);
         Known {
             text,
             kind,
-            head: u64::from_le_bytes(head),
+            head: warden_scan::head(text.as_bytes()),
         }
     }
 
@@ -83,15 +80,7 @@ impl<'a> Known<'a> {
     /// `b[start]` is this key written plainly.
     #[inline]
     fn at(&self, b: &[u8], start: usize) -> Option<usize> {
-        let n = self.text.len();
-        let end = start + n;
-        let word = b.get(start..start + 8)?;
-        let word = u64::from_le_bytes([word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7]]);
-        let mask = if n >= 8 { u64::MAX } else { (1 << (8 * n)) - 1 };
-        let same = (word & mask) == self.head
-            && b.get(end) == Some(&b'"')
-            && (n <= 8 || b[start + 8..end] == self.text.as_bytes()[8..]);
-        same.then_some(end)
+        warden_scan::name_then_quote(b, start, self.text.as_bytes(), self.head).then_some(start + self.text.len())
     }
 }
 

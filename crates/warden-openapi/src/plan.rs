@@ -53,7 +53,7 @@ pub(crate) enum Extra {
 #[derive(Debug, Clone)]
 pub(crate) struct Prop {
     pub name: Box<str>,
-    /// The name's first eight bytes ([`head`]), compared before the name.
+    /// The name's first eight bytes ([`warden_scan::head`]), compared before the name.
     pub head: u64,
     /// The schema of its first declaration.
     pub node: NodeId,
@@ -158,7 +158,7 @@ impl FilterPlan {
                 let node = self.node_for(doc, &decls);
                 props.push(Prop {
                     name: Box::from(*name),
-                    head: head(name),
+                    head: warden_scan::head(name.as_bytes()),
                     node,
                     needs,
                     plain: !name.contains(|c: char| c == '"' || c == '\\' || c.is_control()),
@@ -201,7 +201,7 @@ impl ObjectRules {
         // lengths first beats a binary search of string comparisons.
         if self.props.len() <= 12 {
             // Length and first eight bytes settle most comparisons.
-            let h = head(name);
+            let h = warden_scan::head(name.as_bytes());
             return self.props.iter().position(|p| {
                 p.name.len() == name.len()
                     && p.head == h
@@ -210,15 +210,6 @@ impl ObjectRules {
         }
         self.props.binary_search_by(|p| (*p.name).cmp(name)).ok()
     }
-}
-
-/// The first eight bytes of `name` as a number (zeros past its end).
-#[inline]
-fn head(name: &str) -> u64 {
-    let mut word = [0u8; 8];
-    let n = name.len().min(8);
-    word[..n].copy_from_slice(&name.as_bytes()[..n]);
-    u64::from_le_bytes(word)
 }
 
 /// What [`gather`] found in a schema and its branches.

@@ -170,6 +170,17 @@ impl<'p, 'a> Walk<'p, 'a> {
         }
     }
 
+    /// A member's or item's value at `here`: a string (kept whole whatever
+    /// its schema) is read directly, anything else through [`Walk::value`].
+    #[inline]
+    fn child(&mut self, node: Option<NodeId>, here: &At<'_>, depth: usize) -> Result<(), NotJson> {
+        if depth <= MAX_NESTING && self.peek() == Some(b'"') {
+            self.string().map(|_| ())
+        } else {
+            self.value(node, Some(here), depth)
+        }
+    }
+
     /// One value at `at`, filtered against `node` (`None`: kept whole).
     fn value(&mut self, node: Option<NodeId>, at: Option<&At<'_>>, depth: usize) -> Result<(), NotJson> {
         if depth > MAX_NESTING {
@@ -266,13 +277,7 @@ impl<'p, 'a> Walk<'p, 'a> {
                 up: at,
                 seg: Seg::Key(key_start, key_end),
             };
-            // A string is kept whole whatever its schema: read it here
-            // (within the nesting limit, which `value` enforces).
-            if depth < MAX_NESTING && self.peek() == Some(b'"') {
-                self.string()?;
-            } else {
-                self.value(child, Some(&here), depth + 1)?;
-            }
+            self.child(child, &here, depth + 1)?;
             let value_end = self.pos;
             self.ws();
             let last = match self.peek() {
@@ -311,13 +316,7 @@ impl<'p, 'a> Walk<'p, 'a> {
                 up: at,
                 seg: Seg::Index(i),
             };
-            // A string is kept whole whatever its schema: read it here
-            // (within the nesting limit, which `value` enforces).
-            if depth < MAX_NESTING && self.peek() == Some(b'"') {
-                self.string()?;
-            } else {
-                self.value(Some(items), Some(&here), depth + 1)?;
-            }
+            self.child(Some(items), &here, depth + 1)?;
             self.ws();
             match self.peek() {
                 Some(b',') => self.pos += 1,
@@ -341,15 +340,9 @@ impl<'p, 'a> Walk<'p, 'a> {
         let at = *self.orders.get(order?)?.1.get(k)?;
         let prop = rules.props.get(at as usize)?;
         let name = prop.name.as_bytes();
-        let rest = self.src.get(self.pos..)?;
-        let n = name.len();
-        // The first eight bytes against the name's head (most names are no
-        // longer), the rest only when they match.
-        let hit = prop.plain && rest.len() > n + 1 && rest.len() > 8 && rest[0] == b'"' && rest[n + 1] == b'"' && {
-            let word = u64::from_le_bytes([rest[1], rest[2], rest[3], rest[4], rest[5], rest[6], rest[7], rest[8]]);
-            let mask = if n >= 8 { u64::MAX } else { (1u64 << (8 * n)) - 1 };
-            (word & mask) == prop.head && (n <= 8 || rest[9..=n] == name[8..])
-        };
+        let hit = prop.plain
+            && self.peek() == Some(b'"')
+            && warden_scan::name_then_quote(self.src, self.pos + 1, name, prop.head);
         hit.then(|| {
             self.pos += name.len() + 2;
             at as usize

@@ -1,7 +1,8 @@
 //! Byte scans for the body inspectors: the response filter
 //! (`warden-openapi`) looks for the end of every JSON string of a body. (The
 //! data-leak walk in `warden-dlp` finds string ends in its gate pass, which
-//! reads every byte of a string anyway.)
+//! reads every byte of a string anyway.) Both walks read a repeated key in
+//! place with [`name_then_quote`].
 
 /// Where the first `"`, `\` or control byte (below 0x20) of `s` is: eight
 /// bytes at a time, since most strings are short and hold none (cheaper than
@@ -33,6 +34,34 @@ pub fn first_special(s: &[u8]) -> Option<usize> {
         .map(|i| done + i)
 }
 
+/// The first eight bytes of `name` as a little-endian word (zeros past its
+/// end): what [`name_then_quote`] compares first.
+#[inline]
+#[must_use]
+pub fn head(name: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    let n = name.len().min(8);
+    word[..n].copy_from_slice(&name[..n]);
+    u64::from_le_bytes(word)
+}
+
+/// True when `text[at..]` is `name` followed by a `"` (a JSON key or string
+/// written plainly, read in place): the first eight bytes are one masked
+/// word compare against `head` (`head(name)`), the rest compared only when
+/// they match. False when fewer than eight bytes are left from `at`.
+#[inline]
+#[must_use]
+pub fn name_then_quote(text: &[u8], at: usize, name: &[u8], head: u64) -> bool {
+    let n = name.len();
+    let end = at + n;
+    let Some(w) = text.get(at..at + 8) else {
+        return false;
+    };
+    let word = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+    let mask = if n >= 8 { u64::MAX } else { (1 << (8 * n)) - 1 };
+    (word & mask) == head && text.get(end) == Some(&b'"') && (n <= 8 || text[at + 8..end] == name[8..])
+}
+
 #[cfg(test)]
 mod tests {
     use super::first_special;
@@ -60,5 +89,24 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_name_is_found_in_place_only_when_whole_and_followed_by_a_quote() {
+        use super::{head, name_then_quote};
+        let check = |text: &str, at: usize, name: &str| {
+            name_then_quote(text.as_bytes(), at, name.as_bytes(), head(name.as_bytes()))
+        };
+        for name in ["", "id", "pass", "password", "password_hash", "created_at"] {
+            let text = format!("\"{name}\":1,\"x\":2}}");
+            assert!(check(&text, 1, name), "{name}");
+        }
+        // A longer key, one sharing the first eight bytes, another name.
+        assert!(!check("\"password_hash\":1}", 1, "password"));
+        assert!(!check("\"password_hasx\":1}", 1, "password_hash"));
+        assert!(!check("\"passwore\":1,\"x\":2}", 1, "password"));
+        assert!(!check("\"pass\":1,\"x\":2}", 1, "password"));
+        // Fewer than eight bytes left: not read in place.
+        assert!(!check("\"id\":1}", 1, "id"));
     }
 }
