@@ -7,19 +7,22 @@
 //! UTF-8 (`%c0%ae`); rounds repeat until nothing changes, at most
 //! [`MAX_ROUNDS`] times. NUL bytes are dropped (and remembered).
 
+use std::borrow::Cow;
+
 /// Decoding rounds at most (double and triple encoding are caught; a value
 /// needing more is unusual enough to be judged as it stands).
 pub const MAX_ROUNDS: usize = 4;
 
 /// One value, normalised several ways.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Views<'a> {
     /// As received (after the transport's own decoding).
     pub raw: &'a str,
-    /// Fully decoded, case kept.
-    pub decoded: String,
-    /// Decoded, lower-cased, full-width forms folded to ASCII.
-    pub folded: String,
+    /// Fully decoded, case kept (`raw` itself when nothing decodes).
+    pub decoded: Cow<'a, str>,
+    /// Decoded, lower-cased, full-width forms folded to ASCII (`raw` itself
+    /// when it is ASCII, holds no capital and nothing decodes).
+    pub folded: Cow<'a, str>,
     /// `folded` with SQL comments turned into spaces and whitespace collapsed
     /// (`None`: the same as `folded`).
     sql: Option<String>,
@@ -36,8 +39,40 @@ pub struct Views<'a> {
 }
 
 impl<'a> Views<'a> {
-    /// Normalises `raw`.
+    /// Normalises `raw`. Most values are ASCII text with no escape in it:
+    /// one pass over the bytes finds that out, and then the views borrow
+    /// `raw` (or one lower-cased copy) and reuse that pass's byte set.
     pub fn new(raw: &'a str) -> Self {
+        let bytes = ByteSet::of(raw.as_bytes());
+        if bytes.ascii_only() && !bytes.any(b"%&\\\0") {
+            let folded = if bytes.has_capital() {
+                Cow::Owned(raw.to_ascii_lowercase())
+            } else {
+                Cow::Borrowed(raw)
+            };
+            let ascii = bytes.lowered();
+            let has = |b: u8| ascii & (1 << b) != 0;
+            let comment = has(b'/') && has(b'*') && folded.contains("/*");
+            let odd_space = [b'\t', b'\n', 0x0c, b'\r'].iter().any(|&c| has(c)) || (has(b' ') && folded.contains("  "));
+            let sql = (comment || has(b'+') || odd_space).then(|| sql_view(&folded, " "));
+            let sql_joined = comment.then(|| sql_view(&folded, ""));
+            return Self {
+                raw,
+                decoded: Cow::Borrowed(raw),
+                folded,
+                sql,
+                sql_joined,
+                hidden_break: false,
+                hidden_nul: false,
+                ascii,
+            };
+        }
+        Self::general(raw)
+    }
+
+    /// [`Views::new`] for any value: decoding rounds, Unicode folding, and
+    /// the byte set read off the folded view.
+    fn general(raw: &'a str) -> Self {
         let mut decoded = raw.to_owned();
         for _ in 0..MAX_ROUNDS {
             match decode_round(&decoded) {
@@ -58,8 +93,8 @@ impl<'a> Views<'a> {
         let ascii = folded.bytes().filter(|b| b.is_ascii()).fold(0u128, |m, b| m | (1 << b));
         Self {
             raw,
-            decoded,
-            folded,
+            decoded: Cow::Owned(decoded),
+            folded: Cow::Owned(folded),
             sql,
             sql_joined,
             hidden_break,
@@ -82,6 +117,47 @@ impl<'a> Views<'a> {
     /// `folded` with SQL comments removed, whitespace collapsed.
     pub fn sql_joined(&self) -> &str {
         self.sql_joined.as_deref().unwrap_or_else(|| self.sql())
+    }
+}
+
+/// `A`..=`Z` in the second word of a [`ByteSet`] (bytes 64 to 127).
+const CAPITALS: u64 = ((1 << 26) - 1) << 1;
+
+/// Which bytes a text holds, as a 256-bit set, read in one pass.
+struct ByteSet([u64; 4]);
+
+impl ByteSet {
+    fn of(text: &[u8]) -> Self {
+        let mut set = [0u64; 4];
+        for &b in text {
+            set[usize::from(b >> 6)] |= 1 << (b & 63);
+        }
+        Self(set)
+    }
+
+    /// No byte is 0x80 or above.
+    fn ascii_only(&self) -> bool {
+        self.0[2] | self.0[3] == 0
+    }
+
+    fn has(&self, b: u8) -> bool {
+        self.0[usize::from(b >> 6)] & (1 << (b & 63)) != 0
+    }
+
+    fn any(&self, bytes: &[u8]) -> bool {
+        bytes.iter().any(|&b| self.has(b))
+    }
+
+    fn has_capital(&self) -> bool {
+        self.0[1] & CAPITALS != 0
+    }
+
+    /// The ASCII bytes of the text once lower-cased (capitals moved onto
+    /// their small letters), as [`Views`] keeps them.
+    fn lowered(&self) -> u128 {
+        let high = self.0[1];
+        let low = u128::from(self.0[0]);
+        low | (u128::from((high & !CAPITALS) | ((high & CAPITALS) << 32)) << 64)
     }
 }
 
@@ -423,6 +499,55 @@ mod tests {
         assert_eq!(Views::new("%c4%8d%c4%8aSet").folded, "\r\nset");
         // A lone č is Czech, not a carriage return.
         assert_eq!(Views::new("čas").folded, "čas");
+    }
+
+    #[test]
+    fn the_shortcut_for_plain_ascii_gives_the_views_the_general_path_gives() {
+        let corpus = [
+            "",
+            "a",
+            "Ada Byrne",
+            "O'Brien",
+            "select a plan from the menu",
+            "1 UNION SELECT password FROM users",
+            "UN/**/ION/**/SEL/**/ECT",
+            "/*!50000union*/ select",
+            "1'+or+'1'='1",
+            "a\t \n b",
+            "a  b",
+            "a\x0bb",
+            "x\x0cy",
+            "line\r\nbreak",
+            "<SCRIPT>alert(1)</SCRIPT>",
+            "../../etc/passwd",
+            "${jndi:ldap://x}",
+            "{{7*7}}",
+            "$(cat /etc/passwd)",
+            "admin)(|(uid=*))",
+            "{\"$ne\": 1}",
+            "Gift wrap please!",
+            "http://169.254.169.254/",
+            "2026-12-03T09:00:00Z/2026-12-03T13:00:00Z",
+            "+353 1 555 0142",
+            "~`^[]|@#?",
+            "\x01\x1f\x7f",
+            "ZZ",
+            "AZ az @[`{",
+        ];
+        for text in corpus {
+            let fast = Views::new(text);
+            assert!(
+                matches!(fast.decoded, Cow::Borrowed(_)),
+                "{text:?} took the general path"
+            );
+            assert_eq!(fast, Views::general(text), "{text:?}");
+        }
+        // Every ASCII byte but the decoding ones, alone and beside a capital.
+        for b in (1u8..0x80).filter(|b| !b"%&\\".contains(b)) {
+            for text in [format!("{}", b as char), format!("Q{}x", b as char)] {
+                assert_eq!(Views::new(&text), Views::general(&text), "{text:?}");
+            }
+        }
     }
 
     #[test]

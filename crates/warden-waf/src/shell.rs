@@ -116,11 +116,7 @@ pub(crate) fn check(v: &Views<'_>, level: Level) -> Option<Finding> {
         return Some(f);
     }
     // Only a value with quoting characters can hide a command behind them.
-    let quoting = v
-        .folded
-        .bytes()
-        .any(|b| matches!(b, b'\'' | b'"' | b'\\' | b'^' | b'{' | b'$'));
-    if !quoting {
+    if !v.has_any(b"'\"\\^{$") {
         return None;
     }
     let unquoted = unquote(&v.folded);

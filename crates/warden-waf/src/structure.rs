@@ -117,7 +117,7 @@ const LDAP_RULES: &[Rule] = &[
 
 /// LDAP filter injection.
 pub(crate) fn ldap(v: &Views<'_>, level: Level) -> Option<Finding> {
-    if !v.folded.contains(['(', ')']) {
+    if !v.has_any(b"()") {
         return None;
     }
     LDAP.first(&v.folded, level)
@@ -175,7 +175,7 @@ const CRLF_RULES: &[Rule] = &[
 /// `high`, any decoded line break in a header counts (`C:\report` decodes to
 /// one, so not by default).
 pub(crate) fn crlf(v: &Views<'_>, field: Field, level: Level) -> Option<Finding> {
-    if !v.folded.contains(['\r', '\n']) {
+    if !v.has_any(b"\r\n") {
         return None;
     }
     if field.in_header && v.hidden_break && level == Level::High {

@@ -95,7 +95,10 @@ const JNDI_RULES: &[Rule] = &[
 
 /// Checks a normalised value for `${jndi:…}` and other lookups.
 pub(crate) fn jndi(v: &Views<'_>, level: Level) -> Option<Finding> {
-    if !v.folded.contains("${") && !v.folded.contains("jndi") {
+    // (The byte set rules most values out before either substring search.)
+    let lookup = v.has_any(b"$") && v.folded.contains("${");
+    let named = v.has_any(b"j") && v.folded.contains("jndi");
+    if !lookup && !named {
         return None;
     }
     if let Some(f) = JNDI.first(&v.folded, level) {
