@@ -108,10 +108,14 @@ impl<'de> Visitor<'de> for Strict {
 /// ones through a set.
 #[derive(Default)]
 pub(crate) struct KeySet {
-    /// A small object's folded keys end to end (one buffer, not a string
-    /// per key), and where each ends.
-    few: String,
-    ends: smallvec::SmallVec<[usize; FEW]>,
+    /// Per key of a small object: its first eight folded bytes as a word
+    /// (zero-padded), its length, and where the rest of it sits in `tails`.
+    /// A key of eight bytes or fewer is its word and length: no copy of it
+    /// is kept, and most keys are that short.
+    seen: [(u64, u32, u32, u32); FEW],
+    count: usize,
+    /// The folded bytes past the eighth of the longer keys, end to end.
+    tails: Vec<u8>,
     many: std::collections::HashSet<String>,
 }
 
@@ -121,42 +125,56 @@ const FEW: usize = 16;
 impl KeySet {
     /// Adds `key`; false when an equal key (after folding) was already there.
     pub(crate) fn insert(&mut self, key: &str) -> bool {
-        if self.many.is_empty() && self.ends.len() < FEW {
-            if self.few.capacity() == 0 {
-                // Room for a typical object's keys at once (no regrowing).
-                self.few.reserve(128);
-            }
-            let start = self.few.len();
-            if key.is_ascii() {
-                self.few.push_str(key);
-                self.few[start..].make_ascii_lowercase();
-            } else {
-                self.few.push_str(&fold(key));
-            }
-            let new = &self.few[start..];
-            let mut from = 0;
-            let duplicate = self.ends.iter().any(|&end| {
-                let same = &self.few[from..end] == new;
-                from = end;
-                same
-            });
-            self.ends.push(self.few.len());
-            return !duplicate;
+        let small = self.many.is_empty() && self.count < FEW;
+        if small && key.len() <= 8 && key.is_ascii() {
+            return self.insert_small(key.as_bytes());
+        }
+        if small && key.len() < u32::MAX as usize / 2 && self.tails.len() < u32::MAX as usize / 2 {
+            let folded = fold(key);
+            return self.insert_small(folded.as_bytes());
         }
         if self.many.is_empty() {
-            let mut from = 0;
-            for &end in &self.ends {
-                self.many.insert(self.few[from..end].to_owned());
-                from = end;
+            for i in 0..self.count {
+                let key = self.folded(i);
+                self.many.insert(key);
             }
         }
         self.many.insert(fold(key))
     }
 
-    /// Keys so far.
+    /// Adds a key given folded (or ASCII, folded here).
+    fn insert_small(&mut self, key: &[u8]) -> bool {
+        let mut head = 0u64;
+        for (i, c) in key.iter().take(8).enumerate() {
+            head |= u64::from(c.to_ascii_lowercase()) << (8 * i);
+        }
+        let start = self.tails.len();
+        if key.len() > 8 {
+            self.tails.extend(key[8..].iter().map(u8::to_ascii_lowercase));
+        }
+        let end = self.tails.len();
+        // (Both fit in `u32`: `insert` keeps lengths far below its maximum.)
+        let len = key.len() as u32;
+        let tails = &self.tails;
+        let duplicate = self.seen[..self.count]
+            .iter()
+            .any(|&(h, l, a, b)| h == head && l == len && tails[a as usize..b as usize] == tails[start..end]);
+        self.seen[self.count] = (head, len, start as u32, end as u32);
+        self.count += 1;
+        !duplicate
+    }
+
+    /// The `i`th small key, folded, as a string.
+    fn folded(&self, i: usize) -> String {
+        let (head, len, a, b) = self.seen[i];
+        let mut bytes: Vec<u8> = head.to_le_bytes()[..(len as usize).min(8)].to_vec();
+        bytes.extend_from_slice(&self.tails[a as usize..b as usize]);
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
     pub(crate) fn len(&self) -> usize {
         if self.many.is_empty() {
-            self.ends.len()
+            self.count
         } else {
             self.many.len()
         }
@@ -219,6 +237,15 @@ mod tests {
         }
         for dup in ["AB", "ab2", "ma\u{17f}k", "B"] {
             assert!(!few.insert(dup), "{dup}");
+        }
+        // Keys that share their first eight bytes are told apart by the
+        // rest (the word compare only narrows the full one).
+        let mut long = KeySet::default();
+        for k in ["password", "password_hash", "password_hasx", "password_h", "passwore"] {
+            assert!(long.insert(k), "{k}");
+        }
+        for dup in ["PASSWORD", "Password_Hash", "password_hasX", "pa\u{17f}sword_h"] {
+            assert!(!long.insert(dup), "{dup}");
         }
         // Past sixteen keys the set hashes them; duplicates from before and
         // after the switch are still caught, folded the same way.

@@ -1,8 +1,8 @@
 //! Where values come from: locations, exceptions, URL-ness, and the
 //! decoders for query strings, cookies, form bodies and JSON bodies.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
-use std::sync::LazyLock;
 
 use warden_waf::Categories;
 
@@ -46,32 +46,53 @@ pub(crate) const SKIPPED_HEADERS: &[&str] = &[
     "dpop",
 ];
 
-/// Name fragments that mark a field as a URL (SSRF checks apply), matched
-/// case-insensitively in one pass.
-static URL_NAMES: LazyLock<Option<regex::bytes::Regex>> = LazyLock::new(|| {
-    regex::bytes::RegexBuilder::new("url|uri|href|link|callback|webhook|redirect|endpoint|feed|proxy|src|dest")
-        .case_insensitive(true)
-        .unicode(false)
-        .build()
-        .ok()
-});
+/// The name fragments that mark a field as a URL (SSRF checks apply) and
+/// start with `pair` (two lower-case letters): `url`, `uri`, `href`, `link`,
+/// `callback`, `webhook`, `redirect`, `endpoint`, `feed`, `proxy`, `src`,
+/// `dest`.
+fn url_fragments(pair: [u8; 2]) -> &'static [&'static [u8]] {
+    match &pair {
+        b"ur" => &[b"url", b"uri"],
+        b"hr" => &[b"href"],
+        b"li" => &[b"link"],
+        b"ca" => &[b"callback"],
+        b"we" => &[b"webhook"],
+        b"re" => &[b"redirect"],
+        b"en" => &[b"endpoint"],
+        b"fe" => &[b"feed"],
+        b"pr" => &[b"proxy"],
+        b"sr" => &[b"src"],
+        b"de" => &[b"dest"],
+        _ => &[],
+    }
+}
 
-/// True when a field called `name` holds a URL.
+/// True when a field called `name` holds a URL: a fragment (see
+/// [`url_fragments`]) anywhere in it, ASCII case-insensitively, or a name
+/// the route lists. Called for every JSON leaf, so each position costs one
+/// lookup of its two letters; a fragment is compared only where they start
+/// one.
 pub(crate) fn url_like(name: &str, extra: &[String]) -> bool {
-    URL_NAMES.as_ref().is_some_and(|re| re.is_match(name.as_bytes()))
-        || extra.iter().any(|e| e.eq_ignore_ascii_case(name))
+    let b = name.as_bytes();
+    // (`| 0x20` turns capitals into small letters and no other byte into one.)
+    let hit = b.windows(2).enumerate().any(|(i, w)| {
+        url_fragments([w[0] | 0x20, w[1] | 0x20])
+            .iter()
+            .any(|f| b[i..].get(..f.len()).is_some_and(|s| s.eq_ignore_ascii_case(f)))
+    });
+    hit || extra.iter().any(|e| e.eq_ignore_ascii_case(name))
 }
 
-/// Compiles the name matcher and the detectors ahead of the first request.
-pub(crate) fn warm() -> bool {
+/// Compiles the detectors ahead of the first request.
+pub(crate) fn warm() {
     warden_waf::Scanner::warm();
-    URL_NAMES.is_some()
 }
 
-/// One step of a JSON location.
-#[derive(Debug, Clone, Copy)]
+/// One step of a JSON location: a key (borrowed from the body unless it
+/// held an escape) or an array index.
+#[derive(Debug, Clone)]
 pub(crate) enum Seg<'a> {
-    Key(&'a str),
+    Key(Cow<'a, str>),
     Index(usize),
 }
 
@@ -168,7 +189,7 @@ impl Exception {
                     && segs.iter().zip(&self.segments).all(|(s, want)| {
                         want == "*"
                             || match s {
-                                Seg::Key(k) => k == want,
+                                Seg::Key(k) => k.as_ref() == want.as_str(),
                                 Seg::Index(i) => want.parse() == Ok(*i),
                             }
                     })
@@ -219,11 +240,11 @@ pub(crate) fn cookies(header: &str) -> impl Iterator<Item = (&str, &str)> {
 }
 
 /// The name that decides URL-ness for a JSON location: the nearest key.
-pub(crate) fn nearest_key<'a>(path: &[Seg<'a>]) -> &'a str {
+pub(crate) fn nearest_key<'p>(path: &'p [Seg<'_>]) -> &'p str {
     path.iter()
         .rev()
         .find_map(|s| match s {
-            Seg::Key(k) => Some(*k),
+            Seg::Key(k) => Some(k.as_ref()),
             Seg::Index(_) => None,
         })
         .unwrap_or("")

@@ -160,7 +160,7 @@ impl Injection {
         let text = String::from_utf8_lossy(body);
         if media == "application/x-www-form-urlencoded" {
             return Ok(fields::pairs(&text).find_map(|(k, v)| {
-                let seg = [Seg::Key(&k)];
+                let seg = [Seg::Key(std::borrow::Cow::Borrowed(&k))];
                 self.name(&k, Location::Body(&seg))
                     .or_else(|| self.value(&v, Location::Body(&seg), self.named(&k)))
             }));

@@ -4,6 +4,7 @@
 //! duplicate keys (compared case-insensitively), invalid UTF-8, nesting deeper
 //! than [`crate::json::MAX_DEPTH`] and trailing data are errors.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
 
@@ -36,33 +37,24 @@ pub(crate) fn walk<T>(bytes: &[u8], visit: &mut Visit<'_, T>) -> Result<Option<T
     Ok(None)
 }
 
-enum Owned {
-    Key(String),
-    Index(usize),
-}
-
-struct State<'v, 'f, T> {
-    path: RefCell<Vec<Owned>>,
+/// The path to where the parser is, as the visitor gets it: keys borrowed
+/// from the body (owned only when they held an escape), so nothing is
+/// allocated per key or per leaf.
+struct State<'de, 'v, 'f, T> {
+    path: RefCell<Vec<Seg<'de>>>,
     found: RefCell<Option<T>>,
     visit: RefCell<&'v mut Visit<'f, T>>,
 }
 
-impl<T> State<'_, '_, T> {
+impl<T> State<'_, '_, '_, T> {
     /// Hands a string leaf (`Some`) or the key just pushed onto the path
     /// (`None`) to the visitor; a finding stops the parse.
     fn leaf<E: de::Error>(&self, text: Option<&str>) -> Result<(), E> {
         let path = self.path.borrow();
-        let segs: Vec<Seg<'_>> = path
-            .iter()
-            .map(|o| match o {
-                Owned::Key(k) => Seg::Key(k),
-                Owned::Index(i) => Seg::Index(*i),
-            })
-            .collect();
         let found = match text {
-            Some(text) => (self.visit.borrow_mut())(text, false, &segs),
+            Some(text) => (self.visit.borrow_mut())(text, false, &path),
             None => match path.last() {
-                Some(Owned::Key(k)) => (self.visit.borrow_mut())(k, true, &segs),
+                Some(Seg::Key(k)) => (self.visit.borrow_mut())(k, true, &path),
                 _ => None,
             },
         };
@@ -76,20 +68,51 @@ impl<T> State<'_, '_, T> {
     }
 }
 
-struct Node<'s, 'v, 'f, T> {
-    state: &'s State<'v, 'f, T>,
+/// An object key, borrowed from the body unless it held an escape.
+struct Key;
+
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v))
+    }
+}
+
+struct Node<'s, 'de, 'v, 'f, T> {
+    state: &'s State<'de, 'v, 'f, T>,
     depth: usize,
 }
 
-impl<T> Clone for Node<'_, '_, '_, T> {
+impl<T> Clone for Node<'_, '_, '_, '_, T> {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<T> Copy for Node<'_, '_, '_, T> {}
+impl<T> Copy for Node<'_, '_, '_, '_, T> {}
 
-impl<T> Node<'_, '_, '_, T> {
+impl<T> Node<'_, '_, '_, '_, T> {
     fn deeper<E: de::Error>(self) -> Result<Self, E> {
         if self.depth >= MAX_DEPTH {
             return Err(E::custom(format!("nested deeper than {MAX_DEPTH}")));
@@ -101,7 +124,7 @@ impl<T> Node<'_, '_, '_, T> {
     }
 }
 
-impl<'de, T> DeserializeSeed<'de> for Node<'_, '_, '_, T> {
+impl<'de, T> DeserializeSeed<'de> for Node<'_, 'de, '_, '_, T> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
@@ -109,7 +132,7 @@ impl<'de, T> DeserializeSeed<'de> for Node<'_, '_, '_, T> {
     }
 }
 
-impl<'de, T> Visitor<'de> for Node<'_, '_, '_, T> {
+impl<'de, T> Visitor<'de> for Node<'_, 'de, '_, '_, T> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -144,7 +167,7 @@ impl<'de, T> Visitor<'de> for Node<'_, '_, '_, T> {
         let inner = self.deeper()?;
         let mut i = 0;
         loop {
-            self.state.path.borrow_mut().push(Owned::Index(i));
+            self.state.path.borrow_mut().push(Seg::Index(i));
             let more = seq.next_element_seed(inner);
             self.state.path.borrow_mut().pop();
             if more?.is_none() {
@@ -157,11 +180,11 @@ impl<'de, T> Visitor<'de> for Node<'_, '_, '_, T> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let inner = self.deeper()?;
         let mut keys = KeySet::default();
-        while let Some(key) = map.next_key::<String>()? {
+        while let Some(key) = map.next_key_seed(Key)? {
             if !keys.insert(&key) {
                 return Err(KeySet::duplicate());
             }
-            self.state.path.borrow_mut().push(Owned::Key(key));
+            self.state.path.borrow_mut().push(Seg::Key(key));
             let outcome = self.state.leaf(None).and_then(|()| map.next_value_seed(inner));
             self.state.path.borrow_mut().pop();
             outcome?;

@@ -299,3 +299,45 @@ fn names_are_scanned_and_structured_headers_get_lookup_checks() {
     assert!(body(&p, "application/json", r#"{"to":"http://169.254.169.254/latest"}"#).is_some());
     assert!(body(&p, "application/json", r#"{"to":"https://example.com/a"}"#).is_none());
 }
+
+#[test]
+fn a_field_is_url_like_when_its_name_holds_a_url_fragment_in_any_case() {
+    use super::fields::url_like;
+    let fragments = [
+        "url", "uri", "href", "link", "callback", "webhook", "redirect", "endpoint", "feed", "proxy", "src", "dest",
+    ];
+    for f in fragments {
+        let upper = f.to_ascii_uppercase();
+        for name in [
+            f.to_owned(),
+            format!("x_{f}"),
+            format!("{upper}_to"),
+            format!("my{upper}z"),
+        ] {
+            assert!(url_like(&name, &[]), "{name}");
+        }
+        // One letter short of the fragment is not it.
+        assert!(!url_like(&f[..f.len() - 1], &[]), "{f}");
+    }
+    for name in [
+        "",
+        "id",
+        "name",
+        "email",
+        "created_at",
+        "note",
+        "qty",
+        "unit_price",
+        "ur",
+        "hre_f",
+        "lnk",
+        "é",
+    ] {
+        assert!(!url_like(name, &[]), "{name}");
+    }
+    assert!(url_like("feeD_", &[]) && url_like("éurl", &[]));
+    // Names the route lists are URL fields too, compared whole and without case.
+    let extra = ["target".to_owned()];
+    assert!(url_like("Target", &extra));
+    assert!(!url_like("targets", &extra));
+}
