@@ -125,11 +125,15 @@ const FEW: usize = 16;
 impl KeySet {
     /// Adds `key`; false when an equal key (after folding) was already there.
     pub(crate) fn insert(&mut self, key: &str) -> bool {
-        let small = self.many.is_empty() && self.count < FEW;
-        if small && key.len() <= 8 && key.is_ascii() {
+        let small = self.many.is_empty()
+            && self.count < FEW
+            && key.len() < u32::MAX as usize / 8
+            && self.tails.len() < u32::MAX as usize / 2;
+        if small && key.is_ascii() {
+            // (Folded as it is stored: ASCII folding is lower-casing.)
             return self.insert_small(key.as_bytes());
         }
-        if small && key.len() < u32::MAX as usize / 2 && self.tails.len() < u32::MAX as usize / 2 {
+        if small {
             let folded = fold(key);
             return self.insert_small(folded.as_bytes());
         }
