@@ -30,6 +30,8 @@ pub(crate) mod fields;
 mod policy;
 mod stream;
 #[cfg(test)]
+mod stream_oracle;
+#[cfg(test)]
 mod tests;
 
 pub use config::{ExceptionConfig, InjectionConfig, Mode, Place};

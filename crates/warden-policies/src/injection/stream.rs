@@ -1,14 +1,19 @@
 //! One pass over a JSON body: every key and string leaf is handed to a
-//! visitor as the parser meets it, without building the document, and the
-//! pass stops at the first finding. As strict as [`crate::json::parse_strict`]:
-//! duplicate keys (compared case-insensitively), invalid UTF-8, nesting deeper
-//! than [`crate::json::MAX_DEPTH`] and trailing data are errors.
+//! visitor as the walk meets it, without building the document, and the
+//! walk stops at the first finding. As strict as [`crate::json::parse_strict`]
+//! (serde_json with a duplicate-key check): duplicate keys (compared
+//! case-insensitively), invalid UTF-8, control bytes in strings, lone
+//! surrogate escapes, numbers outside JSON's grammar or beyond `f64`, nesting
+//! deeper than [`crate::json::MAX_DEPTH`] and trailing data are errors.
+//!
+//! Hand-written rather than driven by serde: the body's UTF-8 is checked once,
+//! a string without escapes is found with one word-at-a-time scan and lent to
+//! the visitor in place, and the path is kept as the visitor gets it. A test
+//! runs it side by side with the serde-driven walk it replaced
+//! (`stream_oracle`) on generated and mutated bodies: same refusals, same
+//! visits in the same order.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
-use std::fmt;
-
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::fields::Seg;
 use crate::json::{KeySet, MAX_DEPTH};
@@ -16,180 +21,331 @@ use crate::json::{KeySet, MAX_DEPTH};
 /// What the visitor gets: the text, whether it is a key, and where it is.
 pub(crate) type Visit<'f, T> = dyn for<'a> FnMut(&str, bool, &[Seg<'a>]) -> Option<T> + 'f;
 
+/// Why the walk stopped early.
+enum Stop<T> {
+    /// Not strict JSON.
+    Bad,
+    /// The visitor's finding.
+    Found(T),
+}
+
+type Step<T> = Result<(), Stop<T>>;
+
 /// Walks `bytes`; `Ok(Some(_))` is the visitor's first finding, `Err` a body
 /// that is not strict JSON.
 pub(crate) fn walk<T>(bytes: &[u8], visit: &mut Visit<'_, T>) -> Result<Option<T>, ()> {
-    let state = State {
-        path: RefCell::new(Vec::new()),
-        found: RefCell::new(None),
-        visit: RefCell::new(visit),
+    // Invalid UTF-8 is an error where the parser reaches it (a finding
+    // before it still wins): the walk reads the valid part, and a body cut
+    // short there cannot end well.
+    let (text, whole) = match std::str::from_utf8(bytes) {
+        Ok(text) => (text, true),
+        Err(e) => (std::str::from_utf8(&bytes[..e.valid_up_to()]).map_err(|_| ())?, false),
     };
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let outcome = Node {
-        state: &state,
-        depth: 0,
+    let mut w = Walker {
+        text,
+        b: text.as_bytes(),
+        pos: 0,
+        path: Vec::new(),
+        visit,
+    };
+    w.ws();
+    match w.value(0) {
+        Ok(()) => {}
+        Err(Stop::Found(t)) => return Ok(Some(t)),
+        Err(Stop::Bad) => return Err(()),
     }
-    .deserialize(&mut de);
-    if let Some(found) = state.found.into_inner() {
-        return Ok(Some(found));
+    w.ws();
+    if w.pos != w.b.len() || !whole {
+        return Err(());
     }
-    outcome.and_then(|()| de.end()).map_err(|_| ())?;
     Ok(None)
 }
 
-/// The path to where the parser is, as the visitor gets it: keys borrowed
-/// from the body (owned only when they held an escape), so nothing is
-/// allocated per key or per leaf.
-struct State<'de, 'v, 'f, T> {
-    path: RefCell<Vec<Seg<'de>>>,
-    found: RefCell<Option<T>>,
-    visit: RefCell<&'v mut Visit<'f, T>>,
+struct Walker<'a, 'v, 'f, T> {
+    text: &'a str,
+    b: &'a [u8],
+    pos: usize,
+    /// Keys (borrowed from the body unless they held an escape) and indices
+    /// down to the value being read.
+    path: Vec<Seg<'a>>,
+    visit: &'v mut Visit<'f, T>,
 }
 
-impl<T> State<'_, '_, '_, T> {
-    /// Hands a string leaf (`Some`) or the key just pushed onto the path
-    /// (`None`) to the visitor; a finding stops the parse.
-    fn leaf<E: de::Error>(&self, text: Option<&str>) -> Result<(), E> {
-        let path = self.path.borrow();
-        let found = match text {
-            Some(text) => (self.visit.borrow_mut())(text, false, &path),
-            None => match path.last() {
-                Some(Seg::Key(k)) => (self.visit.borrow_mut())(k, true, &path),
-                _ => None,
-            },
-        };
-        match found {
-            Some(f) => {
-                *self.found.borrow_mut() = Some(f);
-                Err(E::custom("finding"))
-            }
+impl<'a, T> Walker<'a, '_, '_, T> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.pos).copied()
+    }
+
+    fn ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.pos += 1;
+        }
+    }
+
+    fn expect(&mut self, byte: u8) -> Step<T> {
+        if self.peek() == Some(byte) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(Stop::Bad)
+        }
+    }
+
+    /// Hands `text` to the visitor (a key when `is_key`, the path's last
+    /// step then being that key).
+    fn visit(&mut self, text: &str, is_key: bool) -> Step<T> {
+        match (self.visit)(text, is_key, &self.path) {
+            Some(found) => Err(Stop::Found(found)),
             None => Ok(()),
         }
     }
-}
 
-/// An object key, borrowed from the body unless it held an escape.
-struct Key;
-
-impl<'de> DeserializeSeed<'de> for Key {
-    type Value = Cow<'de, str>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Key {
-    type Value = Cow<'de, str>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object key")
-    }
-
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Cow<'de, str>, E> {
-        Ok(Cow::Borrowed(v))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Cow<'de, str>, E> {
-        Ok(Cow::Owned(v.to_owned()))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Cow<'de, str>, E> {
-        Ok(Cow::Owned(v))
-    }
-}
-
-struct Node<'s, 'de, 'v, 'f, T> {
-    state: &'s State<'de, 'v, 'f, T>,
-    depth: usize,
-}
-
-impl<T> Clone for Node<'_, '_, '_, '_, T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<T> Copy for Node<'_, '_, '_, '_, T> {}
-
-impl<T> Node<'_, '_, '_, '_, T> {
-    fn deeper<E: de::Error>(self) -> Result<Self, E> {
-        if self.depth >= MAX_DEPTH {
-            return Err(E::custom(format!("nested deeper than {MAX_DEPTH}")));
+    fn value(&mut self, depth: usize) -> Step<T> {
+        match self.peek() {
+            Some(b'"') => {
+                let s = self.string()?;
+                self.visit(&s, false)
+            }
+            Some(b'{') => self.object(depth),
+            Some(b'[') => self.array(depth),
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'n') => self.literal(b"null"),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            _ => Err(Stop::Bad),
         }
-        Ok(Self {
-            depth: self.depth + 1,
-            ..self
-        })
-    }
-}
-
-impl<'de, T> DeserializeSeed<'de> for Node<'_, 'de, '_, '_, T> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de, T> Visitor<'de> for Node<'_, 'de, '_, '_, T> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
+    fn object(&mut self, depth: usize) -> Step<T> {
+        self.pos += 1;
+        if depth >= MAX_DEPTH {
+            return Err(Stop::Bad);
+        }
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(());
+        }
+        let mut keys = KeySet::default();
+        loop {
+            if self.peek() != Some(b'"') {
+                return Err(Stop::Bad);
+            }
+            let key = self.string()?;
+            if !keys.insert(&key) {
+                return Err(Stop::Bad);
+            }
+            self.path.push(Seg::Key(key));
+            let outcome = self.member(depth);
+            self.path.pop();
+            outcome?;
+            self.ws();
+            match self.peek() {
+                Some(b',') => {
+                    self.pos += 1;
+                    self.ws();
+                }
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(Stop::Bad),
+            }
+        }
     }
 
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
+    /// The key on top of the path (visited), the colon and the value.
+    fn member(&mut self, depth: usize) -> Step<T> {
+        if let Some(Seg::Key(key)) = self.path.last() {
+            // (The visitor gets the key and the path holding it: a cheap
+            // copy of a borrowed key, a rare clone of an escaped one.)
+            let key = key.clone();
+            self.visit(&key, true)?;
+        }
+        self.ws();
+        self.expect(b':')?;
+        self.ws();
+        self.value(depth + 1)
     }
 
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        self.state.leaf(Some(v))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let inner = self.deeper()?;
+    fn array(&mut self, depth: usize) -> Step<T> {
+        self.pos += 1;
+        if depth >= MAX_DEPTH {
+            return Err(Stop::Bad);
+        }
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(());
+        }
         let mut i = 0;
         loop {
-            self.state.path.borrow_mut().push(Seg::Index(i));
-            let more = seq.next_element_seed(inner);
-            self.state.path.borrow_mut().pop();
-            if more?.is_none() {
-                return Ok(());
+            self.path.push(Seg::Index(i));
+            let outcome = self.value(depth + 1);
+            self.path.pop();
+            outcome?;
+            self.ws();
+            match self.peek() {
+                Some(b',') => {
+                    self.pos += 1;
+                    self.ws();
+                }
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(Stop::Bad),
             }
             i += 1;
         }
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let inner = self.deeper()?;
-        let mut keys = KeySet::default();
-        while let Some(key) = map.next_key_seed(Key)? {
-            if !keys.insert(&key) {
-                return Err(KeySet::duplicate());
-            }
-            self.state.path.borrow_mut().push(Seg::Key(key));
-            let outcome = self.state.leaf(None).and_then(|()| map.next_value_seed(inner));
-            self.state.path.borrow_mut().pop();
-            outcome?;
+    fn literal(&mut self, word: &[u8]) -> Step<T> {
+        if self.b[self.pos..].starts_with(word) {
+            self.pos += word.len();
+            Ok(())
+        } else {
+            Err(Stop::Bad)
         }
-        Ok(())
+    }
+
+    /// A number in JSON's grammar. One with a fraction, an exponent or more
+    /// digits than a `u64` surely holds is then read as serde_json reads it,
+    /// so that one out of `f64`'s range (`1e400`) is refused as it refuses it.
+    fn number(&mut self) -> Step<T> {
+        let start = self.pos;
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        let digits = |w: &mut Self| {
+            let from = w.pos;
+            while w.peek().is_some_and(|c| c.is_ascii_digit()) {
+                w.pos += 1;
+            }
+            w.pos - from
+        };
+        let int_start = self.pos;
+        let int = digits(self);
+        if int == 0 || (int > 1 && self.b[int_start] == b'0') {
+            return Err(Stop::Bad);
+        }
+        let mut plain = int <= 18;
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            if digits(self) == 0 {
+                return Err(Stop::Bad);
+            }
+            plain = false;
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.pos += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.pos += 1;
+            }
+            if digits(self) == 0 {
+                return Err(Stop::Bad);
+            }
+            plain = false;
+        }
+        if plain || serde_json::from_str::<f64>(&self.text[start..self.pos]).is_ok() {
+            Ok(())
+        } else {
+            Err(Stop::Bad)
+        }
+    }
+
+    /// A string at `pos` (its opening quote), borrowed when it holds no
+    /// escape.
+    fn string(&mut self) -> Result<Cow<'a, str>, Stop<T>> {
+        let start = self.pos + 1;
+        let at = warden_scan::first_special(&self.b[start..]).map(|n| start + n);
+        match at.map(|i| (i, self.b[i])) {
+            Some((end, b'"')) => {
+                self.pos = end + 1;
+                Ok(Cow::Borrowed(&self.text[start..end]))
+            }
+            Some((first, b'\\')) => self.escaped(start, first).map(Cow::Owned),
+            // A control byte, or no closing quote.
+            _ => Err(Stop::Bad),
+        }
+    }
+
+    /// The rest of a string from its first escape at `at`, decoded.
+    fn escaped(&mut self, start: usize, mut at: usize) -> Result<String, Stop<T>> {
+        let mut out = String::with_capacity(at - start + 16);
+        out.push_str(&self.text[start..at]);
+        loop {
+            // `at` is a backslash.
+            let c = match self.b.get(at + 1) {
+                Some(b'"') => '"',
+                Some(b'\\') => '\\',
+                Some(b'/') => '/',
+                Some(b'b') => '\u{8}',
+                Some(b'f') => '\u{c}',
+                Some(b'n') => '\n',
+                Some(b'r') => '\r',
+                Some(b't') => '\t',
+                Some(b'u') => {
+                    let (c, used) = self.unicode(at)?;
+                    out.push(c);
+                    at += used;
+                    at = self.plain_run(at, &mut out)?;
+                    if self.b[at] == b'"' {
+                        self.pos = at + 1;
+                        return Ok(out);
+                    }
+                    continue;
+                }
+                _ => return Err(Stop::Bad),
+            };
+            out.push(c);
+            at = self.plain_run(at + 2, &mut out)?;
+            if self.b[at] == b'"' {
+                self.pos = at + 1;
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Copies the unescaped run from `from` to the next quote or backslash
+    /// into `out`, and says where that is; a control byte or the end of the
+    /// body is an error.
+    fn plain_run(&self, from: usize, out: &mut String) -> Result<usize, Stop<T>> {
+        let rest = self.b.get(from..).ok_or(Stop::Bad)?;
+        let n = warden_scan::first_special(rest).ok_or(Stop::Bad)?;
+        let at = from + n;
+        if self.b[at] < 0x20 {
+            return Err(Stop::Bad);
+        }
+        out.push_str(&self.text[from..at]);
+        Ok(at)
+    }
+
+    /// A `\uXXXX` escape at `at` (a surrogate pair takes two): the character
+    /// and the bytes used. A lone surrogate is an error, as for serde_json.
+    fn unicode(&self, at: usize) -> Result<(char, usize), Stop<T>> {
+        let hex4 = |i: usize| -> Result<u32, Stop<T>> {
+            let digits = self.b.get(i..i + 4).ok_or(Stop::Bad)?;
+            digits.iter().try_fold(0u32, |acc, &d| {
+                let v = char::from(d).to_digit(16).ok_or(Stop::Bad)?;
+                Ok(acc * 16 + v)
+            })
+        };
+        let first = hex4(at + 2)?;
+        match first {
+            0xD800..=0xDBFF => {
+                if self.b.get(at + 6) != Some(&b'\\') || self.b.get(at + 7) != Some(&b'u') {
+                    return Err(Stop::Bad);
+                }
+                let second = hex4(at + 8)?;
+                if !(0xDC00..=0xDFFF).contains(&second) {
+                    return Err(Stop::Bad);
+                }
+                let code = 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00);
+                char::from_u32(code).map(|c| (c, 12)).ok_or(Stop::Bad)
+            }
+            _ => char::from_u32(first).map(|c| (c, 6)).ok_or(Stop::Bad),
+        }
     }
 }
 
