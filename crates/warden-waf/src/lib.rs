@@ -29,6 +29,8 @@ mod xss;
 
 pub use normalize::{MAX_ROUNDS, Views};
 
+use std::sync::LazyLock;
+
 /// Bytes of a value handed to libinjection.
 pub const LIBINJECTION_MAX: usize = 4096;
 
@@ -214,6 +216,7 @@ impl Scanner {
         shell::warm();
         template::warm();
         structure::warm();
+        LazyLock::force(&UNION);
     }
 
     /// The scanner's level.
@@ -256,8 +259,11 @@ impl Scanner {
                 None
             };
         }
-        let views = Views::new(value);
+        let mut views = Views::new(value);
         let level = self.level;
+        views.quiet = UNION[level as usize]
+            .as_ref()
+            .is_some_and(|re| !re.is_match(views.folded.as_bytes()));
         let run = |c: Category, f: &dyn Fn() -> Option<Finding>| if cats.has(c) { f() } else { None };
         run(Category::Jndi, &|| template::jndi(&views, level))
             .or_else(|| run(Category::Crlf, &|| structure::crlf(&views, field, level)))
@@ -280,6 +286,25 @@ impl Scanner {
             })
     }
 }
+
+/// Per level, the union of every rule set matched against the folded view
+/// (and of the SQL and traversal sets, whose views are most often the folded
+/// one): one pass that clears most values of all of them at once.
+static UNION: LazyLock<[Option<regex::bytes::Regex>; 3]> = LazyLock::new(|| {
+    let sets: [&rules::RuleSet; 10] = [
+        &shell::SET,
+        &xss::SET,
+        &sql::SET,
+        &template::SSTI,
+        &template::JNDI,
+        &structure::TRAVERSAL,
+        &structure::NOSQL,
+        &structure::LDAP,
+        &structure::XXE,
+        &structure::CRLF,
+    ];
+    [Level::Low, Level::Medium, Level::High].map(|level| rules::union(&sets, level))
+});
 
 /// True when every byte is an ASCII letter, digit, space, `-`, `_`, `.` or `,`.
 fn is_plain(bytes: &[u8]) -> bool {

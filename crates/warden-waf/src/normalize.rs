@@ -36,6 +36,11 @@ pub struct Views<'a> {
     /// Which ASCII bytes `folded` contains (bit `b` for byte `b`): detectors
     /// skip themselves in O(1) when the characters they need are absent.
     ascii: u128,
+    /// No rule of any set matches `folded` (the union said so): the rule
+    /// sets asked about `folded` (or about the SQL or traversal view, when
+    /// that is `folded`) answer no without a pass of their own. Set by the
+    /// scanner; false until then.
+    pub(crate) quiet: bool,
 }
 
 impl<'a> Views<'a> {
@@ -65,6 +70,7 @@ impl<'a> Views<'a> {
                 hidden_break: false,
                 hidden_nul: false,
                 ascii,
+                quiet: false,
             };
         }
         Self::general(raw)
@@ -100,6 +106,7 @@ impl<'a> Views<'a> {
             hidden_break,
             hidden_nul,
             ascii,
+            quiet: false,
         }
     }
 
@@ -107,6 +114,11 @@ impl<'a> Views<'a> {
     pub fn has_any(&self, set: &[u8]) -> bool {
         let mask = set.iter().filter(|b| b.is_ascii()).fold(0u128, |m, b| m | (1 << b));
         self.ascii & mask != 0
+    }
+
+    /// True when both SQL views are `folded` itself.
+    pub(crate) fn sql_is_folded(&self) -> bool {
+        self.sql.is_none() && self.sql_joined.is_none()
     }
 
     /// `folded` with SQL comments turned into spaces, whitespace collapsed.

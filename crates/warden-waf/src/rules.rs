@@ -7,7 +7,7 @@
 
 use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
-use crate::{Category, Finding, Level};
+use crate::{Category, Finding, Level, Views};
 
 /// One rule: a stable name, the lowest level it runs at, and its pattern
 /// (matched against a lower-cased view).
@@ -70,6 +70,12 @@ impl RuleSet {
             })
     }
 
+    /// [`RuleSet::first`] on the folded view, skipped when the union of every
+    /// rule set found nothing there ([`Views::quiet`]).
+    pub(crate) fn first_folded(&self, v: &Views<'_>, level: Level) -> Option<Finding> {
+        if v.quiet { None } else { self.first(&v.folded, level) }
+    }
+
     /// True when every pattern compiled (for tests).
     #[cfg(test)]
     pub(crate) fn compiled(&self) -> bool {
@@ -79,6 +85,23 @@ impl RuleSet {
                 .iter()
                 .all(|l| self.any[*l as usize].is_some() || !self.rules.iter().any(|r| r.1 <= *l))
     }
+}
+
+/// One alternation of every rule of `sets` active at `level`: a value it
+/// does not match cannot match any of them, so one pass over a benign value
+/// stands in for one pass per set. `None` when it does not compile (the sets
+/// then run one by one, as they would without it).
+pub(crate) fn union(sets: &[&RuleSet], level: Level) -> Option<Regex> {
+    let active: Vec<String> = sets
+        .iter()
+        .flat_map(|s| s.rules.iter())
+        .filter(|r| r.1 <= level)
+        .map(|r| format!("(?:{})", r.2))
+        .collect();
+    if active.is_empty() {
+        return None;
+    }
+    regex(&active.join("|"))
 }
 
 /// Compiles one helper pattern; `None` (rules using it stay silent, tests

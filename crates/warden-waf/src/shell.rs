@@ -22,7 +22,7 @@ const WEAK: &str = "cat|id|ls|dir|echo|sleep|type|find|head|tail|more|less|kill|
 const SHELL_ARG: &str =
     r#"\s+([-/$~.'"\\<>|&;]|\d|https?:|ftp:|[a-z0-9-]+\.[a-z]{2,}\b|(user|localgroup|query|add|view|use)\b)"#;
 
-static SET: LazyLock<RuleSet> = LazyLock::new(|| RuleSet::new(Category::Cmd, &RULES));
+pub(crate) static SET: LazyLock<RuleSet> = LazyLock::new(|| RuleSet::new(Category::Cmd, &RULES));
 
 fn leak(s: String) -> &'static str {
     Box::leak(s.into_boxed_str())
@@ -112,7 +112,7 @@ pub(crate) fn check(v: &Views<'_>, level: Level) -> Option<Finding> {
     if level < Level::High && !v.has_any(b";|&`$\n\r<>/-") {
         return None;
     }
-    if let Some(f) = SET.first(&v.folded, level) {
+    if let Some(f) = SET.first_folded(v, level) {
         return Some(f);
     }
     // Only a value with quoting characters can hide a command behind them.

@@ -88,7 +88,7 @@ const PATTERNS: &[Rule] = &[
     ),
 ];
 
-static SET: LazyLock<RuleSet> = LazyLock::new(|| RuleSet::new(Category::Sqli, PATTERNS));
+pub(crate) static SET: LazyLock<RuleSet> = LazyLock::new(|| RuleSet::new(Category::Sqli, PATTERNS));
 
 /// Compiles every rule set now, so the first request does not pay for it.
 pub(crate) fn warm() {
@@ -105,13 +105,16 @@ pub(crate) fn plain(value: &str, level: Level) -> Option<crate::Finding> {
 
 /// Full check of a normalised value.
 pub(crate) fn check(v: &Views<'_>, level: Level) -> Option<Finding> {
-    if let Some(f) = SET.first(v.sql(), level) {
-        return Some(f);
-    }
-    if v.sql_joined() != v.sql()
-        && let Some(f) = SET.first(v.sql_joined(), level)
-    {
-        return Some(f);
+    // (When both SQL views are the folded one, the union has spoken for them.)
+    if !(v.quiet && v.sql_is_folded()) {
+        if let Some(f) = SET.first(v.sql(), level) {
+            return Some(f);
+        }
+        if v.sql_joined() != v.sql()
+            && let Some(f) = SET.first(v.sql_joined(), level)
+        {
+            return Some(f);
+        }
     }
     libinjection(v.decoded.as_bytes(), v.sql(), level)
 }

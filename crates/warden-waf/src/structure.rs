@@ -8,7 +8,7 @@ use crate::normalize::Views;
 use crate::rules::{Rule, RuleSet, found};
 use crate::{Category, Field, Finding, Level};
 
-static TRAVERSAL: LazyLock<RuleSet> = LazyLock::new(|| RuleSet::new(Category::Traversal, TRAVERSAL_RULES));
+pub(crate) static TRAVERSAL: LazyLock<RuleSet> = LazyLock::new(|| RuleSet::new(Category::Traversal, TRAVERSAL_RULES));
 
 /// Matched against the folded view with `\` turned into `/`.
 const TRAVERSAL_RULES: &[Rule] = &[
@@ -39,6 +39,11 @@ pub(crate) fn traversal(v: &Views<'_>, level: Level) -> Option<Finding> {
     if !v.has_any(b"/\\._") {
         return None;
     }
+    // Without a backslash the slashed view is the folded one: the union has
+    // spoken for it.
+    if v.quiet && !v.has_any(b"\\") {
+        return None;
+    }
     let slashed = v.folded.replace('\\', "/");
     TRAVERSAL.first(&slashed, level)
 }
@@ -46,7 +51,7 @@ pub(crate) fn traversal(v: &Views<'_>, level: Level) -> Option<Finding> {
 /// MongoDB query and update operators.
 const OPERATORS: &str = "ne|eq|gt|gte|lt|lte|in|nin|regex|where|exists|or|and|not|nor|expr|elemmatch|all|size|type|mod|text|function|accumulator|jsonschema|lookup|set|unset|push|pull|inc|rename|comment|options|search";
 
-static NOSQL: LazyLock<RuleSet> = LazyLock::new(|| RuleSet::new(Category::Nosql, &NOSQL_RULES));
+pub(crate) static NOSQL: LazyLock<RuleSet> = LazyLock::new(|| RuleSet::new(Category::Nosql, &NOSQL_RULES));
 
 static NOSQL_RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
     let op: &'static str = Box::leak(format!(r#"(^|[\[{{,\s'"(])['"]?\$({OPERATORS})['"]?\s*[:\]=]"#).into_boxed_str());
@@ -68,7 +73,7 @@ pub(crate) fn nosql(v: &Views<'_>, level: Level) -> Option<Finding> {
     if !v.has_any(b"$|;.(") {
         return None;
     }
-    NOSQL.first(&v.folded, level)
+    NOSQL.first_folded(v, level)
 }
 
 /// An object key or parameter name: `$ne`, `user[$gt]`.
@@ -94,7 +99,7 @@ pub(crate) fn nosql_key(key: &str) -> Option<Finding> {
     None
 }
 
-static LDAP: LazyLock<RuleSet> = LazyLock::new(|| RuleSet::new(Category::Ldap, LDAP_RULES));
+pub(crate) static LDAP: LazyLock<RuleSet> = LazyLock::new(|| RuleSet::new(Category::Ldap, LDAP_RULES));
 
 const LDAP_RULES: &[Rule] = &[
     (
@@ -120,10 +125,10 @@ pub(crate) fn ldap(v: &Views<'_>, level: Level) -> Option<Finding> {
     if !v.has_any(b"()") {
         return None;
     }
-    LDAP.first(&v.folded, level)
+    LDAP.first_folded(v, level)
 }
 
-static XXE: LazyLock<RuleSet> = LazyLock::new(|| RuleSet::new(Category::Xxe, XXE_RULES));
+pub(crate) static XXE: LazyLock<RuleSet> = LazyLock::new(|| RuleSet::new(Category::Xxe, XXE_RULES));
 
 const XXE_RULES: &[Rule] = &[
     ("doctype", Level::Low, r"<!\s*doctype\b"),
@@ -152,10 +157,10 @@ pub(crate) fn xxe(v: &Views<'_>, level: Level) -> Option<Finding> {
     if !v.has_any(b"<%:") {
         return None;
     }
-    XXE.first(&v.folded, level)
+    XXE.first_folded(v, level)
 }
 
-static CRLF: LazyLock<RuleSet> = LazyLock::new(|| RuleSet::new(Category::Crlf, CRLF_RULES));
+pub(crate) static CRLF: LazyLock<RuleSet> = LazyLock::new(|| RuleSet::new(Category::Crlf, CRLF_RULES));
 
 const CRLF_RULES: &[Rule] = &[
     (
@@ -181,7 +186,7 @@ pub(crate) fn crlf(v: &Views<'_>, field: Field, level: Level) -> Option<Finding>
     if field.in_header && v.hidden_break && level == Level::High {
         return found(Category::Crlf, "encoded_line_break_in_header");
     }
-    if let Some(f) = CRLF.first(&v.folded, level) {
+    if let Some(f) = CRLF.first_folded(v, level) {
         return Some(f);
     }
     if v.hidden_break

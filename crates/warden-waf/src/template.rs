@@ -13,7 +13,7 @@ use crate::normalize::Views;
 use crate::rules::{Rule, RuleSet, found};
 use crate::{Category, Finding, Level};
 
-static SSTI: LazyLock<RuleSet> = LazyLock::new(|| RuleSet::new(Category::Ssti, SSTI_RULES));
+pub(crate) static SSTI: LazyLock<RuleSet> = LazyLock::new(|| RuleSet::new(Category::Ssti, SSTI_RULES));
 
 const SSTI_RULES: &[Rule] = &[
     (
@@ -73,10 +73,10 @@ pub(crate) fn ssti(v: &Views<'_>, level: Level) -> Option<Finding> {
     if !v.has_any(b"{<#_@$?(.") {
         return None;
     }
-    SSTI.first(&v.folded, level)
+    SSTI.first_folded(v, level)
 }
 
-static JNDI: LazyLock<RuleSet> = LazyLock::new(|| RuleSet::new(Category::Jndi, JNDI_RULES));
+pub(crate) static JNDI: LazyLock<RuleSet> = LazyLock::new(|| RuleSet::new(Category::Jndi, JNDI_RULES));
 
 const JNDI_RULES: &[Rule] = &[
     ("jndi_lookup", Level::Low, r"\$\{\s*jndi\s*:"),
@@ -101,7 +101,7 @@ pub(crate) fn jndi(v: &Views<'_>, level: Level) -> Option<Finding> {
     if !lookup && !named {
         return None;
     }
-    if let Some(f) = JNDI.first(&v.folded, level) {
+    if let Some(f) = JNDI.first_folded(v, level) {
         return Some(f);
     }
     let resolved = resolve_lookups(&v.folded);

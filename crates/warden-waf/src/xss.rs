@@ -11,7 +11,7 @@ use crate::{Category, Finding, LIBINJECTION_MAX, Level};
 /// Event handler names browsers run (prefixes; `on` is added by the pattern).
 const EVENTS: &str = "abort|afterprint|animation\\w*|auxclick|before\\w+|begin|blur|cancel|canplay\\w*|change|click|close|contextmenu|copy|cuechange|cut|dblclick|drag\\w*|drop|durationchange|emptied|end|ended|error|finish|focus\\w*|formdata|hashchange|input|invalid|key\\w+|load\\w*|message|mouse\\w+|offline|online|page\\w+|paste|pause|play\\w*|pointer\\w+|popstate|progress|ratechange|repeat|reset|resize|scroll\\w*|search|seek\\w+|select\\w*|show|stalled|start|storage|submit|suspend|timeupdate|toggle|touch\\w+|transition\\w+|unload|volumechange|waiting|wheel";
 
-static SET: LazyLock<RuleSet> = LazyLock::new(|| RuleSet::new(Category::Xss, &RULES));
+pub(crate) static SET: LazyLock<RuleSet> = LazyLock::new(|| RuleSet::new(Category::Xss, &RULES));
 
 static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
     let handler_in_tag: &'static str =
@@ -64,7 +64,7 @@ pub(crate) fn check(v: &Views<'_>, level: Level) -> Option<Finding> {
     if !shaped {
         return None;
     }
-    if let Some(f) = SET.first(&v.folded, level) {
+    if let Some(f) = SET.first_folded(v, level) {
         return Some(f);
     }
     // libinjection tokenises the value as HTML in five contexts: it is asked
