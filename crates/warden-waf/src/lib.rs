@@ -308,11 +308,20 @@ static UNION: LazyLock<[Option<regex::bytes::Regex>; 3]> = LazyLock::new(|| {
 
 /// True when every byte is an ASCII letter, digit, space, `-`, `_`, `.` or `,`.
 fn is_plain(bytes: &[u8]) -> bool {
-    bytes
-        .iter()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b' ' | b'-' | b'_' | b'.' | b','))
-        && !bytes.windows(2).any(|w| w == b"..")
+    bytes.iter().all(|&b| PLAIN[usize::from(b)]) && !bytes.windows(2).any(|w| w == b"..")
 }
+
+/// The bytes [`is_plain`] allows, as a table (one load a byte).
+const PLAIN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] = b.is_ascii_alphanumeric() || matches!(b, b' ' | b'-' | b'_' | b'.' | b',');
+        i += 1;
+    }
+    table
+};
 
 #[cfg(test)]
 mod tests;

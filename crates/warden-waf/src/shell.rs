@@ -5,6 +5,7 @@
 //! Shell quoting tricks (`c'a't`, `w\ho\ami`, `${IFS}`, `{cat,/etc/passwd}`)
 //! are undone first.
 
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use crate::normalize::Views;
@@ -76,32 +77,42 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
 /// back-slashes inside words and brace lists disappear.
 fn unquote(folded: &str) -> String {
     let s = if folded.contains("$ifs") || folded.contains("${ifs}") {
-        folded
-            .replace("${ifs}", " ")
-            .replace("$ifs$9", " ")
-            .replace("$ifs", " ")
+        Cow::Owned(
+            folded
+                .replace("${ifs}", " ")
+                .replace("$ifs$9", " ")
+                .replace("$ifs", " "),
+        )
     } else {
-        folded.to_owned()
+        Cow::Borrowed(folded)
     };
-    let mut out = String::with_capacity(s.len());
     let b = s.as_bytes();
     // Found once, so the pass stays linear in the value's length.
-    let first_open = s.find('{').unwrap_or(usize::MAX);
+    let first_open = b.iter().position(|&c| c == b'{').unwrap_or(usize::MAX);
     let first_lookup = s.find("${").unwrap_or(usize::MAX);
-    let last_close = s.rfind('}');
-    for (i, c) in s.char_indices() {
-        let prev_word = i > 0 && b[i - 1].is_ascii_alphanumeric();
-        let next_word = b
-            .get(i + c.len_utf8())
-            .is_some_and(|n| n.is_ascii_alphanumeric() || *n == b'/');
-        match c {
-            '\'' | '"' | '\\' | '^' if prev_word && next_word => {}
-            '{' if next_word => out.push(' '),
-            ',' if prev_word && last_close.is_some_and(|c| c > i) && first_open < i => out.push(' '),
-            '}' if prev_word && first_open < i && first_lookup.saturating_add(2) > i => {}
-            _ => out.push(c),
+    let last_close = b.iter().rposition(|&c| c == b'}');
+    // Every byte it drops or replaces is ASCII, so the text between them is
+    // copied whole (a character never straddles them).
+    let mut out = String::with_capacity(s.len());
+    let mut from = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if !matches!(c, b'\'' | b'"' | b'\\' | b'^' | b'{' | b',' | b'}') {
+            continue;
         }
+        let prev_word = i > 0 && b[i - 1].is_ascii_alphanumeric();
+        let next_word = b.get(i + 1).is_some_and(|n| n.is_ascii_alphanumeric() || *n == b'/');
+        let with = match c {
+            b'\'' | b'"' | b'\\' | b'^' if prev_word && next_word => "",
+            b'{' if next_word => " ",
+            b',' if prev_word && last_close.is_some_and(|c| c > i) && first_open < i => " ",
+            b'}' if prev_word && first_open < i && first_lookup.saturating_add(2) > i => "",
+            _ => continue,
+        };
+        out.push_str(&s[from..i]);
+        out.push_str(with);
+        from = i + 1;
     }
+    out.push_str(&s[from..]);
     out
 }
 
@@ -135,4 +146,63 @@ pub(crate) fn warm() {
 #[cfg(test)]
 pub(crate) fn compiled() -> bool {
     SET.compiled()
+}
+
+#[cfg(test)]
+mod tests {
+    /// The character-by-character `unquote` the byte version replaced.
+    fn unquote_by_char(folded: &str) -> String {
+        let s = if folded.contains("$ifs") || folded.contains("${ifs}") {
+            folded
+                .replace("${ifs}", " ")
+                .replace("$ifs$9", " ")
+                .replace("$ifs", " ")
+        } else {
+            folded.to_owned()
+        };
+        let mut out = String::with_capacity(s.len());
+        let b = s.as_bytes();
+        let first_open = s.find('{').unwrap_or(usize::MAX);
+        let first_lookup = s.find("${").unwrap_or(usize::MAX);
+        let last_close = s.rfind('}');
+        for (i, c) in s.char_indices() {
+            let prev_word = i > 0 && b[i - 1].is_ascii_alphanumeric();
+            let next_word = b
+                .get(i + c.len_utf8())
+                .is_some_and(|n| n.is_ascii_alphanumeric() || *n == b'/');
+            match c {
+                '\'' | '"' | '\\' | '^' if prev_word && next_word => {}
+                '{' if next_word => out.push(' '),
+                ',' if prev_word && last_close.is_some_and(|c| c > i) && first_open < i => out.push(' '),
+                '}' if prev_word && first_open < i && first_lookup.saturating_add(2) > i => {}
+                _ => out.push(c),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn unquoting_byte_by_byte_gives_what_unquoting_by_character_gave() {
+        let alphabet = [
+            "a", "1", "'", "\"", "\\", "^", "{", "}", ",", "/", "$", "é", " ", "ifs", "名",
+        ];
+        let mut texts = vec![String::new()];
+        for _ in 0..4 {
+            let longer: Vec<String> = texts
+                .iter()
+                .filter(|t| t.chars().count() >= texts.last().map_or(0, |l| l.chars().count()))
+                .flat_map(|t| alphabet.iter().map(move |a| format!("{t}{a}")))
+                .collect();
+            texts.extend(longer);
+        }
+        assert!(texts.len() > 50_000);
+        for t in
+            texts
+                .iter()
+                .map(String::as_str)
+                .chain(["c'a't /e't'c/p'a's's'w'd", "{cat,/etc/passwd}", "${ifs}x$ifs$9y"])
+        {
+            assert_eq!(super::unquote(t), unquote_by_char(t), "{t:?}");
+        }
+    }
 }
