@@ -119,6 +119,18 @@ pub(crate) struct KeySet {
     many: std::collections::HashSet<String>,
 }
 
+/// `word` with every byte that is an ASCII capital lower-cased, all eight at
+/// once (each byte's sums stay below 0x100, so none carries into the next).
+fn lower_word(word: u64) -> u64 {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let low7 = word & !HI;
+    let from_a = low7 + LO * u64::from(0x80 - b'A');
+    let past_z = low7 + LO * u64::from(0x80 - b'Z' - 1);
+    let capital = from_a & !past_z & !word & HI;
+    word | (capital >> 2)
+}
+
 /// Keys an object may have before the set switches to hashing.
 const FEW: usize = 16;
 
@@ -148,10 +160,7 @@ impl KeySet {
 
     /// Adds a key given folded (or ASCII, folded here).
     fn insert_small(&mut self, key: &[u8]) -> bool {
-        let mut head = 0u64;
-        for (i, c) in key.iter().take(8).enumerate() {
-            head |= u64::from(c.to_ascii_lowercase()) << (8 * i);
-        }
+        let head = lower_word(warden_scan::head(key));
         let start = self.tails.len();
         if key.len() > 8 {
             self.tails.extend(key[8..].iter().map(u8::to_ascii_lowercase));
@@ -231,6 +240,18 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn a_word_is_lower_cased_as_its_bytes_are() {
+        for b in 0..=255u8 {
+            for at in 0..8 {
+                let mut bytes = *b"QuIet_Z@";
+                bytes[at] = b;
+                let want = u64::from_le_bytes(bytes.map(|c| c.to_ascii_lowercase()));
+                assert_eq!(lower_word(u64::from_le_bytes(bytes)), want, "{b:#x} at {at}");
+            }
+        }
+    }
 
     #[test]
     fn the_key_set_compares_whole_folded_keys_in_both_forms() {
