@@ -38,12 +38,11 @@ if [ "${LIMITS:-0}" = 1 ]; then
   printf '  - id: rl1\n    path: { prefix: /rl1 }\n    service: api\n    policies:\n      - type: rate_limit\n        limits:\n          - { name: rate, key: [ip], rate: { requests: 1000000000, per_secs: 1 } }\n' >> "$work/warden.yaml"
 fi
 
-# INJECTION=1: also measure POSTs of bench/order-1k.json to a plain route and
-# to the same route behind `injection` (as in bench/run.sh).
+# INJECTION=1: also measure POSTs of bench/order-1k.json to a plain route, to
+# the same route behind `injection`, `contract` (strict) and both (as in
+# bench/run.sh).
 if [ "${INJECTION:-0}" = 1 ]; then
-  printf '  - id: post\n    path: { prefix: /post }\n    service: api\n  - id: inj\n    path: { prefix: /inj }\n    service: api\n    policies:\n      - type: injection\n' >> "$work/warden.yaml"
-  { echo 'wrk.method = "POST"'; echo 'wrk.headers["Content-Type"] = "application/json"'
-    printf 'wrk.body = [==[%s]==]\n' "$(cat bench/order-1k.json)"; } > "$work/post.lua"
+  injection_routes "$work/post.lua" >> "$work/warden.yaml"
 fi
 
 # RESPONSE=1: also measure GETs of bench/users-4k.json through a plain route, a
@@ -107,7 +106,7 @@ if [ "${LIMITS:-0}" = 1 ]; then
   RPATH=/rl1/users/42 measure_warden warden-rl1
 fi
 if [ "${INJECTION:-0}" = 1 ]; then
-  for route in post inj; do
+  for route in post inj ct ci; do
     RPATH=/$route/orders WRK_SCRIPT=$work/post.lua WARM_BODY=bench/order-1k.json measure_warden "warden-$route"
   done
 fi
@@ -119,4 +118,5 @@ fi
 awk '{ per[$1] = $3 / $4 } END { printf "warden/nginx instructions per request: %.2f\n", per["warden"] / per["nginx"]
   if (per["warden-rl"]) printf "warden-rl/warden-nl (same route shape without the limit): %.3f; one rate limit only (rl1): %.3f\n", per["warden-rl"] / per["warden-nl"], per["warden-rl1"] / per["warden-nl"]
   if (per["warden-inj"]) printf "warden-inj/warden-post (1 KiB JSON): %.2f\n", per["warden-inj"] / per["warden-post"]
+  if (per["warden-ci"]) printf "warden-ct/warden-post, warden-ci/warden-post (contract, contract + injection): %.2f, %.2f\n", per["warden-ct"] / per["warden-post"], per["warden-ci"] / per["warden-post"]
   if (per["warden-filter"]) printf "warden-filter/warden-plain, warden-resp/warden-plain (4 KiB JSON): %.2f, %.2f\n", per["warden-filter"] / per["warden-plain"], per["warden-resp"] / per["warden-plain"] }' "$work/results"

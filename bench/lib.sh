@@ -50,6 +50,22 @@ routes:
 CONF
 }
 
+# injection_routes POST_LUA: the INJECTION=1 routes (plain /post, `injection`
+# /inj, `contract` strict to bench/order-1k.yaml /ct, and `contract` +
+# `injection` /ci: issue 7's "contract validation plus injection detection"),
+# as YAML list items for `routes:`; writes the wrk script that POSTs
+# bench/order-1k.json to POST_LUA.
+injection_routes() {
+  printf '  - id: post\n    path: { prefix: /post }\n    service: api\n  - id: inj\n    path: { prefix: /inj }\n    service: api\n    policies:\n      - type: injection\n'
+  for id in ct ci; do
+    printf '  - id: %s\n    path: { prefix: /%s }\n    service: api\n    policies:\n      - type: contract\n        spec: "%s"\n        base_path: /%s\n        strict: true\n' \
+      "$id" "$id" "$PWD/bench/order-1k.yaml" "$id"
+  done
+  printf '      - type: injection\n'
+  { echo 'wrk.method = "POST"'; echo 'wrk.headers["Content-Type"] = "application/json"'
+    printf 'wrk.body = [==[%s]==]\n' "$(cat bench/order-1k.json)"; } > "$1"
+}
+
 # response_routes: the RESPONSE=1 routes (plain /plain, response_contract
 # /filter, response_contract + data_leak /resp, over bench/users-4k.yaml), as
 # YAML list items for `routes:`.

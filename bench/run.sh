@@ -19,11 +19,12 @@
 # address, in memory) and warden-rl-redis (a second warden process on the same
 # core, the same policy with its counters in Redis at $REDIS_URL, default
 # redis://127.0.0.1:6379/15), and their ratios to the plain row.
-# INJECTION=1 bench/run.sh ...: two more rows in the same warden process, both
+# INJECTION=1 bench/run.sh ...: four more rows in the same warden process, all
 # POSTing bench/order-1k.json (1,085 bytes of realistic order JSON): warden-post
-# (a route without policies: the body streams through) and warden-inj (the same
+# (a route without policies: the body streams through), warden-inj (the same
 # behind `injection` at its defaults: the body is buffered, parsed and every
-# string scanned), and their ratio.
+# string scanned), warden-ct (`contract`, strict, against bench/order-1k.yaml)
+# and warden-ci (`contract` then `injection`), and their ratios to warden-post.
 # RESPONSE=1 bench/run.sh ...: three more rows in the same warden process, all
 # GETting bench/users-4k.json (4,082 bytes: ten user rows, two undeclared
 # properties each) from the upstream: warden-get4k (a route without policies),
@@ -94,9 +95,7 @@ if [ "$LIMITS" = 1 ]; then
 fi
 INJECTION=${INJECTION:-0}
 if [ "$INJECTION" = 1 ]; then
-  printf '  - id: post\n    path: { prefix: /post }\n    service: api\n  - id: inj\n    path: { prefix: /inj }\n    service: api\n    policies:\n      - type: injection\n' >> "$work/warden.yaml"
-  { echo 'wrk.method = "POST"'; echo 'wrk.headers["Content-Type"] = "application/json"'
-    printf 'wrk.body = [==[%s]==]\n' "$(cat bench/order-1k.json)"; } > "$work/post.lua"
+  injection_routes "$work/post.lua" >> "$work/warden.yaml"
 fi
 RESPONSE=${RESPONSE:-0}
 if [ "$RESPONSE" = 1 ]; then
@@ -220,11 +219,10 @@ for r in $(seq "$ROUNDS"); do
     RPATH=/nl/users/42 run warden-nl $WARDEN_PORT "$WARDEN_PID" $SCHEME
   fi
   if [ "$INJECTION" = 1 ]; then
-    # A-B-B-A, as for LIMITS.
-    RPATH=/post/orders run warden-post $WARDEN_PORT "$WARDEN_PID" $SCHEME -s "$work/post.lua"
-    RPATH=/inj/orders run warden-inj $WARDEN_PORT "$WARDEN_PID" $SCHEME -s "$work/post.lua"
-    RPATH=/inj/orders run warden-inj $WARDEN_PORT "$WARDEN_PID" $SCHEME -s "$work/post.lua"
-    RPATH=/post/orders run warden-post $WARDEN_PORT "$WARDEN_PID" $SCHEME -s "$work/post.lua"
+    # A-B-C-D-D-C-B-A, as for LIMITS.
+    for row in post inj ct ci ci ct inj post; do
+      RPATH=/$row/orders run warden-$row $WARDEN_PORT "$WARDEN_PID" $SCHEME -s "$work/post.lua"
+    done
   fi
   if [ "$RESPONSE" = 1 ]; then
     # A-B-B-A around the two inspected rows.
@@ -247,7 +245,7 @@ declare -A RPS P50 P99 CPU
 names="upstream nginx warden"; [ "$JWT" = 1 ] && names="$names warden-rs256 warden-es256"
 [ "$AUTHZ" = 1 ] && names="$names warden-authn warden-authz"
 [ "$LIMITS" = 1 ] && names="$names warden-nl warden-rl-mem warden-rl-nohdr warden-rl1 warden-rl-redis"
-[ "$INJECTION" = 1 ] && names="$names warden-post warden-inj"
+[ "$INJECTION" = 1 ] && names="$names warden-post warden-inj warden-ct warden-ci"
 [ "$RESPONSE" = 1 ] && names="$names warden-get4k warden-filter warden-resp"
 [ "$TLS" = 1 ] && names="$names nginx-hs warden-hs"
 for name in $names; do
@@ -293,6 +291,8 @@ fi
 if [ "$INJECTION" = 1 ]; then
   awk -v a="${RPS[warden-inj]}" -v b="${RPS[warden-post]}" -v c="${P99[warden-inj]}" -v d="${P99[warden-post]}" \
     'BEGIN { printf "injection on a 1 KiB JSON body / same route without it (same process): throughput %.2fx, p99 %.2fx\n", a/b, c/d }'
+  awk -v a="${RPS[warden-ct]}" -v b="${RPS[warden-ci]}" -v c="${RPS[warden-post]}" -v d="${P99[warden-ci]}" -v e="${P99[warden-post]}" \
+    'BEGIN { printf "contract (strict) alone, contract + injection / same route without them: %.2fx, %.2fx (p99 %.2fx)\n", a/c, b/c, d/e }'
 fi
 if [ "$RESPONSE" = 1 ]; then
   awk -v a="${RPS[warden-filter]}" -v b="${RPS[warden-resp]}" -v c="${RPS[warden-get4k]}" -v d="${P99[warden-resp]}" -v e="${P99[warden-get4k]}" \
