@@ -19,7 +19,7 @@ use jsonschema::Validator;
 use serde_json::Value;
 
 use crate::{Operation, OperationMatcher, ParamIn, Spec, percent_decode_lossy, shown};
-use readonly::first_read_only;
+use readonly::{first_read_only, reachable};
 
 /// Why a request does not keep to the contract.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +65,10 @@ pub struct RequestValidator {
 struct OpValidators {
     params: Vec<Option<Validator>>,
     bodies: Vec<(String, Validator)>,
+    /// Per request body media type (as in the operation's `content`): a
+    /// `readOnly` property can be reached from its schema, so bodies are
+    /// walked for mass assignment.
+    read_only: Vec<bool>,
 }
 
 fn invalid(detail: String) -> Violation {
@@ -93,6 +97,7 @@ impl RequestValidator {
                 v.params.push(compile(format!("parameter `{}`", p.name), &p.schema));
             }
             for (media, s) in op.request_body.iter().flat_map(|b| &b.content) {
+                v.read_only.push(reachable(&spec.document, s));
                 if is_json(essence(media))
                     && let Some(c) = compile(format!("body `{media}`"), s)
                 {
@@ -219,17 +224,18 @@ impl RequestValidator {
             }
             return Ok(());
         }
-        let declared = media_index(&rb.content, media).map(|i| &rb.content[i]);
-        let Some((declared_media, schema)) = declared else {
+        let Some(i) = media_index(&rb.content, media) else {
             return Err(Violation::MediaType);
         };
+        let (declared_media, schema) = &rb.content[i];
         if !is_json(media) {
             return Ok(());
         }
         let Some(value) = parse(body) else {
             return Err(invalid("/body: not valid JSON".into()));
         };
-        if let Some(at) = first_read_only(&self.spec.document, schema, &value) {
+        let read_only = self.validators[op].read_only.get(i).copied().unwrap_or(true);
+        if read_only && let Some(at) = first_read_only(&self.spec.document, schema, &value) {
             return Err(invalid(format!("{at}: read-only in the API contract")));
         }
         let validator = self.validators[op].bodies.iter().find(|(m, _)| m == declared_media);
