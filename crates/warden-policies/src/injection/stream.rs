@@ -117,13 +117,7 @@ impl<'a, T> Walker<'a, '_, '_, T> {
     }
 
     fn object(&mut self, depth: usize) -> Step<T> {
-        self.pos += 1;
-        if depth >= MAX_DEPTH {
-            return Err(Stop::Bad);
-        }
-        self.ws();
-        if self.peek() == Some(b'}') {
-            self.pos += 1;
+        if !self.open(b'}', depth)? {
             return Ok(());
         }
         let mut keys = KeySet::default();
@@ -139,17 +133,8 @@ impl<'a, T> Walker<'a, '_, '_, T> {
             let outcome = self.member(depth);
             self.path.pop();
             outcome?;
-            self.ws();
-            match self.peek() {
-                Some(b',') => {
-                    self.pos += 1;
-                    self.ws();
-                }
-                Some(b'}') => {
-                    self.pos += 1;
-                    return Ok(());
-                }
-                _ => return Err(Stop::Bad),
+            if !self.more(b'}')? {
+                return Ok(());
             }
         }
     }
@@ -169,13 +154,7 @@ impl<'a, T> Walker<'a, '_, '_, T> {
     }
 
     fn array(&mut self, depth: usize) -> Step<T> {
-        self.pos += 1;
-        if depth >= MAX_DEPTH {
-            return Err(Stop::Bad);
-        }
-        self.ws();
-        if self.peek() == Some(b']') {
-            self.pos += 1;
+        if !self.open(b']', depth)? {
             return Ok(());
         }
         let mut i = 0;
@@ -184,19 +163,44 @@ impl<'a, T> Walker<'a, '_, '_, T> {
             let outcome = self.value(depth + 1);
             self.path.pop();
             outcome?;
-            self.ws();
-            match self.peek() {
-                Some(b',') => {
-                    self.pos += 1;
-                    self.ws();
-                }
-                Some(b']') => {
-                    self.pos += 1;
-                    return Ok(());
-                }
-                _ => return Err(Stop::Bad),
+            if !self.more(b']')? {
+                return Ok(());
             }
             i += 1;
+        }
+    }
+
+    /// Enters the container at `pos` (nested `depth` deep): false when it is
+    /// empty (and consumed with its `close`), true when a member or item
+    /// follows.
+    fn open(&mut self, close: u8, depth: usize) -> Result<bool, Stop<T>> {
+        self.pos += 1;
+        if depth >= MAX_DEPTH {
+            return Err(Stop::Bad);
+        }
+        self.ws();
+        if self.peek() == Some(close) {
+            self.pos += 1;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// After a member or item: true when a `,` says another follows, false
+    /// when `close` ends the container.
+    fn more(&mut self, close: u8) -> Result<bool, Stop<T>> {
+        self.ws();
+        match self.peek() {
+            Some(b',') => {
+                self.pos += 1;
+                self.ws();
+                Ok(true)
+            }
+            Some(c) if c == close => {
+                self.pos += 1;
+                Ok(false)
+            }
+            _ => Err(Stop::Bad),
         }
     }
 
