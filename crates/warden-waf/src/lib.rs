@@ -29,6 +29,8 @@ mod xss;
 
 pub use normalize::{MAX_ROUNDS, Views};
 
+use normalize::ByteSet;
+
 use std::sync::LazyLock;
 
 /// Bytes of a value handed to libinjection.
@@ -250,7 +252,8 @@ impl Scanner {
                 return f;
             }
         }
-        if is_plain(value.as_bytes()) {
+        let bytes = ByteSet::of(value.as_bytes());
+        if is_plain(value.as_bytes(), &bytes) {
             // Letters, digits and spaces only: the one attack that fits is a
             // numeric-context SQL injection (`1 union select …`).
             return if value.contains(' ') && cats.has(Category::Sqli) {
@@ -259,7 +262,7 @@ impl Scanner {
                 None
             };
         }
-        let mut views = Views::new(value);
+        let mut views = Views::with_bytes(value, &bytes);
         let level = self.level;
         views.quiet = UNION[level as usize]
             .as_ref()
@@ -306,22 +309,14 @@ static UNION: LazyLock<[Option<regex::bytes::Regex>; 3]> = LazyLock::new(|| {
     [Level::Low, Level::Medium, Level::High].map(|level| rules::union(&sets, level))
 });
 
-/// True when every byte is an ASCII letter, digit, space, `-`, `_`, `.` or `,`.
-fn is_plain(bytes: &[u8]) -> bool {
-    bytes.iter().all(|&b| PLAIN[usize::from(b)]) && !bytes.windows(2).any(|w| w == b"..")
+/// True when every byte (`bytes` is the value's byte set) is an ASCII
+/// letter, digit, space, `-`, `_`, `.` or `,`, and no two dots meet.
+fn is_plain(value: &[u8], bytes: &ByteSet) -> bool {
+    bytes.within(&PLAIN) && !value.windows(2).any(|w| w == b"..")
 }
 
-/// The bytes [`is_plain`] allows, as a table (one load a byte).
-const PLAIN: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut i = 0;
-    while i < 256 {
-        let b = i as u8;
-        table[i] = b.is_ascii_alphanumeric() || matches!(b, b' ' | b'-' | b'_' | b'.' | b',');
-        i += 1;
-    }
-    table
-};
+/// The bytes [`is_plain`] allows.
+const PLAIN: ByteSet = ByteSet::of_const(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 -_.,");
 
 #[cfg(test)]
 mod tests;

@@ -48,7 +48,12 @@ impl<'a> Views<'a> {
     /// one pass over the bytes finds that out, and then the views borrow
     /// `raw` (or one lower-cased copy) and reuse that pass's byte set.
     pub fn new(raw: &'a str) -> Self {
-        let bytes = ByteSet::of(raw.as_bytes());
+        Self::with_bytes(raw, &ByteSet::of(raw.as_bytes()))
+    }
+
+    /// [`Views::new`] with the byte set of `raw` already read (the scanner
+    /// reads it once for its plain-text test and for this).
+    pub(crate) fn with_bytes(raw: &'a str, bytes: &ByteSet) -> Self {
         if bytes.ascii_only() && !bytes.any(b"%&\\\0") {
             let folded = if bytes.has_capital() {
                 Cow::Owned(raw.to_ascii_lowercase())
@@ -136,10 +141,10 @@ impl<'a> Views<'a> {
 const CAPITALS: u64 = ((1 << 26) - 1) << 1;
 
 /// Which bytes a text holds, as a 256-bit set, read in one pass.
-struct ByteSet([u64; 4]);
+pub(crate) struct ByteSet([u64; 4]);
 
 impl ByteSet {
-    fn of(text: &[u8]) -> Self {
+    pub(crate) fn of(text: &[u8]) -> Self {
         let mut set = [0u64; 4];
         for &b in text {
             set[usize::from(b >> 6)] |= 1 << (b & 63);
@@ -158,6 +163,23 @@ impl ByteSet {
 
     fn any(&self, bytes: &[u8]) -> bool {
         bytes.iter().any(|&b| self.has(b))
+    }
+
+    /// [`ByteSet::of`] at compile time.
+    pub(crate) const fn of_const(text: &[u8]) -> Self {
+        let mut set = [0u64; 4];
+        let mut i = 0;
+        while i < text.len() {
+            let b = text[i];
+            set[(b >> 6) as usize] |= 1 << (b & 63);
+            i += 1;
+        }
+        Self(set)
+    }
+
+    /// Every byte of the text is in `allowed`.
+    pub(crate) fn within(&self, allowed: &ByteSet) -> bool {
+        (0..4).all(|i| self.0[i] & !allowed.0[i] == 0)
     }
 
     fn has_capital(&self) -> bool {

@@ -21,6 +21,17 @@ fn every_rule_set_compiles() {
 }
 
 #[test]
+fn the_plain_byte_set_is_letters_digits_space_dash_underscore_dot_comma() {
+    for b in 0..=255u8 {
+        let want = b.is_ascii_alphanumeric() || matches!(b, b' ' | b'-' | b'_' | b'.' | b',');
+        let one = [b];
+        assert_eq!(is_plain(&one, &normalize::ByteSet::of(&one)), want, "{b:#x}");
+    }
+    assert!(is_plain(b"a.b c-d_e,f", &normalize::ByteSet::of(b"a.b c-d_e,f")));
+    assert!(!is_plain(b"a..b", &normalize::ByteSet::of(b"a..b")));
+}
+
+#[test]
 fn the_union_is_quiet_only_where_no_rule_set_matches() {
     let values = [
         "' OR '1'='1",
