@@ -167,7 +167,8 @@ impl InjectionConfig {
                 });
             }
         }
-        super::fields::warm();
+        // The detectors compile now, not on the first request.
+        warden_waf::Scanner::warm();
         if !errors.is_empty() {
             return Err(errors);
         }

@@ -83,11 +83,6 @@ pub(crate) fn url_like(name: &str, extra: &[String]) -> bool {
     hit || extra.iter().any(|e| e.eq_ignore_ascii_case(name))
 }
 
-/// Compiles the detectors ahead of the first request.
-pub(crate) fn warm() {
-    warden_waf::Scanner::warm();
-}
-
 /// One step of a JSON location: a key (borrowed from the body unless it
 /// held an escape) or an array index.
 #[derive(Debug, Clone)]
