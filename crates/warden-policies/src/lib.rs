@@ -17,7 +17,10 @@ pub mod dpop;
 pub mod injection;
 pub mod ip_rules;
 pub mod json;
+#[cfg(test)]
+mod json_corpus;
 pub mod json_limits;
+mod json_walk;
 pub mod jwt;
 mod origin;
 pub mod query;
