@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use warden_openapi::validate::Params;
+use warden_openapi::validate::{Doc, Params};
 use warden_openapi::{RequestValidator, Spec, Violation};
 
 const SPEC: &[u8] = include_bytes!("../../crates/warden/tests/fixtures/shop-api.yaml");
@@ -62,7 +62,7 @@ fn check(v: &RequestValidator, method: &str, media: &str, parts: &[&str; 4], bod
     };
     let op = v.operation(method, path)?;
     v.check_params(op, &params, true)?;
-    v.check_body(op, media, body, |b| serde_json::from_slice::<Value>(b).ok())
+    v.check_body(op, media, body, |b| serde_json::from_slice::<Value>(b).ok().map(|v| Doc::from_value(&v)))
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -20,6 +20,7 @@ pub mod json;
 #[cfg(test)]
 mod json_corpus;
 pub mod json_limits;
+mod json_tree;
 mod json_walk;
 pub mod jwt;
 mod origin;

@@ -8,11 +8,13 @@
 //! knows nothing of HTTP types or gateway policy, so the `contract` policy
 //! and the fuzz target drive the same code.
 
+mod doc;
 mod readonly;
 mod schema;
 #[cfg(test)]
 mod tests;
 
+pub use doc::{Doc, DocJson, Members};
 pub use schema::prepare;
 
 use jsonschema::Validator;
@@ -64,7 +66,7 @@ pub struct RequestValidator {
 #[derive(Debug, Default)]
 struct OpValidators {
     params: Vec<Option<Validator>>,
-    bodies: Vec<(String, Validator)>,
+    bodies: Vec<(String, Validator<DocJson>)>,
     /// Per request body media type (as in the operation's `content`): a
     /// `readOnly` property can be reached from its schema, so bodies are
     /// walked for mass assignment.
@@ -85,22 +87,19 @@ impl RequestValidator {
         let mut validators = Vec::new();
         for op in &spec.operations {
             let mut v = OpValidators::default();
-            let mut compile =
-                |what: String, s: &Value| match schema::compile(&prepared, &prepare(s, spec.version, strict)) {
-                    Ok(c) => Some(c),
-                    Err(e) => {
-                        errors.push(format!("{} {} {what}: {e}", op.method, op.path));
-                        None
-                    }
-                };
+            let mut failed = |what: String, e: String| errors.push(format!("{} {} {what}: {e}", op.method, op.path));
             for p in &op.parameters {
-                v.params.push(compile(format!("parameter `{}`", p.name), &p.schema));
+                let compiled = schema::compile(&prepared, &prepare(&p.schema, spec.version, strict));
+                v.params
+                    .push(compiled.map_err(|e| failed(format!("parameter `{}`", p.name), e)).ok());
             }
             for (media, s) in op.request_body.iter().flat_map(|b| &b.content) {
                 v.read_only.push(reachable(&spec.document, s));
-                if is_json(essence(media))
-                    && let Some(c) = compile(format!("body `{media}`"), s)
-                {
+                if !is_json(essence(media)) {
+                    continue;
+                }
+                let compiled = schema::compile(&prepared, &prepare(s, spec.version, strict));
+                if let Some(c) = compiled.map_err(|e| failed(format!("body `{media}`"), e)).ok() {
                     v.bodies.push((media.clone(), c));
                 }
             }
@@ -204,12 +203,12 @@ impl RequestValidator {
     /// Body presence, media type (`media`: the request's, lower case, no
     /// parameters), and for JSON: well-formed (by `parse`, the caller's
     /// strict parser), no `readOnly` property set, valid against the schema.
-    pub fn check_body(
+    pub fn check_body<'b>(
         &self,
         op: usize,
         media: &str,
-        body: &[u8],
-        parse: impl FnOnce(&[u8]) -> Option<Value>,
+        body: &'b [u8],
+        parse: impl FnOnce(&'b [u8]) -> Option<Doc<'b>>,
     ) -> Result<(), Violation> {
         let operation = &self.spec.operations[op];
         let Some(rb) = &operation.request_body else {

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
+use super::Doc;
 use crate::{follow_ref, shown};
 
 /// Deepest schema nesting followed (recursive schemas end here).
@@ -11,7 +12,7 @@ const MAX_DEPTH: usize = 32;
 
 /// The JSON pointer (under `/body`) of the first property in `body` that
 /// `schema` marks `readOnly`, following local `$ref`s into `doc`.
-pub(crate) fn first_read_only(doc: &Value, schema: &Value, body: &Value) -> Option<String> {
+pub(crate) fn first_read_only(doc: &Value, schema: &Value, body: &Doc<'_>) -> Option<String> {
     walk(doc, schema, body, &mut String::from("/body"), 0)
 }
 
@@ -62,7 +63,7 @@ fn any_read_only(doc: &Value, schema: &Value, seen: &mut HashSet<*const Value>, 
     false
 }
 
-fn walk(doc: &Value, schema: &Value, body: &Value, at: &mut String, depth: usize) -> Option<String> {
+fn walk(doc: &Value, schema: &Value, body: &Doc<'_>, at: &mut String, depth: usize) -> Option<String> {
     if depth > MAX_DEPTH {
         return None;
     }
@@ -76,9 +77,9 @@ fn walk(doc: &Value, schema: &Value, body: &Value, at: &mut String, depth: usize
         }
     }
     match body {
-        Value::Object(map) => {
+        Doc::Object(members) => {
             let props = schema.get("properties").and_then(Value::as_object);
-            for (name, value) in map {
+            for (name, value) in members.iter() {
                 let Some(prop) = props.and_then(|p| p.get(name)) else {
                     continue;
                 };
@@ -96,7 +97,7 @@ fn walk(doc: &Value, schema: &Value, body: &Value, at: &mut String, depth: usize
             }
             None
         }
-        Value::Array(items) => {
+        Doc::Array(items) => {
             let item_schema = schema.get("items")?;
             for (i, item) in items.iter().enumerate() {
                 let len = at.len();
@@ -118,7 +119,7 @@ fn walk(doc: &Value, schema: &Value, body: &Value, at: &mut String, depth: usize
 mod tests {
     use serde_json::json;
 
-    use super::{first_read_only, reachable};
+    use super::{Doc, first_read_only, reachable};
 
     #[test]
     fn a_read_only_property_is_reachable_through_every_edge_the_walk_follows() {
@@ -156,10 +157,10 @@ mod tests {
         );
         // Where it says no, the walk finds nothing either, whatever the body.
         let plain = json!({"$ref": "#/components/schemas/Plain"});
-        let body = json!({"a": "x", "b": {"a": "y", "b": {"id": 1}}, "id": 2});
+        let body = Doc::from_value(&json!({"a": "x", "b": {"a": "y", "b": {"id": 1}}, "id": 2}));
         assert_eq!(first_read_only(&doc, &plain, &body), None);
         let looped = json!({"$ref": "#/components/schemas/Loop"});
-        let body = json!({"next": {"next": {"id": "set"}}});
+        let body = Doc::from_value(&json!({"next": {"next": {"id": "set"}}}));
         assert_eq!(
             first_read_only(&doc, &looped, &body).as_deref(),
             Some("/body/next/next/id")

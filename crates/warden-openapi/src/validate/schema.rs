@@ -13,6 +13,7 @@
 //! `allOf`/`anyOf`/`oneOf` (where it would refuse the other branches' members).
 
 use crate::Version;
+use jsonschema::json::Json;
 use jsonschema::{Draft, Validator};
 use serde_json::Value;
 
@@ -66,8 +67,10 @@ fn rewrite(v: &mut Value, version: Version, strict: bool, depth: usize) {
     }
 }
 
-/// Compiles `schema` (a part of `prepared`, possibly with local `$ref`s).
-pub(crate) fn compile(prepared: &Value, schema: &Value) -> Result<Validator, String> {
+/// Compiles `schema` (a part of `prepared`, possibly with local `$ref`s)
+/// for instances in the representation `F` (`serde_json::Value` for
+/// parameters, [`super::Doc`] for bodies).
+pub(crate) fn compile<F: Json>(prepared: &Value, schema: &Value) -> Result<Validator<F>, String> {
     let mut root = prepared.clone();
     if let Value::Object(map) = &mut root {
         map.insert("x-warden-target".into(), schema.clone());
@@ -77,7 +80,7 @@ pub(crate) fn compile(prepared: &Value, schema: &Value) -> Result<Validator, Str
             map.remove(k);
         }
     }
-    jsonschema::options()
+    jsonschema::options_for::<F>()
         .with_draft(Draft::Draft202012)
         .should_validate_formats(true)
         .build(&root)
@@ -86,7 +89,17 @@ pub(crate) fn compile(prepared: &Value, schema: &Value) -> Result<Validator, Str
 
 /// The first failure as `location: keyword`, the location under `prefix`
 /// with non-plain names shown as `*`; never the value.
-pub(crate) fn first_error(validator: &Validator, value: &Value, prefix: &str) -> Option<String> {
+///
+/// A valid value (the common case) is recognised by `is_valid`, which keeps
+/// no locations; only an invalid one pays for `iter_errors`' error records.
+pub(crate) fn first_error<'v, F: Json>(
+    validator: &'v Validator<F>,
+    value: F::Node<'v>,
+    prefix: &str,
+) -> Option<String> {
+    if validator.is_valid(value.clone()) {
+        return None;
+    }
     let error = validator.iter_errors(value).next()?;
     let mut at = String::from(prefix);
     for segment in error.instance_path().to_string().split('/').skip(1) {

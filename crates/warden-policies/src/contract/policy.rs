@@ -9,7 +9,8 @@ use warden_openapi::{RequestValidator, Spec, Violation};
 
 use crate::injection::Mode;
 use crate::injection::fields::{cookies, pairs};
-use crate::json::{media_type, parse_strict};
+use crate::json::media_type;
+use crate::json_tree;
 
 /// Compiled `contract`.
 #[derive(Debug)]
@@ -143,9 +144,7 @@ impl Policy for Contract {
             // Reported (report mode) in on_request already.
             return Ok(Decision::Continue);
         };
-        let checked = self
-            .validator
-            .check_body(op, &media_type(req), body, |b| parse_strict(b).ok());
+        let checked = self.validator.check_body(op, &media_type(req), body, json_tree::build);
         Ok(match checked {
             Err(v) => self.decide(v, ctx),
             Ok(()) => Decision::Continue,
