@@ -116,7 +116,9 @@ pub(crate) struct KeySet {
     count: usize,
     /// The folded bytes past the eighth of the longer keys, end to end.
     tails: Vec<u8>,
-    many: std::collections::HashSet<String>,
+    /// Every folded key, once the object has more than [`FEW`] (made only
+    /// then: a set's hasher seeds are read from thread-local state).
+    many: Option<std::collections::HashSet<String>>,
 }
 
 /// `word` with every byte that is an ASCII capital lower-cased, all eight at
@@ -137,7 +139,7 @@ const FEW: usize = 16;
 impl KeySet {
     /// Adds `key`; false when an equal key (after folding) was already there.
     pub(crate) fn insert(&mut self, key: &str) -> bool {
-        let small = self.many.is_empty()
+        let small = self.many.is_none()
             && self.count < FEW
             && key.len() < u32::MAX as usize / 8
             && self.tails.len() < u32::MAX as usize / 2;
@@ -149,13 +151,13 @@ impl KeySet {
             let folded = fold(key);
             return self.insert_small(folded.as_bytes());
         }
-        if self.many.is_empty() {
-            for i in 0..self.count {
-                let key = self.folded(i);
-                self.many.insert(key);
-            }
-        }
-        self.many.insert(fold(key))
+        let mut many = match self.many.take() {
+            Some(many) => many,
+            None => (0..self.count).map(|i| self.folded(i)).collect(),
+        };
+        let fresh = many.insert(fold(key));
+        self.many = Some(many);
+        fresh
     }
 
     /// Adds a key given folded (or ASCII, folded here).
@@ -186,11 +188,7 @@ impl KeySet {
     }
 
     pub(crate) fn len(&self) -> usize {
-        if self.many.is_empty() {
-            self.count
-        } else {
-            self.many.len()
-        }
+        self.many.as_ref().map_or(self.count, |many| many.len())
     }
 
     /// The error a strict parser stops with on a duplicate.
