@@ -99,7 +99,7 @@ impl RequestValidator {
                     continue;
                 }
                 let compiled = schema::compile(&prepared, &prepare(s, spec.version, strict));
-                if let Some(c) = compiled.map_err(|e| failed(format!("body `{media}`"), e)).ok() {
+                if let Ok(c) = compiled.map_err(|e| failed(format!("body `{media}`"), e)) {
                     v.bodies.push((media.clone(), c));
                 }
             }
