@@ -24,6 +24,15 @@ pub(crate) fn check(value: &str) -> Option<Finding> {
 /// Checks a value outside a URL field: only when the whole value is an
 /// `http:` or `https:` URL is its host judged.
 pub(crate) fn check_http_value(value: &str) -> Option<Finding> {
+    // Most values start with neither white space (which `trim` would drop)
+    // nor an `h`: they are cleared by their first byte.
+    if let Some(&first) = value.as_bytes().first()
+        && first.is_ascii()
+        && !char::from(first).is_whitespace()
+        && first | 0x20 != b'h'
+    {
+        return None;
+    }
     let v = value.trim();
     let starts = |p: &str| v.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p));
     if !(starts("http:") || starts("https:")) || v.contains(' ') {
@@ -338,6 +347,35 @@ mod tests {
             "mailto-like text without scheme",
         ] {
             assert!(!bad(url), "{url}");
+        }
+    }
+
+    #[test]
+    fn a_value_is_judged_as_a_url_only_when_it_starts_with_http_after_white_space() {
+        // Every ASCII first byte: only `h` and `H` lead to a judged URL.
+        for first in 0u8..0x80 {
+            let value = format!("{}ttp://127.0.0.1/", char::from(first));
+            let judged = check_http_value(&value).is_some();
+            assert_eq!(judged, first | 0x20 == b'h', "{value:?}");
+        }
+        // White space `trim` drops, ASCII or not, is looked past.
+        for lead in [
+            " ", "\t", "\n", "\r", "\u{b}", "\u{c}", "\u{85}", "\u{a0}", "\u{2028}", "\u{3000}",
+        ] {
+            for url in ["http://127.0.0.1/", "HTTPS://10.0.0.1/"] {
+                let value = format!("{lead}{url}");
+                assert!(check_http_value(&value).is_some(), "{value:?}");
+            }
+        }
+        for value in [
+            "",
+            "h",
+            "\u{a0}",
+            "éhttp://127.0.0.1/",
+            "xhttp://127.0.0.1/",
+            "https://example.com/",
+        ] {
+            assert!(check_http_value(value).is_none(), "{value:?}");
         }
     }
 }
