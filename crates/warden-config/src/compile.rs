@@ -455,7 +455,9 @@ fn build_policies(specs: &[PolicySpec], at: &str, issues: &mut Issues) -> Vec<Po
         }
     }
     built.sort_by_key(|(kind, _)| *kind);
-    built.into_iter().map(|(_, p)| p).collect()
+    let mut policies: Vec<PolicyInstance> = built.into_iter().map(|(_, p)| p).collect();
+    warden_policies::link(policies.iter_mut().map(|p| &mut p.policy));
+    policies
 }
 
 /// Adds the authorization server's endpoints as built-in routes (exact paths,

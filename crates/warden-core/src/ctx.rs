@@ -75,6 +75,11 @@ pub struct RequestCtx {
     /// What policies derived from the connection's client, for its next
     /// requests (`None` outside a connection: tests, the CLI).
     pub conn_memo: Option<Arc<crate::ConnMemo>>,
+    /// What a policy read in the buffered body for a later policy of the
+    /// same route, so the body is not read twice (the `contract` leaves
+    /// the `injection` scan it ran while parsing). Its reader checks it was
+    /// made for the body it is given.
+    pub body_scan: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 /// Identity of a verified client certificate.
@@ -145,6 +150,7 @@ impl RequestCtx {
             secure: false,
             method: http::Method::GET,
             conn_memo: None,
+            body_scan: None,
         }
     }
 

@@ -23,6 +23,108 @@ pub fn build(bytes: &[u8]) -> Option<Doc<'_>> {
     }
 }
 
+/// [`build`], with `other` run in the same walk: the document (`None` when
+/// the body is not strict JSON) and what `other` would have answered walked
+/// alone: its stop (after which it is told nothing more, while the document
+/// is built to the end), `Ok(None)`, or `Err` for a body that is not strict
+/// JSON before it stopped.
+pub(crate) fn build_along<'a, E: Events<'a>>(
+    bytes: &'a [u8],
+    other: &mut E,
+) -> (Option<Doc<'a>>, Result<Option<E::Stop>, ()>) {
+    let mut tee = Tee {
+        tree: Tree::default(),
+        other,
+        stopped: None,
+    };
+    let walked = json_walk::walk(bytes, &mut tee);
+    let doc = match walked {
+        Ok(None) => tee.tree.root,
+        _ => None,
+    };
+    let outcome = match (tee.stopped, walked) {
+        (Some(stop), _) => Ok(Some(stop)),
+        (None, Ok(None)) => Ok(None),
+        (None, _) => Err(()),
+    };
+    (doc, outcome)
+}
+
+/// The tree and another sink in one walk.
+struct Tee<'a, 'o, E: Events<'a>> {
+    tree: Tree<'a>,
+    other: &'o mut E,
+    /// `other`'s stop, once it stopped.
+    stopped: Option<E::Stop>,
+}
+
+impl<'a, E: Events<'a>> Tee<'a, '_, E> {
+    /// Runs `step` on `other` unless it has stopped, and keeps its stop.
+    fn tell(&mut self, step: impl FnOnce(&mut E) -> Result<(), E::Stop>) {
+        if self.stopped.is_none()
+            && let Err(stop) = step(&mut *self.other)
+        {
+            self.stopped = Some(stop);
+        }
+    }
+}
+
+impl<'a, E: Events<'a>> Events<'a> for Tee<'a, '_, E> {
+    type Stop = ();
+
+    fn open(&mut self, object: bool) {
+        self.tell(|o| {
+            o.open(object);
+            Ok(())
+        });
+        self.tree.open(object);
+    }
+
+    fn close(&mut self, object: bool) {
+        self.tell(|o| {
+            o.close(object);
+            Ok(())
+        });
+        self.tree.close(object);
+    }
+
+    fn key(&mut self, key: Cow<'a, str>) -> Result<(), ()> {
+        self.tell(|o| o.key(key.clone()));
+        self.tree.key(key)
+    }
+
+    fn member_end(&mut self) {
+        self.tell(|o| {
+            o.member_end();
+            Ok(())
+        });
+    }
+
+    fn item(&mut self, index: usize) {
+        self.tell(|o| {
+            o.item(index);
+            Ok(())
+        });
+    }
+
+    fn item_end(&mut self) {
+        self.tell(|o| {
+            o.item_end();
+            Ok(())
+        });
+    }
+
+    fn string(&mut self, text: Cow<'a, str>) -> Result<(), ()> {
+        self.tell(|o| o.string(text.clone()));
+        self.tree.string(text)
+    }
+
+    fn scalar(&mut self, scalar: Scalar<'a>) -> Result<(), ()> {
+        self.tell(|o| o.scalar(scalar));
+        self.tree.scalar(scalar)
+    }
+}
+
 #[derive(Default)]
 struct Tree<'a> {
     /// The open containers, innermost last: object or array, and where its

@@ -21,6 +21,7 @@ use std::borrow::Cow;
 use crate::json::{KeySet, MAX_DEPTH};
 
 /// A value that is neither a string nor a container.
+#[derive(Clone, Copy)]
 pub(crate) enum Scalar<'a> {
     /// A number in JSON's grammar and within `f64`'s range, as written.
     Number(&'a str),

@@ -34,6 +34,26 @@ use http::request;
 use serde::Deserialize;
 use warden_core::{Decision, OnError, Policy, PolicyError, RequestCtx, Services};
 
+/// Lets the policies of one route share work on the same body: a
+/// `contract` scans JSON bodies for the route's `injection` in the walk that
+/// parses them, so the body is read once (`injection/along.rs`). Call it
+/// with the route's policies once they are built.
+pub fn link<'p>(policies: impl IntoIterator<Item = &'p mut CompiledPolicy>) {
+    let mut policies: Vec<&mut CompiledPolicy> = policies.into_iter().collect();
+    let injection = policies.iter().find_map(|p| match p {
+        CompiledPolicy::Injection(i) => Some(i.clone()),
+        _ => None,
+    });
+    let Some(injection) = injection else {
+        return;
+    };
+    for p in &mut policies {
+        if let CompiledPolicy::Contract(c) = p {
+            c.scan_along(injection.clone());
+        }
+    }
+}
+
 /// The policy kinds, in the fixed order their request phases run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum PolicyKind {

@@ -1,7 +1,8 @@
 //! End-to-end: the `contract` policy with an OpenAPI document. Mass assignment
 //! of `readOnly` `role` / `is_admin` is refused; an undocumented endpoint is
 //! refused in enforce mode and reported (forwarded, event counted) in report
-//! mode.
+//! mode. A route with `contract` and `injection` (which share one read of the
+//! body) gives each policy's answer, the contract's first.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -42,10 +43,11 @@ async fn setup() -> (MockUpstream, TestGateway) {
         )
     };
     let yaml = format!(
-        "services:\n  - name: a\n    targets: [\"{}\"]\nroutes:\n{}{}",
+        "services:\n  - name: a\n    targets: [\"{}\"]\nroutes:\n{}{}{}      - type: injection\n",
         up.addr,
         route("api", "enforce"),
-        route("report", "report")
+        route("report", "report"),
+        route("both", "enforce")
     );
     (up, TestGateway::start(&yaml).await)
 }
@@ -95,4 +97,36 @@ async fn read_only_fields_are_refused_and_undocumented_endpoints_refused_or_repo
         .find(|l| l.starts_with("warden_security_events_total") && l.contains("kind=\"contract\""))
         .unwrap_or_else(|| panic!("{metrics}"));
     assert!(line.rsplit(' ').next().unwrap().parse::<u64>().unwrap() >= 4, "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contract_and_injection_on_one_route_each_give_their_answer() {
+    let (up, gw) = setup().await;
+    // Valid for the contract, an injection for the injection policy.
+    let attack = put(&gw, "/both/accounts/7", r#"{"name":"x' OR '1'='1"}"#).await;
+    assert_eq!(attack.status, 403, "{}", attack.text());
+    let detail = attack.json()["detail"].as_str().unwrap().to_owned();
+    assert!(detail.contains("sqli") && detail.contains("/body/name"), "{detail}");
+    // The contract speaks first: a read-only field is its 400.
+    let mass = put(&gw, "/both/accounts/7", r#"{"name":"x' OR '1'='1","role":"admin"}"#).await;
+    assert_eq!(mass.status, 400, "{}", mass.text());
+    assert!(mass.json()["detail"].as_str().unwrap().starts_with("/body/role"));
+    let broken = put(&gw, "/both/accounts/7", r#"{"name":"eve""#).await;
+    assert_eq!(broken.status, 400, "{}", broken.text());
+    assert_eq!(up.hits(), 0, "nothing refused reached the upstream");
+    // The benign look-alike passes both.
+    let fine = put(
+        &gw,
+        "/both/accounts/7",
+        r#"{"name":"Siobhán O'Brien -- select a plan"}"#,
+    )
+    .await;
+    assert_eq!(fine.status, 200, "{}", fine.text());
+    assert_eq!(up.hits(), 1);
+    let metrics = gw.admin_get("/metrics").await.text();
+    let injections = metrics
+        .lines()
+        .find(|l| l.starts_with("warden_security_events_total") && l.contains("kind=\"injection\""))
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(injections.ends_with(" 1"), "{injections}");
 }

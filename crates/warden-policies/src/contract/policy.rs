@@ -7,8 +7,8 @@ use warden_core::{Decision, Policy, PolicyError, ProblemKind, Rejection, Request
 use warden_openapi::validate::Params;
 use warden_openapi::{RequestValidator, Spec, Violation};
 
-use crate::injection::Mode;
 use crate::injection::fields::{cookies, pairs};
+use crate::injection::{Injection, Mode};
 use crate::json::media_type;
 use crate::json_tree;
 
@@ -18,6 +18,9 @@ pub struct Contract {
     validator: RequestValidator,
     mode: Mode,
     refuse_unknown_query: bool,
+    /// The route's `injection`, when it has one: its JSON body scan runs in
+    /// the walk that parses the body ([`crate::link`]).
+    scan_along: Option<Injection>,
 }
 
 fn refusal(kind: ProblemKind, code: &'static str, detail: String) -> Rejection {
@@ -66,7 +69,14 @@ impl Contract {
             validator: RequestValidator::new(spec, base_path, strict)?,
             mode,
             refuse_unknown_query,
+            scan_along: None,
         })
+    }
+
+    /// Scans JSON bodies for `injection` while parsing them; it takes the
+    /// outcome from the request context instead of walking the body again.
+    pub(crate) fn scan_along(&mut self, injection: Injection) {
+        self.scan_along = Some(injection);
     }
 
     /// Parameter presence, values and unknown query parameters.
@@ -144,7 +154,13 @@ impl Policy for Contract {
             // Reported (report mode) in on_request already.
             return Ok(Decision::Continue);
         };
-        let checked = self.validator.check_body(op, &media_type(req), body, json_tree::build);
+        let checked = match &self.scan_along {
+            Some(injection) if injection.walks_as_json(req, body) => {
+                self.validator
+                    .check_body(op, &media_type(req), body, |b| injection.build_and_scan(b, ctx))
+            }
+            _ => self.validator.check_body(op, &media_type(req), body, json_tree::build),
+        };
         Ok(match checked {
             Err(v) => self.decide(v, ctx),
             Ok(()) => Decision::Continue,

@@ -282,3 +282,88 @@ fn inline_schemas_get_the_30_rewrites_too() {
     assert!(run(&inline, "PUT", "/n", &[JSON], r#"{"note":null}"#).is_none());
     assert!(run(&inline, "PUT", "/n", &[JSON], r#"{"note":5}"#).is_some());
 }
+
+/// The route's `contract` then `injection` on one body, as the pipeline runs
+/// them: each one's answer (`code: detail`), and whether the contract left
+/// its scan for the injection policy.
+fn pair(linked: bool, contract_extra: &str, content_type: &str, body: &str) -> (String, String, bool) {
+    use crate::CompiledPolicy;
+    let injection: crate::injection::InjectionConfig = serde_saphyr::from_str("{}").unwrap();
+    let mut policies = [
+        CompiledPolicy::Contract(contract(contract_extra)),
+        CompiledPolicy::Injection(injection.build().unwrap()),
+    ];
+    if linked {
+        crate::link(policies.iter_mut());
+    }
+    let req = http::Request::post("/users").header("content-type", content_type);
+    let (parts, ()) = req.body(()).unwrap().into_parts();
+    let mut ctx = RequestCtx::new(Arc::from("r"), "127.0.0.1".parse().unwrap(), 1 << 20);
+    ctx.path = "/users".into();
+    let body = Bytes::from(body.to_owned());
+    let answer = |p: &CompiledPolicy, ctx: &mut RequestCtx| match block_on(p.on_request_body(&parts, &body, ctx)) {
+        Ok(Decision::Reject(r)) => format!("{}: {}", r.code, r.detail.unwrap_or_default()),
+        Ok(Decision::Continue) => "continue".to_owned(),
+        Err(e) => format!("error {e:?}"),
+    };
+    let contract = answer(&policies[0], &mut ctx);
+    let left = ctx.body_scan.is_some();
+    let injection = answer(&policies[1], &mut ctx);
+    assert!(ctx.body_scan.is_none(), "the scan left is taken");
+    (contract, injection, left)
+}
+
+#[test]
+fn a_contract_linked_to_injection_scans_the_body_once_with_the_same_answers() {
+    let json = "application/json";
+    let cases = [
+        ("", json, r#"{"name":"x' OR '1'='1"}"#, true),
+        (
+            "",
+            json,
+            r#"{"name":"Siobhán O'Brien","friends":[{"name":"<b>hi</b> there"}]}"#,
+            true,
+        ),
+        ("", json, r#"{"friends":[{"name":"ok"},{"$where":"sleep(100)"}]}"#, true),
+        ("mode: report\n", json, r#"{"name":"<script>alert(1)</script>","#, true),
+        (
+            "mode: report\n",
+            json,
+            r#"{"name":"<script>alert(1)</script>","x":1,"X":2}"#,
+            true,
+        ),
+        (
+            "mode: report\n",
+            json,
+            r#"{"role":"admin","name":"../../etc/passwd"}"#,
+            true,
+        ),
+        // Not walked as JSON by the injection policy: nothing is left.
+        ("mode: report\n", "text/plain", r#"{"name":"x' OR '1'='1"}"#, false),
+    ];
+    for (extra, content_type, body, leaves) in cases {
+        let alone = pair(false, extra, content_type, body);
+        let linked = pair(true, extra, content_type, body);
+        assert!(!alone.2, "{body}");
+        assert_eq!(linked.2, leaves, "{body}");
+        assert_eq!((&linked.0, &linked.1), (&alone.0, &alone.1), "{body}");
+    }
+    // The answers themselves: the attack is refused by the injection
+    // policy, the look-alike passes, the broken body is a 400.
+    let answers = |body: &str, extra: &str| {
+        let (c, i, _) = pair(true, extra, json, body);
+        (c, i)
+    };
+    let (c, i) = answers(r#"{"name":"x' OR '1'='1"}"#, "");
+    assert_eq!(c, "continue");
+    assert!(
+        i.starts_with("injection_detected") && i.contains("sqli") && i.contains("/body/name"),
+        "{i}"
+    );
+    assert_eq!(
+        answers(r#"{"name":"Siobhán O'Brien"}"#, ""),
+        ("continue".into(), "continue".into())
+    );
+    let (_, i) = answers(r#"{"name":"#, "mode: report\n");
+    assert!(i.starts_with("invalid_json"), "{i}");
+}

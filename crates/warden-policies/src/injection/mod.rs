@@ -25,6 +25,7 @@
 //!
 //! Limits: host names are judged literally, never resolved.
 
+mod along;
 mod config;
 pub(crate) mod fields;
 mod policy;

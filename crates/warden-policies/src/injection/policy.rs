@@ -32,7 +32,7 @@ pub(crate) struct Hit {
 }
 
 impl Injection {
-    fn scans(&self, place: Place) -> bool {
+    pub(super) fn scans(&self, place: Place) -> bool {
         self.places.contains(&place)
     }
 
@@ -141,13 +141,7 @@ impl Injection {
         if body.is_empty() || !self.scans(Place::Body) {
             return Ok(None);
         }
-        // A compressed body would be scanned as noise, and some frameworks
-        // inflate it before parsing.
-        let encoded = req.headers.get_all(http::header::CONTENT_ENCODING).iter().any(|v| {
-            !v.to_str()
-                .is_ok_and(|v| v.split(',').all(|c| c.trim().eq_ignore_ascii_case("identity")))
-        });
-        if encoded {
+        if encoded(req) {
             return Err(Unscannable::Encoded);
         }
         if !utf8_charset(req) {
@@ -190,13 +184,18 @@ impl Injection {
 
     /// Walks a JSON body in one pass; `Err` when it is not strict JSON.
     fn json(&self, body: &[u8]) -> Result<Option<Hit>, ()> {
-        stream::walk(body, &mut |s, is_key, segs| {
+        stream::walk(body, &mut self.visitor())
+    }
+
+    /// What the JSON walk does with each key and string leaf.
+    pub(super) fn visitor(&self) -> impl for<'s> FnMut(&str, bool, &[Seg<'s>]) -> Option<Hit> + '_ {
+        |s, is_key, segs| {
             if is_key {
                 self.name(s, Location::Body(segs))
             } else {
                 self.value(s, Location::Body(segs), self.named(fields::nearest_key(segs)))
             }
-        })
+        }
     }
 
     /// A parameter, field, cookie or key name: operators (`user[$ne]`) and,
@@ -263,7 +262,13 @@ impl Policy for Injection {
         body: &Bytes,
         ctx: &mut RequestCtx,
     ) -> Result<Decision, PolicyError> {
-        Ok(match self.scan_body(req, body) {
+        // The contract may have scanned the body for this policy while it
+        // parsed it (`along.rs`).
+        let scanned = match self.scanned_along(body, ctx) {
+            Some(outcome) => outcome.map_err(|()| Unscannable::BadJson),
+            None => self.scan_body(req, body),
+        };
+        Ok(match scanned {
             Ok(Some(hit)) => self.decide(hit, ctx),
             Ok(None) => Decision::Continue,
             Err(_) if self.mode == Mode::Report || self.unscannable == UnscannableAction::Allow => Decision::Continue,
@@ -281,6 +286,15 @@ impl Policy for Injection {
             ),
         })
     }
+}
+
+/// A `Content-Encoding` other than `identity`: a compressed body would be
+/// scanned as noise, and some frameworks inflate it before parsing.
+pub(super) fn encoded(req: &request::Parts) -> bool {
+    req.headers.get_all(http::header::CONTENT_ENCODING).iter().any(|v| {
+        !v.to_str()
+            .is_ok_and(|v| v.split(',').all(|c| c.trim().eq_ignore_ascii_case("identity")))
+    })
 }
 
 /// Why a body could not be scanned.
@@ -319,7 +333,7 @@ pub enum UnscannableAction {
 }
 
 /// True when the `Content-Type` names no charset, or UTF-8 / US-ASCII.
-fn utf8_charset(req: &request::Parts) -> bool {
+pub(super) fn utf8_charset(req: &request::Parts) -> bool {
     let Some(ct) = req
         .headers
         .get(http::header::CONTENT_TYPE)

@@ -17,19 +17,23 @@ pub(crate) type Visit<'f, T> = dyn for<'a> FnMut(&str, bool, &[Seg<'a>]) -> Opti
 /// Walks `bytes`; `Ok(Some(_))` is the visitor's first finding, `Err` a body
 /// that is not strict JSON.
 pub(crate) fn walk<T>(bytes: &[u8], visit: &mut Visit<'_, T>) -> Result<Option<T>, ()> {
-    json_walk::walk(
-        bytes,
-        &mut Scan {
-            path: Vec::new(),
-            visit,
-        },
-    )
+    json_walk::walk(bytes, &mut Scan::new(visit))
 }
 
-/// The sink: the path down to the value being read, and the visitor.
-struct Scan<'a, 'v, 'f, T> {
+/// The sink: the path down to the value being read, and the visitor. (Also
+/// run beside the contract's document builder: `json_tree::build_along`.)
+pub(crate) struct Scan<'a, 'v, 'f, T> {
     path: Vec<Seg<'a>>,
     visit: &'v mut Visit<'f, T>,
+}
+
+impl<'v, 'f, T> Scan<'_, 'v, 'f, T> {
+    pub(crate) fn new(visit: &'v mut Visit<'f, T>) -> Self {
+        Self {
+            path: Vec::new(),
+            visit,
+        }
+    }
 }
 
 impl<'a, T> Events<'a> for Scan<'a, '_, '_, T> {
