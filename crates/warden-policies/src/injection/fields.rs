@@ -73,14 +73,35 @@ fn url_fragments(pair: [u8; 2]) -> &'static [&'static [u8]] {
 /// lookup of its two letters; a fragment is compared only where they start
 /// one.
 pub(crate) fn url_like(name: &str, extra: &[String]) -> bool {
-    let b = name.as_bytes();
+    // The letters fragments start with, and the letters second in them: a
+    // pair that is not one of each is passed over with two bit tests.
+    const FIRST: u32 = letters(b"uhlcwrefpsd");
+    const SECOND: u32 = letters(b"riaen");
     // (`| 0x20` turns capitals into small letters and no other byte into one.)
+    let is_in = |byte: u8, set: u32| {
+        let i = (byte | 0x20).wrapping_sub(b'a');
+        i < 26 && set >> i & 1 == 1
+    };
+    let b = name.as_bytes();
     let hit = b.windows(2).enumerate().any(|(i, w)| {
-        url_fragments([w[0] | 0x20, w[1] | 0x20])
-            .iter()
-            .any(|f| b[i..].get(..f.len()).is_some_and(|s| s.eq_ignore_ascii_case(f)))
+        is_in(w[0], FIRST)
+            && is_in(w[1], SECOND)
+            && url_fragments([w[0] | 0x20, w[1] | 0x20])
+                .iter()
+                .any(|f| b[i..].get(..f.len()).is_some_and(|s| s.eq_ignore_ascii_case(f)))
     });
     hit || extra.iter().any(|e| e.eq_ignore_ascii_case(name))
+}
+
+/// A set of small ASCII letters, one bit each (`a` lowest).
+const fn letters(set: &[u8]) -> u32 {
+    let mut bits = 0;
+    let mut i = 0;
+    while i < set.len() {
+        bits |= 1 << (set[i] - b'a');
+        i += 1;
+    }
+    bits
 }
 
 /// One step of a JSON location: a key (borrowed from the body unless it
@@ -243,4 +264,27 @@ pub(crate) fn nearest_key<'p>(path: &'p [Seg<'_>]) -> &'p str {
             Seg::Index(_) => None,
         })
         .unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{url_fragments, url_like};
+
+    /// The two-letter prefilter passes every fragment the table holds: each
+    /// fragment, on its own and in capitals, names a URL field.
+    #[test]
+    fn every_fragment_of_the_table_gets_past_the_letter_sets() {
+        let mut seen = 0;
+        for a in b'a'..=b'z' {
+            for b in b'a'..=b'z' {
+                for f in url_fragments([a, b]) {
+                    assert_eq!(&f[..2], &[a, b]);
+                    let f = std::str::from_utf8(f).unwrap_or_default();
+                    assert!(url_like(f, &[]) && url_like(&f.to_ascii_uppercase(), &[]), "{f}");
+                    seen += 1;
+                }
+            }
+        }
+        assert_eq!(seen, 12);
+    }
 }
