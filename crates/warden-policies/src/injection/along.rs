@@ -63,25 +63,9 @@ impl Injection {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use super::super::fields::Seg;
+    use super::super::stream_oracle::logging_visitor as visitor;
     use super::*;
     use crate::json_corpus;
-
-    /// Every visit as text, and the outcome; a string `STOP` is a finding.
-    fn visitor(log: &mut String) -> impl for<'s> FnMut(&str, bool, &[Seg<'s>]) -> Option<String> + '_ {
-        move |s, key, path| {
-            log.push_str(if key { "k:" } else { "v:" });
-            log.push_str(s);
-            for seg in path {
-                match seg {
-                    Seg::Key(k) => log.push_str(&format!("/{k}")),
-                    Seg::Index(i) => log.push_str(&format!("/{i}")),
-                }
-            }
-            log.push('\n');
-            (s == "STOP").then(|| format!("found at {}", path.len()))
-        }
-    }
 
     /// The scan run beside the builder visits what it visits alone, in the
     /// same order, and ends the same way; the document is the builder's.

@@ -190,32 +190,35 @@ impl<'de, T> Visitor<'de> for Node<'_, 'de, '_, '_, T> {
     }
 }
 
+/// A visitor for the walks' differential tests: logs every visit as text
+/// (kind, string, path) and takes a string `STOP` as a finding.
+pub(super) fn logging_visitor(log: &mut String) -> impl for<'s> FnMut(&str, bool, &[Seg<'s>]) -> Option<String> + '_ {
+    move |s, key, path| {
+        log.push_str(if key { "k:" } else { "v:" });
+        log.push_str(s);
+        for seg in path {
+            match seg {
+                Seg::Key(k) => log.push_str(&format!("/{k}")),
+                Seg::Index(i) => log.push_str(&format!("/{i}")),
+            }
+        }
+        log.push('\n');
+        (s == "STOP").then(|| format!("found at {}", path.len()))
+    }
+}
+
 mod differential {
     #![allow(clippy::unwrap_used)]
 
-    use super::super::fields::Seg;
     use super::super::stream;
 
     /// A walk under test: the hand-written one or the oracle.
     type Walk = fn(&[u8], &mut stream::Visit<'_, String>) -> Result<Option<String>, ()>;
 
-    /// Every visit as text (kind, string, path), and the outcome; a string
-    /// `STOP` is a finding.
+    /// Every visit as text, and the outcome.
     fn run(json: &[u8], walker: Walk) -> String {
         let mut log = String::new();
-        let mut visit = |s: &str, key: bool, path: &[Seg<'_>]| -> Option<String> {
-            log.push_str(if key { "k:" } else { "v:" });
-            log.push_str(s);
-            for seg in path {
-                match seg {
-                    Seg::Key(k) => log.push_str(&format!("/{k}")),
-                    Seg::Index(i) => log.push_str(&format!("/{i}")),
-                }
-            }
-            log.push('\n');
-            (s == "STOP").then(|| format!("found at {}", path.len()))
-        };
-        let outcome = walker(json, &mut visit);
+        let outcome = walker(json, &mut super::logging_visitor(&mut log));
         format!("{outcome:?}\n{log}")
     }
 
