@@ -231,6 +231,21 @@ impl TestGateway {
         get(&format!("http://{}{path}", self.admin)).await
     }
 
+    /// The `warden_security_events_total` count for events of `kind` (0 when
+    /// none was counted yet), from the admin listener's metrics.
+    pub async fn security_events(&self, kind: &str) -> u64 {
+        let metrics = self.admin_get("/metrics").await.text();
+        let label = format!("{{kind=\"{kind}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("warden_security_events_total")?
+                    .strip_prefix(label.as_str())
+            })
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// Drains and stops.
     pub async fn shutdown(&mut self) {
         if let Some(g) = self.gateway.take() {
