@@ -59,11 +59,18 @@ struct Tee<'a, 'o, E: Events<'a>> {
 }
 
 impl<'a, E: Events<'a>> Tee<'a, '_, E> {
-    /// Runs `step` on `other` unless it has stopped, and keeps its stop.
-    fn tell(&mut self, step: impl FnOnce(&mut E) -> Result<(), E::Stop>) {
-        if self.stopped.is_none()
-            && let Err(stop) = step(&mut *self.other)
-        {
+    /// `other`, unless it has stopped.
+    fn live(&mut self) -> Option<&mut E> {
+        if self.stopped.is_none() {
+            Some(&mut *self.other)
+        } else {
+            None
+        }
+    }
+
+    /// Keeps `other`'s stop, if a step gave one.
+    fn note(&mut self, step: Option<Result<(), E::Stop>>) {
+        if let Some(Err(stop)) = step {
             self.stopped = Some(stop);
         }
     }
@@ -73,54 +80,52 @@ impl<'a, E: Events<'a>> Events<'a> for Tee<'a, '_, E> {
     type Stop = ();
 
     fn open(&mut self, object: bool) {
-        self.tell(|o| {
+        if let Some(o) = self.live() {
             o.open(object);
-            Ok(())
-        });
+        }
         self.tree.open(object);
     }
 
     fn close(&mut self, object: bool) {
-        self.tell(|o| {
+        if let Some(o) = self.live() {
             o.close(object);
-            Ok(())
-        });
+        }
         self.tree.close(object);
     }
 
     fn key(&mut self, key: Cow<'a, str>) -> Result<(), ()> {
-        self.tell(|o| o.key(key.clone()));
+        let step = self.live().map(|o| o.key(key.clone()));
+        self.note(step);
         self.tree.key(key)
     }
 
     fn member_end(&mut self) {
-        self.tell(|o| {
+        if let Some(o) = self.live() {
             o.member_end();
-            Ok(())
-        });
+        }
     }
 
     fn item(&mut self, index: usize) {
-        self.tell(|o| {
+        if let Some(o) = self.live() {
             o.item(index);
-            Ok(())
-        });
+        }
     }
 
     fn item_end(&mut self) {
-        self.tell(|o| {
+        if let Some(o) = self.live() {
             o.item_end();
-            Ok(())
-        });
+        }
     }
 
     fn string(&mut self, text: Cow<'a, str>) -> Result<(), ()> {
-        self.tell(|o| o.string(text.clone()));
+        let step = self.live().map(|o| o.string(text.clone()));
+        self.note(step);
         self.tree.string(text)
     }
 
     fn scalar(&mut self, scalar: Scalar<'a>) -> Result<(), ()> {
-        self.tell(|o| o.scalar(scalar));
+        let step = self.live().map(|o| o.scalar(scalar));
+        self.note(step);
         self.tree.scalar(scalar)
     }
 }
