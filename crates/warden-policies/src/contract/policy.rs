@@ -154,12 +154,13 @@ impl Policy for Contract {
             // Reported (report mode) in on_request already.
             return Ok(Decision::Continue);
         };
+        let media = media_type(req);
         let checked = match &self.scan_along {
-            Some(injection) if injection.walks_as_json(req, body) => {
+            Some(injection) if injection.walks_as_json(req, &media, body) => {
                 self.validator
-                    .check_body(op, &media_type(req), body, |b| injection.build_and_scan(b, ctx))
+                    .check_body(op, &media, body, |b| injection.build_and_scan(b, ctx))
             }
-            _ => self.validator.check_body(op, &media_type(req), body, json_tree::build),
+            _ => self.validator.check_body(op, &media, body, json_tree::build),
         };
         Ok(match checked {
             Err(v) => self.decide(v, ctx),

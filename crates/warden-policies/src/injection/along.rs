@@ -16,7 +16,7 @@ use warden_openapi::validate::Doc;
 
 use super::policy::{Hit, Injection, encoded, utf8_charset};
 use super::{Place, stream};
-use crate::json::{is_json, media_type};
+use crate::json::is_json;
 use crate::json_tree;
 
 /// The scan's outcome for one body: the walk's first finding, none, or
@@ -33,9 +33,10 @@ fn identity(body: &[u8]) -> (usize, usize) {
 }
 
 impl Injection {
-    /// True when [`Injection::scan_body`] would walk `body` as JSON.
-    pub(crate) fn walks_as_json(&self, req: &request::Parts, body: &[u8]) -> bool {
-        !body.is_empty() && self.scans(Place::Body) && !encoded(req) && utf8_charset(req) && is_json(&media_type(req))
+    /// True when [`Injection::scan_body`] would walk `body` as JSON
+    /// (`media`: the request's media type, as `media_type` gives it).
+    pub(crate) fn walks_as_json(&self, req: &request::Parts, media: &str, body: &[u8]) -> bool {
+        !body.is_empty() && self.scans(Place::Body) && !encoded(req) && utf8_charset(req) && is_json(media)
     }
 
     /// Builds the contract's document of `body` and scans it in the same
