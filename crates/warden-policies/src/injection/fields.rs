@@ -69,23 +69,13 @@ fn url_fragments(pair: [u8; 2]) -> &'static [&'static [u8]] {
 
 /// True when a field called `name` holds a URL: a fragment (see
 /// [`url_fragments`]) anywhere in it, ASCII case-insensitively, or a name
-/// the route lists. Called for every JSON leaf, so each position costs one
-/// lookup of its two letters; a fragment is compared only where they start
-/// one.
+/// the route lists. Called for every JSON leaf, so each position costs two
+/// table lookups (is this byte, then the next, the start of a fragment); a
+/// fragment is compared only where they are.
 pub(crate) fn url_like(name: &str, extra: &[String]) -> bool {
-    // The letters fragments start with, and the letters second in them: a
-    // pair that is not one of each is passed over with two bit tests.
-    const FIRST: u32 = letters(b"uhlcwrefpsd");
-    const SECOND: u32 = letters(b"riaen");
-    // (`| 0x20` turns capitals into small letters and no other byte into one.)
-    let is_in = |byte: u8, set: u32| {
-        let i = (byte | 0x20).wrapping_sub(b'a');
-        i < 26 && set >> i & 1 == 1
-    };
     let b = name.as_bytes();
     let hit = b.windows(2).enumerate().any(|(i, w)| {
-        is_in(w[0], FIRST)
-            && is_in(w[1], SECOND)
+        PAIR_NEXT[usize::from(w[0])] & LETTER[usize::from(w[1])] != 0
             && url_fragments([w[0] | 0x20, w[1] | 0x20])
                 .iter()
                 .any(|f| b[i..].get(..f.len()).is_some_and(|s| s.eq_ignore_ascii_case(f)))
@@ -93,16 +83,34 @@ pub(crate) fn url_like(name: &str, extra: &[String]) -> bool {
     hit || extra.iter().any(|e| e.eq_ignore_ascii_case(name))
 }
 
-/// A set of small ASCII letters, one bit each (`a` lowest).
-const fn letters(set: &[u8]) -> u32 {
-    let mut bits = 0;
+/// The first two letters of every fragment of [`url_fragments`].
+const PAIRS: [&[u8; 2]; 11] = [b"ur", b"hr", b"li", b"ca", b"we", b"re", b"en", b"fe", b"pr", b"sr", b"de"];
+
+/// Per byte, its letter's bit (`a` lowest, either case); 0 for non-letters.
+static LETTER: [u32; 256] = {
+    let mut t = [0; 256];
+    let mut c = 0;
+    while c < 26 {
+        t[b'a' as usize + c] = 1 << c;
+        t[b'A' as usize + c] = 1 << c;
+        c += 1;
+    }
+    t
+};
+
+/// Per byte (either case), the letters that follow it at the start of a
+/// fragment, as [`LETTER`] bits.
+static PAIR_NEXT: [u32; 256] = {
+    let mut t = [0; 256];
     let mut i = 0;
-    while i < set.len() {
-        bits |= 1 << (set[i] - b'a');
+    while i < PAIRS.len() {
+        let [a, b] = *PAIRS[i];
+        t[a as usize] |= 1 << (b - b'a');
+        t[(a - 0x20) as usize] |= 1 << (b - b'a');
         i += 1;
     }
-    bits
-}
+    t
+};
 
 /// One step of a JSON location: a key (borrowed from the body unless it
 /// held an escape) or an array index.
@@ -268,15 +276,20 @@ pub(crate) fn nearest_key<'p>(path: &'p [Seg<'_>]) -> &'p str {
 
 #[cfg(test)]
 mod tests {
-    use super::{url_fragments, url_like};
+    use super::{LETTER, PAIR_NEXT, url_fragments, url_like};
 
     /// The two-letter prefilter passes every fragment the table holds: each
-    /// fragment, on its own and in capitals, names a URL field.
+    /// fragment, on its own and in capitals, names a URL field; and the pair
+    /// table opens on exactly the pairs that start a fragment, in any case.
     #[test]
-    fn every_fragment_of_the_table_gets_past_the_letter_sets() {
+    fn every_fragment_of_the_table_gets_past_the_pair_table() {
         let mut seen = 0;
         for a in b'a'..=b'z' {
             for b in b'a'..=b'z' {
+                let starts = !url_fragments([a, b]).is_empty();
+                for (x, y) in [(a, b), (a - 0x20, b), (a, b - 0x20), (a - 0x20, b - 0x20)] {
+                    assert_eq!(PAIR_NEXT[usize::from(x)] & LETTER[usize::from(y)] != 0, starts, "{a} {b}");
+                }
                 for f in url_fragments([a, b]) {
                     assert_eq!(&f[..2], &[a, b]);
                     let f = std::str::from_utf8(f).unwrap_or_default();
