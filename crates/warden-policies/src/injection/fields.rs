@@ -84,7 +84,9 @@ pub(crate) fn url_like(name: &str, extra: &[String]) -> bool {
 }
 
 /// The first two letters of every fragment of [`url_fragments`].
-const PAIRS: [&[u8; 2]; 11] = [b"ur", b"hr", b"li", b"ca", b"we", b"re", b"en", b"fe", b"pr", b"sr", b"de"];
+const PAIRS: [&[u8; 2]; 11] = [
+    b"ur", b"hr", b"li", b"ca", b"we", b"re", b"en", b"fe", b"pr", b"sr", b"de",
+];
 
 /// Per byte, its letter's bit (`a` lowest, either case); 0 for non-letters.
 static LETTER: [u32; 256] = {
@@ -288,7 +290,11 @@ mod tests {
             for b in b'a'..=b'z' {
                 let starts = !url_fragments([a, b]).is_empty();
                 for (x, y) in [(a, b), (a - 0x20, b), (a, b - 0x20), (a - 0x20, b - 0x20)] {
-                    assert_eq!(PAIR_NEXT[usize::from(x)] & LETTER[usize::from(y)] != 0, starts, "{a} {b}");
+                    assert_eq!(
+                        PAIR_NEXT[usize::from(x)] & LETTER[usize::from(y)] != 0,
+                        starts,
+                        "{a} {b}"
+                    );
                 }
                 for f in url_fragments([a, b]) {
                     assert_eq!(&f[..2], &[a, b]);
