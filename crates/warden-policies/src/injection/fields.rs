@@ -50,7 +50,7 @@ pub(crate) const SKIPPED_HEADERS: &[&str] = &[
 /// start with `pair` (two lower-case letters): `url`, `uri`, `href`, `link`,
 /// `callback`, `webhook`, `redirect`, `endpoint`, `feed`, `proxy`, `src`,
 /// `dest`.
-fn url_fragments(pair: [u8; 2]) -> &'static [&'static [u8]] {
+const fn url_fragments(pair: [u8; 2]) -> &'static [&'static [u8]] {
     match &pair {
         b"ur" => &[b"url", b"uri"],
         b"hr" => &[b"href"],
@@ -83,11 +83,6 @@ pub(crate) fn url_like(name: &str, extra: &[String]) -> bool {
     hit || extra.iter().any(|e| e.eq_ignore_ascii_case(name))
 }
 
-/// The first two letters of every fragment of [`url_fragments`].
-const PAIRS: [&[u8; 2]; 11] = [
-    b"ur", b"hr", b"li", b"ca", b"we", b"re", b"en", b"fe", b"pr", b"sr", b"de",
-];
-
 /// Per byte, its letter's bit (`a` lowest, either case); 0 for non-letters.
 static LETTER: [u32; 256] = {
     let mut t = [0; 256];
@@ -101,15 +96,20 @@ static LETTER: [u32; 256] = {
 };
 
 /// Per byte (either case), the letters that follow it at the start of a
-/// fragment, as [`LETTER`] bits.
+/// fragment, as [`LETTER`] bits: read off [`url_fragments`] itself.
 static PAIR_NEXT: [u32; 256] = {
     let mut t = [0; 256];
-    let mut i = 0;
-    while i < PAIRS.len() {
-        let [a, b] = *PAIRS[i];
-        t[a as usize] |= 1 << (b - b'a');
-        t[(a - 0x20) as usize] |= 1 << (b - b'a');
-        i += 1;
+    let mut a = 0;
+    while a < 26 {
+        let mut b = 0;
+        while b < 26 {
+            if !url_fragments([b'a' + a, b'a' + b]).is_empty() {
+                t[(b'a' + a) as usize] |= 1 << b;
+                t[(b'A' + a) as usize] |= 1 << b;
+            }
+            b += 1;
+        }
+        a += 1;
     }
     t
 };
