@@ -253,7 +253,7 @@ impl Scanner {
             }
         }
         let bytes = ByteSet::of(value.as_bytes());
-        if is_plain(value.as_bytes(), &bytes) {
+        if is_plain(value, &bytes) {
             // Letters, digits and spaces only: the one attack that fits is a
             // numeric-context SQL injection (`1 union select …`).
             return if value.contains(' ') && cats.has(Category::Sqli) {
@@ -309,14 +309,18 @@ static UNION: LazyLock<[Option<regex::bytes::Regex>; 3]> = LazyLock::new(|| {
     [Level::Low, Level::Medium, Level::High].map(|level| rules::union(&sets, level))
 });
 
-/// True when every byte (`bytes` is the value's byte set) is an ASCII
-/// letter, digit, space, `-`, `_`, `.` or `,`, and no two dots meet.
-fn is_plain(value: &[u8], bytes: &ByteSet) -> bool {
-    bytes.within(&PLAIN) && !value.windows(2).any(|w| w == b"..")
+/// True when every character (`bytes` is the value's byte set) is an ASCII
+/// letter, digit, space, `-`, `_`, `.` or `,`, or a Latin letter that
+/// folding only lower-cases ([`normalize::quiet_letter`]: `Dún Laoghaire`),
+/// and no two dots meet.
+fn is_plain(value: &str, bytes: &ByteSet) -> bool {
+    bytes.within(&PLAIN) && bytes.quiet_text(value) && !value.as_bytes().windows(2).any(|w| w == b"..")
 }
 
-/// The bytes [`is_plain`] allows.
-const PLAIN: ByteSet = ByteSet::of_const(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 -_.,");
+/// The bytes [`is_plain`] allows: its ASCII characters and every byte of a
+/// multi-byte one (which [`ByteSet::quiet_text`] then judges).
+const PLAIN: ByteSet =
+    ByteSet::of_const(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 -_.,").with_non_ascii();
 
 #[cfg(test)]
 mod tests;

@@ -54,8 +54,12 @@ impl<'a> Views<'a> {
     /// [`Views::new`] with the byte set of `raw` already read (the scanner
     /// reads it once for its plain-text test and for this).
     pub(crate) fn with_bytes(raw: &'a str, bytes: &ByteSet) -> Self {
-        if bytes.ascii_only() && !bytes.any(b"%&\\\0") {
-            let folded = if bytes.has_capital() {
+        if bytes.quiet_text(raw) && !bytes.any(b"%&\\\0") {
+            let folded = if !bytes.ascii_only() {
+                // (Latin letters lower-case to Latin letters: no ASCII byte
+                // appears or goes, so the byte set below still holds.)
+                Cow::Owned(raw.to_lowercase())
+            } else if bytes.has_capital() {
                 Cow::Owned(raw.to_ascii_lowercase())
             } else {
                 Cow::Borrowed(raw)
@@ -140,6 +144,20 @@ impl<'a> Views<'a> {
 /// `A`..=`Z` in the second word of a [`ByteSet`] (bytes 64 to 127).
 const CAPITALS: u64 = ((1 << 26) - 1) << 1;
 
+/// UTF-8 lead bytes 0xC3 to 0xC9 in the fourth word of a [`ByteSet`]
+/// (bytes 192 to 255): U+00C0 to U+027F, where every [`quiet_letter`] is.
+const LATIN_LEADS: u64 = 0b111_1111 << 3;
+
+/// A letter of the Latin-1 Supplement or Latin Extended-A/B blocks (names
+/// like Siobhán, Dún Laoghaire, Łódź, Ærø) that folding only lower-cases,
+/// to another such letter: not `×` or `÷`, not `Ċ` or `č` (halves of the
+/// pairs [`fold`] turns into a line break), not `İ` (which lower-cases to
+/// an ASCII `i` and a combining dot). No quiet letter is whitespace, and none
+/// lower-cases to more than one character.
+pub(crate) fn quiet_letter(c: char) -> bool {
+    matches!(c as u32, 0xC0..=0x24F) && !matches!(c, '\u{D7}' | '\u{F7}' | '\u{10A}' | '\u{10D}' | '\u{130}')
+}
+
 /// Which bytes a text holds, as a 256-bit set, read in one pass.
 pub(crate) struct ByteSet([u64; 4]);
 
@@ -155,6 +173,14 @@ impl ByteSet {
     /// No byte is 0x80 or above.
     fn ascii_only(&self) -> bool {
         self.0[2] | self.0[3] == 0
+    }
+
+    /// `text` (whose byte set this is) is ASCII, or ASCII and
+    /// [`quiet_letter`]s: text that no decoding round or folding changes
+    /// beyond lower-casing. The byte set rules most other text out (a lead
+    /// byte outside the Latin blocks) before any character is decoded.
+    pub(crate) fn quiet_text(&self, text: &str) -> bool {
+        self.ascii_only() || (self.0[3] & !LATIN_LEADS == 0 && text.chars().all(|c| c.is_ascii() || quiet_letter(c)))
     }
 
     fn has(&self, b: u8) -> bool {
@@ -177,6 +203,11 @@ impl ByteSet {
         Self(set)
     }
 
+    /// The set with every byte from 0x80 up added.
+    pub(crate) const fn with_non_ascii(self) -> Self {
+        Self([self.0[0], self.0[1], u64::MAX, u64::MAX])
+    }
+
     /// Every byte of the text is in `allowed`.
     pub(crate) fn within(&self, allowed: &ByteSet) -> bool {
         (0..4).all(|i| self.0[i] & !allowed.0[i] == 0)
@@ -195,13 +226,14 @@ impl ByteSet {
     }
 }
 
-/// True when `s` has whitespace other than single spaces (or any non-ASCII,
-/// which may be Unicode whitespace).
+/// True when `s` has whitespace other than single spaces (Unicode
+/// whitespace included): where the SQL view's collapsing changes something.
 fn has_odd_space(s: &str) -> bool {
     let b = s.as_bytes();
-    b.iter().enumerate().any(|(i, c)| {
-        (c.is_ascii_whitespace() && *c != b' ') || (*c == b' ' && b.get(i + 1) == Some(&b' ')) || *c >= 0x80
-    })
+    b.iter()
+        .enumerate()
+        .any(|(i, c)| (c.is_ascii_whitespace() && *c != b' ') || (*c == b' ' && b.get(i + 1) == Some(&b' ')))
+        || (!s.is_ascii() && s.chars().any(|c| !c.is_ascii() && c.is_whitespace()))
 }
 
 /// Lower-cases and folds look-alikes to what they stand for: full-width ASCII
@@ -581,6 +613,31 @@ mod tests {
             for text in [format!("{}", b as char), format!("Q{}x", b as char)] {
                 assert_eq!(Views::new(&text), Views::general(&text), "{text:?}");
             }
+        }
+        // Latin letters that folding only lower-cases take the shortcut too;
+        // every character up to U+0800, alone and among ASCII, gives the
+        // general path's views either way.
+        for text in ["Siobhán O'Brien", "DÚN LAOGHAIRE", "Łódź <b>", "ǄŽ /* x */ Ǆ"] {
+            let fast = Views::new(text);
+            assert!(matches!(fast.decoded, Cow::Borrowed(_)), "{text:?}");
+            assert_eq!(fast, Views::general(text), "{text:?}");
+        }
+        for c in (0x80..0x800).filter_map(char::from_u32) {
+            for text in [c.to_string(), format!("Q{c}x {c}{c}"), format!("a{c}  b+")] {
+                let fast = Views::new(&text);
+                assert_eq!(matches!(fast.decoded, Cow::Borrowed(_)), quiet_letter(c), "{text:?}");
+                assert_eq!(fast, Views::general(&text), "{text:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn quiet_letters_lower_case_to_one_non_ascii_letter() {
+        for c in (0..=0x10FFFF).filter_map(char::from_u32).filter(|c| quiet_letter(*c)) {
+            let lower: Vec<char> = c.to_lowercase().collect();
+            assert_eq!(lower.len(), 1, "{c:?}");
+            assert!(!lower[0].is_ascii() && !c.is_whitespace(), "{c:?}");
+            assert_eq!(fold(&c.to_string()), lower[0].to_string(), "{c:?}");
         }
     }
 

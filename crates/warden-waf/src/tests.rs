@@ -20,15 +20,59 @@ fn every_rule_set_compiles() {
     assert!(UNION.iter().all(Option::is_some));
 }
 
+fn plain(value: &str) -> bool {
+    is_plain(value, &normalize::ByteSet::of(value.as_bytes()))
+}
+
 #[test]
-fn the_plain_byte_set_is_letters_digits_space_dash_underscore_dot_comma() {
-    for b in 0..=255u8 {
-        let want = b.is_ascii_alphanumeric() || matches!(b, b' ' | b'-' | b'_' | b'.' | b',');
-        let one = [b];
-        assert_eq!(is_plain(&one, &normalize::ByteSet::of(&one)), want, "{b:#x}");
+fn plain_text_is_letters_digits_space_dash_underscore_dot_comma() {
+    for c in (0..0x800).filter_map(char::from_u32) {
+        let want = c.is_ascii_alphanumeric()
+            || matches!(c, ' ' | '-' | '_' | '.' | ',')
+            || (c.is_alphabetic()
+                && matches!(c as u32, 0xC0..=0x24F)
+                && !matches!(c, '\u{10A}' | '\u{10D}' | '\u{130}'));
+        assert_eq!(plain(&c.to_string()), want, "{c:?}");
+        assert_eq!(plain(&format!("Ab1 {c} z")), want, "{c:?}");
     }
-    assert!(is_plain(b"a.b c-d_e,f", &normalize::ByteSet::of(b"a.b c-d_e,f")));
-    assert!(!is_plain(b"a..b", &normalize::ByteSet::of(b"a..b")));
+    assert!(plain("a.b c-d_e,f"));
+    assert!(plain("Siobhán Dún Laoghaire Łódź Ærø ǅ"));
+    assert!(!plain("a..b"));
+    // Look-alikes that fold to ASCII, Unicode spaces and other scripts are
+    // not plain: they take the full path.
+    for v in [
+        "ｓelect",
+        "İd",
+        "a\u{a0}b",
+        "a\u{2003}b",
+        "Андрей",
+        "名前",
+        "č\u{10A}",
+        "2×3",
+    ] {
+        assert!(!plain(v), "{v:?}");
+    }
+}
+
+#[test]
+fn latin_letters_hide_no_attack_from_the_detectors() {
+    for attack in [
+        "Siobhán' OR '1'='1",
+        "Dún<script>alert(1)</script>",
+        "José; cat /etc/passwd",
+        "../../Łódź/../etc/passwd",
+        "1 UNION SELECT café FROM users",
+    ] {
+        assert!(scan(attack).is_some(), "{attack}");
+    }
+    for benign in [
+        "Siobhán O'Brien",
+        "Dún Laoghaire",
+        "Łódź, Poland",
+        "Crème brûlée - 2 portions",
+    ] {
+        assert_eq!(scan(benign), None, "{benign}");
+    }
 }
 
 #[test]
