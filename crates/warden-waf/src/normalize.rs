@@ -44,8 +44,9 @@ pub struct Views<'a> {
 }
 
 impl<'a> Views<'a> {
-    /// Normalises `raw`. Most values are ASCII text with no escape in it:
-    /// one pass over the bytes finds that out, and then the views borrow
+    /// Normalises `raw`. Most values are text with no escape in it (ASCII,
+    /// or ASCII and Latin letters): one pass over the bytes (and a look at
+    /// each `%`, `&` or `\` there is) finds that out, and then the views borrow
     /// `raw` (or one lower-cased copy) and reuse that pass's byte set.
     pub fn new(raw: &'a str) -> Self {
         Self::with_bytes(raw, &ByteSet::of(raw.as_bytes()))
@@ -54,7 +55,10 @@ impl<'a> Views<'a> {
     /// [`Views::new`] with the byte set of `raw` already read (the scanner
     /// reads it once for its plain-text test and for this).
     pub(crate) fn with_bytes(raw: &'a str, bytes: &ByteSet) -> Self {
-        if bytes.quiet_text(raw) && !bytes.any(b"%&\\\0") {
+        // (A `%`, `&` or `\` that starts no escape, as in "50% off" or
+        // "Tom & Jerry", is literal: nothing decodes.)
+        let literal = |raw: &str| !bytes.any(b"%&\\") || first_escape(raw.as_bytes()).is_none();
+        if bytes.quiet_text(raw) && !bytes.has(0) && literal(raw) {
             let folded = if !bytes.ascii_only() {
                 // (Latin letters lower-case to Latin letters: no ASCII byte
                 // appears or goes, so the byte set below still holds.)
@@ -328,21 +332,9 @@ fn collapse_space(s: &str) -> String {
 /// One decoding round; `None` when nothing changed.
 fn decode_round(s: &str) -> Option<String> {
     let b = s.as_bytes();
-    if !b.iter().any(|c| matches!(c, b'%' | b'&' | b'\\')) {
-        return None;
-    }
     // Nothing is copied unless something decodes: most `&`, `%` and `\` in
     // text are literal.
-    let mut scratch = Vec::new();
-    let first = (0..b.len()).find(|&i| {
-        scratch.clear();
-        match b[i] {
-            b'%' => percent(&b[i..], &mut scratch) > 0,
-            b'&' => entity(&b[i..], &mut scratch) > 0,
-            b'\\' => escape(&b[i..], &mut scratch) > 0,
-            _ => false,
-        }
-    })?;
+    let first = first_escape(b)?;
     let mut out: Vec<u8> = Vec::with_capacity(b.len());
     out.extend_from_slice(&b[..first]);
     let mut changed = false;
@@ -363,6 +355,23 @@ fn decode_round(s: &str) -> Option<String> {
         }
     }
     changed.then(|| utf8_lenient(&out))
+}
+
+/// Where the first escape that decodes starts, if any.
+fn first_escape(b: &[u8]) -> Option<usize> {
+    if !b.iter().any(|c| matches!(c, b'%' | b'&' | b'\\')) {
+        return None;
+    }
+    let mut scratch = Vec::new();
+    (0..b.len()).find(|&i| {
+        scratch.clear();
+        match b[i] {
+            b'%' => percent(&b[i..], &mut scratch) > 0,
+            b'&' => entity(&b[i..], &mut scratch) > 0,
+            b'\\' => escape(&b[i..], &mut scratch) > 0,
+            _ => false,
+        }
+    })
 }
 
 fn hex(b: u8) -> Option<u32> {
@@ -617,10 +626,23 @@ mod tests {
         // Latin letters that folding only lower-cases take the shortcut too;
         // every character up to U+0800, alone and among ASCII, gives the
         // general path's views either way.
-        for text in ["Siobhán O'Brien", "DÚN LAOGHAIRE", "Łódź <b>", "ǄŽ /* x */ Ǆ"] {
+        for text in [
+            "Siobhán O'Brien",
+            "DÚN LAOGHAIRE",
+            "Łódź <b>",
+            "ǄŽ /* x */ Ǆ",
+            "Rock & Roll 50% off",
+            "Gift wrap please & add a card: 'Happy birthday, Mam!'",
+            "C:\\Temp & 100%",
+            "&;&#;&#x;%zz%u12\\u12\\q",
+        ] {
             let fast = Views::new(text);
             assert!(matches!(fast.decoded, Cow::Borrowed(_)), "{text:?}");
             assert_eq!(fast, Views::general(text), "{text:?}");
+        }
+        // Escapes that decode still take the general path.
+        for text in ["%27", "a &amp; b", "&#39;", "\\u0027", "50%25 off", "x%00y"] {
+            assert!(matches!(Views::new(text).decoded, Cow::Owned(_)), "{text:?}");
         }
         for c in (0x80..0x800).filter_map(char::from_u32) {
             for text in [c.to_string(), format!("Q{c}x {c}{c}"), format!("a{c}  b+")] {
