@@ -293,7 +293,7 @@ impl Scanner {
 /// Per level, the union of every rule set matched against the folded view
 /// (and of the SQL and traversal sets, whose views are most often the folded
 /// one): one pass that clears most values of all of them at once.
-static UNION: LazyLock<[Option<regex::bytes::Regex>; 3]> = LazyLock::new(|| {
+static UNION: LazyLock<[Option<crate::rules::Regex>; 3]> = LazyLock::new(|| {
     let sets: [&rules::RuleSet; 10] = [
         &shell::SET,
         &xss::SET,

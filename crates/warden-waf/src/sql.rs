@@ -119,7 +119,7 @@ pub(crate) fn check(v: &Views<'_>, level: Level) -> Option<Finding> {
     libinjection(v.decoded.as_bytes(), v.sql(), level)
 }
 
-static SQL_CONTEXT: LazyLock<Option<regex::bytes::Regex>> = LazyLock::new(|| {
+static SQL_CONTEXT: LazyLock<Option<crate::rules::Regex>> = LazyLock::new(|| {
     crate::rules::regex(
         r#"['"`)\d]\s*(\b(or|and|xor|not|union|select|like|rlike|regexp|having|limit|order|group|procedure|into|where|between|is|div|mod|sounds)\b|;|--|#|/\*|\|\||&&|[=<>])"#,
     )
@@ -137,7 +137,7 @@ fn libinjection(bytes: &[u8], sql_view: &str, level: Level) -> Option<Finding> {
     // each value several times over: it is asked only where a value takes an
     // SQL shape (a string, number or bracket closed and followed by an
     // operator or keyword) and speaks SQL, and its verdict confirms that.
-    let matches = |re: &Option<regex::bytes::Regex>| re.as_ref().is_some_and(|re| re.is_match(sql_view.as_bytes()));
+    let matches = |re: &Option<crate::rules::Regex>| re.as_ref().is_some_and(|re| re.is_match(sql_view.as_bytes()));
     (matches(&SQL_CONTEXT) && matches(&SQL_WORDS)).then_some(())?;
     sqli_verdict(bytes).then_some(())?;
     found(Category::Sqli, "libinjection_sqli")
@@ -151,7 +151,7 @@ fn sqli_verdict(bytes: &[u8]) -> bool {
     libinjectionrs::SqliState::new(bytes, libinjectionrs::SqliFlags::FLAG_NONE).detect()
 }
 
-static SQL_WORDS: LazyLock<Option<regex::bytes::Regex>> = LazyLock::new(|| {
+static SQL_WORDS: LazyLock<Option<crate::rules::Regex>> = LazyLock::new(|| {
     crate::rules::regex(
         r"\b(select|union|insert|update|delete|drop|or|and|xor|not|sleep|benchmark|waitfor|exec|having|order|group|from|where|like|null|true|false)\b|--|#|/\*",
     )

@@ -199,7 +199,7 @@ pub(crate) fn crlf(v: &Views<'_>, field: Field, level: Level) -> Option<Finding>
     None
 }
 
-static HIDDEN_HEADER: LazyLock<Option<regex::bytes::Regex>> =
+static HIDDEN_HEADER: LazyLock<Option<crate::rules::Regex>> =
     LazyLock::new(|| crate::rules::regex(r"[\r\n][\t ]*[\w-]+[\t ]*:"));
 
 /// Compiles every rule set now, so the first request does not pay for it.

@@ -83,7 +83,7 @@ pub(crate) fn warm() {
     LazyLock::force(&MARKUP);
 }
 
-static MARKUP: LazyLock<Option<regex::bytes::Regex>> =
+static MARKUP: LazyLock<Option<crate::rules::Regex>> =
     LazyLock::new(|| crate::rules::regex(r#"<[a-z!/?]|['"`]\s*(/\s*)?[a-z-]+\s*="#));
 
 #[cfg(test)]
