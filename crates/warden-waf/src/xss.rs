@@ -69,7 +69,8 @@ pub(crate) fn check(v: &Views<'_>, level: Level) -> Option<Finding> {
     }
     // libinjection tokenises the value as HTML in five contexts: it is asked
     // only where markup could start (a tag, or a quote closing an attribute).
-    if level == Level::Low || !MARKUP.as_ref().is_some_and(|re| re.is_match(v.folded.as_bytes())) {
+    if level == Level::Low || !may_open_markup(v) || !MARKUP.as_ref().is_some_and(|re| re.is_match(v.folded.as_bytes()))
+    {
         return None;
     }
     let bytes = &v.decoded.as_bytes()[..v.decoded.len().min(LIBINJECTION_MAX)];
@@ -83,10 +84,50 @@ pub(crate) fn warm() {
     LazyLock::force(&MARKUP);
 }
 
+/// What [`MARKUP`] needs to match: a `<`, or a quote and a `=` (checked on
+/// the byte set, before the pass).
+fn may_open_markup(v: &Views<'_>) -> bool {
+    v.has_any(b"<") || (v.has_any(b"=") && v.has_any(b"'\"`"))
+}
+
 static MARKUP: LazyLock<Option<crate::rules::Regex>> =
     LazyLock::new(|| crate::rules::regex(r#"<[a-z!/?]|['"`]\s*(/\s*)?[a-z-]+\s*="#));
 
 #[cfg(test)]
 pub(crate) fn compiled() -> bool {
     SET.compiled() && MARKUP.is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::normalize::Views;
+
+    /// The byte-set gate never hides a value the markup pattern matches:
+    /// every string of up to four characters over an alphabet of the
+    /// pattern's bytes and their neighbours, and some longer ones.
+    #[test]
+    fn the_markup_gate_passes_everything_the_markup_pattern_matches() {
+        let alphabet = ["<", "=", "'", "\"", "`", "/", " ", "a", "-", "!", "?", "＜", "1"];
+        let mut texts = vec![String::new()];
+        for _ in 0..4 {
+            let longer: Vec<String> = texts
+                .iter()
+                .flat_map(|t| alphabet.iter().map(move |a| format!("{t}{a}")))
+                .collect();
+            texts.extend(longer);
+        }
+        texts.extend(["x <b>", "a' onload=", "Thanks <3", "\" / style =", "x = 'y'"].map(String::from));
+        let re = super::MARKUP.as_ref().expect("MARKUP compiles");
+        let mut matched = 0;
+        for t in &texts {
+            let v = Views::new(t);
+            if re.is_match(v.folded.as_bytes()) {
+                matched += 1;
+                assert!(super::may_open_markup(&v), "{t:?}");
+            }
+        }
+        // The alphabet reaches the pattern often, and the gate closes often.
+        assert!(matched > 1000, "{matched}");
+        assert!(texts.iter().filter(|t| !super::may_open_markup(&Views::new(t))).count() > 1000);
+    }
 }
