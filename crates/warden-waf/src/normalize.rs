@@ -359,19 +359,22 @@ fn decode_round(s: &str) -> Option<String> {
 
 /// Where the first escape that decodes starts, if any.
 fn first_escape(b: &[u8]) -> Option<usize> {
-    if !b.iter().any(|c| matches!(c, b'%' | b'&' | b'\\')) {
-        return None;
-    }
     let mut scratch = Vec::new();
-    (0..b.len()).find(|&i| {
+    let mut from = 0;
+    while let Some(n) = b[from..].iter().position(|c| matches!(c, b'%' | b'&' | b'\\')) {
+        let i = from + n;
         scratch.clear();
-        match b[i] {
-            b'%' => percent(&b[i..], &mut scratch) > 0,
-            b'&' => entity(&b[i..], &mut scratch) > 0,
-            b'\\' => escape(&b[i..], &mut scratch) > 0,
-            _ => false,
+        let decodes = match b[i] {
+            b'%' => percent(&b[i..], &mut scratch),
+            b'&' => entity(&b[i..], &mut scratch),
+            _ => escape(&b[i..], &mut scratch),
+        } > 0;
+        if decodes {
+            return Some(i);
         }
-    })
+        from = i + 1;
+    }
+    None
 }
 
 fn hex(b: u8) -> Option<u32> {
@@ -651,6 +654,37 @@ mod tests {
                 assert_eq!(fast, Views::general(&text), "{text:?}");
             }
         }
+    }
+
+    #[test]
+    fn the_first_escape_is_the_first_position_that_decodes() {
+        let alphabet = ["%", "&", "\\", "#", "x", "2", "7", ";", "u", "a", "amp", "0"];
+        let mut texts = vec![String::new()];
+        for _ in 0..5 {
+            let longer: Vec<String> = texts
+                .iter()
+                .filter(|t| t.len() >= texts.last().map_or(0, |l| l.len()).saturating_sub(3))
+                .flat_map(|t| alphabet.iter().map(move |a| format!("{t}{a}")))
+                .collect();
+            texts.extend(longer);
+        }
+        let mut found = 0;
+        for t in &texts {
+            let b = t.as_bytes();
+            let mut scratch = Vec::new();
+            let want = (0..b.len()).find(|&i| {
+                scratch.clear();
+                match b[i] {
+                    b'%' => percent(&b[i..], &mut scratch) > 0,
+                    b'&' => entity(&b[i..], &mut scratch) > 0,
+                    b'\\' => escape(&b[i..], &mut scratch) > 0,
+                    _ => false,
+                }
+            });
+            assert_eq!(first_escape(b), want, "{t:?}");
+            found += usize::from(want.is_some());
+        }
+        assert!(found > 1000 && found < texts.len(), "{found}");
     }
 
     #[test]
