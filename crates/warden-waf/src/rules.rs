@@ -58,12 +58,17 @@ impl RuleSet {
 
     /// The first rule active at `level` that matches `text`.
     pub(crate) fn first(&self, text: &str, level: Level) -> Option<Finding> {
+        self.first_in(text.as_bytes(), level)
+    }
+
+    /// [`RuleSet::first`] on bytes.
+    pub(crate) fn first_in(&self, text: &[u8], level: Level) -> Option<Finding> {
         let any = self.any[level as usize].as_ref()?;
-        if self.set.is_empty() || !any.is_match(text.as_bytes()) {
+        if self.set.is_empty() || !any.is_match(text) {
             return None;
         }
         self.set
-            .matches(text.as_bytes())
+            .matches(text)
             .into_iter()
             .map(|i| &self.rules[i])
             .find(|r| r.1 <= level)
