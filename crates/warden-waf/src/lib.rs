@@ -253,17 +253,15 @@ impl Scanner {
             }
         }
         let bytes = ByteSet::of(value.as_bytes());
-        if is_plain(value, &bytes) {
-            // Letters, digits and spaces only: the one attack that fits is a
-            // numeric-context SQL injection (`1 union select …`).
-            return if value.contains(' ') && cats.has(Category::Sqli) {
-                sql::plain(value, self.level)
-            } else {
-                None
-            };
+        let level = self.level;
+        if is_plain(value, &bytes) && !plain_matches(value, level) {
+            // Nothing in plain text decodes, and it holds no markup, quote,
+            // separator or escape: only a rule could still match it (a
+            // numeric SQL injection, `sysobjects`, `nc -e cmd.exe …`,
+            // `win.ini`), and the union of every rule set says none does.
+            return None;
         }
         let mut views = Views::with_bytes(value, &bytes);
-        let level = self.level;
         views.quiet = UNION[level as usize]
             .as_ref()
             .is_some_and(|re| !re.is_match(views.folded.as_bytes()));
@@ -312,9 +310,27 @@ static UNION: LazyLock<[Option<crate::rules::Regex>; 3]> = LazyLock::new(|| {
 /// True when every character (`bytes` is the value's byte set) is an ASCII
 /// letter, digit, space, `-`, `_`, `.` or `,`, or a Latin letter that
 /// folding only lower-cases ([`normalize::quiet_letter`]: `Dún Laoghaire`),
-/// and no two dots meet.
+/// and no two dots or two spaces meet: text whose every view is its
+/// lower-cased self.
 fn is_plain(value: &str, bytes: &ByteSet) -> bool {
-    bytes.within(&PLAIN) && bytes.quiet_text(value) && !value.as_bytes().windows(2).any(|w| w == b"..")
+    bytes.within(&PLAIN) && bytes.quiet_text(value) && !value.as_bytes().windows(2).any(|w| w == b".." || w == b"  ")
+}
+
+/// True when the union of every rule set at `level` matches plain `value`
+/// lower-cased (its folded view; lower-cased on the stack when short).
+fn plain_matches(value: &str, level: Level) -> bool {
+    let Some(union) = UNION[level as usize].as_ref() else {
+        return true;
+    };
+    let mut buf = [0u8; 128];
+    match buf.get_mut(..value.len()) {
+        Some(lower) if value.is_ascii() => {
+            lower.copy_from_slice(value.as_bytes());
+            lower.make_ascii_lowercase();
+            union.is_match(&*lower)
+        }
+        _ => union.is_match(value.to_lowercase().as_bytes()),
+    }
 }
 
 /// The bytes [`is_plain`] allows: its ASCII characters and every byte of a

