@@ -219,6 +219,7 @@ impl Scanner {
         template::warm();
         structure::warm();
         LazyLock::force(&UNION);
+        LazyLock::force(&UNION_ANY_CASE);
     }
 
     /// The scanner's level.
@@ -291,8 +292,17 @@ impl Scanner {
 /// Per level, the union of every rule set matched against the folded view
 /// (and of the SQL and traversal sets, whose views are most often the folded
 /// one): one pass that clears most values of all of them at once.
-static UNION: LazyLock<[Option<crate::rules::Regex>; 3]> = LazyLock::new(|| {
-    let sets: [&rules::RuleSet; 10] = [
+static UNION: LazyLock<[Option<crate::rules::Regex>; 3]> =
+    LazyLock::new(|| [Level::Low, Level::Medium, Level::High].map(|level| rules::union(&rule_sets(), level, false)));
+
+/// [`UNION`] matching ASCII letters of either case, for plain text read as
+/// it came (no lower-cased copy).
+static UNION_ANY_CASE: LazyLock<[Option<crate::rules::Regex>; 3]> =
+    LazyLock::new(|| [Level::Low, Level::Medium, Level::High].map(|level| rules::union(&rule_sets(), level, true)));
+
+/// Every rule set the unions are made of.
+fn rule_sets() -> [&'static rules::RuleSet; 10] {
+    [
         &shell::SET,
         &xss::SET,
         &sql::SET,
@@ -303,9 +313,8 @@ static UNION: LazyLock<[Option<crate::rules::Regex>; 3]> = LazyLock::new(|| {
         &structure::LDAP,
         &structure::XXE,
         &structure::CRLF,
-    ];
-    [Level::Low, Level::Medium, Level::High].map(|level| rules::union(&sets, level))
-});
+    ]
+}
 
 /// True when every character (`bytes` is the value's byte set) is an ASCII
 /// letter, digit, space, `-`, `_`, `.` or `,`, or a Latin letter that
@@ -316,21 +325,15 @@ fn is_plain(value: &str, bytes: &ByteSet) -> bool {
     bytes.within(&PLAIN) && bytes.quiet_text(value) && !value.as_bytes().windows(2).any(|w| w == b".." || w == b"  ")
 }
 
-/// True when the union of every rule set at `level` matches plain `value`
-/// lower-cased (its folded view; lower-cased on the stack when short).
+/// True when the union of every rule set at `level` may match plain
+/// `value`'s folded view (its lower-cased self): the union of either case
+/// on the value as it came, which matches wherever the other matches the
+/// lower-cased copy. (The rules hold no non-ASCII byte, so Latin capitals
+/// left as they are change nothing.)
 fn plain_matches(value: &str, level: Level) -> bool {
-    let Some(union) = UNION[level as usize].as_ref() else {
-        return true;
-    };
-    let mut buf = [0u8; 128];
-    match buf.get_mut(..value.len()) {
-        Some(lower) if value.is_ascii() => {
-            lower.copy_from_slice(value.as_bytes());
-            lower.make_ascii_lowercase();
-            union.is_match(&*lower)
-        }
-        _ => union.is_match(value.to_lowercase().as_bytes()),
-    }
+    UNION_ANY_CASE[level as usize]
+        .as_ref()
+        .is_none_or(|union| union.is_match(value.as_bytes()))
 }
 
 /// The bytes [`is_plain`] allows: its ASCII characters and every byte of a

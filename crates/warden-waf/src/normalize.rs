@@ -156,10 +156,15 @@ const LATIN_LEADS: u64 = 0b111_1111 << 3;
 /// like Siobhán, Dún Laoghaire, Łódź, Ærø) that folding only lower-cases,
 /// to another such letter: not `×` or `÷`, not `Ċ` or `č` (halves of the
 /// pairs [`fold`] turns into a line break), not `İ` (which lower-cases to
-/// an ASCII `i` and a combining dot). No quiet letter is whitespace, and none
-/// lower-cases to more than one character.
+/// an ASCII `i` and a combining dot), not the click letters `ǀ`..`ǃ` (which
+/// Windows' best-fit conversion turns into `|` and `!`). No quiet letter is
+/// whitespace, and none lower-cases to more than one character.
 pub(crate) fn quiet_letter(c: char) -> bool {
-    matches!(c as u32, 0xC0..=0x24F) && !matches!(c, '\u{D7}' | '\u{F7}' | '\u{10A}' | '\u{10D}' | '\u{130}')
+    matches!(c as u32, 0xC0..=0x24F)
+        && !matches!(
+            c,
+            '\u{D7}' | '\u{F7}' | '\u{10A}' | '\u{10D}' | '\u{130}' | '\u{1C0}'..='\u{1C3}'
+        )
 }
 
 /// Which bytes a text holds, as a 256-bit set, read in one pass.

@@ -84,6 +84,12 @@ impl RuleSet {
         if v.quiet { None } else { self.first(&v.folded, level) }
     }
 
+    /// The patterns (for tests).
+    #[cfg(test)]
+    pub(crate) fn patterns(&self) -> impl Iterator<Item = &'static str> {
+        self.rules.iter().map(|r| r.2)
+    }
+
     /// True when every pattern compiled (for tests).
     #[cfg(test)]
     pub(crate) fn compiled(&self) -> bool {
@@ -99,7 +105,12 @@ impl RuleSet {
 /// does not match cannot match any of them, so one pass over a benign value
 /// stands in for one pass per set. `None` when it does not compile (the sets
 /// then run one by one, as they would without it).
-pub(crate) fn union(sets: &[&RuleSet], level: Level) -> Option<Regex> {
+///
+/// `any_case`: the union matches ASCII letters of either case, so it can
+/// read a text as it came where the rules would read it lower-cased (it
+/// matches the text wherever the plain union matches its lower-cased self,
+/// and may match a little more).
+pub(crate) fn union(sets: &[&RuleSet], level: Level, any_case: bool) -> Option<Regex> {
     let active: Vec<String> = sets
         .iter()
         .flat_map(|s| s.rules.iter())
@@ -109,7 +120,12 @@ pub(crate) fn union(sets: &[&RuleSet], level: Level) -> Option<Regex> {
     if active.is_empty() {
         return None;
     }
-    regex(&active.join("|"))
+    let union = active.join("|");
+    if any_case {
+        regex(&format!("(?i:{union})"))
+    } else {
+        regex(&union)
+    }
 }
 
 /// Compiles one helper pattern; `None` (rules using it stay silent, tests

@@ -18,6 +18,7 @@ fn every_rule_set_compiles() {
     assert!(template::compiled());
     assert!(structure::compiled());
     assert!(UNION.iter().all(Option::is_some));
+    assert!(UNION_ANY_CASE.iter().all(Option::is_some));
 }
 
 fn plain(value: &str) -> bool {
@@ -31,7 +32,7 @@ fn plain_text_is_letters_digits_space_dash_underscore_dot_comma() {
             || matches!(c, ' ' | '-' | '_' | '.' | ',')
             || (c.is_alphabetic()
                 && matches!(c as u32, 0xC0..=0x24F)
-                && !matches!(c, '\u{10A}' | '\u{10D}' | '\u{130}'));
+                && !matches!(c, '\u{10A}' | '\u{10D}' | '\u{130}' | '\u{1C0}'..='\u{1C3}'));
         assert_eq!(plain(&c.to_string()), want, "{c:?}");
         // (Two spaces meeting are not plain: the SQL view collapses them.)
         assert_eq!(plain(&format!("Ab1 {c} z")), want && c != ' ', "{c:?}");
@@ -51,6 +52,7 @@ fn plain_text_is_letters_digits_space_dash_underscore_dot_comma() {
         "名前",
         "č\u{10A}",
         "2×3",
+        "x \u{1c0} whoami",
     ] {
         assert!(!plain(v), "{v:?}");
     }
@@ -270,4 +272,53 @@ fn plain_text_is_still_matched_against_every_rule_set() {
             assert_eq!(scan(&v), None, "{v}");
         }
     }
+}
+
+#[test]
+fn the_any_case_union_reads_plain_text_as_the_union_reads_it_lower_cased() {
+    // No rule holds a non-ASCII byte: Latin capitals the any-case union
+    // reads as they came are what the union would see of them too.
+    assert!(rule_sets().iter().flat_map(|s| s.patterns()).all(str::is_ascii));
+    let mut texts: Vec<String> = [
+        "1 UNION SELECT username, password FROM users",
+        "-1 Union All Select 1,2,3",
+        "SysObjects",
+        "NC -E CMD.EXE 10.0.0.1 4444",
+        "WIN.INI",
+        "Id_Rsa",
+        "1 OR 2 days",
+        "Select a plan from the menu",
+        "Dún Laoghaire, ÉIRE",
+        "0X41414141DEADBEEF",
+    ]
+    .map(String::from)
+    .to_vec();
+    // Every word of the rule patterns, alone and between plain words, in
+    // three case mixes.
+    for p in rule_sets().iter().flat_map(|s| s.patterns()) {
+        for w in p
+            .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .filter(|w| w.len() > 1)
+        {
+            for v in [
+                w.to_owned(),
+                w.to_ascii_uppercase(),
+                format!("1 Or {} By 2", w.to_ascii_uppercase()),
+            ] {
+                texts.push(v);
+            }
+        }
+    }
+    let mut matched = 0;
+    for t in &texts {
+        for level in [Level::Low, Level::Medium, Level::High] {
+            let union = UNION[level as usize].as_ref().expect("compiles");
+            let any_case = UNION_ANY_CASE[level as usize].as_ref().expect("compiles");
+            if union.is_match(t.to_lowercase().as_bytes()) {
+                matched += 1;
+                assert!(any_case.is_match(t.as_bytes()), "{t:?} at {level:?}");
+            }
+        }
+    }
+    assert!(matched > 100, "{matched}");
 }
