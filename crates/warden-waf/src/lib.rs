@@ -219,7 +219,6 @@ impl Scanner {
         template::warm();
         structure::warm();
         LazyLock::force(&UNION);
-        LazyLock::force(&UNION_ANY_CASE);
     }
 
     /// The scanner's level.
@@ -289,18 +288,16 @@ impl Scanner {
     }
 }
 
-/// Per level, the union of every rule set matched against the folded view
-/// (and of the SQL and traversal sets, whose views are most often the folded
-/// one): one pass that clears most values of all of them at once.
+/// Per level, the union of every rule set: one pass that clears most values
+/// of all of them at once. It matches ASCII letters of either case (no rule
+/// holds a capital or a non-ASCII byte, which a test checks), so it answers
+/// as the rules do on the folded view (and on the SQL and traversal views,
+/// most often the folded one), and reads plain text as it came wherever the
+/// rules would match it lower-cased.
 static UNION: LazyLock<[Option<crate::rules::Regex>; 3]> =
-    LazyLock::new(|| [Level::Low, Level::Medium, Level::High].map(|level| rules::union(&rule_sets(), level, false)));
+    LazyLock::new(|| [Level::Low, Level::Medium, Level::High].map(|level| rules::union(&rule_sets(), level)));
 
-/// [`UNION`] matching ASCII letters of either case, for plain text read as
-/// it came (no lower-cased copy).
-static UNION_ANY_CASE: LazyLock<[Option<crate::rules::Regex>; 3]> =
-    LazyLock::new(|| [Level::Low, Level::Medium, Level::High].map(|level| rules::union(&rule_sets(), level, true)));
-
-/// Every rule set the unions are made of.
+/// Every rule set the union is made of.
 fn rule_sets() -> [&'static rules::RuleSet; 10] {
     [
         &shell::SET,
@@ -325,13 +322,11 @@ fn is_plain(value: &str, bytes: &ByteSet) -> bool {
     bytes.within(&PLAIN) && bytes.quiet_text(value) && !value.as_bytes().windows(2).any(|w| w == b".." || w == b"  ")
 }
 
-/// True when the union of every rule set at `level` may match plain
-/// `value`'s folded view (its lower-cased self): the union of either case
-/// on the value as it came, which matches wherever the other matches the
-/// lower-cased copy. (The rules hold no non-ASCII byte, so Latin capitals
-/// left as they are change nothing.)
+/// True when the union at `level` may match plain `value`'s folded view
+/// (its lower-cased self), read on the value as it came. (The rules hold no
+/// non-ASCII byte, so Latin capitals left as they are change nothing.)
 fn plain_matches(value: &str, level: Level) -> bool {
-    UNION_ANY_CASE[level as usize]
+    UNION[level as usize]
         .as_ref()
         .is_none_or(|union| union.is_match(value.as_bytes()))
 }

@@ -57,8 +57,8 @@ impl<'a> Views<'a> {
     pub(crate) fn with_bytes(raw: &'a str, bytes: &ByteSet) -> Self {
         // (A `%`, `&` or `\` that starts no escape, as in "50% off" or
         // "Tom & Jerry", is literal: nothing decodes.)
-        let literal = |raw: &str| !bytes.any(b"%&\\") || first_escape(raw.as_bytes()).is_none();
-        if bytes.quiet_text(raw) && !bytes.has(0) && literal(raw) {
+        let literal = || !bytes.any(b"%&\\") || first_escape(raw.as_bytes()).is_none();
+        if bytes.quiet_text(raw) && !bytes.has(0) && literal() {
             let folded = if !bytes.ascii_only() {
                 // (Latin letters lower-case to Latin letters: no ASCII byte
                 // appears or goes, so the byte set below still holds.)

@@ -58,17 +58,12 @@ impl RuleSet {
 
     /// The first rule active at `level` that matches `text`.
     pub(crate) fn first(&self, text: &str, level: Level) -> Option<Finding> {
-        self.first_in(text.as_bytes(), level)
-    }
-
-    /// [`RuleSet::first`] on bytes.
-    pub(crate) fn first_in(&self, text: &[u8], level: Level) -> Option<Finding> {
         let any = self.any[level as usize].as_ref()?;
-        if self.set.is_empty() || !any.is_match(text) {
+        if self.set.is_empty() || !any.is_match(text.as_bytes()) {
             return None;
         }
         self.set
-            .matches(text)
+            .matches(text.as_bytes())
             .into_iter()
             .map(|i| &self.rules[i])
             .find(|r| r.1 <= level)
@@ -105,12 +100,10 @@ impl RuleSet {
 /// does not match cannot match any of them, so one pass over a benign value
 /// stands in for one pass per set. `None` when it does not compile (the sets
 /// then run one by one, as they would without it).
-///
-/// `any_case`: the union matches ASCII letters of either case, so it can
-/// read a text as it came where the rules would read it lower-cased (it
-/// matches the text wherever the plain union matches its lower-cased self,
-/// and may match a little more).
-pub(crate) fn union(sets: &[&RuleSet], level: Level, any_case: bool) -> Option<Regex> {
+/// It matches ASCII letters of either case: on lower-cased text (the views)
+/// that is the rules' own answer, since no rule holds a capital, and it reads
+/// a text as it came wherever the rules would match it lower-cased.
+pub(crate) fn union(sets: &[&RuleSet], level: Level) -> Option<Regex> {
     let active: Vec<String> = sets
         .iter()
         .flat_map(|s| s.rules.iter())
@@ -120,12 +113,7 @@ pub(crate) fn union(sets: &[&RuleSet], level: Level, any_case: bool) -> Option<R
     if active.is_empty() {
         return None;
     }
-    let union = active.join("|");
-    if any_case {
-        regex(&format!("(?i:{union})"))
-    } else {
-        regex(&union)
-    }
+    regex(&format!("(?i:{})", active.join("|")))
 }
 
 /// Compiles one helper pattern; `None` (rules using it stay silent, tests
