@@ -13,7 +13,8 @@ DUR=${1:-10}
 UP_PORT=18201 NGINX_PORT=18202 WARDEN_PORT=18203 ADMIN_PORT=18204
 
 . bench/lib.sh
-# WARDEN_BIN=path measures another build (e.g. an older commit's) instead.
+# WARDEN_BIN=path measures another build (e.g. an older commit's) instead;
+# PGO=1 the profile-guided production build (bench/pgo.sh).
 valgrind_tools_and_warden
 
 work=$(mktemp -d)

@@ -1,8 +1,7 @@
 # Shared by bench/run.sh and bench/callgrind.sh (sourced, not run).
 
 # valgrind_tools_and_warden: installs nginx, wrk and valgrind from Debian's
-# packages if missing, builds warden (release) unless WARDEN_BIN names a build
-# to measure, and sets WARDEN to the binary.
+# packages if missing, and builds warden (warden_build below).
 valgrind_tools_and_warden() {
   local t
   for t in nginx wrk valgrind; do
@@ -11,10 +10,23 @@ valgrind_tools_and_warden() {
       break
     fi
   done
-  if [ -z "${WARDEN_BIN:-}" ]; then
+  warden_build
+}
+
+# warden_build: sets WARDEN to the binary to measure: WARDEN_BIN if set; with
+# PGO=1 the profile-guided build (bench/pgo.sh, run only when
+# target/pgo/release/warden is missing: delete it to retrain); else a plain
+# `cargo build --release`.
+warden_build() {
+  if [ -n "${WARDEN_BIN:-}" ]; then
+    WARDEN=$WARDEN_BIN
+  elif [ "${PGO:-0}" = 1 ]; then
+    [ -x target/pgo/release/warden ] || bench/pgo.sh
+    WARDEN=$PWD/target/pgo/release/warden
+  else
     cargo build --release -p warden >/dev/null 2>&1 || cargo build --release -p warden
+    WARDEN=$PWD/target/release/warden
   fi
-  WARDEN=${WARDEN_BIN:-$PWD/target/release/warden}
 }
 
 # nginx_conf DIR HTTP-BLOCK-BODY [MAIN-DIRECTIVES]: a single-worker nginx with

@@ -5,6 +5,8 @@
 # the proxy under test (nginx: 1 worker; warden: 1 runtime thread) gets core 1.
 # Small JSON, HTTP/1.1 keep-alive both sides, access logs off on both proxies.
 # Stops by itself. Usage: bench/run.sh [seconds-per-run] [connections] [rounds]
+# PGO=1 bench/run.sh ...: measures the profile-guided build (bench/pgo.sh)
+# instead of `cargo build --release`; WARDEN_BIN=path measures any build.
 # TLS=1 bench/run.sh ...: both proxies terminate TLS 1.3 (same ECDSA P-256
 # certificate, keep-alive), then a second table measures new handshakes per
 # second (`Connection: close`: one TCP connection and full handshake per request).
@@ -44,18 +46,16 @@ if ! need nginx || ! need wrk; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk >/dev/null
 fi
 NGINX=$(command -v nginx)
-# WARDEN_BIN=path measures another build (e.g. an older commit's) instead.
-if [ -z "${WARDEN_BIN:-}" ]; then
-  cargo build --release -p warden >/dev/null 2>&1 || cargo build --release -p warden
-fi
-WARDEN=${WARDEN_BIN:-$PWD/target/release/warden}
+. bench/lib.sh
+# WARDEN_BIN=path measures another build (e.g. an older commit's) instead;
+# PGO=1 the profile-guided production build (bench/pgo.sh).
+warden_build
 
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$work"; }
 trap cleanup EXIT
 
-. bench/lib.sh
 nginx_conf "$work/up" "server { listen 127.0.0.1:$UP_PORT; default_type application/json;
     location ~ /users4k\$ { root $PWD/bench; try_files /users-4k.json =404; }
     location / { return 200 '{\"id\":42,\"name\":\"ada\",\"roles\":[\"reader\"],\"active\":true}'; } }"
