@@ -14,14 +14,19 @@ valgrind_tools_and_warden() {
 }
 
 # warden_build: sets WARDEN to the binary to measure: WARDEN_BIN if set; with
-# PGO=1 the profile-guided build (bench/pgo.sh, run only when
-# target/pgo/release/warden is missing: delete it to retrain); else a plain
-# `cargo build --release`.
+# PGO=1 the profile-guided build of the current source (bench/pgo.sh trains a
+# profile when target/pgo.profdata is missing, else the existing one is reused:
+# delete it to retrain after larger changes); else `cargo build --release`.
 warden_build() {
   if [ -n "${WARDEN_BIN:-}" ]; then
     WARDEN=$WARDEN_BIN
   elif [ "${PGO:-0}" = 1 ]; then
-    [ -x target/pgo/release/warden ] || bench/pgo.sh
+    if [ -f target/pgo.profdata ]; then
+      # The same flags as bench/pgo.sh's last step: only what changed rebuilds.
+      RUSTFLAGS="-Cprofile-use=$PWD/target/pgo.profdata" cargo build --release -q -p warden --target-dir target/pgo
+    else
+      bench/pgo.sh
+    fi
     WARDEN=$PWD/target/pgo/release/warden
   else
     cargo build --release -p warden >/dev/null 2>&1 || cargo build --release -p warden
