@@ -37,7 +37,11 @@ tool() {
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }
   command -v "$1"
 }
-PROFDATA=$(tool "llvm-profdata-$llvm_major" "llvm-$llvm_major")
+PROFDATA=$(tool "llvm-profdata-$llvm_major" "llvm-$llvm_major") || {
+  echo "pgo: rustc uses LLVM $llvm_major, and llvm-profdata-$llvm_major is neither installed nor installable" \
+    "from Debian's llvm-$llvm_major; a profile must be merged by the same LLVM major" >&2
+  exit 1
+}
 for t in nginx wrk curl openssl; do
   if ! command -v "$t" >/dev/null 2>&1; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light wrk curl openssl >/dev/null
