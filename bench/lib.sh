@@ -1,4 +1,5 @@
-# Shared by bench/run.sh and bench/callgrind.sh (sourced, not run).
+# Shared by bench/run.sh, bench/callgrind.sh, bench/cachesim.sh and bench/pgo.sh
+# (sourced, not run).
 
 # valgrind_tools_and_warden: installs nginx, wrk and valgrind from Debian's
 # packages if missing, and builds warden (warden_build below).
@@ -93,4 +94,32 @@ response_routes() {
       "$id" "$id" "$PWD/bench/users-4k.yaml" "$id"
   done
   printf '      - type: data_leak\n'
+}
+
+# bench_cert DIR: a two-day ECDSA P-256 certificate for localhost and
+# 127.0.0.1, DIR/cert.pem with its key DIR/key.pem.
+bench_cert() {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$1/key.pem" -out "$1/cert.pem" \
+    -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null
+}
+
+# jwt_tokens DIR: RS256 and ES256 public keys and a valid token for each in DIR
+# (crates/warden-testkit/examples/mint_tokens.rs).
+jwt_tokens() {
+  cargo run -q --release -p warden-testkit --example mint_tokens -- "$1" >/dev/null
+}
+
+# jwt_policy DIR: a `jwt` policy list item (routes' `policies:` indent) that
+# accepts the tokens jwt_tokens wrote to DIR.
+jwt_policy() {
+  cat <<POLICY
+      - type: jwt
+        issuers:
+          - issuer: https://idp.test
+            audiences: [orders-api]
+            algorithms: [RS256, ES256]
+            keys:
+              - { kid: rsa-1, public_key_file: "$1/rsa.pub.pem" }
+              - { kid: ec-1, public_key_file: "$1/ec.pub.pem" }
+POLICY
 }

@@ -64,9 +64,8 @@ trap cleanup EXIT
 nginx_conf "$work/up" "server { listen 127.0.0.1:$UP_PORT; default_type application/json;
     location ~ /users4k\$ { root $ROOT/bench; try_files /users-4k.json =404; }
     location / { return 200 '{\"id\":42,\"name\":\"ada\",\"roles\":[\"reader\"],\"active\":true}'; } }"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/key.pem" -out "$work/cert.pem" \
-  -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null
-cargo run -q --release -p warden-testkit --example mint_tokens -- "$work/jwt" >/dev/null
+bench_cert "$work"
+jwt_tokens "$work/jwt"
 warden_conf "$work/warden.yaml" "$WARDEN_PORT" "$ADMIN_PORT" "$UP_PORT"
 # A second listener, TLS 1.3, for the same routes.
 sed -i "s|^listeners: \[\(.*\)\]$|listeners: [\1, { name: tls, bind: \"127.0.0.1:$TLS_PORT\", tls: { certificates: [{ cert: \"$work/cert.pem\", key: \"$work/key.pem\" }], alpn: [http/1.1] } }]|" "$work/warden.yaml"
@@ -75,14 +74,7 @@ cat >> "$work/warden.yaml" <<CONF
     path: { prefix: /jwt }
     service: api
     policies:
-      - type: jwt
-        issuers:
-          - issuer: https://idp.test
-            audiences: [orders-api]
-            algorithms: [RS256, ES256]
-            keys:
-              - { kid: rsa-1, public_key_file: "$work/jwt/rsa.pub.pem" }
-              - { kid: ec-1, public_key_file: "$work/jwt/ec.pub.pem" }
+$(jwt_policy "$work/jwt")
 CONF
 { printf '  - id: rl1\n    path: { prefix: /rl1 }\n    service: api\n    policies:\n      - type: rate_limit\n        limits:\n          - { name: rate, key: [ip], rate: { requests: 1000000000, per_secs: 1 } }\n'
   injection_routes "$work/post.lua"

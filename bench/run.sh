@@ -63,8 +63,7 @@ TLS=${TLS:-0}
 SCHEME=http NGINX_LISTEN="" WARDEN_LISTENER="plain_http: serve"
 if [ "$TLS" = 1 ]; then
   SCHEME=https
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/key.pem" -out "$work/cert.pem" \
-    -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null
+  bench_cert "$work"
   NGINX_LISTEN="ssl; ssl_certificate $work/cert.pem; ssl_certificate_key $work/key.pem; ssl_protocols TLSv1.3"
   WARDEN_LISTENER="tls: { certificates: [{ cert: \"$work/cert.pem\", key: \"$work/key.pem\" }], alpn: [http/1.1] }"
 fi
@@ -104,17 +103,10 @@ fi
 JWT=${JWT:-0}
 AUTHZ=${AUTHZ:-0}
 if [ "$JWT" = 1 ] || [ "$AUTHZ" = 1 ]; then
-  cargo run -q --release -p warden-testkit --example mint_tokens -- "$work/jwt" >/dev/null
+  jwt_tokens "$work/jwt"
   RS_TOKEN=$(cat "$work/jwt/rs256.jwt"); ES_TOKEN=$(cat "$work/jwt/es256.jwt")
 fi
-JWT_POLICY="      - type: jwt
-        issuers:
-          - issuer: https://idp.test
-            audiences: [orders-api]
-            algorithms: [RS256, ES256]
-            keys:
-              - { kid: rsa-1, public_key_file: \"$work/jwt/rsa.pub.pem\" }
-              - { kid: ec-1, public_key_file: \"$work/jwt/ec.pub.pem\" }"
+JWT_POLICY=$(jwt_policy "$work/jwt")
 if [ "$AUTHZ" = 1 ]; then
   cat >> "$work/warden.yaml" <<CONF
   - id: authn
@@ -142,14 +134,7 @@ if [ "$JWT" = 1 ]; then
     path: { prefix: /jwt }
     service: api
     policies:
-      - type: jwt
-        issuers:
-          - issuer: https://idp.test
-            audiences: [orders-api]
-            algorithms: [RS256, ES256]
-            keys:
-              - { kid: rsa-1, public_key_file: "$work/jwt/rsa.pub.pem" }
-              - { kid: ec-1, public_key_file: "$work/jwt/ec.pub.pem" }
+$JWT_POLICY
 CONF
 fi
 
