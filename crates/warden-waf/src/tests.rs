@@ -239,8 +239,9 @@ fn levels_widen_the_net() {
 
 #[test]
 fn plain_text_is_still_matched_against_every_rule_set() {
-    // Letters, digits, spaces and `-_.,` only, short and past the 128 bytes
-    // lower-cased on the stack, ASCII and with Latin letters.
+    // Letters, digits, spaces and `-_.,` only, short and long (past the 128
+    // bytes an earlier version lower-cased on the stack), ASCII and with Latin
+    // letters.
     let pad = "Please leave the parcel at the side door, thanks".repeat(3);
     assert!(pad.len() > 128);
     for (attack, category) in [
