@@ -228,3 +228,82 @@ async fn http2_control_frame_floods_lose_their_connection_and_others_are_served(
     assert!(statuses.len() >= 5, "{statuses:?}");
     assert!(statuses.iter().all(|s| *s == 200), "bystanders refused: {statuses:?}");
 }
+
+/// Reads from `s` until the end of a response head; false on EOF first.
+async fn read_head(s: &mut TcpStream) -> bool {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_header_timeout_ends_idle_http1_waits_but_not_returning_clients_or_http2() {
+    let (_up, gw) = setup("  header_read_timeout_ms: 1000").await;
+
+    // HTTP/1.1: answered once, then silent. The wait for the next head is
+    // bounded by the header timeout (the idle timeout, 60 s, is not what
+    // closes it), and not cut short of it.
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"GET /api/once HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
+    assert!(read_head(&mut s).await, "no answer");
+    let answered = std::time::Instant::now();
+    let closed = tokio::time::timeout(PATIENCE, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "an idle HTTP/1.1 connection outlived the header timeout"
+    );
+    let waited = answered.elapsed();
+    assert!(waited >= Duration::from_millis(900), "closed after {waited:?}");
+
+    // The benign look-alike: a client back within the timeout every time
+    // keeps its connection for three times as long.
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    for i in 0..8 {
+        let req = format!("GET /api/again/{i} HTTP/1.1\r\nHost: t\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        assert!(
+            read_head(&mut s).await,
+            "request {i}: the returning client lost its connection"
+        );
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+
+    // HTTP/2 (h2c): an idle connection without requests is left to the idle
+    // timeout; after three header timeouts a PING is still acknowledged.
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+    s.write_all(&frame(4, 0, 0, &[])).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    s.write_all(&frame(6, 0, 0, &7u64.to_be_bytes())).await.unwrap();
+    let mut got = Vec::new();
+    let acked = tokio::time::timeout(PATIENCE, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+            let ack = got.windows(5).any(|w| w[0..3] == [0, 0, 8] && w[3] == 6 && w[4] == 1);
+            if ack {
+                return true;
+            }
+        }
+    })
+    .await;
+    assert_eq!(acked, Ok(true), "the idle HTTP/2 connection was closed");
+}

@@ -3,7 +3,7 @@
 //! bytes — so HTTP/2 keep-alive pings (which hyper sends while idle) or a
 //! client trickling frames without requests cannot keep a connection open.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Activity of one client connection.
@@ -11,6 +11,8 @@ use std::time::Duration;
 pub struct ConnActivity {
     events: AtomicU64,
     inflight: AtomicUsize,
+    /// The client opened HTTP/2 (its preface was read).
+    h2: AtomicBool,
 }
 
 impl ConnActivity {
@@ -34,6 +36,44 @@ impl ConnActivity {
     pub fn end_request(&self) {
         self.inflight.fetch_sub(1, Ordering::Relaxed);
         self.touch();
+    }
+
+    /// The client spoke the HTTP/2 preface: the connection is not HTTP/1.
+    pub fn mark_h2(&self) {
+        self.h2.store(true, Ordering::Relaxed);
+    }
+
+    /// True once the client spoke the HTTP/2 preface.
+    pub fn is_h2(&self) -> bool {
+        self.h2.load(Ordering::Relaxed)
+    }
+
+    /// Resolves once the connection has waited for its next request for at
+    /// least `period`: no request in flight, none started or ended. Checked
+    /// every quarter period, so it resolves between 1× and 1.25× `period`
+    /// after the last request ended (or the connection opened). For HTTP/1
+    /// this is the header read timeout: a head still incomplete then — a
+    /// slowloris client's, or none at all on an idle keep-alive connection —
+    /// costs the connection. One timer per connection, none per request.
+    pub async fn waiting_for(&self, period: Duration) {
+        let tick = (period / 4).max(Duration::from_millis(1));
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut seen = self.events.load(Ordering::Relaxed);
+        let mut quiet = 0u32;
+        loop {
+            ticks.tick().await;
+            let now = self.events.load(Ordering::Relaxed);
+            if now == seen && self.inflight.load(Ordering::Relaxed) == 0 {
+                quiet += 1;
+                if quiet >= 4 {
+                    return;
+                }
+            } else {
+                quiet = 0;
+                seen = now;
+            }
+        }
     }
 
     /// Waits one `idle` period; true when no request started or ended in it and

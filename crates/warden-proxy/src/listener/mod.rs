@@ -42,7 +42,9 @@ fn server_builder(limits: &LimitsConfig) -> auto::Builder<TokioExecutor> {
     let head_cap = limits.max_header_bytes + limits.max_uri_bytes + HEAD_SLACK_BYTES;
     b.http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
+        // The header read timeout is the connection watchdog's (`drive`):
+        // hyper's would arm, register and drop a timer for every request.
+        .header_read_timeout(None)
         .max_headers(limits.max_headers.saturating_mul(2).max(limits.max_headers + 16))
         .max_buf_size(head_cap.max(8192) + 8192)
         .keep_alive(true);
@@ -65,7 +67,9 @@ struct ConnSettings {
     framing: FramingLimits,
     h2_control_frames: u32,
     idle: Duration,
-    handshake_timeout: Duration,
+    /// `header_read_timeout_ms`: the TLS handshake's bound, and how long an
+    /// HTTP/1 connection may wait for a complete request head.
+    head_timeout: Duration,
 }
 
 /// Runs one listener until `shutdown` flips, then drains its connections for at
@@ -92,7 +96,7 @@ pub async fn serve(
         },
         h2_control_frames: limits.max_h2_control_frames_per_sec,
         idle: Duration::from_secs(limits.idle_timeout_secs),
-        handshake_timeout: Duration::from_millis(limits.header_read_timeout_ms),
+        head_timeout: Duration::from_millis(limits.header_read_timeout_ms),
     });
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let per_ip = per_ip::PerIp::new(limits.max_connections_per_ip);
@@ -208,8 +212,9 @@ async fn serve_conn(
     };
     let Some(tls) = listener.tls.as_ref() else {
         let info = conn_info(peer, listener, None, permit);
+        let activity = Arc::clone(&info.activity);
         return drive(
-            StrictIo::new(stream, settings.framing, h2_budget(&settings, &shared, peer)),
+            StrictIo::new(stream, settings.framing, h2_budget(&settings, &shared, peer), activity),
             &settings.builder,
             info,
             &settings,
@@ -219,7 +224,7 @@ async fn serve_conn(
         .await;
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
-    let timeout = settings.handshake_timeout;
+    let timeout = settings.head_timeout;
     let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
@@ -243,8 +248,9 @@ async fn serve_conn(
         settings.builder.clone().http1_only()
     };
     let info = conn_info(peer, listener, Some(facts), permit);
+    let activity = Arc::clone(&info.activity);
     drive(
-        StrictIo::new(stream, settings.framing, h2_budget(&settings, &shared, peer)),
+        StrictIo::new(stream, settings.framing, h2_budget(&settings, &shared, peer), activity),
         &builder,
         info,
         &settings,
@@ -300,6 +306,11 @@ async fn drive<S>(
     let service = service_fn(move |req| handler::handle(req, Arc::clone(&info), Arc::clone(&shared)));
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     let mut conn = std::pin::pin!(conn);
+    // HTTP/1's header read timeout (slowloris guard); an HTTP/2 connection
+    // is left to the idle watchdog and hyper's keep-alive pings.
+    let head_wait = activity.waiting_for(settings.head_timeout);
+    let mut head_wait = std::pin::pin!(head_wait);
+    let mut head_watch = true;
     let mut closing = false;
     loop {
         tokio::select! {
@@ -308,6 +319,13 @@ async fn drive<S>(
                     tracing::debug!(error = %e, %peer, "connection ended with error");
                 }
                 return;
+            }
+            () = head_wait.as_mut(), if head_watch => {
+                if !activity.is_h2() {
+                    tracing::debug!(%peer, "no complete request head within header_read_timeout_ms; connection closed");
+                    return;
+                }
+                head_watch = false;
             }
             idle_now = activity.idle_period(settings.idle), if !closing => {
                 if idle_now {

@@ -5,12 +5,14 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use warden_core::ProblemKind;
 
+use super::activity::ConnActivity;
 use super::h2_flood::H2FloodMeter;
 use super::strict_h1::{FramingLimits, H1Framing, H2_PREFACE_LEN, Violation};
 
@@ -25,6 +27,8 @@ pub struct StrictIo<S> {
     read: u64,
     h2_frames_per_sec: u32,
     h2: Option<H2FloodMeter>,
+    /// Told when the client turns out to speak HTTP/2.
+    activity: Arc<ConnActivity>,
 }
 
 /// A stream that can push a short answer out without waiting (best effort),
@@ -73,7 +77,8 @@ impl SendNow for tokio_rustls::server::TlsStream<TcpStream> {
 impl<S> StrictIo<S> {
     /// Wraps an accepted stream; an HTTP/2 client may send
     /// `h2_frames_per_sec` control frames a second (see [`H2FloodMeter`]).
-    pub fn new(inner: S, limits: FramingLimits, h2_frames_per_sec: u32) -> Self {
+    /// `activity` learns when the connection turns out to be HTTP/2.
+    pub fn new(inner: S, limits: FramingLimits, h2_frames_per_sec: u32, activity: Arc<ConnActivity>) -> Self {
         Self {
             inner,
             framing: H1Framing::new(limits),
@@ -81,6 +86,7 @@ impl<S> StrictIo<S> {
             read: 0,
             h2_frames_per_sec,
             h2: None,
+            activity,
         }
     }
 
@@ -104,6 +110,7 @@ impl<S> StrictIo<S> {
             let mut meter = H2FloodMeter::new(self.h2_frames_per_sec);
             let ok = meter.feed(&fresh[start.min(fresh.len())..], std::time::Instant::now());
             self.h2 = Some(meter);
+            self.activity.mark_h2();
             if !ok {
                 return Err(Violation::H2ControlFlood);
             }
