@@ -376,3 +376,32 @@ async fn an_early_answer_reaches_the_client_while_its_body_is_still_coming() {
     assert!(read.is_ok(), "no answer while the body was still coming: {text:?}");
     assert!(status_line(&text).contains("401"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pooled_connection_closed_after_its_answer_never_carries_a_post_and_a_get_is_replayed() {
+    // Every connection answers one request and closes, without saying so (no
+    // `Connection: close`): as an upstream with a very short keep-alive.
+    let up = Scripted::start(|seen| Action::ReplyAndClose(ok(&format!("{} {}", seen.method, seen.path)))).await;
+    let gw = gateway(&up).await;
+    assert_eq!(get(&gw.url("/warm")).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // A POST is never sent on a connection without checking it first: the
+    // closed one is seen and passed over, so the POST goes out once, on a new
+    // connection.
+    let post = send(
+        &http1(),
+        Request::post(gw.url("/order"))
+            .body(Full::new(Bytes::from_static(b"{}")))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((post.status.as_u16(), post.text().as_str()), (200, "POST /order"));
+    assert_eq!((up.requests(), up.accepts()), (2, 2));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // A GET on a connection idle for a moment goes without the check (it
+    // can be replayed): it meets the close and is sent again on a new one.
+    let again = get(&gw.url("/again")).await;
+    assert_eq!((again.status.as_u16(), again.text().as_str()), (200, "GET /again"));
+    assert_eq!(up.requests(), 3, "the GET was answered once");
+    assert_eq!(up.accepts(), 3);
+}

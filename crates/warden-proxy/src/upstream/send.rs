@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 use tokio::time::Instant;
 use warden_config::schema::UpstreamProtocol;
 
-use super::h1::{self, Conn, Home, ResponseHead, Upgraded, UpstreamBody};
+use super::h1::{self, Conn, Home, PastDeadline, ResponseHead, Upgraded, UpstreamBody};
 use super::h1pool::{ConnectError, connect};
 use super::{InflightGuard, ServicePool};
 use crate::body::{BodyFault, BodyStats, ProxyBody, empty};
@@ -140,14 +140,14 @@ pub async fn send(
                 };
                 let index = guard.index();
                 let replayable = safe(&method) && body_empty;
-                match tokio::time::timeout_at(wait_until, exchange_h1(pool, &guard, &head, b, replayable)).await {
+                match exchange_h1(pool, &guard, &head, b, replayable, wait_until).await {
                     Ok(Ok((response, conn))) => {
                         let (response, up) = h1_response(response, conn, pool, index);
                         upgraded = up;
                         Ok(Ok(response))
                     }
                     Ok(Err(e)) => Ok(Err(e)),
-                    Err(elapsed) => Err(elapsed),
+                    Err(PastDeadline) => Err(PastDeadline),
                 }
             }
             UpstreamProtocol::Http2 => {
@@ -182,7 +182,7 @@ pub async fn send(
                             message,
                         }))
                     }
-                    Err(elapsed) => Err(elapsed),
+                    Err(_) => Err(PastDeadline),
                 }
             }
         };
@@ -243,7 +243,8 @@ struct Failure {
     message: String,
 }
 
-/// One exchange on a pooled or new HTTP/1.1 connection to the guard's target.
+/// One exchange on a pooled or new HTTP/1.1 connection to the guard's target,
+/// with its response head by `deadline` (connecting included).
 /// A pooled connection that turns out dead before the request was written is
 /// replaced by a fresh one, once; so is one the upstream closed without
 /// answering, when the request is a GET, HEAD or OPTIONS without a body
@@ -255,13 +256,17 @@ async fn exchange_h1(
     head: &h1::RequestHead<'_>,
     body: ProxyBody,
     replayable: bool,
-) -> Result<(ResponseHead, Conn), Failure> {
-    let (mut conn, reused) = match pool.h1_pool(guard.index()).take() {
+    deadline: Instant,
+) -> Result<Result<(ResponseHead, Conn), Failure>, PastDeadline> {
+    let (mut conn, reused) = match pool.h1_pool(guard.index()).take(replayable) {
         Some(conn) => (conn, true),
-        None => (connect_h1(pool, guard).await?, false),
+        None => match connect_by(pool, guard, deadline).await? {
+            Ok(conn) => (conn, false),
+            Err(f) => return Ok(Err(f)),
+        },
     };
-    let failed = match conn.exchange(head, body).await {
-        Ok(response) => return Ok((response, conn)),
+    let failed = match conn.exchange_by(head, body, deadline).await? {
+        Ok(response) => return Ok(Ok((response, conn))),
         Err(f) => f,
     };
     let body = match failed.body {
@@ -269,10 +274,10 @@ async fn exchange_h1(
         _ if reused && replayable && failed.unanswered => empty(),
         // A fresh connection that took nothing failed like a connect.
         _ => {
-            return Err(Failure {
+            return Ok(Err(Failure {
                 connect: !failed.sent && !reused,
                 message: failed.message,
-            });
+            }));
         }
     };
     // From here a failure is final, never retried on another target.
@@ -280,11 +285,25 @@ async fn exchange_h1(
         connect: false,
         message,
     };
-    let mut fresh = connect_h1(pool, guard).await.map_err(|f| final_failure(f.message))?;
-    match fresh.exchange(head, body).await {
+    let mut fresh = match connect_by(pool, guard, deadline).await? {
+        Ok(conn) => conn,
+        Err(f) => return Ok(Err(final_failure(f.message))),
+    };
+    Ok(match fresh.exchange_by(head, body, deadline).await? {
         Ok(response) => Ok((response, fresh)),
         Err(f) => Err(final_failure(f.message)),
-    }
+    })
+}
+
+/// [`connect_h1`], given up at `deadline` (the connect timeout may be longer).
+async fn connect_by(
+    pool: &ServicePool,
+    guard: &InflightGuard,
+    deadline: Instant,
+) -> Result<Result<Conn, Failure>, PastDeadline> {
+    tokio::time::timeout_at(deadline, connect_h1(pool, guard))
+        .await
+        .map_err(|_| PastDeadline)
 }
 
 /// The client-facing response for an upstream response head: its body reads

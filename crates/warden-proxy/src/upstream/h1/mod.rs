@@ -94,7 +94,14 @@ pub(crate) struct Conn {
     buf: BytesMut,
     /// Scratch space for request heads, kept across requests.
     wbuf: Vec<u8>,
+    /// The first-byte deadline's timer, kept across requests (see
+    /// [`Conn::exchange_by`]).
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
+
+/// An exchange that did not get its response head by its deadline.
+#[derive(Debug)]
+pub(crate) struct PastDeadline;
 
 impl std::fmt::Debug for Conn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -146,14 +153,43 @@ impl Conn {
             io,
             buf: BytesMut::new(),
             wbuf: Vec::with_capacity(1024),
+            timer: None,
         }
     }
 
+    /// [`Self::exchange`], abandoned at `deadline` (the connection is then
+    /// unusable: drop it). The connection keeps one timer for its life and
+    /// moves it forward for each request: moving a pending tokio timer later
+    /// is one atomic update, where a timer per request is put into and taken
+    /// out of the runtime's timer wheel every time.
+    pub(crate) async fn exchange_by(
+        &mut self,
+        req: &RequestHead<'_>,
+        body: ProxyBody,
+        deadline: tokio::time::Instant,
+    ) -> Result<Result<ResponseHead, Failure>, PastDeadline> {
+        let mut timer = match self.timer.take() {
+            Some(mut timer) => {
+                timer.as_mut().reset(deadline);
+                timer
+            }
+            None => Box::pin(tokio::time::sleep_until(deadline)),
+        };
+        let outcome = tokio::select! {
+            biased;
+            r = self.exchange(req, body) => Ok(r),
+            () = timer.as_mut() => Err(PastDeadline),
+        };
+        self.timer = Some(timer);
+        outcome
+    }
+
     /// True when an idle connection can take a request: the upstream has not
-    /// closed it and has sent nothing unasked. One non-blocking `MSG_PEEK` on
-    /// the socket, so bytes or a close that arrived a moment ago are seen
-    /// even before the worker's reactor has noticed them.
-    pub(crate) fn is_idle_alive(&mut self) -> bool {
+    /// closed it and has sent nothing unasked. With `probe`, one non-blocking
+    /// `MSG_PEEK` on the socket, so bytes or a close that arrived a moment ago
+    /// are seen even before the worker's reactor has noticed them; without,
+    /// only what is already buffered (read, or decrypted by rustls) counts.
+    pub(crate) fn is_idle_alive(&mut self, probe: bool) -> bool {
         if !self.buf.is_empty() {
             return false;
         }
@@ -173,10 +209,13 @@ impl Conn {
                 s.get_ref().0
             }
         };
-        let mut probe = [MaybeUninit::<u8>::uninit(); 1];
+        if !probe {
+            return true;
+        }
+        let mut byte = [MaybeUninit::<u8>::uninit(); 1];
         // Anything but "would block" — EOF, stray bytes, an error — means no.
         matches!(
-            socket2::SockRef::from(tcp).peek(&mut probe),
+            socket2::SockRef::from(tcp).peek(&mut byte),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock
         )
     }
