@@ -8,6 +8,7 @@ mod h2_flood;
 mod per_ip;
 pub mod strict_h1;
 mod strict_io;
+mod watchdog;
 
 pub use activity::ConnActivity;
 
@@ -32,6 +33,7 @@ use crate::handler::{self, ConnInfo};
 use crate::state::Shared;
 use strict_h1::FramingLimits;
 use strict_io::{SendNow, StrictIo};
+use watchdog::{Either, Event, Gate};
 
 /// Slack above `max_header_bytes` hyper and the framing checker allow, so the
 /// handler (which answers with problem+json) is the one that usually refuses.
@@ -306,34 +308,30 @@ async fn drive<S>(
     let service = service_fn(move |req| handler::handle(req, Arc::clone(&info), Arc::clone(&shared)));
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     let mut conn = std::pin::pin!(conn);
-    // HTTP/1's header read timeout (slowloris guard); an HTTP/2 connection
-    // is left to the idle watchdog and hyper's keep-alive pings.
-    let head_wait = activity.waiting_for(settings.head_timeout);
-    let mut head_wait = std::pin::pin!(head_wait);
-    let mut head_watch = true;
+    // The header read timeout is HTTP/1's (slowloris guard); an HTTP/2
+    // connection is left to the idle timeout and hyper's keep-alive pings.
+    let mut head = Some(settings.head_timeout);
     let mut closing = false;
+    let gate = Gate::new();
     loop {
-        tokio::select! {
-            r = conn.as_mut() => {
+        let dog = watchdog::run(&activity, head, settings.idle, (!closing).then_some(&mut stop));
+        let mut dog = std::pin::pin!(dog);
+        gate.rearm();
+        match std::future::poll_fn(|cx| gate.poll(cx, conn.as_mut(), dog.as_mut())).await {
+            Either::Conn(r) => {
                 if let Err(e) = r {
                     tracing::debug!(error = %e, %peer, "connection ended with error");
                 }
                 return;
             }
-            () = head_wait.as_mut(), if head_watch => {
+            Either::Watch(Event::HeadTimeout) => {
                 if !activity.is_h2() {
                     tracing::debug!(%peer, "no complete request head within header_read_timeout_ms; connection closed");
                     return;
                 }
-                head_watch = false;
+                head = None;
             }
-            idle_now = activity.idle_period(settings.idle), if !closing => {
-                if idle_now {
-                    closing = true;
-                    conn.as_mut().graceful_shutdown();
-                }
-            }
-            _ = stop.changed(), if !closing => {
+            Either::Watch(Event::Idle | Event::Stop) => {
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
