@@ -31,6 +31,9 @@ enum Action {
     ReplyAndClose(Vec<u8>),
     /// Writes these bytes at once, reads nothing more, holds the connection.
     ReplyEarly(Vec<u8>),
+    /// Writes the first bytes, then the second a moment later (bytes nobody
+    /// asked for, in a segment of their own), and keeps the connection.
+    ReplyThenStray(Vec<u8>, Vec<u8>),
     /// Closes without a byte.
     Close,
 }
@@ -127,6 +130,15 @@ async fn serve(mut stream: TcpStream, script: Arc<Script>, requests: Arc<AtomicU
                     }
                 }
                 return;
+            }
+            Action::ReplyThenStray(bytes, stray) => {
+                if stream.write_all(&bytes).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                if stream.write_all(&stray).await.is_err() {
+                    return;
+                }
             }
             Action::Reply(bytes) => {
                 while buf.len() < length {
@@ -378,16 +390,15 @@ async fn an_early_answer_reaches_the_client_while_its_body_is_still_coming() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pooled_connection_closed_after_its_answer_never_carries_a_post_and_a_get_is_replayed() {
+async fn a_pooled_connection_closed_after_its_answer_never_carries_the_next_request() {
     // Every connection answers one request and closes, without saying so (no
-    // `Connection: close`): as an upstream with a very short keep-alive.
+    // `Connection: close`): as an upstream with a very short keep-alive. The
+    // close is seen before the connection is used again, so a POST goes out
+    // once, on a new connection, and so does a GET.
     let up = Scripted::start(|seen| Action::ReplyAndClose(ok(&format!("{} {}", seen.method, seen.path)))).await;
     let gw = gateway(&up).await;
     assert_eq!(get(&gw.url("/warm")).await.status, 200);
     tokio::time::sleep(Duration::from_millis(20)).await;
-    // A POST is never sent on a connection without checking it first: the
-    // closed one is seen and passed over, so the POST goes out once, on a new
-    // connection.
     let post = send(
         &http1(),
         Request::post(gw.url("/order"))
@@ -398,10 +409,36 @@ async fn a_pooled_connection_closed_after_its_answer_never_carries_a_post_and_a_
     assert_eq!((post.status.as_u16(), post.text().as_str()), (200, "POST /order"));
     assert_eq!((up.requests(), up.accepts()), (2, 2));
     tokio::time::sleep(Duration::from_millis(20)).await;
-    // A GET on a connection idle for a moment goes without the check (it
-    // can be replayed): it meets the close and is sent again on a new one.
     let again = get(&gw.url("/again")).await;
     assert_eq!((again.status.as_u16(), again.text().as_str()), (200, "GET /again"));
-    assert_eq!(up.requests(), 3, "the GET was answered once");
-    assert_eq!(up.accepts(), 3);
+    assert_eq!((up.requests(), up.accepts()), (3, 3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_arriving_after_a_bodiless_response_never_answer_the_next_request() {
+    // The upstream answers HEAD with its head only, then — a moment later, in
+    // a segment of its own — writes a complete response nobody asked for (a
+    // body sent for HEAD, shaped like a response). The next request, sent
+    // well within a keep-alive, must not be answered with it.
+    let up = Scripted::start(|seen| {
+        if seen.method == "HEAD" {
+            Action::ReplyThenStray(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n".to_vec(), ok("smuggled"))
+        } else {
+            Action::Reply(ok("fine"))
+        }
+    })
+    .await;
+    let gw = gateway(&up).await;
+    let head = send(&http1(), Request::head(gw.url("/head")).body(Full::default()).unwrap()).await;
+    assert_eq!(head.status, 200);
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    for _ in 0..3 {
+        let next = get(&gw.url("/next")).await;
+        assert_eq!((next.status.as_u16(), next.text().as_str()), (200, "fine"));
+    }
+    assert_eq!(
+        up.accepts(),
+        2,
+        "the connection with stray bytes was dropped, the next one kept"
+    );
 }

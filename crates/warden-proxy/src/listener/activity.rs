@@ -54,7 +54,9 @@ impl ConnActivity {
     /// after the last request ended (or the connection opened). For HTTP/1
     /// this is the header read timeout: a head still incomplete then — a
     /// slowloris client's, or none at all on an idle keep-alive connection —
-    /// costs the connection. One timer per connection, none per request.
+    /// costs the connection. One timer per connection, none per request. On
+    /// a connection that turns out to be HTTP/2 it never resolves (and stops
+    /// ticking), so nothing else watching the connection is disturbed.
     pub async fn waiting_for(&self, period: Duration) {
         let tick = (period / 4).max(Duration::from_millis(1));
         let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
@@ -63,6 +65,9 @@ impl ConnActivity {
         let mut quiet = 0u32;
         loop {
             ticks.tick().await;
+            if self.is_h2() {
+                return std::future::pending().await;
+            }
             let now = self.events.load(Ordering::Relaxed);
             if now == seen && self.inflight.load(Ordering::Relaxed) == 0 {
                 quiet += 1;

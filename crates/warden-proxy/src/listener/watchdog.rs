@@ -134,9 +134,20 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use std::cell::{Cell, RefCell};
+    use std::sync::atomic::AtomicUsize;
     use std::task::Waker;
 
     use super::*;
+
+    /// The connection task's waker: counts its wake-ups.
+    #[derive(Default)]
+    struct Task(AtomicUsize);
+
+    impl Wake for Task {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 
     /// A future that counts its polls, keeps the waker it was given, and
     /// finishes with `Event::Idle` once `done` is set.
@@ -176,7 +187,9 @@ mod tests {
             done: &dog_done,
         });
         let gate = Gate::new();
-        let mut cx = Context::from_waker(Waker::noop());
+        let task = Arc::new(Task::default());
+        let task_waker = Waker::from(Arc::clone(&task));
+        let mut cx = Context::from_waker(&task_waker);
         // The first poll arms both.
         assert!(gate.poll(&mut cx, conn.as_mut(), dog.as_mut()).is_pending());
         assert_eq!((conn_polls.get(), dog_polls.get()), (1, 1));
@@ -186,9 +199,12 @@ mod tests {
             assert!(gate.poll(&mut cx, conn.as_mut(), dog.as_mut()).is_pending());
         }
         assert_eq!((conn_polls.get(), dog_polls.get()), (6, 1));
-        // The watchdog's own wake-up gets it polled, and its answer through.
+        // The watchdog's own wake-up wakes the task, gets the watchdog
+        // polled, and its answer through.
         dog_done.set(true);
+        let woken = task.0.load(Ordering::Relaxed);
         dog_waker.borrow().as_ref().unwrap().wake_by_ref();
+        assert_eq!(task.0.load(Ordering::Relaxed), woken + 1, "the task was not woken");
         match gate.poll(&mut cx, conn.as_mut(), dog.as_mut()) {
             Poll::Ready(Either::Watch(Event::Idle)) => {}
             other => panic!("expected the watchdog's event, got {other:?}"),

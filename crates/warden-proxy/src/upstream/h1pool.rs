@@ -9,15 +9,6 @@
 //! the end with nothing left over; a stale one (closed by the upstream while
 //! idle) is detected before use by a non-blocking peek, or — if it fails with
 //! the request still unsent — replaced by a fresh connection once.
-//!
-//! The peek is a system call per request, so it is skipped where it cannot
-//! change the outcome: for a request the exchange may replay (GET, HEAD or
-//! OPTIONS without a body: an unanswered one goes again on a fresh
-//! connection) on a connection idle for less than [`FRESH`], far shorter than
-//! any upstream keep-alive timeout: a close (or a stray `408` an upstream
-//! writes as it times a connection out) cannot be due yet, so what the peek
-//! guards against is no likelier then than in the moment after a peek. Every
-//! other request peeks first.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,9 +19,6 @@ use tokio::net::TcpStream;
 
 use super::UpstreamLink;
 use super::h1::{Conn, Stream};
-
-/// How long an idle connection counts as fresh (see the module notes).
-const FRESH: Duration = Duration::from_millis(100);
 
 /// An idle connection and when it went idle.
 struct Idle {
@@ -71,15 +59,12 @@ impl H1Pool {
     }
 
     /// The most recently used live idle connection, if any. Expired and closed
-    /// ones are dropped on the way. `replayable`: the request can go again on
-    /// a fresh connection if this one turns out dead, so a fresh one is taken
-    /// without the liveness peek.
-    pub(crate) fn take(&self, replayable: bool) -> Option<Conn> {
+    /// ones are dropped on the way.
+    pub(crate) fn take(&self) -> Option<Conn> {
         let mut idle = self.idle.lock().ok()?;
         let now = Instant::now();
         while let Some(mut entry) = idle.pop() {
-            let age = now.duration_since(entry.since);
-            if age > self.idle_timeout || !entry.conn.is_idle_alive(!replayable || age >= FRESH) {
+            if now.duration_since(entry.since) > self.idle_timeout || !entry.conn.is_idle_alive() {
                 continue;
             }
             return Some(entry.conn);

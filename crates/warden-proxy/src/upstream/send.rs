@@ -258,7 +258,7 @@ async fn exchange_h1(
     replayable: bool,
     deadline: Instant,
 ) -> Result<Result<(ResponseHead, Conn), Failure>, PastDeadline> {
-    let (mut conn, reused) = match pool.h1_pool(guard.index()).take(replayable) {
+    let (mut conn, reused) = match pool.h1_pool(guard.index()).take() {
         Some(conn) => (conn, true),
         None => match connect_by(pool, guard, deadline).await? {
             Ok(conn) => (conn, false),

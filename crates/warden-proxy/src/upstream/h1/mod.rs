@@ -161,7 +161,12 @@ impl Conn {
     /// unusable: drop it). The connection keeps one timer for its life and
     /// moves it forward for each request: moving a pending tokio timer later
     /// is one atomic update, where a timer per request is put into and taken
-    /// out of the runtime's timer wheel every time.
+    /// out of the runtime's timer wheel every time. The price: while the
+    /// connection sits idle its timer stays in the wheel with the waker of the
+    /// last task that polled it, so at the old deadline (`first_byte_ms`
+    /// after the last request) the wheel re-files it, or, if no request came,
+    /// wakes that task once for nothing (harmless: futures allow spurious
+    /// wake-ups); at most one such timer per pooled connection.
     pub(crate) async fn exchange_by(
         &mut self,
         req: &RequestHead<'_>,
@@ -185,11 +190,10 @@ impl Conn {
     }
 
     /// True when an idle connection can take a request: the upstream has not
-    /// closed it and has sent nothing unasked. With `probe`, one non-blocking
-    /// `MSG_PEEK` on the socket, so bytes or a close that arrived a moment ago
-    /// are seen even before the worker's reactor has noticed them; without,
-    /// only what is already buffered (read, or decrypted by rustls) counts.
-    pub(crate) fn is_idle_alive(&mut self, probe: bool) -> bool {
+    /// closed it and has sent nothing unasked. One non-blocking `MSG_PEEK` on
+    /// the socket, so bytes or a close that arrived a moment ago are seen
+    /// even before the worker's reactor has noticed them.
+    pub(crate) fn is_idle_alive(&mut self) -> bool {
         if !self.buf.is_empty() {
             return false;
         }
@@ -209,13 +213,10 @@ impl Conn {
                 s.get_ref().0
             }
         };
-        if !probe {
-            return true;
-        }
-        let mut byte = [MaybeUninit::<u8>::uninit(); 1];
+        let mut probe = [MaybeUninit::<u8>::uninit(); 1];
         // Anything but "would block" — EOF, stray bytes, an error — means no.
         matches!(
-            socket2::SockRef::from(tcp).peek(&mut byte),
+            socket2::SockRef::from(tcp).peek(&mut probe),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock
         )
     }
