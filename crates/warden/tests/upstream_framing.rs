@@ -175,6 +175,20 @@ fn ok(body: &str) -> Vec<u8> {
     format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
 }
 
+/// POSTs `{}` to /order.
+async fn post_order(gw: &TestGateway) -> warden_testkit::Reply {
+    let req = Request::post(gw.url("/order")).body(Full::new(Bytes::from_static(b"{}")));
+    send(&http1(), req.unwrap()).await
+}
+
+/// GETs `path` three times; each must be answered 200 with `body`.
+async fn three_gets(gw: &TestGateway, path: &str, body: &str) {
+    for _ in 0..3 {
+        let reply = get(&gw.url(path)).await;
+        assert_eq!((reply.status.as_u16(), reply.text().as_str()), (200, body));
+    }
+}
+
 /// One worker, so every request uses the same per-worker pool.
 async fn gateway(up: &Scripted) -> TestGateway {
     TestGateway::start_with_workers(
@@ -237,10 +251,7 @@ async fn bytes_after_a_response_never_reach_the_next_client() {
     let gw = gateway(&up).await;
     let first = get(&gw.url("/first")).await;
     assert_eq!((first.status.as_u16(), first.text().as_str()), (200, "first"));
-    for _ in 0..3 {
-        let next = get(&gw.url("/second")).await;
-        assert_eq!((next.status.as_u16(), next.text().as_str()), (200, "second"));
-    }
+    three_gets(&gw, "/second", "second").await;
     assert_eq!(up.accepts(), 2, "the connection with stray bytes must not be pooled");
 }
 
@@ -254,10 +265,7 @@ async fn chunked_responses_are_decoded_and_the_connection_reused() {
     })
     .await;
     let gw = gateway(&up).await;
-    for _ in 0..3 {
-        let reply = get(&gw.url("/c")).await;
-        assert_eq!((reply.status.as_u16(), reply.text().as_str()), (200, "hello, world"));
-    }
+    three_gets(&gw, "/c", "hello, world").await;
     assert_eq!(
         up.accepts(),
         1,
@@ -346,13 +354,7 @@ async fn a_pooled_connection_closed_under_a_request_is_replayed_only_when_safe()
         "/warm, /again on the old connection, /again on a new one"
     );
     // A POST is not: it fails rather than risk running twice.
-    let post = send(
-        &http1(),
-        Request::post(gw.url("/order"))
-            .body(Full::new(Bytes::from_static(b"{}")))
-            .unwrap(),
-    )
-    .await;
+    let post = post_order(&gw).await;
     assert_eq!(post.status, 502);
     assert_eq!(up.requests(), 4, "the POST reached the upstream once");
 }
@@ -399,13 +401,7 @@ async fn a_pooled_connection_closed_after_its_answer_never_carries_the_next_requ
     let gw = gateway(&up).await;
     assert_eq!(get(&gw.url("/warm")).await.status, 200);
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let post = send(
-        &http1(),
-        Request::post(gw.url("/order"))
-            .body(Full::new(Bytes::from_static(b"{}")))
-            .unwrap(),
-    )
-    .await;
+    let post = post_order(&gw).await;
     assert_eq!((post.status.as_u16(), post.text().as_str()), (200, "POST /order"));
     assert_eq!((up.requests(), up.accepts()), (2, 2));
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -432,10 +428,7 @@ async fn bytes_arriving_after_a_bodiless_response_never_answer_the_next_request(
     let head = send(&http1(), Request::head(gw.url("/head")).body(Full::default()).unwrap()).await;
     assert_eq!(head.status, 200);
     tokio::time::sleep(Duration::from_millis(30)).await;
-    for _ in 0..3 {
-        let next = get(&gw.url("/next")).await;
-        assert_eq!((next.status.as_u16(), next.text().as_str()), (200, "fine"));
-    }
+    three_gets(&gw, "/next", "fine").await;
     assert_eq!(
         up.accepts(),
         2,
