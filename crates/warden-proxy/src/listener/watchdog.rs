@@ -3,7 +3,7 @@
 //!
 //! `tokio::select!` polls every branch on every wake-up: on a busy
 //! connection, woken twice per request by its sockets, that re-polled the
-//! header-read and idle timers and the shutdown signal each time (about 900
+//! header-read and idle timers and the shutdown signal each time (about 1,000
 //! instructions per proxied request). [`Gate`] gives the watchdog a waker of
 //! its own, so its futures are polled when they asked to be.
 
@@ -99,9 +99,9 @@ impl Gate {
     }
 }
 
-/// The watchdog: the header read timeout (`head`, HTTP/1 only: `None` once
-/// the connection is known to be HTTP/2 or is closing), the idle timeout and
-/// shutdown (`stop`; `None` once closing).
+/// The watchdog: the header read timeout (`head`; HTTP/1 only, see
+/// [`ConnActivity::waiting_for`]), the idle timeout and shutdown (`stop`;
+/// `None` once the connection is closing).
 pub async fn run(
     activity: &ConnActivity,
     head: Option<Duration>,
